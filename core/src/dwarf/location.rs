@@ -1,0 +1,182 @@
+//! Where a parameter lives at one address: the *kind* of its location description.
+//!
+//! This is a fact about the expression, not a verdict: whether "only as an entry value" is
+//! good enough for a probe is for the rules to say.
+
+use gimli::{Encoding, Endianity, Expression, Operation, Reader};
+
+/// Values of the `params.loc_kind` column.
+pub mod kind {
+    /// No `DW_AT_location` and no `DW_AT_const_value`, or an empty expression: optimized out.
+    pub const NONE: u8 = 0;
+    /// In register `loc_reg` (DWARF register number).
+    pub const REGISTER: u8 = 1;
+    /// In memory: frame base or register plus offset, or a static address.
+    pub const MEMORY: u8 = 2;
+    /// Only as `DW_OP_entry_value` / `DW_OP_GNU_entry_value`: the value the caller passed,
+    /// recoverable only from the caller's call-site parameters.
+    pub const ENTRY_VALUE: u8 = 3;
+    /// `DW_OP_GNU_parameter_ref`: an IPA-SRA clone's parameter known only at the call site.
+    pub const PARAM_REF: u8 = 4;
+    /// A known constant (`DW_AT_const_value`, a literal with `DW_OP_stack_value`,
+    /// `DW_OP_implicit_value`); the value is in `const_value`.
+    pub const CONSTANT: u8 = 5;
+    /// Computed from other values (`DW_OP_stack_value` over an expression).
+    pub const COMPUTED: u8 = 6;
+    /// In pieces (`DW_OP_piece`); `loc_reg` is the first piece's register, if any.
+    pub const COMPOSITE: u8 = 7;
+    /// A location list exists but no entry covers the owner's entry address.
+    pub const NOT_AT_ENTRY: u8 = 8;
+    /// `DW_OP_implicit_pointer`: points to a value that no longer exists in memory.
+    pub const IMPLICIT_POINTER: u8 = 9;
+    /// The expression could not be decoded.
+    pub const ERROR: u8 = 10;
+}
+
+/// The classified location: kind, register (or `u16::MAX`), constant value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    pub kind: u8,
+    pub reg: u16,
+    pub value: i64,
+}
+
+pub const NO_REG: u16 = u16::MAX;
+
+impl Loc {
+    pub const NONE: Loc = Loc { kind: kind::NONE, reg: NO_REG, value: 0 };
+    pub const NOT_AT_ENTRY: Loc = Loc { kind: kind::NOT_AT_ENTRY, reg: NO_REG, value: 0 };
+    pub const ERROR: Loc = Loc { kind: kind::ERROR, reg: NO_REG, value: 0 };
+
+    pub fn constant(value: i64) -> Loc {
+        Loc { kind: kind::CONSTANT, reg: NO_REG, value }
+    }
+}
+
+/// Classifies one location expression.
+pub fn classify<R: Reader<Offset = usize>>(expr: Expression<R>, encoding: Encoding) -> Loc {
+    let mut ops = expr.clone().operations(encoding);
+    let mut first: Option<Operation<R>> = None;
+    let (mut stack_value, mut piece, mut entry, mut param_ref, mut implicit_ptr) =
+        (false, false, false, false, false);
+    let mut literal: Option<i64> = None;
+    let mut implicit: Option<i64> = None;
+    let mut n = 0;
+    loop {
+        let op = match ops.next() {
+            Ok(Some(op)) => op,
+            Ok(None) => break,
+            Err(_) => return Loc::ERROR,
+        };
+        n += 1;
+        match &op {
+            Operation::StackValue => stack_value = true,
+            Operation::Piece { .. } => piece = true,
+            Operation::EntryValue { .. } => entry = true,
+            Operation::ParameterRef { .. } => param_ref = true,
+            Operation::ImplicitPointer { .. } => implicit_ptr = true,
+            Operation::UnsignedConstant { value } if n == 1 => literal = Some(*value as i64),
+            Operation::SignedConstant { value } if n == 1 => literal = Some(*value),
+            Operation::ImplicitValue { data } => implicit = Some(small_value(data.clone())),
+            _ => {}
+        }
+        if first.is_none() {
+            first = Some(op);
+        }
+    }
+    let Some(first) = first else { return Loc::NONE };
+    let reg = match first {
+        Operation::Register { register } => register.0,
+        _ => NO_REG,
+    };
+    if param_ref {
+        return Loc { kind: kind::PARAM_REF, reg: NO_REG, value: 0 };
+    }
+    if entry {
+        return Loc { kind: kind::ENTRY_VALUE, reg: entry_register(expr_entry(&expr, encoding)), value: 0 };
+    }
+    if implicit_ptr {
+        return Loc { kind: kind::IMPLICIT_POINTER, reg: NO_REG, value: 0 };
+    }
+    if let Some(v) = implicit {
+        return Loc::constant(v);
+    }
+    if piece {
+        return Loc { kind: kind::COMPOSITE, reg, value: 0 };
+    }
+    if stack_value {
+        return match (literal, n) {
+            (Some(v), 2) => Loc::constant(v),
+            _ => Loc { kind: kind::COMPUTED, reg: NO_REG, value: 0 },
+        };
+    }
+    if reg != NO_REG {
+        return Loc { kind: kind::REGISTER, reg, value: 0 };
+    }
+    Loc { kind: kind::MEMORY, reg: NO_REG, value: 0 }
+}
+
+/// The expression inside the first `DW_OP_entry_value`, if any.
+fn expr_entry<R: Reader<Offset = usize>>(expr: &Expression<R>, encoding: Encoding) -> Option<Expression<R>> {
+    let mut ops = expr.clone().operations(encoding);
+    while let Ok(Some(op)) = ops.next() {
+        if let Operation::EntryValue { expression } = op {
+            return Some(Expression(expression));
+        }
+    }
+    None
+}
+
+/// `DW_OP_entry_value(DW_OP_regN)`: the register whose entry value is meant.
+fn entry_register<R: Reader<Offset = usize>>(inner: Option<Expression<R>>) -> u16 {
+    // The inner expression of an entry value is a DWARF register op, decoded by hand
+    // because it is a fixed one- or two-opcode form (DW_OP_reg0..31 = 0x50..0x6f,
+    // DW_OP_regx = 0x90 ULEB).
+    let Some(Expression(mut r)) = inner else { return NO_REG };
+    match r.read_u8() {
+        Ok(op @ 0x50..=0x6f) => u16::from(op - 0x50),
+        Ok(0x90) => r.read_uleb128().map_or(NO_REG, |v| v as u16),
+        _ => NO_REG,
+    }
+}
+
+fn small_value<R: Reader<Offset = usize>>(data: R) -> i64 {
+    let bytes = data.to_slice().unwrap_or_default();
+    let n = bytes.len().min(8);
+    let mut buf = [0u8; 8];
+    buf[..n].copy_from_slice(&bytes[..n]);
+    if data.endian().is_big_endian() {
+        buf[..n].reverse();
+    }
+    i64::from_le_bytes(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gimli::{EndianSlice, Format, LittleEndian};
+
+    fn loc(bytes: &[u8]) -> Loc {
+        let enc = Encoding { format: Format::Dwarf32, version: 5, address_size: 8 };
+        classify(Expression(EndianSlice::new(bytes, LittleEndian)), enc)
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(loc(&[]), Loc::NONE);
+        assert_eq!(loc(&[0x55]), Loc { kind: kind::REGISTER, reg: 5, value: 0 }); // DW_OP_reg5
+        assert_eq!(loc(&[0x91, 0x10]).kind, kind::MEMORY); // DW_OP_fbreg 16
+        assert_eq!(loc(&[0x3a, 0x9f]), Loc::constant(10)); // DW_OP_lit10; stack_value
+        // DW_OP_entry_value(DW_OP_reg4); DW_OP_stack_value
+        assert_eq!(loc(&[0xa3, 0x01, 0x54, 0x9f]), Loc { kind: kind::ENTRY_VALUE, reg: 4, value: 0 });
+        // DW_OP_GNU_parameter_ref 0x452; DW_OP_stack_value (the bytes gcc emits for .isra)
+        assert_eq!(loc(&[0xfa, 0x52, 0x04, 0x00, 0x00, 0x9f]).kind, kind::PARAM_REF);
+        // DW_OP_breg7 8; DW_OP_stack_value
+        assert_eq!(loc(&[0x77, 0x08, 0x9f]).kind, kind::COMPUTED);
+        // DW_OP_reg0; DW_OP_piece 8; DW_OP_reg1; DW_OP_piece 8
+        assert_eq!(loc(&[0x50, 0x93, 0x08, 0x51, 0x93, 0x08]), Loc { kind: kind::COMPOSITE, reg: 0, value: 0 });
+        // DW_OP_implicit_value 4 bytes = 7
+        assert_eq!(loc(&[0x9e, 0x04, 7, 0, 0, 0]), Loc::constant(7));
+        assert_eq!(loc(&[0xff]).kind, kind::ERROR);
+    }
+}

@@ -1,0 +1,299 @@
+//! The DWARF layer: every unit scanned in parallel (rayon), each into its own columns and
+//! string pool, then concatenated in unit order.
+//!
+//! DIEs are named by their global `.debug_info` offset; a DIE of a dwz supplementary file
+//! has [`SUP_BIT`] set. [`NONE`] (all ones) means "no DIE".
+
+mod files;
+mod lines;
+pub mod location;
+mod walk;
+
+use std::borrow::Cow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use gimli::{AttributeValue, EndianSlice, RunTimeEndian, UnitOffset};
+use rayon::prelude::*;
+
+use crate::error::Result;
+use crate::table::{Column, Strings, Table};
+use files::FileTable;
+pub use lines::lineflag;
+pub use walk::spflag;
+
+pub type Slice<'d> = EndianSlice<'d, RunTimeEndian>;
+pub type Sections<'d> = gimli::DwarfSections<Cow<'d, [u8]>>;
+
+pub const SUP_BIT: u64 = 1 << 63;
+pub const NONE: u64 = u64::MAX;
+
+/// What a unit's readers need to hand: the DWARF, the unit, and how to name its DIEs.
+pub struct Ctx<'d, 'u> {
+    pub dwarf: &'u gimli::Dwarf<Slice<'d>>,
+    pub unit: &'u gimli::Unit<Slice<'d>>,
+    pub comp_dir: Option<&'d [u8]>,
+    tag: u64,
+}
+
+impl<'d> Ctx<'d, '_> {
+    fn die(&self, off: UnitOffset) -> u64 {
+        off.to_debug_info_offset(&self.unit.header).map_or(NONE, |o| o.0 as u64 | self.tag)
+    }
+
+    fn reference(&self, v: AttributeValue<Slice<'d>>) -> u64 {
+        match v {
+            AttributeValue::UnitRef(o) => self.die(o),
+            AttributeValue::DebugInfoRef(o) => o.0 as u64 | self.tag,
+            AttributeValue::DebugInfoRefSup(o) => o.0 as u64 | SUP_BIT,
+            _ => NONE,
+        }
+    }
+
+    fn string(&self, strings: &mut Strings<'d>, v: AttributeValue<Slice<'d>>) -> u32 {
+        self.dwarf.attr_string(self.unit, v).map_or(0, |s| strings.intern_str(s.slice()))
+    }
+
+    fn file(&self, strings: &mut Strings<'d>, files: &mut FileTable, v: AttributeValue<Slice<'d>>) -> u32 {
+        let index = match v {
+            AttributeValue::FileIndex(i) => Some(i),
+            other => other.udata_value(),
+        };
+        index.map_or(0, |i| files.id(self, strings, i))
+    }
+}
+
+/// Loads the debug sections of `file` (decompressed, relocated if it is a relocatable object).
+pub fn load_sections<'d>(file: &object::File<'d>) -> Result<Sections<'d>> {
+    gimli::DwarfSections::load(|id| crate::elf::section_data(file, id.name()))
+}
+
+pub fn endian(file: &object::File) -> RunTimeEndian {
+    use object::Object;
+    if file.is_little_endian() {
+        RunTimeEndian::Little
+    } else {
+        RunTimeEndian::Big
+    }
+}
+
+pub fn borrow<'d>(s: &'d Sections<'_>, e: RunTimeEndian) -> gimli::Dwarf<Slice<'d>> {
+    s.borrow(|c| EndianSlice::new(c.as_ref(), e))
+}
+
+/// Everything one unit yielded.
+struct UnitOut<'d> {
+    strings: Strings<'d>,
+    facts: walk::Facts,
+    lines: lines::Lines,
+    header: UnitRow<'d>,
+}
+
+#[derive(Default)]
+struct UnitRow<'d> {
+    offset: u64,
+    version: u16,
+    kind: u8,
+    address_size: u8,
+    name: &'d [u8],
+    comp_dir: &'d [u8],
+    producer: &'d [u8],
+    language: u16,
+    error: Option<String>,
+}
+
+/// The DWARF tables of one file, merged into `strings`.
+pub struct Tables {
+    pub tables: Vec<(&'static str, Table)>,
+    pub units: usize,
+    pub unit_errors: usize,
+}
+
+/// Scans every unit of `dwarf`. `tag` is OR-ed into every DIE offset ([`SUP_BIT`] for a
+/// supplementary file scanned in its own right).
+pub fn scan<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, tag: u64, strings: &mut Strings<'d>) -> Tables {
+    let mut headers = Vec::new();
+    let mut trailing_error = None;
+    let mut iter = dwarf.units();
+    loop {
+        match iter.next() {
+            Ok(Some(h)) => headers.push(h),
+            Ok(None) => break,
+            Err(e) => {
+                // A broken unit header hides the rest of the section: stop there, keep the rest.
+                trailing_error = Some(format!("unit header after {} units: {e}", headers.len()));
+                break;
+            }
+        }
+    }
+    let outs: Vec<UnitOut<'d>> = headers
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, h)| scan_unit_guarded(dwarf, h, i as u32, tag))
+        .collect();
+    merge(outs, trailing_error, strings)
+}
+
+fn scan_unit_guarded<'d>(
+    dwarf: &gimli::Dwarf<Slice<'d>>,
+    header: gimli::UnitHeader<Slice<'d>>,
+    index: u32,
+    tag: u64,
+) -> UnitOut<'d> {
+    let offset = header.debug_info_offset().map_or(0, |o| o.0 as u64) | tag;
+    catch_unwind(AssertUnwindSafe(|| scan_unit(dwarf, header, index, tag))).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        UnitOut {
+            strings: Strings::default(),
+            facts: walk::Facts::default(),
+            lines: lines::Lines::default(),
+            header: UnitRow { offset, error: Some(format!("internal error: {msg}")), ..Default::default() },
+        }
+    })
+}
+
+fn scan_unit<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, header: gimli::UnitHeader<Slice<'d>>, index: u32, tag: u64) -> UnitOut<'d> {
+    let mut row = UnitRow {
+        offset: header.debug_info_offset().map_or(0, |o| o.0 as u64) | tag,
+        version: header.version(),
+        kind: unit_kind(&header.type_()),
+        address_size: header.address_size(),
+        ..Default::default()
+    };
+    let mut out = UnitOut {
+        strings: Strings::default(),
+        facts: walk::Facts::default(),
+        lines: lines::Lines::default(),
+        header: UnitRow::default(),
+    };
+    let unit = match dwarf.unit(header) {
+        Ok(u) => u,
+        Err(e) => {
+            row.error = Some(format!("unit at {:#x}: {e}", row.offset & !SUP_BIT));
+            out.header = row;
+            return out;
+        }
+    };
+    row.name = unit.name.map_or(&[][..], |s| s.slice());
+    row.comp_dir = unit.comp_dir.map_or(&[][..], |s| s.slice());
+    let (producer, language) = root_facts(dwarf, &unit);
+    row.producer = producer;
+    row.language = language;
+    let cx = Ctx { dwarf, unit: &unit, comp_dir: unit.comp_dir.map(|s| s.slice()), tag };
+    let mut files = FileTable::new();
+    let dies = walk::walk(&cx, &mut out.strings, &mut files, &mut out.facts);
+    let lines = lines::read(&cx, index, &mut out.strings, &mut files, &mut out.lines);
+    row.error = [dies.err().map(|e| format!("DIEs: {e}")), lines.err().map(|e| format!("line program: {e}"))]
+        .into_iter()
+        .flatten()
+        .reduce(|a, b| format!("{a}; {b}"))
+        .map(|e| format!("unit at {:#x}: {e}", row.offset & !SUP_BIT));
+    out.header = row;
+    out
+}
+
+fn root_facts<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, unit: &gimli::Unit<Slice<'d>>) -> (&'d [u8], u16) {
+    let mut entries = unit.entries();
+    let Ok(Some(root)) = entries.next_dfs().map(|o| o.map(|e| e.clone())) else { return (&[], 0) };
+    let producer = root
+        .attr_value(gimli::DW_AT_producer)
+        .and_then(|v| dwarf.attr_string(unit, v).ok())
+        .map_or(&[][..], |s| s.slice());
+    let language = match root.attr_value(gimli::DW_AT_language) {
+        Some(AttributeValue::Language(l)) => l.0,
+        _ => 0,
+    };
+    (producer, language)
+}
+
+fn unit_kind(t: &gimli::UnitType<usize>) -> u8 {
+    match t {
+        gimli::UnitType::Compilation => 1,
+        gimli::UnitType::Partial => 2,
+        gimli::UnitType::Type { .. } => 3,
+        gimli::UnitType::Skeleton(_) => 4,
+        gimli::UnitType::SplitCompilation(_) => 5,
+        gimli::UnitType::SplitType { .. } => 6,
+    }
+}
+
+fn merge<'d>(outs: Vec<UnitOut<'d>>, trailing_error: Option<String>, strings: &mut Strings<'d>) -> Tables {
+    let mut tables: Vec<(&'static str, Table)> = walk::Facts::default().into_tables();
+    tables.push(("lines", lines::Lines::default().into_table()));
+    let mut u = UnitColumns::default();
+    let units = outs.len();
+    let mut unit_errors = 0;
+    for out in outs {
+        let remap = strings.absorb(&out.strings);
+        let dies = out.facts.dies;
+        let nlines = out.lines.len() as u64;
+        let mut parts = out.facts.into_tables();
+        parts.push(("lines", out.lines.into_table()));
+        for ((_, mine), (_, part)) in tables.iter_mut().zip(parts) {
+            mine.append(part, Some(&remap));
+        }
+        unit_errors += usize::from(out.header.error.is_some());
+        u.push(out.header, dies, nlines, strings);
+    }
+    if let Some(e) = trailing_error {
+        unit_errors += 1;
+        u.push(UnitRow { error: Some(e), ..Default::default() }, 0, 0, strings);
+    }
+    tables.push(("units", u.finish()));
+    Tables { tables, units, unit_errors }
+}
+
+#[derive(Default)]
+struct UnitColumns {
+    offset: Vec<u64>,
+    version: Vec<u16>,
+    kind: Vec<u8>,
+    address_size: Vec<u8>,
+    name: Vec<u32>,
+    comp_dir: Vec<u32>,
+    producer: Vec<u32>,
+    language: Vec<u16>,
+    dies: Vec<u64>,
+    lines: Vec<u64>,
+    error: Vec<u32>,
+}
+
+impl UnitColumns {
+    fn push<'d>(&mut self, r: UnitRow<'d>, dies: u64, lines: u64, strings: &mut Strings<'d>) {
+        self.offset.push(r.offset);
+        self.version.push(r.version);
+        self.kind.push(r.kind);
+        self.address_size.push(r.address_size);
+        self.name.push(strings.intern_str(r.name));
+        self.comp_dir.push(strings.intern_str(r.comp_dir));
+        self.producer.push(strings.intern_str(r.producer));
+        self.language.push(r.language);
+        self.dies.push(dies);
+        self.lines.push(lines);
+        self.error.push(r.error.map_or(0, |e| strings.intern_owned(e.into_bytes())));
+    }
+
+    fn finish(self) -> Table {
+        Table::new(vec![
+            ("offset", Column::U64(self.offset)),
+            ("version", Column::U16(self.version)),
+            ("kind", Column::U8(self.kind)),
+            ("address_size", Column::U8(self.address_size)),
+            ("name", Column::Str(self.name)),
+            ("comp_dir", Column::Str(self.comp_dir)),
+            ("producer", Column::Str(self.producer)),
+            ("language", Column::U16(self.language)),
+            ("dies", Column::U64(self.dies)),
+            ("lines", Column::U64(self.lines)),
+            ("error", Column::Str(self.error)),
+        ])
+    }
+}
+
+/// The empty tables, for a file without DWARF: same schema, no rows.
+pub fn empty(strings: &mut Strings<'_>) -> Tables {
+    merge(Vec::new(), None, strings)
+}

@@ -1,0 +1,450 @@
+//! The ELF layer: the file, its sections and symbols, and where its DWARF really lives
+//! (in the file, in a separate debug file found by build-id or debuglink, and in a dwz
+//! supplementary file).
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolFlags, SymbolKind};
+
+use crate::error::{Error, Result};
+use crate::table::{Column, Strings, Table};
+
+/// A file mapped into memory. Every table borrows from it, without copies.
+pub struct Mapped {
+    pub path: PathBuf,
+    map: memmap2::Mmap,
+}
+
+impl Mapped {
+    pub fn open(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Error::new(format!("{}: {}", path.display(), io_reason(&e))))?;
+        if meta.is_dir() {
+            return Err(Error::new(format!("{}: is a directory, not an ELF file", path.display())));
+        }
+        let file = File::open(path)
+            .map_err(|e| Error::new(format!("{}: {}", path.display(), io_reason(&e))))?;
+        // SAFETY: the map is read-only; a file truncated underneath us by another process
+        // is outside what any reader of this kind can defend against.
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| Error::new(format!("{}: cannot map: {e}", path.display())))?;
+        Ok(Mapped { path: path.to_path_buf(), map })
+    }
+
+    pub fn parse(&self) -> Result<object::File<'_>> {
+        if self.map.len() < 4 || &self.map[..4] != b"\x7fELF" {
+            return Err(Error::new(format!("{}: not an ELF file", self.path.display())));
+        }
+        object::File::parse(&*self.map)
+            .map_err(|e| Error::new(format!("{}: malformed ELF: {e}", self.path.display())))
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// The architectures whose code and calling conventions patchscope knows; anything else
+/// still gets sections, symbols and DWARF.
+pub fn arch_name(file: &object::File) -> &'static str {
+    use object::Architecture as A;
+    match file.architecture() {
+        A::X86_64 => "x86_64",
+        A::I386 => "i386",
+        A::Aarch64 => "aarch64",
+        A::Arm => "arm",
+        A::PowerPc64 if file.is_little_endian() => "ppc64le",
+        A::PowerPc64 => "ppc64",
+        A::PowerPc => "ppc",
+        A::Riscv64 => "riscv64",
+        A::Riscv32 => "riscv32",
+        A::S390x => "s390x",
+        A::Mips => "mips",
+        A::Mips64 | A::Mips64_N32 => "mips64",
+        A::LoongArch64 => "loongarch64",
+        A::Sparc64 => "sparc64",
+        _ => "unknown",
+    }
+}
+
+pub fn kind_name(file: &object::File) -> &'static str {
+    match file.kind() {
+        object::ObjectKind::Relocatable => "relocatable",
+        object::ObjectKind::Executable => "executable",
+        object::ObjectKind::Dynamic => "shared",
+        object::ObjectKind::Core => "core",
+        _ => "unknown",
+    }
+}
+
+pub fn has_dwarf(file: &object::File) -> bool {
+    file.section_by_name(".debug_info").is_some_and(|s| s.size() > 0 && !is_nobits(&s))
+}
+
+fn is_nobits(s: &object::Section) -> bool {
+    matches!(s.flags(), object::SectionFlags::Elf { sh_type, .. } if sh_type == object::elf::SHT_NOBITS)
+}
+
+/// The bytes of a section, decompressed (SHF_COMPRESSED zlib/zstd, or GNU `.zdebug_`) and,
+/// in a relocatable object such as a kernel module, with its relocations applied.
+pub fn section_data<'d>(file: &object::File<'d>, name: &str) -> Result<Cow<'d, [u8]>> {
+    let Some(section) = file.section_by_name(name) else {
+        return Ok(Cow::Borrowed(&[]));
+    };
+    if is_nobits(&section) {
+        return Ok(Cow::Borrowed(&[]));
+    }
+    let data = section
+        .uncompressed_data()
+        .map_err(|e| Error::new(format!("section {name}: {e}")))?;
+    if file.kind() != object::ObjectKind::Relocatable {
+        // Executables and shared objects carry the DWARF already relocated, even when
+        // linked with --emit-relocs (vmlinux keeps .rela.debug_*).
+        return Ok(data);
+    }
+    relocate(file, &section, data)
+}
+
+/// Applies a relocatable object's relocations to one of its debug sections.
+///
+/// `object` gives the value of each relocation (`RelocationMap`); patching the bytes here
+/// instead of reading through a relocating reader keeps the hot DWARF loop free of map
+/// look-ups for the common case of executables.
+fn relocate<'d>(
+    file: &object::File<'d>,
+    section: &object::Section<'d, '_>,
+    data: Cow<'d, [u8]>,
+) -> Result<Cow<'d, [u8]>> {
+    let mut bytes = data.into_owned();
+    let little = file.is_little_endian();
+    let mut map = object::read::RelocationMap::default();
+    for (offset, reloc) in section.relocations() {
+        // Relocations a DWARF reader need not apply (such as RISC-V's ADD/SUB pairs inside
+        // line programs) are left as they are, as readelf does.
+        let size = usize::from(reloc.size() / 8);
+        if map.add(file, offset, reloc).is_err() || !(size == 4 || size == 8) {
+            continue;
+        }
+        let at = offset as usize;
+        let Some(slot) = bytes.get_mut(at..at + size) else {
+            return Err(Error::new(format!(
+                "relocation at {offset:#x} outside section {}",
+                section.name().unwrap_or("?")
+            )));
+        };
+        let old = read_uint(slot, little);
+        write_uint(slot, map.relocate(offset, old), little);
+    }
+    Ok(Cow::Owned(bytes))
+}
+
+fn read_uint(b: &[u8], little: bool) -> u64 {
+    let mut v = 0u64;
+    for i in 0..b.len() {
+        let byte = if little { b[b.len() - 1 - i] } else { b[i] };
+        v = (v << 8) | u64::from(byte);
+    }
+    v
+}
+
+fn write_uint(b: &mut [u8], mut v: u64, little: bool) {
+    let n = b.len();
+    for i in 0..n {
+        let at = if little { i } else { n - 1 - i };
+        b[at] = v as u8;
+        v >>= 8;
+    }
+}
+
+/// Identity and links of one ELF file.
+pub struct Identity<'d> {
+    pub build_id: Option<&'d [u8]>,
+    pub debuglink: Option<(&'d [u8], u32)>,
+    pub altlink: Option<(&'d [u8], &'d [u8])>,
+}
+
+pub fn identity<'d>(file: &object::File<'d>) -> Identity<'d> {
+    Identity {
+        build_id: file.build_id().ok().flatten(),
+        debuglink: file.gnu_debuglink().ok().flatten(),
+        altlink: file.gnu_debugaltlink().ok().flatten(),
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where gdb, SystemTap and elfutils look for a separate debug file, in their order:
+/// build-id under each debug root, then the debuglink beside the file, in `.debug/` beside
+/// it, and under each debug root followed by the file's own directory.
+pub fn debug_file_candidates(binary: &Path, id: &Identity, roots: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(bid) = id.build_id.filter(|b| b.len() >= 2) {
+        let h = hex(bid);
+        for root in roots {
+            out.push(root.join(".build-id").join(&h[..2]).join(format!("{}.debug", &h[2..])));
+        }
+    }
+    if let Some((name, _)) = id.debuglink {
+        let name = String::from_utf8_lossy(name).into_owned();
+        let dir = binary.parent().unwrap_or(Path::new("."));
+        out.push(dir.join(&name));
+        out.push(dir.join(".debug").join(&name));
+        let absdir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        for root in roots {
+            let rel = absdir.strip_prefix("/").unwrap_or(&absdir);
+            out.push(root.join(rel).join(&name));
+        }
+    }
+    out.retain(|p| p != binary);
+    out
+}
+
+/// Does `candidate` belong to the binary? Build-ids must agree where both have one;
+/// otherwise the debuglink CRC (of the whole debug file) must match.
+pub fn debug_file_matches(candidate: &Mapped, id: &Identity) -> bool {
+    let Ok(file) = candidate.parse() else { return false };
+    let theirs = identity(&file);
+    match (id.build_id, theirs.build_id) {
+        (Some(a), Some(b)) => a == b,
+        _ => match id.debuglink {
+            Some((_, crc)) => crc32fast::hash(&candidate.map) == crc,
+            None => false,
+        },
+    }
+}
+
+/// The `sections` table.
+pub fn sections_table<'d>(file: &object::File<'d>, strings: &mut Strings<'d>) -> Table {
+    let (mut name, mut index, mut address, mut size, mut offset, mut kind, mut flags, mut compressed) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    for s in file.sections() {
+        name.push(strings.intern_str(s.name_bytes().unwrap_or(b"")));
+        index.push(s.index().0 as u32);
+        address.push(s.address());
+        size.push(s.size());
+        offset.push(s.file_range().map_or(0, |(o, _)| o));
+        let (t, f) = match s.flags() {
+            object::SectionFlags::Elf { sh_type, sh_flags } => (sh_type.0, sh_flags.0),
+            _ => (0, 0),
+        };
+        kind.push(t);
+        flags.push(f);
+        let packed = s
+            .compressed_file_range()
+            .is_ok_and(|r| r.format != object::CompressionFormat::None);
+        compressed.push(u8::from(packed));
+    }
+    Table::new(vec![
+        ("name", Column::Str(name)),
+        ("index", Column::U32(index)),
+        ("address", Column::U64(address)),
+        ("size", Column::U64(size)),
+        ("offset", Column::U64(offset)),
+        ("type", Column::U32(kind)),
+        ("flags", Column::U64(flags)),
+        ("compressed", Column::U8(compressed)),
+    ])
+}
+
+/// Symbol kinds as stored in the `symbols.kind` column.
+pub mod symkind {
+    pub const OTHER: u8 = 0;
+    pub const FUNC: u8 = 1;
+    pub const OBJECT: u8 = 2;
+    pub const SECTION: u8 = 3;
+    pub const FILE: u8 = 4;
+    pub const TLS: u8 = 5;
+    pub const NOTYPE: u8 = 6;
+}
+
+/// Bits of the `symbols.suffix_kinds` column: the clone and split suffixes a compiler appends.
+pub mod suffix {
+    pub const COLD: u16 = 1;
+    pub const PART: u16 = 2;
+    pub const ISRA: u16 = 4;
+    pub const CONSTPROP: u16 = 8;
+    pub const LTO_PRIV: u16 = 16;
+    pub const LLVM: u16 = 32;
+    pub const LOCALALIAS: u16 = 64;
+    pub const CLONE: u16 = 128;
+    pub const OTHER: u16 = 256;
+}
+
+/// Splits `foo.isra.0.cold` into the stem `foo` and the suffix chain `isra.0.cold`, with
+/// the set of suffix kinds. A C identifier never contains a dot, so the first dot that does
+/// not start the name ends the stem (ppc64 ELFv1 dot-symbols keep their leading dot).
+pub fn split_suffixes(name: &[u8]) -> (&[u8], &[u8], u16) {
+    let start = usize::from(name.first() == Some(&b'.'));
+    let Some(dot) = name[start..].iter().position(|&c| c == b'.').map(|p| p + start) else {
+        return (name, b"", 0);
+    };
+    let (stem, chain) = (&name[..dot], &name[dot + 1..]);
+    let mut kinds = 0;
+    let mut tokens = chain.split(|&c| c == b'.').peekable();
+    while let Some(tok) = tokens.next() {
+        kinds |= match tok {
+            b"cold" => suffix::COLD,
+            b"part" => suffix::PART,
+            b"isra" => suffix::ISRA,
+            b"constprop" => suffix::CONSTPROP,
+            b"lto_priv" => suffix::LTO_PRIV,
+            b"llvm" => suffix::LLVM,
+            b"localalias" => suffix::LOCALALIAS,
+            b"clone" | b"specialized" => suffix::CLONE,
+            t if !t.is_empty() && t.iter().all(u8::is_ascii_digit) => 0,
+            _ => suffix::OTHER,
+        };
+        if tok == b"llvm" {
+            tokens.next(); // the hash that follows is part of the suffix, not a kind
+        }
+    }
+    (stem, chain, kinds)
+}
+
+/// The `symbols` table: `.symtab` of `primary`, or of `fallback` (the debug file) when the
+/// binary is stripped, or `.dynsym` as a last resort. Returns the table and where it came from.
+pub fn symbols_table<'d>(
+    primary: &object::File<'d>,
+    fallback: Option<&object::File<'d>>,
+    strings: &mut Strings<'d>,
+) -> (Table, &'static str) {
+    let (file, origin) = if primary.symbols().next().is_some() {
+        (primary, "symtab")
+    } else if let Some(f) = fallback.filter(|f| f.symbols().next().is_some()) {
+        (f, "debug-file symtab")
+    } else {
+        (primary, "dynsym")
+    };
+    let syms: Vec<object::Symbol> = if origin == "dynsym" {
+        file.dynamic_symbols().collect()
+    } else {
+        file.symbols().collect()
+    };
+    let n = syms.len();
+    let mut t = SymbolColumns::with_capacity(n);
+    for s in &syms {
+        t.push(s, strings);
+    }
+    (t.finish(), origin)
+}
+
+#[derive(Default)]
+struct SymbolColumns {
+    name: Vec<u32>,
+    stem: Vec<u32>,
+    suffix: Vec<u32>,
+    suffix_kinds: Vec<u16>,
+    address: Vec<u64>,
+    size: Vec<u64>,
+    kind: Vec<u8>,
+    binding: Vec<u8>,
+    other: Vec<u8>,
+    section: Vec<u32>,
+}
+
+impl SymbolColumns {
+    fn with_capacity(n: usize) -> Self {
+        SymbolColumns {
+            name: Vec::with_capacity(n),
+            stem: Vec::with_capacity(n),
+            suffix: Vec::with_capacity(n),
+            suffix_kinds: Vec::with_capacity(n),
+            address: Vec::with_capacity(n),
+            size: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+            binding: Vec::with_capacity(n),
+            other: Vec::with_capacity(n),
+            section: Vec::with_capacity(n),
+        }
+    }
+
+    fn push<'d>(&mut self, s: &object::Symbol<'d, '_>, strings: &mut Strings<'d>) {
+        let name = s.name_bytes().unwrap_or(b"");
+        let (stem, chain, kinds) = split_suffixes(name);
+        self.name.push(strings.intern_str(name));
+        self.stem.push(strings.intern_str(stem));
+        self.suffix.push(strings.intern_str(chain));
+        self.suffix_kinds.push(kinds);
+        self.address.push(s.address());
+        self.size.push(s.size());
+        self.kind.push(match s.kind() {
+            SymbolKind::Text => symkind::FUNC,
+            SymbolKind::Data => symkind::OBJECT,
+            SymbolKind::Section => symkind::SECTION,
+            SymbolKind::File => symkind::FILE,
+            SymbolKind::Tls => symkind::TLS,
+            SymbolKind::Unknown => symkind::NOTYPE,
+            _ => symkind::OTHER,
+        });
+        let (bind, other) = match s.flags() {
+            SymbolFlags::Elf { st_info, st_other } => (st_info.st_bind().0, st_other.0),
+            _ => (0, 0),
+        };
+        self.binding.push(bind);
+        self.other.push(other);
+        self.section.push(s.section_index().map_or(0, |i| i.0 as u32));
+    }
+
+    fn finish(self) -> Table {
+        Table::new(vec![
+            ("name", Column::Str(self.name)),
+            ("stem", Column::Str(self.stem)),
+            ("suffix", Column::Str(self.suffix)),
+            ("suffix_kinds", Column::U16(self.suffix_kinds)),
+            ("address", Column::U64(self.address)),
+            ("size", Column::U64(self.size)),
+            ("kind", Column::U8(self.kind)),
+            ("binding", Column::U8(self.binding)),
+            ("other", Column::U8(self.other)),
+            ("section", Column::U32(self.section)),
+        ])
+    }
+}
+
+/// Is this a section holding DWARF (named either way)?
+pub fn is_debug_section(s: &object::Section) -> bool {
+    s.kind() == SectionKind::Debug
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_chains() {
+        let k = |n: &str| {
+            let (s, c, k) = split_suffixes(n.as_bytes());
+            (String::from_utf8_lossy(s).into_owned(), String::from_utf8_lossy(c).into_owned(), k)
+        };
+        assert_eq!(k("foo"), ("foo".into(), "".into(), 0));
+        assert_eq!(k("foo.isra.0.cold"), ("foo".into(), "isra.0.cold".into(), suffix::ISRA | suffix::COLD));
+        assert_eq!(k("a.constprop.0.isra.0").2, suffix::CONSTPROP | suffix::ISRA);
+        assert_eq!(k("x.part.3.constprop.1").2, suffix::PART | suffix::CONSTPROP);
+        assert_eq!(k("f.lto_priv.0").2, suffix::LTO_PRIV);
+        assert_eq!(k("g.llvm.1234567890").2, suffix::LLVM);
+        assert_eq!(k("h.localalias").2, suffix::LOCALALIAS);
+        assert_eq!(k("count.0").2, 0);
+        assert_eq!(k(".ppcfunc"), (".ppcfunc".into(), "".into(), 0));
+        assert_eq!(k("__func__.weird").2, suffix::OTHER);
+    }
+
+    #[test]
+    fn uint_roundtrip() {
+        for little in [true, false] {
+            let mut b = [0u8; 8];
+            write_uint(&mut b, 0x1122_3344_5566_7788, little);
+            assert_eq!(read_uint(&b, little), 0x1122_3344_5566_7788);
+            let mut b4 = [0u8; 4];
+            write_uint(&mut b4, 0xdead_beef, little);
+            assert_eq!(read_uint(&b4, little), 0xdead_beef);
+        }
+    }
+}

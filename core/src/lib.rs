@@ -1,0 +1,11 @@
+//! patchscope's core: facts about a compiled binary, extracted fast and handed over as
+//! columns. It never decides what is safe to probe; the Python rules do.
+
+pub mod dwarf;
+pub mod elf;
+pub mod error;
+pub mod scan;
+pub mod table;
+
+#[cfg(feature = "python")]
+mod python;

@@ -1,0 +1,84 @@
+//! The `patchscope._core` module: a thin binding that turns a [`Scan`] into Python bytes.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use pyo3::create_exception;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::error::Error;
+use crate::scan::{identify as identify_binary, scan as scan_binary, Options, Scan};
+
+create_exception!(_core, CoreError, pyo3::exceptions::PyException, "The binary cannot be read as asked.");
+
+fn options(path: PathBuf, debug_file: Option<PathBuf>, debug_roots: Option<Vec<PathBuf>>) -> Options {
+    Options {
+        path,
+        debug_file,
+        debug_roots: debug_roots.unwrap_or_else(|| vec![PathBuf::from("/usr/lib/debug")]),
+    }
+}
+
+/// Runs `f` without the GIL, turning a panic into an error rather than a Python
+/// `PanicException`: bad input must never crash the caller.
+fn guarded<T: Send>(py: Python<'_>, opts: &Options, f: impl FnOnce(&Options) -> crate::error::Result<T> + Send) -> PyResult<T> {
+    py.detach(|| {
+        catch_unwind(AssertUnwindSafe(|| f(opts)))
+            .unwrap_or_else(|_| Err(Error::new(format!("{}: internal error while reading", opts.path.display()))))
+    })
+    .map_err(|e| CoreError::new_err(e.0))
+}
+
+/// Which files a scan would read: `{"build_id", "debug_file", "debug_build_id"}`.
+#[pyfunction]
+#[pyo3(signature = (path, debug_file=None, debug_roots=None))]
+fn identify(py: Python<'_>, path: PathBuf, debug_file: Option<PathBuf>, debug_roots: Option<Vec<PathBuf>>) -> PyResult<Py<PyDict>> {
+    let opts = options(path, debug_file, debug_roots);
+    let found = guarded(py, &opts, identify_binary)?;
+    let d = PyDict::new(py);
+    for (k, v) in found {
+        d.set_item(k, v)?;
+    }
+    Ok(d.unbind())
+}
+
+/// Scans one binary. Returns `{"info": {..}, "strings": (offsets, data), "tables":
+/// {name: {column: (dtype, bytes)}}}`; string columns have dtype `"str"` and index `strings`.
+#[pyfunction]
+#[pyo3(signature = (path, debug_file=None, debug_roots=None))]
+fn scan(py: Python<'_>, path: PathBuf, debug_file: Option<PathBuf>, debug_roots: Option<Vec<PathBuf>>) -> PyResult<Py<PyDict>> {
+    let opts = options(path, debug_file, debug_roots);
+    let found = guarded(py, &opts, scan_binary)?;
+    to_python(py, found)
+}
+
+fn to_python(py: Python<'_>, s: Scan) -> PyResult<Py<PyDict>> {
+    let out = PyDict::new(py);
+    let info = PyDict::new(py);
+    for (k, v) in &s.info {
+        info.set_item(k, v)?;
+    }
+    out.set_item("info", info)?;
+    let offsets = crate::table::Column::I64(s.string_offsets);
+    out.set_item("strings", (PyBytes::new(py, offsets.bytes()), PyBytes::new(py, &s.string_data)))?;
+    let tables = PyDict::new(py);
+    for (name, table) in &s.tables {
+        let cols = PyDict::new(py);
+        for (col, data) in &table.columns {
+            cols.set_item(col, (data.dtype(), PyBytes::new(py, data.bytes())))?;
+        }
+        tables.set_item(name, cols)?;
+    }
+    out.set_item("tables", tables)?;
+    Ok(out.unbind())
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(scan, m)?)?;
+    m.add_function(wrap_pyfunction!(identify, m)?)?;
+    m.add("CoreError", m.py().get_type::<CoreError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+"""``patchscope.open``: one binary, its tables, and the source functions they describe."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from patchscope import _core
+from patchscope.index import cache, functions
+from patchscope.index.tables import Columns
+
+#: Raised for a file that cannot be read as asked; its message is one line for a person.
+BinaryError = _core.CoreError
+
+TABLES = ("sections", "symbols", "units", "subprograms", "params", "inline_sites", "call_sites", "ranges", "lines")
+
+
+class Binary:
+    """A compiled binary and the facts patchscope extracted from it.
+
+    Every table of the core is an attribute (``b.subprograms``, ``b.lines`` …) holding a
+    ``pyarrow.Table``; ``b.sql(query)`` runs DuckDB over them; ``b.inventory`` resolves
+    source functions, instances and inline sites.
+    """
+
+    def __init__(self, path: Path, cols: Columns, from_cache: bool) -> None:
+        self.path = path
+        self.cols = cols
+        self.from_cache = from_cache
+
+    @property
+    def info(self) -> dict[str, str]:
+        return self.cols.info
+
+    @property
+    def arch(self) -> str:
+        return self.info["arch"]
+
+    @property
+    def has_dwarf(self) -> bool:
+        return self.info["dwarf"] != "none"
+
+    def __getattr__(self, name: str) -> pa.Table:
+        if name in TABLES:
+            return self.cols.table(name)
+        raise AttributeError(name)
+
+    @cached_property
+    def inventory(self) -> functions.Inventory:
+        return functions.build(self.cols)
+
+    def unit_errors(self) -> list[str]:
+        errs = self.cols.table("units").column("error").to_pylist()
+        return [e for e in errs if e]
+
+    def sql(self, query: str, **extra: pa.Table) -> pa.Table:
+        """Runs ``query`` with every table (and the inventory's) visible by name."""
+        con = duckdb.connect()
+        for name in TABLES:
+            con.register(name, self.cols.table(name))
+        inv = self.inventory
+        con.register("functions", inv.functions)
+        con.register("instances", inv.instances)
+        con.register("sites", inv.inline_sites)
+        for name, table in extra.items():
+            con.register(name, table)
+        return con.execute(query).fetch_arrow_table()
+
+    def find_functions(self, pattern: str | None) -> Iterator[int]:
+        """Ids of the source functions whose name matches a shell glob (as SystemTap's
+        ``function("PATTERN")``), in name order."""
+        fn = self.inventory.functions
+        names = fn.column("name").to_pylist()
+        match: Callable[[str], bool] = (
+            (lambda n: True) if pattern in (None, "*") else (lambda n: fnmatch.fnmatchcase(n, pattern))
+        )
+        hits = [(n, i) for i, n in enumerate(names) if n and match(n)]
+        return (i for _, i in sorted(hits))
+
+
+def open(  # noqa: A001 - the natural name, as io.open / tarfile.open
+    path: str | os.PathLike[str],
+    debug_file: str | os.PathLike[str] | None = None,
+    *,
+    debug_roots: list[str] | None = None,
+    use_cache: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> Binary:
+    """Opens a binary: from the on-disk cache when it was indexed before, else by a scan."""
+    p = Path(path)
+    dbg = str(debug_file) if debug_file is not None else None
+    ident = _core.identify(str(p), dbg, debug_roots)
+    key = cache.cache_key(p, ident) if use_cache else None
+    if key is not None:
+        cols = cache.load(key)
+        if cols is not None:
+            return Binary(p, cols, from_cache=True)
+    if progress:
+        progress(f"indexing {p.name}")
+    cols = Columns.from_core(_core.scan(str(p), dbg, debug_roots))
+    if key is not None:
+        cache.save(key, cols)
+    return Binary(p, cols, from_cache=False)

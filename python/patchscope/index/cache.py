@@ -1,0 +1,85 @@
+"""The on-disk cache: a scan's raw tables as uncompressed Arrow IPC files, memory-mapped on
+load so that a second run over the same binary reads nothing it does not touch.
+
+Keyed by build-id (or, for a binary without one, by path, size and mtime) together with the
+debug file's identity and the core's version, so a rebuilt core or another debug file never
+reads a stale index. Arrow IPC rather than Parquet: Parquet must be decoded on every load,
+an IPC file is used in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+
+from patchscope import _core
+from patchscope.index.tables import Columns
+
+FORMAT = 1
+
+
+def cache_root() -> Path:
+    env = os.environ.get("PATCHSCOPE_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "patchscope"
+
+
+def cache_key(path: Path, ident: dict[str, str]) -> str:
+    """A key from the identities of the files a scan reads (``_core.identify``): build-id
+    and size where there is a build-id (a stripped copy shares the id, not the size), else
+    path, size and mtime."""
+    parts = [f"core={_core.__version__}", f"format={FORMAT}"]
+    files = [(path, ident["build_id"])]
+    if ident["debug_file"]:
+        files.append((Path(ident["debug_file"]), ident["debug_build_id"]))
+    for p, bid in files:
+        st = p.stat()
+        parts.append(f"bid={bid}:{st.st_size}" if bid else f"file={p.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def load(key: str) -> Columns | None:
+    d = cache_root() / key
+    try:
+        info = json.loads((d / "info.json").read_text())
+        pool = _read(d / "strings.arrow").column(0).combine_chunks()
+        raw = {p.stem: _read(p) for p in d.glob("*.arrow") if p.stem != "strings"}
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    return Columns(info=info, pool=pool, raw=raw)
+
+
+def save(key: str, cols: Columns) -> None:
+    """Writes atomically (a temporary folder renamed into place); a cache that cannot be
+    written is skipped, never an error."""
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    except OSError:
+        return
+    try:
+        (tmp / "info.json").write_text(json.dumps(cols.info))
+        _write(tmp / "strings.arrow", pa.table({"s": cols.pool}))
+        for name, table in cols.raw.items():
+            _write(tmp / f"{name}.arrow", table)
+        os.replace(tmp, root / key)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write(path: Path, table: pa.Table) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+
+
+def _read(path: Path) -> pa.Table:
+    return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()

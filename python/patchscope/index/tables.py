@@ -1,0 +1,79 @@
+"""The core's columns as Arrow tables.
+
+The core returns every table as plain columns plus one string pool; a string column is a
+column of ``uint32`` indices into that pool. Here they become Arrow tables whose string
+columns are dictionary arrays over the shared pool: no per-row Python object, no copy of the
+strings, and the indices stay at hand for fast grouping (``column.indices``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+#: Field metadata that marks a ``uint32`` column as indices into the string pool.
+STRING_MARK = {b"patchscope": b"str"}
+
+#: "No DIE": the core's value for an absent reference.
+NO_DIE = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+
+
+@dataclass
+class Columns:
+    """One scan: its facts about the file (``info``), the string pool and the raw tables."""
+
+    info: dict[str, str]
+    pool: pa.LargeStringArray
+    raw: dict[str, pa.Table]
+    _decoded: dict[str, pa.Table] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_core(cls, scan: dict) -> Columns:
+        offsets, data = scan["strings"]
+        n = len(offsets) // 8 - 1
+        pool = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+        raw = {name: _raw_table(cols) for name, cols in scan["tables"].items()}
+        return cls(info=dict(scan["info"]), pool=pool, raw=raw)
+
+    def table(self, name: str) -> pa.Table:
+        """The table with its string columns decoded as dictionary arrays."""
+        if name not in self._decoded:
+            self._decoded[name] = _decode(self.raw[name], self.pool)
+        return self._decoded[name]
+
+    def column(self, table: str, column: str) -> np.ndarray:
+        """A numeric column (or a string column's pool indices) as a NumPy array, without copy."""
+        return self.raw[table].column(column).to_numpy()
+
+    def string(self, index: int) -> str:
+        return self.pool[int(index)].as_py()
+
+    def strings(self, indices: np.ndarray) -> list[str]:
+        return self.pool.take(pa.array(indices, type=pa.uint32())).to_pylist()
+
+
+def _raw_table(cols: dict) -> pa.Table:
+    fields, arrays = [], []
+    for name, (dtype, buf) in cols.items():
+        if dtype == "str":
+            arr = pa.array(np.frombuffer(buf, dtype=np.uint32))
+            fields.append(pa.field(name, pa.uint32(), metadata=STRING_MARK))
+        else:
+            arr = pa.array(np.frombuffer(buf, dtype=np.dtype(dtype)))
+            fields.append(pa.field(name, arr.type))
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _decode(raw: pa.Table, pool: pa.LargeStringArray) -> pa.Table:
+    fields, arrays = [], []
+    for f, col in zip(raw.schema, raw.columns):
+        if f.metadata and f.metadata.get(b"patchscope") == b"str":
+            chunks = [pa.DictionaryArray.from_arrays(c, pool) for c in col.chunks]
+            col = pa.chunked_array(chunks, type=pa.dictionary(pa.uint32(), pa.large_string()))
+            f = pa.field(f.name, col.type)
+        fields.append(f)
+        arrays.append(col)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
