@@ -25,6 +25,7 @@ pub struct Scan {
 }
 
 pub fn scan(opts: &Options) -> Result<Scan> {
+    let clock = Clock::new();
     let bin = Mapped::open(&opts.path)?;
     let bin_obj = bin.parse()?;
     let id = elf::identity(&bin_obj);
@@ -70,6 +71,7 @@ pub fn scan(opts: &Options) -> Result<Scan> {
     tables.push(("symbols", symbols));
     info.push(("symbols_from", origin.into()));
 
+    clock.lap("open, sections, symbols");
     let endian = dwarf::endian(dwarf_obj);
     let mut found = match &sections {
         Some(s) => {
@@ -81,6 +83,7 @@ pub fn scan(opts: &Options) -> Result<Scan> {
         }
         None => dwarf::empty(&mut strings),
     };
+    clock.lap("DWARF units");
     if let Some(ss) = &sup_sections {
         // The supplementary file's own units (dwz partial units): the abstract DIEs that
         // the main file's references with DW_FORM_GNU_ref_alt point to.
@@ -96,6 +99,7 @@ pub fn scan(opts: &Options) -> Result<Scan> {
     tables.extend(found.tables);
 
     let (string_offsets, string_data) = strings.to_arrow();
+    clock.lap("string pool");
     Ok(Scan { info, tables, string_offsets, string_data })
 }
 
@@ -166,4 +170,20 @@ fn find_sup(dwarf_path: &Path, name: &str, build_id: &str, roots: &[PathBuf]) ->
         let matches = m.parse().ok().and_then(|f| elf::identity(&f).build_id.map(elf::hex)).is_some_and(|b| b == build_id);
         matches.then_some(m)
     })
+}
+
+/// Phase timings on stderr when `PATCHSCOPE_TIMING` is set: for profiling, not for tests.
+struct Clock(Option<std::cell::Cell<std::time::Instant>>);
+
+impl Clock {
+    fn new() -> Self {
+        Clock(std::env::var_os("PATCHSCOPE_TIMING").map(|_| std::cell::Cell::new(std::time::Instant::now())))
+    }
+
+    fn lap(&self, what: &str) {
+        if let Some(t) = &self.0 {
+            eprintln!("core: {what}: {:.3} s", t.get().elapsed().as_secs_f64());
+            t.set(std::time::Instant::now());
+        }
+    }
 }

@@ -5,7 +5,8 @@
 //! once and becomes a dictionary-encoded Arrow column on the Python side.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 /// One column of plain machine values.
 #[derive(Debug)]
@@ -62,6 +63,31 @@ impl Column {
         }
     }
 
+    /// Concatenates the parts of one column (one part per unit), translating the string
+    /// indices of part `i` through `remaps[i]`.
+    fn concat(parts: Vec<Column>, remaps: &[Vec<u32>]) -> Column {
+        let total = parts.iter().map(Column::len).sum();
+        let mut out = match parts.first() {
+            Some(c) => empty_like(c),
+            None => return Column::U8(Vec::new()),
+        };
+        out.reserve(total);
+        for (part, remap) in parts.into_iter().zip(remaps) {
+            out.extend(part, Some(remap));
+        }
+        out
+    }
+
+    fn reserve(&mut self, n: usize) {
+        match self {
+            Column::U8(v) => v.reserve_exact(n),
+            Column::U16(v) => v.reserve_exact(n),
+            Column::U32(v) | Column::Str(v) => v.reserve_exact(n),
+            Column::U64(v) => v.reserve_exact(n),
+            Column::I64(v) => v.reserve_exact(n),
+        }
+    }
+
     fn extend(&mut self, other: Column, remap: Option<&[u32]>) {
         match (self, other) {
             (Column::U8(a), Column::U8(b)) => a.extend(b),
@@ -91,6 +117,23 @@ impl Table {
 
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |(_, c)| c.len())
+    }
+
+    /// Concatenates tables of one schema (one per unit), column by column in parallel.
+    pub fn concat(schema: Table, parts: Vec<Table>, remaps: &[Vec<u32>]) -> Table {
+        let names: Vec<&'static str> = schema.columns.iter().map(|(n, _)| *n).collect();
+        let mut by_column: Vec<Vec<Column>> = schema.columns.into_iter().map(|(_, c)| vec![c]).collect();
+        for part in parts {
+            for (slot, (_, c)) in by_column.iter_mut().zip(part.columns) {
+                slot.push(c);
+            }
+        }
+        // The schema's own (empty) column leads each list; give it an empty remap.
+        let mut all_remaps = Vec::with_capacity(remaps.len() + 1);
+        all_remaps.push(Vec::new());
+        all_remaps.extend_from_slice(remaps);
+        let columns = by_column.into_par_iter().map(|cs| Column::concat(cs, &all_remaps)).collect::<Vec<_>>();
+        Table::new(names.into_iter().zip(columns).collect())
     }
 
     /// Appends `other` (same schema). Its string indices refer to a pool that `remap`
@@ -126,14 +169,14 @@ fn empty_like(c: &Column) -> Column {
 /// separate null mask.
 #[derive(Debug)]
 pub struct Strings<'a> {
-    index: HashMap<Cow<'a, [u8]>, u32>,
+    index: FxHashMap<Cow<'a, [u8]>, u32>,
     pub items: Vec<Cow<'a, [u8]>>,
 }
 
 impl Default for Strings<'_> {
     fn default() -> Self {
         let mut s = Strings {
-            index: HashMap::new(),
+            index: FxHashMap::default(),
             items: Vec::new(),
         };
         s.intern(Cow::Borrowed(b""));

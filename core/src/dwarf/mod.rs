@@ -220,28 +220,35 @@ fn unit_kind(t: &gimli::UnitType<usize>) -> u8 {
     }
 }
 
-fn merge<'d>(outs: Vec<UnitOut<'d>>, trailing_error: Option<String>, strings: &mut Strings<'d>) -> Tables {
-    let mut tables: Vec<(&'static str, Table)> = walk::Facts::default().into_tables();
+fn schema() -> Vec<(&'static str, Table)> {
+    let mut tables = walk::Facts::default().into_tables();
     tables.push(("lines", lines::Lines::default().into_table()));
-    let mut u = UnitColumns::default();
+    tables
+}
+
+fn merge<'d>(outs: Vec<UnitOut<'d>>, trailing_error: Option<String>, strings: &mut Strings<'d>) -> Tables {
     let units = outs.len();
-    let mut unit_errors = 0;
+    let remaps: Vec<Vec<u32>> = outs.iter().map(|o| strings.absorb(&o.strings)).collect();
+    let mut u = UnitColumns::default();
+    let mut parts: Vec<Vec<Table>> = schema().iter().map(|_| Vec::with_capacity(units)).collect();
     for out in outs {
-        let remap = strings.absorb(&out.strings);
-        let dies = out.facts.dies;
-        let nlines = out.lines.len() as u64;
-        let mut parts = out.facts.into_tables();
-        parts.push(("lines", out.lines.into_table()));
-        for ((_, mine), (_, part)) in tables.iter_mut().zip(parts) {
-            mine.append(part, Some(&remap));
+        let (dies, nlines) = (out.facts.dies, out.lines.len() as u64);
+        let mut tables = out.facts.into_tables();
+        tables.push(("lines", out.lines.into_table()));
+        for (slot, (_, t)) in parts.iter_mut().zip(tables) {
+            slot.push(t);
         }
-        unit_errors += usize::from(out.header.error.is_some());
         u.push(out.header, dies, nlines, strings);
     }
     if let Some(e) = trailing_error {
-        unit_errors += 1;
         u.push(UnitRow { error: Some(e), ..Default::default() }, 0, 0, strings);
     }
+    let unit_errors = u.error.iter().filter(|&&e| e != 0).count();
+    let mut tables: Vec<(&'static str, Table)> = schema()
+        .into_iter()
+        .zip(parts)
+        .map(|((name, empty), parts)| (name, Table::concat(empty, parts, &remaps)))
+        .collect();
     tables.push(("units", u.finish()));
     Tables { tables, units, unit_errors }
 }

@@ -5,11 +5,13 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 from functools import cached_property
 from pathlib import Path
 
-import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from patchscope import _core
 from patchscope.index import cache, functions
@@ -29,10 +31,11 @@ class Binary:
     source functions, instances and inline sites.
     """
 
-    def __init__(self, path: Path, cols: Columns, from_cache: bool) -> None:
+    def __init__(self, path: Path, cols: Columns, from_cache: bool, cache_key: str | None = None) -> None:
         self.path = path
         self.cols = cols
         self.from_cache = from_cache
+        self.cache_key = cache_key
 
     @property
     def info(self) -> dict[str, str]:
@@ -53,7 +56,18 @@ class Binary:
 
     @cached_property
     def inventory(self) -> functions.Inventory:
-        return functions.build(self.cols)
+        return self.derived("inventory", lambda: functions.build(self.cols))
+
+    def derived(self, name: str, build: Callable[[], Any]) -> Any:
+        """A product of the tables, kept in the cache beside them (tables of a dataclass)."""
+        if self.cache_key is None:
+            return build()
+        found = cache.load_derived(self.cache_key, name)
+        if found is not None:
+            return found
+        value = build()
+        cache.save_derived(self.cache_key, name, value)
+        return value
 
     def unit_errors(self) -> list[str]:
         errs = self.cols.table("units").column("error").to_pylist()
@@ -61,6 +75,8 @@ class Binary:
 
     def sql(self, query: str, **extra: pa.Table) -> pa.Table:
         """Runs ``query`` with every table (and the inventory's) visible by name."""
+        import duckdb  # noqa: PLC0415 - costs a tenth of a second; most runs never query
+
         con = duckdb.connect()
         for name in TABLES:
             con.register(name, self.cols.table(name))
@@ -75,13 +91,18 @@ class Binary:
     def find_functions(self, pattern: str | None) -> Iterator[int]:
         """Ids of the source functions whose name matches a shell glob (as SystemTap's
         ``function("PATTERN")``), in name order."""
-        fn = self.inventory.functions
-        names = fn.column("name").to_pylist()
-        match: Callable[[str], bool] = (
-            (lambda n: True) if pattern in (None, "*") else (lambda n: fnmatch.fnmatchcase(n, pattern))
-        )
-        hits = [(n, i) for i, n in enumerate(names) if n and match(n)]
-        return (i for _, i in sorted(hits))
+        names = self.inventory.functions.column("name").combine_chunks()
+        idx = names.indices.to_numpy()
+        if pattern in (None, "*"):
+            wanted = np.ones(len(self.cols.pool), bool)
+        else:
+            # Python's translation ends in \\Z, which RE2 (Arrow's engine) spells \\z.
+            regex = "^" + fnmatch.translate(pattern).replace("\\Z", "\\z")
+            wanted = pc.match_substring_regex(self.cols.pool, regex).to_numpy(zero_copy_only=False)
+        wanted[0] = False  # the empty name
+        rows = np.flatnonzero(wanted[idx])
+        text = self.cols.pool.take(pa.array(idx[rows])).to_numpy(zero_copy_only=False)
+        return iter(rows[np.argsort(text, kind="stable")].tolist())
 
 
 def open(  # noqa: A001 - the natural name, as io.open / tarfile.open
@@ -100,10 +121,10 @@ def open(  # noqa: A001 - the natural name, as io.open / tarfile.open
     if key is not None:
         cols = cache.load(key)
         if cols is not None:
-            return Binary(p, cols, from_cache=True)
+            return Binary(p, cols, from_cache=True, cache_key=key)
     if progress:
         progress(f"indexing {p.name}")
     cols = Columns.from_core(_core.scan(str(p), dbg, debug_roots))
-    if key is not None:
-        cache.save(key, cols)
-    return Binary(p, cols, from_cache=False)
+    if key is not None and not cache.save(key, cols):
+        key = None
+    return Binary(p, cols, from_cache=False, cache_key=key)

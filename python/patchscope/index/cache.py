@@ -9,17 +9,23 @@ an IPC file is used in place.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
 from patchscope import _core
+from patchscope.index.functions import Inventory
 from patchscope.index.tables import Columns
+
+#: The dataclasses of tables that may be cached as derived products, by class name.
+_DERIVED = {c.__name__: c for c in (Inventory,)}
 
 FORMAT = 1
 
@@ -57,21 +63,50 @@ def load(key: str) -> Columns | None:
     return Columns(info=info, pool=pool, raw=raw)
 
 
-def save(key: str, cols: Columns) -> None:
-    """Writes atomically (a temporary folder renamed into place); a cache that cannot be
-    written is skipped, never an error."""
+def save(key: str, cols: Columns) -> bool:
+    """Writes atomically (a temporary folder renamed into place). A cache that cannot be
+    written is skipped, never an error; returns whether it was written."""
     root = cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     except OSError:
-        return
+        return False
     try:
         (tmp / "info.json").write_text(json.dumps(cols.info))
         _write(tmp / "strings.arrow", pa.table({"s": cols.pool}))
         for name, table in cols.raw.items():
             _write(tmp / f"{name}.arrow", table)
         os.replace(tmp, root / key)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return (root / key).is_dir()  # another process may have won the race
+    return True
+
+
+def load_derived(key: str, name: str) -> Any | None:
+    """A dataclass of tables saved by :func:`save_derived`, or None."""
+    d = cache_root() / key / "derived" / name
+    try:
+        meta = json.loads((d / "meta.json").read_text())
+        if meta["format"] != FORMAT:
+            return None
+        cls = _DERIVED[meta["class"]]
+        return cls(**{f: _read(d / f"{f}.arrow") for f in meta["fields"]})
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return None
+
+
+def save_derived(key: str, name: str, value: Any) -> None:
+    root = cache_root() / key / "derived"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+        names = [f.name for f in dataclasses.fields(value)]
+        for f in names:
+            _write(tmp / f"{f}.arrow", getattr(value, f))
+        (tmp / "meta.json").write_text(json.dumps({"format": FORMAT, "class": type(value).__name__, "fields": names}))
+        os.replace(tmp, root / name)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,0 +1,1 @@
+"""Reports: records for JSON and the terminal."""

@@ -1,0 +1,138 @@
+"""The function inventory as records: what ``patchscope functions`` prints and its JSON.
+
+Schema ``patchscope.functions`` version 1 is documented in ``docs/schema/functions-1.json``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from patchscope.index.binary import Binary
+from patchscope.index.tables import NO_DIE
+
+SCHEMA = "patchscope.functions"
+VERSION = 1
+
+#: `isra.0.cold` → [`isra.0`, `cold`]: a suffix kind with its optional number.
+_SUFFIX = re.compile(r"(llvm\.[0-9a-f]+|[A-Za-z_]+(?:\.\d+)?|\d+)")
+
+
+def suffix_chain(suffix: str) -> list[str]:
+    return _SUFFIX.findall(suffix) if suffix else []
+
+
+def hexa(v: int) -> str:
+    return f"{v:#x}"
+
+
+class InventoryView:
+    """Random access to one binary's inventory by function id."""
+
+    def __init__(self, binary: Binary) -> None:
+        self.b = binary
+        inv = binary.inventory
+        self.functions = inv.functions
+        self.inst = inv.instances
+        self.sites = inv.inline_sites
+        self.inst_fid = self.inst.column("fid").to_numpy()
+        self.site_fid = self.sites.column("fid").to_numpy()
+        self.inst_order = np.argsort(self.inst_fid, kind="stable")
+        self.site_order = np.argsort(self.site_fid, kind="stable")
+        self.pool = binary.cols.pool
+        sy = binary.cols.raw["symbols"]
+        self.sym_name = sy.column("name").to_numpy()
+        self.sym_suffix = sy.column("suffix").to_numpy()
+        self.sym_address = sy.column("address").to_numpy()
+        inst_die = self.inst.column("die").to_numpy()
+        self.die_order = np.argsort(inst_die, kind="stable")
+        self.inst_die_sorted = inst_die[self.die_order]
+
+    def _rows(self, order: np.ndarray, keys: np.ndarray, fid: int) -> np.ndarray:
+        sorted_keys = keys[order]
+        a, b = np.searchsorted(sorted_keys, fid, "left"), np.searchsorted(sorted_keys, fid, "right")
+        return order[a:b]
+
+    def instance_name(self, row: int) -> str:
+        syms = self.inst.column("symbols")[row].values.to_numpy()
+        if len(syms):
+            return self.string(self.sym_name[syms[0]])
+        return self.functions.column("name")[int(self.inst_fid[row])].as_py()
+
+    def caller_of(self, function_die: int) -> str:
+        i = np.searchsorted(self.inst_die_sorted, np.uint64(function_die))
+        if i < len(self.inst_die_sorted) and self.inst_die_sorted[i] == function_die:
+            return self.instance_name(int(self.die_order[i]))
+        return "?"
+
+    def record(self, fid: int, verbose: bool = True) -> dict[str, Any]:
+        f = self.functions.slice(fid, 1).to_pylist()[0]
+        rec: dict[str, Any] = {
+            "name": f["name"],
+            "decl_file": f["decl_file"] or None,
+            "decl_line": f["decl_line"] or None,
+            "external": f["external"],
+            "status": f["status"],
+            "instances": [self._instance(int(r)) for r in self._rows(self.inst_order, self.inst_fid, fid)],
+        }
+        site_rows = self._rows(self.site_order, self.site_fid, fid)
+        rec["inline_sites"] = {
+            "count": len(site_rows),
+            "sites": [self._site(int(r)) for r in site_rows] if verbose else None,
+        }
+        return rec
+
+    def string(self, index: int) -> str:
+        return self.pool[int(index)].as_py()
+
+    def _instance(self, row: int) -> dict[str, Any]:
+        r = self.inst.slice(row, 1).to_pylist()[0]
+        syms = r["symbols"]
+        names = [self.string(self.sym_name[s]) for s in syms]
+        parts = []
+        for lo, hi in r["ranges"]:
+            at = [n for n, s in zip(names, syms) if self.sym_address[s] == lo]
+            parts.append({"low": hexa(lo), "high": hexa(hi), "symbol": at[0] if at else None})
+        return {
+            "symbol": names[0] if names else None,
+            "symbols": names,
+            "suffixes": suffix_chain(self.string(self.sym_suffix[syms[0]])) if syms else [],
+            "die": hexa(r["die"]) if r["die"] != int(NO_DIE) else None,
+            "entry_pc": hexa(r["entry_pc"]),
+            "size": r["size"],
+            "noreturn": r["noreturn"],
+            "ranges": parts,
+        }
+
+    def _site(self, row: int) -> dict[str, Any]:
+        s = self.sites.slice(row, 1).to_pylist()[0]
+        return {
+            "entry_pc": hexa(s["entry_pc"]),
+            "caller": self.caller_of(s["function"]),
+            "depth": s["depth"],
+            "call_file": s["call_file"] or None,
+            "call_line": s["call_line"] or None,
+            "die": hexa(s["die"]),
+        }
+
+
+def summary(binary: Binary) -> dict[str, int]:
+    status = binary.inventory.functions.column("status")
+    counts = pa.compute.value_counts(status).to_pylist()
+    return {c["values"]: c["counts"] for c in counts}
+
+
+def document(binary: Binary, pattern: str | None, verbose: bool) -> dict[str, Any]:
+    view = InventoryView(binary)
+    fids = list(binary.find_functions(pattern))
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "binary": {k: binary.info[k] for k in ("path", "arch", "kind", "build_id", "dwarf", "debug_file")},
+        "pattern": pattern,
+        "summary": summary(binary),
+        "functions": [view.record(fid, verbose) for fid in fids],
+    }
