@@ -366,15 +366,56 @@ pub fn symbols_table<'d>(
         file.symbols().collect()
     };
     let bases = section_bases(file);
+    let code = CodeAddress::new(file);
     let mut t = SymbolColumns::with_capacity(syms.len());
     for s in &syms {
         let base = match (file.kind(), s.section_index()) {
             (object::ObjectKind::Relocatable, Some(i)) => bases.get(i.0).copied().unwrap_or(0),
             _ => 0,
         };
-        t.push(s, base, strings);
+        t.push(s, code.of(s).wrapping_add(base), strings);
     }
     (t.finish(), origin)
+}
+
+/// Where a function symbol's code starts, which is what DWARF addresses name: ARM marks
+/// Thumb functions by setting bit 0 of the symbol value, and on ppc64 ELFv1 a function
+/// symbol names its descriptor in `.opd`, whose first doubleword is the code address.
+struct CodeAddress<'d> {
+    thumb: bool,
+    opd: Option<(object::SectionIndex, u64, &'d [u8])>,
+    big_endian: bool,
+}
+
+impl<'d> CodeAddress<'d> {
+    fn new(file: &object::File<'d>) -> Self {
+        let opd = (file.architecture() == object::Architecture::PowerPc64)
+            .then(|| file.section_by_name(".opd"))
+            .flatten()
+            .and_then(|s| Some((s.index(), s.address(), s.data().ok()?)));
+        CodeAddress {
+            thumb: file.architecture() == object::Architecture::Arm,
+            opd,
+            big_endian: !file.is_little_endian(),
+        }
+    }
+
+    fn of(&self, s: &object::Symbol) -> u64 {
+        let value = s.address();
+        if s.kind() != SymbolKind::Text {
+            return value;
+        }
+        if self.thumb {
+            return value & !1;
+        }
+        match self.opd {
+            Some((index, base, data)) if s.section_index() == Some(index) => {
+                let at = value.wrapping_sub(base) as usize;
+                data.get(at..at + 8).map_or(value, |b| read_uint(b, !self.big_endian))
+            }
+            _ => value,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -407,14 +448,14 @@ impl SymbolColumns {
         }
     }
 
-    fn push<'d>(&mut self, s: &object::Symbol<'d, '_>, base: u64, strings: &mut Strings<'d>) {
+    fn push<'d>(&mut self, s: &object::Symbol<'d, '_>, address: u64, strings: &mut Strings<'d>) {
         let name = s.name_bytes().unwrap_or(b"");
         let (stem, chain, kinds) = split_suffixes(name);
         self.name.push(strings.intern_str(name));
         self.stem.push(strings.intern_str(stem));
         self.suffix.push(strings.intern_str(chain));
         self.suffix_kinds.push(kinds);
-        self.address.push(base.wrapping_add(s.address()));
+        self.address.push(address);
         self.size.push(s.size());
         self.kind.push(match s.kind() {
             SymbolKind::Text => symkind::FUNC,
