@@ -5,9 +5,9 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +20,17 @@ from patchscope.index.tables import Columns
 #: Raised for a file that cannot be read as asked; its message is one line for a person.
 BinaryError = _core.CoreError
 
-TABLES = ("sections", "symbols", "units", "subprograms", "params", "inline_sites", "call_sites", "ranges", "lines")
+TABLES = (
+    "sections",
+    "symbols",
+    "units",
+    "subprograms",
+    "params",
+    "inline_sites",
+    "call_sites",
+    "ranges",
+    "lines",
+)
 
 
 class Binary:
@@ -75,7 +85,7 @@ class Binary:
 
     def sql(self, query: str, **extra: pa.Table) -> pa.Table:
         """Runs ``query`` with every table (and the inventory's) visible by name."""
-        import duckdb  # noqa: PLC0415 - costs a tenth of a second; most runs never query
+        import duckdb
 
         con = duckdb.connect()
         for name in TABLES:
@@ -86,7 +96,7 @@ class Binary:
         con.register("sites", inv.inline_sites)
         for name, table in extra.items():
             con.register(name, table)
-        return con.execute(query).fetch_arrow_table()
+        return con.sql(query).to_arrow_table()
 
     def find_functions(self, pattern: str | None) -> Iterator[int]:
         """Ids of the source functions whose name matches a shell glob (as SystemTap's
@@ -105,7 +115,7 @@ class Binary:
         return iter(rows[np.argsort(text, kind="stable")].tolist())
 
 
-def open(  # noqa: A001 - the natural name, as io.open / tarfile.open
+def open(
     path: str | os.PathLike[str],
     debug_file: str | os.PathLike[str] | None = None,
     *,
@@ -121,6 +131,7 @@ def open(  # noqa: A001 - the natural name, as io.open / tarfile.open
     if key is not None:
         cols = cache.load(key)
         if cols is not None:
+            cols.info["path"] = str(p)  # the same build may have been indexed under another name
             return Binary(p, cols, from_cache=True, cache_key=key)
     if progress:
         progress(f"indexing {p.name}")

@@ -39,16 +39,16 @@ def cache_root() -> Path:
 
 
 def cache_key(path: Path, ident: dict[str, str]) -> str:
-    """A key from the identities of the files a scan reads (``_core.identify``): build-id
-    and size where there is a build-id (a stripped copy shares the id, not the size), else
-    path, size and mtime."""
+    """A key from the identities of the files a scan reads (``_core.identify``): build-id,
+    size and mtime (a stripped or patched copy shares the build-id), or the path, size and
+    mtime of a file without one."""
     parts = [f"core={_core.__version__}", f"format={FORMAT}"]
     files = [(path, ident["build_id"])]
     if ident["debug_file"]:
         files.append((Path(ident["debug_file"]), ident["debug_build_id"]))
     for p, bid in files:
         st = p.stat()
-        parts.append(f"bid={bid}:{st.st_size}" if bid else f"file={p.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+        parts.append(f"{f'bid={bid}' if bid else f'file={p.resolve()}'}:{st.st_size}:{st.st_mtime_ns}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
@@ -105,7 +105,9 @@ def save_derived(key: str, name: str, value: Any) -> None:
         names = [f.name for f in dataclasses.fields(value)]
         for f in names:
             _write(tmp / f"{f}.arrow", getattr(value, f))
-        (tmp / "meta.json").write_text(json.dumps({"format": FORMAT, "class": type(value).__name__, "fields": names}))
+        (tmp / "meta.json").write_text(
+            json.dumps({"format": FORMAT, "class": type(value).__name__, "fields": names})
+        )
         os.replace(tmp, root / name)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

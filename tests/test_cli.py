@@ -1,0 +1,120 @@
+"""The command line: exit codes, JSON against its schema, and one clean line for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from conftest import BIN, ROOT
+
+SCHEMA = json.loads((ROOT / "docs/schema/functions-1.json").read_text())
+X86 = BIN / "x86_64/corpus"
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "patchscope.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_functions_table() -> None:
+    r = run("functions", X86, "hot_sum")
+    assert r.returncode == 0, r.stderr
+    assert "hot_sum.cold 0x1080-0x1095" in r.stdout
+    assert "not-inlined" in r.stdout
+
+
+def test_functions_verbose_lists_sites() -> None:
+    r = run("functions", X86, "buf_process", "-v")
+    assert r.returncode == 0
+    assert r.stdout.count("in part_entry (src/part.c:") == 3
+
+
+@pytest.mark.parametrize("variant", ["x86_64", "aarch64", "ppc64le", "riscv64", "x86_64-nodebug"])
+def test_json_validates(variant: str) -> None:
+    r = run("functions", BIN / variant / "corpus", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["functions"]
+
+
+def test_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "inv.json"
+    r = run("functions", X86, "--format", "json", "-o", out)
+    assert r.returncode == 0 and r.stdout == ""
+    jsonschema.validate(json.loads(out.read_text()), SCHEMA)
+
+
+def test_no_match_exits_1() -> None:
+    r = run("functions", X86, "no_such_function_*")
+    assert r.returncode == 1
+    assert "no source function matches" in r.stderr
+
+
+def test_nodebug_says_so() -> None:
+    r = run("functions", BIN / "x86_64-nodebug/corpus", "compute_level*")
+    assert r.returncode == 0
+    assert "no DWARF debug info" in r.stderr
+    assert "compute_level.isra.0" in r.stdout
+    assert "symbol-only" in r.stdout
+
+
+def bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
+    data = X86.read_bytes()
+    cases = {
+        "missing": (tmp / "nope", "no such file"),
+        "directory": (tmp, "is a directory"),
+        "empty": (tmp / "empty", "not an ELF file"),
+        "text": (tmp / "text", "not an ELF file"),
+        "truncated-header": (tmp / "trunc40", "malformed ELF"),
+        "truncated-half": (tmp / "half", ""),
+    }
+    (tmp / "empty").write_bytes(b"")
+    (tmp / "text").write_text("#!/bin/sh\necho hi\n")
+    (tmp / "trunc40").write_bytes(data[:40])
+    (tmp / "half").write_bytes(data[: len(data) // 2])
+    return cases
+
+
+@pytest.mark.parametrize(
+    "case", ["missing", "directory", "empty", "text", "truncated-header", "truncated-half"]
+)
+def test_bad_input_one_line(case: str, tmp_path: Path) -> None:
+    path, words = bad_inputs(tmp_path)[case]
+    before = set(tmp_path.rglob("*"))
+    r = run("functions", path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("patchscope: error: "), r.stderr
+    assert words in lines[0]
+    assert "Traceback" not in r.stderr and "panicked" not in r.stderr
+    assert set(tmp_path.rglob("*")) == before  # nothing written beside the input
+
+
+def test_corrupt_dwarf_is_reported_and_rest_indexed(tmp_path: Path) -> None:
+    """A unit whose DIEs are garbage is named on stderr; the other units are still indexed."""
+    from elftools.elf.elffile import ELFFile
+
+    data = bytearray(X86.read_bytes())
+    with X86.open("rb") as f:
+        info = ELFFile(f).get_section_by_name(".debug_info")
+        off, size = info["sh_offset"], info["sh_size"]
+    # Skip the first unit's header (12 bytes in DWARF 5), then smash its first DIEs.
+    data[off + 12 : off + 12 + 64] = b"\xff" * 64
+    bad = tmp_path / "corrupt"
+    bad.write_bytes(bytes(data))
+    assert size > 200
+    r = run("functions", bad, "hot_sum")
+    assert "could not be read whole" in r.stderr
+    assert r.returncode in (0, 1)
+    r2 = run("functions", bad, "*", "--format", "json")
+    assert len(json.loads(r2.stdout)["functions"]) > 40
