@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolFlags, SymbolKind};
 
 use crate::error::{Error, Result};
-use crate::table::{Column, Strings, Table};
+use crate::table::{Chunk, Strings, Table};
 
 /// A file mapped into memory. Every table borrows from it, without copies.
 pub struct Mapped {
@@ -280,14 +280,14 @@ pub fn sections_table<'d>(file: &object::File<'d>, strings: &mut Strings<'d>) ->
         compressed.push(u8::from(packed));
     }
     Table::new(vec![
-        ("name", Column::Str(name)),
-        ("index", Column::U32(index)),
-        ("address", Column::U64(address)),
-        ("size", Column::U64(size)),
-        ("offset", Column::U64(offset)),
-        ("type", Column::U32(kind)),
-        ("flags", Column::U64(flags)),
-        ("compressed", Column::U8(compressed)),
+        ("name", Chunk::Str(name)),
+        ("index", Chunk::U32(index)),
+        ("address", Chunk::U64(address)),
+        ("size", Chunk::U64(size)),
+        ("offset", Chunk::U64(offset)),
+        ("type", Chunk::U32(kind)),
+        ("flags", Chunk::U64(flags)),
+        ("compressed", Chunk::U8(compressed)),
     ])
 }
 
@@ -477,16 +477,16 @@ impl SymbolColumns {
 
     fn finish(self) -> Table {
         Table::new(vec![
-            ("name", Column::Str(self.name)),
-            ("stem", Column::Str(self.stem)),
-            ("suffix", Column::Str(self.suffix)),
-            ("suffix_kinds", Column::U16(self.suffix_kinds)),
-            ("address", Column::U64(self.address)),
-            ("size", Column::U64(self.size)),
-            ("kind", Column::U8(self.kind)),
-            ("binding", Column::U8(self.binding)),
-            ("other", Column::U8(self.other)),
-            ("section", Column::U32(self.section)),
+            ("name", Chunk::Str(self.name)),
+            ("stem", Chunk::Str(self.stem)),
+            ("suffix", Chunk::Str(self.suffix)),
+            ("suffix_kinds", Chunk::U16(self.suffix_kinds)),
+            ("address", Chunk::U64(self.address)),
+            ("size", Chunk::U64(self.size)),
+            ("kind", Chunk::U8(self.kind)),
+            ("binding", Chunk::U8(self.binding)),
+            ("other", Chunk::U8(self.other)),
+            ("section", Chunk::U32(self.section)),
         ])
     }
 }

@@ -60,13 +60,17 @@ fn to_python(py: Python<'_>, s: Scan) -> PyResult<Py<PyDict>> {
         info.set_item(k, v)?;
     }
     out.set_item("info", info)?;
-    let offsets = crate::table::Column::I64(s.string_offsets);
+    let offsets = crate::table::Chunk::I64(s.string_offsets);
     out.set_item("strings", (PyBytes::new(py, offsets.bytes()), PyBytes::new(py, &s.string_data)))?;
     let tables = PyDict::new(py);
     for (name, table) in &s.tables {
         let cols = PyDict::new(py);
         for (col, data) in &table.columns {
-            cols.set_item(col, (data.dtype(), PyBytes::new(py, data.bytes())))?;
+            let bytes = PyBytes::new_with(py, data.byte_len(), |buf| {
+                data.write_bytes(buf);
+                Ok(())
+            })?;
+            cols.set_item(col, (data.dtype(), bytes))?;
         }
         tables.set_item(name, cols)?;
     }

@@ -79,7 +79,7 @@ pub fn scan(opts: &Options) -> Result<Scan> {
             if let Some(ss) = &sup_sections {
                 d.set_sup(dwarf::borrow(ss, endian));
             }
-            dwarf::scan(&d, 0, &mut strings)
+            dwarf::scan(&d, 0, 0, &mut strings)
         }
         None => dwarf::empty(&mut strings),
     };
@@ -87,11 +87,11 @@ pub fn scan(opts: &Options) -> Result<Scan> {
     if let Some(ss) = &sup_sections {
         // The supplementary file's own units (dwz partial units): the abstract DIEs that
         // the main file's references with DW_FORM_GNU_ref_alt point to.
-        let sup_found = dwarf::scan(&dwarf::borrow(ss, endian), dwarf::SUP_BIT, &mut strings);
+        let sup_found = dwarf::scan(&dwarf::borrow(ss, endian), dwarf::SUP_BIT, found.units as u32, &mut strings);
         found.units += sup_found.units;
         found.unit_errors += sup_found.unit_errors;
         for ((_, mine), (_, theirs)) in found.tables.iter_mut().zip(sup_found.tables) {
-            mine.append(theirs, None);
+            mine.append(theirs);
         }
     }
     info.push(("units", found.units.to_string()));

@@ -3,31 +3,34 @@
 //! A table is a list of named, typed columns of equal length. String columns hold `u32`
 //! indices into one [`Strings`] pool per scan, so that a name repeated in every unit is stored
 //! once and becomes a dictionary-encoded Arrow column on the Python side.
+//!
+//! A column is a list of chunks (one per DWARF unit, say) that are never concatenated here:
+//! the binding copies them once, straight into the Python buffer.
 
 use std::borrow::Cow;
-use rayon::prelude::*;
+
 use rustc_hash::FxHashMap;
 
-/// One column of plain machine values.
+/// One chunk of plain machine values.
 #[derive(Debug)]
-pub enum Column {
+pub enum Chunk {
     U8(Vec<u8>),
     U16(Vec<u16>),
     U32(Vec<u32>),
     U64(Vec<u64>),
     I64(Vec<i64>),
-    /// Indices into the scan's string pool.
+    /// Indices into a string pool.
     Str(Vec<u32>),
 }
 
-impl Column {
+impl Chunk {
     pub fn len(&self) -> usize {
         match self {
-            Column::U8(v) => v.len(),
-            Column::U16(v) => v.len(),
-            Column::U32(v) | Column::Str(v) => v.len(),
-            Column::U64(v) => v.len(),
-            Column::I64(v) => v.len(),
+            Chunk::U8(v) => v.len(),
+            Chunk::U16(v) => v.len(),
+            Chunk::U32(v) | Chunk::Str(v) => v.len(),
+            Chunk::U64(v) => v.len(),
+            Chunk::I64(v) => v.len(),
         }
     }
 
@@ -35,19 +38,19 @@ impl Column {
         self.len() == 0
     }
 
-    /// The NumPy dtype string of the column's elements (native byte order).
+    /// The NumPy dtype string of the elements (native byte order); `"str"` for pool indices.
     pub fn dtype(&self) -> &'static str {
         match self {
-            Column::U8(_) => "u1",
-            Column::U16(_) => "u2",
-            Column::U32(_) => "u4",
-            Column::Str(_) => "str",
-            Column::U64(_) => "u8",
-            Column::I64(_) => "i8",
+            Chunk::U8(_) => "u1",
+            Chunk::U16(_) => "u2",
+            Chunk::U32(_) => "u4",
+            Chunk::Str(_) => "str",
+            Chunk::U64(_) => "u8",
+            Chunk::I64(_) => "i8",
         }
     }
 
-    /// The column's elements as native-endian bytes.
+    /// The elements as native-endian bytes.
     pub fn bytes(&self) -> &[u8] {
         fn raw<T: Copy>(v: &[T]) -> &[u8] {
             // SAFETY: plain integer types with no padding; the slice covers exactly the
@@ -55,51 +58,60 @@ impl Column {
             unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
         }
         match self {
-            Column::U8(v) => v,
-            Column::U16(v) => raw(v),
-            Column::U32(v) | Column::Str(v) => raw(v),
-            Column::U64(v) => raw(v),
-            Column::I64(v) => raw(v),
+            Chunk::U8(v) => v,
+            Chunk::U16(v) => raw(v),
+            Chunk::U32(v) | Chunk::Str(v) => raw(v),
+            Chunk::U64(v) => raw(v),
+            Chunk::I64(v) => raw(v),
         }
     }
 
-    /// Concatenates the parts of one column (one part per unit), translating the string
-    /// indices of part `i` through `remaps[i]`.
-    fn concat(parts: Vec<Column>, remaps: &[Vec<u32>]) -> Column {
-        let total = parts.iter().map(Column::len).sum();
-        let mut out = match parts.first() {
-            Some(c) => empty_like(c),
-            None => return Column::U8(Vec::new()),
-        };
-        out.reserve(total);
-        for (part, remap) in parts.into_iter().zip(remaps) {
-            out.extend(part, Some(remap));
-        }
-        out
-    }
-
-    fn reserve(&mut self, n: usize) {
-        match self {
-            Column::U8(v) => v.reserve_exact(n),
-            Column::U16(v) => v.reserve_exact(n),
-            Column::U32(v) | Column::Str(v) => v.reserve_exact(n),
-            Column::U64(v) => v.reserve_exact(n),
-            Column::I64(v) => v.reserve_exact(n),
+    /// Translates string indices from a unit's own pool into the merged one.
+    pub fn remap(&mut self, map: &[u32]) {
+        if let Chunk::Str(v) = self {
+            for i in v.iter_mut() {
+                *i = map[*i as usize];
+            }
         }
     }
+}
 
-    fn extend(&mut self, other: Column, remap: Option<&[u32]>) {
-        match (self, other) {
-            (Column::U8(a), Column::U8(b)) => a.extend(b),
-            (Column::U16(a), Column::U16(b)) => a.extend(b),
-            (Column::U32(a), Column::U32(b)) => a.extend(b),
-            (Column::U64(a), Column::U64(b)) => a.extend(b),
-            (Column::I64(a), Column::I64(b)) => a.extend(b),
-            (Column::Str(a), Column::Str(b)) => match remap {
-                Some(m) => a.extend(b.into_iter().map(|i| m[i as usize])),
-                None => a.extend(b),
-            },
-            _ => unreachable!("tables of one kind always have the same column types"),
+/// A column: its chunks, in order. The first chunk also fixes the type of an empty column.
+#[derive(Debug)]
+pub struct Column {
+    pub chunks: Vec<Chunk>,
+}
+
+impl From<Chunk> for Column {
+    fn from(c: Chunk) -> Self {
+        Column { chunks: vec![c] }
+    }
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Chunk::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn dtype(&self) -> &'static str {
+        self.chunks.first().map_or("u1", Chunk::dtype)
+    }
+
+    pub fn byte_len(&self) -> usize {
+        self.chunks.iter().map(|c| c.bytes().len()).sum()
+    }
+
+    /// Copies the column's bytes into `out`, which is [`Column::byte_len`] long.
+    pub fn write_bytes(&self, out: &mut [u8]) {
+        let mut at = 0;
+        for c in &self.chunks {
+            let b = c.bytes();
+            out[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
         }
     }
 }
@@ -111,57 +123,30 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(columns: Vec<(&'static str, Column)>) -> Self {
-        Table { columns }
+    pub fn new(columns: Vec<(&'static str, Chunk)>) -> Self {
+        Table {
+            columns: columns.into_iter().map(|(n, c)| (n, Column::from(c))).collect(),
+        }
     }
 
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |(_, c)| c.len())
     }
 
-    /// Concatenates tables of one schema (one per unit), column by column in parallel.
-    pub fn concat(schema: Table, parts: Vec<Table>, remaps: &[Vec<u32>]) -> Table {
-        let names: Vec<&'static str> = schema.columns.iter().map(|(n, _)| *n).collect();
-        let mut by_column: Vec<Vec<Column>> = schema.columns.into_iter().map(|(_, c)| vec![c]).collect();
-        for part in parts {
-            for (slot, (_, c)) in by_column.iter_mut().zip(part.columns) {
-                slot.push(c);
-            }
-        }
-        // The schema's own (empty) column leads each list; give it an empty remap.
-        let mut all_remaps = Vec::with_capacity(remaps.len() + 1);
-        all_remaps.push(Vec::new());
-        all_remaps.extend_from_slice(remaps);
-        let columns = by_column.into_par_iter().map(|cs| Column::concat(cs, &all_remaps)).collect::<Vec<_>>();
-        Table::new(names.into_iter().zip(columns).collect())
-    }
-
-    /// Appends `other` (same schema). Its string indices refer to a pool that `remap`
-    /// translates into ours, or to ours already when `remap` is `None`.
-    pub fn append(&mut self, other: Table, remap: Option<&[u32]>) {
-        if self.columns.is_empty() {
-            // First part: adopt its schema, but still translate its string indices.
-            self.columns = other
-                .columns
-                .iter()
-                .map(|(n, c)| (*n, empty_like(c)))
-                .collect();
-        }
+    /// Appends the chunks of `other`, a table of the same schema.
+    pub fn append(&mut self, other: Table) {
         for ((name, mine), (theirs_name, theirs)) in self.columns.iter_mut().zip(other.columns) {
             debug_assert_eq!(*name, theirs_name);
-            mine.extend(theirs, remap);
+            mine.chunks.extend(theirs.chunks);
         }
     }
-}
 
-fn empty_like(c: &Column) -> Column {
-    match c {
-        Column::U8(_) => Column::U8(Vec::new()),
-        Column::U16(_) => Column::U16(Vec::new()),
-        Column::U32(_) => Column::U32(Vec::new()),
-        Column::U64(_) => Column::U64(Vec::new()),
-        Column::I64(_) => Column::I64(Vec::new()),
-        Column::Str(_) => Column::Str(Vec::new()),
+    pub fn remap(&mut self, map: &[u32]) {
+        for (_, c) in &mut self.columns {
+            for chunk in &mut c.chunks {
+                chunk.remap(map);
+            }
+        }
     }
 }
 
@@ -219,5 +204,41 @@ impl<'a> Strings<'a> {
             offsets.push(data.len() as i64);
         }
         (offsets, data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_concatenate_on_write() {
+        let mut t = Table::new(vec![("a", Chunk::U16(vec![1, 2])), ("s", Chunk::Str(vec![1]))]);
+        let mut u = Table::new(vec![("a", Chunk::U16(vec![3])), ("s", Chunk::Str(vec![0, 1]))]);
+        u.remap(&[5, 7]);
+        t.append(u);
+        assert_eq!(t.rows(), 3);
+        let (_, a) = &t.columns[0];
+        let mut out = vec![0u8; a.byte_len()];
+        a.write_bytes(&mut out);
+        assert_eq!(out, [1u16, 2, 3].iter().flat_map(|v| v.to_ne_bytes()).collect::<Vec<_>>());
+        let (_, s) = &t.columns[1];
+        let mut out = vec![0u8; s.byte_len()];
+        s.write_bytes(&mut out);
+        assert_eq!(out, [1u32, 5, 7].iter().flat_map(|v| v.to_ne_bytes()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn interning() {
+        let mut s = Strings::default();
+        let a = s.intern_str(b"foo");
+        assert_eq!(s.intern_owned(b"foo".to_vec()), a);
+        assert_eq!(s.intern_str(b""), 0);
+        let mut other = Strings::default();
+        let b = other.intern_str(b"bar");
+        let f = other.intern_str(b"foo");
+        let map = s.absorb(&other);
+        assert_eq!(map[f as usize], a);
+        assert_eq!(s.items[map[b as usize] as usize].as_ref(), b"bar");
     }
 }

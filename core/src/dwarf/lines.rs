@@ -3,7 +3,7 @@
 use super::files::FileTable;
 use super::Ctx;
 use crate::error::Result;
-use crate::table::{Column, Strings, Table};
+use crate::table::{Chunk, Strings, Table};
 
 /// Bits of `lines.flags`.
 pub mod lineflag {
@@ -28,13 +28,13 @@ pub struct Lines {
 impl Lines {
     pub fn into_table(self) -> Table {
         Table::new(vec![
-            ("address", Column::U64(self.address)),
-            ("file", Column::Str(self.file)),
-            ("line", Column::U32(self.line)),
-            ("column", Column::U16(self.column)),
-            ("flags", Column::U8(self.flags)),
-            ("view", Column::U16(self.view)),
-            ("unit", Column::U32(self.unit)),
+            ("address", Chunk::U64(self.address)),
+            ("file", Chunk::Str(self.file)),
+            ("line", Chunk::U32(self.line)),
+            ("column", Chunk::U16(self.column)),
+            ("flags", Chunk::U8(self.flags)),
+            ("view", Chunk::U16(self.view)),
+            ("unit", Chunk::U32(self.unit)),
         ])
     }
 

@@ -16,7 +16,7 @@ use gimli::{AttributeValue, EndianSlice, RunTimeEndian, UnitOffset};
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::table::{Column, Strings, Table};
+use crate::table::{Chunk, Strings, Table};
 use files::FileTable;
 pub use lines::lineflag;
 pub use walk::spflag;
@@ -98,6 +98,7 @@ struct UnitRow<'d> {
     comp_dir: &'d [u8],
     producer: &'d [u8],
     language: u16,
+    line_program: Option<usize>,
     error: Option<String>,
 }
 
@@ -110,7 +111,10 @@ pub struct Tables {
 
 /// Scans every unit of `dwarf`. `tag` is OR-ed into every DIE offset ([`SUP_BIT`] for a
 /// supplementary file scanned in its own right).
-pub fn scan<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, tag: u64, strings: &mut Strings<'d>) -> Tables {
+///
+/// Units are numbered from `first_unit` on (the `lines.unit` column), so that a
+/// supplementary file's units follow the main file's.
+pub fn scan<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, tag: u64, first_unit: u32, strings: &mut Strings<'d>) -> Tables {
     let mut headers = Vec::new();
     let mut trailing_error = None;
     let mut iter = dwarf.units();
@@ -128,7 +132,7 @@ pub fn scan<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, tag: u64, strings: &mut Strings
     let outs: Vec<UnitOut<'d>> = headers
         .into_par_iter()
         .enumerate()
-        .map(|(i, h)| scan_unit_guarded(dwarf, h, i as u32, tag))
+        .map(|(i, h)| scan_unit_guarded(dwarf, h, first_unit + i as u32, tag))
         .collect();
     merge(outs, trailing_error, strings)
 }
@@ -182,6 +186,7 @@ fn scan_unit<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, header: gimli::UnitHeader<Slic
     let (producer, language) = root_facts(dwarf, &unit);
     row.producer = producer;
     row.language = language;
+    row.line_program = unit.line_program.as_ref().map(|p| p.header().offset().0);
     let cx = Ctx { dwarf, unit: &unit, comp_dir: unit.comp_dir.map(|s| s.slice()), tag };
     let mut files = FileTable::new();
     let dies = walk::walk(&cx, &mut out.strings, &mut files, &mut out.facts);
@@ -230,25 +235,34 @@ fn merge<'d>(outs: Vec<UnitOut<'d>>, trailing_error: Option<String>, strings: &m
     let units = outs.len();
     let remaps: Vec<Vec<u32>> = outs.iter().map(|o| strings.absorb(&o.strings)).collect();
     let mut u = UnitColumns::default();
-    let mut parts: Vec<Vec<Table>> = schema().iter().map(|_| Vec::with_capacity(units)).collect();
-    for out in outs {
+    let mut parts = Vec::with_capacity(units);
+    let mut line_programs = rustc_hash::FxHashSet::default();
+    for mut out in outs {
+        // dwz's partial units share their compile unit's line program: its rows once.
+        if out.header.line_program.is_some_and(|o| !line_programs.insert(o)) {
+            out.lines = lines::Lines::default();
+        }
         let (dies, nlines) = (out.facts.dies, out.lines.len() as u64);
         let mut tables = out.facts.into_tables();
         tables.push(("lines", out.lines.into_table()));
-        for (slot, (_, t)) in parts.iter_mut().zip(tables) {
-            slot.push(t);
-        }
+        parts.push(tables);
         u.push(out.header, dies, nlines, strings);
     }
+    parts.par_iter_mut().zip(&remaps).for_each(|(tables, map)| {
+        for (_, t) in tables.iter_mut() {
+            t.remap(map);
+        }
+    });
     if let Some(e) = trailing_error {
         u.push(UnitRow { error: Some(e), ..Default::default() }, 0, 0, strings);
     }
     let unit_errors = u.error.iter().filter(|&&e| e != 0).count();
-    let mut tables: Vec<(&'static str, Table)> = schema()
-        .into_iter()
-        .zip(parts)
-        .map(|((name, empty), parts)| (name, Table::concat(empty, parts, &remaps)))
-        .collect();
+    let mut tables = schema();
+    for unit_tables in parts {
+        for ((_, mine), (_, theirs)) in tables.iter_mut().zip(unit_tables) {
+            mine.append(theirs);
+        }
+    }
     tables.push(("units", u.finish()));
     Tables { tables, units, unit_errors }
 }
@@ -285,17 +299,17 @@ impl UnitColumns {
 
     fn finish(self) -> Table {
         Table::new(vec![
-            ("offset", Column::U64(self.offset)),
-            ("version", Column::U16(self.version)),
-            ("kind", Column::U8(self.kind)),
-            ("address_size", Column::U8(self.address_size)),
-            ("name", Column::Str(self.name)),
-            ("comp_dir", Column::Str(self.comp_dir)),
-            ("producer", Column::Str(self.producer)),
-            ("language", Column::U16(self.language)),
-            ("dies", Column::U64(self.dies)),
-            ("lines", Column::U64(self.lines)),
-            ("error", Column::Str(self.error)),
+            ("offset", Chunk::U64(self.offset)),
+            ("version", Chunk::U16(self.version)),
+            ("kind", Chunk::U8(self.kind)),
+            ("address_size", Chunk::U8(self.address_size)),
+            ("name", Chunk::Str(self.name)),
+            ("comp_dir", Chunk::Str(self.comp_dir)),
+            ("producer", Chunk::Str(self.producer)),
+            ("language", Chunk::U16(self.language)),
+            ("dies", Chunk::U64(self.dies)),
+            ("lines", Chunk::U64(self.lines)),
+            ("error", Chunk::Str(self.error)),
         ])
     }
 }

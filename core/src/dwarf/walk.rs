@@ -8,7 +8,7 @@ use super::files::FileTable;
 use super::location::{classify, Loc};
 use super::{Ctx, Slice};
 use crate::error::Result;
-use crate::table::{Column, Strings, Table};
+use crate::table::{Chunk, Strings, Table};
 
 /// The scope a DIE sits in, as the walk needs it.
 #[derive(Clone, Copy)]
@@ -123,57 +123,57 @@ impl Facts {
         let Facts { sp, params: p, inl, calls: c, ranges: r, .. } = self;
         vec![
             ("subprograms", Table::new(vec![
-                ("die", Column::U64(sp.die)),
-                ("parent", Column::U64(sp.parent)),
-                ("name", Column::Str(sp.name)),
-                ("linkage_name", Column::Str(sp.linkage_name)),
-                ("origin", Column::U64(sp.origin)),
-                ("specification", Column::U64(sp.specification)),
-                ("inline", Column::U8(sp.inline)),
-                ("flags", Column::U8(sp.flags)),
-                ("decl_file", Column::Str(sp.decl_file)),
-                ("decl_line", Column::U32(sp.decl_line)),
-                ("calling_convention", Column::U8(sp.calling_convention)),
-                ("low_pc", Column::U64(sp.low_pc)),
-                ("entry_pc", Column::U64(sp.entry_pc)),
+                ("die", Chunk::U64(sp.die)),
+                ("parent", Chunk::U64(sp.parent)),
+                ("name", Chunk::Str(sp.name)),
+                ("linkage_name", Chunk::Str(sp.linkage_name)),
+                ("origin", Chunk::U64(sp.origin)),
+                ("specification", Chunk::U64(sp.specification)),
+                ("inline", Chunk::U8(sp.inline)),
+                ("flags", Chunk::U8(sp.flags)),
+                ("decl_file", Chunk::Str(sp.decl_file)),
+                ("decl_line", Chunk::U32(sp.decl_line)),
+                ("calling_convention", Chunk::U8(sp.calling_convention)),
+                ("low_pc", Chunk::U64(sp.low_pc)),
+                ("entry_pc", Chunk::U64(sp.entry_pc)),
             ])),
             ("params", Table::new(vec![
-                ("die", Column::U64(p.die)),
-                ("owner", Column::U64(p.owner)),
-                ("position", Column::U16(p.position)),
-                ("name", Column::Str(p.name)),
-                ("origin", Column::U64(p.origin)),
-                ("artificial", Column::U8(p.artificial)),
-                ("loc_kind", Column::U8(p.loc_kind)),
-                ("loc_reg", Column::U16(p.loc_reg)),
-                ("const_value", Column::I64(p.const_value)),
+                ("die", Chunk::U64(p.die)),
+                ("owner", Chunk::U64(p.owner)),
+                ("position", Chunk::U16(p.position)),
+                ("name", Chunk::Str(p.name)),
+                ("origin", Chunk::U64(p.origin)),
+                ("artificial", Chunk::U8(p.artificial)),
+                ("loc_kind", Chunk::U8(p.loc_kind)),
+                ("loc_reg", Chunk::U16(p.loc_reg)),
+                ("const_value", Chunk::I64(p.const_value)),
             ])),
             ("inline_sites", Table::new(vec![
-                ("die", Column::U64(inl.die)),
-                ("origin", Column::U64(inl.origin)),
-                ("function", Column::U64(inl.function)),
-                ("parent", Column::U64(inl.parent)),
-                ("depth", Column::U16(inl.depth)),
-                ("entry_pc", Column::U64(inl.entry_pc)),
-                ("low_pc", Column::U64(inl.low_pc)),
-                ("call_file", Column::Str(inl.call_file)),
-                ("call_line", Column::U32(inl.call_line)),
-                ("call_column", Column::U16(inl.call_column)),
+                ("die", Chunk::U64(inl.die)),
+                ("origin", Chunk::U64(inl.origin)),
+                ("function", Chunk::U64(inl.function)),
+                ("parent", Chunk::U64(inl.parent)),
+                ("depth", Chunk::U16(inl.depth)),
+                ("entry_pc", Chunk::U64(inl.entry_pc)),
+                ("low_pc", Chunk::U64(inl.low_pc)),
+                ("call_file", Chunk::Str(inl.call_file)),
+                ("call_line", Chunk::U32(inl.call_line)),
+                ("call_column", Chunk::U16(inl.call_column)),
             ])),
             ("call_sites", Table::new(vec![
-                ("die", Column::U64(c.die)),
-                ("function", Column::U64(c.function)),
-                ("scope", Column::U64(c.scope)),
-                ("return_pc", Column::U64(c.return_pc)),
-                ("call_pc", Column::U64(c.call_pc)),
-                ("target", Column::U64(c.target)),
-                ("tail", Column::U8(c.tail)),
-                ("indirect", Column::U8(c.indirect)),
+                ("die", Chunk::U64(c.die)),
+                ("function", Chunk::U64(c.function)),
+                ("scope", Chunk::U64(c.scope)),
+                ("return_pc", Chunk::U64(c.return_pc)),
+                ("call_pc", Chunk::U64(c.call_pc)),
+                ("target", Chunk::U64(c.target)),
+                ("tail", Chunk::U8(c.tail)),
+                ("indirect", Chunk::U8(c.indirect)),
             ])),
             ("ranges", Table::new(vec![
-                ("owner", Column::U64(r.owner)),
-                ("low", Column::U64(r.low)),
-                ("high", Column::U64(r.high)),
+                ("owner", Chunk::U64(r.owner)),
+                ("low", Chunk::U64(r.low)),
+                ("high", Chunk::U64(r.high)),
             ])),
         ]
     }
@@ -326,7 +326,7 @@ fn subprogram<'d>(
             dw::DW_AT_linkage_name | dw::DW_AT_MIPS_linkage_name => linkage = cx.string(strings, v),
             dw::DW_AT_abstract_origin => origin = cx.reference(v),
             dw::DW_AT_specification => spec = cx.reference(v),
-            dw::DW_AT_inline => inline = v.udata_value().unwrap_or(0) as u8,
+            dw::DW_AT_inline => inline = small(v),
             dw::DW_AT_external => flags |= flag(v, spflag::EXTERNAL),
             dw::DW_AT_declaration => flags |= flag(v, spflag::DECLARATION),
             dw::DW_AT_artificial => flags |= flag(v, spflag::ARTIFICIAL),
@@ -334,7 +334,7 @@ fn subprogram<'d>(
             dw::DW_AT_prototyped => flags |= flag(v, spflag::PROTOTYPED),
             dw::DW_AT_decl_file => file = cx.file(strings, files, v),
             dw::DW_AT_decl_line => line = v.udata_value().unwrap_or(0) as u32,
-            dw::DW_AT_calling_convention => cc = v.udata_value().unwrap_or(0) as u8,
+            dw::DW_AT_calling_convention => cc = small(v),
             n => {
                 read_extent(cx, &mut ext, n, v);
             }
@@ -513,6 +513,14 @@ fn call_site<'d>(
     c.tail.push(tail);
     c.indirect.push(indirect);
     Ok(())
+}
+
+/// A small enumerated value (`DW_INL_*`, `DW_CC_*`), which gimli's `value()` types.
+fn small(v: AttributeValue<Slice>) -> u8 {
+    match v {
+        AttributeValue::Inline(dw::DwInl(x)) | AttributeValue::CallingConvention(dw::DwCc(x)) => x,
+        other => other.udata_value().unwrap_or(0) as u8,
+    }
 }
 
 fn flag(v: AttributeValue<Slice>, bit: u8) -> u8 {
