@@ -202,7 +202,7 @@ fn scan_unit<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, header: gimli::UnitHeader<Slic
 
 fn root_facts<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, unit: &gimli::Unit<Slice<'d>>) -> (&'d [u8], u16) {
     let mut entries = unit.entries();
-    let Ok(Some(root)) = entries.next_dfs().map(|o| o.map(|e| e.clone())) else { return (&[], 0) };
+    let Ok(Some(root)) = entries.next_dfs().map(|o| o.cloned()) else { return (&[], 0) };
     let producer = root
         .attr_value(gimli::DW_AT_producer)
         .and_then(|v| dwarf.attr_string(unit, v).ok())

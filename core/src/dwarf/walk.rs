@@ -181,19 +181,20 @@ impl Facts {
 
 /// Address facts common to subprograms and inline sites.
 #[derive(Default)]
-struct Extent {
+struct Extent<'d> {
     low: Option<u64>,
     high: Option<u64>,
     high_is_offset: bool,
     entry_addr: Option<u64>,
     entry_offset: Option<u64>,
-    ranges: Vec<(u64, u64)>,
+    ranges: Option<AttributeValue<Slice<'d>>>,
+    first: Option<u64>,
 }
 
-impl Extent {
+impl Extent<'_> {
     /// The first address of the code: `DW_AT_low_pc`, else the first listed range.
     fn low_pc(&self) -> u64 {
-        self.low.or_else(|| self.ranges.first().map(|r| r.0)).unwrap_or(0)
+        self.low.or(self.first).unwrap_or(0)
     }
 
     /// `DW_AT_entry_pc` (an address, or in DWARF 5 an offset from the low address), else
@@ -206,13 +207,33 @@ impl Extent {
         }
     }
 
-    fn finish_ranges(&mut self) {
+    /// Writes the owner's ranges (`low_pc`/`high_pc` first, then `DW_AT_ranges` in list
+    /// order) and returns how many there were.
+    fn emit(&mut self, cx: &Ctx, out: &mut Ranges, owner: u64) -> usize {
+        let mut n = 0;
+        let mut push = |lo: u64, hi: u64| {
+            out.owner.push(owner);
+            out.low.push(lo);
+            out.high.push(hi);
+            n += 1;
+        };
         if let (Some(low), Some(high)) = (self.low, self.high) {
             let high = if self.high_is_offset { low.wrapping_add(high) } else { high };
             if high > low {
-                self.ranges.insert(0, (low, high));
+                push(low, high);
             }
         }
+        if let Some(v) = self.ranges.take() {
+            if let Ok(Some(mut it)) = cx.dwarf.attr_ranges(cx.unit, v) {
+                while let Ok(Some(r)) = it.next() {
+                    if r.end > r.begin {
+                        self.first.get_or_insert(r.begin);
+                        push(r.begin, r.end);
+                    }
+                }
+            }
+        }
+        n
     }
 }
 
@@ -268,7 +289,7 @@ fn address(cx: &Ctx, v: AttributeValue<Slice>) -> Option<u64> {
     cx.dwarf.attr_address(cx.unit, v).ok().flatten()
 }
 
-fn read_extent<'d>(cx: &Ctx<'d, '_>, e: &mut Extent, name: dw::DwAt, v: AttributeValue<Slice<'d>>) -> bool {
+fn read_extent<'d>(cx: &Ctx<'d, '_>, e: &mut Extent<'d>, name: dw::DwAt, v: AttributeValue<Slice<'d>>) -> bool {
     match name {
         dw::DW_AT_low_pc => e.low = address(cx, v),
         dw::DW_AT_high_pc => match v {
@@ -282,26 +303,10 @@ fn read_extent<'d>(cx: &Ctx<'d, '_>, e: &mut Extent, name: dw::DwAt, v: Attribut
             AttributeValue::Addr(_) | AttributeValue::DebugAddrIndex(_) => e.entry_addr = address(cx, v),
             other => e.entry_offset = other.udata_value(),
         },
-        dw::DW_AT_ranges => {
-            if let Ok(Some(mut it)) = cx.dwarf.attr_ranges(cx.unit, v) {
-                while let Ok(Some(r)) = it.next() {
-                    if r.end > r.begin {
-                        e.ranges.push((r.begin, r.end));
-                    }
-                }
-            }
-        }
+        dw::DW_AT_ranges => e.ranges = Some(v),
         _ => return false,
     }
     true
-}
-
-fn push_ranges(out: &mut Facts, owner: u64, e: &Extent) {
-    for &(lo, hi) in &e.ranges {
-        out.ranges.owner.push(owner);
-        out.ranges.low.push(lo);
-        out.ranges.high.push(hi);
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -340,8 +345,7 @@ fn subprogram<'d>(
             }
         }
     }
-    ext.finish_ranges();
-    if !ext.ranges.is_empty() {
+    if ext.emit(cx, &mut out.ranges, die) > 0 {
         flags |= spflag::HAS_CODE;
     }
     let sp = &mut out.sp;
@@ -358,7 +362,6 @@ fn subprogram<'d>(
     sp.calling_convention.push(cc);
     sp.low_pc.push(ext.low_pc());
     sp.entry_pc.push(ext.entry_pc());
-    push_ranges(out, die, &ext);
     Ok(Scope {
         die,
         kind: ScopeKind::Function,
@@ -396,7 +399,7 @@ fn inline_site<'d>(
             }
         }
     }
-    ext.finish_ranges();
+    ext.emit(cx, &mut out.ranges, die);
     let depth = parent.inline_depth + 1;
     let t = &mut out.inl;
     t.die.push(die);
@@ -409,7 +412,6 @@ fn inline_site<'d>(
     t.call_file.push(file);
     t.call_line.push(line);
     t.call_column.push(column);
-    push_ranges(out, die, &ext);
     Ok(Scope {
         die,
         kind: ScopeKind::Inline,
