@@ -66,6 +66,18 @@ impl Chunk {
         }
     }
 
+    /// Appends element `i` of `other`, a chunk of the same type.
+    fn push_from(&mut self, other: &Chunk, i: usize) {
+        match (self, other) {
+            (Chunk::U8(a), Chunk::U8(b)) => a.push(b[i]),
+            (Chunk::U16(a), Chunk::U16(b)) => a.push(b[i]),
+            (Chunk::U32(a), Chunk::U32(b)) | (Chunk::Str(a), Chunk::Str(b)) => a.push(b[i]),
+            (Chunk::U64(a), Chunk::U64(b)) => a.push(b[i]),
+            (Chunk::I64(a), Chunk::I64(b)) => a.push(b[i]),
+            _ => unreachable!("chunks of one column have one type"),
+        }
+    }
+
     /// Translates string indices from a unit's own pool into the merged one.
     pub fn remap(&mut self, map: &[u32]) {
         if let Chunk::Str(v) = self {
@@ -73,6 +85,17 @@ impl Chunk {
                 *i = map[*i as usize];
             }
         }
+    }
+}
+
+fn first_like(c: &Chunk) -> Chunk {
+    match c {
+        Chunk::U8(_) => Chunk::U8(Vec::new()),
+        Chunk::U16(_) => Chunk::U16(Vec::new()),
+        Chunk::U32(_) => Chunk::U32(Vec::new()),
+        Chunk::U64(_) => Chunk::U64(Vec::new()),
+        Chunk::I64(_) => Chunk::I64(Vec::new()),
+        Chunk::Str(_) => Chunk::Str(Vec::new()),
     }
 }
 
@@ -138,6 +161,31 @@ impl Table {
         for ((name, mine), (theirs_name, theirs)) in self.columns.iter_mut().zip(other.columns) {
             debug_assert_eq!(*name, theirs_name);
             mine.chunks.extend(theirs.chunks);
+        }
+    }
+
+    /// Removes the rows in `ranges` (sorted, disjoint), leaving one chunk per column.
+    pub fn drop_rows(&mut self, ranges: &[std::ops::Range<usize>]) {
+        if ranges.is_empty() {
+            return;
+        }
+        for (_, c) in &mut self.columns {
+            let Some(first) = c.chunks.first() else { continue };
+            let mut kept = first_like(first);
+            let mut at = 0usize;
+            let mut skip = ranges.iter().peekable();
+            for chunk in &c.chunks {
+                for i in 0..chunk.len() {
+                    while skip.peek().is_some_and(|r| r.end <= at) {
+                        skip.next();
+                    }
+                    if !skip.peek().is_some_and(|r| r.contains(&at)) {
+                        kept.push_from(chunk, i);
+                    }
+                    at += 1;
+                }
+            }
+            c.chunks = vec![kept];
         }
     }
 

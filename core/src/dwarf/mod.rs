@@ -80,12 +80,42 @@ pub fn borrow<'d>(s: &'d Sections<'_>, e: RunTimeEndian) -> gimli::Dwarf<Slice<'
     s.borrow(|c| EndianSlice::new(c.as_ref(), e))
 }
 
-/// Everything one unit yielded.
-struct UnitOut<'d> {
+/// What a run of consecutive units yielded: rayon folds units into one of these per split
+/// and joins neighbours in order, so columns grow in a few large buffers (glibc grows those
+/// with mremap, without copying) instead of thousands of small ones.
+#[derive(Default)]
+struct Acc<'d> {
     strings: Strings<'d>,
     facts: walk::Facts,
     lines: lines::Lines,
-    header: UnitRow<'d>,
+    /// Columns already closed by a join, followed by `facts` and `lines`.
+    done: Vec<Vec<(&'static str, Table)>>,
+    units: Vec<UnitRow<'d>>,
+}
+
+impl<'d> Acc<'d> {
+    fn tables(&mut self) -> Vec<Vec<(&'static str, Table)>> {
+        let mut all = std::mem::take(&mut self.done);
+        let mut open = std::mem::take(&mut self.facts).into_tables();
+        open.push(("lines", std::mem::take(&mut self.lines).into_table()));
+        all.push(open);
+        all
+    }
+
+    /// `self` followed by `next`, whose string indices are translated into ours.
+    fn join(mut self, mut next: Acc<'d>) -> Acc<'d> {
+        let map = self.strings.absorb(&next.strings);
+        let mut theirs = next.tables();
+        for tables in &mut theirs {
+            for (_, t) in tables.iter_mut() {
+                t.remap(&map);
+            }
+        }
+        self.done = self.tables();
+        self.done.extend(theirs);
+        self.units.append(&mut next.units);
+        self
+    }
 }
 
 #[derive(Default)]
@@ -99,6 +129,8 @@ struct UnitRow<'d> {
     producer: &'d [u8],
     language: u16,
     line_program: Option<usize>,
+    dies: u64,
+    lines: u64,
     error: Option<String>,
 }
 
@@ -129,37 +161,32 @@ pub fn scan<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, tag: u64, first_unit: u32, stri
             }
         }
     }
-    let outs: Vec<UnitOut<'d>> = headers
+    let acc = headers
         .into_par_iter()
         .enumerate()
-        .map(|(i, h)| scan_unit_guarded(dwarf, h, first_unit + i as u32, tag))
-        .collect();
-    merge(outs, trailing_error, strings)
+        .fold(Acc::default, |mut acc, (i, h)| {
+            scan_unit_guarded(&mut acc, dwarf, h, first_unit + i as u32, tag);
+            acc
+        })
+        .reduce(Acc::default, Acc::join);
+    finish(acc, trailing_error, strings)
 }
 
-fn scan_unit_guarded<'d>(
-    dwarf: &gimli::Dwarf<Slice<'d>>,
-    header: gimli::UnitHeader<Slice<'d>>,
-    index: u32,
-    tag: u64,
-) -> UnitOut<'d> {
+fn scan_unit_guarded<'d>(acc: &mut Acc<'d>, dwarf: &gimli::Dwarf<Slice<'d>>, header: gimli::UnitHeader<Slice<'d>>, index: u32, tag: u64) {
     let offset = header.debug_info_offset().map_or(0, |o| o.0 as u64) | tag;
-    catch_unwind(AssertUnwindSafe(|| scan_unit(dwarf, header, index, tag))).unwrap_or_else(|p| {
+    let before = acc.units.len();
+    if let Err(p) = catch_unwind(AssertUnwindSafe(|| scan_unit(acc, dwarf, header, index, tag))) {
         let msg = p
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        UnitOut {
-            strings: Strings::default(),
-            facts: walk::Facts::default(),
-            lines: lines::Lines::default(),
-            header: UnitRow { offset, error: Some(format!("internal error: {msg}")), ..Default::default() },
-        }
-    })
+        acc.units.truncate(before);
+        acc.units.push(UnitRow { offset, error: Some(format!("unit at {:#x}: internal error: {msg}", offset & !SUP_BIT)), ..Default::default() });
+    }
 }
 
-fn scan_unit<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, header: gimli::UnitHeader<Slice<'d>>, index: u32, tag: u64) -> UnitOut<'d> {
+fn scan_unit<'d>(acc: &mut Acc<'d>, dwarf: &gimli::Dwarf<Slice<'d>>, header: gimli::UnitHeader<Slice<'d>>, index: u32, tag: u64) {
     let mut row = UnitRow {
         offset: header.debug_info_offset().map_or(0, |o| o.0 as u64) | tag,
         version: header.version(),
@@ -167,18 +194,12 @@ fn scan_unit<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, header: gimli::UnitHeader<Slic
         address_size: header.address_size(),
         ..Default::default()
     };
-    let mut out = UnitOut {
-        strings: Strings::default(),
-        facts: walk::Facts::default(),
-        lines: lines::Lines::default(),
-        header: UnitRow::default(),
-    };
     let unit = match dwarf.unit(header) {
         Ok(u) => u,
         Err(e) => {
             row.error = Some(format!("unit at {:#x}: {e}", row.offset & !SUP_BIT));
-            out.header = row;
-            return out;
+            acc.units.push(row);
+            return;
         }
     };
     row.name = unit.name.map_or(&[][..], |s| s.slice());
@@ -189,15 +210,18 @@ fn scan_unit<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, header: gimli::UnitHeader<Slic
     row.line_program = unit.line_program.as_ref().map(|p| p.header().offset().0);
     let cx = Ctx { dwarf, unit: &unit, comp_dir: unit.comp_dir.map(|s| s.slice()), tag };
     let mut files = FileTable::new();
-    let dies = walk::walk(&cx, &mut out.strings, &mut files, &mut out.facts);
-    let lines = lines::read(&cx, index, &mut out.strings, &mut files, &mut out.lines);
+    let dies_before = acc.facts.dies;
+    let dies = walk::walk(&cx, &mut acc.strings, &mut files, &mut acc.facts);
+    row.dies = acc.facts.dies - dies_before;
+    let lines_before = acc.lines.len();
+    let lines = lines::read(&cx, index, &mut acc.strings, &mut files, &mut acc.lines);
+    row.lines = (acc.lines.len() - lines_before) as u64;
     row.error = [dies.err().map(|e| format!("DIEs: {e}")), lines.err().map(|e| format!("line program: {e}"))]
         .into_iter()
         .flatten()
         .reduce(|a, b| format!("{a}; {b}"))
         .map(|e| format!("unit at {:#x}: {e}", row.offset & !SUP_BIT));
-    out.header = row;
-    out
+    acc.units.push(row);
 }
 
 fn root_facts<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, unit: &gimli::Unit<Slice<'d>>) -> (&'d [u8], u16) {
@@ -231,40 +255,45 @@ fn schema() -> Vec<(&'static str, Table)> {
     tables
 }
 
-fn merge<'d>(outs: Vec<UnitOut<'d>>, trailing_error: Option<String>, strings: &mut Strings<'d>) -> Tables {
-    let units = outs.len();
-    let remaps: Vec<Vec<u32>> = outs.iter().map(|o| strings.absorb(&o.strings)).collect();
-    let mut u = UnitColumns::default();
-    let mut parts = Vec::with_capacity(units);
-    let mut line_programs = rustc_hash::FxHashSet::default();
-    for mut out in outs {
-        // dwz's partial units share their compile unit's line program: its rows once.
-        if out.header.line_program.is_some_and(|o| !line_programs.insert(o)) {
-            out.lines = lines::Lines::default();
-        }
-        let (dies, nlines) = (out.facts.dies, out.lines.len() as u64);
-        let mut tables = out.facts.into_tables();
-        tables.push(("lines", out.lines.into_table()));
-        parts.push(tables);
-        u.push(out.header, dies, nlines, strings);
-    }
-    parts.par_iter_mut().zip(&remaps).for_each(|(tables, map)| {
-        for (_, t) in tables.iter_mut() {
-            t.remap(map);
-        }
-    });
-    if let Some(e) = trailing_error {
-        u.push(UnitRow { error: Some(e), ..Default::default() }, 0, 0, strings);
-    }
-    let unit_errors = u.error.iter().filter(|&&e| e != 0).count();
+fn finish<'d>(mut acc: Acc<'d>, trailing_error: Option<String>, strings: &mut Strings<'d>) -> Tables {
+    let map = strings.absorb(&acc.strings);
     let mut tables = schema();
-    for unit_tables in parts {
-        for ((_, mine), (_, theirs)) in tables.iter_mut().zip(unit_tables) {
+    for part in acc.tables() {
+        for ((_, mine), (_, mut theirs)) in tables.iter_mut().zip(part) {
+            theirs.remap(&map);
             mine.append(theirs);
         }
     }
+    let units = acc.units.len();
+    if let Some(e) = trailing_error {
+        acc.units.push(UnitRow { error: Some(e), ..Default::default() });
+    }
+    drop_shared_line_programs(&mut tables, &mut acc.units);
+    let mut u = UnitColumns::default();
+    for row in acc.units {
+        u.push(row, strings);
+    }
+    let unit_errors = u.error.iter().filter(|&&e| e != 0).count();
     tables.push(("units", u.finish()));
     Tables { tables, units, unit_errors }
+}
+
+/// dwz's partial units share their compile unit's line program: keep its rows once.
+fn drop_shared_line_programs(tables: &mut [(&'static str, Table)], units: &mut [UnitRow]) {
+    let mut seen = rustc_hash::FxHashSet::default();
+    let mut drop = Vec::new();
+    let mut at = 0usize;
+    for u in units.iter_mut() {
+        let n = u.lines as usize;
+        if n > 0 && u.line_program.is_some_and(|o| !seen.insert(o)) {
+            drop.push(at..at + n);
+            u.lines = 0;
+        }
+        at += n;
+    }
+    if let Some((_, lines)) = tables.iter_mut().find(|(name, _)| *name == "lines") {
+        lines.drop_rows(&drop);
+    }
 }
 
 #[derive(Default)]
@@ -283,7 +312,7 @@ struct UnitColumns {
 }
 
 impl UnitColumns {
-    fn push<'d>(&mut self, r: UnitRow<'d>, dies: u64, lines: u64, strings: &mut Strings<'d>) {
+    fn push<'d>(&mut self, r: UnitRow<'d>, strings: &mut Strings<'d>) {
         self.offset.push(r.offset);
         self.version.push(r.version);
         self.kind.push(r.kind);
@@ -292,8 +321,8 @@ impl UnitColumns {
         self.comp_dir.push(strings.intern_str(r.comp_dir));
         self.producer.push(strings.intern_str(r.producer));
         self.language.push(r.language);
-        self.dies.push(dies);
-        self.lines.push(lines);
+        self.dies.push(r.dies);
+        self.lines.push(r.lines);
         self.error.push(r.error.map_or(0, |e| strings.intern_owned(e.into_bytes())));
     }
 
@@ -316,5 +345,5 @@ impl UnitColumns {
 
 /// The empty tables, for a file without DWARF: same schema, no rows.
 pub fn empty(strings: &mut Strings<'_>) -> Tables {
-    merge(Vec::new(), None, strings)
+    finish(Acc::default(), None, strings)
 }
