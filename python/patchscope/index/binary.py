@@ -72,10 +72,11 @@ class Binary:
         """A product of the tables, kept in the cache beside them (tables of a dataclass)."""
         if self.cache_key is None:
             return build()
-        found = cache.load_derived(self.cache_key, name)
+        found = cache.load_derived(self.cache_key, name) if self.from_cache else None
         if found is not None:
             return found
         value = build()
+        cache.wait()  # the tables' own entry first: derived products live inside it
         cache.save_derived(self.cache_key, name, value)
         return value
 
@@ -136,6 +137,6 @@ def open(
     if progress:
         progress(f"indexing {p.name}")
     cols = Columns.from_core(_core.scan(str(p), dbg, debug_roots))
-    if key is not None and not cache.save(key, cols):
-        key = None
+    if key is not None:
+        cache.save_in_background(key, cols)
     return Binary(p, cols, from_cache=False, cache_key=key)

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,23 @@ def load(key: str) -> Columns | None:
     return Columns(info=info, pool=pool, raw=raw)
 
 
+_writers: list[threading.Thread] = []
+
+
+def save_in_background(key: str, cols: Columns) -> None:
+    """Writes the cache while the caller goes on (Arrow releases the GIL while writing); the
+    interpreter waits for the writer before it exits, so no half-written entry is left."""
+    t = threading.Thread(target=save, args=(key, cols), name="patchscope-cache", daemon=False)
+    t.start()
+    _writers.append(t)
+
+
+def wait() -> None:
+    """Blocks until every background write has finished."""
+    while _writers:
+        _writers.pop().join()
+
+
 def save(key: str, cols: Columns) -> bool:
     """Writes atomically (a temporary folder renamed into place). A cache that cannot be
     written is skipped, never an error; returns whether it was written."""
@@ -98,6 +116,9 @@ def load_derived(key: str, name: str) -> Any | None:
 
 
 def save_derived(key: str, name: str, value: Any) -> None:
+    """Saves beside a complete entry of tables, never in place of a missing one."""
+    if not (cache_root() / key / "info.json").is_file():
+        return
     root = cache_root() / key / "derived"
     try:
         root.mkdir(parents=True, exist_ok=True)
