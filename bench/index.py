@@ -28,7 +28,8 @@ inv = b.inventory
 t3 = time.perf_counter()
 print(json.dumps({{"import": t1 - t0, "open": t2 - t1, "inventory": t3 - t2, "cached": b.from_cache,
                   "subprograms": b.subprograms.num_rows, "inline_sites": b.inline_sites.num_rows,
-                  "call_sites": b.call_sites.num_rows, "lines": b.lines.num_rows, "params": b.params.num_rows}}))
+                  "call_sites": b.call_sites.num_rows, "lines": b.lines.num_rows,
+                  "params": b.params.num_rows}}))
 """
 
 # pyelftools as the reference measurements did it: no relocation (an ET_EXEC is relocated
@@ -87,7 +88,13 @@ def main() -> None:
     )
     rows = [
         ("reader", "index s", "process wall s", "peak RSS MiB", "process vs patchscope cold"),
-        ("patchscope, cold cache", f"{cold_idx:.2f}", f"{cold.seconds:.2f}", f"{cold.max_rss_mb:.0f}", "1.0x"),
+        (
+            "patchscope, cold cache",
+            f"{cold_idx:.2f}",
+            f"{cold.seconds:.2f}",
+            f"{cold.max_rss_mb:.0f}",
+            "1.0x",
+        ),
         (
             "patchscope, warm cache",
             f"{warm_idx:.3f}",
