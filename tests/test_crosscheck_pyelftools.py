@@ -266,6 +266,7 @@ class Loc(NamedTuple):
     kind: int
     reg: int = NO_REG
     value: int = 0
+    flags: int = 0  # LIST = 1 (from a location list), VIEW_ONLY = 2 (bound only at [pc, pc))
 
 
 def classify(parser: DWARFExprParser, expr: list[int] | bytes, big_endian: bool) -> Loc:
@@ -460,6 +461,7 @@ class UnitWalker:
         section = ".debug_loclists" if self.version >= 5 else ".debug_loc"
         base = self.base
         default = None
+        in_view = None
         for e in loc:
             if isinstance(e, LocBase):
                 base = e.base_address
@@ -473,11 +475,15 @@ class UnitWalker:
                     lo, hi = (base + e.begin_offset) & self.addr_mask, (base + e.end_offset) & self.addr_mask
                 if lo <= pc < hi:
                     self.note_site(die, section, e)
-                    return classify(self.expr, e.loc_expr, self.big_endian)
+                    return classify(self.expr, e.loc_expr, self.big_endian)._replace(flags=1)
+                if lo == hi == pc and in_view is None:
+                    in_view = e  # an empty range at pc: the value holds only in a location view
+        if in_view is not None:
+            return classify(self.expr, in_view.loc_expr, self.big_endian)._replace(flags=3)
         if default is not None:
             self.note_site(die, section, default)
-            return classify(self.expr, default.loc_expr, self.big_endian)
-        return Loc(K_NOT_AT_ENTRY)
+            return classify(self.expr, default.loc_expr, self.big_endian)._replace(flags=1)
+        return Loc(K_NOT_AT_ENTRY, flags=1)
 
     def note_site(self, die, section: str, e: LocationEntry) -> None:
         # A location list entry ends with its expression (DWARF 5 §7.7.3, DWARF 4 §7.7.3).
@@ -588,6 +594,7 @@ class UnitWalker:
                 "origin": self.ref(die, "DW_AT_abstract_origin"),
                 "artificial": int(flag(die, "DW_AT_artificial")),
                 "loc_kind": loc.kind,
+                "loc_flags": loc.flags,
                 "loc_reg": loc.reg,
                 "const_value": loc.value,
             }
@@ -1196,7 +1203,7 @@ def test_params(fid: str) -> None:
         "params (location at the owner's entry)",
         t["params"],
         o.params,
-        ["die", "owner", "loc_kind", "loc_reg", "const_value"],
+        ["die", "owner", "loc_kind", "loc_flags", "loc_reg", "const_value"],
     )
 
 

@@ -53,6 +53,44 @@ fn scan(py: Python<'_>, path: PathBuf, debug_file: Option<PathBuf>, debug_roots:
     to_python(py, found)
 }
 
+/// `u64` columns from Python: the bytes of a NumPy `uint64` array (`.tobytes()`), or a list.
+#[derive(FromPyObject)]
+enum U64s {
+    Raw(pyo3::pybacked::PyBackedBytes),
+    List(Vec<u64>),
+}
+
+impl U64s {
+    fn values(self) -> crate::error::Result<Vec<u64>> {
+        match self {
+            U64s::Raw(b) => crate::code::u64s_from_bytes(&b),
+            U64s::List(v) => Ok(v),
+        }
+    }
+}
+
+/// Machine-code facts of function ranges: `{"info", "strings", "tables": {"code_ranges",
+/// "code_events"}}` as from `scan` (kinds and flags: patchscope_core::code).
+#[pyfunction]
+#[pyo3(signature = (path, function_ids, lows, highs, debug_file=None))]
+fn code_facts(py: Python<'_>, path: PathBuf, function_ids: U64s, lows: U64s, highs: U64s, debug_file: Option<PathBuf>) -> PyResult<Py<PyDict>> {
+    let opts = options(path, debug_file, None);
+    let found = guarded(py, &opts, |o| {
+        let (ids, lows, highs) = (function_ids.values()?, lows.values()?, highs.values()?);
+        crate::code::facts(&o.path, o.debug_file.as_deref(), &ids, &lows, &highs)
+    })?;
+    to_python(py, found)
+}
+
+/// The instructions of `[low, high)`: table `insns` (address, size, kind, target, extra, text, target_name).
+#[pyfunction]
+#[pyo3(signature = (path, low, high, debug_file=None))]
+fn instructions(py: Python<'_>, path: PathBuf, low: u64, high: u64, debug_file: Option<PathBuf>) -> PyResult<Py<PyDict>> {
+    let opts = options(path, debug_file, None);
+    let found = guarded(py, &opts, |o| crate::code::instructions(&o.path, o.debug_file.as_deref(), low, high))?;
+    to_python(py, found)
+}
+
 fn to_python(py: Python<'_>, s: Scan) -> PyResult<Py<PyDict>> {
     let out = PyDict::new(py);
     let info = PyDict::new(py);
@@ -82,6 +120,8 @@ fn to_python(py: Python<'_>, s: Scan) -> PyResult<Py<PyDict>> {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan, m)?)?;
     m.add_function(wrap_pyfunction!(identify, m)?)?;
+    m.add_function(wrap_pyfunction!(code_facts, m)?)?;
+    m.add_function(wrap_pyfunction!(instructions, m)?)?;
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

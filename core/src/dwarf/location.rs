@@ -33,23 +33,41 @@ pub mod kind {
     pub const ERROR: u8 = 10;
 }
 
-/// The classified location: kind, register (or `u16::MAX`), constant value.
+/// Bits of the `params.loc_flags` column.
+pub mod flag {
+    /// The location is given by a location list (it changes across the scope).
+    pub const LIST: u8 = 1;
+    /// Only an empty range `[pc, pc)` binds it at the address: it holds in a later location
+    /// view of `pc` (GCC's `DW_AT_GNU_locviews`), which an address-based probe cannot select.
+    pub const VIEW_ONLY: u8 = 2;
+}
+
+/// The classified location: kind, register (or `u16::MAX`), constant value, flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Loc {
     pub kind: u8,
     pub reg: u16,
     pub value: i64,
+    pub flags: u8,
 }
 
 pub const NO_REG: u16 = u16::MAX;
 
 impl Loc {
-    pub const NONE: Loc = Loc { kind: kind::NONE, reg: NO_REG, value: 0 };
-    pub const NOT_AT_ENTRY: Loc = Loc { kind: kind::NOT_AT_ENTRY, reg: NO_REG, value: 0 };
-    pub const ERROR: Loc = Loc { kind: kind::ERROR, reg: NO_REG, value: 0 };
+    pub const NONE: Loc = Loc::of(kind::NONE, NO_REG);
+    pub const NOT_AT_ENTRY: Loc = Loc::of(kind::NOT_AT_ENTRY, NO_REG);
+    pub const ERROR: Loc = Loc::of(kind::ERROR, NO_REG);
+
+    pub const fn of(kind: u8, reg: u16) -> Loc {
+        Loc { kind, reg, value: 0, flags: 0 }
+    }
 
     pub fn constant(value: i64) -> Loc {
-        Loc { kind: kind::CONSTANT, reg: NO_REG, value }
+        Loc { value, ..Loc::of(kind::CONSTANT, NO_REG) }
+    }
+
+    pub fn with_flags(self, flags: u8) -> Loc {
+        Loc { flags: self.flags | flags, ..self }
     }
 }
 
@@ -90,30 +108,30 @@ pub fn classify<R: Reader<Offset = usize>>(expr: Expression<R>, encoding: Encodi
         _ => NO_REG,
     };
     if param_ref {
-        return Loc { kind: kind::PARAM_REF, reg: NO_REG, value: 0 };
+        return Loc::of(kind::PARAM_REF, NO_REG);
     }
     if entry {
-        return Loc { kind: kind::ENTRY_VALUE, reg: entry_register(expr_entry(&expr, encoding)), value: 0 };
+        return Loc::of(kind::ENTRY_VALUE, entry_register(expr_entry(&expr, encoding)));
     }
     if implicit_ptr {
-        return Loc { kind: kind::IMPLICIT_POINTER, reg: NO_REG, value: 0 };
+        return Loc::of(kind::IMPLICIT_POINTER, NO_REG);
     }
     if let Some(v) = implicit {
         return Loc::constant(v);
     }
     if piece {
-        return Loc { kind: kind::COMPOSITE, reg, value: 0 };
+        return Loc::of(kind::COMPOSITE, reg);
     }
     if stack_value {
         return match (literal, n) {
             (Some(v), 2) => Loc::constant(v),
-            _ => Loc { kind: kind::COMPUTED, reg: NO_REG, value: 0 },
+            _ => Loc::of(kind::COMPUTED, NO_REG),
         };
     }
     if reg != NO_REG {
-        return Loc { kind: kind::REGISTER, reg, value: 0 };
+        return Loc::of(kind::REGISTER, reg);
     }
-    Loc { kind: kind::MEMORY, reg: NO_REG, value: 0 }
+    Loc::of(kind::MEMORY, NO_REG)
 }
 
 /// The expression inside the first `DW_OP_entry_value`, if any.
@@ -164,17 +182,17 @@ mod tests {
     #[test]
     fn kinds() {
         assert_eq!(loc(&[]), Loc::NONE);
-        assert_eq!(loc(&[0x55]), Loc { kind: kind::REGISTER, reg: 5, value: 0 }); // DW_OP_reg5
+        assert_eq!(loc(&[0x55]), Loc::of(kind::REGISTER, 5)); // DW_OP_reg5
         assert_eq!(loc(&[0x91, 0x10]).kind, kind::MEMORY); // DW_OP_fbreg 16
         assert_eq!(loc(&[0x3a, 0x9f]), Loc::constant(10)); // DW_OP_lit10; stack_value
         // DW_OP_entry_value(DW_OP_reg4); DW_OP_stack_value
-        assert_eq!(loc(&[0xa3, 0x01, 0x54, 0x9f]), Loc { kind: kind::ENTRY_VALUE, reg: 4, value: 0 });
+        assert_eq!(loc(&[0xa3, 0x01, 0x54, 0x9f]), Loc::of(kind::ENTRY_VALUE, 4));
         // DW_OP_GNU_parameter_ref 0x452; DW_OP_stack_value (the bytes gcc emits for .isra)
         assert_eq!(loc(&[0xfa, 0x52, 0x04, 0x00, 0x00, 0x9f]).kind, kind::PARAM_REF);
         // DW_OP_breg7 8; DW_OP_stack_value
         assert_eq!(loc(&[0x77, 0x08, 0x9f]).kind, kind::COMPUTED);
         // DW_OP_reg0; DW_OP_piece 8; DW_OP_reg1; DW_OP_piece 8
-        assert_eq!(loc(&[0x50, 0x93, 0x08, 0x51, 0x93, 0x08]), Loc { kind: kind::COMPOSITE, reg: 0, value: 0 });
+        assert_eq!(loc(&[0x50, 0x93, 0x08, 0x51, 0x93, 0x08]), Loc::of(kind::COMPOSITE, 0));
         // DW_OP_implicit_value 4 bytes = 7
         assert_eq!(loc(&[0x9e, 0x04, 7, 0, 0, 0]), Loc::constant(7));
         assert_eq!(loc(&[0xff]).kind, kind::ERROR);

@@ -2,10 +2,10 @@
 //! call sites; every other DIE is skipped without decoding its attributes.
 
 use gimli::constants as dw;
-use gimli::{AttributeValue, Expression};
+use gimli::{AttributeValue, Expression, RawLocListEntry};
 
 use super::files::FileTable;
-use super::location::{classify, Loc};
+use super::location::{classify, flag, Loc};
 use super::{Ctx, Slice};
 use crate::error::Result;
 use crate::table::{Chunk, Strings, Table};
@@ -81,6 +81,7 @@ struct Params {
     origin: Vec<u64>,
     artificial: Vec<u8>,
     loc_kind: Vec<u8>,
+    loc_flags: Vec<u8>,
     loc_reg: Vec<u16>,
     const_value: Vec<i64>,
 }
@@ -145,6 +146,7 @@ impl Facts {
                 ("origin", Chunk::U64(p.origin)),
                 ("artificial", Chunk::U8(p.artificial)),
                 ("loc_kind", Chunk::U8(p.loc_kind)),
+                ("loc_flags", Chunk::U8(p.loc_flags)),
                 ("loc_reg", Chunk::U16(p.loc_reg)),
                 ("const_value", Chunk::I64(p.const_value)),
             ])),
@@ -456,6 +458,7 @@ fn param<'d>(
     p.origin.push(origin);
     p.artificial.push(artificial);
     p.loc_kind.push(loc.kind);
+    p.loc_flags.push(loc.flags);
     p.loc_reg.push(loc.reg);
     p.const_value.push(loc.value);
     Ok(())
@@ -474,13 +477,46 @@ fn location_at<'d>(cx: &Ctx<'d, '_>, v: AttributeValue<Slice<'d>>, pc: u64) -> L
     let Ok(Some(mut list)) = cx.dwarf.attr_locations(cx.unit, v) else {
         return Loc::ERROR;
     };
+    let mut in_view = None;
     loop {
-        match list.next() {
-            Ok(Some(e)) if e.range.begin <= pc && pc < e.range.end => return classify(e.data, enc),
-            Ok(Some(_)) => {}
-            Ok(None) => return Loc::NOT_AT_ENTRY,
-            Err(_) => return Loc::ERROR,
+        let raw = match list.next_raw() {
+            Ok(Some(raw)) => raw,
+            Ok(None) => break,
+            Err(_) => return Loc::ERROR.with_flags(flag::LIST),
+        };
+        let (raw, empty) = widen_empty(raw);
+        match list.convert_raw(raw) {
+            Ok(Some(e)) if empty && e.range.begin == pc => in_view = in_view.or(Some(e.data)),
+            Ok(Some(e)) if !empty && e.range.begin <= pc && pc < e.range.end => {
+                return classify(e.data, enc).with_flags(flag::LIST)
+            }
+            Ok(_) => {}
+            Err(_) => return Loc::ERROR.with_flags(flag::LIST),
         }
+    }
+    match in_view {
+        Some(e) => classify(e, enc).with_flags(flag::LIST | flag::VIEW_ONLY),
+        None => Loc::NOT_AT_ENTRY.with_flags(flag::LIST),
+    }
+}
+
+/// gimli drops location-list entries with an empty range, taking them for tombstones of
+/// discarded code; with location views (`DW_AT_GNU_locviews`) GCC uses `[pc, pc)` to bind a
+/// value at a view of `pc`. Such an entry is widened to one byte so that gimli still applies
+/// base addresses to it, and marked.
+fn widen_empty(raw: RawLocListEntry<Slice>) -> (RawLocListEntry<Slice>, bool) {
+    use RawLocListEntry as E;
+    match raw {
+        E::OffsetPair { begin, end, data } if begin == end && begin != 0 => {
+            (E::OffsetPair { begin, end: end + 1, data }, true)
+        }
+        E::StartEnd { begin, end, data } if begin == end => (E::StartEnd { begin, end: end + 1, data }, true),
+        E::AddressOrOffsetPair { begin, end, data } if begin == end => {
+            (E::AddressOrOffsetPair { begin, end: end + 1, data }, true)
+        }
+        E::StartLength { begin, length: 0, data } => (E::StartLength { begin, length: 1, data }, true),
+        E::StartxLength { begin, length: 0, data } => (E::StartxLength { begin, length: 1, data }, true),
+        other => (other, false),
     }
 }
 

@@ -7,9 +7,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from patchscope.cli import common, functions
+from patchscope.cli import common, function, functions, scan
 
-COMMANDS = {"functions": functions}
+COMMANDS = {"scan": scan, "function": function, "functions": functions}
 
 
 def parser() -> argparse.ArgumentParser:

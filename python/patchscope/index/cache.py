@@ -26,7 +26,16 @@ from patchscope.index.functions import Inventory
 from patchscope.index.tables import Columns
 
 #: The dataclasses of tables that may be cached as derived products, by class name.
-_DERIVED = {c.__name__: c for c in (Inventory,)}
+_DERIVED: dict[str, type] = {}
+
+
+def derived_product(cls: type) -> type:
+    """Class decorator: a dataclass whose fields are Arrow tables, cacheable beside an index."""
+    _DERIVED[cls.__name__] = cls
+    return cls
+
+
+derived_product(Inventory)
 
 FORMAT = 1
 
@@ -43,7 +52,9 @@ def cache_key(path: Path, ident: dict[str, str]) -> str:
     """A key from the identities of the files a scan reads (``_core.identify``): build-id,
     size and mtime (a stripped or patched copy shares the build-id), or the path, size and
     mtime of a file without one."""
-    parts = [f"core={_core.__version__}", f"format={FORMAT}"]
+    # The core's build, not just its version: tables change shape between builds.
+    core = Path(_core.__file__).stat()
+    parts = [f"core={_core.__version__}:{core.st_size}:{core.st_mtime_ns}", f"format={FORMAT}"]
     files = [(path, ident["build_id"])]
     if ident["debug_file"]:
         files.append((Path(ident["debug_file"]), ident["debug_build_id"]))

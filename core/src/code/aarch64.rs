@@ -1,0 +1,210 @@
+//! AArch64: fixed 32-bit little-endian words, classified by mask. Masks from the Arm ARM
+//! (A64 encoding index) as the kernel spells them in arch/arm64/include/asm/insn.h;
+//! reference/hazard_rules.md §1.2, §2.1 and §3.3 list them with their sources.
+
+use super::{flag, kind, sext, trap, Class, Decoder, Insn};
+
+pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bytes: &[u8], address: u64, f: &mut F) {
+    let mut words = bytes.chunks_exact(4);
+    let mut at = address;
+    for b in &mut words {
+        let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let mut c = classify(w, at);
+        let name = if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) { dec.relocate(&mut c, at, at + 4) } else { 0 };
+        f(&Insn { address: at, size: 4, kind: c.kind, target: c.target, extra: c.extra, name });
+        at = at.wrapping_add(4);
+    }
+    let rest = words.remainder().len();
+    if rest > 0 {
+        f(&Insn::new(at, rest as u8, kind::ERROR));
+    }
+}
+
+fn rel(pc: u64, imm: u32, bits: u32) -> u64 {
+    pc.wrapping_add((sext(imm, bits) << 2) as u64)
+}
+
+/// Classifies one instruction word at `pc`.
+pub fn classify(w: u32, pc: u64) -> Class {
+    // B 0x14000000 / BL 0x94000000, mask 0xFC000000: imm26 (insn.h `b`, `bl`).
+    if w & 0x7C00_0000 == 0x1400_0000 {
+        let k = if w >> 31 != 0 { kind::CALL_DIRECT } else { kind::JUMP };
+        return Class::to(k, rel(pc, w & 0x03FF_FFFF, 26), 0);
+    }
+    // B.cond 0x54000000 mask 0xFF000010 (and BC.cond, bit 4 set): imm19; cond 111x = always.
+    if w & 0xFF00_0000 == 0x5400_0000 {
+        let cond = if w & 0xE == 0xE { 0 } else { flag::CONDITIONAL };
+        return Class::to(kind::JUMP, rel(pc, (w >> 5) & 0x7FFFF, 19), cond);
+    }
+    // CBZ 0x34000000 / CBNZ 0x35000000, mask 0x7E000000: imm19.
+    if w & 0x7E00_0000 == 0x3400_0000 {
+        return Class::to(kind::JUMP, rel(pc, (w >> 5) & 0x7FFFF, 19), flag::CONDITIONAL);
+    }
+    // TBZ 0x36000000 / TBNZ 0x37000000, mask 0x7E000000: imm14.
+    if w & 0x7E00_0000 == 0x3600_0000 {
+        return Class::to(kind::JUMP, rel(pc, (w >> 5) & 0x3FFF, 14), flag::CONDITIONAL);
+    }
+    // Unconditional branch (register), 0xD6000000 mask 0xFE000000.
+    if w & 0xFE00_0000 == 0xD600_0000 {
+        return match w & 0xFFFF_FC1F {
+            0xD61F_0000 => Class::of(kind::JUMP_INDIRECT), // BR
+            0xD63F_0000 => Class::of(kind::CALL_INDIRECT), // BLR
+            0xD65F_0000 => Class::of(kind::RETURN),        // RET
+            // RETAA/RETAB 0xD65F0BFF mask 0xFFFFFBFF (insn.h `ret_auth`)
+            _ if w & 0xFFFF_FBFF == 0xD65F_0BFF => Class::with(kind::RETURN, flag::AUTH),
+            // BRAA/BRAB/BRAAZ/BRABZ 0xD61F0800 mask 0xFEFFF800 (`br_auth`)
+            _ if w & 0xFEFF_F800 == 0xD61F_0800 => Class::with(kind::JUMP_INDIRECT, flag::AUTH),
+            // BLRAA… 0xD63F0800 mask 0xFEFFF800 (`blr_auth`)
+            _ if w & 0xFEFF_F800 == 0xD63F_0800 => Class::with(kind::CALL_INDIRECT, flag::AUTH),
+            _ => Class::OTHER, // ERET, DRPS …
+        };
+    }
+    // Exception generation, 0xD4000000 mask 0xFF000000: imm16 in bits 20:5.
+    if w & 0xFF00_0000 == 0xD400_0000 {
+        let imm = (w >> 5) & 0xFFFF;
+        return match w & 0xFFE0_001F {
+            0xD420_0000 | 0xD440_0000 => Class::with(kind::TRAP, trap::BREAKPOINT | imm << 16), // BRK, HLT
+            0xD460_0000 => Class::with(kind::TM_ABORT, imm), // TCANCEL #imm16 (TME)
+            _ => Class::OTHER,                               // SVC, HVC, SMC, DCPS
+        };
+    }
+    // System instructions, 0xD5000000 mask 0xFFC00000.
+    if w & 0xFFC0_0000 == 0xD500_0000 {
+        return match w {
+            0xD503_201F => Class::of(kind::NOP),
+            // BTI {c,j,jc}: HINT #32..#38 step 2, 0xD503241F mask 0xFFFFFF3F.
+            _ if w & 0xFFFF_FF3F == 0xD503_241F => Class::with(kind::ENDBR, (w >> 6) & 3),
+            0xD503_307F => Class::of(kind::TM_END), // TCOMMIT
+            _ if w & 0xFFFF_FFE0 == 0xD523_3060 => Class::of(kind::TM_BEGIN), // TSTART Xt
+            _ if w & 0xFFFF_FFE0 == 0xD523_3160 => Class::of(kind::TM_TEST), // TTEST Xt
+            _ => Class::OTHER,
+        };
+    }
+    // UDF #imm16: 0x00000000 mask 0xFFFF0000 (permanently undefined).
+    if w & 0xFFFF_0000 == 0 {
+        return Class::with(kind::TRAP, trap::UNDEFINED | (w & 0xFFFF) << 16);
+    }
+    // Load/store exclusive and ordered, bits 29:24 = 001000.
+    if w & 0x3F00_0000 == 0x0800_0000 {
+        return exclusive(w);
+    }
+    // LSE atomic memory operations (LDADD, LDCLR, LDEOR, LDSET, LD[SU]MAX/MIN, SWP):
+    // size 111 V=0 00 A R 1 Rs o3 opc 00 Rn Rt, mask 0x3F200C00 / 0x38200000;
+    // o3=1 with opc≠000 is LDAPR (RCpc load), not an atomic.
+    if w & 0x3F20_0C00 == 0x3820_0000 {
+        let (o3, opc) = ((w >> 15) & 1, (w >> 12) & 7);
+        if o3 == 1 && opc != 0 {
+            return Class::OTHER;
+        }
+        let mut extra = 1 << (w >> 30);
+        if w & (1 << 23) != 0 {
+            extra |= flag::ACQUIRE;
+        }
+        if w & (1 << 22) != 0 {
+            extra |= flag::RELEASE;
+        }
+        return Class::with(kind::LSE_ATOMIC, extra);
+    }
+    Class::OTHER
+}
+
+/// The load/store exclusive group (size 001000 o2 L o1 Rs o0 Rt2 Rn Rt), with the kernel's
+/// masks: `aarch64_insn_is_exclusive` 0x3F800000/0x08000000, and 6.1's (pre-2025)
+/// `is_load_ex` 0x3F400000/0x08400000 and `is_store_ex` 0x3F400000/0x08000000, which
+/// ignore o2 and so also match LDAR/STLR/CAS.
+fn exclusive(w: u32) -> Class {
+    let size = w >> 30;
+    let (o2, l, o1, o0) = ((w >> 23) & 1, (w >> 22) & 1, (w >> 21) & 1, (w >> 15) & 1);
+    let mut extra = 0;
+    if w & 0x3F40_0000 == 0x0840_0000 {
+        extra |= flag::K_LOAD_EX;
+    }
+    if w & 0x3F40_0000 == 0x0800_0000 {
+        extra |= flag::K_STORE_EX;
+    }
+    if w & 0x3F80_0000 == 0x0800_0000 {
+        extra |= flag::K_EXCLUSIVE;
+    }
+    let acq = if l == 1 { flag::ACQUIRE } else { 0 };
+    let relf = if o0 == 1 { flag::RELEASE } else { 0 };
+    match (o2, o1) {
+        // CASP{A,L,AL}: bit 31 = 0; L = acquire, o0 = release; a pair of 4- or 8-byte registers.
+        (0, 1) if size >> 1 == 0 => Class::with(kind::LSE_ATOMIC, (8 << (size & 1)) | flag::PAIR | acq | relf | extra),
+        // LDXR/LDAXR (L=1; o0 = acquire), STXR/STLXR (L=0; o0 = release), b/h/w/x; o1 = pair.
+        (0, _) => {
+            let bytes = if o1 == 1 { 2 << size } else { 1 << size };
+            let pair = if o1 == 1 { flag::PAIR } else { 0 };
+            if l == 1 {
+                Class::with(kind::LL, bytes | pair | if o0 == 1 { flag::ACQUIRE } else { 0 } | extra)
+            } else {
+                Class::with(kind::SC, bytes | pair | relf | extra)
+            }
+        }
+        // CAS{A,L,AL}{B,H}: L = acquire, o0 = release.
+        (_, 1) => Class::with(kind::LSE_ATOMIC, (1 << size) | acq | relf | extra),
+        // LDAR/LDLAR (L=1), STLR/STLLR (L=0).
+        _ => {
+            let order = if l == 1 { flag::ACQUIRE } else { flag::RELEASE };
+            Class::with(kind::ORDERED, (1 << size) | order | extra)
+        }
+    }
+}
+
+/// A mnemonic for what the classifier knows, `.inst 0x…` for the rest.
+pub(super) fn text(w: u32, i: &Insn) -> String {
+    let t = i.target;
+    let reg = (w >> 5) & 31;
+    let x = |r: u32| if r == 31 { "xzr".to_string() } else { format!("x{r}") };
+    match i.kind {
+        kind::JUMP if w & 0xFF00_0000 == 0x5400_0000 => format!("b.{} {t:#x}", COND[(w & 15) as usize]),
+        kind::JUMP if w & 0x7E00_0000 == 0x3400_0000 => {
+            format!("{} {}, {t:#x}", if w & (1 << 24) != 0 { "cbnz" } else { "cbz" }, x(w & 31))
+        }
+        kind::JUMP if w & 0x7E00_0000 == 0x3600_0000 => {
+            let bit = ((w >> 31) << 5) | ((w >> 19) & 31);
+            format!("{} {}, #{bit}, {t:#x}", if w & (1 << 24) != 0 { "tbnz" } else { "tbz" }, x(w & 31))
+        }
+        kind::JUMP => format!("b {t:#x}"),
+        kind::CALL_DIRECT => format!("bl {t:#x}"),
+        kind::RETURN if i.extra & flag::AUTH != 0 => if w & (1 << 10) != 0 { "retab" } else { "retaa" }.into(),
+        kind::RETURN if reg == 30 => "ret".into(),
+        kind::RETURN => format!("ret {}", x(reg)),
+        kind::JUMP_INDIRECT => format!("br{} {}", if i.extra & flag::AUTH != 0 { "a*" } else { "" }, x(reg)),
+        kind::CALL_INDIRECT => format!("blr{} {}", if i.extra & flag::AUTH != 0 { "a*" } else { "" }, x(reg)),
+        kind::NOP => "nop".into(),
+        kind::ENDBR => ["bti", "bti c", "bti j", "bti jc"][(i.extra & 3) as usize].into(),
+        kind::TRAP if w & 0xFFFF_0000 == 0 => format!("udf #{:#x}", i.extra >> 16),
+        kind::TRAP if w & 0xFFE0_001F == 0xD440_0000 => format!("hlt #{:#x}", i.extra >> 16),
+        kind::TRAP => format!("brk #{:#x}", i.extra >> 16),
+        kind::TM_BEGIN => format!("tstart {}", x(w & 31)),
+        kind::TM_TEST => format!("ttest {}", x(w & 31)),
+        kind::TM_END => "tcommit".into(),
+        kind::TM_ABORT => format!("tcancel #{:#x}", i.extra),
+        kind::LL | kind::SC | kind::ORDERED | kind::LSE_ATOMIC => format!("{} (.inst {w:#010x})", atomic_name(w, i)),
+        _ => format!(".inst {w:#010x}"),
+    }
+}
+
+const COND: [&str; 16] = ["eq", "ne", "cs", "cc", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le", "al", "nv"];
+
+fn atomic_name(w: u32, i: &Insn) -> String {
+    let suffix = match (w >> 30, i.extra & flag::PAIR != 0) {
+        (0, false) => "b",
+        (1, false) => "h",
+        _ => "",
+    };
+    let (acq, rel) = (i.extra & flag::ACQUIRE != 0, i.extra & flag::RELEASE != 0);
+    let pair = i.extra & flag::PAIR != 0;
+    let base = match i.kind {
+        kind::LL => format!("ld{}x{}", if acq { "a" } else { "" }, if pair { "p" } else { "r" }),
+        kind::SC => format!("st{}x{}", if rel { "l" } else { "" }, if pair { "p" } else { "r" }),
+        kind::ORDERED if acq => "ldar".into(),
+        kind::ORDERED => "stlr".into(),
+        _ if w & 0x3F00_0000 == 0x0800_0000 => format!("cas{}{}{}", if pair { "p" } else { "" }, if acq { "a" } else { "" }, if rel { "l" } else { "" }),
+        _ => {
+            let op = if (w >> 15) & 1 == 1 { "swp" } else { ["ldadd", "ldclr", "ldeor", "ldset", "ldsmax", "ldsmin", "ldumax", "ldumin"][((w >> 12) & 7) as usize] };
+            format!("{op}{}{}", if acq { "a" } else { "" }, if rel { "l" } else { "" })
+        }
+    };
+    format!("{base}{suffix}")
+}

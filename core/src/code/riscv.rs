@@ -1,0 +1,235 @@
+//! RISC-V (RV64/RV32 with C): 16-bit parcels, little-endian; the low bits of the first
+//! parcel give the length (unprivileged ISA §1.5). Encodings from the unprivileged ISA
+//! (RV32I/RV64I base, "C" and "A" chapters) and binutils' include/opcode/riscv-opc.h;
+//! LR/SC masks as in reference/hazard_rules.md §1.2.
+
+use super::{flag, kind, sext, trap, Class, Decoder, Insn};
+
+const RA: u32 = 1;
+const T0: u32 = 5;
+
+pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, xlen: u32, bytes: &[u8], address: u64, f: &mut F) {
+    let mut at = 0usize;
+    // The last instruction's AUIPC: (its address, rd, pc + imm) — an AUIPC+JALR pair is a
+    // direct call (`call`) or jump (`tail`) to pc + hi + lo.
+    let mut auipc: Option<(u64, u32, u64)> = None;
+    while at + 2 <= bytes.len() {
+        let pc = address.wrapping_add(at as u64);
+        let lo = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+        let pair = auipc.take();
+        let (size, mut c, from) = if lo & 3 != 3 {
+            let (c, paired) = classify16(lo, pc, xlen, pair);
+            (2usize, c, if paired { pair.map_or(pc, |p| p.0) } else { pc })
+        } else if lo & 0x1C != 0x1C {
+            if at + 4 > bytes.len() {
+                break;
+            }
+            let w = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+            if w & 0x7F == 0x17 && (w >> 7) & 31 != 0 {
+                auipc = Some((pc, (w >> 7) & 31, pc.wrapping_add(sext(w & 0xFFFF_F000, 32) as u64)));
+            }
+            let (c, paired) = classify32(w, pc, pair);
+            (4, c, if paired { pair.map_or(pc, |p| p.0) } else { pc })
+        } else if lo & 0x3F == 0x1F {
+            (6, Class::OTHER, pc) // 48-bit
+        } else if lo & 0x7F == 0x3F {
+            (8, Class::OTHER, pc) // 64-bit
+        } else {
+            f(&Insn::new(pc, 2, kind::ERROR));
+            at += 2;
+            continue;
+        };
+        if at + size > bytes.len() {
+            break;
+        }
+        let end = pc.wrapping_add(size as u64);
+        let name = if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) { dec.relocate(&mut c, from, end) } else { 0 };
+        f(&Insn { address: pc, size: size as u8, kind: c.kind, target: c.target, extra: c.extra, name });
+        at += size;
+    }
+    if at < bytes.len() {
+        f(&Insn::new(address.wrapping_add(at as u64), (bytes.len() - at) as u8, kind::ERROR));
+    }
+}
+
+/// An indirect jump through `rs1` + `imm`: paired with the AUIPC just before it that set
+/// `rs1`, a direct jump or call. Returns the class and whether it was paired.
+fn jump_register(rd: u32, rs1: u32, imm: i64, pair: Option<(u64, u32, u64)>) -> (Class, bool) {
+    let link = if rd == T0 { flag::ALT_LINK } else { 0 };
+    if let Some((_, _, base)) = pair.filter(|p| p.1 == rs1) {
+        let t = base.wrapping_add(imm as u64);
+        return (Class::to(if rd == 0 { kind::JUMP } else { kind::CALL_DIRECT }, t, link), true);
+    }
+    let c = match (rd, rs1) {
+        // ret = jalr x0, 0(ra); jr t0 returns from a t0-linked (millicode) call.
+        (0, RA) => Class::of(kind::RETURN),
+        (0, T0) => Class::with(kind::RETURN, flag::ALT_LINK),
+        (0, _) => Class::of(kind::JUMP_INDIRECT),
+        _ => Class::with(kind::CALL_INDIRECT, link),
+    };
+    (c, false)
+}
+
+/// Classifies a 32-bit instruction at `pc`; `pair` is the AUIPC just before it, if any.
+pub fn classify32(w: u32, pc: u64, pair: Option<(u64, u32, u64)>) -> (Class, bool) {
+    let rd = (w >> 7) & 31;
+    let rs1 = (w >> 15) & 31;
+    let c = match w & 0x7F {
+        // JAL: J-immediate imm[20|10:1|11|19:12]; rd = x0 is `j`, ra/t0 a call.
+        0x6F => {
+            let imm = ((w >> 31) << 20) | (((w >> 21) & 0x3FF) << 1) | (((w >> 20) & 1) << 11) | (((w >> 12) & 0xFF) << 12);
+            let t = pc.wrapping_add(sext(imm, 21) as u64);
+            let link = if rd == T0 { flag::ALT_LINK } else { 0 };
+            Class::to(if rd == 0 { kind::JUMP } else { kind::CALL_DIRECT }, t, link)
+        }
+        // JALR (funct3 0): I-immediate.
+        0x67 if (w >> 12) & 7 == 0 => return jump_register(rd, rs1, sext(w >> 20, 12), pair),
+        // BRANCH: B-immediate imm[12|10:5] … imm[4:1|11].
+        0x63 => {
+            let imm = ((w >> 31) << 12) | (((w >> 25) & 0x3F) << 5) | (((w >> 8) & 0xF) << 1) | (((w >> 7) & 1) << 11);
+            Class::to(kind::JUMP, pc.wrapping_add(sext(imm, 13) as u64), flag::CONDITIONAL)
+        }
+        // AUIPC x0 is Zicfilp's `lpad` landing pad.
+        0x17 if rd == 0 => Class::of(kind::ENDBR),
+        0x2F => amo(w),
+        // EBREAK 0x00100073; UNIMP = csrrw x0, cycle, x0 = 0xC0001073.
+        0x73 if w == 0x0010_0073 => Class::with(kind::TRAP, trap::BREAKPOINT),
+        0x73 if w == 0xC000_1073 => Class::with(kind::TRAP, trap::UNDEFINED),
+        // addi x0, x0, 0
+        0x13 if w == 0x13 => Class::of(kind::NOP),
+        _ => Class::OTHER,
+    };
+    (c, false)
+}
+
+/// The "A" extension (opcode AMO 0x2F): LR/SC by riscv-opc.h's masks, the rest AMO*.
+fn amo(w: u32) -> Class {
+    let funct3 = (w >> 12) & 7;
+    let mut extra = if funct3 <= 4 { 1 << funct3 } else { 0 };
+    if w & (1 << 26) != 0 {
+        extra |= flag::ACQUIRE;
+    }
+    if w & (1 << 25) != 0 {
+        extra |= flag::RELEASE;
+    }
+    // LR.W 0x1000202F / LR.D 0x1000302F, mask 0xF9F0707F (aq/rl ignored).
+    if w & 0xF9F0_707F == 0x1000_202F || w & 0xF9F0_707F == 0x1000_302F {
+        return Class::with(kind::LL, extra);
+    }
+    // SC.W 0x1800202F / SC.D 0x1800302F, mask 0xF800707F.
+    if w & 0xF800_707F == 0x1800_202F || w & 0xF800_707F == 0x1800_302F {
+        return Class::with(kind::SC, extra);
+    }
+    match w >> 27 {
+        0x02 | 0x03 => Class::OTHER, // LR/SC of other widths: not in the A extension
+        _ => Class::with(kind::LSE_ATOMIC, extra),
+    }
+}
+
+/// Classifies a 16-bit (C extension) instruction at `pc`.
+pub fn classify16(h: u16, pc: u64, xlen: u32, pair: Option<(u64, u32, u64)>) -> (Class, bool) {
+    let h = u32::from(h);
+    let funct3 = h >> 13;
+    let c = match (h & 3, funct3) {
+        // The all-zero parcel is defined illegal (c.unimp).
+        _ if h == 0 => Class::with(kind::TRAP, trap::UNDEFINED),
+        _ if h == 1 => Class::of(kind::NOP), // c.nop
+        // C.J (101) / C.JAL (001, RV32 only; RV64's is C.ADDIW): CJ-immediate.
+        (1, 5) => Class::to(kind::JUMP, pc.wrapping_add(cj(h) as u64), 0),
+        (1, 1) if xlen == 32 => Class::to(kind::CALL_DIRECT, pc.wrapping_add(cj(h) as u64), 0),
+        // C.BEQZ (110) / C.BNEZ (111): CB-immediate imm[8|4:3] … imm[7:6|2:1|5].
+        (1, 6 | 7) => {
+            let imm = (((h >> 12) & 1) << 8)
+                | (((h >> 10) & 3) << 3)
+                | (((h >> 5) & 3) << 6)
+                | (((h >> 3) & 3) << 1)
+                | (((h >> 2) & 1) << 5);
+            Class::to(kind::JUMP, pc.wrapping_add(sext(imm, 9) as u64), flag::CONDITIONAL)
+        }
+        // Quadrant 2, funct3 100: C.JR / C.MV (bit 12 = 0), C.EBREAK / C.JALR / C.ADD.
+        (2, 4) => {
+            let (rs1, rs2, b12) = ((h >> 7) & 31, (h >> 2) & 31, (h >> 12) & 1);
+            match (b12, rs1, rs2) {
+                (0, r, 0) if r != 0 => return jump_register(0, r, 0, pair),
+                (1, 0, 0) => Class::with(kind::TRAP, trap::BREAKPOINT),
+                (1, r, 0) => return jump_register(RA, r, 0, pair),
+                _ => Class::OTHER,
+            }
+        }
+        _ => Class::OTHER,
+    };
+    (c, false)
+}
+
+/// The CJ-format offset: imm[11|4|9:8|10|6|7|3:1|5] in bits 12..2.
+fn cj(h: u32) -> i64 {
+    let imm = (((h >> 12) & 1) << 11)
+        | (((h >> 11) & 1) << 4)
+        | (((h >> 9) & 3) << 8)
+        | (((h >> 8) & 1) << 10)
+        | (((h >> 7) & 1) << 6)
+        | (((h >> 6) & 1) << 7)
+        | (((h >> 3) & 7) << 1)
+        | (((h >> 2) & 1) << 5);
+    sext(imm, 12)
+}
+
+const ABI: [&str; 32] = [
+    "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3",
+    "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6",
+];
+
+/// A mnemonic for what the classifier knows, `.insn 0x…` for the rest.
+pub(super) fn text(bytes: &[u8], i: &Insn) -> String {
+    let t = i.target;
+    let raw = match i.size {
+        2 => u32::from(u16::from_le_bytes([bytes[0], bytes[1]])),
+        4 => u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+        _ => return format!(".insn {}-byte", i.size),
+    };
+    let rd = ABI[((raw >> 7) & 31) as usize];
+    let rs1 = ABI[((raw >> 15) & 31) as usize];
+    match i.kind {
+        kind::RETURN if i.extra & flag::ALT_LINK != 0 => "jr t0".into(),
+        kind::RETURN => "ret".into(),
+        kind::JUMP if i.extra & flag::CONDITIONAL != 0 => format!("b* {t:#x}"),
+        kind::JUMP => format!("j {t:#x}"),
+        kind::CALL_DIRECT if i.size == 4 && raw & 0x7F == 0x6F => format!("jal {rd},{t:#x}"),
+        kind::CALL_DIRECT => format!("jalr (auipc pair) {t:#x}"),
+        kind::JUMP_INDIRECT if i.size == 2 => format!("jr {}", ABI[((raw >> 7) & 31) as usize]),
+        kind::JUMP_INDIRECT => format!("jr {rs1}"),
+        kind::CALL_INDIRECT if i.size == 2 => format!("jalr {}", ABI[((raw >> 7) & 31) as usize]),
+        kind::CALL_INDIRECT => format!("jalr {rd},{rs1}"),
+        kind::NOP => "nop".into(),
+        kind::TRAP if i.extra & 0xff == trap::BREAKPOINT => "ebreak".into(),
+        kind::TRAP => "unimp".into(),
+        kind::ENDBR => "lpad".into(),
+        kind::LL | kind::SC | kind::LSE_ATOMIC => {
+            let w = if (raw >> 12) & 7 == 3 { "d" } else { "w" };
+            let op = match raw >> 27 {
+                0x02 => "lr",
+                0x03 => "sc",
+                0x01 => "amoswap",
+                0x00 => "amoadd",
+                0x04 => "amoxor",
+                0x0C => "amoand",
+                0x08 => "amoor",
+                0x10 => "amomin",
+                0x14 => "amomax",
+                0x18 => "amominu",
+                0x1C => "amomaxu",
+                0x05 => "amocas",
+                _ => "amo?",
+            };
+            let ord = match (i.extra & flag::ACQUIRE != 0, i.extra & flag::RELEASE != 0) {
+                (true, true) => ".aqrl",
+                (true, false) => ".aq",
+                (false, true) => ".rl",
+                _ => "",
+            };
+            format!("{op}.{w}{ord} {rd},({rs1})")
+        }
+        _ if i.size == 2 => format!(".insn {raw:#06x}"),
+        _ => format!(".insn {raw:#010x}"),
+    }
+}

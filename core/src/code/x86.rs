@@ -1,0 +1,129 @@
+//! x86 and x86-64, decoded with iced-x86 (variable-length: a real decoder is needed to
+//! find instruction boundaries at all). Encodings from the Intel SDM vol. 2; the TM and
+//! HLE ones as listed in reference/hazard_rules.md §2.1.
+
+use iced_x86::{DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
+
+use super::{flag, kind, trap, Class, Decoder, Insn};
+
+pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bits: u32, bytes: &[u8], address: u64, f: &mut F) {
+    let mut d = iced_x86::Decoder::with_ip(bits, bytes, address, DecoderOptions::NONE);
+    let mut ins = Instruction::default();
+    while d.can_decode() {
+        let pos = d.position();
+        let at = address.wrapping_add(pos as u64);
+        d.decode_out(&mut ins);
+        if ins.is_invalid() {
+            // Resynchronise one byte on, as objdump's "(bad)" does.
+            let next = pos + 1;
+            if d.set_position(next).is_err() {
+                break;
+            }
+            d.set_ip(address.wrapping_add(next as u64));
+            f(&Insn::new(at, 1, kind::ERROR));
+            continue;
+        }
+        let len = ins.len() as u64;
+        let mut c = classify(&ins);
+        let mut name = 0;
+        if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT | kind::TM_BEGIN) {
+            // A relocatable object's rel32 field (E8/E9/0F 8x/C7 F8) holds S + A − P.
+            name = dec.relocate(&mut c, at + 1, at + len);
+            if name == 0 && c.extra & flag::THUNK == 0 {
+                let t = dec.thunk_at(c.target);
+                if t != 0 {
+                    dec.apply_thunk(&mut c, t);
+                }
+            }
+        }
+        f(&Insn { address: at, size: len as u8, kind: c.kind, target: c.target, extra: c.extra, name });
+    }
+}
+
+/// Classifies one decoded instruction (no thunks, no relocations).
+pub(super) fn classify(ins: &Instruction) -> Class {
+    match ins.mnemonic() {
+        // F3 0F 1E FA / F3 0F 1E FB (CET landing pads).
+        Mnemonic::Endbr64 | Mnemonic::Endbr32 => return Class::of(kind::ENDBR),
+        // C7 F8 rel32 (66 C7 F8 rel16): target = fallback address.
+        Mnemonic::Xbegin => return Class::to(kind::TM_BEGIN, ins.near_branch_target(), 0),
+        // 0F 01 D5
+        Mnemonic::Xend => return Class::of(kind::TM_END),
+        // C6 F8 ib
+        Mnemonic::Xabort => return Class::with(kind::TM_ABORT, u32::from(ins.immediate8())),
+        // 0F 01 D6
+        Mnemonic::Xtest => return Class::of(kind::TM_TEST),
+        // F2 0F 01 E8 / E9 (TSXLDTRK)
+        Mnemonic::Xsusldtrk | Mnemonic::Xresldtrk => return Class::of(kind::TM_OTHER),
+        // 0F 0B ud2, 0F B9 ud1, 0F FF ud0 (the kernel's is_exception_insn)
+        Mnemonic::Ud0 | Mnemonic::Ud1 | Mnemonic::Ud2 => return Class::with(kind::TRAP, trap::UNDEFINED),
+        // CC int3, F1 int1
+        Mnemonic::Int3 | Mnemonic::Int1 => return Class::with(kind::TRAP, trap::BREAKPOINT),
+        // CD ib int n
+        Mnemonic::Int => return Class::with(kind::TRAP, trap::INTERRUPT | u32::from(ins.immediate8()) << 16),
+        // CE into (32-bit only)
+        Mnemonic::Into => return Class::with(kind::TRAP, trap::INTERRUPT | 4 << 16),
+        // 90, 0F 1F /0 (any length, any prefixes)
+        Mnemonic::Nop => return Class::of(kind::NOP),
+        _ => {}
+    }
+    // XACQUIRE (F2) / XRELEASE (F3): iced sets these only where the SDM allows them.
+    if ins.has_xacquire_prefix() {
+        return Class::with(kind::HLE, flag::XACQUIRE);
+    }
+    if ins.has_xrelease_prefix() {
+        return Class::with(kind::HLE, flag::XRELEASE);
+    }
+    match ins.flow_control() {
+        FlowControl::Return => {
+            // C3 / C2 iw near return; the rest (retf, iret, sysret, sysexit …) flagged FAR.
+            let far = if ins.mnemonic() == Mnemonic::Ret { 0 } else { flag::FAR };
+            Class::with(kind::RETURN, far)
+        }
+        FlowControl::UnconditionalBranch if is_near(ins.op0_kind()) => {
+            Class::to(kind::JUMP, ins.near_branch_target(), 0)
+        }
+        FlowControl::UnconditionalBranch => Class::with(kind::JUMP_INDIRECT, flag::FAR),
+        FlowControl::ConditionalBranch => Class::to(kind::JUMP, ins.near_branch_target(), flag::CONDITIONAL),
+        FlowControl::IndirectBranch => indirect(ins, kind::JUMP_INDIRECT),
+        FlowControl::Call if is_near(ins.op0_kind()) => Class::to(kind::CALL_DIRECT, ins.near_branch_target(), 0),
+        FlowControl::Call => Class::with(kind::CALL_INDIRECT, flag::FAR),
+        FlowControl::IndirectCall => indirect(ins, kind::CALL_INDIRECT),
+        _ => Class::OTHER,
+    }
+}
+
+fn is_near(k: OpKind) -> bool {
+    matches!(k, OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64)
+}
+
+/// FF /2, FF /4 (and far FF /3, FF /5): through a register or memory; a RIP-relative slot
+/// (a GOT entry, say) is given as the target with the SLOT flag.
+fn indirect(ins: &Instruction, k: u8) -> Class {
+    let far = if ins.is_jmp_far_indirect() || ins.is_call_far_indirect() {
+        flag::FAR
+    } else {
+        0
+    };
+    if ins.is_ip_rel_memory_operand() {
+        Class::to(k, ins.ip_rel_memory_address(), flag::SLOT | far)
+    } else {
+        Class::with(k, far)
+    }
+}
+
+/// GNU-assembler (AT&T) text, as objdump prints it.
+pub(super) fn text(bits: u32, bytes: &[u8], address: u64) -> String {
+    use iced_x86::{Formatter, GasFormatter};
+    let mut d = iced_x86::Decoder::with_ip(bits, bytes, address, DecoderOptions::NONE);
+    let ins = d.decode();
+    if ins.is_invalid() {
+        return "(bad)".into();
+    }
+    let mut fmt = GasFormatter::new();
+    fmt.options_mut().set_space_after_operand_separator(false);
+    fmt.options_mut().set_branch_leading_zeros(false);
+    let mut out = String::new();
+    fmt.format(&ins, &mut out);
+    out
+}

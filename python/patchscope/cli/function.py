@@ -1,0 +1,69 @@
+"""``patchscope function BINARY NAME``: one source function, instance by instance, with its findings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.text import Text
+
+from patchscope.cli import common
+from patchscope.report import findings as report
+from patchscope.report.inventory import InventoryView
+from patchscope.rules import findings
+
+HELP = "one source function: its instances, inline sites and findings, with evidence"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="source function name (a shell glob matches several)")
+
+
+def run(args: argparse.Namespace) -> int:
+    b = common.open_binary(args)
+    fids = list(b.find_functions(args.name))
+    if not fids:
+        common.warn(f"no source function named {args.name!r}")
+        return 1
+    f = findings(b)
+    view = InventoryView(b)
+    bands = f.bands.column("band").to_pylist()
+    records = []
+    for fid in fids:
+        rec = view.record(fid)
+        rec["band"] = bands[fid]
+        rec["findings"] = report.finding_records(report.of_function(f, fid))
+        records.append(rec)
+    doc = {"schema": "patchscope.function", "version": 1, "binary": b.info["path"], "functions": records}
+    with common.output(args) as out:
+        if args.format == "json":
+            common.write_json(out, doc)
+        else:
+            con = common.console(out)
+            for rec in records:
+                render(con, rec)
+    return 0
+
+
+def render(con: Any, r: dict[str, Any]) -> None:
+    decl = f"{r['decl_file']}:{r['decl_line']}" if r["decl_file"] else "no DWARF"
+    con.print(Text.assemble((r["name"], "bold"), f"  {decl}  {r['status']}  band: ", (r["band"], "bold")))
+    for i in r["instances"]:
+        con.print(
+            f"  instance {i['symbol'] or '(no symbol)'}  entry {i['entry_pc']}  {i['size']} bytes",
+            markup=False,
+        )
+        for p in i["ranges"]:
+            con.print(f"    {p['low']}-{p['high']}  {p['symbol'] or ''}", markup=False)
+    sites = r["inline_sites"]
+    if sites["count"]:
+        con.print(f"  inline sites: {sites['count']}", markup=False)
+        for s in sites["sites"]:
+            con.print(
+                f"    {s['entry_pc']} in {s['caller']} ({s['call_file']}:{s['call_line']})", markup=False
+            )
+    for f in r["findings"]:
+        con.print(Text.assemble("  ", (f"[{f['band']}] {f['code']}", "bold"), f": {f['message']}"))
+        con.print(Text("      " + json.dumps(f["evidence"], separators=(", ", ": "))), style="dim")
+    con.print()

@@ -1,0 +1,85 @@
+"""Findings as records: what ``patchscope scan`` and ``patchscope function`` print, and their JSON.
+
+Schema ``patchscope.scan`` version 1: ``docs/schema/scan-1.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from patchscope.index.binary import Binary
+from patchscope.rules import CODES, Findings, findings, verdict
+
+SCHEMA = "patchscope.scan"
+VERSION = 1
+
+
+def finding_records(table: pa.Table) -> list[dict[str, Any]]:
+    out = []
+    for r in table.to_pylist():
+        rec = {
+            "code": r["code"],
+            "band": r["band"],
+            "message": r["message"],
+            "evidence": json.loads(r["evidence"]),
+        }
+        if r["address"] is not None:
+            rec["address"] = f"{r['address']:#x}"
+        out.append(rec)
+    return out
+
+
+def of_function(f: Findings, fid: int) -> pa.Table:
+    return f.findings.filter(pc.equal(f.findings.column("fid"), fid))
+
+
+def document(binary: Binary, band: str | None, code: str | None, with_findings: bool) -> dict[str, Any]:
+    """The scan of a whole binary: summary, and the functions that pass the filters."""
+    f = findings(binary)
+    fn = binary.inventory.functions
+    bands = f.bands
+    keep = np.ones(bands.num_rows, bool)
+    if band:
+        keep &= np.asarray(bands.column("band").to_pylist()) == band
+    if code:
+        has = np.zeros(bands.num_rows, bool)
+        has[f.findings.filter(pc.equal(f.findings.column("code"), code)).column("fid").to_numpy()] = True
+        keep &= has
+    rows = np.flatnonzero(keep)
+    names = fn.column("name").to_pylist()
+    order = rows[np.argsort(np.asarray([names[i] for i in rows], dtype=object), kind="stable")]
+    by_fid = _group(f.findings) if with_findings else {}
+    files, lines = fn.column("decl_file").to_pylist(), fn.column("decl_line").to_pylist()
+    band_col, codes_col = bands.column("band").to_pylist(), bands.column("codes").to_pylist()
+    functions = []
+    for i in order.tolist():
+        rec: dict[str, Any] = {
+            "name": names[i],
+            "decl_file": files[i] or None,
+            "decl_line": lines[i] or None,
+            "band": band_col[i],
+            "codes": codes_col[i],
+        }
+        if with_findings:
+            rec["findings"] = by_fid.get(i, [])
+        functions.append(rec)
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "binary": {k: binary.info[k] for k in ("path", "arch", "kind", "build_id", "dwarf", "debug_file")},
+        "summary": {"functions": fn.num_rows, **verdict.summary(bands, f.findings)},
+        "codes": {c.name: {"band": c.band.label, "summary": c.summary} for c in CODES.values()},
+        "functions": functions,
+    }
+
+
+def _group(table: pa.Table) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    for fid, rec in zip(table.column("fid").to_pylist(), finding_records(table)):
+        out.setdefault(fid, []).append(rec)
+    return out

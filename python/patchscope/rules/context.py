@@ -1,0 +1,257 @@
+"""What the rules read: the inventory and the DWARF tables, indexed the way rules ask."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pyarrow.compute as pc
+
+from patchscope.index.binary import Binary
+from patchscope.index.functions import rows_of
+from patchscope.index.tables import NO_DIE
+
+#: ``params.loc_kind`` values (the core's ``location::kind``).
+LOC_NONE, LOC_REGISTER, LOC_MEMORY, LOC_ENTRY_VALUE, LOC_PARAM_REF = 0, 1, 2, 3, 4
+LOC_CONSTANT, LOC_COMPUTED, LOC_COMPOSITE, LOC_NOT_AT_ENTRY, LOC_IMPLICIT_POINTER, LOC_ERROR = (
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+)
+LOC_NAMES = {
+    LOC_NONE: "optimized out",
+    LOC_REGISTER: "register",
+    LOC_MEMORY: "memory",
+    LOC_ENTRY_VALUE: "entry value only",
+    LOC_PARAM_REF: "parameter ref (caller's value)",
+    LOC_CONSTANT: "constant",
+    LOC_COMPUTED: "computed",
+    LOC_COMPOSITE: "in pieces",
+    LOC_NOT_AT_ENTRY: "no location at entry",
+    LOC_IMPLICIT_POINTER: "implicit pointer",
+    LOC_ERROR: "undecodable",
+}
+#: Kinds whose value a probe at the owner's entry can read.
+READABLE = (LOC_REGISTER, LOC_MEMORY, LOC_CONSTANT, LOC_COMPUTED, LOC_COMPOSITE)
+#: ``params.loc_flags``: given by a location list; bound only in a location view of the address.
+LOC_LIST, LOC_VIEW_ONLY = 1, 2
+
+#: ``symbols.suffix_kinds`` bits (the core's ``elf::suffix``).
+SUFFIX_COLD, SUFFIX_PART, SUFFIX_ISRA, SUFFIX_CONSTPROP = 1, 2, 4, 8
+
+
+class Context:
+    """One binary as the rules see it. Everything is computed on first use and kept."""
+
+    def __init__(self, binary: Binary) -> None:
+        self.b = binary
+        inv = binary.inventory
+        self.functions = inv.functions
+        self.inst = inv.instances
+        self.sites = inv.inline_sites
+        self.pool = binary.cols.pool
+
+    @cached_property
+    def _strings(self) -> list[str]:
+        return self.pool.to_pylist()
+
+    def string(self, index: int) -> str:
+        return self._strings[int(index)]
+
+    # -- functions ---------------------------------------------------------------------------
+
+    @cached_property
+    def fn_name(self) -> list[str]:
+        names = self._strings
+        return [names[i] for i in self.functions.column("name").combine_chunks().indices.to_numpy().tolist()]
+
+    @cached_property
+    def fn_status(self) -> np.ndarray:
+        return np.asarray(self.functions.column("status").to_pylist())
+
+    def function_label(self, fid: int) -> str:
+        f = self.functions
+        file = f.column("decl_file")[fid].as_py()
+        line = f.column("decl_line")[fid].as_py()
+        return f"{self.fn_name[fid]} ({file}:{line})" if file else self.fn_name[fid]
+
+    # -- instances ---------------------------------------------------------------------------
+
+    @cached_property
+    def inst_fid(self) -> np.ndarray:
+        return self.inst.column("fid").to_numpy()
+
+    @cached_property
+    def inst_die(self) -> np.ndarray:
+        return self.inst.column("die").to_numpy()
+
+    def inst_symbols(self, row: int) -> list[int]:
+        return self.inst.column("symbols")[row].as_py()
+
+    def inst_ranges(self, row: int) -> list[list[int]]:
+        return self.inst.column("ranges")[row].as_py()
+
+    def inst_low(self, row: int) -> int:
+        return int(self.inst.column("low_pc")[row].as_py())
+
+    @cached_property
+    def sym(self) -> dict[str, np.ndarray]:
+        sy = self.b.cols.raw["symbols"]
+        return {c: sy.column(c).to_numpy() for c in ("name", "suffix", "suffix_kinds", "address", "other")}
+
+    @cached_property
+    def inst_main_symbol(self) -> np.ndarray:
+        """Row in the symbols table of each instance's main symbol, -1 when it has none."""
+        col = self.inst.column("symbols").combine_chunks()
+        offsets = col.offsets.to_numpy()
+        values = col.values.to_numpy()
+        has = offsets[1:] > offsets[:-1]
+        main = np.full(len(has), -1, np.int64)
+        main[has] = values[offsets[:-1][has]]
+        return main
+
+    @cached_property
+    def inst_range_count(self) -> np.ndarray:
+        return pc.list_value_length(self.inst.column("ranges")).to_numpy(zero_copy_only=False)
+
+    @cached_property
+    def inst_suffix_kinds(self) -> np.ndarray:
+        """Suffix kinds of each instance's main symbol (0 when it has none)."""
+        main = self.inst_main_symbol
+        kinds = np.zeros(len(main), np.uint16)
+        has = main >= 0
+        kinds[has] = self.sym["suffix_kinds"][main[has]]
+        return kinds
+
+    @cached_property
+    def inst_name(self) -> np.ndarray:
+        """Pool index of each instance's name: its main symbol, else its function's name."""
+        main = self.inst_main_symbol
+        fn_names = self.functions.column("name").combine_chunks().indices.to_numpy()
+        names = fn_names[self.inst_fid]
+        has = main >= 0
+        names[has] = self.sym["name"][main[has]]
+        return names
+
+    def instance_symbol(self, row: int) -> str:
+        return self.string(self.inst_name[row])
+
+    def instance_parts(self, row: int) -> list[dict]:
+        """Each range of an instance with the symbol at its start."""
+        by_addr = {
+            int(self.sym["address"][s]): self.string(self.sym["name"][s]) for s in self.inst_symbols(row)
+        }
+        return [{"symbol": by_addr.get(lo), "low": lo, "high": hi} for lo, hi in self.inst_ranges(row)]
+
+    @cached_property
+    def instances_of(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for row, fid in enumerate(self.inst_fid.tolist()):
+            out.setdefault(fid, []).append(row)
+        return out
+
+    # -- inline sites --------------------------------------------------------------------------
+
+    @cached_property
+    def site_fid(self) -> np.ndarray:
+        return self.sites.column("fid").to_numpy()
+
+    @cached_property
+    def site_entry_pc(self) -> np.ndarray:
+        return self.sites.column("entry_pc").to_numpy()
+
+    @cached_property
+    def _site_order(self) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(self.site_fid, kind="stable")
+        return order, self.site_fid[order]
+
+    def sites_of(self, fid: int) -> np.ndarray:
+        """Rows of the inline sites of ``fid``, in DIE order."""
+        order, keys = self._site_order
+        return order[np.searchsorted(keys, fid, "left") : np.searchsorted(keys, fid, "right")]
+
+    @cached_property
+    def caller_instance(self) -> np.ndarray:
+        """For each inline site, the row of the out-of-line instance it is in (-1: none)."""
+        order = np.argsort(self.inst_die, kind="stable")
+        pos = rows_of(self.inst_die[order], self.sites.column("function").to_numpy())
+        return np.where(pos >= 0, order[np.maximum(pos, 0)], -1)
+
+    @cached_property
+    def site_caller_name(self) -> np.ndarray:
+        """Pool index of the name of the instance each inline site is in (0: unknown)."""
+        inst = self.caller_instance
+        return np.where(inst >= 0, self.inst_name[np.maximum(inst, 0)], 0)
+
+    def site_caller(self, site_row: int) -> str:
+        return self.string(self.site_caller_name[site_row]) or "?"
+
+    # -- DWARF subprograms and parameters --------------------------------------------------------
+
+    @cached_property
+    def sp(self) -> dict[str, np.ndarray]:
+        t = self.b.cols.raw["subprograms"]
+        return {c: t.column(c).to_numpy() for c in ("die", "origin", "specification", "flags", "name")}
+
+    def origin_of(self, die: int) -> int:
+        """The abstract origin of a concrete subprogram DIE, or NO_DIE."""
+        row = rows_of(self.sp["die"], np.array([die], np.uint64))[0]
+        return int(self.sp["origin"][row]) if row >= 0 else int(NO_DIE)
+
+    @cached_property
+    def params(self) -> dict[str, np.ndarray]:
+        t = self.b.cols.raw["params"]
+        return {
+            c: t.column(c).to_numpy()
+            for c in (
+                "die",
+                "owner",
+                "position",
+                "name",
+                "origin",
+                "loc_kind",
+                "loc_flags",
+                "loc_reg",
+                "const_value",
+            )
+        }
+
+    def params_of(self, owner: int) -> np.ndarray:
+        """Rows of the parameters owned by ``owner`` (the core emits them in DIE order)."""
+        own = self.params["owner"]
+        a = np.searchsorted(own, np.uint64(owner), "left")
+        b = np.searchsorted(own, np.uint64(owner), "right")
+        return np.arange(a, b)
+
+    @cached_property
+    def param_readable(self) -> np.ndarray:
+        """Whether an address-based probe at the owner's entry can read each parameter: a
+        readable kind, not bound only in a later location view of that address."""
+        p = self.params
+        return np.isin(p["loc_kind"], READABLE) & ((p["loc_flags"] & LOC_VIEW_ONLY) == 0)
+
+    def param_status(self, row: int) -> str:
+        text = LOC_NAMES[int(self.params["loc_kind"][row])]
+        if self.params["loc_flags"][row] & LOC_VIEW_ONLY:
+            text += ", only in a later location view of the address"
+        return text
+
+    def param_name(self, row: int) -> str:
+        """A parameter's name, through its abstract origin when it has none itself."""
+        name = int(self.params["name"][row])
+        if name == 0:
+            origin = self.params["origin"][row]
+            orow = rows_of(self.params["die"], np.array([origin], np.uint64))[0]
+            if orow >= 0:
+                name = int(self.params["name"][orow])
+        return self.string(name) if name else "?"
+
+    def source_params(self, concrete_die: int) -> list[tuple[int, str]]:
+        """The source parameters (die, name) of a function, in declaration order: those of
+        its abstract origin when it has one, else its own."""
+        origin = self.origin_of(concrete_die)
+        owner = origin if origin != int(NO_DIE) else concrete_die
+        return [(int(self.params["die"][r]), self.param_name(int(r))) for r in self.params_of(owner)]
