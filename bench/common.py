@@ -24,9 +24,7 @@ class Run:
 def run(label: str, argv: list[str], env: dict[str, str] | None = None) -> Run:
     """Runs ``argv`` to completion; peak RSS from the child's own rusage (wait4)."""
     t = time.perf_counter()
-    p = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
-    )
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
     out = p.stdout.read() if p.stdout else b""
     _, status, usage = os.wait4(p.pid, 0)
     seconds = time.perf_counter() - t

@@ -85,9 +85,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
     return cases
 
 
-@pytest.mark.parametrize(
-    "case", ["missing", "directory", "empty", "text", "truncated-header", "truncated-half"]
-)
+@pytest.mark.parametrize("case", ["missing", "directory", "empty", "text", "truncated-header", "truncated-half"])
 def test_bad_input_one_line(case: str, tmp_path: Path) -> None:
     path, words = bad_inputs(tmp_path)[case]
     before = set(tmp_path.rglob("*"))

@@ -540,9 +540,7 @@ class UnitWalker:
                 "specification": self.ref(die, "DW_AT_specification"),
                 "inline": udata(die, "DW_AT_inline"),
                 "flags": flags,
-                "decl_file": self.files.path(udata(die, "DW_AT_decl_file", -1))
-                if "DW_AT_decl_file" in a
-                else "",
+                "decl_file": self.files.path(udata(die, "DW_AT_decl_file", -1)) if "DW_AT_decl_file" in a else "",
                 "decl_line": udata(die, "DW_AT_decl_line"),
                 "calling_convention": udata(die, "DW_AT_calling_convention"),
                 "low_pc": low_pc,
@@ -806,9 +804,7 @@ def read_sections(elf: ELFFile, out: Oracle) -> None:
             continue  # the null section: not a section
         sh_type, sh_flags = raw_section_header(elf, i)
         assert sh_flags == sec["sh_flags"]
-        compressed = bool(sh_flags & SHF_COMPRESSED) or (
-            sec.name.startswith(".zdebug") and sec.data()[:4] == b"ZLIB"
-        )
+        compressed = bool(sh_flags & SHF_COMPRESSED) or (sec.name.startswith(".zdebug") and sec.data()[:4] == b"ZLIB")
         out.sections.append(
             {
                 "name": sec.name,
@@ -1195,9 +1191,7 @@ def test_params(fid: str) -> None:
     o = oracle(fid)
     assert o.params
     # identity and structure first, so that a location difference is reported as such
-    assert_rows(
-        fid, "params", t["params"], o.params, ["die", "owner", "position", "name", "origin", "artificial"]
-    )
+    assert_rows(fid, "params", t["params"], o.params, ["die", "owner", "position", "name", "origin", "artificial"])
     assert_rows(
         fid,
         "params (location at the owner's entry)",
@@ -1317,9 +1311,7 @@ TEMPLATES = [
     Template(K_IMPLICIT_POINTER, bytes([0xA0, 0x10, 0, 0, 0, 0x00])),  # implicit_pointer <0x10> +0
     Template(K_CONSTANT, bytes([0x9E, 0x04, 0x2A, 0, 0, 0]), value=(0x2A, 0x2A000000)),  # implicit_value 4
     Template(K_PARAM_REF, bytes([0xFA, 0x10, 0, 0, 0])),  # GNU_parameter_ref <0x10>
-    Template(
-        K_ENTRY_VALUE, bytes([0xF3, 0x02, 0x90, 0x11, 0x9F]), reg=17
-    ),  # GNU_entry_value(regx 17); stack_value
+    Template(K_ENTRY_VALUE, bytes([0xF3, 0x02, 0x90, 0x11, 0x9F]), reg=17),  # GNU_entry_value(regx 17); stack_value
     Template(K_ENTRY_VALUE, bytes([0xA3, 0x01, 0x55]), reg=5),  # entry_value(reg5)
     Template(K_COMPOSITE, bytes([0x50, 0x93, 0x08]), reg=0),  # reg0; piece 8
     Template(K_CONSTANT, bytes([0x9E, 0x01, 0x2A]), value=(0x2A, 0x2A)),  # implicit_value 1
@@ -1380,9 +1372,7 @@ def test_param_location_kinds_rewritten(fid: str, tmp_path: Path) -> None:
         raw[at : at + len(code)] = t.code + bytes([NOP] * (len(code) - len(t.code)))
         value = 0 if t.value is None else t.value[1 if big else 0]
         by_site[(section, off)] = (t.kind, t.reg, value)
-    expect = {
-        die: by_site[(section, off)] for die, section, off, _ in o.param_sites if (section, off) in by_site
-    }
+    expect = {die: by_site[(section, off)] for die, section, off, _ in o.param_sites if (section, off) in by_site}
     mutated = tmp_path / src.name
     mutated.write_bytes(bytes(raw))
 
@@ -1392,9 +1382,7 @@ def test_param_location_kinds_rewritten(fid: str, tmp_path: Path) -> None:
     for p in theirs.params:
         if p["die"] in expect:
             got = (p["loc_kind"], p["loc_reg"], p["const_value"])
-            assert got == expect[p["die"]], (
-                f"pyelftools side: param {p['die']:#x}: {got} != {expect[p['die']]}"
-            )
+            assert got == expect[p["die"]], f"pyelftools side: param {p['die']:#x}: {got} != {expect[p['die']]}"
     kinds = {e[0] for e in expect.values()}
     assert {K_REGISTER, K_MEMORY, K_ENTRY_VALUE, K_PARAM_REF, K_CONSTANT, K_COMPUTED, K_COMPOSITE} <= kinds
     assert_rows(

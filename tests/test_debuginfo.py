@@ -14,9 +14,7 @@ from conftest import BIN, expected
 
 def inventory_summary(b: patchscope.Binary) -> set[tuple]:
     f = b.inventory.functions
-    return set(
-        zip(*(f.column(c).to_pylist() for c in ("name", "decl_file", "decl_line", "status", "inline_sites")))
-    )
+    return set(zip(*(f.column(c).to_pylist() for c in ("name", "decl_file", "decl_line", "status", "inline_sites"))))
 
 
 @pytest.fixture(scope="module")

@@ -51,13 +51,9 @@ def test_every_function_matches_oracle(variant: str) -> None:
         assert dict(callers) == e["inline_in"], name
         instances = [i for r in rs for i in r["instances"]]
         assert len(instances) == e["out_of_line"], name
-        ranges = sorted(
-            sorted((int(p["low"], 16), int(p["high"], 16)) for p in i["ranges"]) for i in instances
-        )
+        ranges = sorted(sorted((int(p["low"], 16), int(p["high"], 16)) for p in i["ranges"]) for i in instances)
         assert ranges == sorted(sorted(map(tuple, rr)) for rr in e["out_of_line_ranges"]), name
-        assert sorted(f"{r['decl_file'].split('/')[-1]}:{r['decl_line']}" for r in rs) == sorted(
-            e["decls"]
-        ), name
+        assert sorted(f"{r['decl_file'].split('/')[-1]}:{r['decl_line']}" for r in rs) == sorted(e["decls"]), name
         assert any(i["noreturn"] for i in instances) == e["noreturn"] or not instances, name
 
 

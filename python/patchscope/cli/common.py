@@ -31,15 +31,9 @@ def warn(message: str) -> None:
 
 def add_binary_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("binary", help="ELF file: vmlinux, a .ko module, an executable or a shared library")
-    p.add_argument(
-        "--debug-file", metavar="FILE", help="separate debug file (default: found by build-id or debuglink)"
-    )
-    p.add_argument(
-        "--format", choices=("table", "json"), default="table", help="output format (default: table)"
-    )
-    p.add_argument(
-        "-o", "--output", metavar="FILE", help="write the output to FILE instead of standard output"
-    )
+    p.add_argument("--debug-file", metavar="FILE", help="separate debug file (default: found by build-id or debuglink)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE instead of standard output")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk index cache")
 
 

@@ -60,9 +60,7 @@ def render(con: Any, r: dict[str, Any]) -> None:
     if sites["count"]:
         con.print(f"  inline sites: {sites['count']}", markup=False)
         for s in sites["sites"]:
-            con.print(
-                f"    {s['entry_pc']} in {s['caller']} ({s['call_file']}:{s['call_line']})", markup=False
-            )
+            con.print(f"    {s['entry_pc']} in {s['caller']} ({s['call_file']}:{s['call_line']})", markup=False)
     for f in r["findings"]:
         con.print(Text.assemble("  ", (f"[{f['band']}] {f['code']}", "bold"), f": {f['message']}"))
         con.print(Text("      " + json.dumps(f["evidence"], separators=(", ", ": "))), style="dim")

@@ -19,9 +19,7 @@ TABLE_LIMIT = 2000
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pattern", nargs="?", help='shell glob on source function names (default "*")')
-    p.add_argument(
-        "-v", "--verbose", action="store_true", help="list every inline site with its address and caller"
-    )
+    p.add_argument("-v", "--verbose", action="store_true", help="list every inline site with its address and caller")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,9 +51,7 @@ def render(con: Any, doc: dict[str, Any], verbose: bool) -> None:
     if len(fns) > TABLE_LIMIT:
         for f in fns:
             inst = "; ".join(instance_text(i) for i in f["instances"]) or "-"
-            con.print(
-                f"{f['name']}\t{decl(f)}\t{f['status']}\t{f['inline_sites']['count']}\t{inst}", markup=False
-            )
+            con.print(f"{f['name']}\t{decl(f)}\t{f['status']}\t{f['inline_sites']['count']}\t{inst}", markup=False)
     else:
         t = Table(box=None, pad_edge=False, header_style="bold")
         for col in ("function", "declared", "status", "inline sites", "out-of-line instances"):
@@ -74,8 +70,7 @@ def render(con: Any, doc: dict[str, Any], verbose: bool) -> None:
     con.print(
         f"\n{len(fns)} function(s) shown; in {doc['binary']['path']}: "
         + ", ".join(
-            f"{s.get(k, 0)} {k}"
-            for k in ("not-inlined", "fully-inlined", "selectively-inlined", "symbol-only")
+            f"{s.get(k, 0)} {k}" for k in ("not-inlined", "fully-inlined", "selectively-inlined", "symbol-only")
         ),
         markup=False,
     )

@@ -37,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
 def render(con: Any, doc: dict[str, Any]) -> None:
     s = doc["summary"]
-    con.print(
-        f"{doc['binary']['path']} ({doc['binary']['arch']}): {s['functions']} source functions", markup=False
-    )
+    con.print(f"{doc['binary']['path']} ({doc['binary']['arch']}): {s['functions']} source functions", markup=False)
     t = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("band", "functions"):
         t.add_column(col)

@@ -137,9 +137,7 @@ def save_derived(key: str, name: str, value: Any) -> None:
         names = [f.name for f in dataclasses.fields(value)]
         for f in names:
             _write(tmp / f"{f}.arrow", getattr(value, f))
-        (tmp / "meta.json").write_text(
-            json.dumps({"format": FORMAT, "class": type(value).__name__, "fields": names})
-        )
+        (tmp / "meta.json").write_text(json.dumps({"format": FORMAT, "class": type(value).__name__, "fields": names}))
         os.replace(tmp, root / name)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

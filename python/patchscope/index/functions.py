@@ -37,9 +37,7 @@ def rows_of(sorted_dies: np.ndarray, dies: np.ndarray) -> np.ndarray:
     """The row of each DIE in ``sorted_dies`` (the core emits DIEs in offset order), -1 where absent."""
     pos = np.searchsorted(sorted_dies, dies)
     pos = np.minimum(pos, max(len(sorted_dies) - 1, 0))
-    found = (
-        (len(sorted_dies) > 0) & (sorted_dies[pos] == dies) if len(sorted_dies) else np.zeros(len(dies), bool)
-    )
+    found = (len(sorted_dies) > 0) & (sorted_dies[pos] == dies) if len(sorted_dies) else np.zeros(len(dies), bool)
     return np.where(found, pos, -1)
 
 
@@ -138,9 +136,7 @@ def build(cols: Columns) -> Inventory:
         {
             "fid": np.arange(nfn + len(uniq_stems), dtype=np.int64),
             "name": _dict(cols, np.concatenate([uniq[:, 0], uniq_stems]).astype(np.uint32)),
-            "decl_file": _dict(
-                cols, np.concatenate([uniq[:, 1], np.zeros(len(uniq_stems))]).astype(np.uint32)
-            ),
+            "decl_file": _dict(cols, np.concatenate([uniq[:, 1], np.zeros(len(uniq_stems))]).astype(np.uint32)),
             "decl_line": np.concatenate([uniq[:, 2], np.zeros(len(uniq_stems))]).astype(np.uint32),
             "external": np.concatenate([ext, np.zeros(len(uniq_stems), bool)]),
             "instances": np.concatenate([n_inst, n_sym_inst]).astype(np.int64),

@@ -25,9 +25,7 @@ def reg_name(arch: str, reg: int) -> str:
     if arch == "x86_64" and reg < len(_X86):
         return _X86[reg]
     if arch == "aarch64":
-        return (
-            f"x{reg}" if reg < 31 else "sp" if reg == 31 else f"v{reg - 64}" if 64 <= reg < 96 else f"r{reg}"
-        )
+        return f"x{reg}" if reg < 31 else "sp" if reg == 31 else f"v{reg - 64}" if 64 <= reg < 96 else f"r{reg}"
     if arch in ("ppc64le", "ppc64"):
         return f"r{reg}" if reg < 32 else f"f{reg - 32}" if reg < 64 else f"reg{reg}"
     if arch == "riscv64" and reg < len(_RISCV):

@@ -109,11 +109,7 @@ def constprop_clone(cx: Context) -> Iterator[Finding]:
             CONSTPROP_CLONE,
             fid,
             f"{main}: {', '.join(said) or 'no parameter visibly fixed'}; "
-            + (
-                f"the original survives as {', '.join(originals)}"
-                if originals
-                else "no unspecialised copy exists"
-            ),
+            + (f"the original survives as {', '.join(originals)}" if originals else "no unspecialised copy exists"),
             {"instance": main, "fixed": fixed, "absent": absent, "other_instances": others},
             instance=row,
             address=cx.inst_low(row),

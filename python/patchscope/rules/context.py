@@ -141,9 +141,7 @@ class Context:
 
     def instance_parts(self, row: int) -> list[dict]:
         """Each range of an instance with the symbol at its start."""
-        by_addr = {
-            int(self.sym["address"][s]): self.string(self.sym["name"][s]) for s in self.inst_symbols(row)
-        }
+        by_addr = {int(self.sym["address"][s]): self.string(self.sym["name"][s]) for s in self.inst_symbols(row)}
         return [{"symbol": by_addr.get(lo), "low": lo, "high": hi} for lo, hi in self.inst_ranges(row)]
 
     @cached_property

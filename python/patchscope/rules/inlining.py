@@ -11,9 +11,7 @@ from patchscope.index.functions import group_ids, rows_of
 from patchscope.rules.context import LOC_VIEW_ONLY, SUFFIX_PART, Context
 from patchscope.rules.finding import Band, Finding, code, hexa
 
-FULLY_INLINED = code(
-    "fully-inlined", Band.GRAY, "no out-of-line instance: no .call, no .return; only inline sites"
-)
+FULLY_INLINED = code("fully-inlined", Band.GRAY, "no out-of-line instance: no .call, no .return; only inline sites")
 SELECTIVELY_INLINED = code(
     "selectively-inlined",
     Band.GRAY,
@@ -107,8 +105,7 @@ def inline_args_differ(cx: Context) -> Iterator[Finding]:
             if gone:
                 shown.append({"entry_pc": hexa(pcs[r]), "caller": cx.site_caller(r), "unavailable": gone})
         summary = ", ".join(
-            f"{n} at {k}/{len(rows)}"
-            + (f" ({views[n]} bound only in a later location view)" if n in views else "")
+            f"{n} at {k}/{len(rows)}" + (f" ({views[n]} bound only in a later location view)" if n in views else "")
             for n, k in per_param.items()
         )
         yield Finding(
