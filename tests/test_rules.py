@@ -1,0 +1,169 @@
+"""Every finding code on the fixtures it was written for, on each architecture, and the
+contract around the codes (documentation, bands, scan JSON)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+import patchscope
+from conftest import BIN, ROOT
+from patchscope import rules
+
+ARCHES = ["x86_64", "aarch64", "ppc64le", "riscv64"]
+
+
+def by_code(variant: str) -> dict[str, list[dict]]:
+    b = patchscope.open(BIN / variant / "corpus")
+    f = rules.findings(b)
+    names = b.inventory.functions.column("name").to_pylist()
+    out: dict[str, list[dict]] = {}
+    for r in f.findings.to_pylist():
+        r["function"] = names[r["fid"]]
+        r["evidence"] = json.loads(r["evidence"])
+        out.setdefault(r["code"], []).append(r)
+    return out
+
+
+def functions_with(variant: str, code: str) -> set[str]:
+    return {r["function"] for r in by_code(variant).get(code, [])}
+
+
+def test_cold_split_x86() -> None:
+    assert functions_with("x86_64", "cold-split") == {
+        "hot_sum", "parse_level", "drain", "sum_mode", "validate_cfg", "main",
+    }  # fmt: skip
+    (hot,) = [r for r in by_code("x86_64")["cold-split"] if r["function"] == "hot_sum"]
+    parts = hot["evidence"]["parts"]
+    assert [p["symbol"] for p in parts] == ["hot_sum", "hot_sum.cold"]
+    assert parts[1]["stmt_addresses"] > 0
+
+
+@pytest.mark.parametrize("variant", ["aarch64", "ppc64le", "riscv64"])
+def test_no_cold_split_by_default_off_x86(variant: str) -> None:
+    assert functions_with(variant, "cold-split") == set()
+
+
+def test_cold_split_arm64_with_partitioning() -> None:
+    assert "hot_sum" in functions_with("aarch64-partition", "cold-split")
+
+
+@pytest.mark.parametrize("variant", ARCHES)
+def test_constprop_clone(variant: str) -> None:
+    found = {r["function"]: r["evidence"] for r in by_code(variant)["constprop-clone"]}
+    assert found["scale_table"]["fixed"] == [{"param": "mode", "value": 3}]
+    assert found["const_param_worker"]["fixed"] == [{"param": "k", "value": 42}]
+    assert found["scale_table"]["other_instances"] == []
+
+
+def test_constprop_original_survives_at_o3() -> None:
+    (r,) = [r for r in by_code("x86_64-O3")["constprop-clone"] if r["function"] == "scale_mixed"]
+    assert r["evidence"]["other_instances"] == ["scale_mixed"]
+    assert "original survives" in r["message"]
+
+
+@pytest.mark.parametrize("variant", ARCHES)
+def test_isra_abi_changed(variant: str) -> None:
+    found = {r["function"]: r for r in by_code(variant)["isra-abi-changed"]}
+    assert {"compute_level", "level_noinline"} <= set(found)
+    cl = found["compute_level"]["evidence"]
+    assert cl["abi_changed"]
+    params = {p["param"]: p for p in cl["params"]}
+    assert params["cfg"]["status"].startswith("parameter ref")
+    # x is the second source parameter but arrives in the third argument register
+    assert params["x"]["moved"] == "arg1 -> arg2"
+    assert [w["arg"] for w in cl["positional"]] == [0, 1]
+
+
+def test_isra_register_names_per_abi() -> None:
+    regs = {}
+    for variant in ARCHES:
+        (cl,) = [r for r in by_code(variant)["isra-abi-changed"] if r["function"] == "compute_level"]
+        regs[variant] = {p["param"]: p.get("register") for p in cl["evidence"]["params"]}["x"]
+    assert regs == {"x86_64": "rdx", "aarch64": "x2", "ppc64le": "r5", "riscv64": "a2"}
+
+
+@pytest.mark.parametrize("variant", ARCHES)
+def test_partial_inline(variant: str) -> None:
+    found = {r["function"]: r["evidence"] for r in by_code(variant)["partial-inline"]}
+    assert found["buf_process"] == {"instance": "buf_process.part.0", "head_sites": 3, "callers": ["part_entry"]}
+
+
+@pytest.mark.parametrize("variant", ARCHES)
+def test_inlining(variant: str) -> None:
+    assert {"clampi", "mix32", "sq"} <= functions_with(variant, "fully-inlined")
+    assert functions_with(variant, "selectively-inlined") >= {"helper_both", "op_double"}
+    assert "buf_process" not in functions_with(variant, "selectively-inlined")  # partial-inline says it
+    (cl,) = [r for r in by_code(variant)["fully-inlined"] if r["function"] == "clampi"]
+    assert cl["evidence"]["sites"] == 6
+
+
+def test_inline_args_differ_sees_location_views() -> None:
+    (cl,) = [r for r in by_code("x86_64")["inline-args-differ"] if r["function"] == "clampi"]
+    ev = cl["evidence"]
+    assert ev["sites"] == 6
+    assert ev["readable"] == {"v": 0, "lo": 0, "hi": 0}
+    assert ev["view_only"] == {"v": 6, "lo": 6, "hi": 6}
+
+
+@pytest.mark.parametrize("variant", ARCHES)
+def test_name_collision(variant: str) -> None:
+    found = by_code(variant)["name-collision"]
+    assert {r["function"] for r in found} == {"lookup"}
+    assert len(found) == 2
+    assert sorted(found[0]["evidence"]["functions"]) == ["lookup (src/collide_a.c:4)", "lookup (src/collide_b.c:4)"]
+
+
+@pytest.mark.parametrize("variant", ARCHES)
+def test_plain_functions_are_safe(variant: str) -> None:
+    b = patchscope.open(BIN / variant / "corpus")
+    bands = rules.findings(b).bands
+    band = dict(zip(bands.column("name").to_pylist(), bands.column("band").to_pylist()))
+    for name in ("wrapper_notail", "tree_sum", "real_impl", "fact_tail"):
+        assert band[name] == "safe", name
+    for name in ("compute_level", "buf_process", "clampi", "hot_sum" if variant == "x86_64" else "scale_table"):
+        assert band[name] == "gray", name
+
+
+def test_every_code_is_documented_and_tested() -> None:
+    tests = (ROOT / "tests/test_rules.py").read_text()
+    index = (ROOT / "docs/findings/README.md").read_text()
+    for name, c in rules.CODES.items():
+        page = ROOT / "docs/findings" / f"{name}.md"
+        assert page.is_file(), name
+        text = page.read_text()
+        assert f"`{name}` ({c.band.label})" in text
+        assert "```c" in text, f"{name}: no C example"
+        assert f"`{name}`" in index
+        assert re.search(rf'"{re.escape(name)}"', tests), f"{name}: no test names it"
+
+
+def test_scan_json_validates(tmp_path) -> None:
+    out = tmp_path / "scan.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "patchscope.cli.main", "scan", str(BIN / "x86_64/corpus"), "--format=json", "-o", out],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, json.loads((ROOT / "docs/schema/scan-1.json").read_text()))
+    assert doc["summary"]["functions_by_code"]["isra-abi-changed"] == 4
+    assert sum(doc["summary"]["functions_by_band"].values()) == doc["summary"]["functions"]
+
+
+def test_function_command_shows_evidence() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "patchscope.cli.main", "function", str(BIN / "x86_64/corpus"), "compute_level"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "compute_level.isra.0" in r.stdout
+    assert "[gray] isra-abi-changed" in r.stdout
+    assert "x arrives in arg2 (rdx), not arg1" in r.stdout
