@@ -5,6 +5,7 @@ pub mod code;
 pub mod dwarf;
 pub mod elf;
 pub mod error;
+pub mod kernel;
 pub mod scan;
 pub mod table;
 

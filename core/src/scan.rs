@@ -69,6 +69,7 @@ pub fn scan(opts: &Options) -> Result<Scan> {
     let mut tables = vec![("sections", elf::sections_table(&bin_obj, &mut strings))];
     let (symbols, origin) = elf::symbols_table(&bin_obj, debug_obj.as_ref(), &mut strings);
     tables.push(("symbols", symbols));
+    tables.push(("kernel_pointers", crate::kernel::pointer_tables(&bin_obj, &mut strings)));
     info.push(("symbols_from", origin.into()));
 
     clock.lap("open, sections, symbols");

@@ -23,6 +23,7 @@ BinaryError = _core.CoreError
 TABLES = (
     "sections",
     "symbols",
+    "kernel_pointers",
     "units",
     "subprograms",
     "params",
