@@ -167,3 +167,22 @@ def test_function_command_shows_evidence() -> None:
     assert "compute_level.isra.0" in r.stdout
     assert "[gray] isra-abi-changed" in r.stdout
     assert "x arrives in arg2 (rdx), not arg1" in r.stdout
+
+
+@pytest.mark.parametrize("variant", ARCHES)
+def test_noreturn(variant: str) -> None:
+    assert functions_with(variant, "noreturn") == {"fatal_error", "die_unreachable"}
+
+
+def test_no_ftrace_site_and_multiple_entries() -> None:
+    found = by_code("x86_64-entries")
+    nf = {r["evidence"]["instance"]: r for r in found["no-ftrace-site"]}
+    assert set(nf) == {"notrace_work", "_start"}
+    assert nf["notrace_work"]["evidence"]["table"] == "__patchable_function_entries"
+    (me,) = found["multiple-entries"]
+    assert me["evidence"]["symbols"] == ["alias_work", "real_work"]
+
+
+def test_no_ftrace_site_needs_records() -> None:
+    """A binary with neither kernel tables nor patchable entries is not judged."""
+    assert "no-ftrace-site" not in by_code("x86_64")

@@ -10,6 +10,7 @@ an IPC file is used in place.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -113,12 +114,21 @@ def save(key: str, cols: Columns) -> bool:
     return True
 
 
+@functools.cache
+def code_fingerprint() -> str:
+    """A hash of patchscope's Python sources: derived products change when the rules do."""
+    h = hashlib.sha256()
+    for p in sorted(Path(__file__).parents[1].rglob("*.py")):
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def load_derived(key: str, name: str) -> Any | None:
     """A dataclass of tables saved by :func:`save_derived`, or None."""
     d = cache_root() / key / "derived" / name
     try:
         meta = json.loads((d / "meta.json").read_text())
-        if meta["format"] != FORMAT:
+        if meta["format"] != FORMAT or meta.get("code") != code_fingerprint():
             return None
         cls = _DERIVED[meta["class"]]
         return cls(**{f: _read(d / f"{f}.arrow") for f in meta["fields"]})
@@ -137,7 +147,9 @@ def save_derived(key: str, name: str, value: Any) -> None:
         names = [f.name for f in dataclasses.fields(value)]
         for f in names:
             _write(tmp / f"{f}.arrow", getattr(value, f))
-        (tmp / "meta.json").write_text(json.dumps({"format": FORMAT, "class": type(value).__name__, "fields": names}))
+        meta = {"format": FORMAT, "code": code_fingerprint(), "class": type(value).__name__, "fields": names}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        shutil.rmtree(root / name, ignore_errors=True)  # a product of older code
         os.replace(tmp, root / name)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -120,7 +120,7 @@ def build(cols: Columns) -> Inventory:
     ext = np.zeros(nfn, bool)
     np.logical_or.at(ext, fid, external[keys])
 
-    instances = _instances(cols, inst_rows, inst_fid, die)
+    instances = _instances(cols, inst_rows, inst_fid, die, root)
     sym = _symbol_only(cols, instances)
     # Symbol-only functions get ids after the DWARF ones, one per stem.
     stems = sym["stem"]
@@ -170,12 +170,15 @@ def _func_symbols(cols: Columns) -> dict[str, np.ndarray]:
     return {"row": rows, "address": addr[order]}
 
 
-def _instances(cols: Columns, inst_rows: np.ndarray, inst_fid: np.ndarray, die: np.ndarray) -> pa.Table:
+def _instances(
+    cols: Columns, inst_rows: np.ndarray, inst_fid: np.ndarray, die: np.ndarray, root: np.ndarray
+) -> pa.Table:
     """One row per concrete DIE with code: its ranges and the symbols at their starts."""
     sp = cols.raw["subprograms"]
     rg = cols.raw["ranges"]
     owner = rg.column("owner").to_numpy()
     inst_die = die[inst_rows]
+    flags = sp.column("flags").to_numpy()
     # The core emits ranges in DIE order, so both `owner` and `inst_die` are sorted.
     rr = np.flatnonzero(np.isin(owner, inst_die, assume_unique=False))
     lo = rg.column("low").to_numpy()[rr]
@@ -202,7 +205,8 @@ def _instances(cols: Columns, inst_rows: np.ndarray, inst_fid: np.ndarray, die: 
             "entry_pc": pa.array(sp.column("entry_pc").to_numpy()[inst_rows]),
             "low_pc": pa.array(sp.column("low_pc").to_numpy()[inst_rows]),
             "size": pa.array(size),
-            "noreturn": pa.array((sp.column("flags").to_numpy()[inst_rows] & NORETURN) != 0),
+            # DW_AT_noreturn sits on the declaration or abstract DIE as often as on the concrete one
+            "noreturn": pa.array(((flags[inst_rows] | flags[root[inst_rows]]) & NORETURN) != 0),
             "symbols": pa.ListArray.from_arrays(pa.array(sym_offsets), pa.array(sym_rows, type=pa.uint32())),
             "ranges": pa.ListArray.from_arrays(pa.array(range_offsets), pairs),
         }

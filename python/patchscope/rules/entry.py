@@ -1,0 +1,163 @@
+"""Entry and return: the caveats of the "relatively safe" band that the machine code and the
+kernel's own tables show — no ftrace site, no return, several names for one entry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+
+import numpy as np
+import pyarrow.compute as pc
+
+from patchscope.index.tables import NO_DIE
+from patchscope.rules.context import Context
+from patchscope.rules.finding import Band, Finding, code, hexa
+
+NO_FTRACE_SITE = code(
+    "no-ftrace-site",
+    Band.GRAY,
+    "no ftrace call site recorded for the function: livepatch and fentry/fexit cannot attach",
+)
+NORETURN = code("noreturn", Band.GRAY, "the function never returns: a return probe never fires")
+MULTIPLE_ENTRIES = code("multiple-entries", Band.GRAY, "several function symbols name the same entry address")
+
+#: Tables of ftrace call-site records (the core's ``kernel_pointers.table``).
+FTRACE_TABLES = ("__mcount_loc", "__patchable_function_entries")
+
+
+class Entries:
+    """The ftrace records of a binary and the instance each falls in."""
+
+    def __init__(self, cx: Context) -> None:
+        kp = cx.b.kernel_pointers
+        is_site = pc.is_in(kp.column("table").cast("string"), value_set=pc.cast(FTRACE_TABLES, "string"))
+        sites = kp.filter(is_site)
+        values = sites.column("value").to_numpy()
+        self.records = np.sort(values[values != 0])
+        self.table = sites.column("table")[0].as_py() if sites.num_rows else "__mcount_loc"
+        bounds = _bound_symbols(cx)
+        self.kernel = "__start_mcount_loc" in bounds or "__start_kprobe_blacklist" in bounds
+        self.applies = self.kernel or bool(len(self.records))
+
+    def record_in(self, lo: int, hi: int) -> int | None:
+        i = np.searchsorted(self.records, lo, "left")
+        return int(self.records[i]) if i < len(self.records) and self.records[i] < hi else None
+
+
+def _bound_symbols(cx: Context) -> list[str]:
+    names = cx.b.symbols.column("name").combine_chunks()
+    hits = pc.starts_with(names.dictionary, "__start_").to_numpy(zero_copy_only=False)
+    return [cx.string(i) for i in np.flatnonzero(hits)]
+
+
+class Sections:
+    """Which section an address is in."""
+
+    def __init__(self, cx: Context) -> None:
+        s = cx.b.sections
+        order = np.argsort(s.column("address").to_numpy(), kind="stable")
+        self.start = s.column("address").to_numpy()[order]
+        self.end = self.start + s.column("size").to_numpy()[order]
+        self.name = [s.column("name")[int(i)].as_py() for i in order]
+
+    def of(self, addr: int) -> str | None:
+        i = int(np.searchsorted(self.start, addr, "right")) - 1
+        return self.name[i] if i >= 0 and addr < self.end[i] else None
+
+
+def no_ftrace_site(cx: Context) -> Iterator[Finding]:
+    """For a kernel image or module, or a user binary built with -fpatchable-function-entry:
+    each instance's main range must hold an ftrace record (kernel/trace/ftrace.c
+    ``ftrace_location``: the first record within the function)."""
+    e = Entries(cx)
+    if not e.applies:
+        return
+    consequence = (
+        "kernel livepatch, fentry/fexit and ftrace cannot attach; kprobe_events refuses it as a notrace "
+        "function, register_kprobe still takes it"
+        if e.kernel
+        else "nothing that patches the binary's own patchable entries can attach"
+    )
+    sections = Sections(cx)
+    lows = cx.inst.column("low_pc").to_numpy()
+    for row in range(cx.inst.num_rows):
+        lo = int(lows[row])
+        hi = cx.inst_ranges(row)[0][1] if cx.inst_range_count[row] else lo
+        if hi <= lo or e.record_in(lo, hi) is not None:
+            continue
+        where = sections.of(lo)
+        symbol = cx.instance_symbol(row)
+        note = "; in init text, which is gone after boot anyway" if where and where.startswith(".init") else ""
+        yield Finding(
+            NO_FTRACE_SITE,
+            int(cx.inst_fid[row]),
+            f"{symbol}: no {e.table} record in {hexa(lo)}-{hexa(hi)} (section {where}){note}: {consequence}",
+            {"instance": symbol, "low": hexa(lo), "high": hexa(hi), "section": where, "table": e.table},
+            instance=row,
+            address=lo,
+        )
+
+
+def noreturn(cx: Context) -> Iterator[Finding]:
+    flags = cx.inst.column("noreturn").to_numpy(zero_copy_only=False)
+    for row in np.flatnonzero(flags).tolist():
+        symbol = cx.instance_symbol(row)
+        yield Finding(
+            NORETURN,
+            int(cx.inst_fid[row]),
+            f"{symbol} is declared noreturn (DW_AT_noreturn): a return probe is accepted but never fires",
+            {"instance": symbol, "source": "DW_AT_noreturn"},
+            instance=row,
+            address=cx.inst_low(row),
+        )
+
+
+class Aliases:
+    """Function symbols grouped by address."""
+
+    def __init__(self, cx: Context) -> None:
+        sy = cx.sym
+        func = (cx.b.cols.raw["symbols"].column("kind").to_numpy() == 1) & (
+            cx.b.cols.raw["symbols"].column("section").to_numpy() != 0
+        )
+        rows = np.flatnonzero(func)
+        order = np.argsort(sy["address"][rows], kind="stable")
+        self.rows = rows[order]
+        self.addr = sy["address"][self.rows]
+
+    @cached_property
+    def shared(self) -> np.ndarray:
+        """Addresses that more than one function symbol names."""
+        same = self.addr[1:] == self.addr[:-1]
+        return np.unique(self.addr[1:][same])
+
+    def at(self, addr: int) -> np.ndarray:
+        a, b = np.searchsorted(self.addr, addr, "left"), np.searchsorted(self.addr, addr, "right")
+        return self.rows[a:b]
+
+
+def multiple_entries(cx: Context) -> Iterator[Finding]:
+    """Once per shared address, on the DWARF instance there (or the first symbol-only one)."""
+    aliases = Aliases(cx)
+    lows = cx.inst.column("low_pc").to_numpy()
+    rows = np.flatnonzero(np.isin(lows, aliases.shared))
+    rows = rows[np.lexsort((cx.inst_die[rows] == NO_DIE, lows[rows]))]  # by address, DWARF first
+    seen: set[int] = set()
+    for row in rows.tolist():
+        addr = int(lows[row])
+        if addr in seen:
+            continue
+        seen.add(addr)
+        names = sorted({cx.string(cx.sym["name"][s]) for s in aliases.at(addr)})
+        yield Finding(
+            MULTIPLE_ENTRIES,
+            int(cx.inst_fid[row]),
+            f"{len(names)} symbols name the entry {hexa(addr)}: {', '.join(names)}; a probe on any of them "
+            "fires for calls through all",
+            {"instance": cx.instance_symbol(row), "symbols": names},
+            instance=row,
+            address=addr,
+        )
+
+
+RULES = [no_ftrace_site, noreturn, multiple_entries]
