@@ -14,13 +14,13 @@ import re
 import shutil
 import subprocess
 from collections import defaultdict
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
-from conftest import BIN, expected
 
 import patchscope
+from conftest import BIN, expected
 from patchscope import _core
 from patchscope.index.tables import Columns
 
@@ -50,7 +50,7 @@ LINE = re.compile(r"^\s*([0-9a-f]+):\t(\S+)\s*(.*)$")
 TARGET = re.compile(r"\b([0-9a-f]+) <[^>]*>")
 
 
-@lru_cache(maxsize=None)
+@cache
 def listing(variant: str) -> dict[int, tuple[str, str]]:
     """address -> (mnemonic, operands) of every instruction objdump shows in the file."""
     tool = OBJDUMP[variant]
@@ -104,7 +104,9 @@ def x86(mn: str, ops: str):
     return None
 
 
-A64_LSE = re.compile(r"(casp?|swp|ld(add|clr|eor|set|[su]max|[su]min)|st(add|clr|eor|set|[su]max|[su]min))(a|al|l)?[bh]?")
+A64_LSE = re.compile(
+    r"(casp?|swp|ld(add|clr|eor|set|[su]max|[su]min)|st(add|clr|eor|set|[su]max|[su]min))(a|al|l)?[bh]?"
+)
 
 
 def aarch64(m: str, ops: str):
@@ -136,7 +138,26 @@ def aarch64(m: str, ops: str):
     return None
 
 
-PPC_CONDS = {"lt", "le", "eq", "ge", "gt", "nl", "ne", "ng", "so", "ns", "un", "nu", "dnz", "dz", "dnzt", "dnzf", "dzt", "dzf"}
+PPC_CONDS = {
+    "lt",
+    "le",
+    "eq",
+    "ge",
+    "gt",
+    "nl",
+    "ne",
+    "ng",
+    "so",
+    "ns",
+    "un",
+    "nu",
+    "dnz",
+    "dz",
+    "dnzt",
+    "dnzf",
+    "dzt",
+    "dzf",
+}
 
 
 def ppc(mn: str, ops: str):
@@ -239,7 +260,7 @@ class Case:
         for e in self.events:
             if e["function_id"] != fid or e["kind"] not in COMPARED:
                 continue
-            t = e["target"] if e["kind"] in WITH_TARGET else None
+            t = e["target"] if e["kind"] in WITH_TARGET and e["target"] != NO_TARGET else None
             cond = bool(e["extra"] & CONDITIONAL) if e["kind"] in (TAIL_DIRECT, TO_ENTRY) else False
             out.add((e["kind"], e["address"], t, cond))
         return out
@@ -272,7 +293,7 @@ class Case:
         return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def case(variant: str) -> Case:
     return Case(variant)
 
@@ -306,11 +327,13 @@ def test_events_match_objdump(variant: str) -> None:
             totals[k] += 1
     # Nothing above may pass vacuously: every build has returns, calls and tail calls.
     assert totals[RETURN] > 40 and totals[CALL_DIRECT] > 40, dict(totals)
-    assert totals[TAIL_DIRECT] >= 6 and totals[TAIL_INDIRECT] >= 1, dict(totals)
+    assert totals[TAIL_DIRECT] >= 6, dict(totals)
+    # ppc64le has no indirect tail call (the TOC is restored after `bctrl`).
+    assert totals[TAIL_INDIRECT] >= (0 if variant == "ppc64le" else 1), dict(totals)
     if variant == "x86_64":
         assert (totals[TM_BEGIN], totals[TM_END], totals[TM_ABORT]) == (1, 1, 1)
-    if variant in ("aarch64", "ppc64le", "riscv64"):
-        assert totals[LL] >= 5 and totals[SC] >= 5, dict(totals)
+    least = {"aarch64": 7, "ppc64le": 7, "riscv64": 3}.get(variant, 0)
+    assert totals[LL] >= least and totals[SC] >= least, dict(totals)
     if variant == "aarch64-outline":
         assert totals[LSE] >= 5 and totals[LL] >= 5, dict(totals)
     if variant == "ppc64le":
@@ -350,11 +373,7 @@ def test_ppc64le_local_entries() -> None:
     """Every instance whose entry symbol has an ELFv2 local entry (readelf's oracle) has a
     LOCAL_ENTRY event with its offset, and no other instance has one."""
     c = case("ppc64le")
-    want = {
-        rs[0][0]
-        for rs in c.ranges
-        if rs and rs[0][1] > rs[0][0] and c.localentry.get(rs[0][0]) == 8
-    }
+    want = {rs[0][0] for rs in c.ranges if rs and rs[0][1] > rs[0][0] and c.localentry.get(rs[0][0]) == 8}
     got = {e["address"] for e in c.events if e["kind"] == LOCAL_ENTRY}
     assert got == want and len(got) > 20
     assert all(e["extra"] == 8 and e["target"] == e["address"] + 8 for e in c.events if e["kind"] == LOCAL_ENTRY)
@@ -403,3 +422,71 @@ def test_bad_input() -> None:
     # Lists work as well as bytes; a range in no section is reported, not fatal.
     out = Columns.from_core(_core.code_facts(p, [3], [0xDEAD0000], [0xDEAD0010]))
     assert out.table("code_ranges").column("status").to_pylist() == [1]
+
+
+# ---- Debian's 6.1.0-56 amd64 vmlinux, when present -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kernel_facts(vmlinux):
+    b = patchscope.open(vmlinux)
+    inst = b.inventory.instances
+    rg = inst.column("ranges").combine_chunks()
+    per = np.diff(rg.offsets.to_numpy())
+    flat = rg.values.flatten().to_numpy()
+    ids = np.repeat(np.arange(len(per), dtype=np.uint64), per)
+    lows, highs = flat[0::2].astype(np.uint64), flat[1::2].astype(np.uint64)
+    cols = Columns.from_core(_core.code_facts(str(vmlinux), ids.tobytes(), lows.tobytes(), highs.tobytes()))
+    return vmlinux, b, (ids, lows, highs), cols
+
+
+def test_vmlinux_every_dwarf_tail_call_is_found(kernel_facts) -> None:
+    """Every call site the DWARF marks DW_AT_call_tail_call ends where a tail jump (or, for
+    self recursion, a jump to the entry) ends — or one byte later, where the kernel's
+    straight-line-speculation `int3` follows a `jmp __x86_indirect_thunk_*`."""
+    _, b, _, cols = kernel_facts
+    ev = cols.raw["code_events"]
+    kind = ev.column("kind").to_numpy()
+    end = ev.column("address").to_numpy() + ev.column("size").to_numpy().astype(np.uint64)
+    exits = set(end[np.isin(kind, [TAIL_DIRECT, TAIL_INDIRECT, TO_ENTRY])].tolist())
+    int3_after_exit = {e + 1 for e in exits} & set(end[kind == TRAP].tolist())
+    cs = b.call_sites
+    tail = cs.column("tail").to_numpy().astype(bool)
+    ret = cs.column("return_pc").to_numpy()[tail].tolist()
+    missing = [hex(r) for r in ret if r not in exits and r not in int3_after_exit]
+    assert len(ret) == 17_041 and not missing, missing[:20]
+    # More exits than the DWARF knows: those without call-site DWARF (assembly, thunks).
+    assert len(exits) > len(ret)
+
+
+def test_vmlinux_facts(kernel_facts) -> None:
+    path, b, (_, lows, highs), cols = kernel_facts
+    rg = cols.raw["code_ranges"]
+    assert rg.num_rows == len(lows) > 40_000
+    assert rg.column("decode_errors").to_numpy().sum() == 0
+    assert not rg.column("status").to_numpy().any()
+    ev = cols.raw["code_events"]
+    kind, extra = ev.column("kind").to_numpy(), ev.column("extra").to_numpy()
+    target = ev.column("target").to_numpy()
+    sy = b.symbols
+    names = sy.column("name").to_pylist()
+    addr = sy.column("address").to_numpy()
+    thunk = addr[names.index("__x86_return_thunk")]
+    # CONFIG_RETHUNK: nearly every return is a jump to the return thunk.
+    rets = kind == RETURN
+    assert (target[rets] == thunk).sum() == ((extra[rets] & 2) != 0).sum() > 0.99 * rets.sum()
+    fentry = addr[names.index("__fentry__")]
+    assert ((kind == CALL_DIRECT) & (target == fentry)).sum() > 30_000
+    # Instruction boundaries of a sample of functions agree with objdump.
+    step = max(1, len(lows) // 25)
+    for i in range(0, len(lows), step):
+        lo, hi = int(lows[i]), int(highs[i])
+        out = subprocess.run(
+            ["objdump", "-d", "-z", "--no-show-raw-insn", f"--start-address={lo}", f"--stop-address={hi}", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        want = [int(m.group(1), 16) for m in map(LINE.match, out.splitlines()) if m]
+        t = Columns.from_core(_core.instructions(str(path), lo, hi)).table("insns")
+        assert t.column("address").to_pylist() == want, hex(lo)

@@ -91,6 +91,9 @@ fn is_nobits(s: &object::Section) -> bool {
     matches!(s.flags(), object::SectionFlags::Elf { sh_type, .. } if sh_type == object::elf::SHT_NOBITS)
 }
 
+/// The largest expansion a compressed debug section may claim (zlib tops out near 1032:1).
+const MAX_INFLATE: u64 = 1100;
+
 /// The bytes of a section, decompressed (SHF_COMPRESSED zlib/zstd, or GNU `.zdebug_`) and,
 /// in a relocatable object such as a kernel module, with its relocations applied.
 pub fn section_data<'d>(file: &object::File<'d>, name: &str) -> Result<Cow<'d, [u8]>> {
@@ -99,6 +102,15 @@ pub fn section_data<'d>(file: &object::File<'d>, name: &str) -> Result<Cow<'d, [
     };
     if is_nobits(&section) {
         return Ok(Cow::Borrowed(&[]));
+    }
+    if let Ok(range) = section.compressed_file_range() {
+        // A corrupt header can claim any size; the allocation would abort the process.
+        if range.uncompressed_size > MAX_INFLATE.saturating_mul(range.compressed_size.max(1)) {
+            return Err(Error::new(format!(
+                "section {name}: compressed header claims {} bytes from {} (corrupt)",
+                range.uncompressed_size, range.compressed_size
+            )));
+        }
     }
     let data = section
         .uncompressed_data()
@@ -126,10 +138,11 @@ pub fn section_bases(file: &object::File) -> Vec<u64> {
         bases[s.index().0] = if !relocatable {
             s.address()
         } else if is_alloc(&s) {
-            let align = s.align().max(1);
-            next = next.div_ceil(align) * align;
+            // Sizes and alignments come from the file: wrap rather than overflow on garbage.
+            let align = s.align().clamp(1, 1 << 32);
+            next = next.div_ceil(align).wrapping_mul(align);
             let at = next;
-            next += s.size();
+            next = next.wrapping_add(s.size());
             at
         } else {
             0

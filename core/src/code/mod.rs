@@ -651,6 +651,11 @@ impl<'d> Opened<'d> {
 
 /// `code_ranges` and `code_events` for the function ranges `(ids[i], lows[i], highs[i])`
 /// of the binary at `path` (the symbols of `debug_file` are used when the binary has none).
+///
+/// All ranges of one function (an out-of-line instance with its `.cold` part, say) share an
+/// id; the first of them given is its entry. A jump is a tail jump when it leaves all of
+/// them. `code_ranges` has one row per range, in the order given; `code_events` is ordered
+/// by function id, then by the ranges' order, then by address.
 pub fn facts(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
     if ids.len() != lows.len() || ids.len() != highs.len() {
         return Err(Error::new(format!(

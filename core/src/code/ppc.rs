@@ -127,9 +127,8 @@ pub(super) fn local_entry(bytes: &[u8], big_endian: bool) -> Option<u32> {
     }
     let (a, b) = (word(bytes, big_endian), word(&bytes[4..], big_endian));
     let addi_r2 = b & 0xFFFF_0000 == 0x3842_0000;
-    let found = (a & 0xFFFF_0000 == 0x3C4C_0000 && addi_r2)
-        || (a & 0xFFFF_0000 == 0x3C40_0000 && addi_r2)
-        || (a == 0xE84C_FFF8 && b == 0x7C42_6214);
+    let addis_r2 = matches!(a & 0xFFFF_0000, 0x3C4C_0000 | 0x3C40_0000); // addis r2,r12 / lis r2
+    let found = (addis_r2 && addi_r2) || (a == 0xE84C_FFF8 && b == 0x7C42_6214);
     found.then_some(8)
 }
 

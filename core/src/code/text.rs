@@ -19,8 +19,17 @@ impl Printer {
         }
     }
 
-    /// The text of `i`, whose bytes start `bytes`.
+    /// The text of `i`, whose bytes start `bytes`, with its target (or pointer slot)
+    /// appended as a comment when the text does not show it as an address.
     pub fn text(&self, bytes: &[u8], i: &Insn) -> String {
+        let mut s = self.bare(bytes, i);
+        if i.target != super::NO_TARGET && !s.contains(&format!("{:#x}", i.target)) {
+            s.push_str(&format!("  # {:#x}", i.target));
+        }
+        s
+    }
+
+    fn bare(&self, bytes: &[u8], i: &Insn) -> String {
         let bytes = &bytes[..usize::from(i.size).min(bytes.len())];
         if i.kind == kind::ERROR {
             return "(bad)".into();

@@ -13,6 +13,11 @@ pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bits: u32, bytes: &[u8], addr
         let pos = d.position();
         let at = address.wrapping_add(pos as u64);
         d.decode_out(&mut ins);
+        if ins.is_invalid() && d.last_error() == iced_x86::DecoderError::NoMoreBytes {
+            // The range ends inside an instruction: one error for the rest.
+            f(&Insn::new(at, (bytes.len() - pos).min(255) as u8, kind::ERROR));
+            break;
+        }
         if ins.is_invalid() {
             // Resynchronise one byte on, as objdump's "(bad)" does.
             let next = pos + 1;
@@ -121,9 +126,18 @@ pub(super) fn text(bits: u32, bytes: &[u8], address: u64) -> String {
         return "(bad)".into();
     }
     let mut fmt = GasFormatter::new();
-    fmt.options_mut().set_space_after_operand_separator(false);
-    fmt.options_mut().set_branch_leading_zeros(false);
+    let o = fmt.options_mut();
+    o.set_space_after_operand_separator(false);
+    o.set_branch_leading_zeros(false);
+    o.set_uppercase_hex(false);
+    o.set_rip_relative_addresses(true);
     let mut out = String::new();
     fmt.format(&ins, &mut out);
+    // objdump writes `call *0x10(%rip)`, iced `callq *0x10(%rip)`.
+    for (long, short) in [("callq ", "call "), ("jmpq ", "jmp ")] {
+        if let Some(rest) = out.strip_prefix(long) {
+            out = format!("{short}{rest}");
+        }
+    }
     out
 }
