@@ -171,7 +171,38 @@ def test_function_command_shows_evidence() -> None:
 
 @pytest.mark.parametrize("variant", ARCHES)
 def test_noreturn(variant: str) -> None:
-    assert functions_with(variant, "noreturn") == {"fatal_error", "die_unreachable"}
+    found = {r["evidence"]["instance"]: r["evidence"]["source"] for r in by_code(variant)["noreturn"]}
+    assert found.pop("fatal_error") == found.pop("die_unreachable") == "DW_AT_noreturn"
+    # crt's _start ends in a call to __libc_start_main; on ppc64le it tail-jumps instead
+    assert found == ({} if variant == "ppc64le" else {"_start": "machine code"})
+
+
+@pytest.mark.parametrize("variant", ARCHES)
+def test_constprop_trivial_body(variant: str) -> None:
+    (r,) = by_code(variant)["constprop-trivial-body"]
+    assert r["evidence"]["instance"] == "check_flags.constprop.0"
+    assert len(r["evidence"]["instructions"]) == 2  # the constant load, the return
+    assert functions_with(variant, "constprop-clone") >= {"check_flags", "scale_table"}
+
+
+@pytest.mark.parametrize("variant", ARCHES)
+def test_tail_call_exit(variant: str) -> None:
+    exits = {r["evidence"]["instance"]: r["evidence"] for r in by_code(variant)["tail-call-exit"]}
+    assert sorted(e["to"] for e in exits["dispatch_tail"]["exits"]) == ["op_add", "op_sub", "real_impl"]
+    assert [e["to"] for e in exits["wrapper_tail"]["exits"]] == ["real_impl"]
+    assert "wrapper_notail" not in exits
+    # ELFv2 needs the TOC back after a call into another file, and an indirect call: no sibling call
+    assert ("wrapper_indirect" in exits) == (variant != "ppc64le")
+    assert ("wrapper_xtu" in exits) == (variant != "ppc64le")
+    odd = [e["to"] for e in exits["is_odd_rec"]["exits"]]
+    assert odd == (["is_even_rec (local entry)"] if variant == "ppc64le" else ["is_even_rec"])
+
+
+@pytest.mark.parametrize("variant", ARCHES)
+def test_recursive(variant: str) -> None:
+    assert functions_with(variant, "recursive") == {"tree_sum", "tree_depth", "ackermann"}
+    # tail recursion eliminated before code generation leaves no trace in the binary
+    assert "fact_tail" not in functions_with(variant, "recursion-as-loop")
 
 
 def test_no_ftrace_site_and_multiple_entries() -> None:

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from patchscope import _core
 from patchscope.index import cache, functions
+from patchscope.index import code as code_facts
 from patchscope.index.tables import Columns
 
 #: Raised for a file that cannot be read as asked; its message is one line for a person.
@@ -68,6 +69,14 @@ class Binary:
     @cached_property
     def inventory(self) -> functions.Inventory:
         return self.derived("inventory", lambda: functions.build(self.cols))
+
+    @cached_property
+    def code(self) -> code_facts.CodeFacts:
+        """Returns, tail jumps, calls and atomic regions of every out-of-line instance."""
+        return self.derived("code", lambda: code_facts.decode(str(self.path), self.inventory.instances))
+
+    def instructions(self, low: int, high: int) -> list[dict]:
+        return code_facts.instructions(str(self.path), low, high)
 
     def derived(self, name: str, build: Callable[[], Any]) -> Any:
         """A product of the tables, kept in the cache beside them (tables of a dataclass)."""

@@ -6,10 +6,12 @@ another calling convention than the source shows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import numpy as np
 
+from patchscope.index import code as k
 from patchscope.index.tables import NO_DIE
 from patchscope.rules import abi
 from patchscope.rules.context import (
@@ -36,6 +38,11 @@ ISRA_ABI_CHANGED = code(
     "isra-abi-changed",
     Band.GRAY,
     "an .isra clone: parameters removed, replaced by scalars or moved to other registers",
+)
+CONSTPROP_TRIVIAL_BODY = code(
+    "constprop-trivial-body",
+    Band.GRAY,
+    "the .constprop clone's code is a constant return: no path through it is left to patch or probe",
 )
 PARTIAL_INLINE = code(
     "partial-inline",
@@ -114,6 +121,72 @@ def constprop_clone(cx: Context) -> Iterator[Finding]:
             instance=row,
             address=cx.inst_low(row),
         )
+
+
+#: A constant loaded into the return register, per architecture (the text of ``instructions``).
+CONSTANT_RETURN = {
+    "x86_64": re.compile(r"^(xor\s+%eax,%eax|mov[lq]?\s+\$-?(0x)?[0-9a-f]+,%[er]ax)$"),
+    "aarch64": re.compile(r"^mov[zn]?\s+[wx]0,\s*#-?(0x)?[0-9a-f]+$"),
+    "ppc64le": re.compile(r"^li\s+r?3,\s*-?(0x)?[0-9a-f]+$"),
+    "ppc64": re.compile(r"^li\s+r?3,\s*-?(0x)?[0-9a-f]+$"),
+    "riscv64": re.compile(r"^(c\.)?(li\s+a0,\s*-?(0x)?[0-9a-f]+|mv\s+a0,\s*zero)$"),
+}
+#: What the kernel puts before a function's own first instruction.
+ENTRY_SCAFFOLD_CALLS = {"__fentry__", "mcount", "_mcount", "__gnu_mcount_nc"}
+#: Instructions a trivial body may hold, at most (scaffolding included).
+TRIVIAL_MAX = 8
+
+
+def constprop_trivial_body(cx: Context) -> Iterator[Finding]:
+    """Decided from the decoded instructions: past the entry scaffolding (ENDBR/BTI, patchable
+    NOPs, the ftrace call) the body is at most one constant load into the return register
+    and a return, like ``preallocate_pmds.constprop.0`` (``xor %eax,%eax; ret``)."""
+    pattern = CONSTANT_RETURN.get(cx.b.arch)
+    if pattern is None:
+        return
+    ranges = cx.b.code.ranges
+    ids = ranges.column("function_id").to_numpy()
+    counts = ranges.column("insn_count").to_numpy()
+    first = np.unique(ids, return_index=True)[1]  # an instance's entry range comes first
+    short = np.zeros(cx.inst.num_rows, bool)
+    short[ids[first]] = counts[first] <= TRIVIAL_MAX
+    for row in np.flatnonzero(short & ((cx.inst_suffix_kinds & SUFFIX_CONSTPROP) != 0)).tolist():
+        lo, hi = cx.inst_ranges(row)[0]
+        insns = cx.b.instructions(lo, hi)
+        body = _past_scaffold(cx, insns)
+        end = next((i for i, x in enumerate(body) if x["kind"] == k.RETURN), None)
+        if end is None or end > 1 or (end == 1 and not pattern.match(body[0]["text"])):
+            continue
+        main = cx.instance_symbol(row)
+        listing = [f"{hexa(x['address'])}: {_text(cx, x)}" for x in insns[: insns.index(body[end]) + 1]]
+        yield Finding(
+            CONSTPROP_TRIVIAL_BODY,
+            int(cx.inst_fid[row]),
+            f"{main} is only {'; '.join(_text(cx, x) for x in body[: end + 1])}: with its arguments fixed, "
+            f"gcc folded the body to {'a constant' if end else 'nothing'}; a patch or probe that expects a path "
+            "through it cannot work",
+            {"instance": main, "instructions": listing},
+            instance=row,
+            address=lo,
+        )
+
+
+def _past_scaffold(cx: Context, insns: list[dict]) -> list[dict]:
+    i = 0
+    while i < len(insns):
+        x = insns[i]
+        call = x["kind"] == k.CALL_DIRECT and cx.name_at(x["target"]) in ENTRY_SCAFFOLD_CALLS
+        if not (call or x["kind"] in (k.ENDBR, k.NOP, k.ENTRY_NOPS)):
+            break
+        i += 1
+    return insns[i:]
+
+
+def _text(cx: Context, x: dict) -> str:
+    """An instruction's text with its branch target named."""
+    if x["target"] != k.NO_TARGET and x["kind"] in (k.CALL_DIRECT, k.RETURN, k.TAIL_JUMP_DIRECT, k.JUMP):
+        return re.sub(r"0x[0-9a-f]+$", cx.name_at(x["target"]), x["text"])
+    return x["text"]
 
 
 def isra_abi_changed(cx: Context) -> Iterator[Finding]:
@@ -201,4 +274,4 @@ def partial_inline(cx: Context) -> Iterator[Finding]:
         )
 
 
-RULES = [cold_split, constprop_clone, isra_abi_changed, partial_inline]
+RULES = [cold_split, constprop_clone, constprop_trivial_body, isra_abi_changed, partial_inline]

@@ -43,6 +43,11 @@ LOC_LIST, LOC_VIEW_ONLY = 1, 2
 SUFFIX_COLD, SUFFIX_PART, SUFFIX_ISRA, SUFFIX_CONSTPROP = 1, 2, 4, 8
 
 
+def local_entry_offset(st_other: int) -> int:
+    """ppc64 ELFv2: the local entry point's offset, encoded in st_other bits 5-7."""
+    return ((1 << ((st_other >> 5) & 7)) >> 2) << 2
+
+
 class Context:
     """One binary as the rules see it. Everything is computed on first use and kept."""
 
@@ -150,6 +155,73 @@ class Context:
         for row, fid in enumerate(self.inst_fid.tolist()):
             out.setdefault(fid, []).append(row)
         return out
+
+    # -- function symbols by address -----------------------------------------------------------
+
+    @cached_property
+    def func_symbols(self) -> tuple[np.ndarray, np.ndarray]:
+        sy = self.b.cols.raw["symbols"]
+        func = (sy.column("kind").to_numpy() == 1) & (sy.column("section").to_numpy() != 0)
+        rows = np.flatnonzero(func)
+        rows = rows[np.argsort(self.sym["address"][rows], kind="stable")]
+        return rows, self.sym["address"][rows]
+
+    def symbols_at(self, addr: int) -> np.ndarray:
+        """Rows of the function symbols whose value is ``addr``."""
+        rows, addrs = self.func_symbols
+        return rows[np.searchsorted(addrs, addr, "left") : np.searchsorted(addrs, addr, "right")]
+
+    @cached_property
+    def code_symbols(self) -> tuple[np.ndarray, np.ndarray]:
+        """Function symbols and untyped ones (assembly entry points such as
+        ``__x86_return_thunk``), by address: what names a branch target."""
+        sy = self.b.cols.raw["symbols"]
+        kind = sy.column("kind").to_numpy()
+        named = ((kind == 1) | (kind == 6)) & (sy.column("section").to_numpy() != 0) & (self.sym["name"] != 0)
+        rows = np.flatnonzero(named)
+        rows = rows[np.lexsort((kind[rows] != 1, self.sym["address"][rows]))]  # functions first
+        return rows, self.sym["address"][rows]
+
+    def name_at(self, addr: int) -> str:
+        """A name for a branch target: the symbol there, its ppc64 local entry, the symbol
+        that covers it as ``sym+0xoff``, else the section (``.plt+0x10``)."""
+        rows, addrs = self.code_symbols
+        i = int(np.searchsorted(addrs, addr, "right")) - 1
+        if i >= 0 and addrs[i] == addr:
+            i = int(np.searchsorted(addrs, addr, "left"))
+        if i >= 0:
+            row = rows[i]
+            name = self.string(self.sym["name"][row])
+            off = int(addr - addrs[i])
+            if off == 0:
+                return name
+            if self.b.arch.startswith("ppc64") and off == local_entry_offset(int(self.sym["other"][row])):
+                return f"{name} (local entry)"
+            if off < self.sym_size[row] or (
+                self.sym_size[row] == 0 and self.section_at(addr)[0] == self.section_at(int(addrs[i]))[0]
+            ):
+                return f"{name}+{off:#x}"
+        section, start = self.section_at(addr)
+        return f"{section}+{addr - start:#x}" if section else f"{addr:#x}"
+
+    @cached_property
+    def sym_size(self) -> np.ndarray:
+        return self.b.cols.raw["symbols"].column("size").to_numpy()
+
+    @cached_property
+    def _sections(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        s = self.b.sections
+        order = np.argsort(s.column("address").to_numpy(), kind="stable")
+        start = s.column("address").to_numpy()[order]
+        return start, start + s.column("size").to_numpy()[order], [s.column("name")[int(i)].as_py() for i in order]
+
+    def section_at(self, addr: int) -> tuple[str | None, int]:
+        """The (allocated) section holding ``addr`` and its start address."""
+        start, end, names = self._sections
+        i = int(np.searchsorted(start, addr, "right")) - 1
+        while i >= 0 and start[i] == start[min(i + 1, len(start) - 1)] and addr >= end[i]:
+            i -= 1
+        return (names[i], int(start[i])) if i >= 0 and addr < end[i] and start[i] else (None, 0)
 
     # -- inline sites --------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ kernel's own tables show — no ftrace site, no return, several names for one en
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cached_property
 
 import numpy as np
 import pyarrow.compute as pc
@@ -50,21 +49,6 @@ def _bound_symbols(cx: Context) -> list[str]:
     return [cx.string(i) for i in np.flatnonzero(hits)]
 
 
-class Sections:
-    """Which section an address is in."""
-
-    def __init__(self, cx: Context) -> None:
-        s = cx.b.sections
-        order = np.argsort(s.column("address").to_numpy(), kind="stable")
-        self.start = s.column("address").to_numpy()[order]
-        self.end = self.start + s.column("size").to_numpy()[order]
-        self.name = [s.column("name")[int(i)].as_py() for i in order]
-
-    def of(self, addr: int) -> str | None:
-        i = int(np.searchsorted(self.start, addr, "right")) - 1
-        return self.name[i] if i >= 0 and addr < self.end[i] else None
-
-
 def no_ftrace_site(cx: Context) -> Iterator[Finding]:
     """For a kernel image or module, or a user binary built with -fpatchable-function-entry:
     each instance's main range must hold an ftrace record (kernel/trace/ftrace.c
@@ -78,14 +62,13 @@ def no_ftrace_site(cx: Context) -> Iterator[Finding]:
         if e.kernel
         else "nothing that patches the binary's own patchable entries can attach"
     )
-    sections = Sections(cx)
     lows = cx.inst.column("low_pc").to_numpy()
     for row in range(cx.inst.num_rows):
         lo = int(lows[row])
         hi = cx.inst_ranges(row)[0][1] if cx.inst_range_count[row] else lo
         if hi <= lo or e.record_in(lo, hi) is not None:
             continue
-        where = sections.of(lo)
+        where, _ = cx.section_at(lo)
         symbol = cx.instance_symbol(row)
         note = "; in init text, which is gone after boot anyway" if where and where.startswith(".init") else ""
         yield Finding(
@@ -112,35 +95,12 @@ def noreturn(cx: Context) -> Iterator[Finding]:
         )
 
 
-class Aliases:
-    """Function symbols grouped by address."""
-
-    def __init__(self, cx: Context) -> None:
-        sy = cx.sym
-        func = (cx.b.cols.raw["symbols"].column("kind").to_numpy() == 1) & (
-            cx.b.cols.raw["symbols"].column("section").to_numpy() != 0
-        )
-        rows = np.flatnonzero(func)
-        order = np.argsort(sy["address"][rows], kind="stable")
-        self.rows = rows[order]
-        self.addr = sy["address"][self.rows]
-
-    @cached_property
-    def shared(self) -> np.ndarray:
-        """Addresses that more than one function symbol names."""
-        same = self.addr[1:] == self.addr[:-1]
-        return np.unique(self.addr[1:][same])
-
-    def at(self, addr: int) -> np.ndarray:
-        a, b = np.searchsorted(self.addr, addr, "left"), np.searchsorted(self.addr, addr, "right")
-        return self.rows[a:b]
-
-
 def multiple_entries(cx: Context) -> Iterator[Finding]:
     """Once per shared address, on the DWARF instance there (or the first symbol-only one)."""
-    aliases = Aliases(cx)
+    _, addrs = cx.func_symbols
+    shared = np.unique(addrs[1:][addrs[1:] == addrs[:-1]])
     lows = cx.inst.column("low_pc").to_numpy()
-    rows = np.flatnonzero(np.isin(lows, aliases.shared))
+    rows = np.flatnonzero(np.isin(lows, shared))
     rows = rows[np.lexsort((cx.inst_die[rows] == NO_DIE, lows[rows]))]  # by address, DWARF first
     seen: set[int] = set()
     for row in rows.tolist():
@@ -148,7 +108,7 @@ def multiple_entries(cx: Context) -> Iterator[Finding]:
         if addr in seen:
             continue
         seen.add(addr)
-        names = sorted({cx.string(cx.sym["name"][s]) for s in aliases.at(addr)})
+        names = sorted({cx.string(cx.sym["name"][s]) for s in cx.symbols_at(addr)})
         yield Finding(
             MULTIPLE_ENTRIES,
             int(cx.inst_fid[row]),

@@ -1,0 +1,50 @@
+"""Machine-code facts of every out-of-line instance: one ``_core.code_facts`` call over all
+their ranges (an instance's row in the inventory is its ``function_id``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from patchscope import _core
+from patchscope.index.cache import derived_product
+from patchscope.index.tables import Columns
+
+#: ``code_events.kind`` values (the core's ``code::kind``).
+RETURN, TAIL_JUMP_DIRECT, TAIL_JUMP_INDIRECT, CALL_DIRECT, CALL_INDIRECT, JUMP_TO_ENTRY = 1, 2, 3, 4, 5, 6
+LL, SC, LSE_ATOMIC, ORDERED = 7, 8, 9, 10
+TM_BEGIN, TM_END, TM_ABORT, TM_TEST, TM_OTHER, HLE = 11, 12, 13, 14, 15, 16
+TRAP, ENDBR, LOCAL_ENTRY, ENTRY_NOPS = 17, 18, 19, 20
+#: ``instructions`` only.
+OTHER, NOP, JUMP, JUMP_INDIRECT, ERROR = 0, 32, 33, 34, 255
+NO_TARGET = 0xFFFF_FFFF_FFFF_FFFF
+#: ``extra`` flags of branches.
+CONDITIONAL, THUNK = 1, 2
+
+
+@derived_product
+@dataclass
+class CodeFacts:
+    """``ranges``: one row per decoded range; ``events``: returns, tail jumps, calls, atomics…"""
+
+    ranges: pa.Table
+    events: pa.Table
+
+
+def decode(binary_path: str, instances: pa.Table) -> CodeFacts:
+    col = instances.column("ranges").combine_chunks()
+    counts = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+    pairs = col.flatten().flatten().to_numpy().reshape(-1, 2)
+    ids = np.repeat(np.arange(instances.num_rows, dtype=np.uint64), counts)
+    found = Columns.from_core(
+        _core.code_facts(binary_path, ids.tobytes(), pairs[:, 0].copy().tobytes(), pairs[:, 1].copy().tobytes())
+    )
+    return CodeFacts(found.table("code_ranges"), found.table("code_events"))
+
+
+def instructions(binary_path: str, low: int, high: int) -> list[dict]:
+    """Every instruction of ``[low, high)`` with its text, for evidence."""
+    return Columns.from_core(_core.instructions(binary_path, low, high)).table("insns").to_pylist()

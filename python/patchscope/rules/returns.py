@@ -1,0 +1,181 @@
+"""Returns: where a return probe really fires, read from the decoded machine code — tail calls
+leave through another function, tail recursion becomes a loop, some functions never return."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+
+import numpy as np
+
+from patchscope.index import code as k
+from patchscope.index.functions import rows_of
+from patchscope.index.tables import NO_DIE
+from patchscope.rules.context import Context, local_entry_offset
+from patchscope.rules.entry import NORETURN
+from patchscope.rules.finding import Band, Finding, code, hexa
+
+TAIL_CALL_EXIT = code(
+    "tail-call-exit",
+    Band.GRAY,
+    "the function leaves through a jump to another function: a return probe fires at that one's return",
+)
+RECURSION_AS_LOOP = code(
+    "recursion-as-loop",
+    Band.GRAY,
+    "a self call became a jump back to the entry: an entry probe undercounts the recursion",
+)
+RECURSIVE = code("recursive", Band.SAFE, "the function calls itself for real: every level is an entry and a return")
+
+
+class Events:
+    """The code events of each instance, by kind."""
+
+    def __init__(self, cx: Context) -> None:
+        ev = cx.b.code.events
+        self.fid = ev.column("function_id").to_numpy()
+        self.kind = ev.column("kind").to_numpy()
+        self.addr = ev.column("address").to_numpy()
+        self.size = ev.column("size").to_numpy()
+        self.target = ev.column("target").to_numpy()
+        self.extra = ev.column("extra").to_numpy()
+        self.bounds = np.searchsorted(self.fid, np.arange(cx.inst.num_rows + 1))
+
+    def of(self, row: int, *kinds: int) -> np.ndarray:
+        a, b = self.bounds[row], self.bounds[row + 1]
+        idx = np.arange(a, b)
+        return idx[np.isin(self.kind[a:b], kinds)]
+
+    @cached_property
+    def per_instance(self) -> dict[int, np.ndarray]:
+        counts = {}
+        for kind in (k.RETURN, k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT, k.JUMP_TO_ENTRY, k.CALL_DIRECT):
+            sel = self.kind == kind
+            counts[kind] = np.bincount(self.fid[sel].astype(np.int64), minlength=len(self.bounds) - 1)
+        return counts
+
+
+def _events(cx: Context) -> Events:
+    if not hasattr(cx, "_events"):
+        cx._events = Events(cx)  # type: ignore[attr-defined]
+    return cx._events  # type: ignore[attr-defined]
+
+
+def tail_call_exit(cx: Context) -> Iterator[Finding]:
+    ev = _events(cx)
+    counts = ev.per_instance
+    has = (counts[k.TAIL_JUMP_DIRECT] + counts[k.TAIL_JUMP_INDIRECT]) > 0
+    for row in np.flatnonzero(has).tolist():
+        exits = []
+        for i in ev.of(row, k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT).tolist():
+            direct = ev.kind[i] == k.TAIL_JUMP_DIRECT and ev.target[i] != k.NO_TARGET
+            exits.append(
+                {
+                    "at": hexa(ev.addr[i]),
+                    "to": cx.name_at(int(ev.target[i])) if direct else "indirect",
+                    "thunk": cx.name_at(int(ev.target[i])) if ev.extra[i] & k.THUNK else None,
+                    "conditional": bool(ev.extra[i] & k.CONDITIONAL),
+                }
+            )
+        symbol = cx.instance_symbol(row)
+        targets = sorted({e["to"] for e in exits})
+        returns = int(counts[k.RETURN][row])
+        yield Finding(
+            TAIL_CALL_EXIT,
+            int(cx.inst_fid[row]),
+            f"{symbol} leaves by {len(exits)} jump(s) to {', '.join(targets)}"
+            f"{f' beside its {returns} return(s)' if returns else ' and has no return of its own'}: "
+            "a return probe on it fires when the target returns, with the target's value",
+            {"instance": symbol, "exits": exits, "returns": returns},
+            instance=row,
+            address=int(ev.addr[ev.of(row, k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT)[0]]),
+        )
+
+
+def _self_call_sites(cx: Context, row: int) -> tuple[int, int]:
+    """DWARF call sites in an instance that target its own source function: (calls, tail calls)."""
+    if not hasattr(cx, "_self_calls"):
+        cs = cx.b.cols.raw["call_sites"]
+        fn = cs.column("function").to_numpy()
+        target = cs.column("target").to_numpy()
+        sp_die = cx.sp["die"]
+        # a call site's target is the called function's DIE (abstract or declaration): compare source ids
+        origin = rows_of(sp_die, fn)
+        tgt = rows_of(sp_die, target)
+        same = (origin >= 0) & (tgt >= 0)
+        own = np.where(origin >= 0, cx.sp["origin"][np.maximum(origin, 0)], NO_DIE)
+        own = np.where(own == NO_DIE, fn, own)
+        same &= (target == own) | (target == fn)
+        cx._self_calls = (fn[same], cs.column("tail").to_numpy()[same])  # type: ignore[attr-defined]
+    fns, tails = cx._self_calls  # type: ignore[attr-defined]
+    mine = fns == cx.inst_die[row]
+    return int(mine.sum()), int(tails[mine].sum())
+
+
+def recursion(cx: Context) -> Iterator[Finding]:
+    ev = _events(cx)
+    counts = ev.per_instance
+    lows = cx.inst.column("low_pc").to_numpy()
+    for row in range(cx.inst.num_rows):
+        loops = counts[k.JUMP_TO_ENTRY][row]
+        calls = ev.of(row, k.CALL_DIRECT)
+        entries = {int(lows[row]), int(lows[row]) + _local_entry(cx, row)}  # ppc64 calls the local entry
+        self_calls = [i for i in calls.tolist() if int(ev.target[i]) in entries]
+        if not loops and not self_calls:
+            continue
+        symbol = cx.instance_symbol(row)
+        dwarf_calls, dwarf_tail = _self_call_sites(cx, row) if cx.inst_die[row] != NO_DIE else (0, 0)
+        fid = int(cx.inst_fid[row])
+        if loops:
+            jumps = [hexa(ev.addr[i]) for i in ev.of(row, k.JUMP_TO_ENTRY).tolist()]
+            yield Finding(
+                RECURSION_AS_LOOP,
+                fid,
+                f"{symbol} jumps back to its entry at {', '.join(jumps)}"
+                + (f" where the DWARF records {dwarf_tail} tail self call(s)" if dwarf_tail else "")
+                + ": recursive calls there are not entries; an entry probe counts them once",
+                {"instance": symbol, "jumps_to_entry": jumps, "dwarf_self_tail_calls": dwarf_tail},
+                instance=row,
+                address=int(lows[row]),
+            )
+        if self_calls:
+            at = [hexa(ev.addr[i]) for i in self_calls]
+            yield Finding(
+                RECURSIVE,
+                fid,
+                f"{symbol} calls itself at {', '.join(at)}: each level is an entry and a return",
+                {"instance": symbol, "self_calls": at, "dwarf_self_calls": dwarf_calls},
+                instance=row,
+                address=int(ev.addr[self_calls[0]]),
+            )
+
+
+def _local_entry(cx: Context, row: int) -> int:
+    main = cx.inst_main_symbol[row]
+    return local_entry_offset(int(cx.sym["other"][main])) if main >= 0 and cx.b.arch.startswith("ppc64") else 0
+
+
+def noreturn_in_code(cx: Context) -> Iterator[Finding]:
+    """No return instruction and no tail jump on any path, where DWARF says nothing."""
+    ev = _events(cx)
+    counts = ev.per_instance
+    exits = counts[k.RETURN] + counts[k.TAIL_JUMP_DIRECT] + counts[k.TAIL_JUMP_INDIRECT]
+    declared = cx.inst.column("noreturn").to_numpy(zero_copy_only=False)
+    decoded = cx.b.code.ranges
+    ok = np.zeros(cx.inst.num_rows, bool)
+    ids = decoded.column("function_id").to_numpy()
+    good = (decoded.column("insn_count").to_numpy() > 0) & (decoded.column("decode_errors").to_numpy() == 0)
+    ok[ids[good]] = True
+    for row in np.flatnonzero((exits == 0) & ~declared & ok).tolist():
+        symbol = cx.instance_symbol(row)
+        yield Finding(
+            NORETURN,
+            int(cx.inst_fid[row]),
+            f"{symbol} has no return instruction and no tail jump on any path: a return probe never fires",
+            {"instance": symbol, "source": "machine code"},
+            instance=row,
+            address=cx.inst_low(row),
+        )
+
+
+RULES = [tail_call_exit, recursion, noreturn_in_code]
