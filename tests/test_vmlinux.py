@@ -58,3 +58,90 @@ def test_inline_shares(kernel: patchscope.Binary) -> None:
     assert counts == {"not-inlined": 39_966, "fully-inlined": 28_402, "selectively-inlined": 5_212}
     assert 0.50 < counts["not-inlined"] / total < 0.60
     assert total > 70_000
+
+
+def findings_of(kernel: patchscope.Binary, code: str) -> list[dict]:
+    import json
+
+    from patchscope import rules
+
+    f = rules.findings(kernel).findings
+    names = kernel.inventory.functions.column("name").to_pylist()
+    out = []
+    for r in f.to_pylist():
+        if r["code"] == code:
+            r["function"] = names[r["fid"]]
+            r["evidence"] = json.loads(r["evidence"])
+            out.append(r)
+    return out
+
+
+def test_preallocate_pmds_trivial_body(kernel: patchscope.Binary) -> None:
+    (r,) = [r for r in findings_of(kernel, "constprop-trivial-body") if r["function"] == "preallocate_pmds"]
+    assert r["evidence"]["instructions"] == [
+        "0xffffffff81089650: call __fentry__",
+        "0xffffffff81089655: xor %eax,%eax",
+        "0xffffffff81089657: jmp __x86_return_thunk",
+    ]
+
+
+def test_show_mem_node_skip_partial_inline(kernel: patchscope.Binary) -> None:
+    (r,) = [r for r in findings_of(kernel, "partial-inline") if r["function"] == "show_mem_node_skip"]
+    assert r["evidence"] == {"instance": "show_mem_node_skip.part.0", "head_sites": 5, "callers": ["__show_free_areas"]}
+
+
+def test_every_isra_symbol_judged(kernel: patchscope.Binary) -> None:
+    """Every .isra clone (its entry symbol, .cold parts aside) gets isra-abi-changed: with the
+    parameters that changed, or abi_changed false."""
+    syms = kernel.symbols
+    names = syms.column("name").to_pylist()
+    kinds = syms.column("suffix_kinds").to_pylist()
+    isra = {n for n, k in zip(names, kinds) if k & 4 and not k & 1 and n}
+    found = findings_of(kernel, "isra-abi-changed")
+    judged = {r["evidence"]["instance"] for r in found}
+    assert isra - judged == set()
+    assert len(found) == 364  # one per instance: some static names repeat across files
+    unchanged = [r for r in found if not r["evidence"]["abi_changed"]]
+    assert all("ABI unchanged" in r["message"] for r in unchanged)
+
+
+def test_dwarf_tail_calls_are_tail_jumps(kernel: patchscope.Binary) -> None:
+    """Every DW_AT_call_tail_call site is a tail-call exit in the code: the jump ends at the
+    site's return address (a retpoline thunk jump is followed by an int3 first)."""
+    import numpy as np
+
+    from patchscope.index import code as k
+
+    cs = kernel.call_sites
+    tail = cs.column("tail").to_numpy() == 1
+    ret = cs.column("return_pc").to_numpy()[tail]
+    ev = kernel.code.events
+    kind = ev.column("kind").to_numpy()
+    jumps = np.isin(kind, (k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT, k.JUMP_TO_ENTRY))
+    end = ev.column("address").to_numpy()[jumps] + ev.column("size").to_numpy()[jumps]
+    found = np.isin(ret, end) | np.isin(ret, end + 1)
+    assert len(ret) == 17_041
+    assert found.all(), [hex(x) for x in ret[~found][:5]]
+    assert int(jumps.sum()) > len(ret)  # and more: jumps with no call-site DWARF
+
+
+def test_ftrace_sites_map_to_functions(kernel: patchscope.Binary) -> None:
+    """The kernel's own list: 40,521 __mcount_loc records; 40,021 fall at the start of a
+    function instance, the other 500 in no symbol at all (overridden __weak bodies, shown as
+    __ftrace_invalid_address___N by the running kernel)."""
+    import numpy as np
+
+    from patchscope.rules import Context
+    from patchscope.rules.entry import Entries
+
+    e = Entries(Context(kernel))
+    assert len(e.records) == 40_521
+    lows = kernel.inventory.instances.column("low_pc").to_numpy()
+    assert int(np.isin(e.records, lows).sum()) == 40_021
+    nf = findings_of(kernel, "no-ftrace-site")
+    assert "do_exit" not in {r["evidence"]["instance"] for r in nf}
+    assert "verify_cpu" in {r["evidence"]["instance"] for r in nf}
+
+
+def test_recursion_as_loop(kernel: patchscope.Binary) -> None:
+    assert "__vlan_find_dev_deep_rcu" in {r["function"] for r in findings_of(kernel, "recursion-as-loop")}

@@ -11,7 +11,9 @@ from rich.text import Text
 from patchscope.cli import common
 from patchscope.report import findings as report
 from patchscope.report.inventory import InventoryView
-from patchscope.rules import findings
+from patchscope.rules import Context, findings
+from patchscope.rules.entry import Entries
+from patchscope.rules.returns import instance_code
 
 HELP = "one source function: its instances, inline sites and findings, with evidence"
 
@@ -28,10 +30,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
     f = findings(b)
     view = InventoryView(b)
+    cx = Context(b)
+    ftrace = Entries(cx)
+    ftrace = ftrace if ftrace.applies else None
     bands = f.bands.column("band").to_pylist()
     records = []
     for fid in fids:
         rec = view.record(fid)
+        for inst, row in zip(rec["instances"], view.instance_rows(fid)):
+            inst.update(instance_code(cx, int(row), ftrace))
         rec["band"] = bands[fid]
         rec["findings"] = report.finding_records(report.of_function(f, fid))
         records.append(rec)
@@ -56,6 +63,10 @@ def render(con: Any, r: dict[str, Any]) -> None:
         )
         for p in i["ranges"]:
             con.print(f"    {p['low']}-{p['high']}  {p['symbol'] or ''}", markup=False)
+        con.print(f"    probes enter at {i['probe_entry']} ({i['probe_entry_is']})", markup=False)
+        con.print(f"    returns: {', '.join(i['returns']) or 'none'}", markup=False)
+        for t in i["tail_exits"]:
+            con.print(f"    tail-call exit at {t['at']} to {t['to']}", markup=False)
     sites = r["inline_sites"]
     if sites["count"]:
         con.print(f"  inline sites: {sites['count']}", markup=False)

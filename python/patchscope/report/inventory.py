@@ -76,7 +76,7 @@ class InventoryView:
             "decl_line": f["decl_line"] or None,
             "external": f["external"],
             "status": f["status"],
-            "instances": [self._instance(int(r)) for r in self._rows(self.inst_order, self.inst_fid, fid)],
+            "instances": [self._instance(int(r)) for r in self.instance_rows(fid)],
         }
         site_rows = self._rows(self.site_order, self.site_fid, fid)
         rec["inline_sites"] = {
@@ -84,6 +84,10 @@ class InventoryView:
             "sites": [self._site(int(r)) for r in site_rows] if verbose else None,
         }
         return rec
+
+    def instance_rows(self, fid: int) -> np.ndarray:
+        """Rows of a function's instances, in the order ``record`` lists them."""
+        return self._rows(self.inst_order, self.inst_fid, fid)
 
     def string(self, index: int) -> str:
         return self.pool[int(index)].as_py()

@@ -179,3 +179,28 @@ def noreturn_in_code(cx: Context) -> Iterator[Finding]:
 
 
 RULES = [tail_call_exit, recursion, noreturn_in_code]
+
+
+def instance_code(cx: Context, row: int, ftrace: object | None = None) -> dict:
+    """Where probes on an instance really land: the entry the kernel uses (its ftrace site,
+    else past ENDBR/BTI, else the ppc64 local entry), every return, every tail-call exit."""
+    ev = _events(cx)
+    low = cx.inst_low(row)
+    hi = cx.inst_ranges(row)[0][1] if cx.inst_range_count[row] else low
+    entry, why = low, "symbol address"
+    record = ftrace.record_in(low, hi) if ftrace is not None else None
+    if record is not None:
+        entry, why = record, "ftrace call site (__mcount_loc)"
+    elif len(landing := [i for i in ev.of(row, k.ENDBR).tolist() if ev.addr[i] == low]):
+        entry, why = low + int(ev.size[landing[0]]), "after the ENDBR/BTI landing pad"
+    elif off := _local_entry(cx, row):
+        entry, why = low + off, "ppc64 local entry point"
+    return {
+        "probe_entry": hexa(entry),
+        "probe_entry_is": why,
+        "returns": [hexa(ev.addr[i]) for i in ev.of(row, k.RETURN).tolist()],
+        "tail_exits": [
+            {"at": hexa(ev.addr[i]), "to": cx.name_at(int(ev.target[i])) if ev.target[i] != k.NO_TARGET else "indirect"}
+            for i in ev.of(row, k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT).tolist()
+        ],
+    }
