@@ -49,9 +49,13 @@ def decl(f: dict[str, Any]) -> str:
 def render(con: Any, doc: dict[str, Any], verbose: bool) -> None:
     fns = doc["functions"]
     if len(fns) > TABLE_LIMIT:
-        for f in fns:
-            inst = "; ".join(instance_text(i) for i in f["instances"]) or "-"
-            con.print(f"{f['name']}\t{decl(f)}\t{f['status']}\t{f['inline_sites']['count']}\t{inst}", markup=False)
+        # rich lays out every print; tens of thousands of lines go straight to the file
+        con.file.writelines(
+            f"{f['name']}\t{decl(f)}\t{f['status']}\t{f['inline_sites']['count']}\t"
+            + ("; ".join(instance_text(i) for i in f["instances"]) or "-")
+            + "\n"
+            for f in fns
+        )
     else:
         t = Table(box=None, pad_edge=False, header_style="bold")
         for col in ("function", "declared", "status", "inline sites", "out-of-line instances"):

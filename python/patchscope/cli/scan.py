@@ -56,14 +56,16 @@ def render(con: Any, doc: dict[str, Any]) -> None:
         return
     con.print()
     if len(fns) > TABLE_LIMIT:
-        for f in fns:
-            decl = f"{f['decl_file']}:{f['decl_line']}" if f["decl_file"] else "-"
-            con.print(f"{f['name']}\t{decl}\t{f['band']}\t{','.join(f['codes'])}", markup=False)
+        # rich lays out every print; tens of thousands of lines go straight to the file
+        con.file.writelines(f"{f['name']}\t{decl_text(f)}\t{f['band']}\t{','.join(f['codes'])}\n" for f in fns)
         return
     t = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("function", "declared", "band", "findings"):
         t.add_column(col)
     for f in fns:
-        decl = f"{f['decl_file']}:{f['decl_line']}" if f["decl_file"] else "-"
-        t.add_row(Text(f["name"]), Text(decl), f["band"], Text(", ".join(f["codes"])))
+        t.add_row(Text(f["name"]), Text(decl_text(f)), f["band"], Text(", ".join(f["codes"])))
     con.print(t)
+
+
+def decl_text(f: dict[str, Any]) -> str:
+    return f"{f['decl_file']}:{f['decl_line']}" if f["decl_file"] else "-"

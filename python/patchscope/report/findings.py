@@ -20,16 +20,12 @@ VERSION = 1
 
 
 def finding_records(table: pa.Table) -> list[dict[str, Any]]:
+    cols = {c: table.column(c).to_pylist() for c in ("code", "band", "message", "evidence", "address")}
     out = []
-    for r in table.to_pylist():
-        rec = {
-            "code": r["code"],
-            "band": r["band"],
-            "message": r["message"],
-            "evidence": json.loads(r["evidence"]),
-        }
-        if r["address"] is not None:
-            rec["address"] = f"{r['address']:#x}"
+    for code, band, message, evidence, address in zip(*cols.values()):
+        rec = {"code": code, "band": band, "message": message, "evidence": json.loads(evidence)}
+        if address is not None:
+            rec["address"] = f"{address:#x}"
         out.append(rec)
     return out
 

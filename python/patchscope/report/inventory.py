@@ -6,6 +6,7 @@ Schema ``patchscope.functions`` version 1 is documented in ``docs/schema/functio
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,8 @@ from patchscope.index.binary import Binary
 from patchscope.index.tables import NO_DIE
 
 SCHEMA = "patchscope.functions"
+#: Above this many functions, whole tables are converted at once.
+BULK = 500
 VERSION = 1
 
 #: `isra.0.cold` → [`isra.0`, `cold`]: a suffix kind with its optional number.
@@ -32,8 +35,11 @@ def hexa(v: int) -> str:
 class InventoryView:
     """Random access to one binary's inventory by function id."""
 
-    def __init__(self, binary: Binary) -> None:
+    def __init__(self, binary: Binary, bulk: bool = False) -> None:
+        """``bulk``: about to read most of the binary, so convert whole tables to Python once
+        instead of row by row."""
         self.b = binary
+        self.bulk = bulk
         inv = binary.inventory
         self.functions = inv.functions
         self.inst = inv.instances
@@ -50,17 +56,32 @@ class InventoryView:
         inst_die = self.inst.column("die").to_numpy()
         self.die_order = np.argsort(inst_die, kind="stable")
         self.inst_die_sorted = inst_die[self.die_order]
+        self.inst_fid_sorted = self.inst_fid[self.inst_order]
+        self.site_fid_sorted = self.site_fid[self.site_order]
 
-    def _rows(self, order: np.ndarray, keys: np.ndarray, fid: int) -> np.ndarray:
-        sorted_keys = keys[order]
+    def _rows(self, order: np.ndarray, sorted_keys: np.ndarray, fid: int) -> np.ndarray:
         a, b = np.searchsorted(sorted_keys, fid, "left"), np.searchsorted(sorted_keys, fid, "right")
         return order[a:b]
 
+    @cached_property
+    def _all(self) -> dict[str, list[dict[str, Any]]]:
+        return {"functions": self.functions.to_pylist(), "inst": self.inst.to_pylist(), "sites": self.sites.to_pylist()}
+
+    @cached_property
+    def _strings(self) -> list[str]:
+        return self.pool.to_pylist()
+
+    def _row(self, table: str, row: int) -> dict[str, Any]:
+        if self.bulk:
+            return self._all[table][row]
+        t = {"functions": self.functions, "inst": self.inst, "sites": self.sites}[table]
+        return t.slice(row, 1).to_pylist()[0]
+
     def instance_name(self, row: int) -> str:
-        syms = self.inst.column("symbols")[row].values.to_numpy()
-        if len(syms):
+        syms = self._row("inst", row)["symbols"]
+        if syms:
             return self.string(self.sym_name[syms[0]])
-        return self.functions.column("name")[int(self.inst_fid[row])].as_py()
+        return self._row("functions", int(self.inst_fid[row]))["name"]
 
     def caller_of(self, function_die: int) -> str:
         i = np.searchsorted(self.inst_die_sorted, np.uint64(function_die))
@@ -69,7 +90,7 @@ class InventoryView:
         return "?"
 
     def record(self, fid: int, verbose: bool = True) -> dict[str, Any]:
-        f = self.functions.slice(fid, 1).to_pylist()[0]
+        f = self._row("functions", fid)
         rec: dict[str, Any] = {
             "name": f["name"],
             "decl_file": f["decl_file"] or None,
@@ -78,7 +99,7 @@ class InventoryView:
             "status": f["status"],
             "instances": [self._instance(int(r)) for r in self.instance_rows(fid)],
         }
-        site_rows = self._rows(self.site_order, self.site_fid, fid)
+        site_rows = self._rows(self.site_order, self.site_fid_sorted, fid)
         rec["inline_sites"] = {
             "count": len(site_rows),
             "sites": [self._site(int(r)) for r in site_rows] if verbose else None,
@@ -87,13 +108,13 @@ class InventoryView:
 
     def instance_rows(self, fid: int) -> np.ndarray:
         """Rows of a function's instances, in the order ``record`` lists them."""
-        return self._rows(self.inst_order, self.inst_fid, fid)
+        return self._rows(self.inst_order, self.inst_fid_sorted, fid)
 
     def string(self, index: int) -> str:
-        return self.pool[int(index)].as_py()
+        return self._strings[int(index)] if self.bulk else self.pool[int(index)].as_py()
 
     def _instance(self, row: int) -> dict[str, Any]:
-        r = self.inst.slice(row, 1).to_pylist()[0]
+        r = self._row("inst", row)
         syms = r["symbols"]
         names = [self.string(self.sym_name[s]) for s in syms]
         parts = []
@@ -112,7 +133,7 @@ class InventoryView:
         }
 
     def _site(self, row: int) -> dict[str, Any]:
-        s = self.sites.slice(row, 1).to_pylist()[0]
+        s = self._row("sites", row)
         return {
             "entry_pc": hexa(s["entry_pc"]),
             "caller": self.caller_of(s["function"]),
@@ -130,8 +151,8 @@ def summary(binary: Binary) -> dict[str, int]:
 
 
 def document(binary: Binary, pattern: str | None, verbose: bool) -> dict[str, Any]:
-    view = InventoryView(binary)
     fids = list(binary.find_functions(pattern))
+    view = InventoryView(binary, bulk=len(fids) > BULK)
     return {
         "schema": SCHEMA,
         "version": VERSION,
