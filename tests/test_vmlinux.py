@@ -145,3 +145,11 @@ def test_ftrace_sites_map_to_functions(kernel: patchscope.Binary) -> None:
 
 def test_recursion_as_loop(kernel: patchscope.Binary) -> None:
     assert "__vlan_find_dev_deep_rcu" in {r["function"] for r in findings_of(kernel, "recursion-as-loop")}
+
+
+def test_multiple_entries(kernel: patchscope.Binary) -> None:
+    found = findings_of(kernel, "multiple-entries")
+    aliases = {tuple(r["evidence"]["symbols"]) for r in found if "symbols" in r["evidence"]}
+    assert ("__do_sys_ni_syscall", "__ia32_sys_ni_syscall", "__x64_sys_ni_syscall") in aliases
+    jumped = {r["evidence"]["instance"] for r in found if "jumped_into" in r["evidence"]}
+    assert jumped == {"xen_read_cr0"}

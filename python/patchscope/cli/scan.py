@@ -38,6 +38,14 @@ def run(args: argparse.Namespace) -> int:
 def render(con: Any, doc: dict[str, Any]) -> None:
     s = doc["summary"]
     con.print(f"{doc['binary']['path']} ({doc['binary']['arch']}): {s['functions']} source functions", markup=False)
+    inl = s["inlining"]
+    dwarf = sum(v for k, v in inl.items() if k != "symbol-only") or 1
+    con.print(
+        "inlining: "
+        + ", ".join(f"{inl[k]} {k} ({100 * inl[k] / dwarf:.1f} %)" for k in list(inl)[:3])
+        + f"; {inl['symbol-only']} symbol-only",
+        markup=False,
+    )
     t = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("band", "functions"):
         t.add_column(col)

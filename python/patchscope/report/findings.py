@@ -68,10 +68,16 @@ def document(binary: Binary, band: str | None, code: str | None, with_findings: 
         "schema": SCHEMA,
         "version": VERSION,
         "binary": {k: binary.info[k] for k in ("path", "arch", "kind", "build_id", "dwarf", "debug_file")},
-        "summary": {"functions": fn.num_rows, **verdict.summary(bands, f.findings)},
+        "summary": {"functions": fn.num_rows, "inlining": inlining(fn), **verdict.summary(bands, f.findings)},
         "codes": {c.name: {"band": c.band.label, "summary": c.summary} for c in CODES.values()},
         "functions": functions,
     }
+
+
+def inlining(functions: pa.Table) -> dict[str, int]:
+    """Source functions per inlining status (decided by counting, never from DW_AT_inline)."""
+    counts = {c["values"]: c["counts"] for c in pc.value_counts(functions.column("status")).to_pylist()}
+    return {s: counts.get(s, 0) for s in ("not-inlined", "fully-inlined", "selectively-inlined", "symbol-only")}
 
 
 def _group(table: pa.Table) -> dict[int, list[dict[str, Any]]]:

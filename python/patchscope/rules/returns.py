@@ -12,7 +12,7 @@ from patchscope.index import code as k
 from patchscope.index.functions import rows_of
 from patchscope.index.tables import NO_DIE
 from patchscope.rules.context import Context, local_entry_offset
-from patchscope.rules.entry import NORETURN
+from patchscope.rules.entry import MULTIPLE_ENTRIES, NORETURN
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 TAIL_CALL_EXIT = code(
@@ -150,6 +150,38 @@ def recursion(cx: Context) -> Iterator[Finding]:
             )
 
 
+def entered_mid_function(cx: Context) -> Iterator[Finding]:
+    """Jumps from other instances into the middle of one (not its entry, not its ppc64 local
+    entry): a second way in that an entry probe does not see."""
+    ev = _events(cx)
+    jumps = np.flatnonzero(np.isin(ev.kind, (k.TAIL_JUMP_DIRECT,)) & (ev.target != k.NO_TARGET))
+    lows = cx.inst.column("low_pc").to_numpy()
+    highs = np.array([r[0][1] if r else lo for r, lo in zip(cx.inst.column("ranges").to_pylist(), lows)])
+    order = np.argsort(lows, kind="stable")
+    targets = ev.target[jumps]
+    pos = np.searchsorted(lows[order], targets, "right") - 1
+    row = order[np.maximum(pos, 0)]
+    inside = (pos >= 0) & (targets > lows[row]) & (targets < highs[row]) & (row != ev.fid[jumps])
+    by_row: dict[int, list[dict]] = {}
+    for j, r in zip(jumps[inside].tolist(), row[inside].tolist()):
+        if int(ev.target[j]) - int(lows[r]) == _local_entry(cx, r):
+            continue
+        by_row.setdefault(r, []).append(
+            {"from": cx.instance_symbol(int(ev.fid[j])), "at": hexa(ev.addr[j]), "to": cx.name_at(int(ev.target[j]))}
+        )
+    for r, entries in sorted(by_row.items()):
+        symbol = cx.instance_symbol(r)
+        yield Finding(
+            MULTIPLE_ENTRIES,
+            int(cx.inst_fid[r]),
+            f"{symbol} is also entered mid-function by {len(entries)} jump(s) from other functions "
+            f"({', '.join(sorted({e['from'] for e in entries}))}): an entry probe does not see those entries",
+            {"instance": symbol, "jumped_into": entries},
+            instance=r,
+            address=int(lows[r]),
+        )
+
+
 def _local_entry(cx: Context, row: int) -> int:
     main = cx.inst_main_symbol[row]
     return local_entry_offset(int(cx.sym["other"][main])) if main >= 0 and cx.b.arch.startswith("ppc64") else 0
@@ -178,7 +210,7 @@ def noreturn_in_code(cx: Context) -> Iterator[Finding]:
         )
 
 
-RULES = [tail_call_exit, recursion, noreturn_in_code]
+RULES = [tail_call_exit, recursion, noreturn_in_code, entered_mid_function]
 
 
 def instance_code(cx: Context, row: int, ftrace: object | None = None) -> dict:
