@@ -119,6 +119,19 @@ class Context:
         return main
 
     @cached_property
+    def inst_main_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each instance's first (entry) range as (lows, highs); empty where it has none."""
+        col = self.inst.column("ranges").combine_chunks()
+        offsets = col.offsets.to_numpy()
+        flat = col.values.flatten().to_numpy()
+        has = offsets[1:] > offsets[:-1]
+        first = offsets[:-1][has] * 2
+        lows = self.inst.column("low_pc").to_numpy().copy()
+        highs = lows.copy()
+        lows[has], highs[has] = flat[first], flat[first + 1]
+        return lows, highs
+
+    @cached_property
     def inst_range_count(self) -> np.ndarray:
         return pc.list_value_length(self.inst.column("ranges")).to_numpy(zero_copy_only=False)
 

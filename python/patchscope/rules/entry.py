@@ -62,12 +62,12 @@ def no_ftrace_site(cx: Context) -> Iterator[Finding]:
         if e.kernel
         else "nothing that patches the binary's own patchable entries can attach"
     )
-    lows = cx.inst.column("low_pc").to_numpy()
-    for row in range(cx.inst.num_rows):
-        lo = int(lows[row])
-        hi = cx.inst_ranges(row)[0][1] if cx.inst_range_count[row] else lo
-        if hi <= lo or e.record_in(lo, hi) is not None:
-            continue
+    lows, highs = cx.inst_main_range
+    i = np.searchsorted(e.records, lows, "left")
+    hit = e.records[np.minimum(i, len(e.records) - 1)] if len(e.records) else np.zeros_like(lows)
+    traced = (i < len(e.records)) & (hit < highs)
+    for row in np.flatnonzero(~traced & (highs > lows)).tolist():
+        lo, hi = int(lows[row]), int(highs[row])
         where, _ = cx.section_at(lo)
         symbol = cx.instance_symbol(row)
         note = "; in init text, which is gone after boot anyway" if where and where.startswith(".init") else ""

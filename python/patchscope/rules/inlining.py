@@ -31,8 +31,8 @@ def _sites(cx: Context, rows: list[int]) -> list[dict]:
     return [{"entry_pc": hexa(cx.site_entry_pc[r]), "caller": cx.site_caller(r)} for r in rows[:SITES_SHOWN]]
 
 
-def _callers(cx: Context, rows: list[int]) -> list[str]:
-    return sorted(cx.string(i) or "?" for i in set(cx.site_caller_name[rows].tolist()))
+def _callers(cx: Context, rows: np.ndarray) -> list[str]:
+    return sorted(cx.string(i) or "?" for i in np.unique(cx.site_caller_name[rows]).tolist())
 
 
 def fully_inlined(cx: Context) -> Iterator[Finding]:

@@ -63,32 +63,39 @@ def _events(cx: Context) -> Events:
 
 def tail_call_exit(cx: Context) -> Iterator[Finding]:
     ev = _events(cx)
-    counts = ev.per_instance
-    has = (counts[k.TAIL_JUMP_DIRECT] + counts[k.TAIL_JUMP_INDIRECT]) > 0
-    for row in np.flatnonzero(has).tolist():
+    jumps = np.flatnonzero(np.isin(ev.kind, (k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT)))
+    names = {t: cx.name_at(t) for t in np.unique(ev.target[jumps]).tolist() if t != k.NO_TARGET}
+    returns = ev.per_instance[k.RETURN]
+    rows = ev.fid[jumps]
+    if not len(rows):
+        return
+    bounds = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1], [True]]))
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        row = int(rows[a])
         exits = []
-        for i in ev.of(row, k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT).tolist():
-            direct = ev.kind[i] == k.TAIL_JUMP_DIRECT and ev.target[i] != k.NO_TARGET
+        for i in jumps[a:b].tolist():
+            target = int(ev.target[i])
+            direct = ev.kind[i] == k.TAIL_JUMP_DIRECT and target != k.NO_TARGET
             exits.append(
                 {
                     "at": hexa(ev.addr[i]),
-                    "to": cx.name_at(int(ev.target[i])) if direct else "indirect",
-                    "thunk": cx.name_at(int(ev.target[i])) if ev.extra[i] & k.THUNK else None,
+                    "to": names[target] if direct else "indirect",
+                    "thunk": names.get(target) if ev.extra[i] & k.THUNK else None,
                     "conditional": bool(ev.extra[i] & k.CONDITIONAL),
                 }
             )
         symbol = cx.instance_symbol(row)
         targets = sorted({e["to"] for e in exits})
-        returns = int(counts[k.RETURN][row])
+        n_ret = int(returns[row])
         yield Finding(
             TAIL_CALL_EXIT,
             int(cx.inst_fid[row]),
             f"{symbol} leaves by {len(exits)} jump(s) to {', '.join(targets)}"
-            f"{f' beside its {returns} return(s)' if returns else ' and has no return of its own'}: "
+            f"{f' beside its {n_ret} return(s)' if n_ret else ' and has no return of its own'}: "
             "a return probe on it fires when the target returns, with the target's value",
-            {"instance": symbol, "exits": exits, "returns": returns},
+            {"instance": symbol, "exits": exits, "returns": n_ret},
             instance=row,
-            address=int(ev.addr[ev.of(row, k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT)[0]]),
+            address=int(ev.addr[jumps[a]]),
         )
 
 
@@ -116,7 +123,10 @@ def recursion(cx: Context) -> Iterator[Finding]:
     ev = _events(cx)
     counts = ev.per_instance
     lows = cx.inst.column("low_pc").to_numpy()
-    for row in range(cx.inst.num_rows):
+    calls = ev.kind == k.CALL_DIRECT
+    near_own_entry = calls & (ev.target >= lows[ev.fid]) & (ev.target < lows[ev.fid] + 16)
+    candidates = np.union1d(np.flatnonzero(counts[k.JUMP_TO_ENTRY]), ev.fid[near_own_entry])
+    for row in candidates.astype(np.int64).tolist():
         loops = counts[k.JUMP_TO_ENTRY][row]
         calls = ev.of(row, k.CALL_DIRECT)
         entries = {int(lows[row]), int(lows[row]) + _local_entry(cx, row)}  # ppc64 calls the local entry
