@@ -153,3 +153,42 @@ def test_multiple_entries(kernel: patchscope.Binary) -> None:
     assert ("__do_sys_ni_syscall", "__ia32_sys_ni_syscall", "__x64_sys_ni_syscall") in aliases
     jumped = {r["evidence"]["instance"] for r in found if "jumped_into" in r["evidence"]}
     assert jumped == {"xen_read_cr0"}
+
+
+def test_ftrace_sites_equal_the_booted_kernels_list(kernel: patchscope.Binary) -> None:
+    """available_filter_functions of the same build, booted under QEMU
+    (tests/data/debian-6.1.0-56-amd64/README.md): every __mcount_loc record outside init text
+    (freed after boot) at a symbol start is listed by name; every record that is not at a
+    symbol start is one of its __ftrace_invalid_address___N lines (overridden __weak bodies).
+    Where two symbols share the address, kallsyms may name it by the other: compared by address."""
+    from collections import Counter
+    from pathlib import Path
+
+    from patchscope.rules import Context
+    from patchscope.rules.entry import Entries
+
+    ref = (Path(__file__).parent / "data/debian-6.1.0-56-amd64/available_filter_functions").read_text().split()
+    invalid = [n for n in ref if n.startswith("__ftrace_invalid_address___")]
+    listed = Counter(n for n in ref if not n.startswith("__ftrace_invalid_address___"))
+    cx = Context(kernel)
+    ours: Counter[str] = Counter()
+    not_at_symbol = 0
+    for r in Entries(cx).records.tolist():
+        if (cx.section_at(r)[0] or "").startswith(".init"):
+            continue
+        name = cx.name_at(r)
+        if "+" in name or name.startswith("."):
+            not_at_symbol += 1
+        else:
+            ours[name] += 1
+    assert not_at_symbol == len(invalid) == 597
+    assert sum(ours.values()) == sum(listed.values()) == 37_655
+    only_ours, only_kernel = ours - listed, listed - ours
+    assert sum(only_ours.values()) == sum(only_kernel.values()) <= 5
+    syms = kernel.symbols
+    address = {}
+    for n, a in zip(syms.column("name").to_pylist(), syms.column("address").to_pylist()):
+        address.setdefault(n, set()).add(a)
+    ours_at = set().union(*(address[n] for n in only_ours))
+    kernel_at = set().union(*(address[n] for n in only_kernel))
+    assert ours_at == kernel_at  # the same addresses, named by an alias

@@ -247,14 +247,26 @@ class Context:
         return self.sites.column("entry_pc").to_numpy()
 
     @cached_property
-    def _site_order(self) -> tuple[np.ndarray, np.ndarray]:
+    def _site_order(self) -> tuple[np.ndarray, list[int]]:
+        """Site rows grouped by function, and where each function's group starts."""
         order = np.argsort(self.site_fid, kind="stable")
-        return order, self.site_fid[order]
+        starts = np.searchsorted(self.site_fid[order], np.arange(self.functions.num_rows + 1))
+        return order, starts.tolist()
 
     def sites_of(self, fid: int) -> np.ndarray:
         """Rows of the inline sites of ``fid``, in DIE order."""
-        order, keys = self._site_order
-        return order[np.searchsorted(keys, fid, "left") : np.searchsorted(keys, fid, "right")]
+        order, starts = self._site_order
+        return order[starts[fid] : starts[fid + 1]]
+
+    def callers_of(self, fid: int) -> list[str]:
+        """The instances that ``fid`` is inlined into, by name, sorted."""
+        order, starts = self._site_order
+        return sorted(set(self._caller_names_grouped[starts[fid] : starts[fid + 1]]))
+
+    @cached_property
+    def _caller_names_grouped(self) -> list[str]:
+        names = self._strings
+        return [names[i] or "?" for i in self.site_caller_name[self._site_order[0]].tolist()]
 
     @cached_property
     def caller_instance(self) -> np.ndarray:

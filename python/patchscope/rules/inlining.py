@@ -24,21 +24,17 @@ INLINE_ARGS_DIFFER = code(
 )
 
 #: Sites listed in a finding's evidence, at most (the count is always exact).
-SITES_SHOWN = 20
+SITES_SHOWN = 8
 
 
 def _sites(cx: Context, rows: list[int]) -> list[dict]:
     return [{"entry_pc": hexa(cx.site_entry_pc[r]), "caller": cx.site_caller(r)} for r in rows[:SITES_SHOWN]]
 
 
-def _callers(cx: Context, rows: np.ndarray) -> list[str]:
-    return sorted(cx.string(i) or "?" for i in np.unique(cx.site_caller_name[rows]).tolist())
-
-
 def fully_inlined(cx: Context) -> Iterator[Finding]:
     for fid in np.flatnonzero(cx.fn_status == "fully-inlined").tolist():
         rows = cx.sites_of(fid)
-        callers = _callers(cx, rows)
+        callers = cx.callers_of(fid)
         yield Finding(
             FULLY_INLINED,
             fid,
@@ -60,7 +56,7 @@ def selectively_inlined(cx: Context) -> Iterator[Finding]:
             SELECTIVELY_INLINED,
             fid,
             f"a probe on {', '.join(symbols)} misses the {len(rows)} inlined call site(s) in "
-            f"{len(set(cx.site_caller_name[rows].tolist()))} function(s)",
+            f"{len(cx.callers_of(fid))} function(s)",
             {"instances": symbols, "sites": len(rows), "first_sites": _sites(cx, rows)},
         )
 
