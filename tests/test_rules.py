@@ -217,3 +217,25 @@ def test_no_ftrace_site_and_multiple_entries() -> None:
 def test_no_ftrace_site_needs_records() -> None:
     """A binary with neither kernel tables nor patchable entries is not judged."""
     assert "no-ftrace-site" not in by_code("x86_64")
+
+
+def test_kernel_blacklist_in_miniature() -> None:
+    found = by_code("x86_64-kprobes")
+    got = {(code, r["evidence"]["instance"], r["evidence"]["why"]) for code in found for r in found[code]
+           if code in ("kprobe-blacklist", "noinstr", "entry-text")}  # fmt: skip
+    assert got == {
+        ("kprobe-blacklist", "do_int3", "NOKPROBE_SYMBOL"),
+        ("kprobe-blacklist", "kprobe_handler", "NOKPROBE_SYMBOL"),
+        ("kprobe-blacklist", "kprobe_fault_handler", ".kprobes.text"),
+        ("noinstr", "exc_nmi", "noinstr text"),
+        ("entry-text", "entry_syscall", "entry text"),
+    }
+    b = patchscope.open(BIN / "x86_64-kprobes/corpus")
+    band = dict(
+        zip(rules.findings(b).bands.column("name").to_pylist(), rules.findings(b).bands.column("band").to_pylist())
+    )
+    assert band["exc_nmi"] == "hazardous" and band["ordinary"] != "hazardous"
+
+
+def test_no_blacklist_outside_kernels() -> None:
+    assert not {"kprobe-blacklist", "noinstr", "entry-text"} & set(by_code("x86_64"))

@@ -260,7 +260,7 @@ class Context:
 
     def callers_of(self, fid: int) -> list[str]:
         """The instances that ``fid`` is inlined into, by name, sorted."""
-        order, starts = self._site_order
+        starts = self._site_order[1]
         return sorted(set(self._caller_names_grouped[starts[fid] : starts[fid + 1]]))
 
     @cached_property
