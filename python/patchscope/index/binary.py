@@ -86,8 +86,8 @@ class Binary:
         if found is not None:
             return found
         value = build()
-        cache.wait()  # the tables' own entry first: derived products live inside it
-        cache.save_derived(self.cache_key, name, value)
+        key = self.cache_key
+        cache.in_background(lambda: cache.save_derived(key, name, value))  # after the tables' entry
         return value
 
     def unit_errors(self) -> list[str]:
@@ -140,6 +140,7 @@ def open(
     ident = _core.identify(str(p), dbg, debug_roots)
     key = cache.cache_key(p, ident) if use_cache else None
     if key is not None:
+        cache.wait()  # an entry this process is still writing
         cols = cache.load(key)
         if cols is not None:
             cols.info["path"] = str(p)  # the same build may have been indexed under another name
@@ -148,5 +149,5 @@ def open(
         progress(f"indexing {p.name}")
     cols = Columns.from_core(_core.scan(str(p), dbg, debug_roots))
     if key is not None:
-        cache.save_in_background(key, cols)
+        cache.in_background(lambda: cache.save(key, cols))
     return Binary(p, cols, from_cache=False, cache_key=key)

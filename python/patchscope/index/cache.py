@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,18 @@ def load(key: str) -> Columns | None:
 _writers: list[threading.Thread] = []
 
 
-def save_in_background(key: str, cols: Columns) -> None:
-    """Writes the cache while the caller goes on (Arrow releases the GIL while writing); the
-    interpreter waits for the writer before it exits, so no half-written entry is left."""
-    t = threading.Thread(target=save, args=(key, cols), name="patchscope-cache", daemon=False)
+def in_background(write: Callable[[], object]) -> None:
+    """Runs a cache write while the caller goes on (Arrow releases the GIL while writing),
+    after the writes started before it; the interpreter waits for the writers before it
+    exits, so no half-written entry is left."""
+    before = list(_writers)
+
+    def run() -> None:
+        for t in before:
+            t.join()
+        write()
+
+    t = threading.Thread(target=run, name="patchscope-cache", daemon=False)
     t.start()
     _writers.append(t)
 
