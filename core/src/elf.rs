@@ -423,8 +423,10 @@ impl<'d> CodeAddress<'d> {
         }
         match self.opd {
             Some((index, base, data)) if s.section_index() == Some(index) => {
-                let at = value.wrapping_sub(base) as usize;
-                data.get(at..at + 8).map_or(value, |b| read_uint(b, !self.big_endian))
+                let at = usize::try_from(value.wrapping_sub(base)).unwrap_or(usize::MAX);
+                at.checked_add(8)
+                    .and_then(|end| data.get(at..end))
+                    .map_or(value, |b| read_uint(b, !self.big_endian))
             }
             _ => value,
         }

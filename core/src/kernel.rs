@@ -37,7 +37,7 @@ pub fn pointer_tables<'d>(file: &object::File<'d>, strings: &mut Strings<'d>) ->
         };
         let id = strings.intern_str(name.as_bytes());
         for (addr, bytes) in entries.iter().flat_map(|(base, data)| {
-            data.chunks_exact(width).enumerate().map(move |(i, b)| (base + (i * width) as u64, b))
+            data.chunks_exact(width).enumerate().map(move |(i, b)| (base.wrapping_add((i * width) as u64), b))
         }) {
             let mut v = read_word(bytes, file.is_little_endian());
             if v == 0 {
@@ -54,11 +54,11 @@ pub fn pointer_tables<'d>(file: &object::File<'d>, strings: &mut Strings<'d>) ->
 /// The bytes of `[lo, hi)` in the linked image, from the section that holds them.
 fn read_vma(file: &object::File, lo: u64, hi: u64) -> Vec<(u64, Vec<u8>)> {
     file.sections()
-        .find(|s| s.address() <= lo && hi <= s.address() + s.size())
+        .find(|s| s.address() <= lo && s.address().checked_add(s.size()).is_some_and(|end| hi <= end))
         .and_then(|s| {
             let data = s.data().ok()?;
-            let from = (lo - s.address()) as usize;
-            let to = (hi - s.address()) as usize;
+            let from = usize::try_from(lo - s.address()).ok()?;
+            let to = usize::try_from(hi - s.address()).ok()?;
             Some(vec![(lo, data.get(from..to)?.to_vec())])
         })
         .unwrap_or_default()

@@ -268,9 +268,11 @@ pub fn walk<'d>(cx: &Ctx<'d, '_>, strings: &mut Strings<'d>, files: &mut FileTab
                 me = inline_site(cx, strings, files, &mut raw, abbrev, &parent, offset, out)?;
             }
             dw::DW_TAG_formal_parameter if parent.kind != ScopeKind::Other => {
+                // Saturating: a corrupt unit can claim more parameters than a u16 counts.
                 let position = stack.last_mut().map_or(0, |s| {
-                    s.next_param += 1;
-                    s.next_param - 1
+                    let p = s.next_param;
+                    s.next_param = p.saturating_add(1);
+                    p
                 });
                 param(cx, strings, &mut raw, abbrev, &parent, offset, position, out)?;
             }
@@ -402,7 +404,7 @@ fn inline_site<'d>(
         }
     }
     ext.emit(cx, &mut out.ranges, die);
-    let depth = parent.inline_depth + 1;
+    let depth = parent.inline_depth.saturating_add(1);
     let t = &mut out.inl;
     t.die.push(die);
     t.origin.push(origin);
