@@ -24,6 +24,10 @@ impl Mapped {
         if meta.is_dir() {
             return Err(Error::new(format!("{}: is a directory, not an ELF file", path.display())));
         }
+        if !meta.is_file() {
+            // A FIFO would block `open` until a writer came; a device is no ELF file either.
+            return Err(Error::new(format!("{}: not a regular file", path.display())));
+        }
         let file = File::open(path)
             .map_err(|e| Error::new(format!("{}: {}", path.display(), io_reason(&e))))?;
         // SAFETY: the map is read-only; a file truncated underneath us by another process

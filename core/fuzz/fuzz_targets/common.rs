@@ -14,15 +14,15 @@ use std::sync::{Mutex, Once, OnceLock};
 
 use patchscope_core::scan::{scan, Options};
 
-/// A directory of this process's own under the temp dir, holding one file `input.elf`.
-/// A directory of its own keeps debuglink / altlink look-ups (relative to the binary's
-/// directory) away from other processes' files.
-pub fn scratch_path() -> &'static Path {
+/// `input.elf` in a directory of this process's own under the temp dir. A directory of its
+/// own keeps debuglink / altlink look-ups (relative to the binary's directory) away from
+/// other processes' files; both are removed after each input.
+fn scratch_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("patchscope-fuzz-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
-        dir.join("input.elf")
+        std::env::temp_dir()
+            .join(format!("patchscope-fuzz-{}", std::process::id()))
+            .join("input.elf")
     })
 }
 
@@ -65,9 +65,14 @@ fn payload_str(p: &(dyn std::any::Any + Send)) -> String {
 pub fn scan_bytes(bytes: &[u8]) {
     install_hook();
     let path = scratch_path();
+    let dir = path.parent().unwrap();
+    std::fs::create_dir_all(dir).expect("create scratch dir");
     std::fs::write(path, bytes).expect("write scratch file");
     let opts = Options { path: path.to_path_buf(), debug_file: None, debug_roots: vec![] };
-    match catch_unwind(AssertUnwindSafe(|| scan(&opts))) {
+    let result = catch_unwind(AssertUnwindSafe(|| scan(&opts)));
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_dir(dir);
+    match result {
         Ok(Ok(s)) => check(&s),
         Ok(Err(e)) => {
             let msg = e.to_string();
@@ -83,9 +88,10 @@ pub fn scan_bytes(bytes: &[u8]) {
     }
 }
 
-/// Invariants of a successful scan: columns of one table have equal lengths, every string
-/// index is inside the pool, and the pool's offsets are well formed.
+/// Invariants of a successful scan: columns of one table have equal lengths and one type,
+/// every string index is inside the pool, and the pool's offsets are well formed.
 fn check(s: &patchscope_core::scan::Scan) {
+    use patchscope_core::table::Chunk;
     let n_strings = s.string_offsets.len().saturating_sub(1);
     assert!(!s.string_offsets.is_empty());
     assert_eq!(*s.string_offsets.last().unwrap() as usize, s.string_data.len());
@@ -93,8 +99,11 @@ fn check(s: &patchscope_core::scan::Scan) {
         let rows = t.rows();
         for (col, c) in &t.columns {
             assert_eq!(c.len(), rows, "{name}.{col}: ragged column");
-            if let patchscope_core::table::Column::Str(v) = c {
-                assert!(v.iter().all(|&i| (i as usize) < n_strings), "{name}.{col}: string index out of the pool");
+            assert!(c.chunks.iter().all(|ch| ch.dtype() == c.dtype()), "{name}.{col}: chunks of mixed types");
+            for ch in &c.chunks {
+                if let Chunk::Str(v) = ch {
+                    assert!(v.iter().all(|&i| (i as usize) < n_strings), "{name}.{col}: string index out of the pool");
+                }
             }
         }
     }
