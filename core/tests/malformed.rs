@@ -672,7 +672,6 @@ fn mcount_bounds_read() {
 /// files. (An absolute debuglink or altlink name can point anywhere, /dev included.)
 #[cfg(target_os = "linux")]
 #[test]
-
 fn debuglink_to_a_fifo() {
     // x86_64-split/corpus: no DWARF, `.gnu_debuglink` = "corpus.debug", looked for beside it.
     let bin = scratch("debuglink-fifo", &std::fs::read(fixture("x86_64-split/corpus")).unwrap());
