@@ -239,3 +239,6 @@ def test_kernel_blacklist_in_miniature() -> None:
 
 def test_no_blacklist_outside_kernels() -> None:
     assert not {"kprobe-blacklist", "noinstr", "entry-text"} & set(by_code("x86_64"))
+
+
+# codes tested in tests/test_atomics.py: "llsc-window", "tm-region", "atomic-helper-call"

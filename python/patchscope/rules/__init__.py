@@ -10,13 +10,21 @@ import pyarrow as pa
 
 from patchscope.index.binary import Binary
 from patchscope.index.cache import derived_product
-from patchscope.rules import clones, entry, inlining, kernel, names, returns, verdict
+from patchscope.rules import atomics, clones, entry, inlining, kernel, names, returns, verdict
 from patchscope.rules.context import Context
 from patchscope.rules.finding import CODES, Band, Code, Finding, to_table
 
 Rule = Callable[[Context], Iterable[Finding]]
 
-RULES: list[Rule] = [*clones.RULES, *inlining.RULES, *names.RULES, *entry.RULES, *returns.RULES, *kernel.RULES]
+RULES: list[Rule] = [
+    *clones.RULES,
+    *inlining.RULES,
+    *names.RULES,
+    *entry.RULES,
+    *returns.RULES,
+    *kernel.RULES,
+    *atomics.RULES,
+]
 
 __all__ = ["CODES", "RULES", "Band", "Code", "Context", "Finding", "Findings", "findings", "run"]
 

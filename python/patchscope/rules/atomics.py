@@ -1,0 +1,671 @@
+"""Atomic sequences a probe must not enter: load-linked … store-conditional windows, hardware
+transactions, and atomics done inside a helper whose form is chosen at run time.
+
+Read from the decoded machine code (the core's ``LL``/``SC``/``TM_*``/``HLE`` events and, for
+the evidence and the control flow, ``instructions``). Encodings, window lengths and the kernels'
+behaviour are those of ``hazard_rules.md`` §1-§2 (GDB's ``*_deal_with_atomic_sequence``, the
+arm64 kprobe decoder, Intel SDM Vol.1 §16.3.7, Documentation/powerpc/transactional_memory.rst).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow.compute as pc
+
+from patchscope.index import code as k
+from patchscope.index.tables import NO_DIE
+from patchscope.rules.context import Context
+from patchscope.rules.finding import Band, Finding, code, hexa
+from patchscope.rules.returns import Events, _events
+
+LLSC_WINDOW = code(
+    "llsc-window",
+    Band.HAZARDOUS,
+    "a load-linked … store-conditional window: a probe inside clears the reservation, the store "
+    "fails on every retry and the loop livelocks",
+)
+TM_REGION = code(
+    "tm-region",
+    Band.HAZARDOUS,
+    "a hardware transaction (or an HLE-elided lock): a probe inside aborts it, so the probe never "
+    "fires or the fallback path runs instead",
+)
+ATOMIC_HELPER_CALL = code(
+    "atomic-helper-call",
+    Band.GRAY,
+    "a call to an outline-atomic (__aarch64_*) or libatomic (__atomic_*) helper: the atomic's LL/SC "
+    "or single-instruction form is chosen at run time inside the helper",
+)
+
+#: How many instructions after its load-linked a store-conditional may come and still close the
+#: window: the arm64 kernel scans 32 back (``is_probed_address_atomic``), GDB 16 (30 on
+#: LoongArch), the RISC-V spec bounds a constrained LR/SC loop at 16.
+WINDOW_MAX = {"aarch64": 32, "loongarch64": 30}
+WINDOW_DEFAULT = 16
+
+#: Why a probe inside a window livelocks, per architecture.
+LLSC_WHY = {
+    "aarch64": "the probe's exception return clears the exclusive monitor",
+    "ppc64le": "every interrupt return clears the reservation (stdcx. in the exit path)",
+    "ppc64": "every interrupt return clears the reservation (stdcx. in the exit path)",
+    "riscv64": "the trap return invalidates the reservation (sc in RESTORE_ALL)",
+}
+
+#: What an unmatched load-linked means to the kernel, per architecture.
+UNTERMINATED = {
+    "aarch64": "the arm64 kernel refuses kprobes in the 32 instructions after an unmatched load-exclusive "
+    "(is_probed_address_atomic)",
+}
+
+#: Names of the transactional-memory flavour, its begin and end, per architecture.
+TM_NAMES = {
+    "x86_64": ("RTM", "XBEGIN", "XEND"),
+    "x86": ("RTM", "XBEGIN", "XEND"),
+    "ppc64le": ("HTM", "tbegin.", "tend."),
+    "ppc64": ("HTM", "tbegin.", "tend."),
+    "aarch64": ("TME", "TSTART", "TCOMMIT"),
+}
+#: What a probe inside a transaction does, per flavour.
+TM_WHY = {
+    "RTM": "a breakpoint (#BP) or debug trap inside an RTM transaction aborts it (Intel SDM Vol.1 16.3.7): "
+    "the probe never fires and the fallback path runs instead",
+    "HTM": "any trap inside a transaction makes the kernel reclaim it: it fails each time the probe is hit "
+    "and takes the failure path (code without a non-transactional fallback livelocks)",
+    "TME": "a breakpoint inside a TME transaction fails it (cause DBG) without taking the debug exception: "
+    "the probe never fires",
+}
+HLE_WHY = (
+    "a trap inside the elided critical section aborts elision and the lock is really taken: "
+    "correct, but the probe turns lock elision off"
+)
+#: Aborts that never fall through inside a transaction; ppc's conditional ``tabort?c[i].`` do.
+UNCONDITIONAL_ABORTS = ("xabort", "tabort.", "tcancel")
+
+#: Call targets that do an atomic operation at run time: libgcc's arm64 outline atomics and
+#: libatomic (also behind a ppc64 ``xxxxxxxx.plt_call.`` stub). RE2 syntax (Arrow runs it).
+HELPER = (
+    r"^(?:[0-9a-f]{8}\.plt_call\.)?"
+    r"(__aarch64_(?:cas|swp|ldadd|ldclr|ldeor|ldset)(?:1|2|4|8|16)_(?:relax|acq|rel|acq_rel|sync)"
+    r"|__atomic_[A-Za-z0-9_]+)(?:@.*)?$"
+)
+_HELPER_RE = re.compile(HELPER)
+#: libatomic entry points that are queries, not atomic operations.
+NOT_AN_OPERATION = {"__atomic_is_lock_free", "__atomic_always_lock_free"}
+HELPER_WHY = {
+    "outline": "libgcc's outline-atomic helper picks at run time (by __aarch64_have_lse_atomics) between one "
+    "LSE instruction and an LDAXR/STLXR loop: the LL/SC window, if any, is inside the helper",
+    "libatomic": "the operation runs inside libatomic, which picks an LL/SC loop, a single atomic instruction "
+    "or a lock at run time: any window is in libatomic, not here",
+}
+#: How a call reached its helper, in a sentence.
+VIA = {
+    "PLT": "the PLT",
+    "PLT (call stub)": "a PLT call stub",
+    "GOT slot (-fno-plt)": "a GOT slot (-fno-plt)",
+    "relocation (undefined symbol)": "an undefined symbol (relocation)",
+}
+#: PLT sections: a call into one of these goes through a GOT slot named by a dynamic relocation.
+PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got", ".iplt")
+
+
+class InstanceCode:
+    """The decoded instructions of one instance (all its ranges) and their control flow."""
+
+    def __init__(self, parts: list[list[dict]]) -> None:
+        self.insns: list[dict] = []
+        self.part: list[int] = []  # per instruction, the index of its range
+        for p, got in enumerate(parts):
+            self.insns += got
+            self.part += [p] * len(got)
+        self.index = {x["address"]: i for i, x in enumerate(self.insns)}
+
+    def at(self, addr: int) -> int | None:
+        return self.index.get(int(addr))
+
+    def next_of(self, i: int) -> int | None:
+        j = i + 1
+        return j if j < len(self.insns) and self.part[j] == self.part[i] else None
+
+    def successors(self, i: int) -> list[int]:
+        """Where control goes after instruction ``i`` inside the instance. A transaction's
+        begin falls through (the started path); calls return; indirect jumps are not followed."""
+        x = self.insns[i]
+        kind, nxt = x["kind"], self.next_of(i)
+        out: list[int | None] = []
+        if kind in (k.ERROR, k.JUMP_INDIRECT, k.TAIL_JUMP_INDIRECT):
+            pass
+        elif kind == k.RETURN:
+            if x["extra"] & k.CONDITIONAL:
+                out.append(nxt)
+        elif kind in (k.JUMP, k.TAIL_JUMP_DIRECT, k.JUMP_TO_ENTRY):
+            out.append(self.at(x["target"]))
+            if x["extra"] & k.CONDITIONAL:
+                out.append(nxt)
+        elif kind == k.TRAP:
+            if x["extra"] & 0xFF == 4:  # a conditional trap (ppc tw/td with TO != 31)
+                out.append(nxt)
+        else:
+            out.append(nxt)
+        return [j for j in out if j is not None]
+
+    def falls_through(self, i: int) -> bool:
+        """Whether execution can continue at the next instruction (not after a return or an
+        unconditional jump)."""
+        x = self.insns[i]
+        if x["kind"] in (k.RETURN, k.JUMP, k.TAIL_JUMP_DIRECT, k.JUMP_TO_ENTRY):
+            return bool(x["extra"] & k.CONDITIONAL)
+        return x["kind"] not in (k.JUMP_INDIRECT, k.TAIL_JUMP_INDIRECT, k.ERROR)
+
+    def line(self, i: int, cx: Context) -> str:
+        x = self.insns[i]
+        text = x["text"]
+        if x["target"] != k.NO_TARGET and x["kind"] == k.CALL_DIRECT:
+            text = re.sub(r"0x[0-9a-f]+$", cx.name_at(x["target"]), text)
+        return f"{hexa(x['address'])}: {text}"
+
+    def mnemonic(self, i: int) -> str:
+        return self.insns[i]["text"].split(None, 1)[0]
+
+    def runs(self, members: list[int]) -> list[list[str]]:
+        """Sorted instruction indexes as contiguous address ranges ``[low, high)``."""
+        out: list[list[int]] = []
+        for i in sorted(members):
+            x = self.insns[i]
+            lo, hi = x["address"], x["address"] + x["size"]
+            if out and out[-1][1] == lo:
+                out[-1][1] = hi
+            else:
+                out.append([lo, hi])
+        return [[hexa(a), hexa(b)] for a, b in out]
+
+
+#: Batched decoding: ranges closer than this are decoded in one call (a call has a fixed cost of
+#: ~10 ms on a vmlinux), up to this many bytes per call.
+DECODE_GAP, DECODE_SPAN = 1024, 256 * 1024
+
+
+def decode(cx: Context, rows: list[int]) -> dict[int, InstanceCode]:
+    """The code of each instance of ``rows``, decoded in few ``instructions`` calls: nearby
+    ranges share one linear decode, sliced per range where it lands on the range's start
+    (else that range is decoded alone)."""
+    ranges = sorted((lo, hi) for row in rows for lo, hi in cx.inst_ranges(row) if hi > lo)
+    spans: list[list[int]] = []
+    for lo, hi in ranges:
+        if spans and lo - spans[-1][1] <= DECODE_GAP and max(hi, spans[-1][1]) - spans[-1][0] <= DECODE_SPAN:
+            spans[-1][1] = max(spans[-1][1], hi)
+        else:
+            spans.append([lo, hi])
+    decoded = [(lo, cx.b.instructions(lo, hi)) for lo, hi in spans]
+    starts = [lo for lo, _ in decoded]
+    addrs = [np.array([x["address"] for x in insns], np.uint64) for _, insns in decoded]
+
+    def part(lo: int, hi: int) -> list[dict]:
+        s = int(np.searchsorted(starts, lo, "right")) - 1
+        a = int(np.searchsorted(addrs[s], lo, "left"))
+        if a < len(addrs[s]) and addrs[s][a] == lo:
+            return decoded[s][1][a : int(np.searchsorted(addrs[s], hi, "left"))]
+        return cx.b.instructions(lo, hi)
+
+    return {row: InstanceCode([part(lo, hi) for lo, hi in cx.inst_ranges(row) if hi > lo]) for row in rows}
+
+
+class InlineSites:
+    """The address ranges of the concrete inline sites (``ranges`` rows owned by a site DIE),
+    sorted by start: which inlined functions cover an address."""
+
+    def __init__(self, cx: Context) -> None:
+        dies = cx.sites.column("die").to_numpy()
+        order = np.argsort(dies, kind="stable")
+        owner = cx.b.cols.column("ranges", "owner")
+        pos = np.minimum(np.searchsorted(dies[order], owner), max(len(dies) - 1, 0))
+        hit = (dies[order][pos] == owner) if len(dies) else np.zeros(len(owner), bool)
+        site = order[pos[hit]]
+        low = cx.b.cols.column("ranges", "low")[hit]
+        high = cx.b.cols.column("ranges", "high")[hit]
+        by_low = np.argsort(low, kind="stable")
+        self.site, self.low, self.high = site[by_low], low[by_low], high[by_low]
+        self.depth = cx.sites.column("depth").to_numpy()
+
+    def covering(self, addr: int, floor: int) -> list[int]:
+        """Rows of the inline sites covering ``addr``, innermost first. ``floor``: the start of the
+        instance range holding ``addr`` (no site range of this instance starts before it)."""
+        a = np.searchsorted(self.low, floor, "left")
+        b = np.searchsorted(self.low, addr, "right")
+        rows = np.unique(self.site[a:b][self.high[a:b] > addr])
+        return sorted(rows.tolist(), key=lambda r: -int(self.depth[r]))
+
+
+def _inline_sites(cx: Context) -> InlineSites:
+    if not hasattr(cx, "_inline_ranges"):
+        cx._inline_ranges = InlineSites(cx)  # type: ignore[attr-defined]
+    return cx._inline_ranges  # type: ignore[attr-defined]
+
+
+def inline_context(cx: Context, row: int, addr: int) -> tuple[list[dict], str]:
+    """The chain of inlined functions ``addr`` belongs to, innermost first, and a sentence
+    ("inside `a` inlined into `b` inlined into `foo`")."""
+    symbol = cx.instance_symbol(row)
+    if cx.inst_die[row] == NO_DIE:
+        return [], f"no DWARF describes {symbol}, so no inline context is known"
+    floor = next((lo for lo, hi in cx.inst_ranges(row) if lo <= addr < hi), addr)
+    rows = [r for r in _inline_sites(cx).covering(addr, floor) if cx.caller_instance[r] == row]
+    if not rows:
+        return [], f"not inside any inlined function (no inline site of {symbol} covers {hexa(addr)})"
+    chain = []
+    for r in rows:
+        file = cx.sites.column("call_file")[r].as_py()
+        line = int(cx.sites.column("call_line")[r].as_py() or 0)
+        chain.append({"function": cx.fn_name[int(cx.site_fid[r])], "call_file": file, "call_line": line})
+    names = [f"`{c['function']}`" for c in chain] + [f"`{symbol}`"]
+    return chain, "inside " + " inlined into ".join(names)
+
+
+# -- LL/SC windows ----------------------------------------------------------------------------
+
+
+def _instances_with(ev: Events, *kinds: int) -> list[int]:
+    return np.unique(ev.fid[np.isin(ev.kind, kinds)]).astype(np.int64).tolist()
+
+
+def _window_details(cx: Context, code_: InstanceCode, first: int, last: int) -> dict:
+    """Branch targets inside ``[first, last]`` (and where they come from), branches leaving it."""
+    lo = code_.insns[first]["address"]
+    hi = code_.insns[last]["address"] + code_.insns[last]["size"]
+    targets, exits = [], []
+    for i, x in enumerate(code_.insns):
+        t = x["target"]
+        if x["kind"] in (k.JUMP, k.TAIL_JUMP_DIRECT, k.JUMP_TO_ENTRY) and t != k.NO_TARGET:
+            if lo <= t < hi:
+                targets.append({"target": hexa(t), "from": hexa(x["address"])})
+            elif first <= i <= last:
+                exits.append({"from": hexa(x["address"]), "to": hexa(t) if code_.at(t) is not None else cx.name_at(t)})
+        elif first <= i <= last and x["kind"] == k.RETURN:
+            exits.append({"from": hexa(x["address"]), "to": "return"})
+    return {"low": lo, "high": hi, "branch_targets": targets, "exits": exits}
+
+
+def llsc_window(cx: Context) -> Iterator[Finding]:
+    """Each LL with the first SC after it (no other LL between, at most ``WINDOW_MAX``
+    instructions on, in the same range); an LL without one is reported as unterminated,
+    up to the next LL, ``WINDOW_MAX`` instructions, a return or unconditional jump, or the end
+    of its range."""
+    ev = _events(cx)
+    arch = cx.b.arch
+    limit = WINDOW_MAX.get(arch, WINDOW_DEFAULT)
+    why = LLSC_WHY.get(arch, "the trap and its return clear the reservation")
+    rows = _instances_with(ev, k.LL)
+    codes = decode(cx, rows)
+    for row in rows:
+        code_ = codes[row]
+        idx = ev.of(row, k.LL, k.SC)
+        marks = sorted((code_.at(ev.addr[i]), int(ev.kind[i]), int(ev.extra[i])) for i in idx.tolist())
+        marks = [m for m in marks if m[0] is not None]
+        symbol = cx.instance_symbol(row)
+        for n, (ll, kind, extra) in enumerate(marks):
+            if kind != k.LL:
+                continue
+            after = marks[n + 1] if n + 1 < len(marks) else None
+            sc = None
+            if after and after[1] == k.SC and after[0] - ll <= limit and code_.part[after[0]] == code_.part[ll]:
+                sc = after[0]
+            if sc is not None:
+                last = sc
+            else:
+                last = ll
+                stop = after[0] if after else len(code_.insns)
+                while last + 1 < stop and last + 1 - ll <= limit and code_.part[last + 1] == code_.part[ll]:
+                    last += 1
+                    if not code_.falls_through(last):
+                        break
+            d = _window_details(cx, code_, ll, last)
+            chain, where = inline_context(cx, row, d["low"])
+            listing = [code_.line(i, cx) for i in range(ll, last + 1)]
+            evidence = {
+                "instance": symbol,
+                "low": hexa(d["low"]),
+                "high": hexa(d["high"]),
+                "terminated": sc is not None,
+                "load": code_.mnemonic(ll),
+                "store": code_.mnemonic(sc) if sc is not None else None,
+                "access_size": extra & 0xFF,
+                "acquire": bool(extra & 0x100),
+                "release": bool(after[2] & 0x200) if sc is not None and after else False,
+                "pair": bool(extra & 0x400),
+                "instructions": listing,
+                "branch_targets": d["branch_targets"],
+                "exits": d["exits"],
+                "inline_context": chain,
+                "inline": where,
+            }
+            span = f"{hexa(d['low'])}-{hexa(d['high'])}"
+            if sc is not None:
+                msg = (
+                    f"{symbol}: LL/SC window {span} ({code_.mnemonic(ll)} … {code_.mnemonic(sc)}, "
+                    f"{len(listing)} instructions), {where}: a probe anywhere inside livelocks the sequence — "
+                    f"{why}, so the store-conditional fails on every retry"
+                )
+            else:
+                msg = (
+                    f"{symbol}: {code_.mnemonic(ll)} at {hexa(d['low'])} has no store-conditional within {limit} "
+                    f"instructions (unterminated window {span}), {where}: a load-linked used for a wait (WFE) or "
+                    f"a sequence whose store-conditional is reached another way; {UNTERMINATED.get(arch, why)}"
+                )
+            yield Finding(LLSC_WINDOW, int(cx.inst_fid[row]), msg, evidence, instance=row, address=d["low"])
+
+
+# -- transactional memory ---------------------------------------------------------------------
+
+
+def _transaction(code_: InstanceCode, begin: int) -> tuple[list[int], list[int], bool, list[int]]:
+    """The instructions on some path from a transaction's begin to one of its ends (commit or
+    unconditional abort), not through another begin; else (no end in this instance) every
+    instruction reachable from the begin. Returns (members, ends, terminated, open exits: the
+    ways out of the function reachable from the begin without an end)."""
+    reach: set[int] = set()
+    ends: list[int] = []
+    open_exits: list[int] = []
+    stack = list(code_.successors(begin))
+    while stack:
+        i = stack.pop()
+        if i in reach or i == begin:
+            continue
+        x = code_.insns[i]
+        if x["kind"] == k.TM_BEGIN:
+            continue
+        reach.add(i)
+        if x["kind"] == k.TM_END or (x["kind"] == k.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS):
+            ends.append(i)
+            continue
+        leaves = x["kind"] in (k.RETURN, k.JUMP_INDIRECT, k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT) or (
+            x["kind"] == k.JUMP and code_.at(x["target"]) is None
+        )
+        if leaves:
+            open_exits.append(i)
+        stack.extend(code_.successors(i))
+    if not ends:
+        return sorted(reach | {begin}), [], False, sorted(open_exits)
+    preds: dict[int, list[int]] = {}
+    for i in reach | {begin}:
+        if i in ends:
+            continue
+        for j in code_.successors(i):
+            if j in reach:
+                preds.setdefault(j, []).append(i)
+    back = set(ends)
+    stack = list(ends)
+    while stack:
+        for p in preds.get(stack.pop(), []):
+            if p not in back:
+                back.add(p)
+                stack.append(p)
+    return sorted(back | {begin}), sorted(ends), True, sorted(open_exits)
+
+
+def tm_region(cx: Context) -> Iterator[Finding]:
+    ev = _events(cx)
+    flavour, begin_name, end_name = TM_NAMES.get(cx.b.arch, ("TM", "begin", "end"))
+    rows = _instances_with(ev, k.TM_BEGIN, k.HLE)
+    codes = decode(cx, rows)
+    for row in rows:
+        code_ = codes[row]
+        symbol = cx.instance_symbol(row)
+        fid = int(cx.inst_fid[row])
+        for e in ev.of(row, k.TM_BEGIN, k.HLE).tolist():
+            i = code_.at(ev.addr[e])
+            if i is None:
+                continue
+            addr = int(ev.addr[e])
+            chain, where = inline_context(cx, row, addr)
+            if ev.kind[e] == k.HLE:
+                prefix = "xacquire" if ev.extra[e] & 1 else "xrelease"
+                yield Finding(
+                    TM_REGION,
+                    fid,
+                    f"{symbol}: {prefix}-prefixed {code_.mnemonic(i)} at {hexa(addr)} (HLE), {where}: {HLE_WHY}",
+                    {
+                        "instance": symbol,
+                        "kind": "HLE",
+                        "prefix": prefix,
+                        "instructions": [code_.line(i, cx)],
+                        "inline_context": chain,
+                        "inline": where,
+                    },
+                    instance=row,
+                    address=addr,
+                )
+                continue
+            members, ends, terminated, open_exits = _transaction(code_, i)
+            lo = code_.insns[members[0]]["address"]
+            hi = code_.insns[members[-1]]["address"] + code_.insns[members[-1]]["size"]
+            inner = {
+                kind: [code_.line(j, cx) for j in members if code_.insns[j]["kind"] == kk]
+                for kind, kk in (("aborts", k.TM_ABORT), ("tests", k.TM_TEST), ("other_tm", k.TM_OTHER))
+            }
+            inside = set(members)
+            targets = [
+                {"target": hexa(x["target"]), "from": hexa(x["address"])}
+                for x in code_.insns
+                if x["kind"] in (k.JUMP, k.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
+            ]
+            fallback = code_.insns[i]["target"]
+            evidence = {
+                "instance": symbol,
+                "kind": flavour,
+                "begin": hexa(addr),
+                "ends": [code_.line(j, cx) for j in ends],
+                "terminated": terminated,
+                "exits_without_end": [code_.line(j, cx) for j in open_exits],
+                "fallback": hexa(fallback) if fallback != k.NO_TARGET else None,
+                "ranges": code_.runs(members),
+                "low": hexa(lo),
+                "high": hexa(hi),
+                "instructions": [code_.line(j, cx) for j in members],
+                **inner,
+                "branch_targets": targets,
+                "inline_context": chain,
+                "inline": where,
+            }
+            if terminated:
+                closing = ", ".join(code_.mnemonic(j) + " at " + hexa(code_.insns[j]["address"]) for j in ends)
+                msg = (
+                    f"{symbol}: {flavour} transaction from {begin_name} at {hexa(addr)} to {closing} "
+                    f"({len(members)} instructions in {len(evidence['ranges'])} range(s)), {where}: "
+                    f"{TM_WHY.get(flavour, 'a probe inside aborts the transaction')}"
+                )
+            else:
+                msg = (
+                    f"{symbol}: {flavour} transaction begun by {begin_name} at {hexa(addr)} has no {end_name} in "
+                    f"{symbol} (it ends in another function, e.g. an unlock): all {len(members)} instructions "
+                    f"reachable from it may run transactionally, {where}: "
+                    f"{TM_WHY.get(flavour, 'a probe inside aborts the transaction')}"
+                )
+            yield Finding(TM_REGION, fid, msg, evidence, instance=row, address=addr)
+
+
+# -- calls to atomic helpers --------------------------------------------------------------------
+
+
+def _read(path: str, offset: int, size: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+class Plt:
+    """Names of PLT entries, read the way the dynamic linker binds them: the GOT slot an entry
+    jumps through (decoded from the entry) and the dynamic relocation of that slot. ELF64
+    little-endian only, PLT entries of x86-64 (``jmp *slot(%rip)``), aarch64 (``adrp x16;
+    ldr x17, [x16, #off]``) and riscv64 (``auipc t3; ld t3, off(t3)``); else unnamed."""
+
+    def __init__(self, cx: Context) -> None:
+        self.cx = cx
+        self.by_slot: dict[int, str] = {}
+        info = cx.b.info
+        if info.get("class") != "elf64" or info.get("endian") != "little":
+            return
+        s = cx.b.sections
+        sec = {
+            n: (int(o), int(z), int(t))
+            for n, o, z, t in zip(
+                s.column("name").to_pylist(),
+                s.column("offset").to_pylist(),
+                s.column("size").to_pylist(),
+                s.column("type").to_pylist(),
+            )
+        }
+        if ".dynsym" not in sec or ".dynstr" not in sec:
+            return
+        path = str(cx.b.path)
+        dynsym = _read(path, sec[".dynsym"][0], sec[".dynsym"][1])
+        dynstr = _read(path, sec[".dynstr"][0], sec[".dynstr"][1])
+
+        def sym_name(index: int) -> str | None:
+            if not index or index * 24 + 24 > len(dynsym):
+                return None
+            (st_name,) = struct.unpack_from("<I", dynsym, index * 24)
+            end = dynstr.find(b"\0", st_name)
+            return dynstr[st_name:end].decode("utf-8", "replace") or None
+
+        for name in (".rela.plt", ".rela.dyn"):
+            if name not in sec or sec[name][2] != 4:  # SHT_RELA
+                continue
+            data = _read(path, sec[name][0], sec[name][1])
+            for off in range(0, len(data) - 23, 24):
+                r_offset, r_info, _ = struct.unpack_from("<QQq", data, off)
+                sym = sym_name(r_info >> 32)
+                if sym is not None:
+                    self.by_slot.setdefault(r_offset, sym)
+
+    def slot(self, entry: int) -> int | None:
+        """The GOT slot the PLT entry at ``entry`` jumps through."""
+        insns = self.cx.b.instructions(entry, entry + 16)
+        arch = self.cx.b.arch
+        if arch == "x86_64":
+            for x in insns:
+                if x["kind"] == k.JUMP_INDIRECT and x["extra"] & 4 and x["target"] != k.NO_TARGET:  # SLOT
+                    return int(x["target"])
+            return None
+        text = [(x["address"], x["text"]) for x in insns[:3]]
+        if arch == "aarch64" and len(text) >= 2:
+            a = re.match(r"adrp x16, #(-?0x[0-9a-f]+|-?\d+)$", text[0][1])
+            b = re.match(r"ldr x17, \[x16(?:, #(-?0x[0-9a-f]+|-?\d+))?\]$", text[1][1])
+            if a and b:
+                return int(a.group(1), 0) + (int(b.group(1), 0) if b.group(1) else 0)
+        if arch == "riscv64" and len(text) >= 2:
+            a = re.match(r"auipc t3, (-?0x[0-9a-f]+|-?\d+)$", text[0][1])
+            b = re.match(r"ld t3, (-?0x[0-9a-f]+|-?\d+)\(t3\)$", text[1][1])
+            if a and b:
+                hi = int(a.group(1), 0)
+                hi = hi - (1 << 20) if hi >= 1 << 19 else hi  # a 20-bit immediate printed unsigned
+                return text[0][0] + (hi << 12) + int(b.group(1), 0)
+        return None
+
+    def name(self, entry: int) -> str | None:
+        s = self.slot(entry)
+        return self.by_slot.get(s) if s is not None else None
+
+
+def plt(cx: Context) -> Plt:
+    if not hasattr(cx, "_plt"):
+        cx._plt = Plt(cx)  # type: ignore[attr-defined]
+    return cx._plt  # type: ignore[attr-defined]
+
+
+def _helper(name: str | None) -> str | None:
+    """The helper's plain name if ``name`` is one, else None."""
+    if not name:
+        return None
+    m = _HELPER_RE.match(name)
+    if not m or m.group(1) in NOT_AN_OPERATION:
+        return None
+    return m.group(1)
+
+
+def atomic_helper_call(cx: Context) -> Iterator[Finding]:
+    """Direct calls and tail jumps whose target is a helper: a function symbol with a helper's
+    name, a PLT entry whose GOT slot's relocation names one, or (relocatable files) an
+    undefined helper symbol; and x86 ``call *slot(%rip)`` (``-fno-plt``) through a GOT slot
+    whose relocation names one."""
+    ev = _events(cx)
+    direct = np.isin(ev.kind, (k.CALL_DIRECT, k.TAIL_JUMP_DIRECT))
+    slot = np.isin(ev.kind, (k.CALL_INDIRECT, k.TAIL_JUMP_INDIRECT)) & ((ev.extra & 4) != 0)  # SLOT
+    slot &= ev.target != k.NO_TARGET
+    calls = np.flatnonzero(direct | slot)
+    if not len(calls):
+        return
+    targets = ev.target[calls]
+    through_slot = slot[calls]
+    # candidates: addresses of helper-named symbols, every PLT entry and GOT slot (named below)
+    rows, addrs = cx.code_symbols
+    named = pc.match_substring_regex(cx.pool, HELPER).to_numpy(zero_copy_only=False)
+    candidate = np.isin(targets, addrs[named[cx.sym["name"][rows]]]) | through_slot
+    s = cx.b.sections
+    for name, lo, size in zip(
+        s.column("name").to_pylist(), s.column("address").to_pylist(), s.column("size").to_pylist()
+    ):
+        if name in PLT_SECTIONS and lo:
+            candidate |= (targets >= lo) & (targets < lo + size)
+    external = (ev.extra[calls] & 16) != 0  # EXTERNAL: relocatable file, target_name
+    ext_names = cx.b.code.events.column("target_name").to_pylist() if external.any() else []
+    resolved: dict[int, tuple[str | None, str]] = {}
+    by_row: dict[int, list[dict]] = {}
+    for j in np.flatnonzero(candidate | external).tolist():
+        i = int(calls[j])
+        t = int(ev.target[i])
+        if external[j]:
+            helper, via = _helper(ext_names[i]), "relocation (undefined symbol)"
+        elif through_slot[j]:
+            helper, via = _helper(plt(cx).by_slot.get(t)), "GOT slot (-fno-plt)"
+        else:
+            if t not in resolved:
+                section = cx.section_at(t)[0]
+                if section in PLT_SECTIONS:
+                    resolved[t] = (_helper(plt(cx).name(t)), "PLT")
+                else:
+                    name = cx.name_at(t)
+                    resolved[t] = (_helper(name), "PLT (call stub)" if ".plt_call." in name else "direct")
+            helper, via = resolved[t]
+        if helper is None:
+            continue
+        by_row.setdefault(int(ev.fid[i]), []).append(
+            {
+                "at": hexa(ev.addr[i]),
+                "helper": helper,
+                "via": via,
+                "target": None if external[j] else hexa(t),
+                "tail": bool(ev.kind[i] in (k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT)),
+                "family": "outline" if helper.startswith("__aarch64_") else "libatomic",
+            }
+        )
+    lows = cx.inst.column("low_pc").to_numpy()
+    with_windows = {int(lows[r]): cx.instance_symbol(r) for r in _instances_with(ev, k.LL)}
+    for row, sites in sorted(by_row.items()):
+        symbol = cx.instance_symbol(row)
+        helpers = sorted({s["helper"] for s in sites})
+        families = sorted({s["family"] for s in sites})
+        vias = sorted({c["via"] for c in sites if c["via"] != "direct"})
+        local = sorted(
+            {with_windows[a] for c in sites if c["via"] == "direct" and (a := int(c["target"], 16)) in with_windows}
+        )
+        msg = (
+            f"{symbol} does its atomic operations through {len(sites)} call(s) to {', '.join(helpers)}"
+            + (f" (via {', '.join(VIA[v] for v in vias)})" if vias else "")
+            + ": "
+            + "; ".join(HELPER_WHY[f] for f in families)
+            + (f" (in this binary: see llsc-window on {', '.join(local)})" if local else "")
+        )
+        yield Finding(
+            ATOMIC_HELPER_CALL,
+            int(cx.inst_fid[row]),
+            msg,
+            {"instance": symbol, "calls": sites, "helpers": helpers},
+            instance=row,
+            address=int(sites[0]["at"], 16),
+        )
+
+
+RULES = [llsc_window, tm_region, atomic_helper_call]
