@@ -150,6 +150,12 @@ def constprop_trivial_body(cx: Context) -> Iterator[Finding]:
     first = np.unique(ids, return_index=True)[1]  # an instance's entry range comes first
     short = np.zeros(cx.inst.num_rows, bool)
     short[ids[first]] = counts[first] <= TRIVIAL_MAX
+    # a constant return has a return and at most the ftrace call: skip the rest undecoded
+    ev = cx.b.code.events
+    fid, kind = ev.column("function_id").to_numpy(), ev.column("kind").to_numpy()
+    returns = np.bincount(fid[kind == k.RETURN].astype(np.int64), minlength=cx.inst.num_rows)
+    calls = np.bincount(fid[kind == k.CALL_DIRECT].astype(np.int64), minlength=cx.inst.num_rows)
+    short &= (returns >= 1) & (calls <= 1)
     for row in np.flatnonzero(short & ((cx.inst_suffix_kinds & SUFFIX_CONSTPROP) != 0)).tolist():
         lo, hi = cx.inst_ranges(row)[0]
         insns = cx.b.instructions(lo, hi)

@@ -168,15 +168,16 @@ def refused(cx: Context) -> Iterator[Finding]:
     if not bl.kernel:
         return
     lows = cx.inst.column("low_pc").to_numpy()
-    stems = cx.sym["suffix"]
-    for row in range(cx.inst.num_rows):
-        e = bl.at(int(lows[row]))
-        via = None
+    starts, ends, _ = bl._sorted
+    i = np.searchsorted(starts, lows, "right") - 1
+    inside = (i >= 0) & (lows < ends[np.maximum(i, 0)])
+    main = cx.inst_main_symbol
+    suffixed = (main >= 0) & (cx.sym["suffix"][np.maximum(main, 0)] != 0)
+    for row in np.flatnonzero(inside | suffixed).tolist():
+        e, via = bl.at(int(lows[row])), None
         if e is None:
-            main = cx.inst_main_symbol[row]
-            if main >= 0 and stems[main] != 0:
-                base = cx.instance_symbol(row).split(".", 1)[0]
-                e, via = bl.names.get(base), base
+            base = cx.instance_symbol(row).split(".", 1)[0]
+            e, via = bl.names.get(base), base
             if e is None:
                 continue
         symbol = cx.instance_symbol(row)
