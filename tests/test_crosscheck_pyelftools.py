@@ -63,6 +63,7 @@ from elftools.dwarf.ranges import RangeEntry  # noqa: E402
 from elftools.elf.elffile import ELFFile  # noqa: E402
 
 import patchscope  # noqa: E402
+from patchscope.index.binary import TABLES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "fixtures" / "bin"
@@ -989,17 +990,7 @@ def oracle(fid: str) -> Oracle:
     )
 
 
-TABLE_NAMES = (
-    "units",
-    "subprograms",
-    "params",
-    "inline_sites",
-    "call_sites",
-    "ranges",
-    "lines",
-    "symbols",
-    "sections",
-)
+TABLE_NAMES = TABLES  # every table of the core
 
 
 def core_tables(path: Path, debug_file: Path | None = None) -> tuple[dict[str, str], dict[str, list[dict]]]:

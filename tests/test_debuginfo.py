@@ -10,6 +10,7 @@ import pytest
 
 import patchscope
 from conftest import BIN, expected
+from patchscope.index.binary import TABLES
 
 
 def inventory_summary(b: patchscope.Binary) -> set[tuple]:
@@ -117,17 +118,7 @@ def test_cache_round_trip() -> None:
     inv = first.inventory
     second = patchscope.open(path)
     assert second.from_cache
-    for t in (
-        "sections",
-        "symbols",
-        "units",
-        "subprograms",
-        "params",
-        "inline_sites",
-        "call_sites",
-        "ranges",
-        "lines",
-    ):
+    for t in TABLES:
         assert getattr(second, t).equals(getattr(first, t)), t
     assert second.inventory.functions.equals(inv.functions)
     assert not patchscope.open(path, use_cache=False).from_cache
