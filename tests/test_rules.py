@@ -226,6 +226,7 @@ def test_kernel_blacklist_in_miniature() -> None:
     assert got == {
         ("kprobe-blacklist", "do_int3", "NOKPROBE_SYMBOL"),
         ("kprobe-blacklist", "kprobe_handler", "NOKPROBE_SYMBOL"),
+        ("kprobe-blacklist", "kprobe_int3_handler", "NOKPROBE_SYMBOL"),
         ("kprobe-blacklist", "kprobe_fault_handler", ".kprobes.text"),
         ("noinstr", "exc_nmi", "noinstr text"),
         ("entry-text", "entry_syscall", "entry text"),
@@ -235,6 +236,12 @@ def test_kernel_blacklist_in_miniature() -> None:
         zip(rules.findings(b).bands.column("name").to_pylist(), rules.findings(b).bands.column("band").to_pylist())
     )
     assert band["exc_nmi"] == "hazardous" and band["ordinary"] != "hazardous"
+
+
+def test_machinery_reachable() -> None:
+    (r,) = by_code("x86_64-kprobes")["machinery-reachable"]
+    assert r["evidence"]["path"] == ["kprobe_int3_handler", "machinery_helper"]
+    assert "machinery-reachable" not in by_code("x86_64")  # no kprobe handler, no machinery
 
 
 def test_no_blacklist_outside_kernels() -> None:

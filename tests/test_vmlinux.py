@@ -218,3 +218,9 @@ def test_blacklist_equals_the_booted_kernels(kernel: patchscope.Binary) -> None:
     }
     clones = {r["evidence"]["instance"] for r in findings_of(kernel, "kprobe-blacklist") if r["evidence"]["via"]}
     assert "nmi_handle.part.0" in clones
+
+
+def test_machinery_reachable(kernel: patchscope.Binary) -> None:
+    found = {r["evidence"]["instance"]: r["evidence"] for r in findings_of(kernel, "machinery-reachable")}
+    assert found["rcu_is_watching"]["path"] == ["arch_ftrace_ops_list_func", "rcu_is_watching"]
+    assert all(e["depth"] <= 2 for e in found.values())
