@@ -244,6 +244,13 @@ def test_machinery_reachable() -> None:
     assert "machinery-reachable" not in by_code("x86_64")  # no kprobe handler, no machinery
 
 
+def test_systemtap_blocklist_second_opinion() -> None:
+    user = {r["function"]: r["evidence"]["rule"] for r in by_code("x86_64")["systemtap-blocklist"]}
+    assert user == {"_start": "return probes (no normal function-entry ABI)"}
+    kernel = {r["function"]: r["evidence"]["rule"] for r in by_code("x86_64-kprobes")["systemtap-blocklist"]}
+    assert kernel == {"do_int3": "a blocklisted function name"}
+
+
 def test_no_blacklist_outside_kernels() -> None:
     assert not {"kprobe-blacklist", "noinstr", "entry-text"} & set(by_code("x86_64"))
 

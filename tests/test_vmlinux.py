@@ -224,3 +224,10 @@ def test_machinery_reachable(kernel: patchscope.Binary) -> None:
     found = {r["evidence"]["instance"]: r["evidence"] for r in findings_of(kernel, "machinery-reachable")}
     assert found["rcu_is_watching"]["path"] == ["arch_ftrace_ops_list_func", "rcu_is_watching"]
     assert all(e["depth"] <= 2 for e in found.values())
+
+
+def test_systemtap_blocklist(kernel: patchscope.Binary) -> None:
+    found = {r["function"]: r["evidence"]["rule"] for r in findings_of(kernel, "systemtap-blocklist")}
+    assert found["do_exit"].startswith("a blocklisted return probe")
+    assert found["_raw_spin_lock"] == "a blocklisted function name"
+    assert found["register_kprobe"] == "declared in blocklisted file kernel/kprobes.c"

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from patchscope.index.binary import Binary
 from patchscope.index.cache import derived_product
-from patchscope.rules import atomics, clones, entry, inlining, kernel, machinery, names, returns, verdict
+from patchscope.rules import atomics, clones, entry, inlining, kernel, machinery, names, peers, returns, verdict
 from patchscope.rules.context import Context
 from patchscope.rules.finding import CODES, Band, Code, Finding, to_table
 
@@ -25,6 +25,7 @@ RULES: list[Rule] = [
     *kernel.RULES,
     *atomics.RULES,
     *machinery.RULES,
+    *peers.RULES,
 ]
 
 __all__ = ["CODES", "RULES", "Band", "Code", "Context", "Finding", "Findings", "findings", "run"]

@@ -222,7 +222,7 @@ class Context:
         return self.b.cols.raw["symbols"].column("size").to_numpy()
 
     @cached_property
-    def _sections(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def sections(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         s = self.b.sections
         order = np.argsort(s.column("address").to_numpy(), kind="stable")
         start = s.column("address").to_numpy()[order]
@@ -230,7 +230,7 @@ class Context:
 
     def section_at(self, addr: int) -> tuple[str | None, int]:
         """The (allocated) section holding ``addr`` and its start address."""
-        start, end, names = self._sections
+        start, end, names = self.sections
         i = int(np.searchsorted(start, addr, "right")) - 1
         while i >= 0 and start[i] == start[min(i + 1, len(start) - 1)] and addr >= end[i]:
             i -= 1

@@ -34,7 +34,7 @@ class Entries:
         values = sites.column("value").to_numpy()
         self.records = np.sort(values[values != 0])
         self.table = sites.column("table")[0].as_py() if sites.num_rows else "__mcount_loc"
-        bounds = _bound_symbols(cx)
+        bounds = bound_symbols(cx)
         self.kernel = "__start_mcount_loc" in bounds or "__start_kprobe_blacklist" in bounds
         self.applies = self.kernel or bool(len(self.records))
 
@@ -43,7 +43,7 @@ class Entries:
         return int(self.records[i]) if i < len(self.records) and self.records[i] < hi else None
 
 
-def _bound_symbols(cx: Context) -> list[str]:
+def bound_symbols(cx: Context) -> list[str]:
     names = cx.b.symbols.column("name").combine_chunks()
     hits = pc.starts_with(names.dictionary, "__start_").to_numpy(zero_copy_only=False)
     return [cx.string(i) for i in np.flatnonzero(hits)]
