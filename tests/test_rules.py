@@ -252,7 +252,7 @@ def test_systemtap_blocklist_second_opinion() -> None:
 
 
 def test_no_blacklist_outside_kernels() -> None:
-    assert not {"kprobe-blacklist", "noinstr", "entry-text"} & set(by_code("x86_64"))
+    assert not {"kprobe-blacklist", "noinstr", "entry-text", "return-probe-refused"} & set(by_code("x86_64"))
 
 
 # codes tested in tests/test_atomics.py: "llsc-window", "tm-region", "atomic-helper-call"

@@ -231,3 +231,7 @@ def test_systemtap_blocklist(kernel: patchscope.Binary) -> None:
     assert found["do_exit"].startswith("a blocklisted return probe")
     assert found["_raw_spin_lock"] == "a blocklisted function name"
     assert found["register_kprobe"] == "declared in blocklisted file kernel/kprobes.c"
+
+
+def test_return_probe_refused(kernel: patchscope.Binary) -> None:
+    assert {r["function"] for r in findings_of(kernel, "return-probe-refused")} == {"__switch_to"}

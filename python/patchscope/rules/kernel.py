@@ -27,6 +27,16 @@ ENTRY_TEXT = code(
     "entry-text", Band.HAZARDOUS, "low-level entry code (entry/irqentry text): the kernel refuses kprobes"
 )
 
+RETURN_PROBE_REFUSED = code(
+    "return-probe-refused",
+    Band.HAZARDOUS,
+    "register_kretprobe refuses a return probe on it (the architecture's kretprobe blacklist)",
+)
+
+#: ``kretprobe_blacklist[]`` per architecture (arch/x86/kernel/kprobes/core.c): functions that
+#: switch stacks, where a hijacked return address would return on another task's stack.
+KRETPROBE_BLACKLIST = {"x86_64": {"__switch_to": "switches the stack: the return lands on another task"}}
+
 #: Areas, by their bounds symbols, with the code a symbol inside gets. x86's arch area is the
 #: entry text; arm64 adds irqentry and hyp text, riscv/s390/loongarch irqentry.
 AREAS = [
@@ -193,4 +203,24 @@ def refused(cx: Context) -> Iterator[Finding]:
         )
 
 
-RULES = [refused]
+def return_probe_refused(cx: Context) -> Iterator[Finding]:
+    if not blacklist(cx).kernel:
+        return
+    listed = KRETPROBE_BLACKLIST.get(cx.b.arch, {})
+    for fid, name in enumerate(cx.fn_name):
+        why = listed.get(name)
+        if why is None:
+            continue
+        for row in cx.instances_of.get(fid, []):
+            symbol = cx.instance_symbol(row)
+            yield Finding(
+                RETURN_PROBE_REFUSED,
+                fid,
+                f"{symbol}: register_kretprobe refuses it ({why}; arch kretprobe_blacklist); entry probes are accepted",
+                {"instance": symbol, "why": why, "list": "kretprobe_blacklist"},
+                instance=row,
+                address=cx.inst_low(row),
+            )
+
+
+RULES = [refused, return_probe_refused]
