@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 
 import numpy as np
+import pyarrow.compute as pc
 
 from patchscope.rules.context import Context
 from patchscope.rules.entry import bound_symbols
@@ -62,6 +63,10 @@ def systemtap_blocklist(cx: Context) -> Iterator[Finding]:
     .kprobes.text, function name, return-only names, declaration file."""
     kernel = bool({"__start_mcount_loc", "__start_kprobe_blacklist"} & set(bound_symbols(cx)))
     files = cx.functions.column("decl_file").to_pylist()
+    # the name regexes run once per distinct name, in Arrow's RE2, not once per function in Python
+    fn_names = cx.functions.column("name").combine_chunks()
+    matched = pc.match_substring_regex(fn_names.dictionary, _STAP_FUNCTIONS.pattern).to_numpy(zero_copy_only=False)
+    blocked_name = matched[fn_names.indices.to_numpy()]
     start, end, names = cx.sections
     lows = cx.inst.column("low_pc").to_numpy()
     i = np.searchsorted(start, lows, "right") - 1
@@ -71,7 +76,7 @@ def systemtap_blocklist(cx: Context) -> Iterator[Finding]:
         row = first[fid]
         section = names[i[row]] if row >= 0 and i[row] >= 0 and lows[row] < end[i[row]] else None
         if kernel:
-            rule = _kernel_rule(cx.b.arch, name, files[fid] or "", section)
+            rule = _kernel_rule(cx.b.arch, name, files[fid] or "", section, bool(blocked_name[fid]))
         else:
             rule = "return probes (no normal function-entry ABI)" if _STAP_USER_RETURN.match(name) else None
         if rule:
@@ -83,12 +88,12 @@ def systemtap_blocklist(cx: Context) -> Iterator[Finding]:
             )
 
 
-def _kernel_rule(arch: str, name: str, file: str, section: str | None) -> str | None:
+def _kernel_rule(arch: str, name: str, file: str, section: str | None, blocked_name: bool) -> str | None:
     if section and _STAP_SECTIONS.match(section):
         return f"in blocklisted section {section}"
     if section == ".kprobes.text":
         return "a kprobes function"
-    if _STAP_FUNCTIONS.match(name) or (arch == "x86_64" and _STAP_X86_64.match(name)):
+    if blocked_name or (arch == "x86_64" and _STAP_X86_64.match(name)):
         return "a blocklisted function name"
     if _STAP_RETURN.match(name):
         return "a blocklisted return probe (the function does not return)"
