@@ -34,12 +34,14 @@ def of_function(f: Findings, fid: int) -> pa.Table:
     return f.findings.filter(pc.equal(f.findings.column("fid"), fid))
 
 
-def document(binary: Binary, band: str | None, code: str | None, with_findings: bool) -> dict[str, Any]:
+def document(
+    binary: Binary, band: str | None, code: str | None, with_findings: bool, summary_only: bool = False
+) -> dict[str, Any]:
     """The scan of a whole binary: summary, and the functions that pass the filters."""
     f = findings(binary)
     fn = binary.inventory.functions
     bands = f.bands
-    keep = np.ones(bands.num_rows, bool)
+    keep = np.full(bands.num_rows, not summary_only)
     if band:
         keep &= np.asarray(bands.column("band").to_pylist()) == band
     if code:
