@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolFlags, SymbolKind};
+use object::{Object, ObjectSection, ObjectSymbol, SymbolFlags, SymbolKind};
 
 use crate::error::{Error, Result};
 use crate::table::{Chunk, Strings, Table};
@@ -19,8 +19,7 @@ pub struct Mapped {
 
 impl Mapped {
     pub fn open(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::new(format!("{}: {}", path.display(), io_reason(&e))))?;
+        let meta = std::fs::metadata(path).map_err(|e| Error::new(format!("{}: {}", path.display(), io_reason(&e))))?;
         if meta.is_dir() {
             return Err(Error::new(format!("{}: is a directory, not an ELF file", path.display())));
         }
@@ -28,8 +27,7 @@ impl Mapped {
             // A FIFO would block `open` until a writer came; a device is no ELF file either.
             return Err(Error::new(format!("{}: not a regular file", path.display())));
         }
-        let file = File::open(path)
-            .map_err(|e| Error::new(format!("{}: {}", path.display(), io_reason(&e))))?;
+        let file = File::open(path).map_err(|e| Error::new(format!("{}: {}", path.display(), io_reason(&e))))?;
         // SAFETY: the map is read-only; a file truncated underneath us by another process
         // is outside what any reader of this kind can defend against.
         let map = unsafe { memmap2::Mmap::map(&file) }
@@ -41,8 +39,7 @@ impl Mapped {
         if self.map.len() < 4 || &self.map[..4] != b"\x7fELF" {
             return Err(Error::new(format!("{}: not an ELF file", self.path.display())));
         }
-        object::File::parse(&*self.map)
-            .map_err(|e| Error::new(format!("{}: malformed ELF: {e}", self.path.display())))
+        object::File::parse(&*self.map).map_err(|e| Error::new(format!("{}: malformed ELF: {e}", self.path.display())))
     }
 }
 
@@ -116,9 +113,7 @@ pub fn section_data<'d>(file: &object::File<'d>, name: &str) -> Result<Cow<'d, [
             )));
         }
     }
-    let data = section
-        .uncompressed_data()
-        .map_err(|e| Error::new(format!("section {name}: {e}")))?;
+    let data = section.uncompressed_data().map_err(|e| Error::new(format!("section {name}: {e}")))?;
     if file.kind() != object::ObjectKind::Relocatable {
         // Executables and shared objects carry the DWARF already relocated, even when
         // linked with --emit-relocs (vmlinux keeps .rela.debug_*).
@@ -291,9 +286,7 @@ pub fn sections_table<'d>(file: &object::File<'d>, strings: &mut Strings<'d>) ->
         };
         kind.push(t);
         flags.push(f);
-        let packed = s
-            .compressed_file_range()
-            .is_ok_and(|r| r.format != object::CompressionFormat::None);
+        let packed = s.compressed_file_range().is_ok_and(|r| r.format != object::CompressionFormat::None);
         compressed.push(u8::from(packed));
     }
     Table::new(vec![
@@ -377,11 +370,8 @@ pub fn symbols_table<'d>(
     } else {
         (primary, "dynsym")
     };
-    let syms: Vec<object::Symbol> = if origin == "dynsym" {
-        file.dynamic_symbols().collect()
-    } else {
-        file.symbols().collect()
-    };
+    let syms: Vec<object::Symbol> =
+        if origin == "dynsym" { file.dynamic_symbols().collect() } else { file.symbols().collect() };
     let bases = section_bases(file);
     let code = CodeAddress::new(file);
     let mut t = SymbolColumns::with_capacity(syms.len());
@@ -428,9 +418,7 @@ impl<'d> CodeAddress<'d> {
         match self.opd {
             Some((index, base, data)) if s.section_index() == Some(index) => {
                 let at = usize::try_from(value.wrapping_sub(base)).unwrap_or(usize::MAX);
-                at.checked_add(8)
-                    .and_then(|end| data.get(at..end))
-                    .map_or(value, |b| read_uint(b, !self.big_endian))
+                at.checked_add(8).and_then(|end| data.get(at..end)).map_or(value, |b| read_uint(b, !self.big_endian))
             }
             _ => value,
         }
@@ -508,11 +496,6 @@ impl SymbolColumns {
             ("section", Chunk::U32(self.section)),
         ])
     }
-}
-
-/// Is this a section holding DWARF (named either way)?
-pub fn is_debug_section(s: &object::Section) -> bool {
-    s.kind() == SectionKind::Debug
 }
 
 #[cfg(test)]

@@ -13,16 +13,16 @@ use crate::scan::{identify as identify_binary, scan as scan_binary, Options, Sca
 create_exception!(_core, CoreError, pyo3::exceptions::PyException, "The binary cannot be read as asked.");
 
 fn options(path: PathBuf, debug_file: Option<PathBuf>, debug_roots: Option<Vec<PathBuf>>) -> Options {
-    Options {
-        path,
-        debug_file,
-        debug_roots: debug_roots.unwrap_or_else(|| vec![PathBuf::from("/usr/lib/debug")]),
-    }
+    Options { path, debug_file, debug_roots: debug_roots.unwrap_or_else(|| vec![PathBuf::from("/usr/lib/debug")]) }
 }
 
 /// Runs `f` without the GIL, turning a panic into an error rather than a Python
 /// `PanicException`: bad input must never crash the caller.
-fn guarded<T: Send>(py: Python<'_>, opts: &Options, f: impl FnOnce(&Options) -> crate::error::Result<T> + Send) -> PyResult<T> {
+fn guarded<T: Send>(
+    py: Python<'_>,
+    opts: &Options,
+    f: impl FnOnce(&Options) -> crate::error::Result<T> + Send,
+) -> PyResult<T> {
     py.detach(|| {
         catch_unwind(AssertUnwindSafe(|| f(opts)))
             .unwrap_or_else(|_| Err(Error::new(format!("{}: internal error while reading", opts.path.display()))))
@@ -33,7 +33,12 @@ fn guarded<T: Send>(py: Python<'_>, opts: &Options, f: impl FnOnce(&Options) -> 
 /// Which files a scan would read: `{"build_id", "debug_file", "debug_build_id"}`.
 #[pyfunction]
 #[pyo3(signature = (path, debug_file=None, debug_roots=None))]
-fn identify(py: Python<'_>, path: PathBuf, debug_file: Option<PathBuf>, debug_roots: Option<Vec<PathBuf>>) -> PyResult<Py<PyDict>> {
+fn identify(
+    py: Python<'_>,
+    path: PathBuf,
+    debug_file: Option<PathBuf>,
+    debug_roots: Option<Vec<PathBuf>>,
+) -> PyResult<Py<PyDict>> {
     let opts = options(path, debug_file, debug_roots);
     let found = guarded(py, &opts, identify_binary)?;
     let d = PyDict::new(py);
@@ -47,7 +52,12 @@ fn identify(py: Python<'_>, path: PathBuf, debug_file: Option<PathBuf>, debug_ro
 /// {name: {column: (dtype, bytes)}}}`; string columns have dtype `"str"` and index `strings`.
 #[pyfunction]
 #[pyo3(signature = (path, debug_file=None, debug_roots=None))]
-fn scan(py: Python<'_>, path: PathBuf, debug_file: Option<PathBuf>, debug_roots: Option<Vec<PathBuf>>) -> PyResult<Py<PyDict>> {
+fn scan(
+    py: Python<'_>,
+    path: PathBuf,
+    debug_file: Option<PathBuf>,
+    debug_roots: Option<Vec<PathBuf>>,
+) -> PyResult<Py<PyDict>> {
     let opts = options(path, debug_file, debug_roots);
     let found = guarded(py, &opts, scan_binary)?;
     to_python(py, found)
@@ -73,7 +83,14 @@ impl U64s {
 /// "code_events"}}` as from `scan` (kinds and flags: patchscope_core::code).
 #[pyfunction]
 #[pyo3(signature = (path, function_ids, lows, highs, debug_file=None))]
-fn code_facts(py: Python<'_>, path: PathBuf, function_ids: U64s, lows: U64s, highs: U64s, debug_file: Option<PathBuf>) -> PyResult<Py<PyDict>> {
+fn code_facts(
+    py: Python<'_>,
+    path: PathBuf,
+    function_ids: U64s,
+    lows: U64s,
+    highs: U64s,
+    debug_file: Option<PathBuf>,
+) -> PyResult<Py<PyDict>> {
     let opts = options(path, debug_file, None);
     let found = guarded(py, &opts, |o| {
         let (ids, lows, highs) = (function_ids.values()?, lows.values()?, highs.values()?);
@@ -85,7 +102,13 @@ fn code_facts(py: Python<'_>, path: PathBuf, function_ids: U64s, lows: U64s, hig
 /// The instructions of `[low, high)`: table `insns` (address, size, kind, target, extra, text, target_name).
 #[pyfunction]
 #[pyo3(signature = (path, low, high, debug_file=None))]
-fn instructions(py: Python<'_>, path: PathBuf, low: u64, high: u64, debug_file: Option<PathBuf>) -> PyResult<Py<PyDict>> {
+fn instructions(
+    py: Python<'_>,
+    path: PathBuf,
+    low: u64,
+    high: u64,
+    debug_file: Option<PathBuf>,
+) -> PyResult<Py<PyDict>> {
     let opts = options(path, debug_file, None);
     let found = guarded(py, &opts, |o| crate::code::instructions(&o.path, o.debug_file.as_deref(), low, high))?;
     to_python(py, found)

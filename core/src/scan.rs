@@ -56,11 +56,15 @@ pub fn scan(opts: &Options) -> Result<Scan> {
     info.push(("sup_file", sup.as_ref().map(|m| m.path.display().to_string()).unwrap_or_default()));
 
     let has_dwarf = elf::has_dwarf(dwarf_obj);
-    info.push(("dwarf", match (has_dwarf, debug.is_some()) {
-        (false, _) => "none",
-        (true, false) => "embedded",
-        (true, true) => "separate",
-    }.into()));
+    info.push((
+        "dwarf",
+        match (has_dwarf, debug.is_some()) {
+            (false, _) => "none",
+            (true, false) => "embedded",
+            (true, true) => "separate",
+        }
+        .into(),
+    ));
 
     let sections = if has_dwarf { Some(dwarf::load_sections(dwarf_obj)?) } else { None };
     let sup_sections = sup_obj.as_ref().map(dwarf::load_sections).transpose()?;
@@ -168,7 +172,8 @@ fn find_sup(dwarf_path: &Path, name: &str, build_id: &str, roots: &[PathBuf]) ->
     }
     candidates.into_iter().find_map(|p| {
         let m = Mapped::open(&p).ok()?;
-        let matches = m.parse().ok().and_then(|f| elf::identity(&f).build_id.map(elf::hex)).is_some_and(|b| b == build_id);
+        let matches =
+            m.parse().ok().and_then(|f| elf::identity(&f).build_id.map(elf::hex)).is_some_and(|b| b == build_id);
         matches.then_some(m)
     })
 }

@@ -147,9 +147,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(columns: Vec<(&'static str, Chunk)>) -> Self {
-        Table {
-            columns: columns.into_iter().map(|(n, c)| (n, Column::from(c))).collect(),
-        }
+        Table { columns: columns.into_iter().map(|(n, c)| (n, Column::from(c))).collect() }
     }
 
     pub fn rows(&self) -> usize {
@@ -208,10 +206,7 @@ pub struct Strings<'a> {
 
 impl Default for Strings<'_> {
     fn default() -> Self {
-        let mut s = Strings {
-            index: FxHashMap::default(),
-            items: Vec::new(),
-        };
+        let mut s = Strings { index: FxHashMap::default(), items: Vec::new() };
         s.intern(Cow::Borrowed(b""));
         s
     }

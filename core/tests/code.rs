@@ -235,7 +235,10 @@ fn aarch64_classes() {
         let b = words_le(&words);
         let insns = dec.decode(&b, 0);
         let text = dec.texts(&b, 0, &insns);
-        assert_eq!((text[2].as_str(), text[3].as_str(), text[10].as_str()), ("bl 0x48", "b.ne 0x14", "ldaxr (.inst 0x885ffc01)"));
+        assert_eq!(
+            (text[2].as_str(), text[3].as_str(), text[10].as_str()),
+            ("bl 0x48", "b.ne 0x14", "ldaxr (.inst 0x885ffc01)")
+        );
     }
     // A trailing partial word is a decode error, never a panic.
     let mut short = words_le(&words[..2]);
@@ -653,7 +656,8 @@ fn fixture_tail_calls_x86_64() {
     assert!(!ev.iter().any(|e| e.0 == 0 && e.2 == kind::RETURN));
     assert!(ev.iter().any(|e| e.0 == 1 && e.2 == kind::CALL_DIRECT && e.3 == real));
     assert!(ev.iter().any(|e| e.0 == 2 && e.2 == kind::TAIL_JUMP_INDIRECT));
-    let tm: Vec<u8> = ev.iter().filter(|e| e.0 == 3 && e.2 >= kind::TM_BEGIN && e.2 <= kind::TM_OTHER).map(|e| e.2).collect();
+    let tm: Vec<u8> =
+        ev.iter().filter(|e| e.0 == 3 && e.2 >= kind::TM_BEGIN && e.2 <= kind::TM_OTHER).map(|e| e.2).collect();
     assert_eq!(tm, vec![kind::TM_BEGIN, kind::TM_END, kind::TM_ABORT]);
 }
 

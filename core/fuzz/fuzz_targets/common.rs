@@ -19,11 +19,7 @@ use patchscope_core::scan::{scan, Options};
 /// other processes' files; both are removed after each input.
 fn scratch_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        std::env::temp_dir()
-            .join(format!("patchscope-fuzz-{}", std::process::id()))
-            .join("input.elf")
-    })
+    PATH.get_or_init(|| std::env::temp_dir().join(format!("patchscope-fuzz-{}", std::process::id())).join("input.elf"))
 }
 
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);

@@ -30,11 +30,8 @@ macro_rules! fixture {
     };
 }
 
-static FIXTURES: [&[u8]; 3] = [
-    fixture!("x86_64/corpus"),
-    fixture!("x86_64-dwarf4/corpus"),
-    fixture!("x86_64-rel/module.o"),
-];
+static FIXTURES: [&[u8]; 3] =
+    [fixture!("x86_64/corpus"), fixture!("x86_64-dwarf4/corpus"), fixture!("x86_64-rel/module.o")];
 
 fn fixtures() -> &'static [Fixture] {
     static F: OnceLock<Vec<Fixture>> = OnceLock::new();

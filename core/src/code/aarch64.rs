@@ -64,8 +64,8 @@ pub fn classify(w: u32, pc: u64) -> Class {
         let imm = (w >> 5) & 0xFFFF;
         return match w & 0xFFE0_001F {
             0xD420_0000 | 0xD440_0000 => Class::with(kind::TRAP, trap::BREAKPOINT | imm << 16), // BRK, HLT
-            0xD460_0000 => Class::with(kind::TM_ABORT, imm), // TCANCEL #imm16 (TME)
-            _ => Class::OTHER,                               // SVC, HVC, SMC, DCPS
+            0xD460_0000 => Class::with(kind::TM_ABORT, imm),                                    // TCANCEL #imm16 (TME)
+            _ => Class::OTHER,                                                                  // SVC, HVC, SMC, DCPS
         };
     }
     // System instructions, 0xD5000000 mask 0xFFC00000.
@@ -185,7 +185,8 @@ pub(super) fn text(w: u32, i: &Insn) -> String {
     }
 }
 
-const COND: [&str; 16] = ["eq", "ne", "cs", "cc", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le", "al", "nv"];
+const COND: [&str; 16] =
+    ["eq", "ne", "cs", "cc", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le", "al", "nv"];
 
 fn atomic_name(w: u32, i: &Insn) -> String {
     let suffix = match (w >> 30, i.extra & flag::PAIR != 0) {
@@ -200,9 +201,15 @@ fn atomic_name(w: u32, i: &Insn) -> String {
         kind::SC => format!("st{}x{}", if rel { "l" } else { "" }, if pair { "p" } else { "r" }),
         kind::ORDERED if acq => "ldar".into(),
         kind::ORDERED => "stlr".into(),
-        _ if w & 0x3F00_0000 == 0x0800_0000 => format!("cas{}{}{}", if pair { "p" } else { "" }, if acq { "a" } else { "" }, if rel { "l" } else { "" }),
+        _ if w & 0x3F00_0000 == 0x0800_0000 => {
+            format!("cas{}{}{}", if pair { "p" } else { "" }, if acq { "a" } else { "" }, if rel { "l" } else { "" })
+        }
         _ => {
-            let op = if (w >> 15) & 1 == 1 { "swp" } else { ["ldadd", "ldclr", "ldeor", "ldset", "ldsmax", "ldsmin", "ldumax", "ldumin"][((w >> 12) & 7) as usize] };
+            let op = if (w >> 15) & 1 == 1 {
+                "swp"
+            } else {
+                ["ldadd", "ldclr", "ldeor", "ldset", "ldsmax", "ldsmin", "ldumax", "ldumin"][((w >> 12) & 7) as usize]
+            };
             format!("{op}{}{}", if acq { "a" } else { "" }, if rel { "l" } else { "" })
         }
     };

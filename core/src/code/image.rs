@@ -45,11 +45,7 @@ impl<'d> Image<'d> {
         // The nearest section starting at or before `low` that contains it (a few back, as
         // sections can overlap: x86's .data..percpu sits at address 0).
         let i = self.sections.partition_point(|&(a, _)| a <= low);
-        let Some(&(base, data)) = self.sections[..i]
-            .iter()
-            .rev()
-            .take(8)
-            .find(|&&(a, d)| low - a < d.len() as u64)
+        let Some(&(base, data)) = self.sections[..i].iter().rev().take(8).find(|&&(a, d)| low - a < d.len() as u64)
         else {
             return none;
         };

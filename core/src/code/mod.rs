@@ -299,7 +299,11 @@ impl Decoder {
     /// The decoder for `file`'s code: its thunks from `symbols` (the file's own symbol
     /// table, or its debug file's), and its branch relocations if it is relocatable, with
     /// undefined symbols' names interned in `strings`.
-    pub fn for_file<'d>(file: &object::File<'d>, symbols: &object::File<'d>, strings: &mut Strings<'d>) -> Result<Self> {
+    pub fn for_file<'d>(
+        file: &object::File<'d>,
+        symbols: &object::File<'d>,
+        strings: &mut Strings<'d>,
+    ) -> Result<Self> {
         let mut dec = Decoder::new(Isa::from_arch(elf::arch_name(file))?);
         let relocatable = file.kind() == object::ObjectKind::Relocatable;
         if matches!(dec.isa, Isa::X86 { .. }) {
@@ -431,14 +435,23 @@ fn branch_relocs<'d>(file: &object::File<'d>, isa: Isa, strings: &mut Strings<'d
                 Isa::Ppc { .. } => (
                     matches!(
                         r_type,
-                        R_PPC64_REL24 | R_PPC64_REL14 | R_PPC64_REL14_BRTAKEN | R_PPC64_REL14_BRNTAKEN | RelocationType(116) /* R_PPC64_REL24_NOTOC */
+                        R_PPC64_REL24
+                            | R_PPC64_REL14
+                            | R_PPC64_REL14_BRTAKEN
+                            | R_PPC64_REL14_BRNTAKEN
+                            | RelocationType(116) /* R_PPC64_REL24_NOTOC */
                     ),
                     false,
                 ),
                 Isa::Riscv { .. } => (
                     matches!(
                         r_type,
-                        R_RISCV_BRANCH | R_RISCV_JAL | R_RISCV_CALL | R_RISCV_CALL_PLT | R_RISCV_RVC_BRANCH | R_RISCV_RVC_JUMP
+                        R_RISCV_BRANCH
+                            | R_RISCV_JAL
+                            | R_RISCV_CALL
+                            | R_RISCV_CALL_PLT
+                            | R_RISCV_RVC_BRANCH
+                            | R_RISCV_RVC_JUMP
                     ),
                     false,
                 ),
@@ -538,7 +551,11 @@ pub fn function_events(dec: &Decoder, parts: &[Code], events: &mut Vec<Event>) -
     for (n, part) in parts.iter().enumerate() {
         let mut facts = RangeFacts { first_bad: u64::MAX, status: part.status, ..Default::default() };
         // Entry NOPs: after an optional landing pad and the ppc64 TOC setup.
-        let mut nops = EntryNops { phase: if n == 0 { 0 } else { 2 }, skip_to: local_target.unwrap_or(entry), ..Default::default() };
+        let mut nops = EntryNops {
+            phase: if n == 0 { 0 } else { 2 },
+            skip_to: local_target.unwrap_or(entry),
+            ..Default::default()
+        };
         dec.walk(part.bytes, part.low, |i| {
             if i.kind == kind::ERROR {
                 facts.errors += 1;
@@ -697,8 +714,7 @@ pub fn facts(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], 
             for &(a, b) in chunk {
                 let members = &order[a..b];
                 let id = ids[members[0] as usize];
-                let code: Vec<Code> =
-                    members.iter().map(|&r| img.code(lows[r as usize], highs[r as usize])).collect();
+                let code: Vec<Code> = members.iter().map(|&r| img.code(lows[r as usize], highs[r as usize])).collect();
                 let mark = ev.len();
                 let got = catch_unwind(AssertUnwindSafe(|| function_events(&dec, &code, &mut ev)));
                 match got {
@@ -706,7 +722,14 @@ pub fn facts(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], 
                     Err(_) => {
                         ev.truncate(mark);
                         rows.extend(members.iter().zip(&code).map(|(&r, c)| {
-                            (r, RangeFacts { first_bad: u64::MAX, status: c.status | status::INTERNAL, ..Default::default() })
+                            (
+                                r,
+                                RangeFacts {
+                                    first_bad: u64::MAX,
+                                    status: c.status | status::INTERNAL,
+                                    ..Default::default()
+                                },
+                            )
                         }));
                     }
                 }

@@ -89,11 +89,11 @@ fn trap_class(w: u32) -> Class {
 fn opcode31(w: u32) -> Class {
     // Load and reserve, mask 0xFC0007FE (EH hint ignored).
     let ll = match w & 0xFC00_07FE {
-        0x7C00_0068 => 1,  // lbarx
-        0x7C00_00E8 => 2,  // lharx
-        0x7C00_0028 => 4,  // lwarx
-        0x7C00_00A8 => 8,  // ldarx
-        0x7C00_0228 => 16, // lqarx
+        0x7C00_0068 => 1,                                  // lbarx
+        0x7C00_00E8 => 2,                                  // lharx
+        0x7C00_0028 => 4,                                  // lwarx
+        0x7C00_00A8 => 8,                                  // ldarx
+        0x7C00_0228 => 16,                                 // lqarx
         0x7C00_0008 | 0x7C00_0088 => return trap_class(w), // tw (XO 4), td (XO 68)
         _ => 0,
     };
@@ -159,7 +159,10 @@ pub(super) fn text(bytes: &[u8], big_endian: bool, i: &Insn) -> String {
                 _ if w & 0x80 != 0 => "td",
                 _ => "tw",
             };
-            format!("{name} {bo},r{bi},{}", if op < 4 { format!("{}", w as u16 as i16) } else { format!("r{}", (w >> 11) & 31) })
+            format!(
+                "{name} {bo},r{bi},{}",
+                if op < 4 { format!("{}", w as u16 as i16) } else { format!("r{}", (w >> 11) & 31) }
+            )
         }
         _ => {
             let name = match w & 0xFC00_07FE {

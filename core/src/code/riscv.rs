@@ -77,7 +77,8 @@ pub fn classify32(w: u32, pc: u64, pair: Option<(u64, u32, u64)>) -> (Class, boo
     let c = match w & 0x7F {
         // JAL: J-immediate imm[20|10:1|11|19:12]; rd = x0 is `j`, ra/t0 a call.
         0x6F => {
-            let imm = ((w >> 31) << 20) | (((w >> 21) & 0x3FF) << 1) | (((w >> 20) & 1) << 11) | (((w >> 12) & 0xFF) << 12);
+            let imm =
+                ((w >> 31) << 20) | (((w >> 21) & 0x3FF) << 1) | (((w >> 20) & 1) << 11) | (((w >> 12) & 0xFF) << 12);
             let t = pc.wrapping_add(sext(imm, 21) as u64);
             let link = if rd == T0 { flag::ALT_LINK } else { 0 };
             Class::to(if rd == 0 { kind::JUMP } else { kind::CALL_DIRECT }, t, link)
@@ -175,8 +176,8 @@ fn cj(h: u32) -> i64 {
 }
 
 const ABI: [&str; 32] = [
-    "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3",
-    "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6",
+    "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2",
+    "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6",
 ];
 
 /// A mnemonic for what the classifier knows, `.insn 0x…` for the rest.

@@ -2,7 +2,7 @@
 //! other ISAs when the `capstone` feature is built, else the classifiers' own small printers
 //! (branch mnemonics with targets, the atomics by name, `.inst` words for the rest).
 
-use super::{kind, Isa, Insn};
+use super::{kind, Insn, Isa};
 
 pub(super) struct Printer {
     isa: Isa,

@@ -105,11 +105,7 @@ fn is_near(k: OpKind) -> bool {
 /// FF /2, FF /4 (and far FF /3, FF /5): through a register or memory; a RIP-relative slot
 /// (a GOT entry, say) is given as the target with the SLOT flag.
 fn indirect(ins: &Instruction, k: u8) -> Class {
-    let far = if ins.is_jmp_far_indirect() || ins.is_call_far_indirect() {
-        flag::FAR
-    } else {
-        0
-    };
+    let far = if ins.is_jmp_far_indirect() || ins.is_call_far_indirect() { flag::FAR } else { 0 };
     if ins.is_ip_rel_memory_operand() {
         Class::to(k, ins.ip_rel_memory_address(), flag::SLOT | far)
     } else {

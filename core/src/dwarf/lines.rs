@@ -46,7 +46,13 @@ impl Lines {
 /// Appends the unit's rows. The location view of a row is its rank among the rows at the
 /// same address (GCC's view numbering restarts at 0 whenever the address advances); gimli
 /// has no notion of views, so they are counted here.
-pub fn read<'d>(cx: &Ctx<'d, '_>, unit_index: u32, strings: &mut Strings<'d>, files: &mut FileTable, out: &mut Lines) -> Result<()> {
+pub fn read<'d>(
+    cx: &Ctx<'d, '_>,
+    unit_index: u32,
+    strings: &mut Strings<'d>,
+    files: &mut FileTable,
+    out: &mut Lines,
+) -> Result<()> {
     let Some(program) = cx.unit.line_program.clone() else { return Ok(()) };
     let mut rows = program.rows();
     let (mut prev_addr, mut view, mut fresh) = (0u64, 0u16, true);

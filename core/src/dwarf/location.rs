@@ -75,8 +75,7 @@ impl Loc {
 pub fn classify<R: Reader<Offset = usize>>(expr: Expression<R>, encoding: Encoding) -> Loc {
     let mut ops = expr.clone().operations(encoding);
     let mut first: Option<Operation<R>> = None;
-    let (mut stack_value, mut piece, mut entry, mut param_ref, mut implicit_ptr) =
-        (false, false, false, false, false);
+    let (mut stack_value, mut piece, mut entry, mut param_ref, mut implicit_ptr) = (false, false, false, false, false);
     let mut literal: Option<i64> = None;
     let mut implicit: Option<i64> = None;
     let mut n = 0;
@@ -185,7 +184,7 @@ mod tests {
         assert_eq!(loc(&[0x55]), Loc::of(kind::REGISTER, 5)); // DW_OP_reg5
         assert_eq!(loc(&[0x91, 0x10]).kind, kind::MEMORY); // DW_OP_fbreg 16
         assert_eq!(loc(&[0x3a, 0x9f]), Loc::constant(10)); // DW_OP_lit10; stack_value
-        // DW_OP_entry_value(DW_OP_reg4); DW_OP_stack_value
+                                                           // DW_OP_entry_value(DW_OP_reg4); DW_OP_stack_value
         assert_eq!(loc(&[0xa3, 0x01, 0x54, 0x9f]), Loc::of(kind::ENTRY_VALUE, 4));
         // DW_OP_GNU_parameter_ref 0x452; DW_OP_stack_value (the bytes gcc emits for .isra)
         assert_eq!(loc(&[0xfa, 0x52, 0x04, 0x00, 0x00, 0x9f]).kind, kind::PARAM_REF);

@@ -172,7 +172,13 @@ pub fn scan<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, tag: u64, first_unit: u32, stri
     finish(acc, trailing_error, strings)
 }
 
-fn scan_unit_guarded<'d>(acc: &mut Acc<'d>, dwarf: &gimli::Dwarf<Slice<'d>>, header: gimli::UnitHeader<Slice<'d>>, index: u32, tag: u64) {
+fn scan_unit_guarded<'d>(
+    acc: &mut Acc<'d>,
+    dwarf: &gimli::Dwarf<Slice<'d>>,
+    header: gimli::UnitHeader<Slice<'d>>,
+    index: u32,
+    tag: u64,
+) {
     let offset = header.debug_info_offset().map_or(0, |o| o.0 as u64) | tag;
     let before = acc.units.len();
     if let Err(p) = catch_unwind(AssertUnwindSafe(|| scan_unit(acc, dwarf, header, index, tag))) {
@@ -182,11 +188,21 @@ fn scan_unit_guarded<'d>(acc: &mut Acc<'d>, dwarf: &gimli::Dwarf<Slice<'d>>, hea
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_default();
         acc.units.truncate(before);
-        acc.units.push(UnitRow { offset, error: Some(format!("unit at {:#x}: internal error: {msg}", offset & !SUP_BIT)), ..Default::default() });
+        acc.units.push(UnitRow {
+            offset,
+            error: Some(format!("unit at {:#x}: internal error: {msg}", offset & !SUP_BIT)),
+            ..Default::default()
+        });
     }
 }
 
-fn scan_unit<'d>(acc: &mut Acc<'d>, dwarf: &gimli::Dwarf<Slice<'d>>, header: gimli::UnitHeader<Slice<'d>>, index: u32, tag: u64) {
+fn scan_unit<'d>(
+    acc: &mut Acc<'d>,
+    dwarf: &gimli::Dwarf<Slice<'d>>,
+    header: gimli::UnitHeader<Slice<'d>>,
+    index: u32,
+    tag: u64,
+) {
     let mut row = UnitRow {
         offset: header.debug_info_offset().map_or(0, |o| o.0 as u64) | tag,
         version: header.version(),

@@ -47,12 +47,6 @@ class Columns:
         """A numeric column (or a string column's pool indices) as a NumPy array, without copy."""
         return self.raw[table].column(column).to_numpy()
 
-    def string(self, index: int) -> str:
-        return self.pool[int(index)].as_py()
-
-    def strings(self, indices: np.ndarray) -> list[str]:
-        return self.pool.take(pa.array(indices, type=pa.uint32())).to_pylist()
-
 
 def _raw_table(cols: dict) -> pa.Table:
     fields, arrays = [], []
