@@ -1201,24 +1201,7 @@ def test_lines(fid: str) -> None:
     for unit in sorted({r["unit"] for r in o.lines} | {r["unit"] for r in t["lines"]}):
         mine = [r for r in t["lines"] if r["unit"] == unit]
         theirs = [r for r in o.lines if r["unit"] == unit]
-        simple = [
-            {
-                "address": r["address"],
-                "line": r["line"],
-                "is_stmt": bool(r["flags"] & IS_STMT),
-                "end_sequence": bool(r["flags"] & END_SEQUENCE),
-            }
-            for r in mine
-        ]
-        simple_o = [
-            {
-                "address": r["address"],
-                "line": r["line"],
-                "is_stmt": bool(r["flags"] & IS_STMT),
-                "end_sequence": bool(r["flags"] & END_SEQUENCE),
-            }
-            for r in theirs
-        ]
+        simple, simple_o = _line_essentials(mine), _line_essentials(theirs)
         assert_rows(
             fid,
             f"lines of unit {unit}",
@@ -1235,6 +1218,18 @@ def test_lines(fid: str) -> None:
         ["address", "file", "line", "column", "flags", "view", "unit"],
         key=None,
     )
+
+
+def _line_essentials(rows: list[dict]) -> list[dict]:
+    return [
+        {
+            "address": r["address"],
+            "line": r["line"],
+            "is_stmt": bool(r["flags"] & IS_STMT),
+            "end_sequence": bool(r["flags"] & END_SEQUENCE),
+        }
+        for r in rows
+    ]
 
 
 @all_fixtures

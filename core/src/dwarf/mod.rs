@@ -172,6 +172,11 @@ pub fn scan<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, tag: u64, first_unit: u32, stri
     finish(acc, trailing_error, strings)
 }
 
+/// A unit's global name: its `.debug_info` offset, tagged for a supplementary file.
+fn unit_offset(header: &gimli::UnitHeader<Slice<'_>>, tag: u64) -> u64 {
+    header.debug_info_offset().map_or(0, |o| o.0 as u64) | tag
+}
+
 fn scan_unit_guarded<'d>(
     acc: &mut Acc<'d>,
     dwarf: &gimli::Dwarf<Slice<'d>>,
@@ -179,7 +184,7 @@ fn scan_unit_guarded<'d>(
     index: u32,
     tag: u64,
 ) {
-    let offset = header.debug_info_offset().map_or(0, |o| o.0 as u64) | tag;
+    let offset = unit_offset(&header, tag);
     let before = acc.units.len();
     if let Err(p) = catch_unwind(AssertUnwindSafe(|| scan_unit(acc, dwarf, header, index, tag))) {
         let msg = p
@@ -204,7 +209,7 @@ fn scan_unit<'d>(
     tag: u64,
 ) {
     let mut row = UnitRow {
-        offset: header.debug_info_offset().map_or(0, |o| o.0 as u64) | tag,
+        offset: unit_offset(&header, tag),
         version: header.version(),
         kind: unit_kind(&header.type_()),
         address_size: header.address_size(),
