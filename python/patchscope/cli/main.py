@@ -7,9 +7,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from patchscope.cli import common, function, functions, scan
+from patchscope.cli import common, diff, function, functions, scan
 
-COMMANDS = {"scan": scan, "function": function, "functions": functions}
+COMMANDS = {"scan": scan, "function": function, "functions": functions, "diff": diff}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,68 @@
+"""``patchscope diff OLD NEW``: how two builds of one program compiled its functions differently."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from patchscope.cli import common
+from patchscope.report import diff as report
+
+HELP = "two builds side by side: inlining, clones and bands that changed"
+TABLE_LIMIT = 2000
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("new", help="the second build (the first is BINARY)")
+    p.add_argument("--new-debug-file", metavar="FILE", help="separate debug file of the second build")
+
+
+def run(args: argparse.Namespace) -> int:
+    old = common.open_binary(args)
+    new = common.open_binary(
+        argparse.Namespace(**{**vars(args), "binary": args.new, "debug_file": args.new_debug_file})
+    )
+    doc = report.document(old, new)
+    with common.output(args) as out:
+        if args.format == "json":
+            common.write_json(out, doc)
+        else:
+            render(common.console(out), doc)
+    return 0
+
+
+def _state(s: dict[str, Any] | None) -> str:
+    if s is None:
+        return "-"
+    inst = ", ".join(s["instances"]) or "no instance"
+    return f"{s['status']} ({s['inline_sites']} sites); {inst}; {s['band']}"
+
+
+def render(con: Any, doc: dict[str, Any]) -> None:
+    s = doc["summary"]
+    con.print(
+        f"{doc['old']['path']} → {doc['new']['path']}: {s['functions_old']} → {s['functions_new']} source functions; "
+        + ", ".join(f"{v} {k}" for k, v in s.items() if not k.startswith("functions_")),
+        markup=False,
+    )
+    fns = doc["functions"]
+    if len(fns) > TABLE_LIMIT:
+        con.file.writelines(
+            f"{f['name']}\t{f['decl_file'] or '-'}\t{','.join(f['changes'])}\t{_state(f['old'])}\t{_state(f['new'])}\n"
+            for f in fns
+        )
+        return
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("function", "declared in", "changed", "old", "new"):
+        t.add_column(col, overflow="fold")
+    for f in fns:
+        t.add_row(
+            *(
+                Text(x)
+                for x in (f["name"], f["decl_file"] or "-", ", ".join(f["changes"]), _state(f["old"]), _state(f["new"]))
+            )
+        )
+    con.print(t)
