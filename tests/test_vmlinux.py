@@ -235,3 +235,24 @@ def test_systemtap_blocklist(kernel: patchscope.Binary) -> None:
 
 def test_return_probe_refused(kernel: patchscope.Binary) -> None:
     assert {r["function"] for r in findings_of(kernel, "return-probe-refused")} == {"__switch_to"}
+
+
+def test_diff_50_against_56(kernel: patchscope.Binary) -> None:
+    """Spot-checked by hand with nm on both builds (6.1.0-50 → 6.1.0-56)."""
+    from conftest import vmlinux_path
+
+    from patchscope.report.diff import document
+
+    old_path = vmlinux_path("6.1.0-50")
+    if old_path is None:
+        pytest.skip("6.1.0-50 vmlinux absent (fetch-debian-kernel.sh 6.1.0-50)")
+    doc = document(patchscope.open(old_path), kernel)
+    by = {(f["name"], f["decl_file"]): f for f in doc["functions"]}
+    flush = by[("__flush_work", "kernel/workqueue.c")]
+    assert flush["old"]["instances"] == ["__flush_work.isra"] and flush["new"]["instances"] == ["__flush_work"]
+    assert by[("__init_single_page", "mm/page_alloc.c")]["old"]["instances"] == ["__init_single_page.constprop"]
+    tail = by[("__bpf_skb_change_tail", "net/core/filter.c")]
+    assert (tail["old"]["status"], tail["new"]["status"]) == ("selectively-inlined", "fully-inlined")
+    fspick = by[("__do_sys_fspick", "fs/fsopen.c")]
+    assert (fspick["old"]["status"], fspick["new"]["status"]) == ("fully-inlined", "not-inlined")
+    assert doc["summary"]["inlining"] > 100
