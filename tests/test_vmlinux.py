@@ -240,7 +240,6 @@ def test_return_probe_refused(kernel: patchscope.Binary) -> None:
 def test_diff_50_against_56(kernel: patchscope.Binary) -> None:
     """Spot-checked by hand with nm on both builds (6.1.0-50 → 6.1.0-56)."""
     from conftest import vmlinux_path
-
     from patchscope.report.diff import document
 
     old_path = vmlinux_path("6.1.0-50")
