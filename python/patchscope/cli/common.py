@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,6 +69,15 @@ def console(out: IO[str]) -> Console:
     """A console for ``out``; a file or pipe gets wide lines, since nobody reads it at 80 columns."""
     tty = out.isatty()
     return Console(file=out, highlight=False, width=None if tty else 240, force_terminal=tty or None)
+
+
+def emit(args: argparse.Namespace, doc: dict[str, Any], render: Callable[[Console], None]) -> None:
+    """Writes ``doc`` where ``-o`` says: as JSON, or through ``render`` for a person."""
+    with output(args) as out:
+        if args.format == "json":
+            write_json(out, doc)
+        else:
+            render(console(out))
 
 
 def write_json(out: IO[str], doc: dict[str, Any]) -> None:

@@ -26,11 +26,7 @@ def run(args: argparse.Namespace) -> int:
         argparse.Namespace(**{**vars(args), "binary": args.new, "debug_file": args.new_debug_file})
     )
     doc = report.document(old, new)
-    with common.output(args) as out:
-        if args.format == "json":
-            common.write_json(out, doc)
-        else:
-            render(common.console(out), doc)
+    common.emit(args, doc, lambda con: render(con, doc))
     return 0
 
 

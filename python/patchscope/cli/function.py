@@ -43,13 +43,12 @@ def run(args: argparse.Namespace) -> int:
         rec["findings"] = report.finding_records(report.of_function(f, fid))
         records.append(rec)
     doc = {"schema": "patchscope.function", "version": 1, "binary": b.info["path"], "functions": records}
-    with common.output(args) as out:
-        if args.format == "json":
-            common.write_json(out, doc)
-        else:
-            con = common.console(out)
-            for rec in records:
-                render(con, rec)
+
+    def show(con: Any) -> None:
+        for rec in records:
+            render(con, rec)
+
+    common.emit(args, doc, show)
     return 0
 
 

@@ -25,11 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     b = common.open_binary(args)
     doc = inventory.document(b, args.pattern, args.verbose or args.format == "json")
-    with common.output(args) as out:
-        if args.format == "json":
-            common.write_json(out, doc)
-        else:
-            render(common.console(out), doc, args.verbose)
+    common.emit(args, doc, lambda con: render(con, doc, args.verbose))
     if not doc["functions"] and args.pattern:
         common.warn(f"no source function matches {args.pattern!r}")
         return 1

@@ -25,11 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     b = common.open_binary(args)
     doc = report.document(b, args.band, args.code, with_findings=args.format == "json", summary_only=args.summary)
-    with common.output(args) as out:
-        if args.format == "json":
-            common.write_json(out, doc)
-        else:
-            render(common.console(out), doc)
+    common.emit(args, doc, lambda con: render(con, doc))
     return 0
 
 

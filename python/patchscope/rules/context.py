@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cached_property
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchscope.index.binary import Binary
@@ -41,6 +43,10 @@ LOC_LIST, LOC_VIEW_ONLY = 1, 2
 
 #: ``symbols.suffix_kinds`` bits (the core's ``elf::suffix``).
 SUFFIX_COLD, SUFFIX_PART, SUFFIX_ISRA, SUFFIX_CONSTPROP = 1, 2, 4, 8
+
+
+#: Bounds symbols only a kernel image has.
+KERNEL_MARKS = ("__start_mcount_loc", "__start_kprobe_blacklist")
 
 
 def local_entry_offset(st_other: int) -> int:
@@ -178,6 +184,18 @@ class Context:
         rows = np.flatnonzero(func)
         rows = rows[np.argsort(self.sym["address"][rows], kind="stable")]
         return rows, self.sym["address"][rows]
+
+    def symbol_addresses(self, names: Iterable[str]) -> dict[str, int]:
+        """The address of each of ``names`` that a defined symbol has, found in the string pool
+        rather than by converting every symbol name."""
+        ids = np.flatnonzero(pc.is_in(self.pool, value_set=pa.array(list(names))).to_numpy(zero_copy_only=False))
+        sy = self.b.cols.raw["symbols"]
+        rows = np.flatnonzero(np.isin(self.sym["name"], ids) & (sy.column("section").to_numpy() != 0))
+        return {self.string(self.sym["name"][r]): int(self.sym["address"][r]) for r in rows.tolist()}
+
+    def is_kernel(self) -> bool:
+        """A kernel image: its ftrace or kprobe-blacklist table has bounds symbols."""
+        return bool(self.symbol_addresses(KERNEL_MARKS))
 
     def symbols_at(self, addr: int) -> np.ndarray:
         """Rows of the function symbols whose value is ``addr``."""

@@ -34,19 +34,12 @@ class Entries:
         values = sites.column("value").to_numpy()
         self.records = np.sort(values[values != 0])
         self.table = sites.column("table")[0].as_py() if sites.num_rows else "__mcount_loc"
-        bounds = bound_symbols(cx)
-        self.kernel = "__start_mcount_loc" in bounds or "__start_kprobe_blacklist" in bounds
+        self.kernel = cx.is_kernel()
         self.applies = self.kernel or bool(len(self.records))
 
     def record_in(self, lo: int, hi: int) -> int | None:
         i = np.searchsorted(self.records, lo, "left")
         return int(self.records[i]) if i < len(self.records) and self.records[i] < hi else None
-
-
-def bound_symbols(cx: Context) -> list[str]:
-    names = cx.b.symbols.column("name").combine_chunks()
-    hits = pc.starts_with(names.dictionary, "__start_").to_numpy(zero_copy_only=False)
-    return [cx.string(i) for i in np.flatnonzero(hits)]
 
 
 def no_ftrace_site(cx: Context) -> Iterator[Finding]:

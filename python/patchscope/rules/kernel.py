@@ -103,7 +103,8 @@ class Blacklist:
 
     def __init__(self, cx: Context) -> None:
         self.cx = cx
-        self.bounds = {n: a for n, a in _symbols(cx, "__").items()}
+        areas = AREAS + ARCH_AREAS.get(cx.b.arch, [])
+        self.bounds = cx.symbol_addresses(["__start_kprobe_blacklist", *(n for a in areas for n in a[:2])])
         self.kernel = "__start_kprobe_blacklist" in self.bounds
 
     @cached_property
@@ -142,15 +143,6 @@ class Blacklist:
     @cached_property
     def names(self) -> dict[str, Entry]:
         return {e.name: e for e in self.entries}
-
-
-def _symbols(cx: Context, prefix: str) -> dict[str, int]:
-    names = cx.b.symbols.column("name").combine_chunks()
-    hits = pc.starts_with(names.dictionary, prefix).to_numpy(zero_copy_only=False)
-    wanted = {i for i in np.flatnonzero(hits).tolist()}
-    idx = names.indices.to_numpy()
-    addrs = cx.sym["address"]
-    return {cx.string(idx[r]): int(addrs[r]) for r in np.flatnonzero(np.isin(idx, list(wanted))).tolist()}
 
 
 def _text_ranges(cx: Context) -> list[tuple[int, int]]:

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from patchscope.index import code as k
 from patchscope.rules.context import Context
@@ -54,7 +52,7 @@ DEPTH = 2
 
 
 def machinery_reachable(cx: Context) -> Iterator[Finding]:
-    by_name = _addresses(cx, ROOTS)
+    by_name = cx.symbol_addresses(ROOTS)
     roots = {n: why for n, why in ROOTS.items() if n in by_name}
     if not roots:
         return
@@ -88,16 +86,6 @@ def machinery_reachable(cx: Context) -> Iterator[Finding]:
             instance=row,
             address=int(lows[row]),
         )
-
-
-def _addresses(cx: Context, wanted: dict[str, str]) -> dict[str, int]:
-    """The address of each wanted function symbol present (looked up in the string pool, not by
-    converting every symbol name)."""
-    pool = cx.pool
-    ids = np.flatnonzero(pc.is_in(pool, value_set=pa.array(list(wanted))).to_numpy(zero_copy_only=False))
-    rows, addrs = cx.func_symbols
-    hit = np.isin(cx.sym["name"][rows], ids)
-    return {cx.string(cx.sym["name"][r]): int(a) for r, a in zip(rows[hit].tolist(), addrs[hit].tolist())}
 
 
 def _callees(cx: Context, lows: np.ndarray, order: np.ndarray) -> dict[int, set[int]]:

@@ -14,7 +14,6 @@ import numpy as np
 import pyarrow.compute as pc
 
 from patchscope.rules.context import Context
-from patchscope.rules.entry import bound_symbols
 from patchscope.rules.finding import Band, Finding, code
 
 SYSTEMTAP_BLOCKLIST = code(
@@ -61,7 +60,7 @@ _STAP_USER_RETURN = re.compile(r"^(_start|__.*\.get_pc_thunk\..*)$")
 def systemtap_blocklist(cx: Context) -> Iterator[Finding]:
     """Per source function, the first SystemTap rule that matches, in its own order: section,
     .kprobes.text, function name, return-only names, declaration file."""
-    kernel = bool({"__start_mcount_loc", "__start_kprobe_blacklist"} & set(bound_symbols(cx)))
+    kernel = cx.is_kernel()
     files = cx.functions.column("decl_file").to_pylist()
     # the name regexes run once per distinct name, in Arrow's RE2, not once per function in Python
     fn_names = cx.functions.column("name").combine_chunks()
