@@ -240,9 +240,7 @@ class InlineSites:
 
 
 def _inline_sites(cx: Context) -> InlineSites:
-    if not hasattr(cx, "_inline_ranges"):
-        cx._inline_ranges = InlineSites(cx)  # type: ignore[attr-defined]
-    return cx._inline_ranges  # type: ignore[attr-defined]
+    return cx.shared(InlineSites)
 
 
 def inline_context(cx: Context, row: int, addr: int) -> tuple[list[dict], str]:
@@ -570,9 +568,7 @@ class Plt:
 
 
 def plt(cx: Context) -> Plt:
-    if not hasattr(cx, "_plt"):
-        cx._plt = Plt(cx)  # type: ignore[attr-defined]
-    return cx._plt  # type: ignore[attr-defined]
+    return cx.shared(Plt)
 
 
 def _helper(name: str | None) -> str | None:

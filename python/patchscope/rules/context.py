@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +46,8 @@ LOC_LIST, LOC_VIEW_ONLY = 1, 2
 SUFFIX_COLD, SUFFIX_PART, SUFFIX_ISRA, SUFFIX_CONSTPROP = 1, 2, 4, 8
 
 
+T = TypeVar("T")
+
 #: Bounds symbols only a kernel image has.
 KERNEL_MARKS = ("__start_mcount_loc", "__start_kprobe_blacklist")
 
@@ -59,11 +62,18 @@ class Context:
 
     def __init__(self, binary: Binary) -> None:
         self.b = binary
+        self._shared: dict[Callable[[Context], Any], Any] = {}
         inv = binary.inventory
         self.functions = inv.functions
         self.inst = inv.instances
         self.sites = inv.inline_sites
         self.pool = binary.cols.pool
+
+    def shared(self, build: Callable[[Context], T]) -> T:
+        """What ``build`` makes of this binary, made once and shared by every rule that asks."""
+        if build not in self._shared:
+            self._shared[build] = build(self)
+        return self._shared[build]
 
     @cached_property
     def _strings(self) -> list[str]:

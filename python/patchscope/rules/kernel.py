@@ -158,9 +158,7 @@ def _in(ranges: list[tuple[int, int]], addr: int) -> bool:
 
 
 def blacklist(cx: Context) -> Blacklist:
-    if not hasattr(cx, "_blacklist"):
-        cx._blacklist = Blacklist(cx)  # type: ignore[attr-defined]
-    return cx._blacklist  # type: ignore[attr-defined]
+    return cx.shared(Blacklist)
 
 
 def refused(cx: Context) -> Iterator[Finding]:

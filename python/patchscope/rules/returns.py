@@ -56,9 +56,7 @@ class Events:
 
 
 def _events(cx: Context) -> Events:
-    if not hasattr(cx, "_events"):
-        cx._events = Events(cx)  # type: ignore[attr-defined]
-    return cx._events  # type: ignore[attr-defined]
+    return cx.shared(Events)
 
 
 def tail_call_exit(cx: Context) -> Iterator[Finding]:
@@ -99,22 +97,25 @@ def tail_call_exit(cx: Context) -> Iterator[Finding]:
         )
 
 
+def _self_calls(cx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """The DWARF call sites that target their own function: (calling DIE, tail-call flag)."""
+    cs = cx.b.cols.raw["call_sites"]
+    fn = cs.column("function").to_numpy()
+    target = cs.column("target").to_numpy()
+    sp_die = cx.sp["die"]
+    # a call site's target is the called function's DIE (abstract or declaration): compare source ids
+    origin = rows_of(sp_die, fn)
+    tgt = rows_of(sp_die, target)
+    same = (origin >= 0) & (tgt >= 0)
+    own = np.where(origin >= 0, cx.sp["origin"][np.maximum(origin, 0)], NO_DIE)
+    own = np.where(own == NO_DIE, fn, own)
+    same &= (target == own) | (target == fn)
+    return fn[same], cs.column("tail").to_numpy()[same]
+
+
 def _self_call_sites(cx: Context, row: int) -> tuple[int, int]:
     """DWARF call sites in an instance that target its own source function: (calls, tail calls)."""
-    if not hasattr(cx, "_self_calls"):
-        cs = cx.b.cols.raw["call_sites"]
-        fn = cs.column("function").to_numpy()
-        target = cs.column("target").to_numpy()
-        sp_die = cx.sp["die"]
-        # a call site's target is the called function's DIE (abstract or declaration): compare source ids
-        origin = rows_of(sp_die, fn)
-        tgt = rows_of(sp_die, target)
-        same = (origin >= 0) & (tgt >= 0)
-        own = np.where(origin >= 0, cx.sp["origin"][np.maximum(origin, 0)], NO_DIE)
-        own = np.where(own == NO_DIE, fn, own)
-        same &= (target == own) | (target == fn)
-        cx._self_calls = (fn[same], cs.column("tail").to_numpy()[same])  # type: ignore[attr-defined]
-    fns, tails = cx._self_calls  # type: ignore[attr-defined]
+    fns, tails = cx.shared(_self_calls)
     mine = fns == cx.inst_die[row]
     return int(mine.sum()), int(tails[mine].sum())
 
