@@ -1,0 +1,52 @@
+"""Where code lives, for resolving probe points: instance ranges by address, function
+symbols by name, and where an entry probe on an instance lands."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from patchscope.rules.context import Context
+from patchscope.rules.entry import Entries
+
+
+class Places:
+    """Where code lives: instance ranges by address, function symbols by name."""
+
+    def __init__(self, cx: Context) -> None:
+        self.cx = cx
+        col = cx.inst.column("ranges").combine_chunks()
+        counts = np.diff(col.offsets.to_numpy())
+        flat = col.values.flatten().to_numpy().reshape(-1, 2)
+        rows = np.repeat(np.arange(len(counts)), counts)
+        order = np.argsort(flat[:, 0], kind="stable")
+        self.low, self.high, self.row = flat[order, 0], flat[order, 1], rows[order]
+        self.entries = Entries(cx)
+
+    def instance_at(self, addr: int) -> int:
+        """The instance whose ranges hold ``addr``, or -1."""
+        i = int(np.searchsorted(self.low, addr, "right")) - 1
+        return int(self.row[i]) if i >= 0 and addr < self.high[i] else -1
+
+    @cached_property
+    def symbol_names(self) -> dict[str, list[int]]:
+        """Function symbol name → rows in the symbols table (a name may repeat: statics)."""
+        rows, _ = self.cx.func_symbols
+        out: dict[str, list[int]] = {}
+        names = self.cx.sym["name"][rows]
+        for r, n in zip(rows.tolist(), names.tolist()):
+            out.setdefault(self.cx.string(n), []).append(r)
+        return out
+
+    def entry(self, row: int) -> tuple[int, str]:
+        """Where an entry probe on an instance lands, and why there (see ``instance_code``)."""
+        low, high = (int(v[row]) for v in self.cx.inst_main_range)
+        record = self.entries.record_in(low, high) if self.entries.applies else None
+        if record is not None:
+            return record, "ftrace call site"
+        return low, "function entry"
+
+
+def places(cx: Context) -> Places:
+    return cx.shared(Places)
