@@ -7,9 +7,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from patchscope.cli import common, diff, function, functions, scan
+from patchscope.cli import common, diff, function, functions, scan, stats
 
-COMMANDS = {"scan": scan, "function": function, "functions": functions, "diff": diff}
+COMMANDS = {"scan": scan, "function": function, "functions": functions, "diff": diff, "stats": stats}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,423 @@
+"""The design note's experiments over one or several builds, as records (``patchscope stats``).
+
+* ``calls`` — ``.call`` vs ``.inline``: source functions by inlining status, and the call sites
+  of the binary split into inline sites and DWARF call sites (to a function of this binary,
+  to one elsewhere, indirect); per called function, the share of its calls that were inlined.
+* ``versions`` — functions with several versions in one build: an original beside its clones,
+  several clones, several out-of-line copies of one source function, ``.cold`` parts; and every
+  instance by the shape of its clone suffix.
+* ``inline_args`` — per inline site, how many of the inlined function's parameters a probe at
+  the site's entry can read (all, some, none); per function, the share of (site, parameter)
+  pairs readable; the functions with the most sites that miss a parameter.
+* ``bands`` — source functions per band and per finding code (the rules' verdicts).
+
+Counts only read the core's tables and the inventory; the rules are asked for ``bands`` alone.
+
+Schema ``patchscope.stats`` version 1.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from patchscope.index.binary import Binary
+from patchscope.index.functions import (
+    FULLY_INLINED,
+    HAS_CODE,
+    NOT_INLINED,
+    SELECTIVELY_INLINED,
+    SYMBOL_ONLY,
+    origin_roots,
+    rows_of,
+)
+from patchscope.index.tables import NO_DIE
+from patchscope.rules import findings, verdict
+from patchscope.rules.context import (
+    LOC_NAMES,
+    LOC_VIEW_ONLY,
+    READABLE,
+    SUFFIX_COLD,
+    SUFFIX_CONSTPROP,
+    SUFFIX_ISRA,
+    SUFFIX_PART,
+)
+
+SCHEMA = "patchscope.stats"
+VERSION = 1
+
+STATUSES = (NOT_INLINED, FULLY_INLINED, SELECTIVELY_INLINED, SYMBOL_ONLY)
+CLONE = SUFFIX_PART | SUFFIX_ISRA | SUFFIX_CONSTPROP
+
+#: Per called function, the share of its calls that were inlined, in these buckets.
+INLINED_SHARE_BUCKETS = ("0 %", "1-49 %", "50-99 %", "100 %")
+#: Per inlined function, the share of its (site, parameter) pairs readable, in these buckets.
+READABLE_SHARE_BUCKETS = ("0 %", "1-24 %", "25-49 %", "50-74 %", "75-99 %", "100 %")
+SITE_CLASSES = ("all", "some", "none", "no-params")
+SHAPES = ("original+clones", "several-clones", "clone-only", "several-copies", "cold-part")
+#: Why a parameter cannot be read at a site: its location kind, or no DIE there at all.
+NO_DIE_AT_SITE = "no DIE at the site"
+VIEW_ONLY = "only in a later location view"
+
+_NUMBERS = re.compile(r"(^|\.)(\d+|llvm\.[0-9a-f]+)(?=\.|$)")
+
+
+# -- the document ------------------------------------------------------------------------------
+
+
+def document(binaries: Sequence[Binary], examples: int = 3, top: int = 10) -> dict[str, Any]:
+    """Every experiment on every binary, in the order given."""
+    labels = short_labels([str(b.path) for b in binaries])
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "binaries": [of_binary(b, label, examples, top) for b, label in zip(binaries, labels)],
+    }
+
+
+def of_binary(b: Binary, label: str, examples: int, top: int) -> dict[str, Any]:
+    timing: dict[str, float] = {}
+    out: dict[str, Any] = {
+        "label": label,
+        "path": str(b.path),
+        "build_id": b.info.get("build_id") or None,
+        "arch": b.arch,
+    }
+    for name, compute in (
+        ("calls", lambda: calls(b)),
+        ("versions", lambda: versions(b, examples)),
+        ("inline_args", lambda: inline_args(b, top)),
+        ("bands", lambda: bands(b)),
+    ):
+        t0 = time.perf_counter()
+        out[name] = compute()
+        timing[name] = round(time.perf_counter() - t0, 3)
+    out["seconds"] = timing
+    return out
+
+
+def short_labels(paths: Sequence[str]) -> list[str]:
+    """The shortest path tails that tell the binaries apart (``x86_64/corpus``, ``x86_64-O3/corpus``)."""
+    parts = [Path(p).parts for p in paths]
+    for n in range(1, max((len(p) for p in parts), default=1) + 1):
+        tails = ["/".join(p[-n:]) for p in parts]
+        if len(set(tails)) == len(tails):
+            return tails
+    return [f"{t} #{i + 1}" for i, t in enumerate(paths)]  # the same file twice
+
+
+def share(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
+
+
+def _bucket(shares: np.ndarray, edges: Sequence[float], names: Sequence[str]) -> dict[str, int]:
+    """Counts of ``shares`` (0..1) in named buckets: exactly 0, the half-open ``edges``, exactly 1."""
+    idx = np.where(shares <= 0, 0, np.where(shares >= 1, len(names) - 1, np.searchsorted(edges, shares, "right")))
+    return dict(zip(names, np.bincount(idx, minlength=len(names)).tolist()))
+
+
+# -- 1. .call vs .inline ------------------------------------------------------------------------
+
+
+def calls(b: Binary) -> dict[str, Any]:
+    fn = b.inventory.functions
+    status = Counter(fn.column("status").to_pylist())
+    n_dwarf = fn.num_rows - status[SYMBOL_ONLY]
+    functions = {s: status[s] for s in STATUSES}
+    with_entry = status[NOT_INLINED] + status[SELECTIVELY_INLINED]
+
+    target_fid, indirect = call_targets(b)
+    inline = b.inventory.inline_sites.num_rows
+    direct_here = int((target_fid >= 0).sum())
+    n_calls = len(target_fid)
+    sites = {
+        "inline": inline,
+        "dwarf_calls": n_calls,
+        "direct_here": direct_here,
+        "direct_elsewhere": int(n_calls - direct_here - indirect.sum()),
+        "indirect": int(indirect.sum()),
+    }
+    # per function called at all: inline sites against DWARF calls that name it
+    n_inline = fn.column("inline_sites").to_numpy()
+    n_out = np.bincount(target_fid[target_fid >= 0], minlength=fn.num_rows)
+    total = n_inline + n_out
+    called = total > 0
+    per_fn = n_inline[called] / total[called]
+    return {
+        "functions": functions,
+        "source_functions": n_dwarf,
+        "with_entry": with_entry,
+        "inlined": status[FULLY_INLINED] + status[SELECTIVELY_INLINED],
+        "call_sites": sites,
+        "inlined_share_of_resolved": share(inline, inline + direct_here),
+        "inlined_share_of_all": share(inline, inline + n_calls),
+        "called_functions": int(called.sum()),
+        "called_functions_by_inlined_share": _bucket(per_fn, [0.5, 1.0], INLINED_SHARE_BUCKETS),
+    }
+
+
+def call_targets(b: Binary) -> tuple[np.ndarray, np.ndarray]:
+    """For each DWARF call site in code: the source function it calls (-1: none of this binary's),
+    and whether it is indirect. The target DIE is an abstract DIE or a declaration: matched by
+    name, file and line, else — a prototype declared in a header — by name among externals."""
+    cs = b.cols.raw["call_sites"]
+    sp = b.cols.raw["subprograms"]
+    die = sp.column("die").to_numpy()
+    has_code = (sp.column("flags").to_numpy() & HAS_CODE) != 0
+    caller = rows_of(die, cs.column("function").to_numpy())
+    in_code = (caller >= 0) & has_code[np.maximum(caller, 0)]  # not a call site in an abstract tree
+    target = cs.column("target").to_numpy()[in_code]
+    indirect = (cs.column("indirect").to_numpy()[in_code] != 0) | (target == NO_DIE)
+    row = rows_of(die, target)
+    root = origin_roots(die, sp.column("origin").to_numpy(), sp.column("specification").to_numpy())
+    key_cols = [sp.column(c).to_numpy() for c in ("name", "decl_file", "decl_line")]
+    fid_of = _function_keys(b)
+    by_name = _unique_external_names(b)
+    fid = np.full(len(target), -1, np.int64)
+    for r in np.unique(row[row >= 0]).tolist():
+        rr = root[r]
+        key = (int(key_cols[0][rr]), int(key_cols[1][rr]), int(key_cols[2][rr]))
+        fid[row == r] = fid_of.get(key, by_name.get(key[0], -1))
+    return fid, indirect
+
+
+def _function_keys(b: Binary) -> dict[tuple[int, int, int], int]:
+    fn = b.inventory.functions
+    names = fn.column("name").combine_chunks().indices.to_numpy()
+    files = fn.column("decl_file").combine_chunks().indices.to_numpy()
+    lines = fn.column("decl_line").to_numpy()
+    dwarf = np.asarray(fn.column("status").to_pylist()) != SYMBOL_ONLY
+    return {(int(n), int(f), int(ln)): i for i, (n, f, ln) in enumerate(zip(names, files, lines)) if dwarf[i]}
+
+
+def _unique_external_names(b: Binary) -> dict[int, int]:
+    fn = b.inventory.functions
+    names = fn.column("name").combine_chunks().indices.to_numpy()
+    ext = np.flatnonzero(fn.column("external").to_numpy(zero_copy_only=False))
+    count = Counter(names[ext].tolist())
+    return {int(names[i]): int(i) for i in ext.tolist() if count[int(names[i])] == 1}
+
+
+# -- 2. several versions of one function ----------------------------------------------------------
+
+
+def versions(b: Binary, examples: int) -> dict[str, Any]:
+    inst = _instance_shapes(b)
+    fn = b.inventory.functions
+    dwarf = np.asarray(fn.column("status").to_pylist()) != SYMBOL_ONLY
+    fid = inst["fid"]
+    n = fn.num_rows
+    originals = np.bincount(fid[~inst["clone"]], minlength=n)
+    clones = np.bincount(fid[inst["clone"]], minlength=n)
+    cold = np.bincount(fid[inst["cold"]], minlength=n)
+    masks = {
+        "original+clones": (originals >= 1) & (clones >= 1),
+        "several-clones": clones >= 2,
+        "clone-only": (originals == 0) & (clones >= 1),
+        "several-copies": originals >= 2,
+        "cold-part": cold >= 1,
+    }
+    names = fn.column("name").to_pylist()
+    files = fn.column("decl_file").to_pylist()
+    shapes: dict[str, Any] = {}
+    for shape, mask in masks.items():
+        rows = np.flatnonzero(mask & dwarf)
+        # the most versions first: the striking examples
+        pick = rows[np.lexsort((rows, -(originals + clones)[rows]))][:examples]
+        shapes[shape] = {
+            "functions": len(rows),
+            "examples": [
+                {"name": names[i], "decl_file": files[i], "instances": _instance_names(b, inst, i)}
+                for i in pick.tolist()
+            ],
+        }
+    several = (originals + clones >= 2) | (cold >= 1)
+    return {
+        "functions_with_entry": int(((originals + clones) > 0)[dwarf].sum()),
+        "functions_with_several_versions": int((several & dwarf).sum()),
+        "shapes": shapes,
+        "instances_by_suffix": dict(Counter(inst["shape"][dwarf[fid]].tolist()).most_common()),
+        "max_instances": int((originals + clones)[dwarf].max(initial=0)),
+    }
+
+
+def _instance_shapes(b: Binary) -> dict[str, np.ndarray]:
+    """Per out-of-line instance: its function, whether its main symbol is a clone, whether it
+    has a ``.cold`` part, and its suffix with the numbers dropped (``constprop.isra``)."""
+    inst = b.inventory.instances
+    sy = b.cols.raw["symbols"]
+    kinds = sy.column("suffix_kinds").to_numpy()
+    suffix = sy.column("suffix").to_numpy()
+    col = inst.column("symbols").combine_chunks()
+    offsets = col.offsets.to_numpy()
+    values = col.values.to_numpy().astype(np.int64)
+    has = offsets[1:] > offsets[:-1]
+    main = np.full(len(has), -1, np.int64)
+    main[has] = values[offsets[:-1][has]]
+    main_kinds = np.where(main >= 0, kinds[np.maximum(main, 0)], 0)
+    owner = np.repeat(np.arange(len(has)), np.diff(offsets))
+    cold = np.zeros(len(has), bool)
+    cold[owner[(kinds[values] & SUFFIX_COLD) != 0]] = True
+    pool = b.cols.pool
+    text = {i: pool[int(i)].as_py() for i in np.unique(suffix[main[main >= 0]]).tolist()}
+    shape = np.array(
+        [
+            "(no symbol)" if m < 0 else suffix_shape(text[int(suffix[m])]) if k & CLONE else "original"
+            for m, k in zip(main.tolist(), main_kinds.tolist())
+        ],
+        dtype=object,
+    )
+    return {
+        "fid": inst.column("fid").to_numpy(),
+        "clone": (main_kinds & CLONE) != 0,
+        "cold": cold,
+        "shape": shape,
+        "main": main,
+    }
+
+
+def suffix_shape(suffix: str) -> str:
+    """``constprop.0.isra.0`` → ``constprop.isra``: what a clone is, without its numbers."""
+    return _NUMBERS.sub("", suffix).strip(".") or "original"
+
+
+def _instance_names(b: Binary, inst: dict[str, np.ndarray], fid: int) -> list[str]:
+    """The out-of-line instances of one function by symbol, ``+cold`` where a part was split off."""
+    name = b.cols.raw["symbols"].column("name").to_numpy()
+    out = []
+    for r in np.flatnonzero(inst["fid"] == fid).tolist():
+        m = inst["main"][r]
+        text = b.cols.pool[int(name[m])].as_py() if m >= 0 else "(no symbol)"
+        out.append(text + (" +cold" if inst["cold"][r] else ""))
+    return sorted(out)
+
+
+# -- 3. arguments at inline sites ----------------------------------------------------------------
+
+
+def inline_args(b: Binary, top: int) -> dict[str, Any]:
+    site = _site_params(b)
+    cls = site["class"]
+    per_site = dict(zip(SITE_CLASSES, np.bincount(cls, minlength=len(SITE_CLASSES)).tolist()))
+    fn = _function_params(site, b.inventory.functions.num_rows)
+    with_params = np.flatnonzero(fn["pairs"] > 0)
+    shares = fn["readable"][with_params] / fn["pairs"][with_params]
+    return {
+        "sites": len(cls),
+        "sites_by_class": per_site,
+        "param_sites": int(site["params"].sum()),
+        "param_sites_readable": int(site["readable"].sum()),
+        "param_sites_by_location": _unreadable_reasons(b, site),
+        "functions": len(with_params),
+        "functions_by_readable_share": _bucket(shares, [0.25, 0.5, 0.75, 1.0], READABLE_SHARE_BUCKETS),
+        "functions_all_readable_everywhere": int((shares >= 1).sum()),
+        "worst": _worst(b, site, fn, top),
+    }
+
+
+def _site_params(b: Binary) -> dict[str, np.ndarray]:
+    """Per concrete inline site: the inlined function's parameter count (those of the abstract
+    DIE the site points to), how many of them the site can read at its entry, and its class
+    (an index into SITE_CLASSES). A parameter with no DIE at the site counts as unreadable."""
+    sites = b.inventory.inline_sites
+    p = b.cols.raw["params"]
+    owner = p.column("owner").to_numpy()  # the core emits parameters in DIE order: sorted by owner
+    origin = sites.column("origin").to_numpy()
+    n_params = np.searchsorted(owner, origin, "right") - np.searchsorted(owner, origin, "left")
+    site_die = sites.column("die").to_numpy()
+    at = rows_of(site_die, owner)
+    readable = readable_params(b)
+    n_read = np.bincount(at[(at >= 0) & readable], minlength=len(site_die))
+    n_read = np.minimum(n_read, n_params)  # never more than the function has
+    cls = np.select([n_params == 0, n_read == n_params, n_read == 0], [3, 0, 2], default=1)
+    return {"fid": sites.column("fid").to_numpy(), "params": n_params, "readable": n_read, "class": cls, "at": at}
+
+
+def readable_params(b: Binary) -> np.ndarray:
+    """Whether a probe at the owner's entry reads each parameter: a readable kind, bound at the
+    address itself and not only in a later location view (as the rules decide)."""
+    p = b.cols.raw["params"]
+    flags = p.column("loc_flags").to_numpy()
+    return np.isin(p.column("loc_kind").to_numpy(), READABLE) & ((flags & LOC_VIEW_ONLY) == 0)
+
+
+def _function_params(site: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    fid = site["fid"]
+    out = {
+        "pairs": np.bincount(fid, weights=site["params"], minlength=n).astype(np.int64),
+        "readable": np.bincount(fid, weights=site["readable"], minlength=n).astype(np.int64),
+        "sites": np.bincount(fid, minlength=n),
+    }
+    for i, c in enumerate(SITE_CLASSES):
+        out[c] = np.bincount(fid[site["class"] == i], minlength=n)
+    return out
+
+
+def _unreadable_reasons(b: Binary, site: dict[str, np.ndarray]) -> dict[str, int]:
+    """(site, parameter) pairs by the parameter's location kind at the site's entry."""
+    p = b.cols.raw["params"]
+    at = site["at"]
+    mine = at >= 0
+    kinds = p.column("loc_kind").to_numpy()[mine].astype(np.int16)
+    view = (p.column("loc_flags").to_numpy()[mine] & LOC_VIEW_ONLY) != 0
+    counts = Counter(np.where(view, -1, kinds).tolist())
+    out = {(VIEW_ONLY if k < 0 else LOC_NAMES.get(k, str(k))): v for k, v in counts.most_common()}
+    missing = int(site["params"].sum()) - int(mine.sum())
+    if missing > 0:
+        out[NO_DIE_AT_SITE] = missing
+    return out
+
+
+def _worst(b: Binary, site: dict[str, np.ndarray], fn: dict[str, np.ndarray], top: int) -> list[dict[str, Any]]:
+    """The functions with the most inline sites that miss a parameter; ties: the lower share."""
+    missing = fn["some"] + fn["none"]
+    rows = np.flatnonzero(missing > 0)
+    share_read = fn["readable"][rows] / np.maximum(fn["pairs"][rows], 1)
+    pick = rows[np.lexsort((rows, share_read, -missing[rows]))][:top]
+    f = b.inventory.functions
+    names, files = f.column("name"), f.column("decl_file")
+    return [
+        {
+            "name": names[i].as_py(),
+            "decl_file": files[i].as_py() or None,
+            "sites": int(fn["sites"][i]),
+            **{c: int(fn[c][i]) for c in ("all", "some", "none")},
+            "readable": per_param_readable(b, site, i),
+        }
+        for i in pick.tolist()
+    ]
+
+
+def per_param_readable(b: Binary, site: dict[str, np.ndarray], fid: int) -> dict[str, int]:
+    """At how many of ``fid``'s inline sites each of its parameters is readable, by name. A
+    site's parameter DIE points to its unit's abstract parameter; every unit's abstract DIE
+    lists the same parameters in the same order, so the position in that list is the key."""
+    p = b.cols.raw["params"]
+    owner, die = p.column("owner").to_numpy(), p.column("die").to_numpy()
+    rows = np.flatnonzero(site["fid"] == fid)
+    abstract = b.inventory.inline_sites.column("origin").to_numpy()[rows[0]]
+    first = int(np.searchsorted(owner, abstract, "left"))
+    names = [
+        b.cols.pool[int(n)].as_py() or f"#{k + 1}"
+        for k, n in enumerate(p.column("name").to_numpy()[first : first + int(site["params"][rows[0]])])
+    ]
+    mine = np.flatnonzero(np.isin(site["at"], rows) & readable_params(b))
+    origin = rows_of(die, p.column("origin").to_numpy()[mine])
+    origin = origin[origin >= 0]
+    position = origin - np.searchsorted(owner, owner[origin], "left")
+    counts = np.bincount(position[position < len(names)], minlength=len(names))
+    return dict(zip(names, counts.tolist()))
+
+
+# -- bands and finding codes ---------------------------------------------------------------------
+
+
+def bands(b: Binary) -> dict[str, Any]:
+    f = findings(b)
+    return verdict.summary(f.bands, f.findings)
