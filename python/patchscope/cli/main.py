@@ -7,9 +7,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from patchscope.cli import common, diff, function, functions, scan, stats
+from patchscope.cli import check, common, diff, function, functions, scan, stats
 
-COMMANDS = {"scan": scan, "function": function, "functions": functions, "diff": diff, "stats": stats}
+COMMANDS = {
+    "scan": scan,
+    "function": function,
+    "functions": functions,
+    "check": check,
+    "diff": diff,
+    "stats": stats,
+}
 
 
 def parser() -> argparse.ArgumentParser:

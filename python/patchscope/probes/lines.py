@@ -17,7 +17,6 @@ from patchscope.probes.places import places
 from patchscope.probes.syntax import LineSpec
 from patchscope.rules.atomics import InlineSites
 from patchscope.rules.context import Context
-from patchscope.rules.finding import hexa
 
 #: ``lines.flags`` bits (the core's ``lineflag``).
 IS_STMT, END_SEQUENCE, PROLOGUE_END = 1, 2, 4
@@ -163,22 +162,3 @@ def _match(cx: Context, r: int) -> LineMatch:
         m.site = chain[0] if chain else -1
         m.inline_chain = [cx.fn_name[int(cx.site_fid[s])] for s in chain] + [cx.instance_symbol(row)] if chain else []
     return m
-
-
-def fragility(matches: list[LineMatch]) -> list[str]:
-    """Why a line probe may not fire where, or as often as, its author expects."""
-    why = []
-    if len(matches) > 1:
-        where = sorted({m.inline_chain[0] if m.inline_chain else "" for m in matches} - {""})
-        why.append(
-            f"the line is {len(matches)} addresses ({', '.join(hexa(m.address) for m in matches[:6])}"
-            f"{', …' if len(matches) > 6 else ''})" + (f", in inlined copies of {', '.join(where)}" if where else "")
-        )
-    for m in matches:
-        if m.also:
-            why.append(
-                f"{hexa(m.address)} is also the start of {', '.join(m.also[:4])} (told apart only by location views)"
-            )
-        if not m.is_stmt:
-            why.append(f"{hexa(m.address)} is not a statement start (is_stmt false): the line has no clean boundary")
-    return why

@@ -198,7 +198,7 @@ class _Scanner:
             self.pos += 1
 
 
-def parse_stap(text: str, origin: str | None = None) -> ProbePoint:
+def parse_stap(text: str) -> ProbePoint:
     sc = _Scanner(text)
     parts = sc.components()
     optional = False
@@ -209,10 +209,10 @@ def parse_stap(text: str, origin: str | None = None) -> ProbePoint:
     sc.skip_space()
     if sc.peek() and not text.startswith("if", sc.pos):
         raise sc.error(f"unexpected {sc.peek()!r} after the probe point")
-    return _stap_point(text, parts, optional, origin)
+    return _stap_point(text, parts, optional)
 
 
-def _stap_point(text: str, parts: list[_Component], optional: bool, origin: str | None) -> ProbePoint:
+def _stap_point(text: str, parts: list[_Component], optional: bool) -> ProbePoint:
     head, rest = parts[0], parts[1:]
     target = _stap_target(text, head)
     if not rest or rest[0].name not in ("function", "statement"):
@@ -221,7 +221,7 @@ def _stap_point(text: str, parts: list[_Component], optional: bool, origin: str 
     what = rest[0]
     if what.arg is None:
         raise ProbeSyntaxError(text, what.pos + len(what.name), f'.{what.name} needs ("PATTERN")')
-    base = ProbePoint(text=text, tool="stap", mode=ENTRY, target=target, optional=optional, origin=origin)
+    base = ProbePoint(text=text, tool="stap", mode=ENTRY, target=target, optional=optional)
     point = _stap_statement(text, what, base) if what.name == "statement" else _stap_function(text, what, base)
     return _stap_suffixes(text, rest[1:], point)
 
@@ -302,18 +302,17 @@ def stp_probe_points(source: str, name: str = "script.stp") -> list[ProbePoint |
     expanded; a point that does not parse is returned as its error, the others still are."""
     aliases: dict[str, list[str]] = {}
     out: list[ProbePoint | ProbeSyntaxError] = []
-    for lineno, head, points, is_alias in _stp_probes(source):
+    for lineno, head, points, is_alias, reads in _stp_probes(source):
         where = f"{name}:{lineno}"
         if is_alias:
             aliases[head] = points
             continue
         for p in points:
             for text in aliases.get(p.rstrip("?!"), [p]):
-                try:
-                    out.append(replace(parse_stap(text), origin=where))
-                except ProbeSyntaxError as e:
-                    e.origin = where
-                    out.append(e)
+                point = _parse_from(text, where)
+                if isinstance(point, ProbePoint):
+                    point = replace(point, args=point.args + tuple(dict.fromkeys(reads)))
+                out.append(point)
     return out
 
 
@@ -323,8 +322,9 @@ _STP_TOKENS = re.compile(
 )
 
 
-def _stp_probes(source: str) -> list[tuple[int, str, list[str], bool]]:
-    """(line, alias name, point texts, is_alias) of each top-level ``probe`` statement."""
+def _stp_probes(source: str) -> list[tuple[int, str, list[str], bool, list[str]]]:
+    """(line, alias name, point texts, is_alias, ``$variables`` its body reads) of each
+    top-level ``probe`` statement."""
     found = []
     depth, pos = 0, 0
     while pos < len(source):
@@ -340,7 +340,9 @@ def _stp_probes(source: str) -> list[tuple[int, str, list[str], bool]]:
         elif depth == 0 and m.group("word") == "probe":
             header_end = _header_end(source, pos)
             header = source[pos:header_end]
-            found.append((source.count("\n", 0, m.start()) + 1, *_probe_header(header)))
+            body_end = _body_end(source, header_end)
+            reads = _TARGET_VAR.findall(source[header_end:body_end])
+            found.append((source.count("\n", 0, m.start()) + 1, *_probe_header(header), reads))
             pos = header_end
     return found
 
@@ -359,6 +361,25 @@ def _header_end(source: str, pos: int) -> int:
             return i
         i += 1
     return len(source)
+
+
+#: ``$name`` in a handler: a target variable read at the probe (``$$vars``, ``$return`` are not).
+_TARGET_VAR = re.compile(r"(?<![$\w])\$(?!return\b)([A-Za-z_]\w*)")
+
+
+def _body_end(source: str, start: int) -> int:
+    """The offset just past the ``}`` closing the body that opens at ``start``."""
+    depth, pos = 0, start
+    while pos < len(source):
+        m = _STP_TOKENS.match(source, pos)
+        if not m:
+            pos += 1
+            continue
+        pos = m.end()
+        depth += bool(m.group("open")) - bool(m.group("close"))
+        if depth == 0:
+            return pos
+    return pos
 
 
 def _probe_header(header: str) -> tuple[str, list[str], bool]:
@@ -509,3 +530,25 @@ def parse_kprobe_event(text: str) -> ProbePoint:
         at += len(module) + 1
     # 6.1's fetch-args are registers, stack slots, $argN and memory: none names a variable
     return _symbol_offset(text, at, spec, base)
+
+
+def load_points(path: str) -> list[ProbePoint | ProbeSyntaxError]:
+    """The probe points of a file: a SystemTap script (``.stp``), else one point per line
+    (blank lines and ``#`` comments skipped)."""
+    with open(path) as f:
+        text = f.read()
+    if path.endswith(".stp"):
+        return stp_probe_points(text, path)
+    out: list[ProbePoint | ProbeSyntaxError] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            out.append(_parse_from(line.strip(), f"{path}:{n}"))
+    return out
+
+
+def _parse_from(text: str, origin: str) -> ProbePoint | ProbeSyntaxError:
+    try:
+        return replace(parse(text), origin=origin)
+    except ProbeSyntaxError as e:
+        e.origin = origin
+        return e

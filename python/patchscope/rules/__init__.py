@@ -10,7 +10,19 @@ import pyarrow as pa
 
 from patchscope.index.binary import Binary
 from patchscope.index.cache import derived_product
-from patchscope.rules import atomics, clones, entry, inlining, kernel, machinery, names, peers, returns, verdict
+from patchscope.rules import (  # noqa: F401  (points: its codes are part of the vocabulary)
+    atomics,
+    clones,
+    entry,
+    inlining,
+    kernel,
+    machinery,
+    names,
+    peers,
+    points,
+    returns,
+    verdict,
+)
 from patchscope.rules.context import Context
 from patchscope.rules.finding import CODES, Band, Code, Finding, to_table
 
