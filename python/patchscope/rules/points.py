@@ -51,7 +51,6 @@ AT_ENTRY = frozenset(
         "constprop-clone",
         "constprop-trivial-body",
         "isra-abi-changed",
-        "cold-split",
         "partial-inline",
         "recursion-as-loop",
         "multiple-entries",
@@ -60,6 +59,8 @@ AT_ENTRY = frozenset(
 )
 #: ... and at its return.
 AT_RETURN = AT_ENTRY | {"tail-call-exit", "noreturn", "return-probe-refused"}
+#: ... and at one of its inline sites: no call, no return, arguments maybe gone.
+AT_INLINE = frozenset({"fully-inlined", "selectively-inlined", "inline-args-differ"})
 #: Findings about the code an address is in, whichever function the probe was aimed at.
 AT_ADDRESS = frozenset({"kprobe-blacklist", "noinstr", "entry-text", "machinery-reachable"})
 #: Findings about a region of addresses, named in their evidence as ``low``..``high``.
@@ -106,7 +107,7 @@ class FindingsAt:
 
     def at(self, landing: Landing, tool: str) -> list[Reason]:
         """The findings that concern a probe at ``landing``."""
-        wanted = AT_RETURN if landing.kind == ps.RETURN else AT_ENTRY if landing.kind == ps.ENTRY else frozenset()
+        wanted = {ps.RETURN: AT_RETURN, ps.ENTRY: AT_ENTRY, ps.INLINE: AT_INLINE}.get(landing.kind, frozenset())
         if tool == "stap":
             wanted = wanted | {"systemtap-blocklist"}
         if landing.kind == ps.ENTRY and tool in THROUGH_TRACE_KPROBE:
@@ -176,6 +177,9 @@ def fragility(matches: list[LineMatch]) -> list[str]:
             f"{', …' if len(matches) > 6 else ''})" + (f", in inlined copies of {', '.join(where)}" if where else "")
         )
     for m in matches:
+        if m.inline_chain:
+            chain = " inlined into ".join(f"`{f}`" for f in m.inline_chain)
+            why.append(f"{hexa(m.address)} is inside {chain}: the caller's line and the inlined function's at once")
         if m.also:
             why.append(
                 f"{hexa(m.address)} is also the start of {', '.join(m.also[:4])} (told apart only by location views)"
