@@ -7,13 +7,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from patchscope.cli import check, common, diff, function, functions, scan, stats
+from patchscope.cli import check, common, diff, function, functions, listing, scan, stats
 
 COMMANDS = {
     "scan": scan,
     "function": function,
     "functions": functions,
     "check": check,
+    "list": listing,
     "diff": diff,
     "stats": stats,
 }

@@ -1,0 +1,111 @@
+"""A ``stap -L`` listing, told truthfully: clones under their real names, and on each line only
+the variables that really have a value at that address (``patchscope.list`` v1 in JSON).
+
+stap names an ``.isra``/``.constprop`` clone by its source name and lists every variable in
+scope, located or not; here ``compute_level.isra.0`` is itself, and ``$cfg`` is left out of
+its line because the clone no longer receives it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from patchscope.index.binary import Binary
+from patchscope.index.variables import VariableAt, variables_at_many
+from patchscope.probes import syntax as ps
+from patchscope.probes.resolve import Landing, resolve
+from patchscope.report.check import scope_of
+from patchscope.rules import Context
+from patchscope.rules.finding import hexa
+
+SCHEMA = "patchscope.list"
+VERSION = 1
+#: Variable states a probe can read a value from.
+READABLE = frozenset({"register", "memory", "constant", "computed", "pieces"})
+
+
+@dataclass
+class Line:
+    """One line of the listing: a probe point and the variables that exist there."""
+
+    point: str
+    variables: list[str]
+    #: ``pc=`` of each address the line stands for (one, with ``-v``).
+    pcs: list[int] = field(default_factory=list)
+
+    def text(self, verbose: bool) -> str:
+        pcs = f" pc={','.join(hexa(a) for a in self.pcs)}" if verbose else ""
+        return " ".join([self.point + pcs, *self.variables])
+
+
+def listing(binary: Binary, pattern: str, verbose: bool) -> tuple[list[Line], list[str]]:
+    """The lines for ``pattern`` (a SystemTap function or statement point) and any errors."""
+    cx = Context(binary)
+    point = ps.parse(pattern)
+    if point.tool != "stap":
+        raise ps.ProbeSyntaxError(pattern, 0, 'list takes a SystemTap pattern, e.g. kernel.function("*")')
+    res = resolve(cx, point)
+    at = variables_at_many(binary, [(scope_of(cx, lnd), lnd.address) for lnd in res.landings])
+    lines = list(_lines(cx, point, res.landings, at, verbose))
+    return lines, res.errors
+
+
+def _lines(
+    cx: Context, point: ps.ProbePoint, landings: list[Landing], at: list[list[VariableAt]], verbose: bool
+) -> Iterator[Line]:
+    groups: dict[tuple[int, int, str], list[int]] = {}
+    for i, lnd in enumerate(landings):
+        key = (lnd.fid, i if verbose else lnd.instance if lnd.kind != ps.INLINE else -1, lnd.kind)
+        groups.setdefault(key, []).append(i)
+    for (fid, _, kind), members in sorted(groups.items(), key=lambda kv: (cx.fn_name[kv[0][0]], kv[0][1:])):
+        first = landings[members[0]]
+        name = cx.instance_symbol(first.instance) if kind != ps.INLINE and first.instance >= 0 else cx.fn_name[fid]
+        yield Line(
+            _point_text(cx, point, fid, name, kind), _present(at, members, kind), [landings[i].address for i in members]
+        )
+
+
+def _point_text(cx: Context, point: ps.ProbePoint, fid: int, name: str, kind: str) -> str:
+    decl_file = cx.functions.column("decl_file")[fid].as_py()
+    where = f"{name}@{decl_file}:{cx.functions.column('decl_line')[fid].as_py()}" if decl_file else name
+    target = point.target
+    head = (
+        "kernel"
+        if target == "kernel"
+        else f'module("{target[7:]}")'
+        if target.startswith("module:")
+        else f'process("{target[8:]}")'
+    )
+    suffix = {ps.INLINE: ".inline", ps.RETURN: ".return"}.get(kind, "")
+    if point.mode == ps.CALL and kind == ps.ENTRY:
+        suffix = ".call"
+    return f'{head}.function("{where}"){suffix}'
+
+
+def _present(at: list[list[VariableAt]], members: list[int], kind: str) -> list[str]:
+    """``$name:type`` of the variables readable at every address of the line; one readable at
+    some of them only is marked ``?``."""
+    counts: dict[str, int] = {}
+    types: dict[str, str] = {}
+    for i in members:
+        for v in at[i]:
+            if v.state in READABLE:
+                counts[v.name] = counts.get(v.name, 0) + 1
+                types[v.name] = v.type
+    out = [f"${n}:{types[n]}" + ("" if c == len(members) else "?") for n, c in counts.items()]
+    if kind == ps.RETURN:
+        out.insert(0, "$return")
+    return out
+
+
+def document(binary: Binary, pattern: str, lines: list[Line], errors: list[str]) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "binary": binary.info["path"],
+        "pattern": pattern,
+        "errors": errors,
+        "lines": [{"point": ln.point, "variables": ln.variables, "pcs": [hexa(a) for a in ln.pcs]} for ln in lines],
+    }
