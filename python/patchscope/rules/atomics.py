@@ -403,15 +403,52 @@ def _transaction(code_: InstanceCode, begin: int) -> tuple[list[int], list[int],
     return sorted(back | {begin}), sorted(ends), True, sorted(open_exits)
 
 
+def _committed_here(code_: InstanceCode, entry: int) -> tuple[list[int], list[int]]:
+    """The commits reachable from the instance's entry without passing a begin or an
+    unconditional abort: they end a transaction begun before the call (glibc's
+    ``__lll_unlock_elision`` commits what ``__lll_lock_elision`` began). Returns (the
+    instructions on some path from the entry to one of them, the commits); ([], []) if none."""
+    reach: set[int] = set()
+    ends: list[int] = []
+    stack = [entry]
+    while stack:
+        i = stack.pop()
+        if i in reach:
+            continue
+        x = code_.insns[i]
+        if x["kind"] == k.TM_BEGIN or (x["kind"] == k.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS):
+            continue
+        reach.add(i)
+        if x["kind"] == k.TM_END:
+            ends.append(i)
+            continue
+        stack.extend(code_.successors(i))
+    if not ends:
+        return [], []
+    preds: dict[int, list[int]] = {}
+    for i in reach.difference(ends):
+        for j in code_.successors(i):
+            preds.setdefault(j, []).append(i)
+    back = set(ends)
+    stack = list(ends)
+    while stack:
+        for p in preds.get(stack.pop(), []):
+            if p not in back:
+                back.add(p)
+                stack.append(p)
+    return sorted(back), sorted(ends)
+
+
 def tm_region(cx: Context) -> Iterator[Finding]:
     ev = _events(cx)
     flavour, begin_name, end_name = TM_NAMES.get(cx.b.arch, ("TM", "begin", "end"))
-    rows = _instances_with(ev, k.TM_BEGIN, k.HLE)
+    rows = _instances_with(ev, k.TM_BEGIN, k.HLE, k.TM_END)
     codes = decode(cx, rows)
     for row in rows:
         code_ = codes[row]
         symbol = cx.instance_symbol(row)
         fid = int(cx.inst_fid[row])
+        yield from _tm_committed_here(cx, row, code_, symbol, fid, flavour, end_name)
         for e in ev.of(row, k.TM_BEGIN, k.HLE).tolist():
             i = code_.at(ev.addr[e])
             if i is None:
@@ -482,6 +519,55 @@ def tm_region(cx: Context) -> Iterator[Finding]:
                     f"{TM_WHY.get(flavour, 'a probe inside aborts the transaction')}"
                 )
             yield Finding(TM_REGION, fid, msg, evidence, instance=row, address=addr)
+
+
+def _tm_committed_here(
+    cx: Context, row: int, code_: InstanceCode, symbol: str, fid: int, flavour: str, end_name: str
+) -> Iterator[Finding]:
+    """A region from the instance's entry to commits no begin of its own leads to: the caller's
+    transaction is still open there (``begin`` and ``fallback`` are null, ``opened_elsewhere``)."""
+    entry = code_.at(cx.inst_low(row))
+    if entry is None or not any(x["kind"] == k.TM_END for x in code_.insns):
+        return
+    members, ends = _committed_here(code_, entry)
+    if not ends:
+        return
+    lo = code_.insns[members[0]]["address"]
+    hi = code_.insns[members[-1]]["address"] + code_.insns[members[-1]]["size"]
+    chain, where = inline_context(cx, row, int(code_.insns[ends[0]]["address"]))
+    inside = set(members)
+    evidence = {
+        "instance": symbol,
+        "kind": flavour,
+        "begin": None,
+        "opened_elsewhere": True,
+        "ends": [code_.line(j, cx) for j in ends],
+        "terminated": True,
+        "exits_without_end": [],
+        "fallback": None,
+        "ranges": code_.runs(members),
+        "low": hexa(lo),
+        "high": hexa(hi),
+        "instructions": [code_.line(j, cx) for j in members],
+        **{
+            kind: [code_.line(j, cx) for j in members if code_.insns[j]["kind"] == kk]
+            for kind, kk in (("aborts", k.TM_ABORT), ("tests", k.TM_TEST), ("other_tm", k.TM_OTHER))
+        },
+        "branch_targets": [
+            {"target": hexa(x["target"]), "from": hexa(x["address"])}
+            for x in code_.insns
+            if x["kind"] in (k.JUMP, k.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
+        ],
+        "inline_context": chain,
+        "inline": where,
+    }
+    closing = ", ".join(code_.mnemonic(j) + " at " + hexa(code_.insns[j]["address"]) for j in ends)
+    msg = (
+        f"{symbol}: {closing} commits the {flavour} transaction begun before the call (no begin on the way, "
+        f"e.g. the unlock of an elided lock): the {len(members)} instructions from its entry to the {end_name} "
+        f"run transactionally, {where}: {TM_WHY.get(flavour, 'a probe inside aborts the transaction')}"
+    )
+    yield Finding(TM_REGION, fid, msg, evidence, instance=row, address=lo)
 
 
 # -- calls to atomic helpers --------------------------------------------------------------------
