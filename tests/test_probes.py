@@ -158,3 +158,19 @@ def test_return_probes_reach_out_of_line_only(cx) -> None:
     landings, missed, _ = _where(cx, 'process("x").function("helper_both").return')
     assert landings == [("helper_both", "return")]
     assert missed == ["2 inline sites"]
+
+
+def test_diff_probes_between_o2_and_o3(tmp_path) -> None:
+    """-O3 inlines drain everywhere (drain.part.0 is gone) and adds scale_mixed.constprop.0."""
+    from patchscope.probes.syntax import load_points
+    from patchscope.report import probe_diff
+
+    f = tmp_path / "probes.txt"
+    f.write_text('# written against -O2\nuprobe:x:drain.part.0\nprocess("x").function("scale_mixed")\n')
+    f.write_text(f.read_text() + 'kernel.function("x\n')
+    old, new = patchscope.open(X86), patchscope.open(BIN / "x86_64-O3/corpus")
+    gone, clone, broken = probe_diff.document(old, new, load_points(str(f)))
+    assert gone["summary"].startswith("resolves in OLD, not in NEW") and gone["lost"] == ["drain entry in drain.part"]
+    assert clone["gained"] == ["scale_mixed entry in scale_mixed.constprop"]
+    assert "band safe → gray" in clone["summary"]
+    assert broken["old"]["verdict"] == broken["new"]["verdict"] == "unresolved"

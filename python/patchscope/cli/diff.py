@@ -9,7 +9,9 @@ from rich.table import Table
 from rich.text import Text
 
 from patchscope.cli import common
+from patchscope.probes import syntax as ps
 from patchscope.report import diff as report
+from patchscope.report import probe_diff
 
 HELP = "two builds side by side: inlining, clones and bands that changed"
 TABLE_LIMIT = 2000
@@ -18,6 +20,9 @@ TABLE_LIMIT = 2000
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("new", help="the second build (the first is BINARY)")
     p.add_argument("--new-debug-file", metavar="FILE", help="separate debug file of the second build")
+    p.add_argument(
+        "--probes", metavar="FILE", help="probe points (one per line, or a .stp file): how each resolves in OLD and NEW"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,8 +31,37 @@ def run(args: argparse.Namespace) -> int:
         argparse.Namespace(**{**vars(args), "binary": args.new, "debug_file": args.new_debug_file})
     )
     doc = report.document(old, new)
-    common.emit(args, doc, lambda con: render(con, doc))
+    if args.probes:
+        try:
+            points = ps.load_points(args.probes)
+        except OSError as e:
+            raise common.UserError(f"{args.probes}: {e.strerror}") from None
+        doc["probes"] = probe_diff.document(old, new, points)
+
+    def show(con: Any) -> None:
+        if "probes" in doc:
+            render_probes(con, doc["probes"])
+        else:
+            render(con, doc)
+
+    common.emit(args, doc, show)
     return 0
+
+
+def render_probes(con: Any, probes: list[dict[str, Any]]) -> None:
+    for p in probes:
+        o, n = p["old"], p["new"]
+        con.print(
+            Text.assemble(
+                (p["probe"], "bold"),
+                f"  {o['verdict']} ({o['places']} places) → {n['verdict']} ({n['places']} places): ",
+                p["summary"],
+            )
+        )
+        for place in p["lost"][:10]:
+            con.print(Text(f"    - {place}"), style="red")
+        for place in p["gained"][:10]:
+            con.print(Text(f"    + {place}"), style="green")
 
 
 def _state(s: dict[str, Any] | None) -> str:
