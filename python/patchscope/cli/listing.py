@@ -26,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
     doc = report.document(b, args.pattern, lines, errors)
 
     def show(con: Any) -> None:
-        for ln in lines:
-            con.print(ln.text(args.verbose), markup=False, highlight=False, soft_wrap=True)
+        # plain text, written at once: a whole kernel's listing is 80,000 lines
+        con.file.write("".join(ln.text(args.verbose) + "\n" for ln in lines))
 
     common.emit(args, doc, show)
     for e in errors:

@@ -19,6 +19,20 @@ HELP = "the design note's experiments (inlining, clones, inline-site arguments, 
 
 Row = tuple[str, list[str]]
 
+CALL_DESTINATIONS = {
+    "here": "to a function of this binary, with DWARF",
+    "here_no_dwarf": "to a symbol of this binary without DWARF",
+    "elsewhere": "to another binary",
+    "indirect": "indirect",
+}
+SHAPE_TEXT = {
+    "several-copies": "several copies without a clone suffix",
+    "original+clones": "one original and its clone(s)",
+    "several-clones": "two clones or more, no original",
+    "one-clone": "one clone, no original",
+    "cold-part": "with a .cold part (any shape)",
+}
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("more", nargs="*", metavar="BINARY", help="further builds to compare, side by side")
@@ -113,11 +127,10 @@ def _call_rows(recs: list[dict[str, Any]]) -> Iterable[Row]:
     yield "symbol-only functions (no DWARF)", [_n(x["functions"][report.SYMBOL_ONLY]) for x in c]
     yield "inline sites", [_n(x["call_sites"]["inline"]) for x in c]
     yield "DWARF call sites", [_n(x["call_sites"]["dwarf_calls"]) for x in c]
-    for key, text in (("direct_here", "to a function of this binary"), ("direct_elsewhere", "to one elsewhere")):
+    for key, text in CALL_DESTINATIONS.items():
         yield f"  {text}", [_pct(x["call_sites"][key], x["call_sites"]["dwarf_calls"]) for x in c]
-    yield "  indirect", [_pct(x["call_sites"]["indirect"], x["call_sites"]["dwarf_calls"]) for x in c]
     yield (
-        "inlined share of calls to this binary's functions",
+        "inlined share of calls to this binary's DWARF functions",
         [f"{100 * x['inlined_share_of_resolved']:.1f} %" for x in c],
     )
     yield "inlined share of all calls", [f"{100 * x['inlined_share_of_all']:.1f} %" for x in c]
@@ -136,15 +149,9 @@ def _version_rows(recs: list[dict[str, Any]]) -> Iterable[Row]:
         "  with several versions (instances or a .cold part)",
         [_pct(x["functions_with_several_versions"], x["functions_with_entry"]) for x in v],
     )
-    texts = {
-        "original+clones": "original and clone(s)",
-        "several-clones": "two clones or more",
-        "clone-only": "clone(s), no original",
-        "several-copies": "several copies without suffix",
-        "cold-part": "with a .cold part",
-    }
-    for shape in report.SHAPES:
-        yield f"  {texts[shape]}", [_pct(x["shapes"][shape]["functions"], x["functions_with_entry"]) for x in v]
+    for shape in (*report.SHAPES, "cold-part"):
+        yield f"  {SHAPE_TEXT[shape]}", [_pct(x["shapes"][shape]["functions"], x["functions_with_entry"]) for x in v]
+    yield "  several copies, with clones too", [_n(x["several_copies_with_clones"]) for x in v]
     yield "most instances of one function", [_n(x["max_instances"]) for x in v]
     suffixes = _keys_in_order(x["instances_by_suffix"] for x in v)
     yield "out-of-line instances by suffix", [_n(sum(x["instances_by_suffix"].values())) for x in v]
@@ -232,7 +239,9 @@ def _timing_rows(recs: list[dict[str, Any]]) -> Iterable[Row]:
 # -- plots -----------------------------------------------------------------------------------------
 
 #: Counts whose largest is this many times the smallest get a log axis.
-LOG_SPAN = 50
+LOG_SPAN = 20
+#: Height of one bar of a horizontal panel, in inches: the tick labels must not touch.
+BAR_HEIGHT = 0.17
 Series = list[tuple[str, list[float]]]
 
 
@@ -263,8 +272,12 @@ def write_plots(doc: dict[str, Any], folder: Path, fmt: str) -> dict[str, str]:
     return out
 
 
-def _figure(plt: Any, recs: list[dict[str, Any]], title: str, panels: int, width: float = 6.0) -> tuple[Any, Any]:
-    fig, axes = plt.subplots(1, panels, figsize=(width * panels, 5.2), layout="constrained")
+def _figure(
+    plt: Any, recs: list[dict[str, Any]], title: str, panels: int, width: float = 6.0, rows: int = 0
+) -> tuple[Any, Any]:
+    """``rows``: categories of the tallest horizontal panel, which sets the height."""
+    height = max(5.2, 1.8 + BAR_HEIGHT * rows * len(recs))
+    fig, axes = plt.subplots(1, panels, figsize=(width * panels, height), layout="constrained")
     fig.suptitle(title, fontsize=14, fontweight="bold")
     return fig, list(axes) if panels > 1 else [axes]
 
@@ -295,7 +308,7 @@ def _bars(
     for i, (label, vals) in enumerate(series):
         offsets = [p - 0.4 + width * (i + 0.5) for p in pos]
         drawn = bar(offsets, vals, width, label=label, color=f"C{i}")
-        texts = [(f"{v:.0f} %" if v >= 9.5 else f"{v:.1f} %") if percent else _short(v) for v in vals]
+        texts = [_percent_text(v) if percent else _short(v) for v in vals]
         ax.bar_label(drawn, texts, padding=2, fontsize=8, rotation=0 if horizontal or n <= 2 else 90)
     ticks, lim, scale = (
         (ax.set_yticks, ax.set_xlim, ax.set_xscale) if horizontal else (ax.set_xticks, ax.set_ylim, ax.set_yscale)
@@ -305,7 +318,7 @@ def _bars(
         ax.invert_yaxis()  # the first category on top, as in the table
     if log:
         scale("log")
-        lim(0.8, top * 6)  # room for the labels above the tallest bar
+        lim(min(positive) / 3, top * 6)  # room for the labels beyond the longest bar
     else:
         lim(0, (top or 1) * 1.18)
     (ax.set_xlabel if horizontal else ax.set_ylabel)(axis_label + (" (log scale)" if log else ""), fontsize=10)
@@ -315,17 +328,24 @@ def _bars(
     ax.spines[["top", "right"]].set_visible(False)
 
 
+def _percent_text(v: float) -> str:
+    if 0 < v < 0.05:
+        return "<0.1 %"  # rare, but there: not "0.0 %"
+    return f"{v:.0f} %" if v >= 9.5 else f"{v:.1f} %"
+
+
 def _short(v: float) -> str:
+    """A bar's label, at most four characters wide so that neighbours never touch."""
     if v >= 1e6:
         return f"{v / 1e6:.1f}M"
-    if v >= 1e4:
-        return f"{v / 1e3:.0f}k"
-    return f"{v:,.0f}"
+    if v >= 1e3:
+        return f"{v / 1e3:.1f}k" if v < 1e4 else f"{v / 1e3:.0f}k"
+    return f"{v:.0f}"
 
 
 def _percent(counts: dict[str, int], keys: Sequence[str]) -> list[float]:
-    whole = sum(counts[k] for k in keys)
-    return [100 * counts[k] / whole if whole else 0.0 for k in keys]
+    whole = sum(counts.get(k, 0) for k in keys)
+    return [100 * counts.get(k, 0) / whole if whole else 0.0 for k in keys]
 
 
 def _plot_calls(plt: Any, recs: list[dict[str, Any]]) -> Any:
@@ -339,10 +359,16 @@ def _plot_calls(plt: Any, recs: list[dict[str, Any]]) -> Any:
         title="Source functions by inlining status",
         axis_label="% of source functions (DWARF)",
     )
-    keys = ("inline", "direct_here", "direct_elsewhere", "indirect")
+    keys = ("inline", *report.DESTINATIONS)
     _bars(
         ax[1],
-        ["inline sites", "calls to this\nbinary's functions", "calls to\nother binaries", "indirect\ncalls"],
+        [
+            "inline\nsites",
+            "calls: DWARF\nfunction here",
+            "calls: symbol\nhere, no DWARF",
+            "calls to\nother binaries",
+            "indirect\ncalls",
+        ],
         [(r["label"], [r["calls"]["call_sites"][k] for k in keys]) for r in recs],
         title="Call sites: inlined vs DWARF call sites",
         axis_label="call sites",
@@ -350,7 +376,7 @@ def _plot_calls(plt: Any, recs: list[dict[str, Any]]) -> Any:
     buckets = report.INLINED_SHARE_BUCKETS
     _bars(
         ax[2],
-        ["never\ninlined", "1-49 %\ninlined", "50-99 %\ninlined", "always\ninlined"],
+        ["never\ninlined", "under half\ninlined", "half or more\ninlined", "always\ninlined"],
         [(r["label"], _percent(r["calls"]["called_functions_by_inlined_share"], buckets)) for r in recs],
         percent=True,
         title="Called functions by share of their calls inlined",
@@ -361,19 +387,26 @@ def _plot_calls(plt: Any, recs: list[dict[str, Any]]) -> Any:
 
 
 def _plot_versions(plt: Any, recs: list[dict[str, Any]]) -> Any:
-    fig, ax = _figure(plt, recs, "2. Several versions of one function in one build", 2, width=7.0)
+    suffixes = [s for s in _keys_in_order(r["versions"]["instances_by_suffix"] for r in recs) if s != "original"]
+    suffixes = suffixes[:12]
+    fig, ax = _figure(plt, recs, "2. Several versions of one function in one build", 2, width=7.0, rows=len(suffixes))
     _bars(
         ax[0],
-        ["original\n+ clones", "2+ clones", "clones,\nno original", "several\ncopies", ".cold\npart"],
-        [(r["label"], [r["versions"]["shapes"][s]["functions"] for s in report.SHAPES]) for r in recs],
+        [
+            "several copies\n(no suffix)",
+            "original\n+ clones",
+            "2+ clones,\nno original",
+            "one clone,\nno original",
+            ".cold part\n(any shape)",
+        ],
+        [(r["label"], [r["versions"]["shapes"][s]["functions"] for s in (*report.SHAPES, "cold-part")]) for r in recs],
         title="Functions by shape of their versions",
         axis_label="source functions",
     )
-    suffixes = [s for s in _keys_in_order(r["versions"]["instances_by_suffix"] for r in recs) if s != "original"]
     _bars(
         ax[1],
-        suffixes[:10],
-        [(r["label"], [r["versions"]["instances_by_suffix"].get(s, 0) for s in suffixes[:10]]) for r in recs],
+        suffixes,
+        [(r["label"], [r["versions"]["instances_by_suffix"].get(s, 0) for s in suffixes]) for r in recs],
         horizontal=True,
         title="Clone instances by suffix (numbers dropped)",
         axis_label="out-of-line instances",
@@ -383,7 +416,8 @@ def _plot_versions(plt: Any, recs: list[dict[str, Any]]) -> Any:
 
 
 def _plot_inline_args(plt: Any, recs: list[dict[str, Any]]) -> Any:
-    fig, ax = _figure(plt, recs, "3. Arguments at inline sites, readable at the site's entry", 3)
+    kinds = _keys_in_order(r["inline_args"]["param_sites_by_location"] for r in recs)
+    fig, ax = _figure(plt, recs, "3. Arguments at inline sites, readable at the site's entry", 3, rows=len(kinds))
     classes = report.SITE_CLASSES[:3]  # sites of functions without parameters have nothing to miss
     _bars(
         ax[0],
@@ -393,16 +427,17 @@ def _plot_inline_args(plt: Any, recs: list[dict[str, Any]]) -> Any:
         title="Inline sites by parameters readable",
         axis_label="% of inline sites with parameters",
     )
-    kinds = _keys_in_order(r["inline_args"]["param_sites_by_location"] for r in recs)
     _bars(
         ax[1],
         kinds,
         [(r["label"], _percent(r["inline_args"]["param_sites_by_location"], kinds)) for r in recs],
         percent=True,
         horizontal=True,
-        title="(site, parameter) pairs by location at entry",
+        title="(site, parameter) pairs by location at entry\n(green: readable by a probe, red: not)",
         axis_label="% of (site, parameter) pairs",
     )
+    for tick in ax[1].get_yticklabels():
+        tick.set_color("darkgreen" if tick.get_text() in report.READABLE_KINDS else "firebrick")
     buckets = report.READABLE_SHARE_BUCKETS
     _bars(
         ax[2],
@@ -416,7 +451,8 @@ def _plot_inline_args(plt: Any, recs: list[dict[str, Any]]) -> Any:
 
 
 def _plot_bands(plt: Any, recs: list[dict[str, Any]]) -> Any:
-    fig, ax = _figure(plt, recs, "Bands and finding codes", 2, width=7.0)
+    codes = _keys_in_order(r["bands"]["functions_by_code"] for r in recs)
+    fig, ax = _figure(plt, recs, "Bands and finding codes", 2, width=7.0, rows=len(codes))
     bands = list(recs[0]["bands"]["functions_by_band"])
     _bars(
         ax[0],
@@ -426,7 +462,6 @@ def _plot_bands(plt: Any, recs: list[dict[str, Any]]) -> Any:
         title="Source functions by band",
         axis_label="% of functions",
     )
-    codes = _keys_in_order(r["bands"]["functions_by_code"] for r in recs)
     _bars(
         ax[1],
         codes,

@@ -182,12 +182,14 @@ def _prologue_end(cx: Context, row: int) -> int | None:
 
 
 def _inline_sites(cx: Context, res: Resolution, fid: int) -> None:
-    caller = cx.caller_instance
-    for site in cx.sites_of(fid).tolist():
-        addr = int(cx.site_entry_pc[site])
-        res.landings.append(
-            Landing(addr, fid, ps.INLINE, int(caller[site]), site, how=f"inlined into {cx.site_caller(site)}")
-        )
+    sites = cx.sites_of(fid)
+    for site, addr, caller, name in zip(
+        sites.tolist(),
+        cx.site_entry_pc[sites].tolist(),
+        cx.caller_instance[sites].tolist(),
+        cx.site_caller_name[sites].tolist(),
+    ):
+        res.landings.append(Landing(addr, fid, ps.INLINE, caller, site, how=f"inlined into {cx.string(name) or '?'}"))
 
 
 def _missed_sites(cx: Context, fid: int, why: str) -> Missed:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
+
 from patchscope.index.binary import Binary
 from patchscope.index.tables import NO_DIE
 from patchscope.index.variables import variables_at_many
@@ -92,15 +94,26 @@ def _landing(cx: Context, at: FindingsAt, res: Resolution, lnd: Landing, variabl
     }
 
 
-def scope_of(cx: Context, lnd: Landing) -> int:
-    """The DIE whose variables a probe at ``lnd`` sees: its inline site, else its instance."""
-    if lnd.site >= 0:
-        return int(cx.sites.column("die")[lnd.site].as_py())
-    return int(cx.inst_die[lnd.instance]) if lnd.instance >= 0 else int(NO_DIE)
+def scopes(cx: Context, landings: list[Landing]) -> list[int]:
+    """The DIE whose variables a probe at each landing sees: its inline site, else its
+    instance (``NO_DIE`` when no DWARF describes the code)."""
+    site_die = cx.shared(_site_dies)
+    return [
+        int(site_die[lnd.site])
+        if lnd.site >= 0
+        else int(cx.inst_die[lnd.instance])
+        if lnd.instance >= 0
+        else int(NO_DIE)
+        for lnd in landings
+    ]
+
+
+def _site_dies(cx: Context) -> np.ndarray:
+    return cx.sites.column("die").to_numpy()
 
 
 def _variables(cx: Context, landings: list[Landing]) -> list[list[dict]]:
-    pairs = [(scope_of(cx, lnd), lnd.address) for lnd in landings]
+    pairs = list(zip(scopes(cx, landings), (lnd.address for lnd in landings)))
     known = [i for i, (scope, _) in enumerate(pairs) if scope != int(NO_DIE)]
     out: list[list[dict]] = [[] for _ in pairs]
     if known:

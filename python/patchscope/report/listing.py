@@ -16,7 +16,7 @@ from patchscope.index.binary import Binary
 from patchscope.index.variables import VariableAt, variables_at_many
 from patchscope.probes import syntax as ps
 from patchscope.probes.resolve import Landing, resolve
-from patchscope.report.check import scope_of
+from patchscope.report.check import scopes
 from patchscope.rules import Context
 from patchscope.rules.finding import hexa
 
@@ -47,7 +47,7 @@ def listing(binary: Binary, pattern: str, verbose: bool) -> tuple[list[Line], li
     if point.tool != "stap":
         raise ps.ProbeSyntaxError(pattern, 0, 'list takes a SystemTap pattern, e.g. kernel.function("*")')
     res = resolve(cx, point)
-    at = variables_at_many(binary, [(scope_of(cx, lnd), lnd.address) for lnd in res.landings])
+    at = variables_at_many(binary, list(zip(scopes(cx, res.landings), (lnd.address for lnd in res.landings))))
     lines = list(_lines(cx, point, res.landings, at, verbose))
     return lines, res.errors
 
@@ -68,8 +68,8 @@ def _lines(
 
 
 def _point_text(cx: Context, point: ps.ProbePoint, fid: int, name: str, kind: str) -> str:
-    decl_file = cx.functions.column("decl_file")[fid].as_py()
-    where = f"{name}@{decl_file}:{cx.functions.column('decl_line')[fid].as_py()}" if decl_file else name
+    files, lines = cx.shared(_declarations)
+    where = f"{name}@{files[fid]}:{lines[fid]}" if files[fid] else name
     target = point.target
     head = (
         "kernel"
@@ -82,6 +82,10 @@ def _point_text(cx: Context, point: ps.ProbePoint, fid: int, name: str, kind: st
     if point.mode == ps.CALL and kind == ps.ENTRY:
         suffix = ".call"
     return f'{head}.function("{where}"){suffix}'
+
+
+def _declarations(cx: Context) -> tuple[list[str | None], list[int]]:
+    return cx.functions.column("decl_file").to_pylist(), cx.functions.column("decl_line").to_pylist()
 
 
 def _present(at: list[list[VariableAt]], members: list[int], kind: str) -> list[str]:

@@ -33,6 +33,7 @@ from patchscope.index.functions import (
     HAS_CODE,
     NOT_INLINED,
     SELECTIVELY_INLINED,
+    SYM_FUNC,
     SYMBOL_ONLY,
     origin_roots,
     rows_of,
@@ -55,15 +56,31 @@ VERSION = 1
 STATUSES = (NOT_INLINED, FULLY_INLINED, SELECTIVELY_INLINED, SYMBOL_ONLY)
 CLONE = SUFFIX_PART | SUFFIX_ISRA | SUFFIX_CONSTPROP
 
-#: Per called function, the share of its calls that were inlined, in these buckets.
-INLINED_SHARE_BUCKETS = ("0 %", "1-49 %", "50-99 %", "100 %")
-#: Per inlined function, the share of its (site, parameter) pairs readable, in these buckets.
-READABLE_SHARE_BUCKETS = ("0 %", "1-24 %", "25-49 %", "50-74 %", "75-99 %", "100 %")
+#: Per called function, the share of its calls that were inlined: exactly 0, in [0, 1/2),
+#: in [1/2, 1), exactly 1.
+INLINED_SHARE_BUCKETS = ("0 %", "0-50 %", "50-100 %", "100 %")
+INLINED_SHARE_EDGES = (0.5,)
+#: Per inlined function, the share of its (site, parameter) pairs readable; the middle buckets
+#: are half-open, [25 %, 50 %) and so on.
+READABLE_SHARE_BUCKETS = ("0 %", "0-25 %", "25-50 %", "50-75 %", "75-100 %", "100 %")
+READABLE_SHARE_EDGES = (0.25, 0.5, 0.75)
 SITE_CLASSES = ("all", "some", "none", "no-params")
-SHAPES = ("original+clones", "several-clones", "clone-only", "several-copies", "cold-part")
+#: Where a DWARF call site goes: a function this binary describes in DWARF, a symbol it defines
+#: without DWARF (assembly, IFUNC), a function of another binary, or through a pointer.
+DESTINATIONS = ("here", "here_no_dwarf", "elsewhere", "indirect")
+HERE, HERE_NO_DWARF, ELSEWHERE, INDIRECT = range(len(DESTINATIONS))
+#: ``symbols.kind`` of an untyped symbol (assembly entry points).
+SYM_NOTYPE = 6
+#: Shapes of a function's out-of-line instances, exclusive: several copies without a clone
+#: suffix (a static of a header, emitted in several units; clones may come too), one original
+#: and its clones, clones and no original, a single clone. A ``.cold`` part is counted apart.
+SHAPES = ("several-copies", "original+clones", "several-clones", "one-clone")
+NO_SYMBOL = "(no symbol)"
 #: Why a parameter cannot be read at a site: its location kind, or no DIE there at all.
 NO_DIE_AT_SITE = "no DIE at the site"
 VIEW_ONLY = "only in a later location view"
+#: The location kinds (as ``param_sites_by_location`` names them) a probe can read.
+READABLE_KINDS = frozenset(LOC_NAMES[k] for k in READABLE)
 
 _NUMBERS = re.compile(r"(^|\.)(\d+|llvm\.[0-9a-f]+)(?=\.|$)")
 
@@ -117,8 +134,10 @@ def share(part: int, whole: int) -> float:
 
 
 def _bucket(shares: np.ndarray, edges: Sequence[float], names: Sequence[str]) -> dict[str, int]:
-    """Counts of ``shares`` (0..1) in named buckets: exactly 0, the half-open ``edges``, exactly 1."""
-    idx = np.where(shares <= 0, 0, np.where(shares >= 1, len(names) - 1, np.searchsorted(edges, shares, "right")))
+    """Counts of ``shares`` (0..1) in named buckets: exactly 0, between the ``edges`` (half-open),
+    exactly 1 — so that "never" and "always" stand apart from "mostly"."""
+    middle = 1 + np.searchsorted(np.asarray(edges), shares, "right")
+    idx = np.where(shares <= 0, 0, np.where(shares >= 1, len(names) - 1, middle))
     return dict(zip(names, np.bincount(idx, minlength=len(names)).tolist()))
 
 
@@ -129,43 +148,37 @@ def calls(b: Binary) -> dict[str, Any]:
     fn = b.inventory.functions
     status = Counter(fn.column("status").to_pylist())
     n_dwarf = fn.num_rows - status[SYMBOL_ONLY]
-    functions = {s: status[s] for s in STATUSES}
-    with_entry = status[NOT_INLINED] + status[SELECTIVELY_INLINED]
-
-    target_fid, indirect = call_targets(b)
+    fid, dest = call_targets(b)
     inline = b.inventory.inline_sites.num_rows
-    direct_here = int((target_fid >= 0).sum())
-    n_calls = len(target_fid)
-    sites = {
-        "inline": inline,
-        "dwarf_calls": n_calls,
-        "direct_here": direct_here,
-        "direct_elsewhere": int(n_calls - direct_here - indirect.sum()),
-        "indirect": int(indirect.sum()),
-    }
-    # per function called at all: inline sites against DWARF calls that name it
+    by_dest = np.bincount(dest, minlength=len(DESTINATIONS))
+    here = int(by_dest[0])
+    # per function called at all: its inline sites against the DWARF calls that reach it
     n_inline = fn.column("inline_sites").to_numpy()
-    n_out = np.bincount(target_fid[target_fid >= 0], minlength=fn.num_rows)
-    total = n_inline + n_out
+    total = n_inline + np.bincount(fid[dest == 0], minlength=fn.num_rows)
     called = total > 0
-    per_fn = n_inline[called] / total[called]
     return {
-        "functions": functions,
+        "functions": {s: status[s] for s in STATUSES},
         "source_functions": n_dwarf,
-        "with_entry": with_entry,
+        "with_entry": status[NOT_INLINED] + status[SELECTIVELY_INLINED],
         "inlined": status[FULLY_INLINED] + status[SELECTIVELY_INLINED],
-        "call_sites": sites,
-        "inlined_share_of_resolved": share(inline, inline + direct_here),
-        "inlined_share_of_all": share(inline, inline + n_calls),
+        "call_sites": {"inline": inline, "dwarf_calls": len(dest), **dict(zip(DESTINATIONS, by_dest.tolist()))},
+        "inlined_share_of_resolved": share(inline, inline + here),
+        "inlined_share_of_all": share(inline, inline + len(dest)),
         "called_functions": int(called.sum()),
-        "called_functions_by_inlined_share": _bucket(per_fn, [0.5, 1.0], INLINED_SHARE_BUCKETS),
+        "called_functions_by_inlined_share": _bucket(
+            n_inline[called] / total[called], INLINED_SHARE_EDGES, INLINED_SHARE_BUCKETS
+        ),
     }
 
 
 def call_targets(b: Binary) -> tuple[np.ndarray, np.ndarray]:
-    """For each DWARF call site in code: the source function it calls (-1: none of this binary's),
-    and whether it is indirect. The target DIE is an abstract DIE or a declaration: matched by
-    name, file and line, else — a prototype declared in a header — by name among externals."""
+    """For each DWARF call site in code: the source function it reaches (-1: none with DWARF)
+    and where it goes (an index into DESTINATIONS).
+
+    The target DIE is an abstract DIE or a declaration. It is matched by name, file and line;
+    else, as the linker would, by name to a symbol of this binary and by address to the
+    instance there (``free`` is ``__libc_free``'s alias; a prototype's line is not the
+    definition's); else by name among external functions (a relocatable file's symbols)."""
     cs = b.cols.raw["call_sites"]
     sp = b.cols.raw["subprograms"]
     die = sp.column("die").to_numpy()
@@ -174,34 +187,72 @@ def call_targets(b: Binary) -> tuple[np.ndarray, np.ndarray]:
     in_code = (caller >= 0) & has_code[np.maximum(caller, 0)]  # not a call site in an abstract tree
     target = cs.column("target").to_numpy()[in_code]
     indirect = (cs.column("indirect").to_numpy()[in_code] != 0) | (target == NO_DIE)
-    row = rows_of(die, target)
     root = origin_roots(die, sp.column("origin").to_numpy(), sp.column("specification").to_numpy())
-    key_cols = [sp.column(c).to_numpy() for c in ("name", "decl_file", "decl_line")]
-    fid_of = _function_keys(b)
-    by_name = _unique_external_names(b)
-    fid = np.full(len(target), -1, np.int64)
-    for r in np.unique(row[row >= 0]).tolist():
-        rr = root[r]
-        key = (int(key_cols[0][rr]), int(key_cols[1][rr]), int(key_cols[2][rr]))
-        fid[row == r] = fid_of.get(key, by_name.get(key[0], -1))
-    return fid, indirect
+    keys = np.stack([sp.column(c).to_numpy()[root].astype(np.int64) for c in ("name", "decl_file", "decl_line")], 1)
+    resolve = _Resolver(b)
+    # one look-up per distinct target, not per call site
+    rows, which = np.unique(rows_of(die, target), return_inverse=True)
+    found = [resolve(tuple(keys[r].tolist())) if r >= 0 else (-1, INDIRECT) for r in rows.tolist()]
+    fid = np.array([f for f, _ in found], np.int64)[which.reshape(-1)]
+    dest = np.array([d for _, d in found], np.int64)[which.reshape(-1)]
+    dest[indirect] = INDIRECT
+    return fid, dest
 
 
-def _function_keys(b: Binary) -> dict[tuple[int, int, int], int]:
-    fn = b.inventory.functions
-    names = fn.column("name").combine_chunks().indices.to_numpy()
-    files = fn.column("decl_file").combine_chunks().indices.to_numpy()
-    lines = fn.column("decl_line").to_numpy()
-    dwarf = np.asarray(fn.column("status").to_pylist()) != SYMBOL_ONLY
-    return {(int(n), int(f), int(ln)): i for i, (n, f, ln) in enumerate(zip(names, files, lines)) if dwarf[i]}
+class _Resolver:
+    """A call target's (name, file, line) to (source function, destination)."""
+
+    def __init__(self, b: Binary) -> None:
+        fn = b.inventory.functions
+        names = fn.column("name").combine_chunks().indices.to_numpy()
+        files = fn.column("decl_file").combine_chunks().indices.to_numpy()
+        lines = fn.column("decl_line").to_numpy()
+        self.dwarf = np.asarray(fn.column("status").to_pylist()) != SYMBOL_ONLY
+        self.by_key = {
+            (int(n), int(f), int(ln)): i for i, (n, f, ln) in enumerate(zip(names, files, lines)) if self.dwarf[i]
+        }
+        ext = np.flatnonzero(fn.column("external").to_numpy(zero_copy_only=False) & self.dwarf)
+        count = Counter(names[ext].tolist())
+        self.by_external_name = {int(names[i]): int(i) for i in ext.tolist() if count[int(names[i])] == 1}
+        self.pool = b.cols.pool
+        self.symbol_address = _defined_code_symbols(b)
+        self.instance_at = _instances_by_start(b)
+
+    def __call__(self, key: tuple[int, int, int]) -> tuple[int, int]:
+        if key in self.by_key:
+            return self.by_key[key], HERE
+        name = self.pool[key[0]].as_py()
+        # GCC names the callee of an expanded builtin __builtin_memcpy; the call goes to memcpy
+        address = self.symbol_address.get(name, self.symbol_address.get(name.removeprefix("__builtin_")))
+        if address is not None:
+            fid = self.instance_at.get(address, -1)
+            return (fid, HERE) if fid >= 0 and self.dwarf[fid] else (-1, HERE_NO_DWARF)
+        if key[0] in self.by_external_name:
+            return self.by_external_name[key[0]], HERE
+        return -1, ELSEWHERE
 
 
-def _unique_external_names(b: Binary) -> dict[int, int]:
-    fn = b.inventory.functions
-    names = fn.column("name").combine_chunks().indices.to_numpy()
-    ext = np.flatnonzero(fn.column("external").to_numpy(zero_copy_only=False))
-    count = Counter(names[ext].tolist())
-    return {int(names[i]): int(i) for i in ext.tolist() if count[int(names[i])] == 1}
+def _instances_by_start(b: Binary) -> dict[int, int]:
+    """Start address of every range of every instance → its source function (an instance with
+    DW_AT_ranges has no low_pc of its own)."""
+    inst = b.inventory.instances
+    ranges = inst.column("ranges").combine_chunks()
+    starts = ranges.values.flatten().to_numpy()[::2]
+    owner = np.repeat(inst.column("fid").to_numpy(), np.diff(ranges.offsets.to_numpy()))
+    return dict(zip(starts.tolist(), owner.tolist()))
+
+
+def _defined_code_symbols(b: Binary) -> dict[str, int]:
+    """Name → address of the function and untyped symbols defined in this binary."""
+    sy = b.cols.raw["symbols"]
+    kind = sy.column("kind").to_numpy()
+    rows = np.flatnonzero(np.isin(kind, (SYM_FUNC, SYM_NOTYPE)) & (sy.column("section").to_numpy() != 0))
+    names = b.cols.pool.take(sy.column("name").to_numpy()[rows]).to_pylist()
+    # the first definition of a name wins; several are statics, which the key matched already
+    out: dict[str, int] = {}
+    for name, address in zip(names, sy.column("address").to_numpy()[rows].tolist()):
+        out.setdefault(name, address)
+    return out
 
 
 # -- 2. several versions of one function ----------------------------------------------------------
@@ -217,10 +268,10 @@ def versions(b: Binary, examples: int) -> dict[str, Any]:
     clones = np.bincount(fid[inst["clone"]], minlength=n)
     cold = np.bincount(fid[inst["cold"]], minlength=n)
     masks = {
-        "original+clones": (originals >= 1) & (clones >= 1),
-        "several-clones": clones >= 2,
-        "clone-only": (originals == 0) & (clones >= 1),
         "several-copies": originals >= 2,
+        "original+clones": (originals == 1) & (clones >= 1),
+        "several-clones": (originals == 0) & (clones >= 2),
+        "one-clone": (originals == 0) & (clones == 1),
         "cold-part": cold >= 1,
     }
     names = fn.column("name").to_pylist()
@@ -241,6 +292,7 @@ def versions(b: Binary, examples: int) -> dict[str, Any]:
     return {
         "functions_with_entry": int(((originals + clones) > 0)[dwarf].sum()),
         "functions_with_several_versions": int((several & dwarf).sum()),
+        "several_copies_with_clones": int((masks["several-copies"] & (clones >= 1) & dwarf).sum()),
         "shapes": shapes,
         "instances_by_suffix": dict(Counter(inst["shape"][dwarf[fid]].tolist()).most_common()),
         "max_instances": int((originals + clones)[dwarf].max(initial=0)),
@@ -268,7 +320,7 @@ def _instance_shapes(b: Binary) -> dict[str, np.ndarray]:
     text = {i: pool[int(i)].as_py() for i in np.unique(suffix[main[main >= 0]]).tolist()}
     shape = np.array(
         [
-            "(no symbol)" if m < 0 else suffix_shape(text[int(suffix[m])]) if k & CLONE else "original"
+            NO_SYMBOL if m < 0 else suffix_shape(text[int(suffix[m])]) if k & CLONE else "original"
             for m, k in zip(main.tolist(), main_kinds.tolist())
         ],
         dtype=object,
@@ -293,9 +345,10 @@ def _instance_names(b: Binary, inst: dict[str, np.ndarray], fid: int) -> list[st
     out = []
     for r in np.flatnonzero(inst["fid"] == fid).tolist():
         m = inst["main"][r]
-        text = b.cols.pool[int(name[m])].as_py() if m >= 0 else "(no symbol)"
+        text = b.cols.pool[int(name[m])].as_py() if m >= 0 else NO_SYMBOL
         out.append(text + (" +cold" if inst["cold"][r] else ""))
-    return sorted(out)
+    # a header's static has tens of copies of one name: counted, not repeated
+    return [f"{n} ({k} copies)" if k > 1 else n for n, k in sorted(Counter(out).items())]
 
 
 # -- 3. arguments at inline sites ----------------------------------------------------------------
@@ -315,7 +368,7 @@ def inline_args(b: Binary, top: int) -> dict[str, Any]:
         "param_sites_readable": int(site["readable"].sum()),
         "param_sites_by_location": _unreadable_reasons(b, site),
         "functions": len(with_params),
-        "functions_by_readable_share": _bucket(shares, [0.25, 0.5, 0.75, 1.0], READABLE_SHARE_BUCKETS),
+        "functions_by_readable_share": _bucket(shares, READABLE_SHARE_EDGES, READABLE_SHARE_BUCKETS),
         "functions_all_readable_everywhere": int((shares >= 1).sum()),
         "worst": _worst(b, site, fn, top),
     }
