@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     for rec, seconds in zip(doc["binaries"], opened):
         rec["seconds"] = {"open": seconds, **rec["seconds"]}
     if args.plots:
+        t0 = time.perf_counter()
         doc["plots"] = write_plots(doc, Path(args.plots), args.plot_format)
+        doc["plot_seconds"] = round(time.perf_counter() - t0, 3)
     common.emit(args, doc, lambda con: render(con, doc))
     return 0
 
@@ -96,6 +98,8 @@ def render(con: Any, doc: dict[str, Any]) -> None:
     _side_by_side(con, "seconds", labels, _timing_rows(recs))
     for name, path in doc.get("plots", {}).items():
         con.print(f"plot {name}: {path}", markup=False)
+    if "plot_seconds" in doc:
+        con.print(f"plots written in {doc['plot_seconds']:.2f} s", markup=False)
 
 
 def _side_by_side(con: Any, title: str, labels: list[str], rows: Iterable[Row]) -> None:
