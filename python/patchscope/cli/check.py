@@ -18,6 +18,9 @@ from patchscope.report import check as report
 
 HELP = "judge probe points (SystemTap, perf, bpftrace, kprobe_events, .stp files) against a build"
 
+#: The positional list that may continue after options (see ``main.parse``).
+TRAILING = "probes"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(

@@ -33,8 +33,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Like ``parse_args``, but a command's trailing list (``nargs="*"``, named by its module's
+    ``TRAILING``) may continue after options: ``check BIN --format json P1 P2``. argparse's own
+    ``parse_intermixed_args`` does not work with subcommands."""
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    trailing = getattr(COMMANDS[args.command], "TRAILING", None)
+    if extra and (trailing is None or any(e.startswith("-") for e in extra)):
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        setattr(args, trailing, getattr(args, trailing) + extra)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     try:
         return COMMANDS[args.command].run(args)
     except common.UserError as e:

@@ -33,6 +33,9 @@ SHAPE_TEXT = {
     "cold-part": "with a .cold part (any shape)",
 }
 
+#: The positional list that may continue after options (see ``main.parse``).
+TRAILING = "more"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("more", nargs="*", metavar="BINARY", help="further builds to compare, side by side")
