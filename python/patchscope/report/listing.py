@@ -13,17 +13,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from patchscope.index.binary import Binary
+from patchscope.index.tables import NO_DIE
 from patchscope.index.variables import VariableAt, variables_at_many
 from patchscope.probes import syntax as ps
-from patchscope.probes.resolve import Landing, resolve
+from patchscope.probes.places import places
+from patchscope.probes.resolve import Landing, Resolution, resolve
 from patchscope.report.check import scopes
 from patchscope.rules import Context
+from patchscope.rules.context import SUFFIX_CONSTPROP, SUFFIX_ISRA, SUFFIX_PART
 from patchscope.rules.finding import hexa
 
 SCHEMA = "patchscope.list"
 VERSION = 1
 #: Variable states a probe can read a value from.
 READABLE = frozenset({"register", "memory", "constant", "computed", "pieces"})
+#: Suffix kinds of a body GCC changed (``.part``, ``.isra``, ``.constprop``, ``.lto_priv``,
+#: ``.clone``), named by its symbol; an alias (``.localalias``, ``__GI_x``) is not one.
+CHANGED = SUFFIX_PART | SUFFIX_ISRA | SUFFIX_CONSTPROP | 16 | 128
 
 
 @dataclass
@@ -47,9 +53,37 @@ def listing(binary: Binary, pattern: str, verbose: bool) -> tuple[list[Line], li
     if point.tool != "stap":
         raise ps.ProbeSyntaxError(pattern, 0, 'list takes a SystemTap pattern, e.g. kernel.function("*")')
     res = resolve(cx, point)
-    at = variables_at_many(binary, list(zip(scopes(cx, res.landings), (lnd.address for lnd in res.landings))))
-    lines = list(_lines(cx, point, res.landings, at, verbose))
-    return lines, res.errors
+    parts = _part_bodies(cx, res)
+    landings = res.landings + parts
+    at = variables_at_many(binary, list(zip(scopes(cx, landings), (lnd.address for lnd in landings))))
+    lines = list(_lines(cx, point, landings, at, verbose))
+    # resolve's "no such function" when a .part body is all there is
+    return lines, [] if parts and not res.landings else res.errors
+
+
+def _part_bodies(cx: Context, res: Resolution) -> list[Landing]:
+    """The ``.part`` bodies stap leaves out (``resolve`` follows it and records them as missed):
+    the listing names them, ``buf_process.part.0``."""
+    if res.point.mode == ps.INLINE:
+        return []
+    landed = {lnd.instance for lnd in res.landings if lnd.kind != ps.INLINE}
+    kind = ps.RETURN if res.point.is_return else ps.ENTRY
+    return [
+        Landing(places(cx).entry(row)[0], fid, kind, row, how=".part body")
+        for fid in dict.fromkeys(m.fid for m in res.missed)
+        for row in cx.instances_of.get(fid, [])
+        if row not in landed and int(cx.inst_suffix_kinds[row]) & SUFFIX_PART
+    ]
+
+
+def _instance_name(cx: Context, row: int, fid: int) -> str:
+    """A changed body by its symbol (``compute_level.isra.0``); any other instance by its DWARF
+    name, which stap's ``function("…")`` matches: the first symbol at its address may be an
+    alias (glibc's ``__GI_x``, a versioned ``x@GLIBC_2.2.5``, ``x.localalias``). A symbol
+    loses its ``@VERSION``, which stap would read as ``@FILE``."""
+    if int(cx.inst_die[row]) == NO_DIE or int(cx.inst_suffix_kinds[row]) & CHANGED:
+        return cx.instance_symbol(row).split("@")[0]
+    return cx.fn_name[fid]
 
 
 def _lines(
@@ -61,7 +95,7 @@ def _lines(
         groups.setdefault(key, []).append(i)
     for (fid, _, kind), members in sorted(groups.items(), key=lambda kv: (cx.fn_name[kv[0][0]], kv[0][1:])):
         first = landings[members[0]]
-        name = cx.instance_symbol(first.instance) if kind != ps.INLINE and first.instance >= 0 else cx.fn_name[fid]
+        name = _instance_name(cx, first.instance, fid) if kind != ps.INLINE and first.instance >= 0 else cx.fn_name[fid]
         yield Line(
             _point_text(cx, point, fid, name, kind), _present(at, members, kind), [landings[i].address for i in members]
         )
