@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -62,6 +63,7 @@ class Resolution:
 
 def resolve(cx: Context, point: ps.ProbePoint) -> Resolution:
     res = Resolution(point)
+    _check_target(cx, res)
     if point.mode == ps.ADDRESS:
         _at_address(cx, res, point.address or 0)
     elif point.tool in ("bpftrace", "kprobe_events"):
@@ -73,6 +75,18 @@ def resolve(cx: Context, point: ps.ProbePoint) -> Resolution:
     if not res.landings and not res.errors:
         res.errors.append(f"{point.text}: no such function or line in {cx.b.path.name}")
     return res
+
+
+def _check_target(cx: Context, res: Resolution) -> None:
+    """The point names a module or a program: say so when it is not the binary checked."""
+    kind, _, name = res.point.target.partition(":")
+    here = cx.b.path.name
+    if kind == "module" and here.split(".")[0].replace("-", "_") != name.replace("-", "_"):
+        res.notes.append(f"the point is for module {name}; checked against {here}")
+    elif kind == "process" and name and Path(name).name != here:
+        res.notes.append(f"the point is for {name}; checked against {here}")
+    elif kind == "kernel" and res.point.tool == "stap" and not cx.is_kernel():
+        res.notes.append(f"the point is for the kernel; {here} is not a kernel image")
 
 
 # -- by DWARF name (SystemTap, perf) -------------------------------------------------------------
@@ -279,9 +293,11 @@ def _symbol_landings(cx: Context, res: Resolution, name: str, rows: list[int]) -
 
 
 def _suggest_clones(cx: Context, res: Resolution, name: str) -> None:
-    clones = sorted(n for n in places(cx).symbol_names if n.split(".")[0] == name and n != name)
-    if clones:
-        res.errors.append(f"no symbol {name}: only its clones exist ({', '.join(clones[:5])}); name one of them")
+    """A symbol probe names one build's clone: say which copies of that function this build has."""
+    stem = name.split(".")[0]
+    others = sorted(n for n in places(cx).symbol_names if n.split(".")[0] == stem and n != name)
+    if others:
+        res.errors.append(f"no symbol {name} in this build; it has {', '.join(others[:5])}: name one of them")
 
 
 def _unreached_by_symbol(cx: Context, res: Resolution) -> None:
