@@ -1,0 +1,394 @@
+"""Benchmark and cross-check: ``patchscope list`` beside SystemTap's ``stap -L`` on the same
+pattern, on the fixture, on glibc (libc6-dbg) and on a vmlinux.
+
+    python bench/list.py [--runs N] [--only corpus,glibc,vmlinux] [--vmlinux PATH]
+                         [--stap-kernel-timeout S]
+    python bench/list.py --compare [--save DIR]
+
+Timing: each command runs as its own process (wall time, peak RSS); patchscope with a warm index
+(one untimed run first fills a private cache), both tools ``--runs`` times, the best run kept
+(the machine is shared: the median is printed too). stap needs a kernel build dir even to list
+user-space probes; ``bench/stap_stub.sh`` makes a stub one (with ``-k VMLINUX`` it also holds the
+vmlinux and its System.map, which is how ``stap -L 'kernel.function("*")'`` runs here). Without
+``stap`` the peer columns say so and patchscope is still timed.
+
+``--compare``: glibc's ``function("*")``, ``.call`` and ``.inline`` listings from both tools,
+every line that differs sorted into one kind (docs/list-vs-stap.md explains each and who is
+right), with counts and examples; ``unexplained`` must stay empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common import ROOT, Run, run, table, vmlinux
+
+CORPUS = ROOT / "fixtures" / "bin" / "x86_64" / "corpus"
+LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
+STUB = ROOT / "bench" / "stap_stub.sh"
+
+
+# -- the two tools -------------------------------------------------------------------------------
+
+
+def stap_stub(vmlinux_path: Path | None = None) -> Path | None:
+    """A stub build dir for ``stap -r`` (None when stap is not installed)."""
+    if shutil.which("stap") is None:
+        return None
+    argv = [str(STUB), *(["-k", str(vmlinux_path)] if vmlinux_path else [])]
+    return Path(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip())
+
+
+def glibc() -> tuple[Path, Path, dict[str, str]] | None:
+    """libc.so.6, its debug file and the environment stap needs to find that file: the installed
+    libc with libc6-dbg, else the copy ``scripts/fetch-libc-dbg amd64`` keeps in the cache."""
+    bid = _build_id(LIBC) if LIBC.is_file() else None
+    debug = Path(f"/usr/lib/debug/.build-id/{bid[:2]}/{bid[2:]}.debug") if bid else None
+    if debug and debug.is_file():
+        return LIBC, debug, {}
+    try:
+        out = subprocess.run(
+            [str(ROOT / "scripts" / "fetch-libc-dbg"), "amd64"], check=True, capture_output=True, text=True
+        ).stdout.split()
+    except (subprocess.CalledProcessError, OSError):
+        return None
+    libc, debug = Path(out[1]), Path(out[2])
+    # elfutils looks for <root>/usr/lib/debug/.build-id/xx/yyyy.debug under each path entry
+    root = debug.parents[3]
+    return libc, debug, {"SYSTEMTAP_DEBUGINFO_PATH": f"+:.debug:{root}"}
+
+
+def _build_id(path: Path) -> str | None:
+    out = subprocess.run(["readelf", "-n", str(path)], capture_output=True, text=True).stdout
+    m = re.search(r"Build ID: ([0-9a-f]+)", out)
+    return m.group(1) if m else None
+
+
+def patchscope_argv(binary: Path, pattern: str, debug: Path | None = None, verbose: bool = False) -> list[str]:
+    argv = [sys.executable, "-m", "patchscope.cli.main", "list", str(binary), pattern]
+    return argv + (["--debug-file", str(debug)] if debug else []) + (["-v"] if verbose else [])
+
+
+def stap_argv(stub: Path, pattern: str) -> list[str]:
+    return ["stap", "-r", str(stub), "-L", pattern]
+
+
+def listing(argv: list[str], env: dict[str, str] | None = None) -> list[str]:
+    p = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if p.returncode not in (0, 1):  # 1: nothing matched
+        raise SystemExit(f"{argv[:4]}…: exit status {p.returncode}: {p.stderr.strip()[:500]}")
+    return p.stdout.splitlines()
+
+
+# -- timing --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timed:
+    runs: list[Run]
+
+    @property
+    def best(self) -> Run:
+        return min(self.runs, key=lambda r: r.seconds)
+
+    def cell(self) -> str:
+        if len(self.runs) == 1:
+            return f"{self.best.seconds:.2f}"
+        return f"{self.best.seconds:.2f} (median {statistics.median(r.seconds for r in self.runs):.2f})"
+
+
+def timed(label: str, argv: list[str], runs: int, env: dict[str, str] | None = None) -> Timed:
+    return Timed([run(label, argv, env) for _ in range(runs)])
+
+
+def run_limited(label: str, argv: list[str], timeout: float, env: dict[str, str] | None = None) -> Run | str:
+    """``run`` with a time limit: the reason as a string when it fails or runs out of time."""
+    t = time.perf_counter()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    timer = threading.Timer(timeout, p.kill)
+    timer.start()
+    out = p.stdout.read() if p.stdout else b""
+    err = p.stderr.read() if p.stderr else b""
+    _, status, usage = os.wait4(p.pid, 0)
+    timer.cancel()
+    seconds = time.perf_counter() - t
+    if seconds >= timeout:
+        return f"did not finish in {timeout:.0f} s"
+    if status != 0:
+        return f"exit status {status}: {err.decode(errors='replace').strip()[:300]}"
+    return Run(label, seconds, usage.ru_maxrss / 1024, out.decode(errors="replace"))
+
+
+def bench(args: argparse.Namespace) -> None:
+    only = set(args.only.split(","))
+    targets: list[tuple[str, Path, str, Path | None, dict[str, str], Path | None]] = []
+    if "corpus" in only:
+        targets.append(("fixture corpus", CORPUS, f'process("{CORPUS}").function("*")', None, {}, None))
+    if "glibc" in only:
+        g = glibc()
+        if g is None:
+            print("glibc: no libc6-dbg (scripts/fetch-libc-dbg amd64 failed); skipped")
+        else:
+            libc, debug, env = g
+            targets.append(("glibc 2.36 (libc6-dbg)", libc, f'process("{libc}").function("*")', debug, env, None))
+    if "vmlinux" in only:
+        v = args.vmlinux or vmlinux()
+        targets.append(("vmlinux 6.1.0-56", v, 'kernel.function("*")', None, {}, v))
+
+    cache = tempfile.mkdtemp(prefix="patchscope-bench-")
+    env = {"PATCHSCOPE_CACHE": cache}
+    rows = [
+        (
+            "target",
+            "patchscope list s",
+            "RSS MiB",
+            "lines",
+            "stap -L s",
+            "RSS MiB",
+            "lines",
+            "stap / patchscope",
+        )
+    ]
+    notes = []
+    try:
+        for label, binary, pattern, debug, stap_env, kernel in targets:
+            argv = patchscope_argv(binary, pattern, debug)
+            first = run(f"{label}: patchscope list, filling the index cache", argv, env)
+            ps = timed(f"{label}: patchscope list", argv, args.runs, env)
+            notes.append(f"{label}: patchscope's first run (index built) {first.seconds:.2f} s")
+            stub = stap_stub(kernel) if shutil.which("stap") else None
+            if stub is None:
+                rows.append((label, ps.cell(), f"{ps.best.max_rss_mb:.0f}", _count(ps.best), "no stap", "", "", ""))
+                continue
+            if kernel is not None:
+                st = run_limited(f"{label}: stap -L", stap_argv(stub, pattern), args.stap_kernel_timeout, stap_env)
+                if isinstance(st, str):
+                    rows.append((label, ps.cell(), f"{ps.best.max_rss_mb:.0f}", _count(ps.best), st, "", "", ""))
+                    continue
+                peer = Timed([st])
+            else:
+                peer = timed(f"{label}: stap -L", stap_argv(stub, pattern), args.runs, stap_env)
+            rows.append(
+                (
+                    label,
+                    ps.cell(),
+                    f"{ps.best.max_rss_mb:.0f}",
+                    _count(ps.best),
+                    peer.cell(),
+                    f"{peer.best.max_rss_mb:.0f}",
+                    _count(peer.best),
+                    f"{peer.best.seconds / ps.best.seconds:.1f}x",
+                )
+            )
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    print(f"best of {args.runs} runs each (median in brackets); load average before: {_load()}")
+    print(table(rows))
+    for n in notes:
+        print(n)
+    print(f"load average after: {_load()}")
+    print("target: patchscope list vmlinux 'kernel.function(\"*\")' <= 10 s with a warm index (2 cores)")
+
+
+def _count(r: Run) -> str:
+    return f"{len(r.stdout.splitlines()):,}"
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+# -- the comparison ------------------------------------------------------------------------------
+
+LINE = re.compile(
+    r'^(?:process\("[^"]*"\)|kernel|module\("[^"]*"\))\.function\("([^"@]*)(?:@([^"]*):(\d+))?"\)'
+    r"((?:\.(?:inline|call|return))?)(?: pc=(\S+))?(.*)$"
+)
+#: GCC's suffixes of a changed body; a clone's stem may be the linkage name (__GI_x.part.0).
+CLONE = re.compile(r"(\.(?:isra|constprop|part|lto_priv|cold)(?:\.\d+)?)+$")
+
+
+@dataclass
+class Entry:
+    text: str
+    name: str
+    file: str | None
+    line: int | None
+    suffix: str
+    pcs: list[int]
+    variables: list[str]
+    source: str = ""
+
+    @property
+    def key(self) -> tuple[str, str | None, int | None]:
+        return (self.source, os.path.basename(self.file) if self.file else None, self.line)
+
+
+def parse(lines: list[str]) -> list[Entry]:
+    out = []
+    for text in lines:
+        m = LINE.match(text)
+        if m is None:
+            raise ValueError(f"not a listing line: {text!r}")
+        name, file, line, suffix, pcs, rest = m.groups()
+        out.append(
+            Entry(
+                text,
+                name,
+                file,
+                int(line) if line else None,
+                suffix,
+                [int(p, 16) for p in pcs.split(",")] if pcs else [],
+                rest.split(),
+                CLONE.sub("", name),
+            )
+        )
+    return out
+
+
+@dataclass
+class Kinds:
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, kind: str, example: str, n: int = 1) -> None:
+        self.counts[kind] += n
+        if len(self.examples[kind]) < 3:
+            self.examples[kind].append(example)
+
+    def show(self, title: str) -> str:
+        out = [title]
+        for kind, n in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            out.append(f"  {n:6,}  {kind}")
+            out += [f"            e.g. {e}" for e in self.examples[kind]]
+        return "\n".join(out)
+
+
+def symbol_addresses(elf: Path) -> dict[str, set[int]]:
+    """Function symbol name (version dropped) -> addresses, from ``nm`` (independent of patchscope)."""
+    out: dict[str, set[int]] = defaultdict(set)
+    for ln in subprocess.run(["nm", str(elf)], capture_output=True, text=True).stdout.splitlines():
+        parts = ln.split()
+        if len(parts) == 3 and parts[1] in "tTwWiI":
+            out[parts[2].split("@")[0]].add(int(parts[0], 16))
+    return out
+
+
+def compare(stap: dict[str, list[str]], ours: dict[str, list[str]], ours_v: list[str], syms: dict) -> Kinds:
+    """Sort every difference between the two listings of each mode into a kind."""
+    k = Kinds()
+    addr_of = {e.name: set(e.pcs) for e in parse(ours_v)}
+    for mode in stap:
+        s, p = parse(stap[mode]), parse(ours[mode])
+        names = {e.name for e in s}
+        for e in p:  # a clone named after the linkage name: __GI__IO_un_link.part.0
+            if e.source not in names and e.source.startswith("__GI_") and e.source[5:] in names:
+                e.source = e.source[5:]
+        skeys, pkeys = defaultdict(list), defaultdict(list)
+        for e in s:
+            skeys[e.key].append(e)
+        for e in p:
+            pkeys[e.key].append(e)
+        m = mode or ".function"
+        # same function on both sides
+        for key in skeys.keys() & pkeys.keys():
+            k.add(f"{m}: same function", key[0])
+            for e in pkeys[key]:
+                if e.name != e.source:
+                    k.add(f"{m}: named by its symbol (stap: source name)", f"{e.name} | stap: {key[0]}")
+            sp = {e.file for e in skeys[key]}
+            pp = {e.file for e in pkeys[key]}
+            if sp != pp:
+                k.add(f"{m}: path spelt differently", f"{key[0]}: stap {sorted(sp)} / ours {sorted(pp)}")
+        # on one side only
+        ours_nofile = {e.name for e in p if e.file is None}
+        stap_with_file = {e.name for e in s if e.file}
+        stap_addr: dict[int, str] = {}
+        for e in s:
+            for a in syms.get(e.name, ()):
+                stap_addr.setdefault(a, e.name)
+        for key in skeys.keys() - pkeys.keys():
+            e = skeys[key][0]
+            if e.file is None and e.name.endswith(".cold"):
+                k.add(f"{m}: stap only: a .cold part listed as a function", e.text)
+            elif e.file and e.name in ours_nofile:
+                k.add(f"{m}: assembly: stap adds @file:line from the line table", e.text)
+            elif e.file is None and mode == ".inline":
+                k.add(f"{m}: stap only: a symbol without DWARF listed as inline", e.text)
+            elif e.file is None:
+                k.add(f"{m}: stap only: a symbol without DWARF under another alias", e.text)
+            else:
+                k.add(f"{m}: UNEXPLAINED stap only", e.text)
+        for key in pkeys.keys() - skeys.keys():
+            e = pkeys[key][0]
+            n = len(pkeys[key])
+            if e.file is None and e.name in stap_with_file:
+                continue  # the assembly kind, counted on stap's side
+            if CLONE.search(e.name) and ".part" in e.name:
+                k.add(f"{m}: ours only: a .part body", e.text, n)
+                continue
+            shared = {stap_addr[a] for a in addr_of.get(e.name, ()) | syms.get(e.name, set()) if a in stap_addr}
+            if e.file is None and shared:
+                other = sorted(shared)[0]
+                what = "assembly DIE" if other in stap_with_file else "symbol"
+                k.add(f"{m}: ours only: another {what} at an address stap lists once", f"{e.name} = stap's {other}", n)
+            elif e.file is None:
+                k.add(f"{m}: ours only: a function symbol no concrete DIE describes", e.text, n)
+            else:
+                k.add(f"{m}: UNEXPLAINED ours only", e.text, n)
+    return k
+
+
+def compare_glibc(args: argparse.Namespace) -> None:
+    g = glibc()
+    stub = stap_stub()
+    if g is None or stub is None:
+        raise SystemExit("--compare needs stap and glibc's debug file (apt-get install systemtap libc6-dbg)")
+    libc, debug, env = g
+    stap, ours = {}, {}
+    for mode in ("", ".call", ".inline"):
+        pattern = f'process("{libc}").function("*"){mode}'
+        stap[mode] = listing(stap_argv(stub, pattern), env)
+        ours[mode] = listing(patchscope_argv(libc, pattern, debug))
+    ours_v = listing(patchscope_argv(libc, f'process("{libc}").function("*")', debug, verbose=True))
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        for mode in stap:
+            (args.save / f"stap{mode or '.function'}.txt").write_text("\n".join(stap[mode]) + "\n")
+            (args.save / f"patchscope{mode or '.function'}.txt").write_text("\n".join(ours[mode]) + "\n")
+    kinds = compare(stap, ours, ours_v, symbol_addresses(debug))
+    print(f"glibc {libc} (debug file {debug})")
+    for mode in stap:
+        print(f"  {mode or '.function'}: stap {len(stap[mode]):,} lines, patchscope {len(ours[mode]):,} lines")
+    print(kinds.show("kinds (lines; a kind on one side only counts that side's lines):"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", default="corpus,glibc,vmlinux")
+    ap.add_argument("--vmlinux", type=Path)
+    ap.add_argument("--stap-kernel-timeout", type=float, default=3600)
+    ap.add_argument("--compare", action="store_true", help="glibc: the differences from stap -L, by kind")
+    ap.add_argument("--save", type=Path, help="with --compare: keep both tools' listings here")
+    args = ap.parse_args()
+    if args.compare:
+        compare_glibc(args)
+    else:
+        bench(args)
+
+
+if __name__ == "__main__":
+    main()
