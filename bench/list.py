@@ -289,7 +289,9 @@ def symbol_addresses(elf: Path) -> dict[str, set[int]]:
 def compare(stap: dict[str, list[str]], ours: dict[str, list[str]], ours_v: list[str], syms: dict) -> Kinds:
     """Sort every difference between the two listings of each mode into a kind."""
     k = Kinds()
-    addr_of = {e.name: set(e.pcs) for e in parse(ours_v)}
+    everything = parse(ours_v)
+    addr_of = {e.name: set(e.pcs) for e in everything}
+    with_file = {e.name for e in everything if e.file}
     for mode in stap:
         s, p = parse(stap[mode]), parse(ours[mode])
         names = {e.name for e in s}
@@ -306,8 +308,14 @@ def compare(stap: dict[str, list[str]], ours: dict[str, list[str]], ours_v: list
         for key in skeys.keys() & pkeys.keys():
             k.add(f"{m}: same function", key[0])
             for e in pkeys[key]:
-                if e.name != e.source:
-                    k.add(f"{m}: named by its symbol (stap: source name)", f"{e.name} | stap: {key[0]}")
+                if ".part" in e.name:
+                    k.add(f"{m}: a .part body (stap's line for the function stands for its inline sites)", e.text)
+                elif e.name != e.source:
+                    k.add(f"{m}: a clone named by its symbol (stap: source name)", f"{e.name} | stap: {key[0]}")
+            texts = Counter(e.text for e in pkeys[key])
+            for text, n in texts.items():
+                if n > 1:
+                    k.add(f"{m}: ours repeats a line, one per instance (stap prints it once)", f"{n} x {text}", n - 1)
             sp = {e.file for e in skeys[key]}
             pp = {e.file for e in pkeys[key]}
             if sp != pp:
@@ -325,6 +333,8 @@ def compare(stap: dict[str, list[str]], ours: dict[str, list[str]], ours_v: list
                 k.add(f"{m}: stap only: a .cold part listed as a function", e.text)
             elif e.file and e.name in ours_nofile:
                 k.add(f"{m}: assembly: stap adds @file:line from the line table", e.text)
+            elif e.file is None and e.name in with_file:
+                k.add(f"{m}: stap only: a body whose DIE has DW_AT_ranges listed as a bare symbol", e.text)
             elif e.file is None and mode == ".inline":
                 k.add(f"{m}: stap only: a symbol without DWARF listed as inline", e.text)
             elif e.file is None:
