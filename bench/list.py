@@ -3,7 +3,7 @@ pattern, on the fixture, on glibc (libc6-dbg) and on a vmlinux.
 
     python bench/list.py [--runs N] [--only corpus,glibc,vmlinux] [--vmlinux PATH]
                          [--stap-kernel-timeout S]
-    python bench/list.py --compare [--save DIR]
+    python bench/list.py --compare glibc|corpus|vmlinux [--modes function,call,inline] [--save DIR]
 
 Timing: each command runs as its own process (wall time, peak RSS); patchscope with a warm index
 (one untimed run first fills a private cache), both tools ``--runs`` times, the best run kept
@@ -12,9 +12,10 @@ user-space probes; ``bench/stap_stub.sh`` makes a stub one (with ``-k VMLINUX`` 
 vmlinux and its System.map, which is how ``stap -L 'kernel.function("*")'`` runs here). Without
 ``stap`` the peer columns say so and patchscope is still timed.
 
-``--compare``: glibc's ``function("*")``, ``.call`` and ``.inline`` listings from both tools,
-every line that differs sorted into one kind (docs/list-vs-stap.md explains each and who is
-right), with counts and examples; ``unexplained`` must stay empty.
+``--compare``: the ``function("*")``, ``.call`` and ``.inline`` listings of both tools, every line
+that differs sorted into one kind (docs/list-vs-stap.md explains each and who is right), with
+counts and examples; no kind may be UNEXPLAINED. ``--save DIR`` keeps the listings and reuses
+them on the next run (stap takes 5-6 min per listing of a vmlinux).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from common import ROOT, Run, run, table, vmlinux
 
@@ -213,7 +215,7 @@ def _load() -> str:
 # -- the comparison ------------------------------------------------------------------------------
 
 LINE = re.compile(
-    r'^(?:process\("[^"]*"\)|kernel|module\("[^"]*"\))\.function\("([^"@]*)(?:@([^"]*):(\d+))?"\)'
+    r'^(?:process\("[^"]*"\)|kernel|module\("[^"]*"\))\.function\("([^"@]*)(?:@([^"]*?)(?::(\d+))?)?"\)'
     r"((?:\.(?:inline|call|return))?)(?: pc=(\S+))?(.*)$"
 )
 #: GCC's suffixes of a changed body; a clone's stem may be the linkage name (__GI_x.part.0).
@@ -262,6 +264,7 @@ def parse(lines: list[str]) -> list[Entry]:
 class Kinds:
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    accounts: list[str] = field(default_factory=list)
 
     def add(self, kind: str, example: str, n: int = 1) -> None:
         self.counts[kind] += n
@@ -269,7 +272,7 @@ class Kinds:
             self.examples[kind].append(example)
 
     def show(self, title: str) -> str:
-        out = [title]
+        out = [*self.accounts, title]
         for kind, n in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])):
             out.append(f"  {n:6,}  {kind}")
             out += [f"            e.g. {e}" for e in self.examples[kind]]
@@ -286,11 +289,21 @@ def symbol_addresses(elf: Path) -> dict[str, set[int]]:
     return out
 
 
-def compare(stap: dict[str, list[str]], ours: dict[str, list[str]], ours_v: list[str], syms: dict) -> Kinds:
-    """Sort every difference between the two listings of each mode into a kind."""
+def compare(
+    stap: dict[str, list[str]],
+    ours: dict[str, list[str]],
+    ours_v: list[str],
+    syms: dict,
+    blocked: Callable[[Entry, set[int]], str | None] | None = None,
+) -> Kinds:
+    """Sort every difference between the two listings of each mode into a kind. ``blocked``
+    says which SystemTap blocklist entry refuses a function at some addresses (kernel)."""
     k = Kinds()
     everything = parse(ours_v)
     addr_of = {e.name: set(e.pcs) for e in everything}
+    addr_line: dict[tuple, set[int]] = defaultdict(set)
+    for e in everything:
+        addr_line[(e.name, e.file, e.line, e.suffix)].update(e.pcs)
     with_file = {e.name for e in everything if e.file}
     for mode in stap:
         s, p = parse(stap[mode]), parse(ours[mode])
@@ -304,6 +317,11 @@ def compare(stap: dict[str, list[str]], ours: dict[str, list[str]], ours_v: list
         for e in p:
             pkeys[e.key].append(e)
         m = mode or ".function"
+        same = skeys.keys() & pkeys.keys()
+        k.accounts.append(
+            f"{m}: stap {len(s):,} lines ({sum(len(skeys[x]) for x in same):,} for a function ours lists too), "
+            f"ours {len(p):,} ({sum(len(pkeys[x]) for x in same):,})"
+        )
         # same function on both sides
         for key in skeys.keys() & pkeys.keys():
             k.add(f"{m}: same function", key[0])
@@ -341,47 +359,100 @@ def compare(stap: dict[str, list[str]], ours: dict[str, list[str]], ours_v: list
                 k.add(f"{m}: stap only: a symbol without DWARF under another alias", e.text)
             else:
                 k.add(f"{m}: UNEXPLAINED stap only", e.text)
-        for key in pkeys.keys() - skeys.keys():
-            e = pkeys[key][0]
-            n = len(pkeys[key])
+        for e in (e for key in pkeys.keys() - skeys.keys() for e in pkeys[key]):
             if e.file is None and e.name in stap_with_file:
-                continue  # the assembly kind, counted on stap's side
-            if CLONE.search(e.name) and ".part" in e.name:
-                k.add(f"{m}: ours only: a .part body", e.text, n)
+                k.add(f"{m}: assembly: ours has no @file:line (the same DIE as stap's line)", e.text)
                 continue
+            suffix = ".inline" if e.suffix == ".inline" else ""
+            rule = blocked(e, addr_line[(e.name, e.file, e.line, suffix)]) if blocked else None
             shared = {stap_addr[a] for a in addr_of.get(e.name, ()) | syms.get(e.name, set()) if a in stap_addr}
-            if e.file is None and shared:
+            if rule:
+                k.add(f"{m}: ours only: SystemTap's blocklist refuses it ({rule})", e.text)
+            elif ".part" in e.name:
+                k.add(f"{m}: ours only: a .part body", e.text)
+            elif e.file is None and shared:
                 other = sorted(shared)[0]
                 what = "assembly DIE" if other in stap_with_file else "symbol"
-                k.add(f"{m}: ours only: another {what} at an address stap lists once", f"{e.name} = stap's {other}", n)
+                k.add(f"{m}: ours only: another {what} at an address stap lists once", f"{e.name} = stap's {other}")
             elif e.file is None:
-                k.add(f"{m}: ours only: a function symbol no concrete DIE describes", e.text, n)
+                k.add(f"{m}: ours only: a function symbol no concrete DIE describes", e.text)
             else:
-                k.add(f"{m}: UNEXPLAINED ours only", e.text, n)
+                k.add(f"{m}: UNEXPLAINED ours only", e.text)
     return k
 
 
-def compare_glibc(args: argparse.Namespace) -> None:
-    g = glibc()
-    stub = stap_stub()
-    if g is None or stub is None:
-        raise SystemExit("--compare needs stap and glibc's debug file (apt-get install systemtap libc6-dbg)")
-    libc, debug, env = g
+#: SystemTap 4.8's kernel blocklist entries that ``patchscope.rules.peers`` does not transcribe
+#: (``strings /usr/bin/stap``: "|special_mapping_.*", "|.*_pte_.*", "|fs/seq_file\\.c").
+EXTRA_BLOCKED_NAMES = re.compile(r"^(special_mapping_.*|.*_pte_.*)$")
+EXTRA_BLOCKED_FILES = re.compile(r"^fs/seq_file\.c$")
+
+
+def kernel_blocklist(elf: Path) -> Callable[[Entry, set[int]], str | None]:
+    """Which of SystemTap's kernel blocklist rules refuses a line, by the section of each of its
+    addresses (readelf), its name and its file; the rules are patchscope's transcription
+    (rules/peers.py) plus the entries above."""
+    from patchscope.rules import peers
+
+    sections = []
+    for ln in subprocess.run(["readelf", "-SW", str(elf)], capture_output=True, text=True).stdout.splitlines():
+        m = re.match(r"\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)", ln)
+        if m and int(m.group(2), 16):
+            low = int(m.group(2), 16)
+            sections.append((low, low + int(m.group(3), 16), m.group(1)))
+
+    def section(a: int) -> str | None:
+        return next((n for lo, hi, n in sections if lo <= a < hi), None)
+
+    def rule(e: Entry, addresses: set[int]) -> str | None:
+        name, file = e.source, e.file or ""
+        for sec in {section(a) for a in addresses} or {None}:
+            r = peers._kernel_rule("x86_64", name, file, sec, bool(peers._STAP_FUNCTIONS.match(name)))
+            if r:
+                return re.sub(r"(section|file) \S+", r"\1", r)
+        if EXTRA_BLOCKED_NAMES.match(name):
+            return "a blocklisted function name, stap 4.8's x86_64 additions"
+        if EXTRA_BLOCKED_FILES.match(file):
+            return "declared in blocklisted file, stap 4.8's additions"
+        return None
+
+    return rule
+
+
+def compare_target(args: argparse.Namespace) -> None:
+    """Both tools' listings of one binary, saved to / reused from ``--save``, and the kinds."""
+    stub, env, debug = None, {}, None
+    if args.target == "glibc":
+        g = glibc()
+        if g is None:
+            raise SystemExit("--compare glibc needs glibc's debug file (apt-get install libc6-dbg)")
+        binary, debug, env = g
+        head = f'process("{binary}")'
+    elif args.target == "corpus":
+        binary, head = CORPUS, f'process("{CORPUS}")'
+    else:
+        binary, head = args.vmlinux or vmlinux(), "kernel"
+    saved = args.save or Path(tempfile.mkdtemp(prefix="patchscope-list-"))
+    saved.mkdir(parents=True, exist_ok=True)
+
+    def get(path: Path, argv: list[str], env: dict[str, str] | None = None) -> list[str]:
+        if not path.is_file():
+            path.write_text("".join(ln + "\n" for ln in listing(argv, env)))
+        return path.read_text().splitlines()
+
     stap, ours = {}, {}
-    for mode in ("", ".call", ".inline"):
-        pattern = f'process("{libc}").function("*"){mode}'
-        stap[mode] = listing(stap_argv(stub, pattern), env)
-        ours[mode] = listing(patchscope_argv(libc, pattern, debug))
-    ours_v = listing(patchscope_argv(libc, f'process("{libc}").function("*")', debug, verbose=True))
-    if args.save:
-        args.save.mkdir(parents=True, exist_ok=True)
-        for mode in stap:
-            (args.save / f"stap{mode or '.function'}.txt").write_text("\n".join(stap[mode]) + "\n")
-            (args.save / f"patchscope{mode or '.function'}.txt").write_text("\n".join(ours[mode]) + "\n")
-    kinds = compare(stap, ours, ours_v, symbol_addresses(debug))
-    print(f"glibc {libc} (debug file {debug})")
-    for mode in stap:
-        print(f"  {mode or '.function'}: stap {len(stap[mode]):,} lines, patchscope {len(ours[mode]):,} lines")
+    for mode in args.modes.split(","):
+        mode = "" if mode == "function" else f".{mode}"
+        pattern = f'{head}.function("*"){mode}'
+        if not (saved / f"stap{mode or '.function'}.txt").is_file():
+            stub = stub or stap_stub(binary if head == "kernel" else None)
+            if stub is None:
+                raise SystemExit("--compare needs stap (apt-get install systemtap)")
+        stap[mode] = get(saved / f"stap{mode or '.function'}.txt", stap_argv(stub or Path(), pattern), env)
+        ours[mode] = get(saved / f"patchscope{mode or '.function'}.txt", patchscope_argv(binary, pattern, debug))
+    ours_v = get(saved / "patchscope.function.v.txt", patchscope_argv(binary, f'{head}.function("*")', debug, True))
+    blocked = kernel_blocklist(binary) if head == "kernel" else None
+    kinds = compare(stap, ours, ours_v, symbol_addresses(debug or binary), blocked)
+    print(f"{args.target}: {binary}" + (f" (debug file {debug})" if debug else "") + f"; listings in {saved}")
     print(kinds.show("kinds (lines; a kind on one side only counts that side's lines):"))
 
 
@@ -391,11 +462,12 @@ def main() -> None:
     ap.add_argument("--only", default="corpus,glibc,vmlinux")
     ap.add_argument("--vmlinux", type=Path)
     ap.add_argument("--stap-kernel-timeout", type=float, default=3600)
-    ap.add_argument("--compare", action="store_true", help="glibc: the differences from stap -L, by kind")
-    ap.add_argument("--save", type=Path, help="with --compare: keep both tools' listings here")
+    ap.add_argument("--compare", choices=["glibc", "corpus", "vmlinux"], dest="target", help="the differences, by kind")
+    ap.add_argument("--modes", default="function,call,inline", help="with --compare: which listings")
+    ap.add_argument("--save", type=Path, help="with --compare: keep both tools' listings here (and reuse them)")
     args = ap.parse_args()
-    if args.compare:
-        compare_glibc(args)
+    if args.target:
+        compare_target(args)
     else:
         bench(args)
 
