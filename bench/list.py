@@ -345,8 +345,7 @@ def compare(
         for e in s:
             for a in syms.get(e.name, ()):
                 stap_addr.setdefault(a, e.name)
-        for key in skeys.keys() - pkeys.keys():
-            e = skeys[key][0]
+        for e in (e for key in skeys.keys() - pkeys.keys() for e in skeys[key]):
             if e.file is None and e.name.endswith(".cold"):
                 k.add(f"{m}: stap only: a .cold part listed as a function", e.text)
             elif e.file and e.name in ours_nofile:
