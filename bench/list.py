@@ -253,7 +253,7 @@ def parse(lines: list[str]) -> list[Entry]:
                 int(line) if line else None,
                 suffix,
                 [int(p, 16) for p in pcs.split(",")] if pcs else [],
-                rest.split(),
+                ["$" + v for v in rest.strip()[1:].split(" $")] if rest.strip().startswith("$") else [],
                 CLONE.sub("", name),
             )
         )
@@ -453,6 +453,97 @@ def compare_target(args: argparse.Namespace) -> None:
     kinds = compare(stap, ours, ours_v, symbol_addresses(debug or binary), blocked)
     print(f"{args.target}: {binary}" + (f" (debug file {debug})" if debug else "") + f"; listings in {saved}")
     print(kinds.show("kinds (lines; a kind on one side only counts that side's lines):"))
+    from patchscope import _core
+
+    if not hasattr(_core, "scope_variables"):
+        print("variables: not compared (patchscope._core has no scope_variables yet)")
+        return
+    for mode in (m for m in (".call", ".inline") if m in stap):
+        found = variable_kinds(binary, debug, f'{head}.function("*"){mode}', stap[mode])
+        print(found.show(f"variables of {mode} (a line's variable, by why the two listings differ on it):"))
+
+
+#: VariableAt states a probe reads a value from (patchscope.report.listing.READABLE).
+READABLE = frozenset({"register", "memory", "constant", "computed", "pieces"})
+
+
+def variable_kinds(binary: Path, debug: Path | None, pattern: str, stap_lines: list[str]) -> Kinds:
+    """Each variable of each line, ours against stap's line for the same function, with the state
+    patchscope found at the line's addresses as the reason when they differ. The listing is
+    rebuilt in process with patchscope.report.listing, whose _present is watched for the
+    addresses (and their variables) behind each line."""
+    import patchscope
+    from patchscope.report import listing as lst
+
+    b = patchscope.open(binary, debug_file=debug) if debug else patchscope.open(binary)
+    calls: list[tuple[list, list[int]]] = []
+    present = lst._present
+
+    def watch(at: list, members: list[int], kind: str) -> list[str]:
+        calls.append((at, members))
+        return present(at, members, kind)
+
+    lst._present = watch
+    try:
+        lines, _ = lst.listing(b, pattern, False)
+    finally:
+        lst._present = present
+    theirs: dict[tuple, list[dict[str, str]]] = defaultdict(list)
+    for e in parse(stap_lines):
+        theirs[e.key].append({v[1:].partition(":")[0]: v[1:].partition(":")[2] for v in e.variables})
+    k = Kinds()
+    names = {e.name for e in parse(stap_lines)}
+    ours: list[tuple[Entry, list, list[int]]] = []
+    for line, (at, members) in zip(lines, calls):
+        (e,) = parse([line.text(False)])
+        if e.source not in names and e.source.startswith("__GI_") and e.source[5:] in names:
+            e.source = e.source[5:]
+        if e.key in theirs and ".part" not in e.name:  # a .part body: stap's line is for the inline sites
+            ours.append((e, at, members))
+    copies: dict[tuple, list[set[str]]] = defaultdict(list)
+    for e, _, _ in ours:
+        copies[e.key].append({v.removesuffix("?") for v in e.variables})
+    for e, at, members in ours:
+        mine = {v[1:].partition(":")[0]: v for v in e.variables}
+        typed = {v.removesuffix("?") for v in e.variables}
+        # the stap line of this copy: two spellings of one file can give two (char and wchar_t builds)
+        stap_vars = max(theirs[e.key], key=lambda t: len(typed & {f"${n}:{ty}" for n, ty in t.items()}))
+        every_copy = set.intersection(*copies[e.key])
+        states: dict[str, Counter] = defaultdict(Counter)
+        for i in members:
+            for v in at[i]:
+                states[v.name][_reason(v)] += 1
+        where = f"{e.name} ({len(members)} address{'es' * (len(members) > 1)})"
+        for name in sorted(stap_vars.keys() | mine.keys()):
+            ex = f"${name} in {where}"
+            if name in stap_vars and name in mine:
+                partial = mine[name].endswith("?")
+                k.add("both list it" + (" (ours: '?', at some addresses only)" if partial else ""), ex)
+                spelt = mine[name].removesuffix("?").partition(":")[2]
+                if spelt != stap_vars[name]:
+                    k.add("both list it, type spelt differently", f"${name}: ours {spelt} / stap {stap_vars[name]}")
+            elif name in stap_vars:
+                why = states.get(name)
+                reason = ", ".join(sorted(why)) if why else "not a variable of the DIE ours reads"
+                k.add(f"stap only; ours: {reason}", ex)
+            elif mine[name].endswith("?"):
+                k.add("ours only, '?': stap prints only what every address of the line has", ex)
+            elif len(copies[e.key]) > 1 and mine[name] not in every_copy:
+                k.add("ours only: stap merges the copies' lines into what every copy has (name and type)", ex)
+            else:
+                k.add("ours only, one copy, at every address", ex)
+    return k
+
+
+def _reason(v: object) -> str:
+    state = getattr(v, "state", "")
+    if state in READABLE:
+        if getattr(v, "in_block", False):
+            return "in a lexical block"
+        if getattr(v, "view_only", False):
+            return "bound only in a later location view"
+        return "readable"
+    return str(state)
 
 
 def main() -> None:
