@@ -114,6 +114,23 @@ fn instructions(
     to_python(py, found)
 }
 
+/// The variables of concrete functions and inline sites, by DIE (`scopes`: a list, or the
+/// bytes of a `uint64` array): tables `variables` and `blocks` (patchscope_core::dwarf::scope),
+/// info `scopes`, `found` (the rest named no such DIE), `errors`.
+#[pyfunction]
+#[pyo3(signature = (path, scopes, debug_file=None, debug_roots=None))]
+fn scope_variables(
+    py: Python<'_>,
+    path: PathBuf,
+    scopes: U64s,
+    debug_file: Option<PathBuf>,
+    debug_roots: Option<Vec<PathBuf>>,
+) -> PyResult<Py<PyDict>> {
+    let opts = options(path, debug_file, debug_roots);
+    let found = guarded(py, &opts, |o| crate::scan::variables(o, &scopes.values()?))?;
+    to_python(py, found)
+}
+
 fn to_python(py: Python<'_>, s: Scan) -> PyResult<Py<PyDict>> {
     let out = PyDict::new(py);
     let info = PyDict::new(py);
@@ -145,6 +162,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(identify, m)?)?;
     m.add_function(wrap_pyfunction!(code_facts, m)?)?;
     m.add_function(wrap_pyfunction!(instructions, m)?)?;
+    m.add_function(wrap_pyfunction!(scope_variables, m)?)?;
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -108,6 +108,58 @@ pub fn scan(opts: &Options) -> Result<Scan> {
     Ok(Scan { info, tables, string_offsets, string_data })
 }
 
+/// Opens the DWARF of a binary where [`scan`] finds it (in the file or its separate debug
+/// file, with its dwz supplementary file) and hands it to `f`; `None` when there is none.
+pub fn with_dwarf<T>(opts: &Options, f: impl FnOnce(Option<&gimli::Dwarf<dwarf::Slice<'_>>>) -> T) -> Result<T> {
+    let bin = Mapped::open(&opts.path)?;
+    let bin_obj = bin.parse()?;
+    let id = elf::identity(&bin_obj);
+    let debug = find_debug_file(opts, &bin_obj, &id)?;
+    let debug_obj = debug.as_ref().map(|m| m.parse()).transpose()?;
+    let dwarf_obj = debug_obj.as_ref().unwrap_or(&bin_obj);
+    if !elf::has_dwarf(dwarf_obj) {
+        return Ok(f(None));
+    }
+    let sup = elf::identity(dwarf_obj).altlink.and_then(|(name, bid)| {
+        find_sup(
+            dwarf_obj_path(opts, debug.as_ref()),
+            &String::from_utf8_lossy(name),
+            &elf::hex(bid),
+            &opts.debug_roots,
+        )
+    });
+    let sup_obj = sup.as_ref().map(|m| m.parse()).transpose()?;
+    let sections = dwarf::load_sections(dwarf_obj)?;
+    let sup_sections = sup_obj.as_ref().map(dwarf::load_sections).transpose()?;
+    let endian = dwarf::endian(dwarf_obj);
+    let mut d = dwarf::borrow(&sections, endian);
+    if let Some(ss) = &sup_sections {
+        d.set_sup(dwarf::borrow(ss, endian));
+    }
+    Ok(f(Some(&d)))
+}
+
+/// The variables of `scopes` (DIEs of concrete functions and inline sites) and where they
+/// live: tables `variables` and `blocks` (see [`dwarf::scope`]).
+pub fn variables(opts: &Options, scopes: &[u64]) -> Result<Scan> {
+    with_dwarf(opts, |dwarf| {
+        let mut strings = Strings::default();
+        let answer = match dwarf {
+            Some(d) => dwarf::scope::scope_variables(d, scopes, &mut strings),
+            None => dwarf::scope::scope_variables(&gimli::Dwarf::default(), scopes, &mut strings),
+        };
+        let (string_offsets, string_data) = strings.to_arrow();
+        let info = vec![
+            ("path", opts.path.display().to_string()),
+            ("dwarf", if dwarf.is_some() { "yes" } else { "none" }.to_string()),
+            ("scopes", answer.requested.to_string()),
+            ("found", answer.found.to_string()),
+            ("errors", answer.errors.join("\n")),
+        ];
+        Scan { info, tables: answer.tables, string_offsets, string_data }
+    })
+}
+
 /// Which files a scan would read, without reading their DWARF: the cache key.
 pub fn identify(opts: &Options) -> Result<Vec<(&'static str, String)>> {
     let bin = Mapped::open(&opts.path)?;

@@ -40,6 +40,10 @@ pub mod flag {
     /// Only an empty range `[pc, pc)` binds it at the address: it holds in a later location
     /// view of `pc` (GCC's `DW_AT_GNU_locviews`), which an address-based probe cannot select.
     pub const VIEW_ONLY: u8 = 2;
+    /// In memory at the frame base plus `value` (`DW_OP_fbreg`). Variables table only.
+    pub const FRAME_BASE: u8 = 4;
+    /// In memory at the static address `value` (`DW_OP_addr`). Variables table only.
+    pub const STATIC: u8 = 8;
 }
 
 /// The classified location: kind, register (or `u16::MAX`), constant value, flags.
@@ -133,6 +137,25 @@ pub fn classify<R: Reader<Offset = usize>>(expr: Expression<R>, encoding: Encodi
     Loc::of(kind::MEMORY, NO_REG)
 }
 
+/// Where a [`kind::MEMORY`] location is, when one operation says it: `DW_OP_fbreg N`
+/// ([`flag::FRAME_BASE`], value N), `DW_OP_bregR N` (register R, value N), `DW_OP_addr A`
+/// ([`flag::STATIC`], value A). Any other address is computed, and `loc` is returned as it is.
+///
+/// Kept apart from [`classify`], whose `params` columns say only the kind of a memory location.
+pub fn with_address<R: Reader<Offset = usize>>(loc: Loc, expr: Expression<R>, encoding: Encoding) -> Loc {
+    if loc.kind != kind::MEMORY {
+        return loc;
+    }
+    let mut ops = expr.operations(encoding);
+    let (Ok(Some(op)), Ok(None)) = (ops.next(), ops.next()) else { return loc };
+    match op {
+        Operation::FrameOffset { offset } => Loc { value: offset, ..loc.with_flags(flag::FRAME_BASE) },
+        Operation::RegisterOffset { register, offset, .. } => Loc { reg: register.0, value: offset, ..loc },
+        Operation::Address { address } => Loc { value: address as i64, ..loc.with_flags(flag::STATIC) },
+        _ => loc,
+    }
+}
+
 /// The expression inside the first `DW_OP_entry_value`, if any.
 fn expr_entry<R: Reader<Offset = usize>>(expr: &Expression<R>, encoding: Encoding) -> Option<Expression<R>> {
     let mut ops = expr.clone().operations(encoding);
@@ -195,5 +218,28 @@ mod tests {
         // DW_OP_implicit_value 4 bytes = 7
         assert_eq!(loc(&[0x9e, 0x04, 7, 0, 0, 0]), Loc::constant(7));
         assert_eq!(loc(&[0xff]).kind, kind::ERROR);
+    }
+
+    fn addressed(bytes: &[u8]) -> Loc {
+        let enc = Encoding { format: Format::Dwarf32, version: 5, address_size: 8 };
+        let e = Expression(EndianSlice::new(bytes, LittleEndian));
+        with_address(classify(e, enc), e, enc)
+    }
+
+    #[test]
+    fn memory_operands() {
+        // DW_OP_fbreg -24
+        let fb = addressed(&[0x91, 0x68]);
+        assert_eq!((fb.kind, fb.reg, fb.value, fb.flags), (kind::MEMORY, NO_REG, -24, flag::FRAME_BASE));
+        // DW_OP_breg7 8
+        let b = addressed(&[0x77, 0x08]);
+        assert_eq!((b.kind, b.reg, b.value, b.flags), (kind::MEMORY, 7, 8, 0));
+        // DW_OP_addr 0x1000
+        let a = addressed(&[0x03, 0, 0x10, 0, 0, 0, 0, 0, 0]);
+        assert_eq!((a.value, a.flags), (0x1000, flag::STATIC));
+        // DW_OP_breg7 8; DW_OP_deref: an address computed at run time
+        assert_eq!(addressed(&[0x77, 0x08, 0x06]), Loc::of(kind::MEMORY, NO_REG));
+        // not memory: untouched
+        assert_eq!(addressed(&[0x55]), Loc::of(kind::REGISTER, 5));
     }
 }

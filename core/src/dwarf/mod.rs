@@ -7,6 +7,9 @@
 mod files;
 mod lines;
 pub mod location;
+pub mod scope;
+mod types;
+mod units;
 mod walk;
 
 use std::borrow::Cow;

@@ -196,9 +196,9 @@ impl Facts {
     }
 }
 
-/// Address facts common to subprograms and inline sites.
+/// Address facts common to subprograms, inline sites and lexical blocks.
 #[derive(Default)]
-struct Extent<'d> {
+pub(super) struct Extent<'d> {
     low: Option<u64>,
     high: Option<u64>,
     high_is_offset: bool,
@@ -227,17 +227,25 @@ impl Extent<'_> {
     /// Writes the owner's ranges (`low_pc`/`high_pc` first, then `DW_AT_ranges` in list
     /// order) and returns how many there were.
     fn emit(&mut self, cx: &Ctx, out: &mut Ranges, owner: u64) -> usize {
-        let mut n = 0;
-        let mut push = |lo: u64, hi: u64| {
+        self.each(cx, |lo, hi| {
             out.owner.push(owner);
             out.low.push(lo);
             out.high.push(hi);
+        })
+    }
+
+    /// Calls `push` with each non-empty range, in the order of [`Extent::emit`], and
+    /// returns how many there were.
+    pub(super) fn each(&mut self, cx: &Ctx, mut push: impl FnMut(u64, u64)) -> usize {
+        let mut n = 0;
+        let mut keep = |lo: u64, hi: u64| {
+            push(lo, hi);
             n += 1;
         };
         if let (Some(low), Some(high)) = (self.low, self.high) {
             let high = if self.high_is_offset { low.wrapping_add(high) } else { high };
             if high > low {
-                push(low, high);
+                keep(low, high);
             }
         }
         if let Some(v) = self.ranges.take() {
@@ -245,7 +253,7 @@ impl Extent<'_> {
                 while let Ok(Some(r)) = it.next() {
                     if r.end > r.begin {
                         self.first.get_or_insert(r.begin);
-                        push(r.begin, r.end);
+                        keep(r.begin, r.end);
                     }
                 }
             }
@@ -304,11 +312,16 @@ pub fn walk<'d>(cx: &Ctx<'d, '_>, strings: &mut Strings<'d>, files: &mut FileTab
 }
 
 /// Reads an address-class attribute.
-fn address(cx: &Ctx, v: AttributeValue<Slice>) -> Option<u64> {
+pub(super) fn address(cx: &Ctx, v: AttributeValue<Slice>) -> Option<u64> {
     cx.dwarf.attr_address(cx.unit, v).ok().flatten()
 }
 
-fn read_extent<'d>(cx: &Ctx<'d, '_>, e: &mut Extent<'d>, name: dw::DwAt, v: AttributeValue<Slice<'d>>) -> bool {
+pub(super) fn read_extent<'d>(
+    cx: &Ctx<'d, '_>,
+    e: &mut Extent<'d>,
+    name: dw::DwAt,
+    v: AttributeValue<Slice<'d>>,
+) -> bool {
     match name {
         dw::DW_AT_low_pc => e.low = address(cx, v),
         dw::DW_AT_high_pc => match v {
@@ -521,7 +534,7 @@ fn location_at<'d>(cx: &Ctx<'d, '_>, v: AttributeValue<Slice<'d>>, pc: u64) -> L
 /// discarded code; with location views (`DW_AT_GNU_locviews`) GCC uses `[pc, pc)` to bind a
 /// value at a view of `pc`. Such an entry is widened to one byte so that gimli still applies
 /// base addresses to it, and marked.
-fn widen_empty(raw: RawLocListEntry<Slice>) -> (RawLocListEntry<Slice>, bool) {
+pub(super) fn widen_empty(raw: RawLocListEntry<Slice>) -> (RawLocListEntry<Slice>, bool) {
     use RawLocListEntry as E;
     match raw {
         E::OffsetPair { begin, end, data } if begin == end && begin != 0 => {
@@ -578,7 +591,7 @@ fn small(v: AttributeValue<Slice>) -> u8 {
     }
 }
 
-fn flag(v: AttributeValue<Slice>, bit: u8) -> u8 {
+pub(super) fn flag(v: AttributeValue<Slice>, bit: u8) -> u8 {
     match v {
         AttributeValue::Flag(false) => 0,
         _ => bit,
@@ -587,7 +600,7 @@ fn flag(v: AttributeValue<Slice>, bit: u8) -> u8 {
 
 /// `DW_AT_const_value` as a 64-bit integer (blocks: their first eight bytes, as stored).
 /// GCC writes negative constants as `DW_FORM_sdata`, so fixed-size data forms are unsigned.
-fn constant(v: AttributeValue<Slice>) -> i64 {
+pub(super) fn constant(v: AttributeValue<Slice>) -> i64 {
     match v {
         AttributeValue::Sdata(x) => x,
         AttributeValue::Udata(x) => x as i64,

@@ -1,0 +1,451 @@
+//! Variables in scope: for chosen concrete functions and inline sites, every parameter and
+//! local variable, each location it has, and the addresses where that location holds.
+//!
+//! A query, not part of the scan: a kernel has 15 M DIEs and a probe asks about a few
+//! scopes. The scopes are grouped by unit and each unit is read once, front to back, in
+//! parallel over units. A scope the walk does not meet as a DIE start is counted as missing;
+//! nothing is ever parsed from a guessed offset.
+//!
+//! A scope's variables are its `DW_TAG_formal_parameter` and `DW_TAG_variable` children,
+//! also inside `DW_TAG_lexical_block`s (the innermost block with code is remembered), but not
+//! inside nested inline sites or functions: those are scopes of their own. Name and type are
+//! read through `DW_AT_abstract_origin` wherever it points.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use gimli::constants as dw;
+use gimli::{AttributeValue, Expression, UnitOffset};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use super::location::{classify, flag, with_address, Loc};
+use super::units::Units;
+use super::walk::{constant, flag as attr_flag, read_extent, widen_empty, Extent};
+use super::{types, Ctx, Slice, NONE};
+use crate::error::Result;
+use crate::table::{Chunk, Strings, Table};
+
+/// The answer: tables `variables` and `blocks`, and how many scopes were found.
+pub struct Answer {
+    pub tables: Vec<(&'static str, Table)>,
+    pub requested: usize,
+    pub found: usize,
+    /// Units that could not be read whole, one line each.
+    pub errors: Vec<String>,
+}
+
+/// The variables of `scopes` (global DIE names, in any order, repeats allowed), their
+/// strings merged into `strings`.
+pub fn scope_variables<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, scopes: &[u64], strings: &mut Strings<'d>) -> Answer {
+    let units = Units::new(dwarf);
+    let mut wanted = scopes.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let parts: Vec<Part> =
+        by_unit(&units, &wanted).into_par_iter().map(|(i, offs)| read_unit(&units, i, &offs)).collect();
+    let mut rows = Rows::default().into_tables();
+    let (mut found, mut errors) = (0, Vec::new());
+    for part in parts {
+        let map = strings.absorb(&part.strings);
+        for ((_, mine), (_, mut theirs)) in rows.iter_mut().zip(part.rows.into_tables()) {
+            theirs.remap(&map);
+            mine.append(theirs);
+        }
+        found += part.found;
+        errors.extend(part.error);
+    }
+    Answer { tables: rows, requested: wanted.len(), found, errors }
+}
+
+/// `wanted` (sorted) split by unit, as offsets within it; DIEs outside every unit are dropped.
+fn by_unit(units: &Units, wanted: &[u64]) -> Vec<(usize, Vec<UnitOffset>)> {
+    let mut groups: Vec<(usize, Vec<UnitOffset>)> = Vec::new();
+    for (i, off) in wanted.iter().filter_map(|&die| units.find(die)) {
+        match groups.last_mut() {
+            Some((j, offs)) if *j == i => offs.push(off),
+            _ => groups.push((i, vec![off])),
+        }
+    }
+    groups
+}
+
+/// What one unit yielded, in its own string pool.
+#[derive(Default)]
+struct Part<'d> {
+    strings: Strings<'d>,
+    rows: Rows,
+    found: usize,
+    error: Option<String>,
+}
+
+/// Reads one unit under a guard: a unit that makes the reader panic yields an error and
+/// no rows, never a panic across the binding.
+fn read_unit<'d>(units: &Units<'_, 'd>, i: usize, wanted: &[UnitOffset]) -> Part<'d> {
+    let Some(cx) = units.ctx(i) else {
+        return Part { error: units.error(i), ..Part::default() };
+    };
+    let unit_name = cx.unit.header.debug_info_offset().map_or(0, |o| o.0);
+    let run = || {
+        let mut w = Walker { units, part: Part::default(), origins: FxHashMap::default(), types: FxHashMap::default() };
+        let walked = w.walk(&cx, wanted);
+        w.part.error = walked.err().map(|e| format!("unit at {unit_name:#x}: {e}"));
+        w.part
+    };
+    catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|_| Part {
+        error: Some(format!("unit at {unit_name:#x}: internal error while reading variables")),
+        ..Part::default()
+    })
+}
+
+/// Where the walk is: inside a wanted scope (its DIE, the stack level of its frame, the
+/// innermost lexical block with code) or outside every one ([`OUTSIDE`]).
+#[derive(Clone, Copy)]
+struct Frame {
+    scope: u64,
+    level: usize,
+    block: u64,
+    /// The scope's frame only: the position of its next variable.
+    next: u16,
+}
+
+const OUTSIDE: Frame = Frame { scope: NONE, level: 0, block: NONE, next: 0 };
+
+struct Walker<'u, 'a, 'd> {
+    units: &'u Units<'a, 'd>,
+    part: Part<'d>,
+    /// Abstract origin → (name, type DIE).
+    origins: FxHashMap<u64, (u32, u64)>,
+    /// Type DIE → its spelling.
+    types: FxHashMap<u64, u32>,
+}
+
+/// One variable's columns, shared by the rows of its locations.
+struct Var {
+    scope: u64,
+    die: u64,
+    name: u32,
+    ty: u32,
+    param: u8,
+    position: u16,
+    block: u64,
+}
+
+/// The attributes of a variable DIE that matter here.
+#[derive(Default)]
+struct VarAttrs<'d> {
+    name: Option<AttributeValue<Slice<'d>>>,
+    ty: Option<u64>,
+    origin: Option<u64>,
+    location: Option<AttributeValue<Slice<'d>>>,
+    constant: Option<i64>,
+    declaration: bool,
+}
+
+type Raw<'a, 'd> = gimli::EntriesRaw<'a, Slice<'d>>;
+
+impl<'d> Walker<'_, '_, 'd> {
+    /// One pass over the unit's DIEs, in offset order, meeting the `wanted` offsets (sorted)
+    /// on the way; it stops after the last wanted scope.
+    fn walk(&mut self, cx: &Ctx<'d, '_>, wanted: &[UnitOffset]) -> Result<()> {
+        let mut raw = cx.unit.entries_raw(None)?;
+        let mut stack: Vec<Frame> = Vec::with_capacity(32);
+        let mut next = 0;
+        while !raw.is_empty() {
+            let depth = raw.next_depth().max(0) as usize;
+            let offset = raw.next_offset();
+            let Some(abbrev) = raw.read_abbreviation()? else { continue };
+            stack.truncate(depth);
+            let parent = stack.last().copied().unwrap_or(OUTSIDE);
+            // Wanted offsets passed over were no DIE starts.
+            while next < wanted.len() && wanted[next] < offset {
+                next += 1;
+            }
+            let is_wanted = next < wanted.len() && wanted[next] == offset;
+            next += usize::from(is_wanted);
+            let die = cx.die(offset);
+            let me = match abbrev.tag() {
+                dw::DW_TAG_subprogram | dw::DW_TAG_inlined_subroutine if is_wanted => {
+                    self.part.found += 1;
+                    skip(&mut raw, abbrev)?;
+                    Frame { scope: die, level: depth, block: NONE, next: 0 }
+                }
+                _ if parent.scope == NONE => {
+                    skip(&mut raw, abbrev)?;
+                    OUTSIDE
+                }
+                dw::DW_TAG_lexical_block => {
+                    let has_code = self.block(cx, &mut raw, abbrev, die)?;
+                    // A block without code has no extent of its own: gdb too reads its
+                    // variables as the enclosing block's.
+                    Frame { block: if has_code { die } else { parent.block }, ..parent }
+                }
+                tag @ (dw::DW_TAG_formal_parameter | dw::DW_TAG_variable) => {
+                    let position = &mut stack[parent.level].next;
+                    let param = tag == dw::DW_TAG_formal_parameter;
+                    self.variable(cx, &mut raw, abbrev, &parent, die, param, position)?;
+                    parent
+                }
+                _ => {
+                    skip(&mut raw, abbrev)?;
+                    OUTSIDE
+                }
+            };
+            if abbrev.has_children() {
+                stack.push(me);
+            }
+            if next == wanted.len() && stack.iter().all(|f| f.scope == NONE) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A lexical block: its ranges go to `blocks`; true if it has any.
+    fn block(
+        &mut self,
+        cx: &Ctx<'d, '_>,
+        raw: &mut Raw<'_, 'd>,
+        abbrev: &gimli::Abbreviation,
+        die: u64,
+    ) -> Result<bool> {
+        let mut ext = Extent::default();
+        for spec in abbrev.attributes() {
+            let attr = raw.read_attribute(*spec)?;
+            read_extent(cx, &mut ext, attr.name(), attr.value());
+        }
+        let b = &mut self.part.rows.blocks;
+        let n = ext.each(cx, |lo, hi| {
+            b.block.push(die);
+            b.low.push(lo);
+            b.high.push(hi);
+        });
+        Ok(n > 0)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn variable(
+        &mut self,
+        cx: &Ctx<'d, '_>,
+        raw: &mut Raw<'_, 'd>,
+        abbrev: &gimli::Abbreviation,
+        frame: &Frame,
+        die: u64,
+        param: bool,
+        position: &mut u16,
+    ) -> Result<()> {
+        let mut a = VarAttrs::default();
+        for spec in abbrev.attributes() {
+            let attr = raw.read_attribute(*spec)?;
+            let v = attr.value();
+            match attr.name() {
+                dw::DW_AT_name => a.name = Some(v),
+                dw::DW_AT_type => a.ty = Some(cx.reference(v)),
+                dw::DW_AT_abstract_origin => a.origin = Some(cx.reference(v)),
+                dw::DW_AT_location => a.location = Some(v),
+                dw::DW_AT_const_value => a.constant = Some(constant(v)),
+                dw::DW_AT_declaration => a.declaration = attr_flag(v, 1) != 0,
+                _ => {}
+            }
+        }
+        // A block-scope `extern` declares a variable that lives elsewhere.
+        if a.declaration {
+            return Ok(());
+        }
+        let (name, ty) = self.name_and_type(cx, &a);
+        let var =
+            Var { scope: frame.scope, die, name, ty, param: u8::from(param), position: *position, block: frame.block };
+        *position = position.saturating_add(1);
+        for (low, high, loc) in locations(cx, &a) {
+            self.part.rows.vars.push(&var, low, high, loc);
+        }
+        Ok(())
+    }
+
+    /// The variable's name and type, from its own DIE or else from its abstract origin.
+    fn name_and_type(&mut self, cx: &Ctx<'d, '_>, a: &VarAttrs<'d>) -> (u32, u32) {
+        let mut name = a.name.map_or(0, |v| cx.string(&mut self.part.strings, v));
+        let mut ty = a.ty.unwrap_or(NONE);
+        if let (true, Some(origin)) = (name == 0 || ty == NONE, a.origin) {
+            let (n, t) = self.origin(origin);
+            name = if name == 0 { n } else { name };
+            ty = if ty == NONE { t } else { ty };
+        }
+        (name, self.type_name(ty))
+    }
+
+    /// Name and type DIE of an abstract origin, following its own origins (a clone's
+    /// parameter points to the abstract one) a few steps at most.
+    fn origin(&mut self, die: u64) -> (u32, u64) {
+        if let Some(&found) = self.origins.get(&die) {
+            return found;
+        }
+        let (mut name, mut ty, mut at) = (None, NONE, die);
+        for _ in 0..8 {
+            let Some(d) = self.units.die(at) else { break };
+            name = name.or(d.name);
+            ty = if ty == NONE { d.ty } else { ty };
+            if (name.is_some() && ty != NONE) || d.origin == NONE {
+                break;
+            }
+            at = d.origin;
+        }
+        let found = (name.map_or(0, |n| self.part.strings.intern_str(n)), ty);
+        self.origins.insert(die, found);
+        found
+    }
+
+    fn type_name(&mut self, ty: u64) -> u32 {
+        if ty == NONE {
+            return 0;
+        }
+        if let Some(&s) = self.types.get(&ty) {
+            return s;
+        }
+        let s = self.part.strings.intern_owned(types::spell(self.units, ty).into_bytes());
+        self.types.insert(ty, s);
+        s
+    }
+}
+
+fn skip(raw: &mut Raw<'_, '_>, abbrev: &gimli::Abbreviation) -> Result<()> {
+    Ok(raw.skip_attributes(abbrev.attributes())?)
+}
+
+/// Everywhere in the scope: a single expression's or a constant's range.
+const EVERYWHERE: (u64, u64) = (0, u64::MAX);
+
+/// Each location of a variable with the addresses `[low, high)` where it holds. A single
+/// expression, a constant or nothing at all holds everywhere; a location list's entries
+/// hold where they say, an empty `[pc, pc)` one only in a location view of `pc`
+/// ([`flag::VIEW_ONLY`], low = high = pc).
+fn locations<'d>(cx: &Ctx<'d, '_>, a: &VarAttrs<'d>) -> Vec<(u64, u64, Loc)> {
+    let (lo, hi) = EVERYWHERE;
+    let enc = cx.unit.encoding();
+    let expr = match a.location {
+        None => return vec![(lo, hi, a.constant.map_or(Loc::NONE, Loc::constant))],
+        Some(AttributeValue::Exprloc(e)) => e,
+        Some(AttributeValue::Block(b)) => Expression(b),
+        Some(list) => return location_list(cx, list),
+    };
+    vec![(lo, hi, described(expr, enc))]
+}
+
+fn described(expr: Expression<Slice>, enc: gimli::Encoding) -> Loc {
+    with_address(classify(expr, enc), expr, enc)
+}
+
+/// A location list's entries, all flagged [`flag::LIST`]. A list without entries holds
+/// nothing anywhere (kind `NONE`); a list that cannot be read to its end is one
+/// `ERROR` row, as no part of it can be trusted.
+fn location_list<'d>(cx: &Ctx<'d, '_>, v: AttributeValue<Slice<'d>>) -> Vec<(u64, u64, Loc)> {
+    let (lo, hi) = EVERYWHERE;
+    let mut out = match list_entries(cx, v) {
+        Some(entries) if entries.is_empty() => vec![(lo, hi, Loc::NONE)],
+        Some(entries) => entries,
+        None => vec![(lo, hi, Loc::ERROR)],
+    };
+    for (_, _, loc) in &mut out {
+        *loc = loc.with_flags(flag::LIST);
+    }
+    out
+}
+
+/// The entries of a location list; `None` if it cannot be read to its end.
+fn list_entries<'d>(cx: &Ctx<'d, '_>, v: AttributeValue<Slice<'d>>) -> Option<Vec<(u64, u64, Loc)>> {
+    let enc = cx.unit.encoding();
+    let mut list = cx.dwarf.attr_locations(cx.unit, v).ok()??;
+    let mut out = Vec::new();
+    while let Some(raw) = list.next_raw().ok()? {
+        let (raw, empty) = widen_empty(raw);
+        let Some(e) = list.convert_raw(raw).ok()? else { continue };
+        let loc = described(e.data, enc);
+        out.push(match empty {
+            true => (e.range.begin, e.range.begin, loc.with_flags(flag::VIEW_ONLY)),
+            false => (e.range.begin, e.range.end, loc),
+        });
+    }
+    Some(out)
+}
+
+/// The columns of both tables.
+#[derive(Default)]
+struct Rows {
+    vars: Variables,
+    blocks: Blocks,
+}
+
+#[derive(Default)]
+struct Variables {
+    scope: Vec<u64>,
+    die: Vec<u64>,
+    name: Vec<u32>,
+    ty: Vec<u32>,
+    param: Vec<u8>,
+    position: Vec<u16>,
+    block: Vec<u64>,
+    low: Vec<u64>,
+    high: Vec<u64>,
+    kind: Vec<u8>,
+    reg: Vec<u16>,
+    value: Vec<i64>,
+    flags: Vec<u8>,
+}
+
+impl Variables {
+    fn push(&mut self, v: &Var, low: u64, high: u64, loc: Loc) {
+        self.scope.push(v.scope);
+        self.die.push(v.die);
+        self.name.push(v.name);
+        self.ty.push(v.ty);
+        self.param.push(v.param);
+        self.position.push(v.position);
+        self.block.push(v.block);
+        self.low.push(low);
+        self.high.push(high);
+        self.kind.push(loc.kind);
+        self.reg.push(loc.reg);
+        self.value.push(loc.value);
+        self.flags.push(loc.flags);
+    }
+}
+
+#[derive(Default)]
+struct Blocks {
+    block: Vec<u64>,
+    low: Vec<u64>,
+    high: Vec<u64>,
+}
+
+impl Rows {
+    fn into_tables(self) -> Vec<(&'static str, Table)> {
+        let Rows { vars: v, blocks: b } = self;
+        vec![
+            (
+                "variables",
+                Table::new(vec![
+                    ("scope", Chunk::U64(v.scope)),
+                    ("die", Chunk::U64(v.die)),
+                    ("name", Chunk::Str(v.name)),
+                    ("type", Chunk::Str(v.ty)),
+                    ("param", Chunk::U8(v.param)),
+                    ("position", Chunk::U16(v.position)),
+                    ("block", Chunk::U64(v.block)),
+                    ("low", Chunk::U64(v.low)),
+                    ("high", Chunk::U64(v.high)),
+                    ("kind", Chunk::U8(v.kind)),
+                    ("reg", Chunk::U16(v.reg)),
+                    ("value", Chunk::I64(v.value)),
+                    ("flags", Chunk::U8(v.flags)),
+                ]),
+            ),
+            (
+                "blocks",
+                Table::new(vec![
+                    ("block", Chunk::U64(b.block)),
+                    ("low", Chunk::U64(b.low)),
+                    ("high", Chunk::U64(b.high)),
+                ]),
+            ),
+        ]
+    }
+}
