@@ -142,12 +142,15 @@ pub fn with_dwarf<T>(opts: &Options, f: impl FnOnce(Option<&gimli::Dwarf<dwarf::
 /// The variables of `scopes` (DIEs of concrete functions and inline sites) and where they
 /// live: tables `variables` and `blocks` (see [`dwarf::scope`]).
 pub fn variables(opts: &Options, scopes: &[u64]) -> Result<Scan> {
+    let clock = Clock::new();
     with_dwarf(opts, |dwarf| {
+        clock.lap("open");
         let mut strings = Strings::default();
         let answer = match dwarf {
             Some(d) => dwarf::scope::scope_variables(d, scopes, &mut strings),
             None => dwarf::scope::scope_variables(&gimli::Dwarf::default(), scopes, &mut strings),
         };
+        clock.lap("scope variables");
         let (string_offsets, string_data) = strings.to_arrow();
         let info = vec![
             ("path", opts.path.display().to_string()),

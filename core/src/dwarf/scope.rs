@@ -86,7 +86,13 @@ fn read_unit<'d>(units: &Units<'_, 'd>, i: usize, wanted: &[UnitOffset]) -> Part
     };
     let unit_name = cx.unit.header.debug_info_offset().map_or(0, |o| o.0);
     let run = || {
-        let mut w = Walker { units, part: Part::default(), origins: FxHashMap::default(), types: FxHashMap::default() };
+        let mut w = Walker {
+            units,
+            part: Part::default(),
+            origins: FxHashMap::default(),
+            types: FxHashMap::default(),
+            locs: Vec::new(),
+        };
         let walked = w.walk(&cx, wanted);
         w.part.error = walked.err().map(|e| format!("unit at {unit_name:#x}: {e}"));
         w.part
@@ -117,6 +123,8 @@ struct Walker<'u, 'a, 'd> {
     origins: FxHashMap<u64, (u32, u64)>,
     /// Type DIE → its spelling.
     types: FxHashMap<u64, u32>,
+    /// The locations of the variable at hand (kept to save an allocation per variable).
+    locs: Vec<(u64, u64, Loc)>,
 }
 
 /// One variable's columns, shared by the rows of its locations.
@@ -145,15 +153,16 @@ type Raw<'a, 'd> = gimli::EntriesRaw<'a, Slice<'d>>;
 
 impl<'d> Walker<'_, '_, 'd> {
     /// One pass over the unit's DIEs, in offset order, meeting the `wanted` offsets (sorted)
-    /// on the way; it stops after the last wanted scope.
+    /// on the way. Subtrees that hold no wanted scope and no variable of one are jumped
+    /// over (most of a unit is types), and the pass ends after the last wanted scope.
     fn walk(&mut self, cx: &Ctx<'d, '_>, wanted: &[UnitOffset]) -> Result<()> {
-        let mut raw = cx.unit.entries_raw(None)?;
+        let mut dies = Cursor::new(cx.unit)?;
         let mut stack: Vec<Frame> = Vec::with_capacity(32);
         let mut next = 0;
-        while !raw.is_empty() {
-            let depth = raw.next_depth().max(0) as usize;
-            let offset = raw.next_offset();
-            let Some(abbrev) = raw.read_abbreviation()? else { continue };
+        while !dies.raw.is_empty() {
+            let depth = dies.depth();
+            let offset = dies.raw.next_offset();
+            let Some(abbrev) = dies.raw.read_abbreviation()? else { continue };
             stack.truncate(depth);
             let parent = stack.last().copied().unwrap_or(OUTSIDE);
             // Wanted offsets passed over were no DIE starts.
@@ -163,30 +172,32 @@ impl<'d> Walker<'_, '_, 'd> {
             let is_wanted = next < wanted.len() && wanted[next] == offset;
             next += usize::from(is_wanted);
             let die = cx.die(offset);
+            let raw = &mut dies.raw;
             let me = match abbrev.tag() {
                 dw::DW_TAG_subprogram | dw::DW_TAG_inlined_subroutine if is_wanted => {
                     self.part.found += 1;
-                    skip(&mut raw, abbrev)?;
+                    skip(raw, abbrev)?;
                     Frame { scope: die, level: depth, block: NONE, next: 0 }
                 }
-                _ if parent.scope == NONE => {
-                    skip(&mut raw, abbrev)?;
-                    OUTSIDE
-                }
-                dw::DW_TAG_lexical_block => {
-                    let has_code = self.block(cx, &mut raw, abbrev, die)?;
+                dw::DW_TAG_lexical_block if parent.scope != NONE => {
+                    let has_code = self.block(cx, raw, abbrev, die)?;
                     // A block without code has no extent of its own: gdb too reads its
                     // variables as the enclosing block's.
                     Frame { block: if has_code { die } else { parent.block }, ..parent }
                 }
-                tag @ (dw::DW_TAG_formal_parameter | dw::DW_TAG_variable) => {
+                tag @ (dw::DW_TAG_formal_parameter | dw::DW_TAG_variable) if parent.scope != NONE => {
                     let position = &mut stack[parent.level].next;
                     let param = tag == dw::DW_TAG_formal_parameter;
-                    self.variable(cx, &mut raw, abbrev, &parent, die, param, position)?;
+                    self.variable(cx, raw, abbrev, &parent, die, param, position)?;
                     parent
                 }
+                // Anything else holds no variable of a wanted scope, but may hold a scope.
                 _ => {
-                    skip(&mut raw, abbrev)?;
+                    let sibling = skip_to_sibling(raw, abbrev)?;
+                    let holds_wanted = |end: UnitOffset| wanted.get(next).is_some_and(|&w| w < end);
+                    if sibling.is_some_and(|end| end > offset && !holds_wanted(end) && dies.jump(end, depth)) {
+                        continue;
+                    }
                     OUTSIDE
                 }
             };
@@ -255,7 +266,8 @@ impl<'d> Walker<'_, '_, 'd> {
         let var =
             Var { scope: frame.scope, die, name, ty, param: u8::from(param), position: *position, block: frame.block };
         *position = position.saturating_add(1);
-        for (low, high, loc) in locations(cx, &a) {
+        locations(cx, &a, &mut self.locs);
+        for &(low, high, loc) in &self.locs {
             self.part.rows.vars.push(&var, low, high, loc);
         }
         Ok(())
@@ -311,6 +323,51 @@ fn skip(raw: &mut Raw<'_, '_>, abbrev: &gimli::Abbreviation) -> Result<()> {
     Ok(raw.skip_attributes(abbrev.attributes())?)
 }
 
+/// Skips a DIE's attributes but `DW_AT_sibling`, where the DIE after its subtree starts.
+fn skip_to_sibling(raw: &mut Raw<'_, '_>, abbrev: &gimli::Abbreviation) -> Result<Option<UnitOffset>> {
+    let specs = abbrev.attributes();
+    let at = if abbrev.has_children() { specs.iter().position(|s| s.name() == dw::DW_AT_sibling) } else { None };
+    let Some(at) = at else {
+        skip(raw, abbrev)?;
+        return Ok(None);
+    };
+    raw.skip_attributes(&specs[..at])?;
+    let sibling = raw.read_attribute(specs[at])?;
+    raw.skip_attributes(&specs[at + 1..])?;
+    Ok(match sibling.value() {
+        AttributeValue::UnitRef(o) => Some(o),
+        _ => None,
+    })
+}
+
+/// A unit's DIEs in offset order, that can jump over a subtree.
+struct Cursor<'u, 'd> {
+    unit: &'u gimli::Unit<Slice<'d>>,
+    raw: Raw<'u, 'd>,
+    /// The depth of where the reader started: it counts depth from there.
+    base: isize,
+}
+
+impl<'u, 'd> Cursor<'u, 'd> {
+    fn new(unit: &'u gimli::Unit<Slice<'d>>) -> Result<Self> {
+        Ok(Cursor { unit, raw: unit.entries_raw(None)?, base: 0 })
+    }
+
+    /// The depth of the next DIE.
+    fn depth(&self) -> usize {
+        (self.base + self.raw.next_depth()).max(0) as usize
+    }
+
+    /// Continues at `offset`, a DIE at `depth`; false (and nothing changed) if it is
+    /// outside the unit.
+    fn jump(&mut self, offset: UnitOffset, depth: usize) -> bool {
+        let Ok(raw) = self.unit.entries_raw(Some(offset)) else { return false };
+        self.raw = raw;
+        self.base = depth as isize;
+        true
+    }
+}
+
 /// Everywhere in the scope: a single expression's or a constant's range.
 const EVERYWHERE: (u64, u64) = (0, u64::MAX);
 
@@ -318,16 +375,17 @@ const EVERYWHERE: (u64, u64) = (0, u64::MAX);
 /// expression, a constant or nothing at all holds everywhere; a location list's entries
 /// hold where they say, an empty `[pc, pc)` one only in a location view of `pc`
 /// ([`flag::VIEW_ONLY`], low = high = pc).
-fn locations<'d>(cx: &Ctx<'d, '_>, a: &VarAttrs<'d>) -> Vec<(u64, u64, Loc)> {
+fn locations<'d>(cx: &Ctx<'d, '_>, a: &VarAttrs<'d>, out: &mut Vec<(u64, u64, Loc)>) {
+    out.clear();
     let (lo, hi) = EVERYWHERE;
     let enc = cx.unit.encoding();
     let expr = match a.location {
-        None => return vec![(lo, hi, a.constant.map_or(Loc::NONE, Loc::constant))],
+        None => return out.push((lo, hi, a.constant.map_or(Loc::NONE, Loc::constant))),
         Some(AttributeValue::Exprloc(e)) => e,
         Some(AttributeValue::Block(b)) => Expression(b),
-        Some(list) => return location_list(cx, list),
+        Some(list) => return location_list(cx, list, out),
     };
-    vec![(lo, hi, described(expr, enc))]
+    out.push((lo, hi, described(expr, enc)));
 }
 
 fn described(expr: Expression<Slice>, enc: gimli::Encoding) -> Loc {
@@ -337,24 +395,23 @@ fn described(expr: Expression<Slice>, enc: gimli::Encoding) -> Loc {
 /// A location list's entries, all flagged [`flag::LIST`]. A list without entries holds
 /// nothing anywhere (kind `NONE`); a list that cannot be read to its end is one
 /// `ERROR` row, as no part of it can be trusted.
-fn location_list<'d>(cx: &Ctx<'d, '_>, v: AttributeValue<Slice<'d>>) -> Vec<(u64, u64, Loc)> {
+fn location_list<'d>(cx: &Ctx<'d, '_>, v: AttributeValue<Slice<'d>>, out: &mut Vec<(u64, u64, Loc)>) {
     let (lo, hi) = EVERYWHERE;
-    let mut out = match list_entries(cx, v) {
-        Some(entries) if entries.is_empty() => vec![(lo, hi, Loc::NONE)],
-        Some(entries) => entries,
-        None => vec![(lo, hi, Loc::ERROR)],
-    };
-    for (_, _, loc) in &mut out {
+    if list_entries(cx, v, out).is_none() {
+        out.clear();
+        out.push((lo, hi, Loc::ERROR));
+    } else if out.is_empty() {
+        out.push((lo, hi, Loc::NONE));
+    }
+    for (_, _, loc) in out.iter_mut() {
         *loc = loc.with_flags(flag::LIST);
     }
-    out
 }
 
-/// The entries of a location list; `None` if it cannot be read to its end.
-fn list_entries<'d>(cx: &Ctx<'d, '_>, v: AttributeValue<Slice<'d>>) -> Option<Vec<(u64, u64, Loc)>> {
+/// Appends the entries of a location list; `None` if it cannot be read to its end.
+fn list_entries<'d>(cx: &Ctx<'d, '_>, v: AttributeValue<Slice<'d>>, out: &mut Vec<(u64, u64, Loc)>) -> Option<()> {
     let enc = cx.unit.encoding();
     let mut list = cx.dwarf.attr_locations(cx.unit, v).ok()??;
-    let mut out = Vec::new();
     while let Some(raw) = list.next_raw().ok()? {
         let (raw, empty) = widen_empty(raw);
         let Some(e) = list.convert_raw(raw).ok()? else { continue };
@@ -364,7 +421,7 @@ fn list_entries<'d>(cx: &Ctx<'d, '_>, v: AttributeValue<Slice<'d>>) -> Option<Ve
             false => (e.range.begin, e.range.end, loc),
         });
     }
-    Some(out)
+    Some(())
 }
 
 /// The columns of both tables.

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +17,9 @@ from patchscope import _core
 from patchscope.index import cache, functions
 from patchscope.index import code as code_facts
 from patchscope.index.tables import Columns
+
+if TYPE_CHECKING:
+    from patchscope.index import variables
 
 #: Raised for a file that cannot be read as asked; its message is one line for a person.
 BinaryError = _core.CoreError
@@ -77,6 +80,12 @@ class Binary:
 
     def instructions(self, low: int, high: int) -> list[dict]:
         return code_facts.instructions(str(self.path), low, high)
+
+    def variables_at(self, scope: int, address: int) -> list[variables.VariableAt]:
+        """The variables of a concrete instance or inline site (its DIE) at ``address``."""
+        from patchscope.index import variables  # it reads register names from the rules
+
+        return variables.variables_at(self, scope, address)
 
     def derived(self, name: str, build: Callable[[], Any]) -> Any:
         """A product of the tables, kept in the cache beside them (tables of a dataclass)."""

@@ -1,0 +1,196 @@
+"""Variables in scope at an address: for a concrete function instance or an inline site,
+every parameter and local variable, and where it lives at that address.
+
+The core answers per scope, location by location (``_core.scope_variables``,
+``core/src/dwarf/scope.rs``): table ``variables`` has one row per (variable, location) with the
+addresses ``[low, high)`` where that location holds; table ``blocks`` the ranges of the
+lexical blocks the variables sit in. Here those become the state of each variable at given
+addresses, for many (scope, address) pairs at once, without a Python object per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from patchscope import _core
+from patchscope.index.tables import NO_DIE, Columns
+from patchscope.rules.abi import reg_name
+
+if TYPE_CHECKING:
+    from patchscope.index.binary import Binary
+
+#: ``variables.kind``: the core's ``location::kind``.
+NONE, REGISTER, MEMORY, ENTRY_VALUE, PARAM_REF, CONSTANT, COMPUTED, COMPOSITE = 0, 1, 2, 3, 4, 5, 6, 7
+IMPLICIT_POINTER, ERROR = 9, 10
+#: ``variables.flags``: from a location list; bound only in a location view of ``low``
+#: (``low == high``); memory at the frame base + value; memory at the static address value.
+LIST, VIEW_ONLY, FRAME_BASE, STATIC = 1, 2, 4, 8
+NO_REG = 0xFFFF
+
+#: ``VariableAt.state`` of each location kind.
+STATES = {
+    NONE: "optimized-out",
+    REGISTER: "register",
+    MEMORY: "memory",
+    ENTRY_VALUE: "entry-value-only",
+    PARAM_REF: "parameter-ref",
+    CONSTANT: "constant",
+    COMPUTED: "computed",
+    COMPOSITE: "pieces",
+    IMPLICIT_POINTER: "implicit-pointer",
+    ERROR: "unreadable",
+}
+#: The state of a variable whose lexical block does not cover the address.
+OUT_OF_SCOPE = "out-of-scope"
+_STATE_NAMES = np.array([STATES.get(k, "unreadable") for k in range(max(STATES) + 1)], object)
+
+
+@dataclass
+class VariableAt:
+    """One variable of a scope, at one address.
+
+    ``state`` is where its value is there (a key of :data:`STATES`' values, or
+    ``out-of-scope``); ``locations`` says it for a person (``%rdi``, ``fbreg-24``, ``=42``),
+    the location that holds first. ``multiple``: more than one location-list entry binds at
+    the address (GCC's location views give several states to one address).
+    ``view_only``: the location holds only in a later view of the address, which a probe
+    placed by address does not select.
+    """
+
+    name: str
+    type: str
+    param: bool
+    state: str
+    locations: list[str] = field(default_factory=list)
+    multiple: bool = False
+    view_only: bool = False
+
+
+def scope_variables(binary: Binary, scopes: list[int] | np.ndarray) -> tuple[pa.Table, pa.Table]:
+    """Tables ``variables`` and ``blocks`` of the scopes (DIEs of concrete instances or
+    inline sites), with string columns decoded; DIEs that are no such scope yield no rows."""
+    dies = np.unique(np.asarray(scopes, dtype=np.uint64))
+    dies = dies[dies != NO_DIE]
+    debug = binary.info.get("debug_file") or None
+    cols = Columns.from_core(_core.scope_variables(str(binary.path), dies.tobytes(), debug))
+    return cols.table("variables"), cols.table("blocks")
+
+
+def variables_at(binary: Binary, scope: int, address: int) -> list[VariableAt]:
+    """The variables of ``scope`` at ``address``, in the scope's order."""
+    rows = variables_at_many(binary, [(scope, address)]).drop(["pair", "scope", "address", "die", "position"])
+    return [VariableAt(**r) for r in rows.to_pylist()]
+
+
+def variables_at_many(binary: Binary, pairs: list[tuple[int, int]]) -> pa.Table:
+    """The variables of many (scope, address) pairs, with one core call: one row per pair and
+    variable, ordered by pair and then by the scope's order. Columns: ``pair`` (index into
+    ``pairs``), ``scope``, ``address``, ``die``, ``position`` and the fields of
+    :class:`VariableAt`."""
+    scope = np.array([p[0] for p in pairs], dtype=np.uint64)
+    address = np.array([p[1] for p in pairs], dtype=np.uint64)
+    variables, blocks = scope_variables(binary, scope)
+    return _at(variables, blocks, scope, address, binary.arch)
+
+
+def _at(variables: pa.Table, blocks: pa.Table, scope: np.ndarray, address: np.ndarray, arch: str) -> pa.Table:
+    v = {name: variables.column(name).to_numpy() for name in ("scope", "die", "low", "high", "kind", "flags")}
+    # The rows of each pair: the core returns each scope's rows together, in DIE order.
+    pair, row = _expand(np.searchsorted(v["scope"], scope, "left"), np.searchsorted(v["scope"], scope, "right"))
+    a = address[pair]
+    low, high, view = v["low"][row], v["high"][row], (v["flags"][row] & VIEW_ONLY) != 0
+    binds = np.where(view, low == a, (low <= a) & (a < high)) & (v["kind"][row] != NONE)
+    # One group per (pair, variable), ordered: the binding rows first, view-only ones last.
+    die = v["die"][row]
+    starts = np.ones(len(row), bool)
+    starts[1:] = (pair[1:] != pair[:-1]) | (die[1:] != die[:-1])
+    group = np.cumsum(starts) - 1
+    order = np.lexsort((row, view, ~binds, group))
+    first = order[np.flatnonzero(starts)]  # each group's chosen row
+    count = np.bincount(group, weights=binds, minlength=len(first)).astype(np.int64)
+    chosen = binds[first]
+
+    at = row[first]
+    in_scope = _in_block(variables.column("block").to_numpy()[at], a[first], blocks)
+    state = np.where(in_scope, _STATE_NAMES[np.where(chosen, v["kind"][at], NONE)], OUT_OF_SCOPE)
+    listed = order[binds[order]]  # by group, the chosen first
+    listed = listed[in_scope[group[listed]]]
+    offsets = np.zeros(len(first) + 1, np.int64)
+    offsets[1:] = np.cumsum(np.where(in_scope, count, 0))
+    texts = _describe(variables, row[listed], arch)
+    take = pa.array(at)
+    return pa.table(
+        {
+            "pair": pa.array(pair[first], pa.int64()),
+            "scope": pa.array(scope[pair[first]]),
+            "address": pa.array(a[first]),
+            "die": pa.array(v["die"][at]),
+            "position": variables.column("position").take(take),
+            "name": variables.column("name").take(take).cast(pa.large_string()),
+            "type": variables.column("type").take(take).cast(pa.large_string()),
+            "param": pa.array(variables.column("param").to_numpy()[at] != 0),
+            "state": pa.array(state, pa.string()),
+            "locations": pa.ListArray.from_arrays(pa.array(offsets), pa.array(texts, pa.string())),
+            "multiple": pa.array(in_scope & (count > 1)),
+            "view_only": pa.array(in_scope & chosen & view[first]),
+        }
+    )
+
+
+def _expand(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For runs ``[starts[i], ends[i])``: each element's run index and the element."""
+    counts = (ends - starts).astype(np.int64)
+    run = np.repeat(np.arange(len(starts)), counts)
+    at = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return run, starts[run] + at
+
+
+def _in_block(block: np.ndarray, address: np.ndarray, blocks: pa.Table) -> np.ndarray:
+    """Whether each variable's lexical block (NO_DIE: none, the whole scope) covers its address."""
+    inside = block == NO_DIE
+    ask = np.flatnonzero(~inside)
+    if len(ask) == 0:
+        return inside
+    b = {name: blocks.column(name).to_numpy() for name in ("block", "low", "high")}
+    order = np.argsort(b["block"], kind="stable")
+    ids = b["block"][order]
+    q, r = _expand(np.searchsorted(ids, block[ask], "left"), np.searchsorted(ids, block[ask], "right"))
+    r = order[r]
+    hit = (b["low"][r] <= address[ask][q]) & (address[ask][q] < b["high"][r])
+    inside[ask] = np.bincount(q, weights=hit, minlength=len(ask)) > 0
+    return inside
+
+
+def _describe(variables: pa.Table, rows: np.ndarray, arch: str) -> np.ndarray:
+    """Each row's location for a person, computed once per distinct location."""
+    cols = [variables.column(n).to_numpy()[rows].astype(np.int64) for n in ("kind", "reg", "value", "flags")]
+    cols[3] &= FRAME_BASE | STATIC
+    if len(rows) == 0:
+        return np.array([], object)
+    distinct, inverse = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
+    text = np.array([describe(int(k), int(r), int(v), int(f), arch) for k, r, v, f in distinct], object)
+    return text[inverse.reshape(-1)]
+
+
+def describe(kind: int, reg: int, value: int, flags: int, arch: str) -> str:
+    """One location, as ``%rdi``, ``fbreg-24``, ``%rsp+8``, ``@0x…``, ``=42``, ``entry(%rsi)``."""
+    name = f"%{reg_name(arch, reg)}" if reg != NO_REG else ""
+    if kind == REGISTER:
+        return name
+    if kind == MEMORY:
+        if flags & FRAME_BASE:
+            return f"fbreg{value:+d}"
+        if flags & STATIC:
+            return f"@{value & 0xFFFF_FFFF_FFFF_FFFF:#x}"
+        return f"{name}{value:+d}" if name else "computed-address"
+    if kind == CONSTANT:
+        return f"={value}"
+    if kind == ENTRY_VALUE:
+        return f"entry({name})" if name else "entry-value"
+    if kind == COMPOSITE:
+        return f"pieces({name}…)" if name else "pieces"
+    return STATES.get(kind, "unreadable")
