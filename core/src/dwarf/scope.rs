@@ -95,6 +95,7 @@ fn read_unit<'d>(units: &Units<'_, 'd>, i: usize, wanted: &[UnitOffset]) -> Part
         };
         let walked = w.walk(&cx, wanted);
         w.part.error = walked.err().map(|e| format!("unit at {unit_name:#x}: {e}"));
+        w.part.rows.vars = std::mem::take(&mut w.part.rows.vars).in_source_order();
         w.part
     };
     catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|_| Part {
@@ -103,18 +104,15 @@ fn read_unit<'d>(units: &Units<'_, 'd>, i: usize, wanted: &[UnitOffset]) -> Part
     })
 }
 
-/// Where the walk is: inside a wanted scope (its DIE, the stack level of its frame, the
-/// innermost lexical block with code) or outside every one ([`OUTSIDE`]).
+/// Where the walk is: inside a wanted scope (its DIE, and the innermost lexical block with
+/// code) or outside every one ([`OUTSIDE`]).
 #[derive(Clone, Copy)]
 struct Frame {
     scope: u64,
-    level: usize,
     block: u64,
-    /// The scope's frame only: the position of its next variable.
-    next: u16,
 }
 
-const OUTSIDE: Frame = Frame { scope: NONE, level: 0, block: NONE, next: 0 };
+const OUTSIDE: Frame = Frame { scope: NONE, block: NONE };
 
 struct Walker<'u, 'a, 'd> {
     units: &'u Units<'a, 'd>,
@@ -134,8 +132,9 @@ struct Var {
     name: u32,
     ty: u32,
     param: u8,
-    position: u16,
     block: u64,
+    /// Where it comes in the source: its abstract origin, else its own DIE.
+    source: u64,
 }
 
 /// The attributes of a variable DIE that matter here.
@@ -177,7 +176,7 @@ impl<'d> Walker<'_, '_, 'd> {
                 dw::DW_TAG_subprogram | dw::DW_TAG_inlined_subroutine if is_wanted => {
                     self.part.found += 1;
                     skip(raw, abbrev)?;
-                    Frame { scope: die, level: depth, block: NONE, next: 0 }
+                    Frame { scope: die, block: NONE }
                 }
                 dw::DW_TAG_lexical_block if parent.scope != NONE => {
                     let has_code = self.block(cx, raw, abbrev, die)?;
@@ -186,9 +185,7 @@ impl<'d> Walker<'_, '_, 'd> {
                     Frame { block: if has_code { die } else { parent.block }, ..parent }
                 }
                 tag @ (dw::DW_TAG_formal_parameter | dw::DW_TAG_variable) if parent.scope != NONE => {
-                    let position = &mut stack[parent.level].next;
-                    let param = tag == dw::DW_TAG_formal_parameter;
-                    self.variable(cx, raw, abbrev, &parent, die, param, position)?;
+                    self.variable(cx, raw, abbrev, &parent, die, tag == dw::DW_TAG_formal_parameter)?;
                     parent
                 }
                 // Anything else holds no variable of a wanted scope, but may hold a scope.
@@ -233,7 +230,6 @@ impl<'d> Walker<'_, '_, 'd> {
         Ok(n > 0)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn variable(
         &mut self,
         cx: &Ctx<'d, '_>,
@@ -242,7 +238,6 @@ impl<'d> Walker<'_, '_, 'd> {
         frame: &Frame,
         die: u64,
         param: bool,
-        position: &mut u16,
     ) -> Result<()> {
         let mut a = VarAttrs::default();
         for spec in abbrev.attributes() {
@@ -263,9 +258,8 @@ impl<'d> Walker<'_, '_, 'd> {
             return Ok(());
         }
         let (name, ty) = self.name_and_type(cx, &a);
-        let var =
-            Var { scope: frame.scope, die, name, ty, param: u8::from(param), position: *position, block: frame.block };
-        *position = position.saturating_add(1);
+        let (scope, block, source) = (frame.scope, frame.block, a.origin.unwrap_or(die));
+        let var = Var { scope, die, name, ty, param: u8::from(param), block, source };
         locations(cx, &a, &mut self.locs);
         for &(low, high, loc) in &self.locs {
             self.part.rows.vars.push(&var, low, high, loc);
@@ -438,7 +432,6 @@ struct Variables {
     name: Vec<u32>,
     ty: Vec<u32>,
     param: Vec<u8>,
-    position: Vec<u16>,
     block: Vec<u64>,
     low: Vec<u64>,
     high: Vec<u64>,
@@ -446,6 +439,10 @@ struct Variables {
     reg: Vec<u16>,
     value: Vec<i64>,
     flags: Vec<u8>,
+    /// Each row's [`Var::source`], to order by: not a column.
+    source: Vec<u64>,
+    /// Filled in by [`Variables::in_source_order`].
+    position: Vec<u16>,
 }
 
 impl Variables {
@@ -455,7 +452,6 @@ impl Variables {
         self.name.push(v.name);
         self.ty.push(v.ty);
         self.param.push(v.param);
-        self.position.push(v.position);
         self.block.push(v.block);
         self.low.push(low);
         self.high.push(high);
@@ -463,6 +459,46 @@ impl Variables {
         self.reg.push(loc.reg);
         self.value.push(loc.value);
         self.flags.push(loc.flags);
+        self.source.push(v.source);
+    }
+
+    /// The rows grouped by scope, each scope's variables in source order, numbered.
+    ///
+    /// The DIEs do not say it: GCC lists an inline site's parameters last to first, and an
+    /// IPA-SRA clone's removed parameter after the others. Their abstract origins, written
+    /// as the source declares them, do. A nested wanted scope also interleaves its rows
+    /// with its parent's.
+    fn in_source_order(mut self) -> Variables {
+        let mut order: Vec<usize> = (0..self.scope.len()).collect();
+        order.sort_by_key(|&i| (self.scope[i], self.source[i], self.die[i], i));
+        fn permute<T: Copy>(v: &mut Vec<T>, order: &[usize]) {
+            *v = order.iter().map(|&i| v[i]).collect();
+        }
+        permute(&mut self.scope, &order);
+        permute(&mut self.die, &order);
+        permute(&mut self.name, &order);
+        permute(&mut self.ty, &order);
+        permute(&mut self.param, &order);
+        permute(&mut self.block, &order);
+        permute(&mut self.low, &order);
+        permute(&mut self.high, &order);
+        permute(&mut self.kind, &order);
+        permute(&mut self.reg, &order);
+        permute(&mut self.value, &order);
+        permute(&mut self.flags, &order);
+        self.source.clear();
+        let mut position = 0u16;
+        self.position = (0..self.scope.len())
+            .map(|i| {
+                if i > 0 && self.scope[i] != self.scope[i - 1] {
+                    position = 0;
+                } else if i > 0 && self.die[i] != self.die[i - 1] {
+                    position = position.saturating_add(1);
+                }
+                position
+            })
+            .collect();
+        self
     }
 }
 
