@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "fixtures" / "bin"
 VARIANTS = ["x86_64", "aarch64", "x86_64-dwarf4", "riscv64", "ppc64le"]
 SUP_BIT = 1 << 63
+NO_DIE = 2**64 - 1
 
 pytestmark = pytest.mark.skipif(shutil.which("llvm-dwarfdump") is None, reason="llvm-dwarfdump absent")
 
@@ -469,7 +470,7 @@ def test_columns() -> None:
 
 def test_many_equals_one_by_one() -> None:
     b = patchscope.open(fixture("aarch64"))
-    inst = [(r["die"], r["entry_pc"]) for r in b.inventory.instances.to_pylist() if r["die"] != 2**64 - 1]
+    inst = [(r["die"], r["entry_pc"]) for r in b.inventory.instances.to_pylist() if r["die"] != NO_DIE]
     many = variables_at_many(b, inst).to_pylist()
     for k, (die, pc) in enumerate(inst[:20]):
         one = variables_at(b, die, pc)
@@ -554,6 +555,32 @@ def test_type_spellings_as_stap(tmp_path: Path) -> None:
     for d in dies.values():
         if d.tag in ("DW_TAG_formal_parameter", "DW_TAG_variable") and string(d, "DW_AT_name") in STAP_TYPES:
             assert spell(dies, ref(d, "DW_AT_type")) == STAP_TYPES[string(d, "DW_AT_name")]
+
+
+def test_dwz_equals_plain() -> None:
+    """The dwz'd build keeps names and types in its supplementary file (DW_FORM_GNU_ref_alt):
+    every instance, at each range's start and middle, reads as in the plain build."""
+
+    def by_symbol(variant: str) -> dict:
+        b = patchscope.open(fixture(variant))
+        names = b.symbols.column("name").to_pylist()
+        pairs, keys = [], []
+        for r in b.inventory.instances.to_pylist():
+            if r["die"] != NO_DIE and r["symbols"]:
+                for lo, hi in r["ranges"]:
+                    for a in (lo, (lo + hi) // 2):
+                        pairs.append((r["die"], a))
+                        keys.append((names[r["symbols"][0]], a))
+        out: dict = {}
+        for row in variables_at_many(b, pairs).to_pylist():
+            out.setdefault(keys[row["pair"]], []).append(
+                tuple(row[k] if k != "locations" else tuple(row[k]) for k in FIELDS)
+            )
+        return out
+
+    plain, dwz = by_symbol("x86_64"), by_symbol("x86_64-dwz")
+    assert len(plain) > 50 and sum(map(len, plain.values())) > 200
+    assert dwz == plain
 
 
 # ---- malformed input -----------------------------------------------------------------------
