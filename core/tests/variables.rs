@@ -49,6 +49,12 @@ fn ints(t: &Table, name: &str) -> Vec<i128> {
     out
 }
 
+/// The rows of `t`, each the values of `names` in order.
+fn records(t: &Table, names: &[&str]) -> Vec<Vec<i128>> {
+    let cols: Vec<Vec<i128>> = names.iter().map(|c| ints(t, c)).collect();
+    (0..t.rows()).map(|i| cols.iter().map(|c| c[i]).collect()).collect()
+}
+
 fn info<'s>(s: &'s Scan, key: &str) -> &'s str {
     &s.info.iter().find(|(k, _)| *k == key).unwrap_or_else(|| panic!("no info {key}")).1
 }
@@ -84,18 +90,15 @@ struct Row {
 
 /// The variables table's rows by variable DIE, in order.
 fn rows_by_die(v: &Scan) -> HashMap<u64, Vec<Row>> {
-    let t = table(v, "variables");
-    let cols: Vec<Vec<i128>> =
-        ["die", "low", "high", "kind", "reg", "value", "flags"].iter().map(|c| ints(t, c)).collect();
     let mut out: HashMap<u64, Vec<Row>> = HashMap::new();
-    for i in 0..t.rows() {
-        out.entry(cols[0][i] as u64).or_default().push(Row {
-            low: cols[1][i] as u64,
-            high: cols[2][i] as u64,
-            kind: cols[3][i] as u8,
-            reg: cols[4][i] as u16,
-            value: cols[5][i] as i64,
-            flags: cols[6][i] as u8,
+    for r in records(table(v, "variables"), &["die", "low", "high", "kind", "reg", "value", "flags"]) {
+        out.entry(r[0] as u64).or_default().push(Row {
+            low: r[1] as u64,
+            high: r[2] as u64,
+            kind: r[3] as u8,
+            reg: r[4] as u16,
+            value: r[5] as i64,
+            flags: r[6] as u8,
         });
     }
     out
@@ -122,13 +125,11 @@ fn parameters_at_entry_agree_with_the_scan() {
         assert_eq!(info(&v, "found"), wanted.len().to_string(), "{variant}: every scope found");
         assert_eq!(info(&v, "errors"), "");
         let rows = rows_by_die(&v);
-        let p = table(&s, "params");
-        let cols: Vec<Vec<i128>> =
-            ["die", "owner", "loc_kind", "loc_flags", "loc_reg", "const_value"].iter().map(|c| ints(p, c)).collect();
-        for i in 0..p.rows() {
-            let (die, owner) = (cols[0][i] as u64, cols[1][i] as u64);
+        let params = records(table(&s, "params"), &["die", "owner", "loc_kind", "loc_flags", "loc_reg", "const_value"]);
+        for p in params {
+            let (die, owner) = (p[0] as u64, p[1] as u64);
             let Some(&pc) = entries.get(&owner) else { continue };
-            let (k, flags, reg, value) = (cols[2][i] as u8, cols[3][i] as u8, cols[4][i] as u16, cols[5][i] as i64);
+            let (k, flags, reg, value) = (p[2] as u8, p[3] as u8, p[4] as u16, p[5] as i64);
             let mine = rows.get(&die).unwrap_or_else(|| panic!("{variant}: parameter {die:#x} has no rows"));
             let found = at(mine, pc).filter(|r| !(r.kind == kind::NONE && r.flags & flag::LIST != 0));
             let what = format!("{variant}: parameter {die:#x} at {pc:#x}");
