@@ -175,6 +175,27 @@ fn every_offset_as_a_scope() {
     }
 }
 
+/// A scope asked alone (the walk jumps over nearly the whole unit) reads as when asked with
+/// every other scope.
+#[test]
+fn a_scope_alone_reads_as_in_company() {
+    let path = fixture("x86_64/corpus");
+    let s = scan(&opts(&path)).unwrap();
+    let mut all: Vec<u64> = scopes(&s).into_keys().collect();
+    all.sort_unstable();
+    let together = query(&path, &all).unwrap();
+    let names = ["scope", "die", "position", "block", "low", "high", "kind", "reg", "value", "flags"];
+    let rows = records(table(&together, "variables"), &names);
+    let mut compared = 0;
+    for &scope in &all {
+        let alone = records(table(&query(&path, &[scope]).unwrap(), "variables"), &names);
+        let mine: Vec<_> = rows.iter().filter(|r| r[0] as u64 == scope).cloned().collect();
+        assert_eq!(alone, mine, "scope {scope:#x}");
+        compared += mine.len();
+    }
+    assert!(compared > 100);
+}
+
 #[test]
 fn dwz_supplementary_origins_and_types() {
     let plain = fixture("x86_64/corpus");

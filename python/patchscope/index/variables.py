@@ -167,13 +167,17 @@ def _in_block(block: np.ndarray, address: np.ndarray, blocks: pa.Table) -> np.nd
 
 def _describe(variables: pa.Table, rows: np.ndarray, arch: str) -> np.ndarray:
     """Each row's location for a person, computed once per distinct location."""
-    cols = [variables.column(n).to_numpy()[rows].astype(np.int64) for n in ("kind", "reg", "value", "flags")]
-    cols[3] &= FRAME_BASE | STATIC
-    if len(rows) == 0:
-        return np.array([], object)
-    distinct, inverse = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
-    text = np.array([describe(int(k), int(r), int(v), int(f), arch) for k, r, v, f in distinct], object)
-    return text[inverse.reshape(-1)]
+    col = {n: variables.column(n).to_numpy()[rows].astype(np.int64) for n in ("kind", "reg", "value", "flags")}
+    small = col["kind"] | (col["flags"] & (FRAME_BASE | STATIC)) << 8 | col["reg"] << 16
+    order = np.lexsort((col["value"], small))
+    s, v = small[order], col["value"][order]
+    new = np.ones(len(rows), bool)
+    new[1:] = (s[1:] != s[:-1]) | (v[1:] != v[:-1])
+    first = order[new]
+    text = [describe(int(k), int(r), int(v), int(f), arch) for k, r, v, f in zip(*(col[n][first] for n in col))]
+    out = np.empty(len(rows), object)
+    out[order] = np.array(text, object)[np.cumsum(new) - 1]
+    return out
 
 
 def describe(kind: int, reg: int, value: int, flags: int, arch: str) -> str:
