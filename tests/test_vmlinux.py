@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 
 import patchscope
+from patchscope import _core
+from patchscope.index.variables import scope_variables
 from patchscope.report.inventory import InventoryView
 
 
@@ -255,3 +258,33 @@ def test_diff_50_against_56(kernel: patchscope.Binary) -> None:
     fspick = by[("__do_sys_fspick", "fs/fsopen.c")]
     assert (fspick["old"]["status"], fspick["new"]["status"]) == ("fully-inlined", "not-inlined")
     assert doc["summary"]["inlining"] > 100
+
+
+def test_variables_of_every_instance(kernel: patchscope.Binary) -> None:
+    """Every concrete instance is found, no unit fails, and a scope asked alone (the walk
+    then jumps over nearly all of its unit by DW_AT_sibling) reads as when asked with all."""
+    dies = [d for d in kernel.inventory.instances.column("die").to_pylist() if d != 2**64 - 1]
+    found = _core.scope_variables(str(kernel.path), dies)
+    assert found["info"]["found"] == str(len(dies)) and found["info"]["errors"] == ""
+    together, _ = scope_variables(kernel, dies)
+    assert together.num_rows > 800_000
+    for die in dies[:: len(dies) // 25]:
+        alone, _ = scope_variables(kernel, [die])
+        rows = together.filter(pc.equal(together.column("scope"), die))
+        assert alone.to_pylist() == rows.to_pylist()
+
+
+def test_vfs_read_variables_as_stap_lists_them(kernel: patchscope.Binary) -> None:
+    """stap -L 'kernel.function("vfs_read")': $file:struct file* $buf:char* $count:size_t
+    $pos:loff_t*; at the entry in the argument registers of the x86-64 ABI."""
+    (fid,) = kernel.find_functions("vfs_read")
+    (inst,) = [r for r in kernel.inventory.instances.to_pylist() if r["fid"] == fid]
+    at = kernel.variables_at(inst["die"], inst["entry_pc"])
+    params = [(v.name, v.type, v.locations) for v in at if v.param]
+    assert params == [
+        ("file", "struct file*", ["%rdi"]),
+        ("buf", "char*", ["%rsi"]),
+        ("count", "size_t", ["%rdx"]),
+        ("pos", "loff_t*", ["%rcx"]),
+    ]
+    assert [(v.name, v.type, v.state) for v in at if not v.param] == [("ret", "ssize_t", "optimized-out")]
