@@ -3,13 +3,30 @@
 //!
 //! A query, not part of the scan: a kernel has 15 M DIEs and a probe asks about a few
 //! scopes. The scopes are grouped by unit and each unit is read once, front to back, in
-//! parallel over units. A scope the walk does not meet as a DIE start is counted as missing;
-//! nothing is ever parsed from a guessed offset.
+//! parallel over units, jumping by `DW_AT_sibling` over subtrees that hold no wanted scope.
+//! A scope the walk does not meet as a DIE start is not found; nothing is ever parsed from a
+//! guessed offset.
 //!
 //! A scope's variables are its `DW_TAG_formal_parameter` and `DW_TAG_variable` children,
-//! also inside `DW_TAG_lexical_block`s (the innermost block with code is remembered), but not
-//! inside nested inline sites or functions: those are scopes of their own. Name and type are
-//! read through `DW_AT_abstract_origin` wherever it points.
+//! also inside `DW_TAG_lexical_block`s, but not inside nested inline sites or functions:
+//! those are scopes of their own. Name and type are read through `DW_AT_abstract_origin`
+//! wherever it points (another unit, the dwz supplementary file). A block-scope `extern`
+//! declaration is skipped: it lives elsewhere.
+//!
+//! Table `variables`, one row per (variable, location), grouped by scope (in DIE order),
+//! each scope's variables in source order:
+//!
+//! | column | |
+//! |---|---|
+//! | `scope`, `die` | the scope's DIE and the variable's |
+//! | `name`, `type` | strings; the type spelt as `stap -L` does (see `dwarf/types.rs`) |
+//! | `param` | 1 for a formal parameter |
+//! | `position` | the variable's place in its scope, in source order |
+//! | `block` | the innermost lexical block with code around it, or `NONE` |
+//! | `low`, `high` | where the location holds: `[0, u64::MAX)` for a single expression, a constant or no location; a list entry's own range; `low == high` for an empty entry (flag `VIEW_ONLY`) |
+//! | `kind`, `reg`, `value`, `flags` | the location as [`super::location::classify`] sees it; `value` is the constant, or the offset/address of a memory location ([`super::location::with_address`]) |
+//!
+//! Table `blocks`: `block`, `low`, `high`, each range of each lexical block met.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -81,11 +98,10 @@ struct Part<'d> {
 /// Reads one unit under a guard: a unit that makes the reader panic yields an error and
 /// no rows, never a panic across the binding.
 fn read_unit<'d>(units: &Units<'_, 'd>, i: usize, wanted: &[UnitOffset]) -> Part<'d> {
-    let Some(cx) = units.ctx(i) else {
-        return Part { error: units.error(i), ..Part::default() };
-    };
-    let unit_name = cx.unit.header.debug_info_offset().map_or(0, |o| o.0);
     let run = || {
+        let Some(cx) = units.ctx(i) else {
+            return Part { error: units.error(i), ..Part::default() };
+        };
         let mut w = Walker {
             units,
             part: Part::default(),
@@ -94,12 +110,12 @@ fn read_unit<'d>(units: &Units<'_, 'd>, i: usize, wanted: &[UnitOffset]) -> Part
             locs: Vec::new(),
         };
         let walked = w.walk(&cx, wanted);
-        w.part.error = walked.err().map(|e| format!("unit at {unit_name:#x}: {e}"));
+        w.part.error = walked.err().map(|e| format!("unit at {:#x}: {e}", units.offset(i)));
         w.part.rows.vars = std::mem::take(&mut w.part.rows.vars).in_source_order();
         w.part
     };
     catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|_| Part {
-        error: Some(format!("unit at {unit_name:#x}: internal error while reading variables")),
+        error: Some(format!("unit at {:#x}: internal error while reading variables", units.offset(i))),
         ..Part::default()
     })
 }

@@ -70,11 +70,16 @@ impl<'a, 'd> Units<'a, 'd> {
         Some(Ctx { dwarf, unit, comp_dir: unit.comp_dir.map(|s| s.slice()), tag })
     }
 
+    /// Where unit `i` starts in its file's `.debug_info`, for messages.
+    pub fn offset(&self, i: usize) -> u64 {
+        self.slots.get(i).map_or(0, |s| s.start & !SUP_BIT)
+    }
+
     /// Why unit `i` cannot be read, if it cannot.
     pub fn error(&self, i: usize) -> Option<String> {
-        let slot = &self.slots[i];
+        let slot = self.slots.get(i)?;
         let dwarf = if slot.start & SUP_BIT == 0 { self.dwarf } else { self.dwarf.sup()? };
-        dwarf.unit(slot.header).err().map(|e| format!("unit at {:#x}: {e}", slot.start & !SUP_BIT))
+        dwarf.unit(slot.header).err().map(|e| format!("unit at {:#x}: {e}", self.offset(i)))
     }
 
     /// The DIE named `die`, if it is one that can be read.
