@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -40,7 +40,7 @@ import pytest
 
 import patchscope
 from patchscope import _core
-from patchscope.index.variables import scope_variables, variables_at, variables_at_many
+from patchscope.index.variables import FIELDS, scope_variables, variables_at, variables_at_many, variables_at_table
 from patchscope.rules.abi import reg_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -299,6 +299,7 @@ def variable(dies: dict[int, Die], d: Die, block: list[tuple[int, int]] | None, 
 
 def expected_at(v: Var, a: int) -> dict:
     row = {"name": v.name, "type": v.type, "param": v.param, "multiple": False, "view_only": False}
+    row["in_block"] = v.block is not None
     if v.block is not None and not any(lo <= a < hi for lo, hi in v.block):
         return {**row, "state": "out-of-scope", "locations": []}
     if v.entries is None:
@@ -342,9 +343,6 @@ def fixture(variant: str) -> Path:
     return BIN / variant / "corpus"
 
 
-FIELDS = ("name", "type", "param", "state", "locations", "multiple", "view_only")
-
-
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_variables_at_every_scope_equal_llvm_dwarfdump(variant: str) -> None:
     path = fixture(variant)
@@ -357,10 +355,7 @@ def test_variables_at_every_scope_equal_llvm_dwarfdump(variant: str) -> None:
             pairs.append((scope.offset, a))
             want.append([expected_at(v, a) for v in vs])
     assert len(pairs) > 200  # every scope, several addresses each
-    got_rows = variables_at_many(b, pairs).to_pylist()
-    got: list[list[dict]] = [[] for _ in pairs]
-    for r in got_rows:
-        got[r["pair"]].append({k: r[k] for k in FIELDS})
+    got = [[asdict(v) for v in vs] for vs in variables_at_many(b, pairs)]
     mismatches = [(hex(p[0]), hex(p[1]), g, w) for p, g, w in zip(pairs, got, want) if g != w]
     assert mismatches == [], mismatches[:3]
     # The check reached every state the fixture has, not only the easy ones.
@@ -450,6 +445,7 @@ def test_lexical_block_scope() -> None:
     spans = [(r["low"], r["high"]) for r in blocks.to_pylist() if r["block"] == i[0]["block"]]
     assert spans and not any(lo <= entry < hi for lo, hi in spans)
     assert by_name(variables_at(b, die, entry))["i"].state == "out-of-scope"
+    assert by_name(variables_at(b, die, entry))["i"].in_block and not by_name(variables_at(b, die, entry))["s"].in_block
     assert by_name(variables_at(b, die, spans[0][0]))["i"].state != "out-of-scope"
 
 
@@ -471,10 +467,14 @@ def test_columns() -> None:
 def test_many_equals_one_by_one() -> None:
     b = patchscope.open(fixture("aarch64"))
     inst = [(r["die"], r["entry_pc"]) for r in b.inventory.instances.to_pylist() if r["die"] != NO_DIE]
-    many = variables_at_many(b, inst).to_pylist()
-    for k, (die, pc) in enumerate(inst[:20]):
+    many = variables_at_many(b, inst)
+    table = variables_at_table(b, inst).to_pylist()
+    assert len(many) == len(inst) and sum(map(len, many)) == len(table) > 50
+    for k, (die, pc) in enumerate(inst):
         one = variables_at(b, die, pc)
-        assert [v.name for v in one] == [r["name"] for r in many if r["pair"] == k]
+        assert one == many[k]
+        assert [asdict(v) for v in one] == [{f: r[f] for f in FIELDS} for r in table if r["pair"] == k]
+        assert all(r["scope"] == die and r["address"] == pc for r in table if r["pair"] == k)
 
 
 TYPES_C = r"""
@@ -571,12 +571,7 @@ def test_dwz_equals_plain() -> None:
                     for a in (lo, (lo + hi) // 2):
                         pairs.append((r["die"], a))
                         keys.append((names[r["symbols"][0]], a))
-        out: dict = {}
-        for row in variables_at_many(b, pairs).to_pylist():
-            out.setdefault(keys[row["pair"]], []).append(
-                tuple(row[k] if k != "locations" else tuple(row[k]) for k in FIELDS)
-            )
-        return out
+        return dict(zip(keys, variables_at_many(b, pairs)))
 
     plain, dwz = by_symbol("x86_64"), by_symbol("x86_64-dwz")
     assert len(plain) > 50 and sum(map(len, plain.values())) > 200

@@ -49,6 +49,10 @@ OUT_OF_SCOPE = "out-of-scope"
 _STATE_NAMES = np.array([STATES.get(k, "unreadable") for k in range(max(STATES) + 1)], object)
 
 
+#: The fields of :class:`VariableAt`, in order.
+FIELDS = ("name", "type", "param", "state", "locations", "multiple", "view_only", "in_block")
+
+
 @dataclass
 class VariableAt:
     """One variable of a scope, at one address.
@@ -58,7 +62,8 @@ class VariableAt:
     the location that holds first. ``multiple``: more than one location-list entry binds at
     the address (GCC's location views give several states to one address).
     ``view_only``: the location holds only in a later view of the address, which a probe
-    placed by address does not select.
+    placed by address does not select. ``in_block``: declared in a lexical block of the scope,
+    not at its top (``stap -L`` lists only the top's; a probe in the block reads it too).
     """
 
     name: str
@@ -68,6 +73,7 @@ class VariableAt:
     locations: list[str] = field(default_factory=list)
     multiple: bool = False
     view_only: bool = False
+    in_block: bool = False
 
 
 def scope_variables(binary: Binary, scopes: list[int] | np.ndarray) -> tuple[pa.Table, pa.Table]:
@@ -81,14 +87,23 @@ def scope_variables(binary: Binary, scopes: list[int] | np.ndarray) -> tuple[pa.
 
 
 def variables_at(binary: Binary, scope: int, address: int) -> list[VariableAt]:
-    """The variables of ``scope`` at ``address``, in the scope's order."""
-    rows = variables_at_many(binary, [(scope, address)]).drop(["pair", "scope", "address", "die", "position"])
-    return [VariableAt(**r) for r in rows.to_pylist()]
+    """The variables of ``scope`` at ``address``, in source order."""
+    return variables_at_many(binary, [(scope, address)])[0]
 
 
-def variables_at_many(binary: Binary, pairs: list[tuple[int, int]]) -> pa.Table:
-    """The variables of many (scope, address) pairs, with one core call: one row per pair and
-    variable, ordered by pair and then by the scope's order. Columns: ``pair`` (index into
+def variables_at_many(binary: Binary, pairs: list[tuple[int, int]]) -> list[list[VariableAt]]:
+    """The variables of each (scope, address) pair, in source order, with one core call."""
+    table = variables_at_table(binary, pairs)
+    out: list[list[VariableAt]] = [[] for _ in pairs]
+    columns = [table.column(name).to_pylist() for name in ("pair", *FIELDS)]
+    for pair, *fields in zip(*columns):
+        out[pair].append(VariableAt(*fields))
+    return out
+
+
+def variables_at_table(binary: Binary, pairs: list[tuple[int, int]]) -> pa.Table:
+    """:func:`variables_at_many` as one table, without a Python object per variable: one row
+    per pair and variable, ordered by pair and source order. Columns: ``pair`` (index into
     ``pairs``), ``scope``, ``address``, ``die``, ``position`` and the fields of
     :class:`VariableAt`."""
     scope = np.array([p[0] for p in pairs], dtype=np.uint64)
@@ -115,7 +130,8 @@ def _at(variables: pa.Table, blocks: pa.Table, scope: np.ndarray, address: np.nd
     chosen = binds[first]
 
     at = row[first]
-    in_scope = _in_block(variables.column("block").to_numpy()[at], a[first], blocks)
+    block = variables.column("block").to_numpy()[at]
+    in_scope = _in_block(block, a[first], blocks)
     state = np.where(in_scope, _STATE_NAMES[np.where(chosen, v["kind"][at], NONE)], OUT_OF_SCOPE)
     listed = order[binds[order]]  # by group, the chosen first
     listed = listed[in_scope[group[listed]]]
@@ -137,6 +153,7 @@ def _at(variables: pa.Table, blocks: pa.Table, scope: np.ndarray, address: np.nd
             "locations": pa.ListArray.from_arrays(pa.array(offsets), pa.array(texts, pa.string())),
             "multiple": pa.array(in_scope & (count > 1)),
             "view_only": pa.array(in_scope & chosen & view[first]),
+            "in_block": pa.array(block != NO_DIE),
         }
     )
 
