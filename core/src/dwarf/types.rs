@@ -20,40 +20,67 @@ use super::NONE;
 
 pub const UNKNOWN: &str = "<unknown>";
 
-/// How many DIEs one spelling may read: a corrupt file can make function types that refer
-/// to each other, and spelling them would never end.
+/// How many DIEs one spelling may read, and how deep types may nest: a corrupt file can
+/// make types that refer to themselves, and spelling them would never end (or end the
+/// stack). Real C nests a few levels.
 const BUDGET: usize = 4096;
+const MAX_DEPTH: usize = 64;
 
 /// The spelling of type DIE `die`.
 pub fn spell(units: &Units, die: u64) -> String {
-    Speller { units, budget: BUDGET }.decl(die).unwrap_or_else(|| UNKNOWN.to_string())
+    let mut s = Speller { units, budget: BUDGET, depth: 0, broken: false };
+    match s.decl(die) {
+        Some(text) if !s.broken => text,
+        _ => UNKNOWN.to_string(),
+    }
 }
 
 struct Speller<'u, 'a, 'd> {
     units: &'u Units<'a, 'd>,
     budget: usize,
+    depth: usize,
+    /// The budget or the depth ran out: whatever was spelt is not the type.
+    broken: bool,
 }
 
 impl<'d> Speller<'_, '_, 'd> {
     fn die(&mut self, die: u64) -> Option<Die<'d>> {
-        self.budget = self.budget.checked_sub(1)?;
         if die == NONE {
             return None;
         }
+        let Some(left) = self.budget.checked_sub(1) else {
+            self.broken = true;
+            return None;
+        };
+        self.budget = left;
         self.units.die(die)
+    }
+
+    /// Runs `f` one level deeper, unless that is too deep.
+    fn deeper<T>(&mut self, f: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
+        if self.depth >= MAX_DEPTH {
+            self.broken = true;
+            return None;
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
     }
 
     /// The whole declaration: a function type wraps the declarators spelt so far.
     fn decl(&mut self, die: u64) -> Option<String> {
-        let mut declarators = String::new();
-        let mut function = None;
-        if !self.spell_into(die, &mut declarators, &mut function) {
-            return None;
-        }
-        match function {
-            None => Some(declarators),
-            Some(f) => self.function(f, &declarators),
-        }
+        self.deeper(|s| {
+            let mut declarators = String::new();
+            let mut function = None;
+            if !s.spell_into(die, &mut declarators, &mut function) {
+                return None;
+            }
+            match function {
+                None => Some(declarators),
+                Some(f) => s.function(f, &declarators),
+            }
+        })
     }
 
     fn function(&mut self, die: u64, declarators: &str) -> Option<String> {
@@ -84,6 +111,10 @@ impl<'d> Speller<'_, '_, 'd> {
     }
 
     fn spell_die(&mut self, die: u64, d: &Die, out: &mut String, function: &mut Option<u64>) -> bool {
+        self.deeper(|s| s.spell_known(die, d, out, function).then_some(())).is_some()
+    }
+
+    fn spell_known(&mut self, die: u64, d: &Die, out: &mut String, function: &mut Option<u64>) -> bool {
         let keyword = match d.tag {
             dw::DW_TAG_structure_type => "struct ",
             dw::DW_TAG_union_type => "union ",
@@ -136,5 +167,65 @@ impl<'d> Speller<'_, '_, 'd> {
             dw::DW_TAG_volatile_type => " volatile",
             _ => " restrict",
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gimli::{EndianSlice, RunTimeEndian};
+
+    /// Spells DIE `at` of a DWARF 4 unit of hand-made DIEs: the CU, then `dies` (an
+    /// abbreviation code and, for codes 2-4, a `DW_FORM_ref4` to a unit offset; 0 closes a
+    /// list of children), then the CU's closing null.
+    fn spell_in(dies: &[(u8, u32)], at: u64) -> String {
+        #[rustfmt::skip]
+        let abbrev: &[u8] = &[
+            1, 0x11, 1, 0, 0,             // compile_unit, children
+            2, 0x0f, 0, 0x49, 0x13, 0, 0, // pointer_type, DW_AT_type ref4
+            3, 0x15, 1, 0x49, 0x13, 0, 0, // subroutine_type, children, DW_AT_type ref4
+            4, 0x05, 0, 0x49, 0x13, 0, 0, // formal_parameter, DW_AT_type ref4
+            5, 0x15, 1, 0, 0,             // subroutine_type, children, returning void
+            6, 0x0f, 0, 0, 0,             // pointer_type to void
+            0,
+        ];
+        let mut body = vec![1u8];
+        for &(code, to) in dies {
+            body.push(code);
+            if (2..=4).contains(&code) {
+                body.extend_from_slice(&to.to_le_bytes());
+            }
+        }
+        body.push(0);
+        let mut info = ((body.len() + 7) as u32).to_le_bytes().to_vec();
+        info.extend_from_slice(&[4, 0, 0, 0, 0, 0, 8]); // version 4, abbrev offset 0, 8-byte addresses
+        info.extend_from_slice(&body);
+        let dwarf = gimli::Dwarf::load(|id| {
+            let data: &[u8] = match id {
+                gimli::SectionId::DebugInfo => &info,
+                gimli::SectionId::DebugAbbrev => abbrev,
+                _ => &[],
+            };
+            Ok::<_, gimli::Error>(EndianSlice::new(data, RunTimeEndian::Little))
+        })
+        .unwrap();
+        spell(&Units::new(&dwarf), at)
+    }
+
+    #[test]
+    fn function_pointer() {
+        // 12: pointer to 17, a function returning void and taking 24, a pointer to void
+        assert_eq!(spell_in(&[(2, 17), (5, 0), (4, 24), (0, 0), (6, 0)], 12), "void (*) (void*)");
+        assert_eq!(spell_in(&[(2, 17), (5, 0), (4, 24), (0, 0), (6, 0)], 24), "void*");
+    }
+
+    #[test]
+    fn loops_are_unknown_not_endless() {
+        // 12: a pointer to itself
+        assert_eq!(spell_in(&[(2, 12)], 12), UNKNOWN);
+        // 12: pointer to 17, a function returning 12 and taking a 12
+        assert_eq!(spell_in(&[(2, 17), (3, 12), (4, 12), (0, 0)], 12), UNKNOWN);
+        // a reference outside the unit: nothing to spell
+        assert_eq!(spell_in(&[(2, 17)], 9999), UNKNOWN);
     }
 }
