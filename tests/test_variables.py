@@ -42,6 +42,7 @@ import patchscope
 from patchscope import _core
 from patchscope.index.variables import FIELDS, scope_variables, variables_at, variables_at_many, variables_at_table
 from patchscope.rules.abi import reg_name
+from patchscope.rules.points import variable_reasons
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "fixtures" / "bin"
@@ -608,3 +609,60 @@ def test_binary_without_dwarf() -> None:
     path = BIN / "x86_64-nodebug" / "corpus"
     found = _core.scope_variables(str(path), [0x12B])
     assert found["info"]["dwarf"] == "none" and found["info"]["found"] == "0"
+
+
+# ---- the var-* findings of a probe that reads them -------------------------------------------
+
+
+def codes_reading(b: patchscope.Binary, die: int, address: int, wanted: tuple[str, ...]) -> list[str]:
+    """The var-* findings of a probe at ``address`` that reads ``wanted``."""
+    return [r.code for r in variable_reasons([asdict(v) for v in variables_at(b, die, address)], wanted)]
+
+
+def test_var_findings_on_the_vars_fixture() -> None:
+    """fixtures/src/extra/vars.c, one function per state a probe can find a variable in."""
+    b = patchscope.open(BIN / "x86_64-vars" / "corpus")
+
+    def states(symbol: str, name: str) -> dict[int, str]:
+        die, _ = instance_die(b, symbol)
+        (row,) = [r for r in b.inventory.instances.to_pylist() if r["die"] == die]
+        return {a: by_name(variables_at(b, die, a))[name].state for lo, hi in row["ranges"] for a in range(lo, hi)}
+
+    # b is read before the call to sink only: after it, only its entry value is left
+    die, entry = instance_die(b, "entry_value_after_call")
+    at = states("entry_value_after_call", "b")
+    assert at[entry] == "register"
+    later = min(a for a, s in at.items() if s == "entry-value-only")
+    assert codes_reading(b, die, entry, ("b",)) == []
+    assert codes_reading(b, die, later, ("b",)) == ["var-entry-value-only"]
+    assert codes_reading(b, die, later, ("$params",)) == ["var-entry-value-only"]
+    # folded is never computed
+    die, entry = instance_die(b, "optimized_local")
+    assert set(states("optimized_local", "folded").values()) == {"optimized-out"}
+    assert codes_reading(b, die, entry, ("folded",)) == ["var-unavailable"]
+    # scoped exists in its block only
+    die, entry = instance_die(b, "block_scoped")
+    at = states("block_scoped", "scoped")
+    assert at[entry] == "out-of-scope" and "register" in at.values()
+    assert codes_reading(b, die, entry, ("scoped",)) == ["var-unavailable"]
+    inside = min(a for a, s in at.items() if s == "register")
+    assert codes_reading(b, die, inside, ("scoped",)) == []
+    assert codes_reading(b, die, entry, ("nosuch",)) == ["var-unavailable"]
+
+
+def test_var_multiple_locations_where_views_meet() -> None:
+    """ppc64le's corpus has addresses where two location-list entries bind (location views)."""
+    b = patchscope.open(fixture("ppc64le"))
+    pairs = [
+        (r["die"], a)
+        for r in b.inventory.instances.to_pylist()
+        if r["die"] != NO_DIE
+        for lo, hi in r["ranges"]
+        for a in range(lo, hi, 4)
+    ]
+    table = variables_at_table(b, pairs)
+    (k, *_) = [i for i, m in enumerate(table.column("multiple").to_pylist()) if m]
+    row = table.slice(k, 1).to_pylist()[0]
+    assert len(row["locations"]) == 2
+    codes = codes_reading(b, row["scope"], row["address"], (row["name"],))
+    assert "var-multiple-locations" in codes
