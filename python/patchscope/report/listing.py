@@ -129,8 +129,9 @@ def _present(at: list[list[VariableAt]], members: list[int], kind: str) -> list[
     types: dict[str, str] = {}
     for i in members:
         for v in at[i]:
-            # stap -L lists a function's own variables, not those of its lexical blocks
-            if v.state in READABLE and not v.in_block:
+            # stap -L lists a function's own variables, not those of its lexical blocks; a
+            # binding in a later location view of the address is not seen by a probe there
+            if v.state in READABLE and not v.in_block and not v.view_only:
                 counts[v.name] = counts.get(v.name, 0) + 1
                 types[v.name] = v.type
     out = [f"${n}:{types[n]}" + ("" if c == len(members) else "?") for n, c in counts.items()]
