@@ -151,6 +151,31 @@ def test_variables_are_the_ones_with_a_value_there() -> None:
     assert one["vars"] == []
 
 
+LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
+
+
+def _libc_debug() -> Path | None:
+    out = subprocess.run(["readelf", "-n", str(LIBC)], capture_output=True, text=True).stdout if LIBC.is_file() else ""
+    m = re.search(r"Build ID: ([0-9a-f]+)", out)
+    p = Path(f"/usr/lib/debug/.build-id/{m.group(1)[:2]}/{m.group(1)[2:]}.debug") if m else None
+    return p if p and p.is_file() else None
+
+
+@needs_variables
+def test_copies_of_one_function_keep_their_types() -> None:
+    """glibc's strftime_l.c is built for char and for wchar_t: memcpy_lowcase is inlined twice
+    from each copy (two abstract DIEs, one source function). $dest is char* at two sites and
+    wchar_t* at the other two, so each type is present at some sites only."""
+    debug = _libc_debug()
+    if debug is None:
+        pytest.skip("glibc's debug file absent (apt-get install libc6-dbg)")
+    point = f'process("{LIBC}").function("memcpy_lowcase").inline'
+    r = run("list", LIBC, point, "--debug-file", debug)
+    assert r.returncode == 0, r.stderr
+    (line,) = [parse(ln) for ln in r.stdout.splitlines()]
+    assert {"$dest:char*?", "$dest:wchar_t*?", "$loc:locale_t"} <= set(line["vars"]), line["vars"]
+
+
 def test_verbose_pcs_are_the_inline_sites() -> None:
     pcs = sorted(a for ln in listing('.function("clampi").inline', "-v") for a in ln["pcs"])
     r = run("functions", CORPUS, "clampi", "-v", "--format", "json")

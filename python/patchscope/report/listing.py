@@ -126,15 +126,16 @@ def _present(at: list[list[VariableAt]], members: list[int], kind: str) -> list[
     """``$name:type`` of the variables readable at every address of the line; one readable at
     some of them only is marked ``?``."""
     counts: dict[str, int] = {}
-    types: dict[str, str] = {}
     for i in members:
         for v in at[i]:
             # stap -L lists a function's own variables, not those of its lexical blocks; a
             # binding in a later location view of the address is not seen by a probe there
             if v.state in READABLE and not v.in_block and not v.view_only:
-                counts[v.name] = counts.get(v.name, 0) + 1
-                types[v.name] = v.type
-    out = [f"${n}:{types[n]}" + ("" if c == len(members) else "?") for n, c in counts.items()]
+                # by name and type: one line can hold copies of a function built for char and for
+                # wchar_t (glibc's memcpy_lowcase: $dest:char* at 2 sites, $dest:wchar_t* at 2)
+                key = f"${v.name}:{v.type}"
+                counts[key] = counts.get(key, 0) + 1
+    out = [key + ("" if c == len(members) else "?") for key, c in counts.items()]
     if kind == ps.RETURN:
         out.insert(0, "$return")
     return out
