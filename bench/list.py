@@ -2,7 +2,7 @@
 pattern, on the fixture, on glibc (libc6-dbg) and on a vmlinux.
 
     python bench/list.py [--runs N] [--only corpus,glibc,vmlinux] [--vmlinux PATH]
-                         [--stap-kernel-timeout S]
+                         [--stap-kernel-timeout S] [--no-stap-on-vmlinux]
     python bench/list.py --compare glibc|corpus|vmlinux [--modes function,call,inline] [--save DIR]
 
 Timing: each command runs as its own process (wall time, peak RSS); patchscope with a warm index
@@ -149,6 +149,7 @@ def bench(args: argparse.Namespace) -> None:
         v = args.vmlinux or vmlinux()
         targets.append(("vmlinux 6.1.0-56", v, 'kernel.function("*")', None, {}, v))
 
+    load_before = _load()
     cache = tempfile.mkdtemp(prefix="patchscope-bench-")
     env = {"PATCHSCOPE_CACHE": cache}
     rows = [
@@ -174,6 +175,9 @@ def bench(args: argparse.Namespace) -> None:
             if stub is None:
                 rows.append((label, ps.cell(), f"{ps.best.max_rss_mb:.0f}", _count(ps.best), "no stap", "", "", ""))
                 continue
+            if kernel is not None and args.no_stap_on_vmlinux:
+                rows.append((label, ps.cell(), f"{ps.best.max_rss_mb:.0f}", _count(ps.best), "skipped", "", "", ""))
+                continue
             if kernel is not None:
                 st = run_limited(f"{label}: stap -L", stap_argv(stub, pattern), args.stap_kernel_timeout, stap_env)
                 if isinstance(st, str):
@@ -196,7 +200,7 @@ def bench(args: argparse.Namespace) -> None:
             )
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    print(f"best of {args.runs} runs each (median in brackets); load average before: {_load()}")
+    print(f"best of {args.runs} runs each (median in brackets); load average before: {load_before}")
     print(table(rows))
     for n in notes:
         print(n)
@@ -552,6 +556,7 @@ def main() -> None:
     ap.add_argument("--only", default="corpus,glibc,vmlinux")
     ap.add_argument("--vmlinux", type=Path)
     ap.add_argument("--stap-kernel-timeout", type=float, default=3600)
+    ap.add_argument("--no-stap-on-vmlinux", action="store_true", help="time patchscope only on the vmlinux")
     ap.add_argument("--compare", choices=["glibc", "corpus", "vmlinux"], dest="target", help="the differences, by kind")
     ap.add_argument("--modes", default="function,call,inline", help="with --compare: which listings")
     ap.add_argument("--save", type=Path, help="with --compare: keep both tools' listings here (and reuse them)")
