@@ -463,7 +463,8 @@ def compare_target(args: argparse.Namespace) -> None:
         print("variables: not compared (patchscope._core has no scope_variables yet)")
         return
     for mode in (m for m in (".call", ".inline") if m in stap):
-        found = variable_kinds(binary, debug, f'{head}.function("*"){mode}', stap[mode])
+        states = variable_states(binary, debug, f'{head}.function("*"){mode}')
+        found = variable_kinds(stap[mode], ours[mode], states)
         print(found.show(f"variables of {mode} (a line's variable, by why the two listings differ on it):"))
 
 
@@ -471,53 +472,60 @@ def compare_target(args: argparse.Namespace) -> None:
 READABLE = frozenset({"register", "memory", "constant", "computed", "pieces"})
 
 
-def variable_kinds(binary: Path, debug: Path | None, pattern: str, stap_lines: list[str]) -> Kinds:
-    """Each variable of each line, ours against stap's line for the same function, with the state
-    patchscope found at the line's addresses as the reason when they differ. The listing is
-    rebuilt in process with patchscope.report.listing, whose _present is watched for the
-    addresses (and their variables) behind each line."""
+def variable_states(binary: Path, debug: Path | None, pattern: str) -> dict[tuple, dict[str, Counter]]:
+    """Per function (its line key) and variable, the states patchscope finds at the addresses the
+    point resolves to, through the public pieces ``list`` is built from: resolve, the scope of each
+    landing, variables_at_many. (.part bodies are not among the landings; they are left out of the
+    comparison anyway.)"""
     import patchscope
-    from patchscope.report import listing as lst
+    from patchscope.index.variables import variables_at_many
+    from patchscope.probes import syntax as ps
+    from patchscope.probes.resolve import resolve
+    from patchscope.report.check import scopes
+    from patchscope.rules import Context
 
     b = patchscope.open(binary, debug_file=debug) if debug else patchscope.open(binary)
-    calls: list[tuple[list, list[int]]] = []
-    present = lst._present
+    cx = Context(b)
+    landings = resolve(cx, ps.parse(pattern)).landings
+    at = variables_at_many(b, list(zip(scopes(cx, landings), (lnd.address for lnd in landings))))
+    files = cx.functions.column("decl_file").to_pylist()
+    lines = cx.functions.column("decl_line").to_pylist()
+    out: dict[tuple, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for lnd, variables in zip(landings, at):
+        f = files[lnd.fid]
+        key = (cx.fn_name[lnd.fid], os.path.basename(f) if f else None, lines[lnd.fid] if f else None)
+        out[key]["#"][""] += 1  # addresses
+        for v in variables:
+            out[key][v.name][_reason(v)] += 1
+    return out
 
-    def watch(at: list, members: list[int], kind: str) -> list[str]:
-        calls.append((at, members))
-        return present(at, members, kind)
 
-    lst._present = watch
-    try:
-        lines, _ = lst.listing(b, pattern, False)
-    finally:
-        lst._present = present
+def variable_kinds(stap_lines: list[str], ours_lines: list[str], states: dict[tuple, dict[str, Counter]]) -> Kinds:
+    """Each variable of each line, ours against stap's line for the same function; where they
+    differ, the states patchscope found at the function's addresses say why."""
     theirs: dict[tuple, list[dict[str, str]]] = defaultdict(list)
     for e in parse(stap_lines):
         theirs[e.key].append({v[1:].partition(":")[0]: v[1:].partition(":")[2] for v in e.variables})
     k = Kinds()
     names = {e.name for e in parse(stap_lines)}
-    ours: list[tuple[Entry, list, list[int]]] = []
-    for line, (at, members) in zip(lines, calls):
-        (e,) = parse([line.text(False)])
+    ours: list[Entry] = []
+    for e in parse(ours_lines):
         if e.source not in names and e.source.startswith("__GI_") and e.source[5:] in names:
             e.source = e.source[5:]
         if e.key in theirs and ".part" not in e.name:  # a .part body: stap's line is for the inline sites
-            ours.append((e, at, members))
+            ours.append(e)
     copies: dict[tuple, list[set[str]]] = defaultdict(list)
-    for e, _, _ in ours:
+    for e in ours:
         copies[e.key].append({v.removesuffix("?") for v in e.variables})
-    for e, at, members in ours:
+    for e in ours:
         mine = {v[1:].partition(":")[0]: v for v in e.variables}
         typed = {v.removesuffix("?") for v in e.variables}
         # the stap line of this copy: two spellings of one file can give two (char and wchar_t builds)
         stap_vars = max(theirs[e.key], key=lambda t: len(typed & {f"${n}:{ty}" for n, ty in t.items()}))
         every_copy = set.intersection(*copies[e.key])
-        states: dict[str, Counter] = defaultdict(Counter)
-        for i in members:
-            for v in at[i]:
-                states[v.name][_reason(v)] += 1
-        where = f"{e.name} ({len(members)} address{'es' * (len(members) > 1)})"
+        found = states.get(e.key, {})
+        n = sum(found["#"].values()) if "#" in found else 0
+        where = f"{e.name} ({n} address{'es' * (n != 1)} of the function)"
         for name in sorted(stap_vars.keys() | mine.keys()):
             ex = f"${name} in {where}"
             if name in stap_vars and name in mine:
@@ -527,7 +535,7 @@ def variable_kinds(binary: Path, debug: Path | None, pattern: str, stap_lines: l
                 if spelt != stap_vars[name]:
                     k.add("both list it, type spelt differently", f"${name}: ours {spelt} / stap {stap_vars[name]}")
             elif name in stap_vars:
-                why = states.get(name)
+                why = found.get(name)
                 reason = ", ".join(sorted(why)) if why else "not a variable of the DIE ours reads"
                 k.add(f"stap only; ours: {reason}", ex)
             elif mine[name].endswith("?"):
