@@ -39,13 +39,21 @@ class Places:
             out.setdefault(self.cx.string(n), []).append(r)
         return out
 
+    @cached_property
+    def _entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every instance's entry probe address, and whether it is its ftrace call site (the
+        first record within the instance's main range, as ``ftrace_location`` finds it)."""
+        low, high = self.cx.inst_main_range
+        records = self.entries.records if self.entries.applies else np.zeros(0, np.uint64)
+        i = np.searchsorted(records, low, "left")
+        hit = records[np.minimum(i, len(records) - 1)] if len(records) else low
+        traced = (i < len(records)) & (hit < high) if len(records) else np.zeros(len(low), bool)
+        return np.where(traced, hit, low), traced
+
     def entry(self, row: int) -> tuple[int, str]:
         """Where an entry probe on an instance lands, and why there (see ``instance_code``)."""
-        low, high = (int(v[row]) for v in self.cx.inst_main_range)
-        record = self.entries.record_in(low, high) if self.entries.applies else None
-        if record is not None:
-            return record, "ftrace call site"
-        return low, "function entry"
+        addr, traced = self._entries
+        return int(addr[row]), "ftrace call site" if traced[row] else "function entry"
 
 
 def places(cx: Context) -> Places:

@@ -177,17 +177,18 @@ def _entry_for(cx: Context, row: int, p: ps.ProbePoint) -> tuple[int, str]:
 def _optimized(cx: Context, row: int) -> bool:
     """SystemTap skips the prologue only in code built without optimization (its "auto" mode:
     optimized code has location lists valid from the entry); the unit's producer says which."""
-    offsets, producers = cx.shared(_producers)
-    die = int(cx.inst_die[row])
-    if die == NO_DIE or not len(offsets):
-        return True
-    producer = producers[max(int(np.searchsorted(offsets, die, "right")) - 1, 0)] or ""
-    return re.search(r" -O(?!0)", producer) is not None
+    return bool(cx.shared(_optimized_instances)[row])
 
 
-def _producers(cx: Context) -> tuple[np.ndarray, list[str]]:
+def _optimized_instances(cx: Context) -> np.ndarray:
     units = cx.b.cols.table("units")
-    return units.column("offset").to_numpy(), units.column("producer").to_pylist()
+    offsets = units.column("offset").to_numpy()
+    optimized = np.array([re.search(r" -O(?!0)", p or "") is not None for p in units.column("producer").to_pylist()])
+    out = np.ones(len(cx.inst_die), bool)
+    known = (cx.inst_die != NO_DIE) & bool(len(offsets))
+    unit = np.maximum(np.searchsorted(offsets, cx.inst_die[known], "right") - 1, 0)
+    out[known] = optimized[unit] if len(offsets) else True
+    return out
 
 
 def _prologue_end(cx: Context, row: int) -> int | None:

@@ -12,9 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from patchscope.index.binary import Binary
 from patchscope.index.tables import NO_DIE
-from patchscope.index.variables import VariableAt, variables_at_many
+from patchscope.index.variables import variables_at_table
 from patchscope.probes import syntax as ps
 from patchscope.probes.places import places
 from patchscope.probes.resolve import Landing, Resolution, resolve
@@ -55,7 +59,7 @@ def listing(binary: Binary, pattern: str, verbose: bool) -> tuple[list[Line], li
     res = resolve(cx, point)
     parts = _part_bodies(cx, res)
     landings = res.landings + parts
-    at = variables_at_many(binary, list(zip(scopes(cx, landings), (lnd.address for lnd in landings))))
+    at = variables_at_table(binary, list(zip(scopes(cx, landings), (lnd.address for lnd in landings))))
     lines = list(_lines(cx, point, landings, at, verbose))
     # resolve's "no such function" when a .part body is all there is
     return lines, [] if parts and not res.landings else res.errors
@@ -86,19 +90,21 @@ def _instance_name(cx: Context, row: int, fid: int) -> str:
     return cx.fn_name[fid]
 
 
-def _lines(
-    cx: Context, point: ps.ProbePoint, landings: list[Landing], at: list[list[VariableAt]], verbose: bool
-) -> Iterator[Line]:
+def _lines(cx: Context, point: ps.ProbePoint, landings: list[Landing], at: pa.Table, verbose: bool) -> Iterator[Line]:
     groups: dict[tuple[int, int, str], list[int]] = {}
     for i, lnd in enumerate(landings):
         key = (lnd.fid, i if verbose else lnd.instance if lnd.kind != ps.INLINE else -1, lnd.kind)
         groups.setdefault(key, []).append(i)
-    for (fid, _, kind), members in sorted(groups.items(), key=lambda kv: (cx.fn_name[kv[0][0]], kv[0][1:])):
+    ordered = sorted(groups.items(), key=lambda kv: (cx.fn_name[kv[0][0]], kv[0][1:]))
+    line_of = np.empty(len(landings), np.int64)
+    for n, (_, members) in enumerate(ordered):
+        line_of[members] = n
+    present = _present(at, line_of, [len(m) for _, m in ordered])
+    for ((fid, _, kind), members), variables in zip(ordered, present):
         first = landings[members[0]]
         name = _instance_name(cx, first.instance, fid) if kind != ps.INLINE and first.instance >= 0 else cx.fn_name[fid]
-        yield Line(
-            _point_text(cx, point, fid, name, kind), _present(at, members, kind), [landings[i].address for i in members]
-        )
+        variables = ["$return", *variables] if kind == ps.RETURN else variables
+        yield Line(_point_text(cx, point, fid, name, kind), variables, [landings[i].address for i in members])
 
 
 def _point_text(cx: Context, point: ps.ProbePoint, fid: int, name: str, kind: str) -> str:
@@ -122,23 +128,23 @@ def _declarations(cx: Context) -> tuple[list[str | None], list[int]]:
     return cx.functions.column("decl_file").to_pylist(), cx.functions.column("decl_line").to_pylist()
 
 
-def _present(at: list[list[VariableAt]], members: list[int], kind: str) -> list[str]:
-    """``$name:type`` of the variables readable at every address of the line; one readable at
-    some of them only is marked ``?``."""
-    counts: dict[str, int] = {}
-    for i in members:
-        for v in at[i]:
-            # stap -L lists a function's own variables, not those of its lexical blocks; a
-            # binding in a later location view of the address is not seen by a probe there
-            if v.state in READABLE and not v.in_block and not v.view_only:
-                # by name and type: one line can hold copies of a function built for char and for
-                # wchar_t (glibc's memcpy_lowcase: $dest:char* at 2 sites, $dest:wchar_t* at 2)
-                key = f"${v.name}:{v.type}"
-                counts[key] = counts.get(key, 0) + 1
-    out = [key + ("" if c == len(members) else "?") for key, c in counts.items()]
-    if kind == ps.RETURN:
-        out.insert(0, "$return")
-    return out
+def _present(at: pa.Table, line_of: np.ndarray, sizes: list[int]) -> list[list[str]]:
+    """For each line, ``$name:type`` of the variables readable at every one of its addresses;
+    one readable at some of them only is marked ``?``. Keyed by name and type: one line can hold
+    copies of a function built for char and for wchar_t (glibc's memcpy_lowcase: ``$dest:char*``
+    at 2 sites, ``$dest:wchar_t*`` at 2)."""
+    # stap -L lists a function's own variables, not those of its lexical blocks; a binding in
+    # a later location view of the address is not seen by a probe there
+    seen = pc.is_in(at.column("state"), value_set=pa.array(sorted(READABLE)))
+    seen = pc.and_(seen, pc.invert(pc.or_(at.column("in_block"), at.column("view_only"))))
+    t = at.filter(seen)
+    keys = pc.binary_join_element_wise(
+        t.column("name"), t.column("type"), pa.scalar(":", pa.large_string())
+    ).to_pylist()
+    counts: list[dict[str, int]] = [{} for _ in sizes]
+    for line, key in zip(line_of[t.column("pair").to_numpy()].tolist(), keys):
+        counts[line][key] = counts[line].get(key, 0) + 1
+    return [[f"${k}" + ("" if c == size else "?") for k, c in found.items()] for found, size in zip(counts, sizes)]
 
 
 def document(binary: Binary, pattern: str, lines: list[Line], errors: list[str]) -> dict[str, Any]:
