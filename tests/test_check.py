@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 import patchscope
-from conftest import BIN, vmlinux_path
+from conftest import BIN, ROOT, vmlinux_path
 from patchscope.probes import syntax as ps
 from patchscope.report import check
 
@@ -84,6 +85,7 @@ def test_malformed_point_is_reported_and_the_others_still_checked() -> None:
     assert bad["verdict"] == "unresolved" and "unterminated string" in bad["errors"][0]
     assert bad["pointer"].splitlines()[1].endswith("^")
     assert good["verdict"] == "safe" and good["landings"][0]["in"] == "tree_sum"
+    jsonschema.validate(doc, json.loads((ROOT / "docs/schema/check-1.json").read_text()))
     human = run(X86, 'process("x").function("clampi', "uprobe:x:tree_sum")
     assert 'process("x").function("clampi\n' in human.stdout and "^" in human.stdout
 
@@ -123,3 +125,14 @@ def test_design_note_probes_on_the_debian_kernel() -> None:
     assert "line-fragile" in codes(atomic_line)
     (lnd,) = atomic_line["landings"]
     assert "`arch_atomic_try_cmpxchg` inlined into `atomic_try_cmpxchg` inlined into `cpu_report_death`" in lnd["how"]
+
+
+def test_variables_in_json_follow_the_schema() -> None:
+    r = run(VARS, "--format=json", "entry_value_after_call+12 a b", "block_scoped scoped")
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, json.loads((ROOT / "docs/schema/check-1.json").read_text()))
+    after_call, block = doc["points"]
+    states = {v["name"]: v["state"] for v in after_call["landings"][0]["variables"]}
+    assert states["b"] == "entry-value-only" and states["a"] == "register"
+    assert "var-entry-value-only" in codes(after_call)
+    assert "var-unavailable" in codes(block) and r.returncode == 1
