@@ -112,14 +112,15 @@ def answer(found: list[Refusal], interface: str = REGISTER_KPROBE, by_name: bool
     return first.errno if first else None
 
 
-def rewritten_at_boot(target: Binary | Context, addresses: Sequence[int] | np.ndarray) -> list[str | None]:
-    """For each address, the kind of boot-time rewrite whose site holds it (``alternative``,
-    ``paravirt``, ``retpoline``, ``return-thunk``), or None: where the file's bytes are not
-    what the kernel runs."""
+def rewritten_at_boot(target: Binary | Context, addresses: Sequence[int] | np.ndarray) -> list[list[str]]:
+    """For each address, the kinds of boot-time rewrite whose sites hold it (``alternative``,
+    ``paravirt``, ``retpoline``, ``return-thunk``): where the file's bytes are not what the
+    kernel runs. A paravirt call is also an alternative."""
     cx = target if isinstance(target, Context) else Context(target)
     img = cx.shared(KernelImage)
-    kinds = img.rewritten_kind(np.asarray(addresses, np.uint64))
-    return [BOOT_REWRITTEN[i] if i >= 0 else None for i in kinds.tolist()]
+    addrs = np.asarray(addresses, np.uint64)
+    held = {kind: img.site_holding(kind, addrs) >= 0 for kind in BOOT_REWRITTEN}
+    return [[kind for kind in BOOT_REWRITTEN if held[kind][i]] for i in range(len(addrs))]
 
 
 def finding(cx: Context, address: int, found: list[Refusal]) -> Finding:
@@ -184,11 +185,11 @@ class KernelImage:
         inside = (i >= 0) & (addrs < start[j] + size[j].astype(np.uint64)) if len(start) else i >= 0
         return np.where(inside, i, -1)
 
-    def rewritten_kind(self, addrs: np.ndarray) -> np.ndarray:
-        """Index in :data:`BOOT_REWRITTEN` of the boot-rewritten site holding each address, or -1."""
-        out = np.full(len(addrs), -1)
-        for n, kind in enumerate(BOOT_REWRITTEN):
-            out = np.where((out < 0) & (self.site_holding(kind, addrs) >= 0), n, out)
+    def rewritten(self, addrs: np.ndarray) -> np.ndarray:
+        """Whether a boot-rewritten site holds each address."""
+        out = np.zeros(len(addrs), bool)
+        for kind in BOOT_REWRITTEN:
+            out |= self.site_holding(kind, addrs) >= 0
         return out
 
     @cached_property
@@ -222,7 +223,7 @@ class KernelImage:
             for a, z, n, x in zip(
                 s.column("address").to_numpy(), s.column("size").to_numpy(), s.column("name").to_pylist(), execute
             )
-            if x and z and not n.startswith((".init", ".exit"))
+            if x and z and not n.startswith((".init.", ".exit."))
         ]
 
     def words(self, addrs: np.ndarray) -> np.ndarray:
@@ -297,7 +298,7 @@ class Probes:
             status=sites.column("status").to_numpy(),
             raw=raw.astype("<u8").view(np.uint8).reshape(-1, 16),
             version=version,
-            uncertain=img.rewritten_kind(at) >= 0,
+            uncertain=img.rewritten(at),
         )
 
     def where(self, img: KernelImage, row: int) -> str:
@@ -335,7 +336,7 @@ def _refusal(
     row: int,
     reason: str,
     errno: str,
-    why: str,
+    text: str,
     interface: str = REGISTER_KPROBE,
     certain: bool = True,
     **evidence: Any,
@@ -344,7 +345,7 @@ def _refusal(
     ev = {"reason": reason, "address": hexa(p.addr[row]), "symbol": where, **evidence}
     if p.at[row] != p.addr[row]:
         ev["probed_at"] = hexa(p.at[row])
-    return row, Refusal(reason, errno, interface, f"{where} ({hexa(p.addr[row])}): {why}", ev, certain)
+    return row, Refusal(reason, errno, interface, f"{where} ({hexa(p.addr[row])}): {text}", ev, certain)
 
 
 # -- register_kprobe: resolving the address -----------------------------------------------------------
@@ -362,37 +363,22 @@ def no_symbol(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
 def ftrace_record(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     """``check_ftrace_location``: a probe exactly on an ftrace record becomes an ftrace-based
     kprobe where the kernel has KPROBES_ON_FTRACE (x86), and is refused where it does not
-    (arm64 in 6.1). Inside an x86 ``call __fentry__`` (+1..+4) the decoder never lands: EILSEQ."""
+    (arm64 in 6.1). (Inside an x86 ``call __fentry__``, see :func:`not_insn_boundary`.)"""
     recs = img.records
-    if not len(recs):
+    if img.arch != "aarch64" or not len(recs):
         return
-    i = np.searchsorted(recs, p.at, "right") - 1
-    rec = recs[np.maximum(i, 0)]
-    if img.arch == "aarch64":
-        for row in np.flatnonzero((i >= 0) & (rec == p.at)).tolist():
-            yield _refusal(
-                img,
-                p,
-                row,
-                "ftrace-site",
-                "EINVAL",
-                "the ftrace call site itself (the NOP ftrace patches into a call): arm64 6.1 has no "
-                "KPROBES_ON_FTRACE, so check_ftrace_location refuses it",
-                ftrace_site=hexa(rec[row]),
-            )
-    elif img.arch == "x86_64":
-        inside = (i >= 0) & (p.at > rec) & (p.at < rec + np.uint64(5))
-        for row in np.flatnonzero(inside & p.found).tolist():
-            yield _refusal(
-                img,
-                p,
-                row,
-                "ftrace-site",
-                "EILSEQ",
-                f"inside the 5-byte `call __fentry__` ftrace site at {hexa(rec[row])} (a NOP5 at run time): only "
-                "its first byte is a probe point (can_probe)",
-                ftrace_site=hexa(rec[row]),
-            )
+    i = np.minimum(np.searchsorted(recs, p.at, "left"), len(recs) - 1)
+    for row in np.flatnonzero((recs[i] == p.at) & p.found).tolist():
+        yield _refusal(
+            img,
+            p,
+            row,
+            "ftrace-site",
+            "EINVAL",
+            "the ftrace call site itself (the NOP ftrace patches into a call): arm64 6.1 has no "
+            "KPROBES_ON_FTRACE, so check_ftrace_location refuses it",
+            ftrace_site=hexa(p.at[row]),
+        )
 
 
 def not_kernel_text(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
@@ -516,8 +502,20 @@ def not_insn_boundary(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusa
         return
     ok = p.found & (p.status == 0)
     inside = ok & (p.insn != p.at) & (p.insn != k.NO_TARGET)
-    fentry = _inside_fentry(img, p)
-    for row in np.flatnonzero(inside & ~fentry).tolist():
+    in_fentry, fentry = _fentry_holding(img, p)
+    for row in np.flatnonzero(inside).tolist():
+        if in_fentry[row]:
+            yield _refusal(
+                img,
+                p,
+                row,
+                "ftrace-site",
+                "EILSEQ",
+                f"inside the 5-byte `call __fentry__` ftrace site at {hexa(fentry[row])} (a NOP5 at run time): only "
+                "its first byte is a probe point (can_probe)",
+                ftrace_site=hexa(fentry[row]),
+            )
+            continue
         yield _refusal(
             img,
             p,
@@ -542,13 +540,15 @@ def not_insn_boundary(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusa
         )
 
 
-def _inside_fentry(img: KernelImage, p: Probes) -> np.ndarray:
+def _fentry_holding(img: KernelImage, p: Probes) -> tuple[np.ndarray, np.ndarray]:
+    """Whether an x86 ftrace record's 5-byte call holds each address past its first byte, and
+    that record."""
     recs = img.records
     if img.arch != "x86_64" or not len(recs):
-        return np.zeros(len(p.at), bool)
+        return np.zeros(len(p.at), bool), p.at
     i = np.searchsorted(recs, p.at, "right") - 1
     rec = recs[np.maximum(i, 0)]
-    return (i >= 0) & (p.at > rec) & (p.at < rec + np.uint64(5))
+    return (i >= 0) & (p.at > rec) & (p.at < rec + np.uint64(5)), rec
 
 
 @dataclass
@@ -898,13 +898,17 @@ def refused_entries(cx: Context) -> Iterator[Finding]:
         cx.shared(KernelImage)
     except ValueError:
         return
-    lows = cx.inst.column("low_pc").to_numpy()
-    rows = np.flatnonzero(cx.inst_range_count > 0)
-    found = refusals(cx, lows[rows])
-    for row, refs in zip(rows.tolist(), found):
+    # At the symbol, where a probe on the name goes. An instance without one is skipped: GCC's
+    # DW_AT_low_pc lies past arm64's patchable-entry NOPs, so such a DWARF instance's low_pc is
+    # no entry (its symbol is an instance of its own).
+    main = cx.inst_main_symbol
+    rows = np.flatnonzero((cx.inst_range_count > 0) & (main >= 0))
+    lows = cx.sym["address"][main[rows]]
+    found = refusals(cx, lows)
+    for low, refs in zip(lows.tolist(), found):
         refs = [r for r in refs if r.interface == REGISTER_KPROBE and r.reason not in _BLACKLIST_REASONS]
         if refs:
-            yield finding(cx, int(lows[row]), refs)
+            yield finding(cx, low, refs)
 
 
 def _instance_at(cx: Context, address: int) -> int:
