@@ -266,6 +266,22 @@ def test_vmlinux_amd64_what_the_booted_kernel_answered(amd64: Context) -> None:
     assert vm(amd64, "entry_SYSCALL_64")[0][0] == "entry-text"
 
 
+def test_vmlinux_amd64_warn_and_return_thunk(amd64: Context) -> None:
+    # refcount_warn_saturate+0x51: ud2 (a WARN: __bug_table flags 0x909), then
+    # +0x53: jmp __x86_return_thunk (5 bytes), rewritten at boot to ret; int3 ...
+    # (lib/refcount.c is built without ftrace: kprobe_events refuses all of it, as
+    # available_filter_functions of the booted kernel lacks it)
+    got = refused.refusals(amd64, [at(amd64, "refcount_warn_saturate", o) for o in (0x51, 0x52, 0x53, 0x54)])
+    assert all(rs[-1].reason == "notrace" and rs[-1].interface == E for rs in got)
+    (warn,), (mid,), ret, (thunk,) = ([r for r in rs if r.interface == K] for rs in got)
+    assert (warn.reason, warn.errno, warn.evidence["kind"]) == ("bug-site", "EINVAL", "WARN")
+    assert (mid.reason, mid.errno, mid.certain) == ("not-insn-boundary", "EILSEQ", True)
+    assert ret == []
+    # the booted kernel said EINVAL here (its live bytes are int3 padding): refused either way
+    assert (thunk.reason, thunk.errno, thunk.certain) == ("not-insn-boundary", "EILSEQ", False)
+    assert refused.rewritten_at_boot(amd64, [at(amd64, "refcount_warn_saturate", 0x54)]) == [["return-thunk"]]
+
+
 def test_vmlinux_amd64_bug_sites(amd64: Context) -> None:
     img = amd64.shared(refused.KernelImage)
     addr = img.sites["bug"][0]

@@ -86,14 +86,24 @@ fn read_word(b: &[u8], little: bool) -> u64 {
 }
 
 /// `r_offset → addend` of the dynamic `R_*_RELATIVE` relocations (`.rela.dyn`).
+///
+/// Read from every allocated RELA section rather than through `object`'s dynamic relocations,
+/// which skips a section not linked to `.dynsym`: the arm64 vmlinux links `.rela.dyn` to
+/// `.symtab` (sh_link), so its 198,589 relocations would be lost.
 fn relative_relocs(file: &object::File) -> HashMap<u64, u64> {
     let mut out = HashMap::new();
-    if let Some(relocs) = file.dynamic_relocations() {
-        for (offset, r) in relocs {
-            if let object::RelocationFlags::Elf { r_type } = r.flags() {
-                if is_relative(file.architecture(), r_type) {
-                    out.insert(offset, r.addend() as u64);
-                }
+    let (width, little) = (if file.is_64() { 8 } else { 4 }, file.is_little_endian());
+    for s in file.sections() {
+        let object::SectionFlags::Elf { sh_type, sh_flags } = s.flags() else { continue };
+        if sh_type != object::elf::SHT_RELA || sh_flags.0 & object::elf::SHF_ALLOC.0 == 0 {
+            continue;
+        }
+        let Ok(data) = s.data() else { continue };
+        for e in data.chunks_exact(3 * width) {
+            let info = read_word(&e[width..2 * width], little);
+            let r_type = if width == 8 { info & 0xffff_ffff } else { info & 0xff };
+            if is_relative(file.architecture(), object::elf::RelocationType(r_type as u32)) {
+                out.insert(read_word(&e[..width], little), read_word(&e[2 * width..], little));
             }
         }
     }
