@@ -171,7 +171,7 @@ fn probe_sites_on_the_fixture() {
     assert_eq!(u64s(t, "size"), vec![5, 5, 5, 5, 3]);
     assert_eq!(u64s(t, "kind")[0], u64::from(kind::CALL_DIRECT));
     assert_eq!(u64s(t, "kind")[2], u64::from(kind::NOP));
-    assert_eq!(u64s(t, "bytes0")[2], 0x0000_0000_441f_0f); // 0f 1f 44 00 00, zero past its end
+    assert_eq!(u64s(t, "bytes0")[2], 0x0000_0000_0044_1f0f); // 0f 1f 44 00 00, zero past its end
     assert_eq!(u64s(t, "status"), vec![0; 5]);
     // unordered input, several starts: rows come back in the order given
     let g = symbol(&p, "debug_enabled");
