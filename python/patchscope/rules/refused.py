@@ -226,6 +226,18 @@ class KernelImage:
             if x and z and not n.startswith((".init.", ".exit."))
         ]
 
+    def bases(self, name_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For symbols named ``foo.suffix`` (pool indices): whether the name has a dot, and the
+        address of ``foo`` (``kprobe_lookup_name``; NO_TARGET when there is none). One lookup
+        per batch: the kernel's ``.suffix`` rules (blacklist, notrace) ask it of every address."""
+        ids = np.unique(name_ids)
+        names = {int(i): self.cx.string(int(i)) for i in ids.tolist()}
+        base = {i: n.split(".", 1)[0] for i, n in names.items() if "." in n}
+        found = self.cx.symbol_addresses(set(base.values())) if base else {}
+        addr = {i: found.get(b, k.NO_TARGET) for i, b in base.items()}
+        dotted = np.array([int(i) in base for i in name_ids.tolist()], bool)
+        return dotted, np.array([addr.get(int(i), k.NO_TARGET) for i in name_ids.tolist()], np.uint64)
+
     def words(self, addrs: np.ndarray) -> np.ndarray:
         """The 32-bit little-endian words at ``addrs`` (arm64 instructions)."""
         if not len(addrs):
@@ -405,19 +417,15 @@ def blacklisted(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     """``within_kprobe_blacklist``: the rebuilt blacklist (rules/kernel.py), or the base symbol of
     a suffixed one (``foo.isra.0`` when ``foo`` is listed)."""
     bl = img.blacklist
-    if not bl.kernel:
+    if not bl.kernel or not len(bl.entries):
         return
-    for row in np.flatnonzero(p.found).tolist():
-        e, via = bl.at(int(p.at[row])), None
-        if e is None:
-            name = img.cx.string(int(p.sym_name[row]))
-            if "." not in name:
-                continue
-            via = name.split(".", 1)[0]
-            base = img.cx.symbol_addresses([via]).get(via)
-            e = bl.at(base) if base is not None else None
-            if e is None:
-                continue
+    entry = _blacklist_entry(bl, p.at)
+    dotted, base = img.bases(p.sym_name)
+    via_base = np.where((entry < 0) & dotted & (base != k.NO_TARGET), _blacklist_entry(bl, base), -1)
+    es = bl._sorted[2]
+    for row in np.flatnonzero(p.found & ((entry >= 0) | (via_base >= 0))).tolist():
+        via = None if entry[row] >= 0 else img.cx.string(int(p.sym_name[row])).split(".", 1)[0]
+        e = es[entry[row] if entry[row] >= 0 else via_base[row]]
         how = f"a clone of {via}, which is blacklisted ({e.why})" if via else e.why
         yield _refusal(
             img,
@@ -431,6 +439,14 @@ def blacklisted(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
             why=e.why,
             via=via,
         )
+
+
+def _blacklist_entry(bl: kernel.Blacklist, addrs: np.ndarray) -> np.ndarray:
+    """Index in the blacklist's sorted entries of the one holding each address, or -1
+    (``Blacklist.at`` for many addresses)."""
+    starts, ends, _ = bl._sorted
+    i = np.searchsorted(starts, addrs, "right") - 1
+    return np.where((i >= 0) & (addrs < ends[np.maximum(i, 0)]), i, -1)
 
 
 def reserved_site(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
@@ -481,10 +497,10 @@ def bug_site(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
 
 def cfi_preamble(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     """``is_cfi_preamble_symbol``: the ``__cfi_``/``__pfx_`` padding before a function."""
-    for row in np.flatnonzero(p.found).tolist():
-        name = img.cx.string(int(p.sym_name[row]))
-        if name.startswith(("__cfi_", "__pfx_")):
-            yield _refusal(img, p, row, "cfi-preamble", "EINVAL", "a CFI/padding preamble symbol")
+    ids = np.unique(p.sym_name[p.found])
+    preamble = [i for i in ids.tolist() if img.cx.string(i).startswith(("__cfi_", "__pfx_"))]
+    for row in np.flatnonzero(p.found & np.isin(p.sym_name, preamble)).tolist():
+        yield _refusal(img, p, row, "cfi-preamble", "EINVAL", "a CFI/padding preamble symbol")
 
 
 # -- arch_prepare_kprobe: x86 ---------------------------------------------------------------------------
@@ -816,15 +832,17 @@ def scan_back(
 
 def notrace_function(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     """trace_kprobe ``within_notrace_func``: the kallsyms symbol holding the address must hold an
-    ftrace record, or (``foo.cold``, ``foo.isra.0``) its base symbol must; else "Could not probe
-    notrace function" (EINVAL), at any offset. register_kprobe itself does not care."""
+    ftrace record, or, for ``foo.cold`` or ``foo.isra.0``, the symbol ``foo`` must (a suffixed
+    name whose base does not exist is refused); else "Could not probe notrace function"
+    (EINVAL), at any offset. register_kprobe itself does not care."""
     if not len(img.records):
         return  # no dynamic ftrace: the check is compiled out
-    traced = img.traced(p.sym_start, p.sym_end)
-    for row in np.flatnonzero(p.found & ~traced).tolist():
+    notrace = p.found & ~img.traced(p.sym_start, p.sym_end)
+    dotted, base = img.bases(p.sym_name)
+    found, start, end, _ = img.kallsyms.containing_all(base)
+    base_traced = (base != k.NO_TARGET) & found & img.traced(start, end)
+    for row in np.flatnonzero(notrace & ~(dotted & base_traced)).tolist():
         name = img.cx.string(int(p.sym_name[row]))
-        if "." in name and _base_traced(img, name.split(".", 1)[0]):
-            continue
         yield _refusal(
             img,
             p,
@@ -837,21 +855,14 @@ def notrace_function(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal
         )
 
 
-def _base_traced(img: KernelImage, base: str) -> bool:
-    addr = img.cx.symbol_addresses([base]).get(base)
-    if addr is None:
-        return True  # kprobe_lookup_name finds nothing: the kernel refuses
-    found, start, end, _ = img.kallsyms.containing_all(np.array([addr], np.uint64))
-    return bool(found[0] and img.traced(start, end)[0])
-
-
 def non_unique_symbol(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     """trace_kprobe ``number_of_same_symbols``: a probe given as ``SYM+OFFS`` is refused when
     kallsyms has the name more than once (EADDRNOTAVAIL); by address it is accepted, and
     register_kprobe silently takes the first match."""
     counts = img.kallsyms.name_counts
-    for row in np.flatnonzero(p.found).tolist():
-        n = counts.get(int(p.sym_name[row]), 0)
+    many = np.array([counts.get(i, 0) > 1 for i in p.sym_name.tolist()], bool)
+    for row in np.flatnonzero(p.found & many).tolist():
+        n = counts[int(p.sym_name[row])]
         if n > 1:
             name = img.cx.string(int(p.sym_name[row]))
             yield _refusal(
