@@ -113,8 +113,9 @@ def arm64_figures(cx: Context, img: refused.KernelImage) -> None:
             lit = set(scan)
             real = {a for a, o in scan.items() if o in exclusive}
             print(
-                f"  window model (rules/atomics.py): {len(model)} instructions inside windows; both {len(model & lit)}; "
-                f"model only (accepted by the kernel) {len(model - lit)}; kernel only {len(lit - model)} "
+                f"  window model (rules/atomics.py): {len(model)} instructions inside windows; "
+                f"both {len(model & lit)}; model only (accepted by the kernel) {len(model - lit)}; "
+                f"kernel only {len(lit - model)} "
                 f"(of which after a real exclusive {len(real - model)})"
             )
 
