@@ -364,3 +364,46 @@ def arm64() -> Context:
     if p is None:
         pytest.skip("Debian 6.1.0-56 arm64 vmlinux absent (fetch-debian-kernel.sh -a arm64 6.1.0-56)")
     return Context(patchscope.open(p))
+
+
+def test_vmlinux_arm64_entries_and_blacklist(arm64: Context) -> None:
+    assert arm64.b.info["kernel_release"] == "6.1.0-56-arm64"
+    # vfs_read: nop | nop (rec->ip: ftrace_call_adjust + 4) | paciasp | ... (objdump -d)
+    assert [vm(arm64, "vfs_read", o) for o in (0, 2, 4, 8)] == [
+        [],
+        [("misaligned", "EINVAL", K)],
+        [("ftrace-site", "EINVAL", K)],  # no KPROBES_ON_FTRACE on arm64 6.1
+        [],  # paciasp is a steppable hint
+    ]
+    # the pointer tables hold zeros in the file: every value comes from .rela.dyn's
+    # R_AARCH64_RELATIVE addends (44,279 __mcount_loc + 93 _kprobe_blacklist entries)
+    values = arm64.b.kernel_pointers.column("value").to_numpy()
+    assert len(values) == 44_372 and (values != 0).all()
+    img = arm64.shared(refused.KernelImage)
+    assert {kind: len(v[0]) for kind, v in img.sites.items()} == {"jump-label": 7530, "bug": 7270, "extable": 789}
+    assert vm(arm64, "kprobe_breakpoint_handler")[0][0] == "kprobe-blacklist"
+    assert vm(arm64, "do_debug_exception")[0][0] == "kprobe-blacklist"
+
+
+def test_vmlinux_arm64_atomic_scan(arm64: Context) -> None:
+    """osq_lock+0xa0: the __cmpwait sequence `ldxr w2,[x3]; eor; cbnz; wfe`, an LL with no SC;
+    +0xcc: `ldar w2,[x3]` after an unconditional branch, +0xd0 after it (objdump -d)."""
+    got = refused.refusals(arm64, [at(arm64, "osq_lock", o) for o in (0xA0, 0xA4, 0xAC, 0xCC, 0xD0)])
+    assert [[r.reason for r in rs] for rs in got] == [
+        ["unprobeable-insn"],  # the exclusive itself
+        ["atomic-window"],
+        ["unprobeable-insn"],  # wfe: not a steppable hint
+        ["atomic-window"],  # the kernel scans back linearly, through the branch
+        ["atomic-window"],
+    ]
+    ldxr = hex(at(arm64, "osq_lock", 0xA0))
+    assert (got[1][0].evidence["opener"], got[1][0].evidence["exclusive"]) == (ldxr, True)
+    # +0xd0: 6.1's mask stops at the ldar; the fixed one goes on to the ldxr
+    assert got[4][0].evidence["opener"] == hex(at(arm64, "osq_lock", 0xCC))
+    (fixed,) = refused.refusals(arm64, [at(arm64, "osq_lock", 0xD0)], version=(6, 15))[0]
+    assert fixed.evidence["opener"] == ldxr
+    # queued_spin_lock_slowpath+0x2b0, after `stlr w0,[x1]` at +0x2a8 and an ldxr at +0x26c:
+    # 6.1's store-exclusive mask takes the stlr for the end of the sequence
+    assert vm(arm64, "queued_spin_lock_slowpath", 0x2B0) == []
+    (r,) = refused.refusals(arm64, [at(arm64, "queued_spin_lock_slowpath", 0x2B0)], version=(6, 15))[0]
+    assert (r.reason, r.evidence["opener"]) == ("atomic-window", hex(at(arm64, "queued_spin_lock_slowpath", 0x26C)))
