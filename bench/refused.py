@@ -76,7 +76,7 @@ def literal_scan(cx: Context, img: refused.KernelImage, version: tuple[int, int]
     for start in range(0, len(words := text_words(img)), CHUNK):
         addrs = words[start : start + CHUNK]
         p = refused.Probes.of(img, addrs, version)
-        ok = p.found & np.array([refused.a64_rejected(w) is None for w in img.words(addrs).tolist()])
+        ok = p.found & (refused.a64_rejections(p.words) == 0)
         opener = refused.scan_back(img, addrs[ok], p.sym_start[ok], refused.a64_exclusive_masks(p))
         hit = opener != k.NO_TARGET
         out.update(zip(addrs[ok][hit].tolist(), opener[hit].tolist()))
@@ -100,7 +100,7 @@ def arm64_figures(cx: Context, img: refused.KernelImage) -> None:
         scan = literal_scan(cx, img, version)
         took = time.perf_counter() - t
         openers = np.array(sorted(set(scan.values())), np.uint64)
-        exclusive = {int(a) for a, w in zip(openers, img.words(openers).tolist()) if w & 0x3F800000 == 0x08000000}
+        exclusive = set(openers[refused.is_exclusive(img.words(openers))].tolist())
         by_true = sum(o in exclusive for o in scan.values())
         print(
             f"arm64 literal backward scan, masks of {version}: {len(scan)} refused instructions "

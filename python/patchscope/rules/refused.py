@@ -36,6 +36,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchscope.index import code as k
@@ -206,8 +207,10 @@ class KernelImage:
     def traced(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         """Whether an ftrace record lies in each ``[start, end)`` (``ftrace_location_range``)."""
         recs = self.records
+        if not len(recs):
+            return np.zeros(len(start), bool)
         i = np.searchsorted(recs, start, "left")
-        return (i < len(recs)) & (recs[np.minimum(i, max(len(recs) - 1, 0))] < end) if len(recs) else i < 0
+        return (i < len(recs)) & (recs[np.minimum(i, len(recs) - 1)] < end)
 
     @cached_property
     def text(self) -> list[tuple[int, int]]:
@@ -244,9 +247,6 @@ class KernelImage:
             return np.zeros(0, np.uint32)
         t = self.cx.b.probe_sites(addrs, addrs)
         return (t.column("bytes0").to_numpy() & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-
-    def word_at(self, addr: int) -> int:
-        return int(self.words(np.array([addr], np.uint64))[0])
 
     def symbol_name(self, addr: int) -> str:
         found, start, _, name = self.kallsyms.containing_all(np.array([addr], np.uint64))
@@ -324,18 +324,22 @@ class Probes:
         """Whether the kernel is that release or later (an unknown release counts as 6.1)."""
         return (self.version or (6, 1)) >= release
 
+    @property
+    def words(self) -> np.ndarray:
+        """The first 4 bytes of each instruction as a little-endian word (arm64)."""
+        return self.raw[:, :4].copy().view("<u4").ravel()
+
     def bytes_hex(self, row: int) -> str:
         return " ".join(f"{b:02x}" for b in self.raw[row][: max(int(self.size[row]), 1)])
 
 
-def _replace_rows(table: Any, rows: np.ndarray, other: Any) -> Any:
+def _replace_rows(table: pa.Table, rows: np.ndarray, other: pa.Table) -> pa.Table:
+    """``table`` with ``rows`` taken from ``other`` (which has one row for each)."""
     cols = {}
     for name in table.column_names:
         col = table.column(name).to_numpy().copy()
         col[rows] = other.column(name).to_numpy()
         cols[name] = col
-    import pyarrow as pa
-
     return pa.table(cols)
 
 
@@ -661,67 +665,69 @@ A64_STEPPABLE_HINTS = (0x000, 0x07 << 5, 0x08 << 5, 0x0A << 5, 0x18 << 5, 0x19 <
 A64_STEPPABLE_HINTS += (0x20 << 5, 0x22 << 5, 0x24 << 5, 0x26 << 5)
 
 
-def _is(w: int, mask: int, value: int) -> bool:
-    return w & mask == value
+#: Why ``arm_kprobe_decode_insn`` rejects an instruction, by the codes :func:`a64_rejections` gives.
+A64_WHY = (
+    None,
+    "a branch that is not simulated (pointer-authenticating)",
+    "an MSR (system register write)",
+    "an exception-generating instruction (svc/hvc/smc/brk/hlt)",
+    "an eret",
+    "an MRS other than of DAIF",
+    "a hint not on the steppable list (wfe, yield, aut*…)",
+    "a PRFM (literal)",
+    "a load/store-exclusive (aarch64_insn_is_exclusive)",
+)
 
 
-def a64_rejected(w: int) -> str | None:
-    """``arm_kprobe_decode_insn`` without the atomic scan: why the instruction is
-    INSN_REJECTED, or None (stepped out of line or simulated). Masks of arch/arm64/include/asm/insn.h."""
-    if _is(w, 0xBF000000, 0x18000000) or _is(w, 0xFF000000, 0x98000000):
-        return None  # LDR/LDRSW (literal): simulated
-    why = _a64_not_steppable(w)
-    if why is None or _a64_simulated(w):
-        return None
+def a64_rejections(words: np.ndarray) -> np.ndarray:
+    """``arm_kprobe_decode_insn`` without the atomic scan, for many instruction words: the index
+    in :data:`A64_WHY` of why each is INSN_REJECTED, 0 when it is stepped out of line or
+    simulated. The clauses of ``aarch64_insn_is_steppable`` in order, then what
+    ``arm_probe_decode_insn`` simulates (masks of arch/arm64/include/asm/insn.h, 6.1)."""
+    w = np.asarray(words, np.uint32)
+
+    def m(mask: int, value: int) -> np.ndarray:
+        return (w & np.uint32(mask)) == np.uint32(value)
+
+    adr = m(0x1F000000, 0x10000000)  # adr/adrp
+    simulated = (
+        m(0xFF000010, 0x54000000)  # b.cond
+        | m(0x7E000000, 0x34000000)  # cbz/cbnz
+        | m(0x7E000000, 0x36000000)  # tbz/tbnz
+        | adr
+        | m(0x7C000000, 0x14000000)  # b/bl
+        | m(0xFFFFFC1F, 0xD61F0000)  # br
+        | m(0xFFFFFC1F, 0xD63F0000)  # blr
+        | m(0xFFFFFC1F, 0xD65F0000)  # ret
+    )
+    branch = (simulated & ~adr) | m(0xFFFFFBFF, 0xD65F0BFF) | m(0xFEFFF800, 0xD61F0800) | m(0xFEFFF800, 0xD63F0800)
+    br_sys = np.isin((w >> 25) & 0xF, (0xA, 0xB))  # AARCH64_INSN_CLS_BR_SYS
+    daif = ((w & 0x1FFFE0) >> 5) == A64_SPCLREG_DAIF
+    steppable_hint = np.isin(w & 0xFE0, A64_STEPPABLE_HINTS)
+    clauses = [  # (condition, code): the first that holds decides
+        (m(0xBF000000, 0x18000000) | m(0xFF000000, 0x98000000), 0),  # LDR/LDRSW (literal): simulated
+        (br_sys & branch, np.where(simulated, 0, 1)),
+        (br_sys & (m(0xFFF8F01F, 0xD500401F) | m(0xFFF00000, 0xD5100000)), 2),
+        (br_sys & m(0xFF000000, 0xD4000000), 3),
+        (br_sys & (m(0xFFFFFFFF, 0xD69F03E0) | m(0xFFFFFBFF, 0xD69F0BFF)), 4),
+        (br_sys & m(0xFFF00000, 0xD5300000), np.where(daif, 0, 5)),
+        (br_sys & m(0xFFFFF01F, 0xD503201F), np.where(steppable_hint, 0, 6)),
+        (br_sys | adr, 0),
+        (m(0xFF000000, 0xD8000000), 7),
+        (m(0x3F800000, 0x08000000), 8),
+    ]
+    why = np.zeros(len(w), np.int8)
+    undecided = np.ones(len(w), bool)
+    for cond, code_ in clauses:
+        hit = undecided & cond
+        why[hit] = np.broadcast_to(code_, len(w))[hit]
+        undecided &= ~cond
     return why
 
 
-def _a64_simulated(w: int) -> bool:
-    return (
-        _is(w, 0xFF000010, 0x54000000)  # b.cond
-        or _is(w, 0x7E000000, 0x34000000)  # cbz/cbnz
-        or _is(w, 0x7E000000, 0x36000000)  # tbz/tbnz
-        or _is(w, 0x1F000000, 0x10000000)  # adr/adrp
-        or _is(w, 0x7C000000, 0x14000000)  # b/bl
-        or _is(w, 0xFFFFFC1F, 0xD61F0000)  # br
-        or _is(w, 0xFFFFFC1F, 0xD63F0000)  # blr
-        or _is(w, 0xFFFFFC1F, 0xD65F0000)  # ret
-    )
-
-
-def _a64_branch(w: int) -> bool:
-    """``aarch64_insn_is_branch``: b, bl, cb*, tb*, b.cond, ret/br/blr and their PAC forms."""
-    return (
-        (_a64_simulated(w) and not _is(w, 0x1F000000, 0x10000000))
-        or _is(w, 0xFFFFFBFF, 0xD65F0BFF)  # retaa/retab
-        or _is(w, 0xFEFFF800, 0xD61F0800)  # braa…
-        or _is(w, 0xFEFFF800, 0xD63F0800)  # blraa…
-    )
-
-
-def _a64_not_steppable(w: int) -> str | None:
-    """``aarch64_insn_is_steppable``, negated: why it cannot run in the out-of-line slot."""
-    if (w >> 25) & 0xF in (0xA, 0xB):  # AARCH64_INSN_CLS_BR_SYS
-        if _a64_branch(w):
-            return "a branch that is not simulated (pointer-authenticating)"
-        if _is(w, 0xFFF8F01F, 0xD500401F) or _is(w, 0xFFF00000, 0xD5100000):
-            return "an MSR (system register write)"
-        if _is(w, 0xFF000000, 0xD4000000):
-            return "an exception-generating instruction (svc/hvc/smc/brk/hlt)"
-        if _is(w, 0xFFFFFFFF, 0xD69F03E0) or _is(w, 0xFFFFFBFF, 0xD69F0BFF):
-            return "an eret"
-        if _is(w, 0xFFF00000, 0xD5300000):
-            return None if (w & 0x1FFFE0) >> 5 == A64_SPCLREG_DAIF else "an MRS other than of DAIF"
-        if _is(w, 0xFFFFF01F, 0xD503201F):
-            return None if w & 0xFE0 in A64_STEPPABLE_HINTS else "a hint not on the steppable list (wfe, aut*…)"
-        return None
-    if _is(w, 0xBF000000, 0x18000000) or _is(w, 0xFF000000, 0x98000000) or _is(w, 0x1F000000, 0x10000000):
-        return "a PC-relative literal access"
-    if _is(w, 0xFF000000, 0xD8000000):
-        return "a PRFM (literal)"
-    if _is(w, 0x3F800000, 0x08000000):
-        return "a load/store-exclusive (aarch64_insn_is_exclusive)"
-    return None
+def a64_rejected(word: int) -> str | None:
+    """Why one instruction word is INSN_REJECTED, or None."""
+    return A64_WHY[int(a64_rejections(np.array([word], np.uint32))[0])]
 
 
 def a64_exclusive_masks(p: Probes) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -732,8 +738,9 @@ def a64_exclusive_masks(p: Probes) -> tuple[tuple[int, int], tuple[int, int]]:
     return (0x3F400000, 0x08400000), (0x3F400000, 0x08000000)
 
 
-def _word(p: Probes, row: int) -> int:
-    return int.from_bytes(bytes(p.raw[row][:4]), "little")
+def is_exclusive(words: np.ndarray) -> np.ndarray:
+    """``aarch64_insn_is_exclusive``: LDXR/STXR and their acquire/release/pair forms, CASP."""
+    return (np.asarray(words, np.uint32) & np.uint32(0x3F800000)) == np.uint32(0x08000000)
 
 
 def a64_unprobeable(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
@@ -741,12 +748,14 @@ def a64_unprobeable(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]
     instruction the decoder accepts (all EINVAL)."""
     if img.arch != "aarch64":
         return
-    extable = img.site_holding("extable", p.at)
-    for row in np.flatnonzero(p.found).tolist():
-        if p.at[row] & 3:
+    misaligned = p.found & ((p.at & 3) != 0)
+    hit = img.site_holding("extable", p.at)
+    fixup = (hit >= 0) & (img.sites["extable"][0][np.maximum(hit, 0)] == p.at) if "extable" in img.sites else hit > 0
+    why = a64_rejections(p.words)
+    for row in np.flatnonzero(p.found & (misaligned | fixup | (why > 0))).tolist():
+        if misaligned[row]:
             yield _refusal(img, p, row, "misaligned", "EINVAL", "not 4-byte aligned (arch_prepare_kprobe)")
-            continue
-        if extable[row] >= 0 and img.sites["extable"][0][extable[row]] == p.at[row]:
+        elif fixup[row]:
             yield _refusal(
                 img,
                 p,
@@ -755,17 +764,15 @@ def a64_unprobeable(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]
                 "EINVAL",
                 "an instruction with an exception-table fixup (a user access): search_exception_tables",
             )
-            continue
-        why = a64_rejected(_word(p, row))
-        if why:
+        else:
             yield _refusal(
                 img,
                 p,
                 row,
                 "unprobeable-insn",
                 "EINVAL",
-                f"{why} (arm_kprobe_decode_insn)",
-                word=f"{_word(p, row):08x}",
+                f"{A64_WHY[why[row]]} (arm_kprobe_decode_insn)",
+                word=f"{int(p.words[row]):08x}",
             )
 
 
@@ -780,16 +787,16 @@ def atomic_window(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     not already reject."""
     if img.arch != "aarch64":
         return
-    rows = np.flatnonzero(p.found & ((p.at & 3) == 0))
-    rows = np.array([r for r in rows.tolist() if a64_rejected(_word(p, r)) is None], np.int64)
+    rows = np.flatnonzero(p.found & ((p.at & 3) == 0) & (a64_rejections(p.words) == 0))
     if not len(rows):
         return
     opener = scan_back(img, p.at[rows], p.sym_start[rows], a64_exclusive_masks(p))
-    for j in np.flatnonzero(opener != k.NO_TARGET).tolist():
+    hit = np.flatnonzero(opener != k.NO_TARGET)
+    words = img.words(opener[hit])
+    for j, word in zip(hit.tolist(), words.tolist()):
         row, at = int(rows[j]), int(opener[j])
-        word = img.word_at(at)
-        true_ex = _is(word, 0x3F800000, 0x08000000)
-        what = "a load-exclusive" if true_ex else "an LDAR/LSE CAS that the 6.1 load-exclusive mask also matches"
+        exclusive = bool(is_exclusive(np.array([word]))[0])
+        what = "a load-exclusive" if exclusive else "an LDAR/LSE CAS that the 6.1 load-exclusive mask also matches"
         yield _refusal(
             img,
             p,
@@ -800,7 +807,7 @@ def atomic_window(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
             "store-exclusive between: inside an LL/SC sequence (is_probed_address_atomic)",
             opener=hexa(at),
             opener_word=f"{word:08x}",
-            exclusive=true_ex,
+            exclusive=exclusive,
         )
 
 
