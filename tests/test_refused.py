@@ -233,6 +233,28 @@ def test_boot_rewritten_sites_are_uncertain() -> None:
     assert refused.rewritten_at_boot(cx, [at(cx, "plain_work")]) == [[]]
 
 
+def test_check_reports_refusals_per_tool() -> None:
+    """``patchscope check``: a landing the kernel refuses gets a refused-address reason, with the
+    refusals the point's tool meets."""
+    from patchscope.probes import syntax as ps
+    from patchscope.report import check
+
+    b = patchscope.open(BIN / "x86_64-sites/corpus")
+    texts = ["kprobe:branch_first", 'kernel.function("stats_enabled")', "kprobe:stats_enabled+5", "kprobe:twin"]
+    first, stats, inside, twin = check.document(b, [ps.parse(t) for t in texts])["points"]
+
+    def refusal(rec: dict) -> list[dict]:
+        return [r for lnd in rec["landings"] for r in lnd["reasons"] if r["code"] == "refused-address"]
+
+    (r,) = refusal(first)
+    assert [x["reason"] for x in r["evidence"]["refusals"]] == ["jump-label", "notrace"]
+    assert first["verdict"] == "hazardous"
+    assert refusal(stats) == [] and stats["verdict"] == "safe"
+    assert refusal(inside)[0]["evidence"]["errno"]["register_kprobe"] == "EINVAL"
+    # bpftrace names the symbol: the front end's by-name check applies (two static `twin`s)
+    assert {x["reason"] for r in refusal(twin) for x in r["evidence"]["refusals"]} == {"non-unique-symbol"}
+
+
 # -- Debian 6.1.0-56 ------------------------------------------------------------------------------
 
 

@@ -124,22 +124,48 @@ def rewritten_at_boot(target: Binary | Context, addresses: Sequence[int] | np.nd
     return [[kind for kind in BOOT_REWRITTEN if held[kind][i]] for i in range(len(addrs))]
 
 
+#: Tools whose probes go through the trace_kprobe front end (tracefs, the perf_kprobe PMU).
+THROUGH_TRACE_KPROBE = frozenset({"perf", "bpftrace", "kprobe_events"})
+
+
+def for_tool(found: list[Refusal], tool: str, by_name: bool) -> list[Refusal]:
+    """The refusals a tool meets: register_kprobe's for all (a SystemTap module calls it
+    directly), the front end's too for perf, bpftrace and kprobe_events, its by-name check
+    only when the probe names a symbol."""
+    front = tool in THROUGH_TRACE_KPROBE
+    return [
+        r
+        for r in found
+        if r.interface == REGISTER_KPROBE
+        or (front and r.interface == KPROBE_EVENTS)
+        or (front and by_name and r.interface == KPROBE_EVENTS_BY_NAME)
+    ]
+
+
+def evidence(address: int, found: list[Refusal]) -> dict[str, Any]:
+    """The evidence of a ``refused-address`` finding: the answer of each interface, every refusal."""
+    return {
+        "address": hexa(address),
+        "errno": {
+            REGISTER_KPROBE: answer(found),
+            KPROBE_EVENTS: answer(found, KPROBE_EVENTS),
+            KPROBE_EVENTS_BY_NAME: answer(found, KPROBE_EVENTS, by_name=True),
+        },
+        "refusals": [
+            {"reason": r.reason, "errno": r.errno, "interface": r.interface, "certain": r.certain, **r.evidence}
+            for r in found
+        ],
+    }
+
+
 def finding(cx: Context, address: int, found: list[Refusal]) -> Finding:
     """A ``refused-address`` finding for one probe address and its refusals (for ``check``)."""
     inst = _instance_at(cx, address)
-    first = found[0]
     return Finding(
         REFUSED_ADDRESS,
         int(cx.inst_fid[inst]) if inst >= 0 else -1,
-        first.message,
-        {
-            "address": hexa(address),
-            "errno": {i: answer(found, i, i == KPROBE_EVENTS) for i in (REGISTER_KPROBE, KPROBE_EVENTS)},
-            "refusals": [
-                {"reason": r.reason, "errno": r.errno, "interface": r.interface, "certain": r.certain, **r.evidence}
-                for r in found
-            ],
-        },
+        found[0].message,
+        evidence(address, found),
         instance=inst,
         address=address,
     )
@@ -905,7 +931,7 @@ RULES: list[Rule] = [
 # -- the scan's rule --------------------------------------------------------------------------------------
 
 #: Reasons rules/kernel.py already reports for a whole function.
-_BLACKLIST_REASONS = ("kprobe-blacklist", "noinstr", "entry-text")
+BLACKLIST_REASONS = frozenset({"kprobe-blacklist", "noinstr", "entry-text"})
 
 
 def refused_entries(cx: Context) -> Iterator[Finding]:
@@ -924,7 +950,7 @@ def refused_entries(cx: Context) -> Iterator[Finding]:
     lows = cx.sym["address"][main[rows]]
     found = refusals(cx, lows)
     for low, refs in zip(lows.tolist(), found):
-        refs = [r for r in refs if r.interface == REGISTER_KPROBE and r.reason not in _BLACKLIST_REASONS]
+        refs = [r for r in refs if r.interface == REGISTER_KPROBE and r.reason not in BLACKLIST_REASONS]
         if refs:
             yield finding(cx, low, refs)
 
