@@ -236,8 +236,6 @@ def test_boot_rewritten_sites_are_uncertain() -> None:
 def test_check_reports_refusals_per_tool() -> None:
     """``patchscope check``: a landing the kernel refuses gets a refused-address reason, with the
     refusals the point's tool meets."""
-    # main's check imports patchscope.index.variables, not committed yet when this was written
-    pytest.importorskip("patchscope.index.variables")
     from patchscope.probes import syntax as ps
     from patchscope.report import check
 
