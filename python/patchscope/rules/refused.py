@@ -935,9 +935,9 @@ BLACKLIST_REASONS = frozenset({"kprobe-blacklist", "noinstr", "entry-text"})
 
 
 def refused_entries(cx: Context) -> Iterator[Finding]:
-    """Each out-of-line instance whose entry register_kprobe refuses for a reason other than the
-    blacklist (which ``kprobe-blacklist``/``noinstr``/``entry-text`` report): a function that
-    starts with a static branch, an int3, a BUG…"""
+    """Each out-of-line instance whose entry register_kprobe surely refuses for a reason other
+    than the blacklist (which ``kprobe-blacklist``/``noinstr``/``entry-text`` report): a function
+    that starts with a static branch, an int3, a BUG…"""
     try:
         cx.shared(KernelImage)
     except ValueError:
@@ -950,7 +950,9 @@ def refused_entries(cx: Context) -> Iterator[Finding]:
     lows = cx.sym["address"][main[rows]]
     found = refusals(cx, lows)
     for low, refs in zip(lows.tolist(), found):
-        refs = [r for r in refs if r.interface == REGISTER_KPROBE and r.reason not in BLACKLIST_REASONS]
+        # certain ones only: a paravirt call at an entry is refused in the file's bytes, not in
+        # the ones the kernel patches in at boot
+        refs = [r for r in refs if r.interface == REGISTER_KPROBE and r.reason not in BLACKLIST_REASONS and r.certain]
         if refs:
             yield finding(cx, low, refs)
 
