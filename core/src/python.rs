@@ -131,6 +131,24 @@ fn scope_variables(
     to_python(py, found)
 }
 
+/// For each `(starts[i], addresses[i])`, the instruction holding the address when decoding
+/// linearly from the start: table `probe_sites` (patchscope_core::code::probe_sites).
+#[pyfunction]
+#[pyo3(signature = (path, starts, addresses, debug_file=None))]
+fn probe_sites(
+    py: Python<'_>,
+    path: PathBuf,
+    starts: U64s,
+    addresses: U64s,
+    debug_file: Option<PathBuf>,
+) -> PyResult<Py<PyDict>> {
+    let opts = options(path, debug_file, None);
+    let found = guarded(py, &opts, |o| {
+        crate::code::probe_sites(&o.path, o.debug_file.as_deref(), &starts.values()?, &addresses.values()?)
+    })?;
+    to_python(py, found)
+}
+
 fn to_python(py: Python<'_>, s: Scan) -> PyResult<Py<PyDict>> {
     let out = PyDict::new(py);
     let info = PyDict::new(py);
@@ -163,6 +181,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(code_facts, m)?)?;
     m.add_function(wrap_pyfunction!(instructions, m)?)?;
     m.add_function(wrap_pyfunction!(scope_variables, m)?)?;
+    m.add_function(wrap_pyfunction!(probe_sites, m)?)?;
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -74,6 +74,8 @@ pub fn scan(opts: &Options) -> Result<Scan> {
     let (symbols, origin) = elf::symbols_table(&bin_obj, debug_obj.as_ref(), &mut strings);
     tables.push(("symbols", symbols));
     tables.push(("kernel_pointers", crate::kernel::pointer_tables(&bin_obj, &mut strings)));
+    tables.push(("kernel_sites", crate::kernel::site_tables(&bin_obj, &mut strings)));
+    info.extend(crate::kernel::identity(&bin_obj));
     info.push(("symbols_from", origin.into()));
 
     clock.lap("open, sections, symbols");

@@ -818,3 +818,124 @@ pub(crate) fn sext(v: u32, bits: u32) -> i64 {
     let shift = 64 - bits;
     ((u64::from(v) << shift) as i64) >> shift
 }
+
+/// Bits of `probe_sites.status`.
+pub mod site_status {
+    /// No section with file bytes holds the decoding start.
+    pub const NO_BYTES: u8 = 1;
+    /// Bytes between the start and the address decode to no instruction: the walk cannot
+    /// tell where instructions are (x86 `can_probe` gives up the same way).
+    pub const DECODE_ERROR: u8 = 2;
+    /// The start lies after the address.
+    pub const BAD_START: u8 = 4;
+}
+
+/// For each `(start, address)`: the instruction that holds `address` when decoding linearly
+/// from `start`, as the kernel's x86 `can_probe` walks from the containing kallsyms symbol.
+///
+/// Table `probe_sites`, one row per pair in the order given: `address`, `insn` (where that
+/// instruction starts: `address` itself exactly when it is an instruction boundary; NO_TARGET
+/// when not reached), `size`, `kind` and `extra` as in `insns`, `bytes0`/`bytes1` (its first
+/// 16 bytes, little-endian, zero past its end or the section's) and `status` ([`site_status`]).
+pub fn probe_sites(path: &Path, debug_file: Option<&Path>, starts: &[u64], addresses: &[u64]) -> Result<Scan> {
+    if starts.len() != addresses.len() {
+        return Err(Error::new(format!(
+            "starts and addresses differ in length ({}, {})",
+            starts.len(),
+            addresses.len()
+        )));
+    }
+    let bin = Mapped::open(path)?;
+    let dbg = debug_file.map(Mapped::open).transpose()?;
+    let o = Opened::new(&bin, dbg.as_ref())?;
+    let mut strings = Strings::default();
+    let dec = Decoder::for_file(&o.file, o.symbols(), &mut strings)?;
+    let img = Image::new(&o.file);
+
+    // One linear walk per start, over its addresses in increasing order.
+    let mut order: Vec<usize> = (0..starts.len()).collect();
+    order.sort_by_key(|&i| (starts[i], addresses[i]));
+    let groups: Vec<&[usize]> = order.chunk_by(|&a, &b| starts[a] == starts[b]).collect();
+    let found: Vec<Vec<(usize, SiteInsn)>> = groups
+        .par_iter()
+        .map(|rows| {
+            let wanted: Vec<u64> = rows.iter().map(|&r| addresses[r]).collect();
+            let got = walk_to(&dec, &img, starts[rows[0]], &wanted);
+            rows.iter().copied().zip(got).collect()
+        })
+        .collect();
+    let mut sites = vec![SiteInsn::default(); starts.len()];
+    for (r, s) in found.into_iter().flatten() {
+        sites[r] = s;
+    }
+    let table = Table::new(vec![
+        ("address", Chunk::U64(addresses.to_vec())),
+        ("insn", Chunk::U64(sites.iter().map(|s| s.insn).collect())),
+        ("size", Chunk::U8(sites.iter().map(|s| s.size).collect())),
+        ("kind", Chunk::U8(sites.iter().map(|s| s.kind).collect())),
+        ("extra", Chunk::U32(sites.iter().map(|s| s.extra).collect())),
+        ("bytes0", Chunk::U64(sites.iter().map(|s| s.bytes[0]).collect())),
+        ("bytes1", Chunk::U64(sites.iter().map(|s| s.bytes[1]).collect())),
+        ("status", Chunk::U8(sites.iter().map(|s| s.status).collect())),
+    ]);
+    let info = vec![("path", path.display().to_string()), ("arch", elf::arch_name(&o.file).to_string())];
+    let (string_offsets, string_data) = strings.to_arrow();
+    Ok(Scan { info, tables: vec![("probe_sites", table)], string_offsets, string_data })
+}
+
+/// One row of `probe_sites`, apart from the address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SiteInsn {
+    pub insn: u64,
+    pub size: u8,
+    pub kind: u8,
+    pub extra: u32,
+    pub bytes: [u64; 2],
+    pub status: u8,
+}
+
+impl Default for SiteInsn {
+    fn default() -> Self {
+        SiteInsn { insn: NO_TARGET, size: 0, kind: kind::ERROR, extra: 0, bytes: [0; 2], status: 0 }
+    }
+}
+
+/// Decodes from `start` to past the last of `wanted` (sorted): the instruction holding each.
+pub fn walk_to(dec: &Decoder, img: &Image, start: u64, wanted: &[u64]) -> Vec<SiteInsn> {
+    let mut out = vec![SiteInsn::default(); wanted.len()];
+    let Some(&last) = wanted.last() else { return out };
+    let code = img.code(start, last.saturating_add(16));
+    if code.status & status::NO_BYTES != 0 {
+        out.iter_mut().for_each(|s| s.status = site_status::NO_BYTES);
+        return out;
+    }
+    let mut next = wanted.partition_point(|&a| a < start);
+    out[..next].iter_mut().for_each(|s| s.status = site_status::BAD_START);
+    let mut broken = false;
+    dec.walk(code.bytes, start, |i| {
+        let end = i.address.saturating_add(u64::from(i.size.max(1)));
+        while next < wanted.len() && wanted[next] < end {
+            let from = (i.address - start) as usize;
+            out[next] = SiteInsn {
+                insn: i.address,
+                size: i.size,
+                kind: i.kind,
+                extra: i.extra,
+                bytes: first_bytes(&code.bytes[from..], usize::from(i.size)),
+                status: if broken { site_status::DECODE_ERROR } else { 0 },
+            };
+            next += 1;
+        }
+        broken |= i.kind == kind::ERROR;
+    });
+    // Past the end of the section's bytes.
+    out[next..].iter_mut().for_each(|s| s.status = site_status::NO_BYTES);
+    out
+}
+
+fn first_bytes(bytes: &[u8], size: usize) -> [u64; 2] {
+    let mut buf = [0u8; 16];
+    let n = size.min(16).min(bytes.len());
+    buf[..n].copy_from_slice(&bytes[..n]);
+    [u64::from_le_bytes(buf[..8].try_into().expect("8")), u64::from_le_bytes(buf[8..].try_into().expect("8"))]
+}

@@ -28,6 +28,7 @@ TABLES = (
     "sections",
     "symbols",
     "kernel_pointers",
+    "kernel_sites",
     "units",
     "subprograms",
     "params",
@@ -86,6 +87,10 @@ class Binary:
         from patchscope.index import variables  # it reads register names from the rules
 
         return variables.variables_at(self, scope, address)
+
+    def probe_sites(self, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:
+        """The instruction holding each address, decoding from its start (``index.code.probe_sites``)."""
+        return code_facts.probe_sites(str(self.path), starts, addresses)
 
     def derived(self, name: str, build: Callable[[], Any]) -> Any:
         """A product of the tables, kept in the cache beside them (tables of a dataclass)."""

@@ -48,3 +48,16 @@ def decode(binary_path: str, instances: pa.Table) -> CodeFacts:
 def instructions(binary_path: str, low: int, high: int) -> list[dict]:
     """Every instruction of ``[low, high)`` with its text, for evidence."""
     return Columns.from_core(_core.instructions(binary_path, low, high)).table("insns").to_pylist()
+
+
+#: ``probe_sites.status`` bits (the core's ``code::site_status``).
+SITE_NO_BYTES, SITE_DECODE_ERROR, SITE_BAD_START = 1, 2, 4
+
+
+def probe_sites(binary_path: str, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:
+    """For each address, the instruction holding it when decoding linearly from its start
+    (``insn`` equals the address exactly on an instruction boundary), with its first 16 bytes."""
+    starts = np.ascontiguousarray(starts, np.uint64)
+    addresses = np.ascontiguousarray(addresses, np.uint64)
+    found = _core.probe_sites(binary_path, starts.tobytes(), addresses.tobytes())
+    return Columns.from_core(found).table("probe_sites")

@@ -17,7 +17,7 @@ from patchscope.index.tables import NO_DIE
 from patchscope.index.variables import variables_at_many
 from patchscope.probes import syntax as ps
 from patchscope.probes.resolve import Landing, Resolution, resolve
-from patchscope.rules import Context, findings
+from patchscope.rules import Context, findings, refused
 from patchscope.rules.finding import Band, hexa
 from patchscope.rules.points import FindingsAt, Reason, point_reasons, variable_reasons, worst
 
@@ -61,7 +61,8 @@ def _syntax_error(e: ps.ProbeSyntaxError) -> dict[str, Any]:
 def _point(cx: Context, at: FindingsAt, point: ps.ProbePoint) -> dict[str, Any]:
     res = resolve(cx, point)
     variables = _variables(cx, res.landings)
-    landings = [_landing(cx, at, res, lnd, v) for lnd, v in zip(res.landings, variables)]
+    refusals = _refusals(cx, res)
+    landings = [_landing(cx, at, res, *each) for each in zip(res.landings, variables, refusals)]
     own = point_reasons(cx, res)
     if res.landings:
         verdict = max([Band[d["band"].upper()] for d in landings] + [worst(own)]).label
@@ -79,8 +80,13 @@ def _point(cx: Context, at: FindingsAt, point: ps.ProbePoint) -> dict[str, Any]:
     }
 
 
-def _landing(cx: Context, at: FindingsAt, res: Resolution, lnd: Landing, variables: list[dict]) -> dict[str, Any]:
+def _landing(
+    cx: Context, at: FindingsAt, res: Resolution, lnd: Landing, variables: list[dict], refusals: list[refused.Refusal]
+) -> dict[str, Any]:
     reasons: list[Reason] = at.at(lnd, res.point.tool) if lnd.fid >= 0 else []
+    if refusals:
+        c = refused.REFUSED_ADDRESS
+        reasons.append(Reason(c.name, c.band, refusals[0].message, refused.evidence(lnd.address, refusals)))
     reasons += variable_reasons(variables, res.point.args)
     return {
         "address": hexa(lnd.address),
@@ -92,6 +98,24 @@ def _landing(cx: Context, at: FindingsAt, res: Resolution, lnd: Landing, variabl
         "reasons": [r.record() for r in reasons],
         "variables": variables,
     }
+
+
+def _refusals(cx: Context, res: Resolution) -> list[list[refused.Refusal]]:
+    """What the kernel answers at each landing of a kernel or module point, for the point's
+    tool; the blacklist's refusals are left to its own findings (kprobe-blacklist …)."""
+    point = res.point
+    none: list[list[refused.Refusal]] = [[] for _ in res.landings]
+    if not res.landings or point.target.startswith("process:"):
+        return none
+    try:
+        found = refused.refusals(cx, [lnd.address for lnd in res.landings])
+    except ValueError:  # not a kernel image or module: no kprobes
+        return none
+    by_name = point.function is not None and point.address is None
+    return [
+        [r for r in refused.for_tool(rs, point.tool, by_name) if r.reason not in refused.BLACKLIST_REASONS]
+        for rs in found
+    ]
 
 
 def scopes(cx: Context, landings: list[Landing]) -> list[int]:

@@ -20,6 +20,7 @@ from patchscope.rules import (  # noqa: F401  (points: its codes are part of the
     names,
     peers,
     points,
+    refused,
     returns,
     verdict,
 )
@@ -35,6 +36,7 @@ RULES: list[Rule] = [
     *entry.RULES,
     *returns.RULES,
     *kernel.RULES,
+    *refused.RULES_SCAN,
     *atomics.RULES,
     *machinery.RULES,
     *peers.RULES,

@@ -94,6 +94,25 @@ class Kallsyms:
         first = int(np.searchsorted(self.addr, start, "left"))
         return start, int(self.distinct[j]), self.cx.string(self.cx.sym["name"][self.rows[first]])
 
+    def containing_all(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`containing` of many addresses at once: (found, start, end, name's pool index)."""
+        addrs = np.asarray(addrs, np.uint64)
+        i = np.searchsorted(self.addr, addrs, "right") - 1
+        start = self.addr[np.maximum(i, 0)] if len(self.addr) else np.zeros_like(addrs)
+        j = np.searchsorted(self.distinct, start, "right")
+        found = (i >= 0) & (j < len(self.distinct))
+        end = self.distinct[np.minimum(j, len(self.distinct) - 1)] if len(self.distinct) else start
+        first = np.searchsorted(self.addr, start, "left")
+        names = self.cx.sym["name"][self.rows[np.minimum(first, len(self.rows) - 1)]] if len(self.rows) else first
+        return found, start, np.where(found, end, start), np.where(found, names, 0)
+
+    @cached_property
+    def name_counts(self) -> dict[int, int]:
+        """How many kallsyms symbols bear each name (by pool index): a name kprobe_events
+        cannot resolve when it is not unique."""
+        names, counts = np.unique(self.cx.sym["name"][self.rows], return_counts=True)
+        return dict(zip(names.tolist(), counts.tolist()))
+
     def starts_in(self, lo: int, hi: int) -> list[int]:
         return self.distinct[(self.distinct >= lo) & (self.distinct < hi)].tolist()
 
