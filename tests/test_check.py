@@ -136,3 +136,12 @@ def test_variables_in_json_follow_the_schema() -> None:
     assert states["b"] == "entry-value-only" and states["a"] == "register"
     assert "var-entry-value-only" in codes(after_call)
     assert "var-unavailable" in codes(block) and r.returncode == 1
+
+
+def test_mid_instruction_offsets_in_user_space() -> None:
+    """objdump: tm_increment starts with a 2-byte mov at 0x1df0; +3 starts the next instruction."""
+    cut, whole = judge(X86, "uprobe:x:tm_increment+0x1", "uprobe:x:tm_increment+3")
+    (reason,) = [r for r in cut["landings"][0]["reasons"] if r["code"] == "mid-instruction"]
+    assert reason["evidence"] == {"instruction": "0x1df0", "size": 2}
+    assert cut["verdict"] == "hazardous"
+    assert "mid-instruction" not in codes(whole)

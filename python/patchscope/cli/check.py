@@ -83,8 +83,9 @@ def render(con: Any, r: dict[str, Any]) -> None:
             con.print(Text.assemble("      ", (f"[{f['band']}] {f['code']}", "bold"), f": {f['message']}"))
             if f["evidence"]:
                 con.print(Text("          " + json.dumps(f["evidence"], separators=(", ", ": "))[:400]), style="dim")
-        if lnd["variables"]:
-            con.print(Text("      variables: " + "  ".join(_variable(v) for v in lnd["variables"])), style="dim")
+        in_scope = [v for v in lnd["variables"] if v["state"] != "out-of-scope"]  # all of them in the JSON
+        if in_scope:
+            con.print(Text("      variables: " + "  ".join(_variable(v) for v in in_scope)), style="dim")
     con.print()
 
 

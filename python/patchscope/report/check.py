@@ -19,7 +19,7 @@ from patchscope.probes import syntax as ps
 from patchscope.probes.resolve import Landing, Resolution, resolve
 from patchscope.rules import Context, findings, refused
 from patchscope.rules.finding import Band, hexa
-from patchscope.rules.points import FindingsAt, Reason, point_reasons, variable_reasons, worst
+from patchscope.rules.points import FindingsAt, Reason, mid_instruction, point_reasons, variable_reasons, worst
 
 SCHEMA = "patchscope.check"
 VERSION = 1
@@ -61,8 +61,7 @@ def _syntax_error(e: ps.ProbeSyntaxError) -> dict[str, Any]:
 def _point(cx: Context, at: FindingsAt, point: ps.ProbePoint) -> dict[str, Any]:
     res = resolve(cx, point)
     variables = _variables(cx, res.landings)
-    refusals = _refusals(cx, res)
-    landings = [_landing(cx, at, res, *each) for each in zip(res.landings, variables, refusals)]
+    landings = [_landing(cx, at, res, *each) for each in zip(res.landings, variables, _address_reasons(cx, res))]
     own = point_reasons(cx, res)
     if res.landings:
         verdict = max([Band[d["band"].upper()] for d in landings] + [worst(own)]).label
@@ -81,13 +80,10 @@ def _point(cx: Context, at: FindingsAt, point: ps.ProbePoint) -> dict[str, Any]:
 
 
 def _landing(
-    cx: Context, at: FindingsAt, res: Resolution, lnd: Landing, variables: list[dict], refusals: list[refused.Refusal]
+    cx: Context, at: FindingsAt, res: Resolution, lnd: Landing, variables: list[dict], here: list[Reason]
 ) -> dict[str, Any]:
     reasons: list[Reason] = at.at(lnd, res.point.tool) if lnd.fid >= 0 else []
-    if refusals:
-        c = refused.REFUSED_ADDRESS
-        reasons.append(Reason(c.name, c.band, refusals[0].message, refused.evidence(lnd.address, refusals)))
-    reasons += variable_reasons(variables, res.point.args)
+    reasons += here + variable_reasons(variables, res.point.args)
     return {
         "address": hexa(lnd.address),
         "function": cx.fn_name[lnd.fid] if lnd.fid >= 0 else None,
@@ -100,12 +96,24 @@ def _landing(
     }
 
 
+def _address_reasons(cx: Context, res: Resolution) -> list[list[Reason]]:
+    """What the address itself says at each landing: the kernel's refusal for kernel code, an
+    instruction cut in two for user-space code (no kernel check stands in front of a uprobe)."""
+    if res.point.target.startswith("process:"):
+        return mid_instruction(cx, res.landings)
+    c = refused.REFUSED_ADDRESS
+    return [
+        [Reason(c.name, c.band, found[0].message, refused.evidence(lnd.address, found))] if found else []
+        for lnd, found in zip(res.landings, _refusals(cx, res))
+    ]
+
+
 def _refusals(cx: Context, res: Resolution) -> list[list[refused.Refusal]]:
     """What the kernel answers at each landing of a kernel or module point, for the point's
     tool; the blacklist's refusals are left to its own findings (kprobe-blacklist …)."""
     point = res.point
     none: list[list[refused.Refusal]] = [[] for _ in res.landings]
-    if not res.landings or point.target.startswith("process:"):
+    if not res.landings:
         return none
     try:
         found = refused.refusals(cx, [lnd.address for lnd in res.landings])

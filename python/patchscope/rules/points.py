@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from patchscope.probes import syntax as ps
+from patchscope.probes.places import places
 from patchscope.rules.context import Context
 from patchscope.rules.finding import CODES, Band, Code, code, hexa
 
@@ -43,6 +44,12 @@ PARTIAL_COVERAGE = code(
     "partial-coverage",
     Band.GRAY,
     "the probe point misses places where the source function runs (other copies, clones, inline sites)",
+)
+
+MID_INSTRUCTION = code(
+    "mid-instruction",
+    Band.HAZARDOUS,
+    "the address is inside an instruction: a breakpoint written there corrupts it (uprobes do not check)",
 )
 
 #: Findings on a function or instance that concern a probe at its entry.
@@ -187,6 +194,27 @@ def fragility(matches: list[LineMatch]) -> list[str]:
         if not m.is_stmt:
             why.append(f"{hexa(m.address)} is not a statement start (is_stmt false): the line has no clean boundary")
     return why
+
+
+def mid_instruction(cx: Context, landings: list[Landing]) -> list[list[Reason]]:
+    """For user-space code, where no kernel check stands between an offset and the breakpoint:
+    each offset or address landing that decoding from its range's start does not reach."""
+    out: list[list[Reason]] = [[] for _ in landings]
+    ask = [i for i, lnd in enumerate(landings) if lnd.kind in (ps.STATEMENT, ps.ADDRESS) and lnd.line is None]
+    starts = [places(cx).range_start(landings[i].address) for i in ask]
+    ask = [i for i, s in zip(ask, starts) if s is not None]
+    if not ask:
+        return out
+    sites = cx.b.probe_sites(
+        np.array([s for s in starts if s is not None], np.uint64),
+        np.array([landings[i].address for i in ask], np.uint64),
+    )
+    for i, insn, size in zip(ask, sites.column("insn").to_pylist(), sites.column("size").to_pylist()):
+        if insn != landings[i].address:
+            at = landings[i].address
+            message = f"{hexa(at)} is byte {at - insn} of the {size}-byte instruction at {hexa(insn)}"
+            out[i].append(Reason.of(MID_INSTRUCTION, message, instruction=hexa(insn), size=size))
+    return out
 
 
 def worst(reasons: list[Reason]) -> Band:
