@@ -12,8 +12,10 @@ DWARF alone:
   declaration is none; name and type come through ``DW_AT_abstract_origin``; they come in
   source order, the order of their abstract origins (GCC writes an inline site's parameters
   last to first);
-* a variable whose innermost lexical block with addresses does not cover the address is
-  ``out-of-scope``;
+* a variable whose innermost lexical block does not cover the address is ``out-of-scope``; a
+  block without extent attributes is transparent (gdb), one whose extent is empty (an empty
+  ``DW_AT_ranges`` list) covers no address (gdb's ``PC_BOUNDS_INVALID``: its variables are
+  nowhere);
 * a single expression or ``DW_AT_const_value`` holds everywhere; in a location list, the
   first entry whose ``[low, high)`` holds the address, else the first empty ``[pc, pc)`` one
   at the address (``view_only``: it holds in a later location view); ``multiple`` when more
@@ -266,7 +268,9 @@ def variables_of(dies: dict[int, Die], scope: Die, arch: str) -> list[Var]:
     def visit(d: Die, block: list[tuple[int, int]] | None) -> None:
         for c in d.children:
             if c.tag == "DW_TAG_lexical_block":
-                visit(c, ranges(c) or block)
+                # a block with no extent is transparent; one with an empty extent has lost its code
+                own = "DW_AT_ranges" in c.attrs or "DW_AT_low_pc" in c.attrs
+                visit(c, ranges(c) if own else block)
             elif c.tag in ("DW_TAG_formal_parameter", "DW_TAG_variable") and "DW_AT_declaration" not in c.attrs:
                 out.append(variable(dies, c, block, arch))
 

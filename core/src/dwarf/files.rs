@@ -54,7 +54,9 @@ fn path(cx: &Ctx<'_, '_>, index: u64) -> Option<Vec<u8>> {
 }
 
 fn relative_to(mut path: Vec<u8>, comp_dir: Option<&[u8]>) -> Vec<u8> {
-    if let Some(dir) = comp_dir.filter(|d| !d.is_empty()) {
+    // Only an absolute compilation directory is the build machine's: a relative one
+    // (glibc's `./libio`) is where the file lies in the source tree, and stays.
+    if let Some(dir) = comp_dir.filter(|d| d.starts_with(b"/")) {
         if path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/' {
             path.drain(..=dir.len());
         }
@@ -80,5 +82,6 @@ mod tests {
         assert_eq!(relative_to(b"./include/linux/mm.h".to_vec(), cd), b"include/linux/mm.h");
         assert_eq!(relative_to(b"/usr/include/stdio.h".to_vec(), cd), b"/usr/include/stdio.h");
         assert_eq!(relative_to(b"/build/linuxx/a.c".to_vec(), cd), b"/build/linuxx/a.c");
+        assert_eq!(relative_to(b"./libio/genops.c".to_vec(), Some(b"./libio")), b"libio/genops.c");
     }
 }

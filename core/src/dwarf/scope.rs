@@ -195,10 +195,11 @@ impl<'d> Walker<'_, '_, 'd> {
                     Frame { scope: die, block: NONE }
                 }
                 dw::DW_TAG_lexical_block if parent.scope != NONE => {
-                    let has_code = self.block(cx, raw, abbrev, die)?;
-                    // A block without code has no extent of its own: gdb too reads its
-                    // variables as the enclosing block's.
-                    Frame { block: if has_code { die } else { parent.block }, ..parent }
+                    // A block with no extent at all is transparent (gdb reads its variables as
+                    // the enclosing block's); one whose extent is empty (`low_pc == high_pc`)
+                    // lost its code, and its variables are in scope nowhere.
+                    let declared = self.block(cx, raw, abbrev, die)?;
+                    Frame { block: if declared { die } else { parent.block }, ..parent }
                 }
                 tag @ (dw::DW_TAG_formal_parameter | dw::DW_TAG_variable) if parent.scope != NONE => {
                     self.variable(cx, raw, abbrev, &parent, die, tag == dw::DW_TAG_formal_parameter)?;
@@ -233,17 +234,18 @@ impl<'d> Walker<'_, '_, 'd> {
         die: u64,
     ) -> Result<bool> {
         let mut ext = Extent::default();
+        let mut declared = false;
         for spec in abbrev.attributes() {
             let attr = raw.read_attribute(*spec)?;
-            read_extent(cx, &mut ext, attr.name(), attr.value());
+            declared |= read_extent(cx, &mut ext, attr.name(), attr.value());
         }
         let b = &mut self.part.rows.blocks;
-        let n = ext.each(cx, |lo, hi| {
+        ext.each(cx, |lo, hi| {
             b.block.push(die);
             b.low.push(lo);
             b.high.push(hi);
         });
-        Ok(n > 0)
+        Ok(declared)
     }
 
     fn variable(

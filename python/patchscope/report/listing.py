@@ -142,8 +142,12 @@ def _present(at: pa.Table, line_of: np.ndarray, sizes: list[int]) -> list[list[s
         t.column("name"), t.column("type"), pa.scalar(":", pa.large_string())
     ).to_pylist()
     counts: list[dict[str, int]] = [{} for _ in sizes]
-    for line, key in zip(line_of[t.column("pair").to_numpy()].tolist(), keys):
-        counts[line][key] = counts[line].get(key, 0) + 1
+    pairs = t.column("pair").to_numpy()
+    # an address counts once per key: one scope can hold two `__ret` of one type (macro copies)
+    lines = line_of.tolist()
+    for pair, key in dict.fromkeys(zip(pairs.tolist(), keys)):
+        found = counts[lines[pair]]
+        found[key] = found.get(key, 0) + 1
     return [[f"${k}" + ("" if c == size else "?") for k, c in found.items()] for found, size in zip(counts, sizes)]
 
 
