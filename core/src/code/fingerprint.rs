@@ -1,0 +1,941 @@
+//! Code fingerprints: a checksum of each function range that stays the same when the code
+//! only moved.
+//!
+//! klp-build (`objtool klp checksum`, Linux 6.19) tells a changed function from an unchanged
+//! one by hashing its instructions with every relocated field replaced by what it refers to:
+//! a call to `foo` hashes as "call foo", wherever `foo` was placed. This module does the same
+//! on the binary patchscope reads. In a relocatable object (`.o`, `.ko`) the relocations say
+//! which fields refer to what. In a linked binary they are gone, so the fields are found by
+//! decoding: every PC-relative branch target and data reference that leaves the range, every
+//! absolute address (x86 immediates and displacements that fall inside the image of an
+//! `ET_EXEC` file, such as the kernel's `mov $sym,%rdi`), the aarch64 `adrp` + `:lo12:` and
+//! riscv `auipc` + `%pcrel_lo` pairs. Each such field is cleared and replaced by the symbol it
+//! points into (its name without clone numbers — `foo.isra.3` hashes as `foo.isra` — and the
+//! offset), by the contents of the string literal it points to when no symbol covers it, or
+//! by nothing. A branch inside the range keeps its bytes: they are relative, so they only
+//! change when the code between does.
+//!
+//! Left out of the hash, because they change without the function changing: NOPs at the entry
+//! (ftrace's patched `call __fentry__`, `-fpatchable-function-entry`), a call to `__fentry__`
+//! or `_mcount` anywhere, the ppc64 global-entry TOC setup (its immediates are the distance to
+//! `.TOC.`), and NOPs at the end of a range (alignment padding).
+//!
+//! Written here rather than taken from a library: no crate normalizes machine code for
+//! comparison across builds; objtool's checksum needs the relocations a linked file lacks.
+
+use std::path::Path;
+
+use object::{Object, ObjectSection, ObjectSymbol, ObjectSymbolTable, RelocationKind, SymbolKind};
+use rayon::prelude::*;
+use rustc_hash::FxHashSet;
+
+use super::{aarch64, kind, ppc, riscv, Code, Decoder, Image, Insn, Isa, Opened};
+use crate::elf::{self, Mapped};
+use crate::error::{Error, Result};
+use crate::scan::Scan;
+use crate::table::{Chunk, Strings, Table};
+
+/// How a field of an instruction was normalized: the `how` column of `normal_form`.
+pub mod how {
+    /// Kept as encoded: a branch inside the range, or a constant that is no address.
+    pub const RAW: u8 = 0;
+    /// Cleared, and replaced by the symbol it points into (clone numbers dropped) + offset.
+    pub const SYMBOL: u8 = 1;
+    /// Cleared, and replaced by its offset from the range's start (a relocation that points
+    /// back into the range itself).
+    pub const LOCAL: u8 = 2;
+    /// Cleared, and replaced by the contents of the string literal it points to.
+    pub const STRING: u8 = 3;
+    /// Cleared, nothing in its place (an `adrp` page, or an address no symbol covers).
+    pub const MASKED: u8 = 4;
+    /// The whole instruction is left out of the hash (entry NOPs, `call __fentry__`,
+    /// trailing padding).
+    pub const SKIPPED: u8 = 5;
+}
+
+/// The longest string literal whose contents are hashed; a longer one is only masked.
+const MAX_STRING: u64 = 64;
+
+/// What a position-dependent field of an instruction holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Value {
+    /// A PC-relative target (branch, RIP-relative operand, `adr`): relative, so kept as
+    /// encoded when it stays inside the range.
+    Pc(u64),
+    /// A full address put together from a pair (`adrp` + `:lo12:`, `auipc` + `%pcrel_lo`).
+    Addr(u64),
+    /// An x86 immediate or absolute displacement: an address only if it falls in the image.
+    Imm(u64),
+    /// An x86-64 kernel `%gs:` displacement: an offset into `.data..percpu` (linked at 0).
+    Percpu(u64),
+    /// Cleared with nothing in its place: the page of an `adrp`, the high part of an
+    /// `auipc`, the ppc64 TOC setup — the instruction that completes the pair names the target.
+    Hidden,
+}
+
+/// One field: the bits it occupies (x86: bit *n* = byte *n* of the instruction; fixed-width
+/// ISAs: the bits of the instruction word) and what it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Field {
+    mask: u32,
+    value: Value,
+}
+
+/// What replaces a cleared field in the hashed stream.
+#[derive(Clone, Copy, Debug)]
+enum Token<'d> {
+    Raw,
+    Symbol { hash: u32, name: &'d [u8], offset: i64 },
+    Local(u64),
+    Str(u32),
+    Masked,
+}
+
+impl Token<'_> {
+    fn how(&self) -> u8 {
+        match self {
+            Token::Raw => how::RAW,
+            Token::Symbol { .. } => how::SYMBOL,
+            Token::Local(_) => how::LOCAL,
+            Token::Str(_) => how::STRING,
+            Token::Masked => how::MASKED,
+        }
+    }
+
+    /// Appends the token to the hashed stream (a tag byte first, so that tokens and
+    /// instruction bytes cannot be confused with each other).
+    fn write(&self, buf: &mut Vec<u8>) {
+        match *self {
+            Token::Raw => {}
+            Token::Symbol { hash, offset, .. } => {
+                buf.push(0xF1);
+                buf.extend_from_slice(&hash.to_le_bytes());
+                buf.extend_from_slice(&offset.to_le_bytes());
+            }
+            Token::Local(off) => {
+                buf.push(0xF2);
+                buf.extend_from_slice(&off.to_le_bytes());
+            }
+            Token::Str(crc) => {
+                buf.push(0xF3);
+                buf.extend_from_slice(&crc.to_le_bytes());
+            }
+            Token::Masked => buf.push(0xF4),
+        }
+    }
+}
+
+/// A symbol name as klp-build compares names: without the numbers the compiler gives clones
+/// and statics (`foo.isra.3` → `foo.isra`, `__already_done.12` → `__already_done`) and
+/// without `.llvm.<hash>`, so that renumbering between builds is no change. The same rule as
+/// `report.diff.clone_shape` in Python.
+pub fn name_shape(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    for part in shape_parts(name) {
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+fn shape_hash(name: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for part in shape_parts(name) {
+        h.update(part);
+    }
+    h.finalize()
+}
+
+/// The pieces of `name` that its shape keeps, each with its leading dot.
+fn shape_parts(name: &[u8]) -> impl Iterator<Item = &[u8]> {
+    // The stem ends at the first dot that does not start the name (ppc64 ELFv1 `.foo`).
+    let stem_end = name.iter().skip(1).position(|&b| b == b'.').map_or(name.len(), |p| p + 1);
+    let (stem, rest) = name.split_at(stem_end);
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    // Each piece is `.token`; a number is dropped, and so is `llvm` with the hash after it.
+    let bytes = rest;
+    let mut skip_next = false;
+    while start < bytes.len() {
+        let end = bytes[start + 1..].iter().position(|&b| b == b'.').map_or(bytes.len(), |p| start + 1 + p);
+        let token = &bytes[start + 1..end];
+        if skip_next {
+            skip_next = false;
+        } else if token == b"llvm" {
+            skip_next = true;
+        } else if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
+            pieces.push(&bytes[start..end]);
+        }
+        start = end;
+    }
+    std::iter::once(stem).chain(pieces)
+}
+
+/// `__fentry__` (x86 `-mfentry`) and the `mcount` spellings of `-pg` on the other ISAs.
+fn is_ftrace_call(name: &[u8]) -> bool {
+    matches!(name, b"__fentry__" | b"mcount" | b"_mcount" | b"__mcount")
+}
+
+/// One symbol a field may point into.
+struct Sym<'d> {
+    address: u64,
+    size: u64,
+    hash: u32,
+    name: &'d [u8],
+}
+
+/// The file's symbols by address, one per address (the one a person would name: sized
+/// before zero-sized, functions and objects before untyped labels, global before local,
+/// then the shortest name).
+struct Symbols<'d> {
+    by_address: Vec<Sym<'d>>,
+}
+
+impl<'d> Symbols<'d> {
+    fn new(file: &object::File<'d>) -> Self {
+        let bases = elf::section_bases(file);
+        let relocatable = file.kind() == object::ObjectKind::Relocatable;
+        let mut all: Vec<(u64, (bool, bool, bool, usize), Sym<'d>)> = Vec::new();
+        for s in file.symbols() {
+            let Some(section) = s.section_index() else { continue };
+            let Ok(name) = s.name_bytes() else { continue };
+            // aarch64/arm/riscv mapping symbols ($x, $d) and assembler-local labels name no code.
+            if name.is_empty() || name[0] == b'$' || name.starts_with(b".L") {
+                continue;
+            }
+            let typed = match s.kind() {
+                SymbolKind::Text | SymbolKind::Data | SymbolKind::Tls => true,
+                SymbolKind::Unknown | SymbolKind::Label => false,
+                _ => continue,
+            };
+            let base = if relocatable { bases.get(section.0).copied().unwrap_or(0) } else { 0 };
+            let address = s.address().wrapping_add(base);
+            let rank = (s.size() == 0, !typed, !s.is_global(), name.len());
+            all.push((address, rank, Sym { address, size: s.size(), hash: shape_hash(name), name }));
+        }
+        all.sort_unstable_by(|a, b| (a.0, a.1, a.2.name).cmp(&(b.0, b.1, b.2.name)));
+        all.dedup_by_key(|e| e.0);
+        Symbols { by_address: all.into_iter().map(|e| e.2).collect() }
+    }
+
+    /// The symbol whose extent holds `t` (or a zero-sized one exactly at `t`), nearest first.
+    fn containing(&self, t: u64) -> Option<&Sym<'d>> {
+        let i = self.by_address.partition_point(|s| s.address <= t);
+        self.by_address[..i].iter().rev().take(16).find(|s| t - s.address < s.size.max(1))
+    }
+}
+
+/// Names for what dynamic linking adds without symbols: GOT slots, named `foo@got` by their
+/// `JUMP_SLOT`/`GLOB_DAT` relocation, and PLT stubs, `foo@plt` (as objdump names them).
+/// Without them every call to a shared library would hash alike.
+#[derive(Default)]
+struct Dynamic {
+    /// GOT slot address → (shape hash, name).
+    slots: rustc_hash::FxHashMap<u64, (u32, Vec<u8>)>,
+    /// Stub address → (shape hash, name), for the ISAs whose stubs are found by position.
+    stubs: rustc_hash::FxHashMap<u64, (u32, Vec<u8>)>,
+}
+
+impl Dynamic {
+    fn new(file: &object::File, isa: Isa) -> Self {
+        use object::elf::*;
+        use object::{RelocationFlags, RelocationTarget};
+        let mut d = Dynamic::default();
+        let (Some(relocs), Some(dynsym)) = (file.dynamic_relocations(), file.dynamic_symbol_table()) else {
+            return d;
+        };
+        let mut jump_slots = Vec::new();
+        for (slot, r) in relocs {
+            let RelocationFlags::Elf { r_type } = r.flags() else { continue };
+            let RelocationTarget::Symbol(i) = r.target() else { continue };
+            let Some(name) = dynsym.symbol_by_index(i).ok().and_then(|s| s.name_bytes().ok()) else { continue };
+            let jump = matches!(
+                (isa, r_type),
+                (Isa::X86 { .. }, R_X86_64_JUMP_SLOT)
+                    | (Isa::Aarch64, R_AARCH64_JUMP_SLOT)
+                    | (Isa::Riscv { .. }, R_RISCV_JUMP_SLOT)
+                    | (Isa::Ppc { .. }, R_PPC64_JMP_SLOT)
+            );
+            let data = matches!(
+                (isa, r_type),
+                (Isa::X86 { .. }, R_X86_64_GLOB_DAT) | (Isa::Aarch64, R_AARCH64_GLOB_DAT) | (Isa::Ppc { .. }, R_PPC64_GLOB_DAT)
+            );
+            if jump || data {
+                d.slots.insert(slot, named(name, b"@got"));
+            }
+            if jump {
+                jump_slots.push((slot, name));
+            }
+        }
+        match isa {
+            Isa::X86 { bits } => {
+                for plt in file.sections().filter(|s| s.name().is_ok_and(|n| n.starts_with(".plt"))) {
+                    d.x86_stubs(bits, plt.address(), plt.data().unwrap_or(&[]));
+                }
+            }
+            // aarch64 and riscv lazy PLTs: a 32-byte header, then one 16-byte stub per
+            // JUMP_SLOT, in the order of their GOT slots.
+            Isa::Aarch64 | Isa::Riscv { .. } => {
+                if let Some(plt) = file.section_by_name(".plt") {
+                    jump_slots.sort_unstable();
+                    for (n, (_, name)) in jump_slots.iter().enumerate() {
+                        d.stubs.insert(plt.address() + 32 + 16 * n as u64, named(name, b"@plt"));
+                    }
+                }
+            }
+            Isa::Ppc { .. } => {}
+        }
+        d
+    }
+
+    /// x86 `.plt`, `.plt.sec`, `.plt.got`: each `[endbr64;] [bnd] jmp *slot(%rip)` is the
+    /// stub of its slot's symbol (lazy `.plt` entries that push and jump to the resolver
+    /// have no slot of their own and are skipped).
+    fn x86_stubs(&mut self, bits: u32, address: u64, bytes: &[u8]) {
+        let mut dec = iced_x86::Decoder::with_ip(bits, bytes, address, iced_x86::DecoderOptions::NONE);
+        let mut landing = None;
+        for ins in &mut dec {
+            if ins.mnemonic() == iced_x86::Mnemonic::Endbr64 {
+                landing = Some(ins.ip());
+                continue;
+            }
+            if ins.flow_control() == iced_x86::FlowControl::IndirectBranch && ins.is_ip_rel_memory_operand() {
+                if let Some((_, slot)) = self.slots.get(&ins.ip_rel_memory_address()) {
+                    let name = slot.strip_suffix(b"@got").unwrap_or(slot);
+                    self.stubs.insert(landing.unwrap_or(ins.ip()), named(name, b"@plt"));
+                }
+            }
+            landing = None;
+        }
+    }
+}
+
+fn named(name: &[u8], suffix: &[u8]) -> (u32, Vec<u8>) {
+    let full = [name, suffix].concat();
+    (shape_hash(&full), full)
+}
+
+/// What a relocation of a relocatable object points to.
+#[derive(Clone, Copy, Debug)]
+enum RelocTarget<'d> {
+    /// S + A at the synthetic addresses of [`elf::section_bases`].
+    Defined(u64),
+    Undefined { name: &'d [u8], hash: u32, addend: i64 },
+}
+
+/// A relocation of a code section.
+#[derive(Clone, Copy, Debug)]
+struct Reloc<'d> {
+    at: u64,
+    len: u8,
+    /// x86 PC-relative: the field holds S + A − P and the CPU adds the instruction's end, so
+    /// the target is S + A + (end − P).
+    pc_field: bool,
+    target: RelocTarget<'d>,
+}
+
+/// Every relocation of the code sections, sorted by place.
+fn code_relocs<'d>(file: &object::File<'d>, isa: Isa) -> Vec<Reloc<'d>> {
+    use object::elf::*;
+    use object::{RelocationFlags, RelocationTarget};
+    let bases = elf::section_bases(file);
+    let x86 = matches!(isa, Isa::X86 { .. });
+    let mut out = Vec::new();
+    for section in file.sections().filter(|s| s.kind() == object::SectionKind::Text) {
+        let base = bases.get(section.index().0).copied().unwrap_or(0);
+        let data = section.data().unwrap_or(&[]);
+        for (offset, r) in section.relocations() {
+            let RelocationFlags::Elf { r_type } = r.flags() else { continue };
+            // No relocation, and RISC-V's linker-relaxation markers, which change no bits.
+            if r_type.0 == 0 || (matches!(isa, Isa::Riscv { .. }) && matches!(r_type, R_RISCV_RELAX | R_RISCV_ALIGN)) {
+                continue;
+            }
+            let len = match r.size() {
+                0 => 4,
+                bits => bits / 8,
+            };
+            let addend = if r.has_implicit_addend() {
+                data.get(offset as usize..offset as usize + 4)
+                    .map_or(0, |b| i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            } else {
+                r.addend()
+            };
+            let target = match r.target() {
+                RelocationTarget::Symbol(i) => {
+                    let Ok(sym) = file.symbol_by_index(i) else { continue };
+                    if sym.is_undefined() {
+                        let name = sym.name_bytes().unwrap_or(b"");
+                        RelocTarget::Undefined { name, hash: shape_hash(name), addend }
+                    } else {
+                        let b = sym.section_index().and_then(|s| bases.get(s.0)).copied().unwrap_or(0);
+                        RelocTarget::Defined(b.wrapping_add(sym.address()).wrapping_add(addend as u64))
+                    }
+                }
+                RelocationTarget::Section(s) => {
+                    RelocTarget::Defined(bases.get(s.0).copied().unwrap_or(0).wrapping_add(addend as u64))
+                }
+                _ => continue,
+            };
+            let pc_field = x86
+                && matches!(
+                    r.kind(),
+                    RelocationKind::Relative | RelocationKind::PltRelative | RelocationKind::GotRelative
+                );
+            out.push(Reloc { at: base.wrapping_add(offset), len, pc_field, target });
+        }
+    }
+    out.sort_by_key(|r| r.at);
+    out
+}
+
+/// One row of `normal_form`: a field of an instruction, or an instruction left out.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub address: u64,
+    pub size: u8,
+    pub mask: u32,
+    pub how: u8,
+    pub name: Vec<u8>,
+    pub offset: i64,
+}
+
+/// The normalized stream of one range, and optionally why each field became what it is.
+#[derive(Default)]
+struct Out {
+    buf: Vec<u8>,
+    rows: Option<Vec<Row>>,
+}
+
+impl Out {
+    fn row(&mut self, i: &Insn, mask: u32, token: &Token) {
+        if let Some(rows) = &mut self.rows {
+            let (name, offset) = match *token {
+                Token::Symbol { name, offset, .. } => (name_shape(name), offset),
+                Token::Local(off) => (Vec::new(), off as i64),
+                _ => (Vec::new(), 0),
+            };
+            rows.push(Row { address: i.address, size: i.size, mask, how: token.how(), name, offset });
+        }
+    }
+
+    fn skip(&mut self, i: &Insn) {
+        self.row(i, 0, &Token::Raw);
+        if let Some(last) = self.rows.as_mut().and_then(|r| r.last_mut()) {
+            last.how = how::SKIPPED;
+        }
+    }
+}
+
+/// A run of NOPs not yet known to be trailing padding: where the stream stood before it,
+/// and its first instruction.
+#[derive(Clone, Copy)]
+struct NopRun {
+    buf: usize,
+    first: usize,
+}
+
+/// Register state of the pairs that build an address in two instructions: the value an
+/// `adrp` or `auipc` left in each register, until the register is written again.
+#[derive(Default)]
+struct Pairs {
+    high: [Option<u64>; 32],
+}
+
+/// Everything normalization needs to know about the file.
+pub struct Normalizer<'d> {
+    dec: Decoder,
+    img: Image<'d>,
+    symbols: Symbols<'d>,
+    relocs: Vec<Reloc<'d>>,
+    dynamic: Dynamic,
+    /// `[low, high)` of the allocated sections of an `ET_EXEC` file (not counting those linked
+    /// at 0): where an x86 constant is taken for an address. A position-independent file has
+    /// no absolute addresses in its code, and there a small constant would look like one.
+    image: Option<(u64, u64)>,
+    /// x86-64 kernel: `[0, size)` of `.data..percpu`, which `%gs:` displacements index.
+    percpu: Option<(u64, u64)>,
+}
+
+impl<'d> Normalizer<'d> {
+    /// For `file`, with the symbols of `symbols` (the file's own, or its debug file's).
+    pub fn new(file: &object::File<'d>, symbols: &object::File<'d>) -> Result<Self> {
+        let mut scratch = Strings::default();
+        let dec = Decoder::for_file(file, symbols, &mut scratch)?;
+        let relocatable = file.kind() == object::ObjectKind::Relocatable;
+        let relocs = if relocatable { code_relocs(file, dec.isa) } else { Vec::new() };
+        let alloc = |s: &object::Section| {
+            matches!(s.flags(), object::SectionFlags::Elf { sh_flags, .. } if sh_flags.0 & object::elf::SHF_ALLOC.0 != 0)
+        };
+        let mut image = None;
+        if file.kind() == object::ObjectKind::Executable {
+            let (lo, hi) = file
+                .sections()
+                .filter(|s| alloc(s) && s.address() != 0)
+                .fold((u64::MAX, 0), |(lo, hi), s| (lo.min(s.address()), hi.max(s.address() + s.size())));
+            image = (lo < hi).then_some((lo, hi));
+        }
+        let percpu = match dec.isa {
+            Isa::X86 { bits: 64 } if !relocatable => file
+                .section_by_name(".data..percpu")
+                .filter(|s| s.address() == 0)
+                .map(|s| (0, s.size())),
+            _ => None,
+        };
+        let dynamic = Dynamic::new(file, dec.isa);
+        Ok(Normalizer { dec, img: Image::new(file), symbols: Symbols::new(symbols), relocs, dynamic, image, percpu })
+    }
+
+    /// The fingerprint of one range; `entry` says it holds the function's entry.
+    pub fn fingerprint(&self, code: &Code, entry: bool, scratch: &mut Vec<u8>) -> u32 {
+        let mut out = Out { buf: std::mem::take(scratch), rows: None };
+        out.buf.clear();
+        self.normalize(code, entry, &mut out);
+        let crc = crc32fast::hash(&out.buf);
+        *scratch = out.buf;
+        crc
+    }
+
+    /// The rows of `normal_form` for one range.
+    pub fn explain(&self, code: &Code, entry: bool) -> Vec<Row> {
+        let mut out = Out { buf: Vec::new(), rows: Some(Vec::new()) };
+        self.normalize(code, entry, &mut out);
+        out.rows.unwrap_or_default()
+    }
+
+    fn normalize(&self, code: &Code, entry: bool, out: &mut Out) {
+        let mut insns = Vec::with_capacity(code.bytes.len() / 3);
+        self.dec.walk(code.bytes, code.low, |i| insns.push(*i));
+        // ppc64 ELFv2: the global entry's TOC setup comes before the local entry.
+        let local_entry = if entry { self.dec.local_entry(code.bytes).map_or(0, u64::from) } else { 0 };
+        let mut prologue = entry;
+        let mut pairs = Pairs::default();
+        let mut nops: Option<NopRun> = None;
+        for (n, i) in insns.iter().enumerate() {
+            let offset = (i.address - code.low) as usize;
+            let raw = &code.bytes[offset..(offset + usize::from(i.size)).min(code.bytes.len())];
+            if i.kind == kind::ERROR {
+                out.buf.extend_from_slice(raw);
+                nops = None;
+                prologue = false;
+                continue;
+            }
+            let in_setup = (offset as u64) < local_entry;
+            if prologue && !in_setup {
+                if i.kind == kind::NOP {
+                    out.skip(i);
+                    continue;
+                }
+                // a landing pad (endbr64, bti) may precede the patchable NOPs
+                prologue = i.kind == kind::ENDBR && i.address == code.low;
+            }
+            let fields = self.fields(i, raw, in_setup, &mut pairs);
+            let tokens = self.tokens(i, code, &fields);
+            if i.kind == kind::CALL_DIRECT
+                && tokens.iter().any(|(_, t)| matches!(t, Token::Symbol { name, .. } if is_ftrace_call(name)))
+            {
+                out.skip(i);
+                continue;
+            }
+            if i.kind == kind::NOP && tokens.is_empty() {
+                nops.get_or_insert(NopRun { buf: out.buf.len(), first: n });
+            } else {
+                nops = None;
+            }
+            self.emit(i, raw, &tokens, out);
+        }
+        // NOPs at the end: alignment padding, not code.
+        if let Some(run) = nops {
+            out.buf.truncate(run.buf);
+            for i in &insns[run.first..] {
+                out.skip(i);
+            }
+        }
+    }
+
+    /// Appends one instruction, its fields cleared, then the tokens that replace them.
+    fn emit(&self, i: &Insn, raw: &[u8], tokens: &[(u32, Token)], out: &mut Out) {
+        let mask = tokens.iter().filter(|(_, t)| !matches!(t, Token::Raw)).fold(0, |m, (f, _)| m | f);
+        match self.dec.isa {
+            Isa::X86 { .. } => {
+                out.buf.extend(raw.iter().enumerate().map(|(n, &b)| if mask >> n & 1 != 0 { 0 } else { b }));
+            }
+            _ => out.buf.extend_from_slice(&clear_word_bits(raw, mask, self.big_endian())),
+        }
+        for (m, t) in tokens {
+            t.write(&mut out.buf);
+            out.row(i, *m, t);
+        }
+    }
+
+    fn big_endian(&self) -> bool {
+        matches!(self.dec.isa, Isa::Ppc { big_endian: true, .. })
+    }
+
+    /// The tokens of one instruction, each with the bits of its field: from the relocations
+    /// where the file has them, else from the decoded fields.
+    fn tokens(&self, i: &Insn, code: &Code, fields: &[Field]) -> Vec<(u32, Token<'_>)> {
+        let end = i.address + u64::from(i.size);
+        let relocs = self.relocs_in(i.address, end);
+        let mut out = Vec::new();
+        let x86 = matches!(self.dec.isa, Isa::X86 { .. });
+        let mut reloc_bits = 0u32;
+        for r in relocs {
+            let bits = if x86 { byte_mask((r.at - i.address) as usize, usize::from(r.len)) } else { 0 };
+            reloc_bits |= bits;
+            let adjust = if r.pc_field { end - r.at } else { 0 };
+            let t = match r.target {
+                RelocTarget::Undefined { name, hash, addend } => {
+                    Token::Symbol { hash, name, offset: addend.wrapping_add(adjust as i64) }
+                }
+                RelocTarget::Defined(v) => self.resolve(v.wrapping_add(adjust), code),
+            };
+            out.push((bits, t));
+        }
+        for f in fields {
+            if !relocs.is_empty() && (!x86 || f.mask & reloc_bits != 0) {
+                // The relocation names the target; the decoded bits are its placeholder.
+                if !x86 {
+                    out.push((f.mask, Token::Masked));
+                }
+                continue;
+            }
+            out.push((f.mask, self.token(f.value, code)));
+        }
+        out
+    }
+
+    fn relocs_in(&self, start: u64, end: u64) -> &[Reloc<'d>] {
+        if self.relocs.is_empty() {
+            return &[];
+        }
+        let a = self.relocs.partition_point(|r| r.at < start);
+        let b = a + self.relocs[a..].partition_point(|r| r.at < end);
+        &self.relocs[a..b]
+    }
+
+    fn token(&self, v: Value, code: &Code) -> Token<'_> {
+        let inside = |t: u64| code.low <= t && t < code.high;
+        let within = |w: Option<(u64, u64)>, t: u64| w.is_some_and(|(lo, hi)| lo <= t && t < hi);
+        match v {
+            Value::Pc(t) if inside(t) => Token::Raw,
+            Value::Pc(t) | Value::Addr(t) => self.resolve(t, code),
+            Value::Imm(t) if within(self.image, t) => self.resolve(t, code),
+            Value::Percpu(t) if within(self.percpu, t) => self.resolve(t, code),
+            Value::Imm(_) | Value::Percpu(_) => Token::Raw,
+            Value::Hidden => Token::Masked,
+        }
+    }
+
+    /// What an address stands for: the range itself, a symbol, a GOT slot or PLT stub, a
+    /// string literal, or nothing.
+    fn resolve(&self, t: u64, code: &Code) -> Token<'_> {
+        if code.low <= t && t < code.high {
+            return Token::Local(t - code.low);
+        }
+        if let Some(s) = self.symbols.containing(t) {
+            return Token::Symbol { hash: s.hash, name: s.name, offset: t.wrapping_sub(s.address) as i64 };
+        }
+        if let Some((hash, name)) = self.dynamic.slots.get(&t).or_else(|| self.dynamic.stubs.get(&t)) {
+            return Token::Symbol { hash: *hash, name, offset: 0 };
+        }
+        self.string_at(t).map_or(Token::Masked, Token::Str)
+    }
+
+    /// The CRC of the C string at `t`, if the bytes there look like one: printable ASCII (and
+    /// the kernel's KERN_SOH level marker) ended by a NUL within [`MAX_STRING`] bytes. Jump
+    /// tables and other constants have no symbol either, but fail this test.
+    fn string_at(&self, t: u64) -> Option<u32> {
+        let c = self.img.code(t, t.saturating_add(MAX_STRING + 1));
+        let n = c.bytes.iter().position(|&b| b == 0)?;
+        let text = &c.bytes[..n];
+        let printable = |b: &u8| matches!(b, 0x20..=0x7e | b'\t' | b'\n' | b'\r' | 0x01);
+        (n >= 2 && text.iter().all(printable)).then(|| crc32fast::hash(text))
+    }
+
+    /// The position-dependent fields of one instruction, by ISA.
+    fn fields(&self, i: &Insn, raw: &[u8], in_setup: bool, pairs: &mut Pairs) -> Vec<Field> {
+        match self.dec.isa {
+            Isa::X86 { bits } => x86_fields(bits, raw, i.address, self.percpu.is_some()),
+            Isa::Aarch64 => word(raw, false).map_or_else(Vec::new, |w| aarch64_fields(w, i.address, pairs)),
+            Isa::Ppc { big_endian, .. } => {
+                if in_setup {
+                    // addis r2,r12,(.TOC.-func)@ha; addi r2,r2,…@l: the distance to the TOC
+                    return vec![Field { mask: 0xFFFF, value: Value::Hidden }];
+                }
+                word(raw, big_endian).map_or_else(Vec::new, |w| ppc_fields(w, i.address))
+            }
+            Isa::Riscv { xlen } => riscv_fields(raw, i.address, xlen, pairs),
+        }
+    }
+}
+
+fn byte_mask(at: usize, len: usize) -> u32 {
+    if at >= 32 {
+        return 0;
+    }
+    let ones = if len >= 32 { u32::MAX } else { (1u32 << len) - 1 };
+    ones << at
+}
+
+fn word(raw: &[u8], big_endian: bool) -> Option<u32> {
+    let b: [u8; 4] = raw.get(..4)?.try_into().ok()?;
+    Some(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+}
+
+/// The bytes of a fixed-width instruction (or RISC-V parcel) with `mask`'s bits cleared.
+fn clear_word_bits(raw: &[u8], mask: u32, big_endian: bool) -> Vec<u8> {
+    if mask == 0 {
+        return raw.to_vec();
+    }
+    match raw.len() {
+        2 => (u16::from_le_bytes([raw[0], raw[1]]) & !(mask as u16)).to_le_bytes().to_vec(),
+        4 => {
+            let w = word(raw, big_endian).unwrap_or(0) & !mask;
+            if big_endian { w.to_be_bytes() } else { w.to_le_bytes() }.to_vec()
+        }
+        _ => raw.to_vec(),
+    }
+}
+
+/// x86: the branch displacement, the RIP-relative or absolute displacement and the 32/64-bit
+/// immediate, as iced locates them (`ConstantOffsets`).
+fn x86_fields(bits: u32, raw: &[u8], address: u64, kernel_percpu: bool) -> Vec<Field> {
+    use iced_x86::{DecoderOptions, OpKind, Register};
+    let mut d = iced_x86::Decoder::with_ip(bits, raw, address, DecoderOptions::NONE);
+    let ins = d.decode();
+    if ins.is_invalid() {
+        return Vec::new();
+    }
+    let co = d.get_constant_offsets(&ins);
+    let mut out = Vec::new();
+    if co.has_immediate() {
+        let mask = byte_mask(co.immediate_offset(), co.immediate_size());
+        let ops = (0..ins.op_count()).map(|n| (n, ins.op_kind(n)));
+        for (n, k) in ops {
+            match k {
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+                    out.push(Field { mask, value: Value::Pc(ins.near_branch_target()) });
+                }
+                OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64 => {
+                    out.push(Field { mask, value: Value::Imm(ins.immediate(n)) });
+                }
+                _ => continue,
+            }
+            break;
+        }
+    }
+    if co.has_displacement() && co.displacement_size() >= 4 {
+        let mask = byte_mask(co.displacement_offset(), co.displacement_size());
+        let value = if ins.is_ip_rel_memory_operand() {
+            Value::Pc(ins.ip_rel_memory_address())
+        } else if kernel_percpu && ins.segment_prefix() == Register::GS {
+            Value::Percpu(ins.memory_displacement64())
+        } else {
+            Value::Imm(ins.memory_displacement64())
+        };
+        out.push(Field { mask, value });
+    }
+    out
+}
+
+/// aarch64: branch offsets (b/bl imm26, b.cond/cbz imm19, tbz imm14), `adr`, the literal
+/// load, and the `adrp` + `add`/`ldr`/`str` `:lo12:` pair (A64 encoding index).
+fn aarch64_fields(w: u32, pc: u64, pairs: &mut Pairs) -> Vec<Field> {
+    let c = aarch64::classify(w, pc);
+    let rd = (w & 31) as usize;
+    let rn = ((w >> 5) & 31) as usize;
+    let mut out = Vec::new();
+    if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) {
+        let mask = if w & 0x7C00_0000 == 0x1400_0000 {
+            0x03FF_FFFF // b, bl
+        } else if w & 0x7E00_0000 == 0x3600_0000 {
+            0x0007_FFE0 // tbz, tbnz
+        } else {
+            0x00FF_FFE0 // b.cond, cbz, cbnz
+        };
+        out.push(Field { mask, value: Value::Pc(c.target) });
+        return out;
+    }
+    let imm21 = || super::sext(((w >> 3) & 0x001F_FFFC) | ((w >> 29) & 3), 21);
+    if w & 0x9F00_0000 == 0x1000_0000 {
+        // adr: immhi:immlo
+        out.push(Field { mask: 0x60FF_FFE0, value: Value::Pc(pc.wrapping_add(imm21() as u64)) });
+    } else if w & 0x9F00_0000 == 0x9000_0000 {
+        // adrp: the page; its :lo12: partner names the target
+        pairs.high[rd] = Some((pc & !0xFFF).wrapping_add((imm21() << 12) as u64));
+        out.push(Field { mask: 0x60FF_FFE0, value: Value::Hidden });
+        return out;
+    } else if w & 0x3B00_0000 == 0x1800_0000 {
+        // ldr (literal): imm19 words from pc
+        let t = pc.wrapping_add((super::sext((w >> 5) & 0x7FFFF, 19) << 2) as u64);
+        out.push(Field { mask: 0x00FF_FFE0, value: Value::Pc(t) });
+    } else if let Some(page) = pairs.high[rn] {
+        let lo12 = u64::from((w >> 10) & 0xFFF);
+        if w & 0xFF80_0000 == 0x9100_0000 {
+            // add xd, xn, #:lo12:sym (64-bit, unshifted)
+            out.push(Field { mask: 0x003F_FC00, value: Value::Addr(page.wrapping_add(lo12)) });
+        } else if w & 0x3B00_0000 == 0x3900_0000 {
+            // ldr/str (unsigned offset): the offset is scaled by the access size
+            let mut scale = w >> 30;
+            if w & (1 << 26) != 0 && w & (1 << 23) != 0 && scale == 0 {
+                scale = 4; // 128-bit SIMD&FP
+            }
+            out.push(Field { mask: 0x003F_FC00, value: Value::Addr(page.wrapping_add(lo12 << scale)) });
+        }
+    }
+    if writes_rd_aarch64(w) {
+        pairs.high[rd] = None;
+    }
+    out
+}
+
+/// Whether the instruction (probably) writes the register in bits 4:0: not a store, not a
+/// branch or system instruction. Close enough to end an `adrp` pairing when its register is
+/// reused.
+fn writes_rd_aarch64(w: u32) -> bool {
+    let load_store = w & 0x0A00_0000 == 0x0800_0000;
+    let branch_system = w & 0x1C00_0000 == 0x1400_0000;
+    !(branch_system || (load_store && w & (1 << 22) == 0))
+}
+
+/// ppc: the offsets of `b`/`bl` (LI) and `bc` (BD), when relative (AA = 0).
+fn ppc_fields(w: u32, pc: u64) -> Vec<Field> {
+    let c = ppc::classify(w, pc);
+    if !matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) || w & 2 != 0 {
+        return Vec::new();
+    }
+    let mask = if w >> 26 == 18 { 0x03FF_FFFC } else { 0x0000_FFFC };
+    vec![Field { mask, value: Value::Pc(c.target) }]
+}
+
+/// riscv: `jal`, branches, `c.j`/`c.jal`, `c.beqz`/`c.bnez`, and the `auipc` pair with the
+/// I- or S-type instruction that adds its `%pcrel_lo` (`jalr`, `addi`, loads, stores).
+fn riscv_fields(raw: &[u8], pc: u64, xlen: u32, pairs: &mut Pairs) -> Vec<Field> {
+    if raw.len() == 2 {
+        let h = u16::from_le_bytes([raw[0], raw[1]]);
+        let (c, _) = riscv::classify16(h, pc, xlen, None);
+        let h = u32::from(h);
+        // Any other compressed instruction may write rd (bits 11:7) or rd' (bits 4:2).
+        pairs.high[((h >> 7) & 31) as usize] = None;
+        pairs.high[(8 + ((h >> 2) & 7)) as usize] = None;
+        if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) && c.target != super::NO_TARGET {
+            let mask = if h & 0xC000 == 0xC000 { 0x1C7C } else { 0x1FFC }; // c.beqz/c.bnez : c.j/c.jal
+            return vec![Field { mask, value: Value::Pc(c.target) }];
+        }
+        return Vec::new();
+    }
+    let Some(w) = word(raw, false) else { return Vec::new() };
+    let (opcode, rd, rs1) = (w & 0x7F, ((w >> 7) & 31) as usize, ((w >> 15) & 31) as usize);
+    let mut out = Vec::new();
+    match opcode {
+        0x6F => out.push(Field { mask: 0xFFFF_F000, value: Value::Pc(riscv::classify32(w, pc, None).0.target) }),
+        0x63 => out.push(Field { mask: 0xFE00_0F80, value: Value::Pc(riscv::classify32(w, pc, None).0.target) }),
+        0x17 if rd != 0 => {
+            pairs.high[rd] = Some(pc.wrapping_add(super::sext(w & 0xFFFF_F000, 32) as u64));
+            out.push(Field { mask: 0xFFFF_F000, value: Value::Hidden });
+            return out;
+        }
+        // I-type: jalr, addi, loads, FP loads
+        0x67 | 0x03 | 0x07 | 0x13 if opcode != 0x13 || (w >> 12) & 7 == 0 => {
+            if let Some(hi) = pairs.high[rs1] {
+                let t = hi.wrapping_add(super::sext(w >> 20, 12) as u64);
+                out.push(Field { mask: 0xFFF0_0000, value: Value::Addr(t) });
+            }
+        }
+        // S-type: stores, FP stores
+        0x23 | 0x27 => {
+            if let Some(hi) = pairs.high[rs1] {
+                let imm = ((w >> 25) << 5) | ((w >> 7) & 31);
+                out.push(Field { mask: 0xFE00_0F80, value: Value::Addr(hi.wrapping_add(super::sext(imm, 12) as u64)) });
+            }
+        }
+        _ => {}
+    }
+    if !matches!(opcode, 0x63 | 0x23 | 0x27) {
+        pairs.high[rd] = None;
+    }
+    out
+}
+
+/// The first range given for each function id is its entry.
+fn entries(ids: &[u64]) -> Vec<bool> {
+    let mut seen = FxHashSet::default();
+    ids.iter().map(|&id| seen.insert(id)).collect()
+}
+
+/// `code_fingerprints`: one row per range `(ids[i], lows[i], highs[i])`, in the order given,
+/// with the CRC-32 of its normalized instructions. The first range given of each id is the
+/// function's entry (where NOPs and the ftrace call are left out).
+pub fn fingerprints(
+    path: &Path,
+    debug_file: Option<&Path>,
+    ids: &[u64],
+    lows: &[u64],
+    highs: &[u64],
+) -> Result<Scan> {
+    if ids.len() != lows.len() || ids.len() != highs.len() {
+        return Err(Error::new(format!(
+            "function_ids, lows and highs differ in length ({}, {}, {})",
+            ids.len(),
+            lows.len(),
+            highs.len()
+        )));
+    }
+    let bin = Mapped::open(path)?;
+    let dbg = debug_file.map(Mapped::open).transpose()?;
+    let o = Opened::new(&bin, dbg.as_ref())?;
+    let norm = Normalizer::new(&o.file, o.symbols())?;
+    let entry = entries(ids);
+    let sums: Vec<u32> = (0..ids.len())
+        .into_par_iter()
+        .with_min_len(64)
+        .map_init(Vec::new, |scratch, r| {
+            let code = norm.img.code(lows[r], highs[r]);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| norm.fingerprint(&code, entry[r], scratch)))
+                .unwrap_or(0)
+        })
+        .collect();
+    let table = Table::new(vec![
+        ("function_id", Chunk::U64(ids.to_vec())),
+        ("low", Chunk::U64(lows.to_vec())),
+        ("high", Chunk::U64(highs.to_vec())),
+        ("fingerprint", Chunk::U32(sums)),
+    ]);
+    let info = vec![
+        ("path", path.display().to_string()),
+        ("arch", elf::arch_name(&o.file).to_string()),
+        ("ranges", ids.len().to_string()),
+    ];
+    let (string_offsets, string_data) = Strings::default().to_arrow();
+    Ok(Scan { info, tables: vec![("code_fingerprints", table)], string_offsets, string_data })
+}
+
+/// `normal_form` of `[low, high)`: what the fingerprint makes of each position-dependent
+/// field (one row per field, and one per instruction left out), for evidence and tests.
+pub fn normal_form(path: &Path, debug_file: Option<&Path>, low: u64, high: u64, entry: bool) -> Result<Scan> {
+    let bin = Mapped::open(path)?;
+    let dbg = debug_file.map(Mapped::open).transpose()?;
+    let o = Opened::new(&bin, dbg.as_ref())?;
+    let norm = Normalizer::new(&o.file, o.symbols())?;
+    let code = norm.img.code(low, high);
+    if code.status & super::status::NO_BYTES != 0 {
+        return Err(Error::new(format!("{}: no section holds code at {low:#x}", path.display())));
+    }
+    let rows = norm.explain(&code, entry);
+    let mut strings = Strings::default();
+    let names = rows.iter().map(|r| strings.intern_owned(r.name.clone())).collect();
+    let table = Table::new(vec![
+        ("address", Chunk::U64(rows.iter().map(|r| r.address).collect())),
+        ("size", Chunk::U8(rows.iter().map(|r| r.size).collect())),
+        ("mask", Chunk::U32(rows.iter().map(|r| r.mask).collect())),
+        ("how", Chunk::U8(rows.iter().map(|r| r.how).collect())),
+        ("name", Chunk::Str(names)),
+        ("offset", Chunk::I64(rows.iter().map(|r| r.offset).collect())),
+    ]);
+    let info = vec![
+        ("path", path.display().to_string()),
+        ("arch", elf::arch_name(&o.file).to_string()),
+        ("fingerprint", norm.fingerprint(&code, entry, &mut Vec::new()).to_string()),
+    ];
+    let (string_offsets, string_data) = strings.to_arrow();
+    Ok(Scan { info, tables: vec![("normal_form", table)], string_offsets, string_data })
+}
