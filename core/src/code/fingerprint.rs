@@ -81,9 +81,16 @@ struct Field {
     value: Value,
 }
 
+impl Default for Field {
+    fn default() -> Self {
+        Field { mask: 0, value: Value::Hidden }
+    }
+}
+
 /// What replaces a cleared field in the hashed stream.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 enum Token<'d> {
+    #[default]
     Raw,
     Symbol { hash: u32, name: &'d [u8], offset: i64 },
     Local(u64),
@@ -425,13 +432,58 @@ impl Out {
     }
 }
 
-/// A run of NOPs not yet known to be trailing padding: where the stream stood before it,
-/// and its first instruction.
-#[derive(Clone, Copy)]
-struct NopRun {
-    buf: usize,
-    first: usize,
+/// Where the walk over a range is: still in the entry's prologue (where NOPs are ftrace's),
+/// and in a run of NOPs that may turn out to be the trailing padding.
+struct Walk {
+    prologue: bool,
+    /// The length of the stream before the current run of NOPs.
+    nops: Option<usize>,
+    /// The NOPs of that run (kept only when explaining).
+    run: Vec<Insn>,
 }
+
+impl Walk {
+    fn end_run(&mut self) {
+        self.nops = None;
+        self.run.clear();
+    }
+}
+
+/// Up to `N` items without a heap allocation: the fields and the tokens of one instruction
+/// (an x86 instruction has at most a displacement and an immediate; a relocation or two).
+#[derive(Clone, Copy, Debug)]
+struct Few<T: Copy, const N: usize> {
+    items: [T; N],
+    len: usize,
+}
+
+impl<T: Copy + Default, const N: usize> Default for Few<T, N> {
+    fn default() -> Self {
+        Few { items: [T::default(); N], len: 0 }
+    }
+}
+
+impl<T: Copy + Default, const N: usize> Few<T, N> {
+    fn of(item: T) -> Self {
+        let mut f = Self::default();
+        f.push(item);
+        f
+    }
+
+    /// Appends `item`; beyond `N` items the rest are dropped (no instruction has that many).
+    fn push(&mut self, item: T) {
+        if self.len < N {
+            self.items[self.len] = item;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+}
+
+type Fields = Few<Field, 2>;
 
 /// Register state of the pairs that build an address in two instructions: the value an
 /// `adrp` or `auipc` left in each register, until the register is written again.
@@ -502,53 +554,91 @@ impl<'d> Normalizer<'d> {
     }
 
     fn normalize(&self, code: &Code, entry: bool, out: &mut Out) {
-        let mut insns = Vec::with_capacity(code.bytes.len() / 3);
-        self.dec.walk(code.bytes, code.low, |i| insns.push(*i));
-        // ppc64 ELFv2: the global entry's TOC setup comes before the local entry.
-        let local_entry = if entry { self.dec.local_entry(code.bytes).map_or(0, u64::from) } else { 0 };
-        let mut prologue = entry;
-        let mut pairs = Pairs::default();
-        let mut nops: Option<NopRun> = None;
-        for (n, i) in insns.iter().enumerate() {
-            let offset = (i.address - code.low) as usize;
-            let raw = &code.bytes[offset..(offset + usize::from(i.size)).min(code.bytes.len())];
-            if i.kind == kind::ERROR {
-                out.buf.extend_from_slice(raw);
-                nops = None;
-                prologue = false;
-                continue;
-            }
-            let in_setup = (offset as u64) < local_entry;
-            if prologue && !in_setup {
-                if i.kind == kind::NOP {
-                    out.skip(i);
-                    continue;
-                }
-                // a landing pad (endbr64, bti) may precede the patchable NOPs
-                prologue = i.kind == kind::ENDBR && i.address == code.low;
-            }
-            let fields = self.fields(i, raw, in_setup, &mut pairs);
-            let tokens = self.tokens(i, code, &fields);
-            if i.kind == kind::CALL_DIRECT
-                && tokens.iter().any(|(_, t)| matches!(t, Token::Symbol { name, .. } if is_ftrace_call(name)))
-            {
-                out.skip(i);
-                continue;
-            }
-            if i.kind == kind::NOP && tokens.is_empty() {
-                nops.get_or_insert(NopRun { buf: out.buf.len(), first: n });
-            } else {
-                nops = None;
-            }
-            self.emit(i, raw, &tokens, out);
-        }
+        let mut walk = Walk { prologue: entry, nops: None, run: Vec::new() };
+        self.each_insn(code, entry, |i, raw, fields, in_setup| self.step(i, raw, fields, in_setup, code, &mut walk, out));
         // NOPs at the end: alignment padding, not code.
-        if let Some(run) = nops {
-            out.buf.truncate(run.buf);
-            for i in &insns[run.first..] {
+        if let Some(at) = walk.nops {
+            out.buf.truncate(at);
+            for i in &walk.run {
                 out.skip(i);
             }
         }
+    }
+
+    /// Calls `f` with each instruction of the range, its bytes, its position-dependent
+    /// fields, and whether it is part of the ppc64 global entry's TOC setup.
+    fn each_insn(&self, code: &Code, entry: bool, mut f: impl FnMut(&Insn, &[u8], &[Field], bool)) {
+        let bytes_of = |i: &Insn| {
+            let at = (i.address - code.low) as usize;
+            &code.bytes[at..(at + usize::from(i.size)).min(code.bytes.len())]
+        };
+        let mut pairs = Pairs::default();
+        match self.dec.isa {
+            Isa::X86 { bits } => super::x86::walk_decoded(&self.dec, bits, code.bytes, code.low, &mut |i, decoded| {
+                let fields = decoded.map(|(ins, d)| x86_fields(ins, d, self.percpu.is_some())).unwrap_or_default();
+                f(i, bytes_of(i), fields.as_slice(), false);
+            }),
+            Isa::Aarch64 => self.dec.walk(code.bytes, code.low, |i| {
+                let raw = bytes_of(i);
+                let fields = word(raw, false).map(|w| aarch64_fields(w, i.address, &mut pairs)).unwrap_or_default();
+                f(i, raw, fields.as_slice(), false);
+            }),
+            Isa::Ppc { big_endian, .. } => {
+                // ELFv2: the global entry's TOC setup comes before the local entry.
+                let setup_end = if entry { self.dec.local_entry(code.bytes).map_or(0, u64::from) } else { 0 };
+                self.dec.walk(code.bytes, code.low, |i| {
+                    let raw = bytes_of(i);
+                    let in_setup = i.address - code.low < setup_end;
+                    let fields = if in_setup {
+                        // addis r2,r12,(.TOC.-func)@ha; addi r2,r2,…@l: the distance to the TOC
+                        Few::of(Field { mask: 0xFFFF, value: Value::Hidden })
+                    } else {
+                        word(raw, big_endian).map(|w| ppc_fields(w, i.address)).unwrap_or_default()
+                    };
+                    f(i, raw, fields.as_slice(), in_setup);
+                });
+            }
+            Isa::Riscv { xlen } => self.dec.walk(code.bytes, code.low, |i| {
+                let raw = bytes_of(i);
+                let fields = riscv_fields(raw, i.address, xlen, &mut pairs);
+                f(i, raw, fields.as_slice(), false);
+            }),
+        }
+    }
+
+    /// Normalizes one instruction into `out`, or leaves it out.
+    #[allow(clippy::too_many_arguments)]
+    fn step(&self, i: &Insn, raw: &[u8], fields: &[Field], in_setup: bool, code: &Code, walk: &mut Walk, out: &mut Out) {
+        if i.kind == kind::ERROR {
+            out.buf.extend_from_slice(raw);
+            walk.end_run();
+            walk.prologue = false;
+            return;
+        }
+        if walk.prologue && !in_setup {
+            if i.kind == kind::NOP {
+                out.skip(i);
+                return;
+            }
+            // a landing pad (endbr64, bti) may precede the patchable NOPs
+            walk.prologue = i.kind == kind::ENDBR && i.address == code.low;
+        }
+        let tokens = self.tokens(i, code, fields);
+        if i.kind == kind::CALL_DIRECT
+            && tokens.as_slice().iter().any(|(_, t)| matches!(t, Token::Symbol { name, .. } if is_ftrace_call(name)))
+        {
+            out.skip(i);
+            return;
+        }
+        if i.kind == kind::NOP && tokens.len == 0 {
+            walk.nops.get_or_insert(out.buf.len());
+            if out.rows.is_some() {
+                walk.run.push(*i);
+            }
+        } else {
+            walk.end_run();
+        }
+        self.emit(i, raw, tokens.as_slice(), out);
     }
 
     /// Appends one instruction, its fields cleared, then the tokens that replace them.
@@ -572,10 +662,10 @@ impl<'d> Normalizer<'d> {
 
     /// The tokens of one instruction, each with the bits of its field: from the relocations
     /// where the file has them, else from the decoded fields.
-    fn tokens(&self, i: &Insn, code: &Code, fields: &[Field]) -> Vec<(u32, Token<'_>)> {
+    fn tokens(&self, i: &Insn, code: &Code, fields: &[Field]) -> Few<(u32, Token<'_>), 4> {
         let end = i.address + u64::from(i.size);
         let relocs = self.relocs_in(i.address, end);
-        let mut out = Vec::new();
+        let mut out = Few::default();
         let x86 = matches!(self.dec.isa, Isa::X86 { .. });
         let mut reloc_bits = 0u32;
         for r in relocs {
@@ -650,22 +740,6 @@ impl<'d> Normalizer<'d> {
         let printable = |b: &u8| matches!(b, 0x20..=0x7e | b'\t' | b'\n' | b'\r' | 0x01);
         (n >= 2 && text.iter().all(printable)).then(|| crc32fast::hash(text))
     }
-
-    /// The position-dependent fields of one instruction, by ISA.
-    fn fields(&self, i: &Insn, raw: &[u8], in_setup: bool, pairs: &mut Pairs) -> Vec<Field> {
-        match self.dec.isa {
-            Isa::X86 { bits } => x86_fields(bits, raw, i.address, self.percpu.is_some()),
-            Isa::Aarch64 => word(raw, false).map_or_else(Vec::new, |w| aarch64_fields(w, i.address, pairs)),
-            Isa::Ppc { big_endian, .. } => {
-                if in_setup {
-                    // addis r2,r12,(.TOC.-func)@ha; addi r2,r2,…@l: the distance to the TOC
-                    return vec![Field { mask: 0xFFFF, value: Value::Hidden }];
-                }
-                word(raw, big_endian).map_or_else(Vec::new, |w| ppc_fields(w, i.address))
-            }
-            Isa::Riscv { xlen } => riscv_fields(raw, i.address, xlen, pairs),
-        }
-    }
 }
 
 fn byte_mask(at: usize, len: usize) -> u32 {
@@ -698,20 +772,14 @@ fn clear_word_bits(raw: &[u8], mask: u32, big_endian: bool) -> Vec<u8> {
 
 /// x86: the branch displacement, the RIP-relative or absolute displacement and the 32/64-bit
 /// immediate, as iced locates them (`ConstantOffsets`).
-fn x86_fields(bits: u32, raw: &[u8], address: u64, kernel_percpu: bool) -> Vec<Field> {
-    use iced_x86::{DecoderOptions, OpKind, Register};
-    let mut d = iced_x86::Decoder::with_ip(bits, raw, address, DecoderOptions::NONE);
-    let ins = d.decode();
-    if ins.is_invalid() {
-        return Vec::new();
-    }
-    let co = d.get_constant_offsets(&ins);
-    let mut out = Vec::new();
+fn x86_fields(ins: &iced_x86::Instruction, d: &iced_x86::Decoder, kernel_percpu: bool) -> Fields {
+    use iced_x86::{OpKind, Register};
+    let co = d.get_constant_offsets(ins);
+    let mut out = Fields::default();
     if co.has_immediate() {
         let mask = byte_mask(co.immediate_offset(), co.immediate_size());
-        let ops = (0..ins.op_count()).map(|n| (n, ins.op_kind(n)));
-        for (n, k) in ops {
-            match k {
+        for n in 0..ins.op_count() {
+            match ins.op_kind(n) {
                 OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
                     out.push(Field { mask, value: Value::Pc(ins.near_branch_target()) });
                 }
@@ -739,11 +807,11 @@ fn x86_fields(bits: u32, raw: &[u8], address: u64, kernel_percpu: bool) -> Vec<F
 
 /// aarch64: branch offsets (b/bl imm26, b.cond/cbz imm19, tbz imm14), `adr`, the literal
 /// load, and the `adrp` + `add`/`ldr`/`str` `:lo12:` pair (A64 encoding index).
-fn aarch64_fields(w: u32, pc: u64, pairs: &mut Pairs) -> Vec<Field> {
+fn aarch64_fields(w: u32, pc: u64, pairs: &mut Pairs) -> Fields {
     let c = aarch64::classify(w, pc);
     let rd = (w & 31) as usize;
     let rn = ((w >> 5) & 31) as usize;
-    let mut out = Vec::new();
+    let mut out = Fields::default();
     if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) {
         let mask = if w & 0x7C00_0000 == 0x1400_0000 {
             0x03FF_FFFF // b, bl
@@ -798,18 +866,18 @@ fn writes_rd_aarch64(w: u32) -> bool {
 }
 
 /// ppc: the offsets of `b`/`bl` (LI) and `bc` (BD), when relative (AA = 0).
-fn ppc_fields(w: u32, pc: u64) -> Vec<Field> {
+fn ppc_fields(w: u32, pc: u64) -> Fields {
     let c = ppc::classify(w, pc);
     if !matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) || w & 2 != 0 {
-        return Vec::new();
+        return Fields::default();
     }
     let mask = if w >> 26 == 18 { 0x03FF_FFFC } else { 0x0000_FFFC };
-    vec![Field { mask, value: Value::Pc(c.target) }]
+    Few::of(Field { mask, value: Value::Pc(c.target) })
 }
 
 /// riscv: `jal`, branches, `c.j`/`c.jal`, `c.beqz`/`c.bnez`, and the `auipc` pair with the
 /// I- or S-type instruction that adds its `%pcrel_lo` (`jalr`, `addi`, loads, stores).
-fn riscv_fields(raw: &[u8], pc: u64, xlen: u32, pairs: &mut Pairs) -> Vec<Field> {
+fn riscv_fields(raw: &[u8], pc: u64, xlen: u32, pairs: &mut Pairs) -> Fields {
     if raw.len() == 2 {
         let h = u16::from_le_bytes([raw[0], raw[1]]);
         let (c, _) = riscv::classify16(h, pc, xlen, None);
@@ -819,13 +887,13 @@ fn riscv_fields(raw: &[u8], pc: u64, xlen: u32, pairs: &mut Pairs) -> Vec<Field>
         pairs.high[(8 + ((h >> 2) & 7)) as usize] = None;
         if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) && c.target != super::NO_TARGET {
             let mask = if h & 0xC000 == 0xC000 { 0x1C7C } else { 0x1FFC }; // c.beqz/c.bnez : c.j/c.jal
-            return vec![Field { mask, value: Value::Pc(c.target) }];
+            return Few::of(Field { mask, value: Value::Pc(c.target) });
         }
-        return Vec::new();
+        return Fields::default();
     }
-    let Some(w) = word(raw, false) else { return Vec::new() };
+    let Some(w) = word(raw, false) else { return Fields::default() };
     let (opcode, rd, rs1) = (w & 0x7F, ((w >> 7) & 31) as usize, ((w >> 15) & 31) as usize);
-    let mut out = Vec::new();
+    let mut out = Fields::default();
     match opcode {
         0x6F => out.push(Field { mask: 0xFFFF_F000, value: Value::Pc(riscv::classify32(w, pc, None).0.target) }),
         0x63 => out.push(Field { mask: 0xFE00_0F80, value: Value::Pc(riscv::classify32(w, pc, None).0.target) }),

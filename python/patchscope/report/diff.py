@@ -1,11 +1,35 @@
-"""Two builds side by side: which source functions changed how they were compiled.
+"""Two builds side by side: which source functions changed how they were compiled, which
+changed code, and which only moved.
 
 Source functions are correlated by name and declaration file — not line, which moves between
-builds; several statics of one name in one file are paired in declaration order. Per function:
-inlining status and inline-site count, the out-of-line instances by their clone suffixes with
-the ``.N`` numbers and ``.llvm.<hash>`` dropped (so renumbering is no change), and the band.
+builds; several statics of one name in one file are paired in declaration order. Per function,
+a change of each of these is reported (the ``changes`` list, and the summary's counts):
 
-Schema ``patchscope.diff`` version 1.
+``added``, ``removed``
+    the function exists in one build only.
+``inlining``, ``inline-sites``
+    its inlining status (not, fully, selectively inlined), or only its count of inline sites.
+``clones``
+    its out-of-line instances by their clone shapes: suffixes without the ``.N`` numbers and
+    ``.llvm.<hash>`` (so renumbering is no change); a ``.cold`` part is part of its instance.
+``band``
+    its band on the safety spectrum.
+``code``
+    the code of an instance present in both builds (same shape): its fingerprint, a CRC of its
+    instructions with every position-dependent field replaced by what it refers to, as
+    klp-build checksums functions (``index.code.CodeFingerprints``). A function that only moved,
+    or whose callees or data moved, keeps its fingerprint. ``code_changed`` names the instances.
+``signature``
+    its parameter list (names, in order; DWARF types are not compared).
+``moved``
+    its declaration line: ``moved_by`` lines. Its code may be the same, but every line probe in
+    it (``file.c:N``) now names another line.
+``body-lines``
+    its body's length: from its declaration line to the last line its code comes from (lines
+    added or removed inside it move the line probes below them).
+
+Schema ``patchscope.diff`` version 2 (version 1 had no ``code``, ``signature``, ``moved``,
+``body-lines``, and no ``decl_line``, ``lines``, ``params``, ``code`` in the states).
 """
 
 from __future__ import annotations
@@ -14,11 +38,14 @@ import re
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
+
 from patchscope.index.binary import Binary
+from patchscope.index.functions import DECLARATION, group_ids, origin_roots
 from patchscope.rules import findings
 
 SCHEMA = "patchscope.diff"
-VERSION = 1
+VERSION = 2
 
 _NUMBERS = re.compile(r"\.(\d+|llvm\.[0-9a-f]+)(?=\.|$)")
 
@@ -28,27 +55,87 @@ def clone_shape(symbol: str | None) -> str:
     return _NUMBERS.sub("", symbol) if symbol else "(no symbol)"
 
 
+def _instance_shapes(b: Binary, pool: list[str]) -> list[str]:
+    """Each instance by all its symbols (``drain.part+drain.part.cold``): a .cold part
+    appearing is a change too."""
+    sym_name = b.cols.raw["symbols"].column("name").to_numpy()
+    syms = b.inventory.instances.column("symbols").to_pylist()
+    return ["+".join(clone_shape(pool[sym_name[s]]) for s in row) or clone_shape(None) for row in syms]
+
+
+def _parameters(b: Binary, pool: list[str]) -> dict[int, tuple[str, ...]]:
+    """Each source function's parameter names, in order, from the DIE that carries its name
+    (the abstract DIE, or the only concrete one), else from any DIE with code."""
+    sp = b.cols.raw["subprograms"]
+    die = sp.column("die").to_numpy()
+    root = origin_roots(die, sp.column("origin").to_numpy(), sp.column("specification").to_numpy())
+    key = [sp.column(c).to_numpy()[root] for c in ("name", "decl_file", "decl_line")]
+    fn = b.inventory.functions
+    fkey = [fn.column(c).combine_chunks().indices.to_numpy() for c in ("name", "decl_file")]
+    fkey.append(fn.column("decl_line").to_numpy())
+    # functions and subprogram rows that share (name, file, line) share a group
+    n = fn.num_rows
+    _, group = group_ids(*(np.concatenate([f.astype(np.uint64), k.astype(np.uint64)]) for f, k in zip(fkey, key)))
+    fid_of_group = np.full(group.max() + 1 if len(group) else 0, -1, np.int64)
+    fid_of_group[group[:n]] = np.arange(n)
+    row_fid = fid_of_group[group[n:]]
+    usable = (row_fid >= 0) & ((sp.column("flags").to_numpy() & DECLARATION) == 0)
+    rows = np.flatnonzero(usable)
+    rows = rows[np.lexsort((root[rows] != rows, row_fid[rows]))]  # per function, its root first
+    fids = row_fid[rows]
+    first = np.flatnonzero(np.r_[True, fids[1:] != fids[:-1]]) if len(fids) else fids
+    chosen, chosen_fid = rows[first], fids[first]
+
+    pm = b.cols.raw["params"]
+    owner = pm.column("owner").to_numpy()  # the core emits parameters in DIE order
+    names = pm.column("name").to_numpy()
+    lo = np.searchsorted(owner, die[chosen], "left")
+    hi = np.searchsorted(owner, die[chosen], "right")
+    return {
+        int(f): tuple(pool[x] for x in names[a:z].tolist())
+        for f, a, z in zip(chosen_fid.tolist(), lo.tolist(), hi.tolist())
+    }
+
+
+def _fingerprint_text(sums: tuple[int, ...]) -> str:
+    """``1a2b3c4d``, or ``1a2b3c4d+5e6f7a8b`` for an instance with a ``.cold`` part."""
+    return "+".join(f"{s:08x}" for s in sums)
+
+
 def _functions(b: Binary) -> dict[tuple[str, str], list[dict[str, Any]]]:
     inv = b.inventory
     fn = inv.functions
     bands = findings(b).bands.column("band").to_pylist()
     names, files = fn.column("name").to_pylist(), fn.column("decl_file").to_pylist()
-    lines = fn.column("decl_line").to_pylist()
+    decl_lines = fn.column("decl_line").to_pylist()
     status, sites = fn.column("status").to_pylist(), fn.column("inline_sites").to_pylist()
     pool = b.cols.pool.to_pylist()
-    sym_name = b.cols.raw["symbols"].column("name").to_numpy()
-    clones: dict[int, list[str]] = defaultdict(list)
-    for fid, syms in zip(inv.instances.column("fid").to_pylist(), inv.instances.column("symbols").to_pylist()):
-        # the instance by all its symbols: a .cold part appearing is a change too
-        clones[fid].append("+".join(clone_shape(pool[sym_name[s]]) for s in syms) or clone_shape(None))
+    params = _parameters(b, pool)
+    shapes = _instance_shapes(b, pool)
+    sums = b.fingerprints.by_instance(inv.instances.num_rows)
+    spans = b.line_spans.instances
+    first, last = spans.column("first_line").to_numpy(), spans.column("last_line").to_numpy()
+    code: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    span: dict[int, list[int]] = {}
+    for i, fid in enumerate(inv.instances.column("fid").to_pylist()):
+        code[fid][shapes[i]].append(_fingerprint_text(sums[i]))
+        if last[i]:
+            lo, hi = span.get(fid, (first[i], last[i]))
+            span[fid] = [int(min(lo, first[i])), int(max(hi, last[i]))]
+
     out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for fid in sorted(range(fn.num_rows), key=lambda i: lines[i] or 0):
+    for fid in sorted(range(fn.num_rows), key=lambda i: decl_lines[i] or 0):
+        by_shape = {k: sorted(v) for k, v in sorted(code.get(fid, {}).items())}
         out[(names[fid], files[fid] or "")].append(
             {
                 "status": status[fid],
                 "inline_sites": sites[fid],
-                "instances": sorted(clones.get(fid, [])),
+                "instances": sorted(s for s, v in by_shape.items() for _ in v),
                 "band": bands[fid],
+                "decl_line": decl_lines[fid] or None,
+                "lines": span.get(fid),
+                "params": list(params[fid]) if fid in params else None,
+                "code": by_shape,
             }
         )
     return out
@@ -66,9 +153,12 @@ def document(old: Binary, new: Binary) -> dict[str, Any]:
             for k in kinds:
                 counts[k] += 1
             if kinds:
-                changed.append(
-                    {"name": key[0], "decl_file": key[1] or None, "changes": kinds, "old": before, "new": after}
-                )
+                record = {"name": key[0], "decl_file": key[1] or None, "changes": kinds}
+                if "code" in kinds:
+                    record["code_changed"] = code_changed(before, after)  # type: ignore[arg-type]
+                if "moved" in kinds:
+                    record["moved_by"] = after["decl_line"] - before["decl_line"]  # type: ignore[index]
+                changed.append({**record, "old": before, "new": after})
     return {
         "schema": SCHEMA,
         "version": VERSION,
@@ -77,6 +167,12 @@ def document(old: Binary, new: Binary) -> dict[str, Any]:
         "summary": {"functions_old": sum(map(len, a.values())), "functions_new": sum(map(len, b.values())), **counts},
         "functions": changed,
     }
+
+
+def code_changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The instance shapes in both builds whose fingerprints differ."""
+    old, new = before["code"], after["code"]
+    return [shape for shape in sorted(set(old) & set(new)) if old[shape] != new[shape]]
 
 
 def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
@@ -93,4 +189,38 @@ def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> lis
         kinds.append("clones")
     if before["band"] != after["band"]:
         kinds.append("band")
+    if code_changed(before, after):
+        kinds.append("code")
+    if None not in (before["params"], after["params"]) and before["params"] != after["params"]:
+        kinds.append("signature")
+    if None not in (before["decl_line"], after["decl_line"]) and before["decl_line"] != after["decl_line"]:
+        kinds.append("moved")
+    if None not in (body_length(before), body_length(after)) and body_length(before) != body_length(after):
+        kinds.append("body-lines")
     return kinds
+
+
+def body_length(state: dict[str, Any]) -> int | None:
+    """Lines from the declaration to the last line the function's code comes from. (Its
+    first line with code depends on what the compiler kept of the prologue; its last, the
+    closing brace or the last return, is steadier.)"""
+    if not state["lines"] or not state["decl_line"]:
+        return None
+    return int(state["lines"][1] - state["decl_line"])
+
+
+def describe(f: dict[str, Any]) -> list[str]:
+    """The changes of one function record of :func:`document`, in words."""
+    old, new = f["old"], f["new"]
+    words = {
+        "inlining": lambda: f"inlining {old['status']} → {new['status']}",
+        "inline-sites": lambda: f"inline sites {old['inline_sites']} → {new['inline_sites']}",
+        "clones": lambda: "clones " + (", ".join(old["instances"]) or "none") + " → " + (", ".join(new["instances"]) or "none"),
+        "band": lambda: f"band {old['band']} → {new['band']}",
+        "code": lambda: "code changed: " + ", ".join(f["code_changed"]),
+        "signature": lambda: f"signature ({', '.join(old['params'])}) → ({', '.join(new['params'])})",
+        "moved": lambda: f"moved by {f['moved_by']:+d} lines"
+        + ("" if "code" in f["changes"] else " (same code; every line probe in it shifts)"),
+        "body-lines": lambda: f"body {body_length(old)} → {body_length(new)} lines",
+    }
+    return [words[k]() if k in words else k for k in f["changes"]]
