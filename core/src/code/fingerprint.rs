@@ -92,7 +92,11 @@ impl Default for Field {
 enum Token<'d> {
     #[default]
     Raw,
-    Symbol { hash: u32, name: &'d [u8], offset: i64 },
+    Symbol {
+        hash: u32,
+        name: &'d [u8],
+        offset: i64,
+    },
     Local(u64),
     Str(u32),
     Masked,
@@ -152,29 +156,27 @@ fn shape_hash(name: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// The pieces of `name` that its shape keeps, each with its leading dot.
-fn shape_parts(name: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// The pieces of `name` that its shape keeps: the stem, then `.token` for each token that is
+/// not a number (nor `llvm` and the hash after it).
+fn shape_parts(name: &[u8]) -> Vec<&[u8]> {
     // The stem ends at the first dot that does not start the name (ppc64 ELFv1 `.foo`).
     let stem_end = name.iter().skip(1).position(|&b| b == b'.').map_or(name.len(), |p| p + 1);
-    let (stem, rest) = name.split_at(stem_end);
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    // Each piece is `.token`; a number is dropped, and so is `llvm` with the hash after it.
-    let bytes = rest;
-    let mut skip_next = false;
-    while start < bytes.len() {
-        let end = bytes[start + 1..].iter().position(|&b| b == b'.').map_or(bytes.len(), |p| start + 1 + p);
-        let token = &bytes[start + 1..end];
-        if skip_next {
-            skip_next = false;
-        } else if token == b"llvm" {
-            skip_next = true;
-        } else if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
-            pieces.push(&bytes[start..end]);
-        }
-        start = end;
+    let (mut stem, rest) = name.split_at(stem_end);
+    // ppc64 linker stubs, `0000002a.plt_call.foo`: the number is the stub's input section,
+    // which changes with the link.
+    if stem.len() == 8 && stem.iter().all(u8::is_ascii_hexdigit) && !rest.is_empty() {
+        stem = b"";
     }
-    std::iter::once(stem).chain(pieces)
+    let mut parts = vec![stem];
+    let mut tokens = rest.split(|&b| b == b'.').skip(1);
+    while let Some(token) = tokens.next() {
+        if token == b"llvm" {
+            tokens.next();
+        } else if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
+            parts.extend([&b"."[..], token]);
+        }
+    }
+    parts
 }
 
 /// `__fentry__` (x86 `-mfentry`) and the `mcount` spellings of `-pg` on the other ISAs.
@@ -190,6 +192,10 @@ struct Sym<'d> {
     name: &'d [u8],
 }
 
+/// Which of the symbols at one address names it, smallest first: (zero-sized, untyped,
+/// local, name length).
+type Rank = (bool, bool, bool, usize);
+
 /// The file's symbols by address, one per address (the one a person would name: sized
 /// before zero-sized, functions and objects before untyped labels, global before local,
 /// then the shortest name).
@@ -201,7 +207,7 @@ impl<'d> Symbols<'d> {
     fn new(file: &object::File<'d>) -> Self {
         let bases = elf::section_bases(file);
         let relocatable = file.kind() == object::ObjectKind::Relocatable;
-        let mut all: Vec<(u64, (bool, bool, bool, usize), Sym<'d>)> = Vec::new();
+        let mut all: Vec<(u64, Rank, Sym<'d>)> = Vec::new();
         for s in file.symbols() {
             let Some(section) = s.section_index() else { continue };
             let Ok(name) = s.name_bytes() else { continue };
@@ -264,7 +270,9 @@ impl Dynamic {
             );
             let data = matches!(
                 (isa, r_type),
-                (Isa::X86 { .. }, R_X86_64_GLOB_DAT) | (Isa::Aarch64, R_AARCH64_GLOB_DAT) | (Isa::Ppc { .. }, R_PPC64_GLOB_DAT)
+                (Isa::X86 { .. }, R_X86_64_GLOB_DAT)
+                    | (Isa::Aarch64, R_AARCH64_GLOB_DAT)
+                    | (Isa::Ppc { .. }, R_PPC64_GLOB_DAT)
             );
             if jump || data {
                 d.slots.insert(slot, named(name, b"@got"));
@@ -292,6 +300,46 @@ impl Dynamic {
             Isa::Ppc { .. } => {}
         }
         d
+    }
+
+    /// ppc64 ELFv2 call stubs the linker puts in `.text` (`[std r2,24(r1);] [addis r12,r2,hi;]
+    /// ld r12,lo(r2|r12); mtctr r12; bctr`): each loads a PLT slot, which names it. They have
+    /// no symbols; objdump makes up `<…plt_call.foo>` names for them the same way.
+    fn ppc_stubs(&mut self, file: &object::File, img: &Image, toc: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let big_endian = !file.is_little_endian();
+        for text in file.sections().filter(|s| s.kind() == object::SectionKind::Text) {
+            let code = img.code(text.address(), text.address() + text.size());
+            let words: Vec<u32> = code.bytes.chunks_exact(4).map(|b| word(b, big_endian).unwrap_or(0)).collect();
+            for (n, w) in words.iter().enumerate() {
+                // mtctr r12; bctr
+                if *w != 0x7D89_03A6 || words.get(n + 1) != Some(&0x4E80_0420) || n == 0 {
+                    continue;
+                }
+                let ld = words[n - 1];
+                // ld r12,lo(r2) or ld r12,lo(r12) after addis r12,r2,hi
+                if ld & 0xFFE0_0003 != 0xE980_0000 {
+                    continue;
+                }
+                let lo = super::sext(ld & 0xFFFC, 16);
+                let (base, mut start) = match ((ld >> 16) & 31, n.checked_sub(2).map(|p| words[p])) {
+                    (2, _) => (toc, n - 1),
+                    (12, Some(addis)) if addis & 0xFFFF_0000 == 0x3D82_0000 => {
+                        (toc.wrapping_add((super::sext(addis & 0xFFFF, 16) << 16) as u64), n - 2)
+                    }
+                    _ => continue,
+                };
+                if start > 0 && words[start - 1] == 0xF841_0018 {
+                    start -= 1; // std r2,24(r1): the TOC save
+                }
+                if let Some((_, slot)) = self.slots.get(&base.wrapping_add(lo as u64)) {
+                    let name = slot.strip_suffix(b"@got").unwrap_or(slot);
+                    self.stubs.insert(text.address() + 4 * start as u64, named(name, b"@plt"));
+                }
+            }
+        }
     }
 
     /// x86 `.plt`, `.plt.sec`, `.plt.got`: each `[endbr64;] [bnd] jmp *slot(%rip)` is the
@@ -326,7 +374,11 @@ fn named(name: &[u8], suffix: &[u8]) -> (u32, Vec<u8>) {
 enum RelocTarget<'d> {
     /// S + A at the synthetic addresses of [`elf::section_bases`].
     Defined(u64),
-    Undefined { name: &'d [u8], hash: u32, addend: i64 },
+    Undefined {
+        name: &'d [u8],
+        hash: u32,
+        addend: i64,
+    },
 }
 
 /// A relocation of a code section.
@@ -505,6 +557,8 @@ pub struct Normalizer<'d> {
     image: Option<(u64, u64)>,
     /// x86-64 kernel: `[0, size)` of `.data..percpu`, which `%gs:` displacements index.
     percpu: Option<(u64, u64)>,
+    /// ppc64 ELFv2: the value of r2 (the `.TOC.` symbol), to which data addresses are relative.
+    toc: Option<u64>,
 }
 
 impl<'d> Normalizer<'d> {
@@ -514,9 +568,7 @@ impl<'d> Normalizer<'d> {
         let dec = Decoder::for_file(file, symbols, &mut scratch)?;
         let relocatable = file.kind() == object::ObjectKind::Relocatable;
         let relocs = if relocatable { code_relocs(file, dec.isa) } else { Vec::new() };
-        let alloc = |s: &object::Section| {
-            matches!(s.flags(), object::SectionFlags::Elf { sh_flags, .. } if sh_flags.0 & object::elf::SHF_ALLOC.0 != 0)
-        };
+        let alloc = |s: &object::Section| matches!(s.flags(), object::SectionFlags::Elf { sh_flags, .. } if sh_flags.0 & object::elf::SHF_ALLOC.0 != 0);
         let mut image = None;
         if file.kind() == object::ObjectKind::Executable {
             let (lo, hi) = file
@@ -526,14 +578,42 @@ impl<'d> Normalizer<'d> {
             image = (lo < hi).then_some((lo, hi));
         }
         let percpu = match dec.isa {
-            Isa::X86 { bits: 64 } if !relocatable => file
-                .section_by_name(".data..percpu")
-                .filter(|s| s.address() == 0)
-                .map(|s| (0, s.size())),
+            Isa::X86 { bits: 64 } if !relocatable => {
+                file.section_by_name(".data..percpu").filter(|s| s.address() == 0).map(|s| (0, s.size()))
+            }
             _ => None,
         };
-        let dynamic = Dynamic::new(file, dec.isa);
-        Ok(Normalizer { dec, img: Image::new(file), symbols: Symbols::new(symbols), relocs, dynamic, image, percpu })
+        let toc = match dec.isa {
+            Isa::Ppc { bits64: true, .. } => {
+                symbols.symbols().find(|s| s.name_bytes() == Ok(b".TOC.") && !s.is_undefined()).map(|s| s.address())
+            }
+            _ => None,
+        };
+        let mut dynamic = Dynamic::new(file, dec.isa);
+        let img = Image::new(file);
+        if let Some(toc) = toc {
+            dynamic.ppc_stubs(file, &img, toc);
+        }
+        Ok(Normalizer { dec, img, symbols: Symbols::new(symbols), relocs, dynamic, image, percpu, toc })
+    }
+
+    /// From bytes and symbols already in memory (tests): `image` as for an `ET_EXEC` file.
+    #[cfg(test)]
+    fn from_parts(isa: Isa, sections: Vec<(u64, &'d [u8])>, symbols: &[(u64, u64, &'d [u8])], image: bool) -> Self {
+        let mut by_address: Vec<Sym<'d>> =
+            symbols.iter().map(|&(address, size, name)| Sym { address, size, hash: shape_hash(name), name }).collect();
+        by_address.sort_by_key(|s| s.address);
+        let image = image.then_some((0x1000, u64::MAX));
+        Normalizer {
+            dec: Decoder::new(isa),
+            img: Image::from_parts(sections),
+            symbols: Symbols { by_address },
+            relocs: Vec::new(),
+            dynamic: Dynamic::default(),
+            image,
+            percpu: None,
+            toc: None,
+        }
     }
 
     /// The fingerprint of one range; `entry` says it holds the function's entry.
@@ -555,7 +635,9 @@ impl<'d> Normalizer<'d> {
 
     fn normalize(&self, code: &Code, entry: bool, out: &mut Out) {
         let mut walk = Walk { prologue: entry, nops: None, run: Vec::new() };
-        self.each_insn(code, entry, |i, raw, fields, in_setup| self.step(i, raw, fields, in_setup, code, &mut walk, out));
+        self.each_insn(code, entry, |i, raw, fields, in_setup| {
+            self.step(i, raw, fields, in_setup, code, &mut walk, out)
+        });
         // NOPs at the end: alignment padding, not code.
         if let Some(at) = walk.nops {
             out.buf.truncate(at);
@@ -593,7 +675,9 @@ impl<'d> Normalizer<'d> {
                         // addis r2,r12,(.TOC.-func)@ha; addi r2,r2,…@l: the distance to the TOC
                         Few::of(Field { mask: 0xFFFF, value: Value::Hidden })
                     } else {
-                        word(raw, big_endian).map(|w| ppc_fields(w, i.address)).unwrap_or_default()
+                        word(raw, big_endian)
+                            .map(|w| ppc_fields(w, i.address, self.toc, &mut pairs))
+                            .unwrap_or_default()
                     };
                     f(i, raw, fields.as_slice(), in_setup);
                 });
@@ -608,7 +692,16 @@ impl<'d> Normalizer<'d> {
 
     /// Normalizes one instruction into `out`, or leaves it out.
     #[allow(clippy::too_many_arguments)]
-    fn step(&self, i: &Insn, raw: &[u8], fields: &[Field], in_setup: bool, code: &Code, walk: &mut Walk, out: &mut Out) {
+    fn step(
+        &self,
+        i: &Insn,
+        raw: &[u8],
+        fields: &[Field],
+        in_setup: bool,
+        code: &Code,
+        walk: &mut Walk,
+        out: &mut Out,
+    ) {
         if i.kind == kind::ERROR {
             out.buf.extend_from_slice(raw);
             walk.end_run();
@@ -865,14 +958,57 @@ fn writes_rd_aarch64(w: u32) -> bool {
     !(branch_system || (load_store && w & (1 << 22) == 0))
 }
 
-/// ppc: the offsets of `b`/`bl` (LI) and `bc` (BD), when relative (AA = 0).
-fn ppc_fields(w: u32, pc: u64) -> Fields {
+/// ppc: the offsets of `b`/`bl` (LI) and `bc` (BD), when relative (AA = 0); and, given the
+/// TOC pointer, the TOC-relative data addresses: `addis rX,r2,hi` with the D- or DS-form
+/// instruction that adds the low half to rX (`addi`, loads, stores), or the low half alone
+/// on r2 (what the linker leaves when it relaxes the `addis` to a `nop`).
+fn ppc_fields(w: u32, pc: u64, toc: Option<u64>, pairs: &mut Pairs) -> Fields {
     let c = ppc::classify(w, pc);
-    if !matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) || w & 2 != 0 {
-        return Fields::default();
+    if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) {
+        if w & 2 != 0 {
+            return Fields::default(); // absolute (AA = 1)
+        }
+        let mask = if w >> 26 == 18 { 0x03FF_FFFC } else { 0x0000_FFFC };
+        return Few::of(Field { mask, value: Value::Pc(c.target) });
     }
-    let mask = if w >> 26 == 18 { 0x03FF_FFFC } else { 0x0000_FFFC };
-    Few::of(Field { mask, value: Value::Pc(c.target) })
+    let (op, rt, ra) = (w >> 26, ((w >> 21) & 31) as usize, ((w >> 16) & 31) as usize);
+    let mut out = Fields::default();
+    if let Some(toc) = toc {
+        // (RA = 0 reads as the number 0, not r0)
+        let base = match ra {
+            0 => None,
+            2 => Some(toc),
+            _ => pairs.high[ra],
+        };
+        match (op, base) {
+            // addis rX,r2,hi: the high half
+            (15, _) if ra == 2 => {
+                pairs.high[rt] = Some(toc.wrapping_add((super::sext(w & 0xFFFF, 16) << 16) as u64));
+                out.push(Field { mask: 0xFFFF, value: Value::Hidden });
+                return out;
+            }
+            // addi and the D-form loads and stores: a 16-bit displacement
+            (14 | 32..=55, Some(b)) => {
+                out.push(Field {
+                    mask: 0xFFFF,
+                    value: Value::Addr(b.wrapping_add(super::sext(w & 0xFFFF, 16) as u64)),
+                });
+            }
+            // DS-form ld/lwa (58) and std (62): the low two bits are the opcode's
+            (58 | 62, Some(b)) => {
+                out.push(Field {
+                    mask: 0xFFFC,
+                    value: Value::Addr(b.wrapping_add(super::sext(w & 0xFFFC, 16) as u64)),
+                });
+            }
+            _ => {}
+        }
+    }
+    // Whatever this wrote no longer holds a TOC high half: RT for most forms, RA for the
+    // logical and shift forms (both cleared; a store writes neither, but clearing is safe).
+    pairs.high[rt] = None;
+    pairs.high[ra] = None;
+    out
 }
 
 /// riscv: `jal`, branches, `c.j`/`c.jal`, `c.beqz`/`c.bnez`, and the `auipc` pair with the
@@ -933,13 +1069,7 @@ fn entries(ids: &[u64]) -> Vec<bool> {
 /// `code_fingerprints`: one row per range `(ids[i], lows[i], highs[i])`, in the order given,
 /// with the CRC-32 of its normalized instructions. The first range given of each id is the
 /// function's entry (where NOPs and the ftrace call are left out).
-pub fn fingerprints(
-    path: &Path,
-    debug_file: Option<&Path>,
-    ids: &[u64],
-    lows: &[u64],
-    highs: &[u64],
-) -> Result<Scan> {
+pub fn fingerprints(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
     if ids.len() != lows.len() || ids.len() != highs.len() {
         return Err(Error::new(format!(
             "function_ids, lows and highs differ in length ({}, {}, {})",
@@ -1006,4 +1136,143 @@ pub fn normal_form(path: &Path, debug_file: Option<&Path>, low: u64, high: u64, 
     ];
     let (string_offsets, string_data) = strings.to_arrow();
     Ok(Scan { info, tables: vec![("normal_form", table)], string_offsets, string_data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum(isa: Isa, at: u64, code: &[u8], symbols: &[(u64, u64, &[u8])]) -> u32 {
+        let n = Normalizer::from_parts(isa, vec![(at, code)], symbols, true);
+        n.fingerprint(&n.img.code(at, at + code.len() as u64), true, &mut Vec::new())
+    }
+
+    const X86: Isa = Isa::X86 { bits: 64 };
+
+    fn rel32(from_end: u64, to: u64) -> [u8; 4] {
+        (to.wrapping_sub(from_end) as i32).to_le_bytes()
+    }
+
+    /// `call callee; mov data(%rip),%rax; movq $table,%rdi; ret` at `at`, with `prefix` first.
+    fn x86_caller(at: u64, prefix: &[u8], callee: u64, data: u64, table: u64) -> Vec<u8> {
+        let mut c = prefix.to_vec();
+        let p = at + prefix.len() as u64;
+        c.push(0xe8);
+        c.extend(rel32(p + 5, callee));
+        c.extend([0x48, 0x8b, 0x05]);
+        c.extend(rel32(p + 12, data));
+        c.extend([0x48, 0xc7, 0xc7]);
+        c.extend((table as i32).to_le_bytes());
+        c.push(0xc3);
+        c
+    }
+
+    const FOO: &[u8] = b"foo";
+    const BAR: &[u8] = b"bar";
+    const DATA: &[u8] = b"counter";
+    const TABLE: &[u8] = b"table";
+
+    #[test]
+    fn moved_code_and_moved_targets_keep_the_fingerprint() {
+        let (k1, k2) = (0xffff_ffff_8200_1000u64, 0xffff_ffff_8200_2040u64);
+        let a = x86_caller(0x1000, &[], 0x2000, 0x4000, k1);
+        let syms_a = [(0x2000, 16, FOO), (0x4000, 8, DATA), (k1, 64, TABLE)];
+        let b = x86_caller(0x1130, &[], 0x2470, 0x4818, k2);
+        let syms_b = [(0x2470, 16, FOO), (0x4810, 16, DATA), (k2, 64, TABLE)];
+        let fa = sum(X86, 0x1000, &a, &syms_a);
+        // data at another offset into its symbol is another reference
+        assert_ne!(fa, sum(X86, 0x1130, &b, &syms_b));
+        let syms_b = [(0x2470, 16, FOO), (0x4818, 8, DATA), (k2, 64, TABLE)];
+        assert_eq!(fa, sum(X86, 0x1130, &b, &syms_b));
+        // another callee is another function
+        let syms_c = [(0x2470, 16, BAR), (0x4818, 8, DATA), (k2, 64, TABLE)];
+        assert_ne!(fa, sum(X86, 0x1130, &b, &syms_c));
+    }
+
+    #[test]
+    fn clone_numbers_are_no_change() {
+        let a = x86_caller(0x1000, &[], 0x2000, 0x4000, 0x10);
+        let s1: [(u64, u64, &[u8]); 1] = [(0x2000, 16, b"foo.isra.0")];
+        let s2: [(u64, u64, &[u8]); 1] = [(0x2000, 16, b"foo.isra.3")];
+        let s3: [(u64, u64, &[u8]); 1] = [(0x2000, 16, b"foo.constprop.0")];
+        assert_eq!(sum(X86, 0x1000, &a, &s1), sum(X86, 0x1000, &a, &s2));
+        assert_ne!(sum(X86, 0x1000, &a, &s1), sum(X86, 0x1000, &a, &s3));
+        assert_eq!(name_shape(b"foo.constprop.0.isra.12"), b"foo.constprop.isra");
+        assert_eq!(name_shape(b"bar.llvm.1234abcd"), b"bar");
+        assert_eq!(name_shape(b"__already_done.12"), b"__already_done");
+        assert_eq!(name_shape(b"0000002a.plt_call.puts"), b".plt_call.puts");
+        assert_eq!(name_shape(b".foo.part.1"), b".foo.part");
+    }
+
+    #[test]
+    fn ftrace_entry_and_padding_are_left_out() {
+        let syms: [(u64, u64, &[u8]); 3] = [(0x2000, 16, FOO), (0x4000, 8, DATA), (0x3000, 1, b"__fentry__")];
+        let plain = sum(X86, 0x1000, &x86_caller(0x1000, &[], 0x2000, 0x4000, 0x10), &syms);
+        // endbr64 stays: it is code
+        let endbr = [0xf3, 0x0f, 0x1e, 0xfa];
+        let with_endbr = sum(X86, 0x1000, &x86_caller(0x1000, &endbr, 0x2000, 0x4000, 0x10), &syms);
+        assert_ne!(plain, with_endbr);
+        // ftrace's NOP, or its call __fentry__, after the landing pad
+        let nop5 = [0xf3, 0x0f, 0x1e, 0xfa, 0x0f, 0x1f, 0x44, 0x00, 0x00];
+        assert_eq!(with_endbr, sum(X86, 0x1000, &x86_caller(0x1000, &nop5, 0x2000, 0x4000, 0x10), &syms));
+        let mut fentry = endbr.to_vec();
+        fentry.push(0xe8);
+        fentry.extend(rel32(0x1009, 0x3000));
+        assert_eq!(with_endbr, sum(X86, 0x1000, &x86_caller(0x1000, &fentry, 0x2000, 0x4000, 0x10), &syms));
+        // alignment NOPs after the return
+        let mut padded = x86_caller(0x1000, &[], 0x2000, 0x4000, 0x10);
+        padded.extend([0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x90]);
+        assert_eq!(plain, sum(X86, 0x1000, &padded, &syms));
+    }
+
+    #[test]
+    fn explain_names_each_field() {
+        let code = x86_caller(0x1000, &[], 0x2000, 0x4000, 0x10);
+        let syms = [(0x2000, 16, FOO), (0x4000, 8, DATA)];
+        let n = Normalizer::from_parts(X86, vec![(0x1000, &code[..])], &syms, true);
+        let rows = n.explain(&n.img.code(0x1000, 0x1000 + code.len() as u64), true);
+        let got: Vec<(u64, u32, u8, &[u8])> = rows.iter().map(|r| (r.address, r.mask, r.how, &r.name[..])).collect();
+        // e8 rel32: bytes 1..5; 48 8b 05 disp32: bytes 3..7; 48 c7 c7 imm32 (0x10, no address)
+        let want: Vec<(u64, u32, u8, &[u8])> =
+            vec![(0x1000, 0x1e, how::SYMBOL, FOO), (0x1005, 0x78, how::SYMBOL, DATA), (0x100c, 0x78, how::RAW, b"")];
+        assert_eq!(got, want);
+    }
+
+    fn aarch64_caller(at: u64, callee: u64, data: u64) -> Vec<u8> {
+        let page = |a: u64| a & !0xfff;
+        let imm = (page(data).wrapping_sub(page(at)) as i64 >> 12) as u32;
+        let adrp = 0x9000_0000 | (imm & 3) << 29 | ((imm >> 2) & 0x7ffff) << 5; // adrp x0, data
+        let add = 0x9100_0000 | ((data & 0xfff) as u32) << 10; // add x0, x0, #:lo12:data
+        let bl = 0x9400_0000 | ((callee.wrapping_sub(at + 8) >> 2) as u32 & 0x03ff_ffff);
+        [adrp, add, bl, 0xd65f_03c0].iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn aarch64_adrp_pairs_and_calls() {
+        let a = aarch64_caller(0x1000, 0x2000, 0x5010);
+        let b = aarch64_caller(0x1400, 0x3000, 0x7230);
+        let sa = [(0x2000, 16, FOO), (0x5000, 32, DATA)];
+        let sb = [(0x3000, 16, FOO), (0x7220, 32, DATA)];
+        assert_eq!(sum(Isa::Aarch64, 0x1000, &a, &sa), sum(Isa::Aarch64, 0x1400, &b, &sb));
+        let sc = [(0x3000, 16, FOO), (0x7230, 32, DATA)]; // another offset into the data
+        assert_ne!(sum(Isa::Aarch64, 0x1000, &a, &sa), sum(Isa::Aarch64, 0x1400, &b, &sc));
+    }
+
+    fn riscv_caller(at: u64, callee: u64) -> Vec<u8> {
+        let off = callee.wrapping_sub(at) as i64;
+        let hi = ((off + 0x800) >> 12) as u32;
+        let lo = (off - (i64::from(hi as i32) << 12)) as u32;
+        let auipc = (hi << 12) | (1 << 7) | 0x17; // auipc ra, hi
+        let jalr = ((lo & 0xfff) << 20) | (1 << 15) | (1 << 7) | 0x67; // jalr ra, lo(ra)
+        [auipc, jalr, 0x0000_8067].iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn riscv_auipc_pairs() {
+        let rv = Isa::Riscv { xlen: 64 };
+        let a = riscv_caller(0x1000, 0x2a00);
+        let b = riscv_caller(0x1800, 0x9100);
+        assert_eq!(sum(rv, 0x1000, &a, &[(0x2a00, 8, FOO)]), sum(rv, 0x1800, &b, &[(0x9100, 8, FOO)]));
+        assert_ne!(sum(rv, 0x1000, &a, &[(0x2a00, 8, FOO)]), sum(rv, 0x1800, &b, &[(0x9100, 8, BAR)]));
+    }
 }

@@ -97,5 +97,6 @@ def render(con: Any, doc: dict[str, Any]) -> None:
     for col in ("function", "declared in", "changed", "old", "new"):
         t.add_column(col, overflow="fold")
     for f in fns:
-        t.add_row(*(Text(x) for x in (f["name"], f["decl_file"] or "-", _changed(f), _state(f["old"]), _state(f["new"]))))
+        cells = (f["name"], f["decl_file"] or "-", _changed(f), _state(f["old"]), _state(f["new"]))
+        t.add_row(*(Text(x) for x in cells))
     con.print(t)

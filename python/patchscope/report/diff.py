@@ -215,7 +215,7 @@ def describe(f: dict[str, Any]) -> list[str]:
     words = {
         "inlining": lambda: f"inlining {old['status']} → {new['status']}",
         "inline-sites": lambda: f"inline sites {old['inline_sites']} → {new['inline_sites']}",
-        "clones": lambda: "clones " + (", ".join(old["instances"]) or "none") + " → " + (", ".join(new["instances"]) or "none"),
+        "clones": lambda: f"clones {', '.join(old['instances']) or 'none'} → {', '.join(new['instances']) or 'none'}",
         "band": lambda: f"band {old['band']} → {new['band']}",
         "code": lambda: "code changed: " + ", ".join(f["code_changed"]),
         "signature": lambda: f"signature ({', '.join(old['params'])}) → ({', '.join(new['params'])})",
