@@ -36,6 +36,7 @@ def test_clone_shape_ignores_numbers() -> None:
     assert clone_shape("foo.constprop.0.isra.12") == "foo.constprop.isra"
     assert clone_shape("bar.llvm.1234abcd") == "bar"
     assert clone_shape("plain") == "plain"
+    assert clone_shape("__UNIQUE_ID_ddebug312") == "__UNIQUE_ID_ddebug"
 
 
 def test_same_build_no_change() -> None:

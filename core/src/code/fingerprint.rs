@@ -66,7 +66,9 @@ enum Value {
     Addr(u64),
     /// An x86 immediate or absolute displacement: an address only if it falls in the image.
     Imm(u64),
-    /// An x86-64 kernel `%gs:` displacement: an offset into `.data..percpu` (linked at 0).
+    /// An x86-64 kernel per-CPU variable: a `%gs:` displacement, or the `mov $var,%reg` of
+    /// `this_cpu_ptr()` — an offset into `.data..percpu` (linked at 0). Resolved only inside
+    /// it; outside it is a plain number.
     Percpu(u64),
     /// Cleared with nothing in its place: the page of an `adrp`, the high part of an
     /// `auipc`, the ppc64 TOC setup — the instruction that completes the pair names the target.
@@ -137,9 +139,10 @@ impl Token<'_> {
 }
 
 /// A symbol name as klp-build compares names: without the numbers the compiler gives clones
-/// and statics (`foo.isra.3` → `foo.isra`, `__already_done.12` → `__already_done`) and
-/// without `.llvm.<hash>`, so that renumbering between builds is no change. The same rule as
-/// `report.diff.clone_shape` in Python.
+/// and statics (`foo.isra.3` → `foo.isra`, `__already_done.12` → `__already_done`,
+/// `__UNIQUE_ID_ddebug312` → `__UNIQUE_ID_ddebug`) and without `.llvm.<hash>`, so that
+/// renumbering between builds is no change. The same rule as `report.diff.clone_shape` in
+/// Python.
 pub fn name_shape(name: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(name.len());
     for part in shape_parts(name) {
@@ -166,6 +169,17 @@ fn shape_parts(name: &[u8]) -> Vec<&[u8]> {
     // which changes with the link.
     if stem.len() == 8 && stem.iter().all(u8::is_ascii_hexdigit) && !rest.is_empty() {
         stem = b"";
+    }
+    // `__UNIQUE_ID_<prefix><counter>` (the kernel's __UNIQUE_ID(), e.g. dynamic debug
+    // descriptors): the counter is the compiler's __COUNTER__, which any earlier use in the
+    // unit shifts. klp-build strips it the same way.
+    if stem.starts_with(b"__UNIQUE_ID_") {
+        while let [head @ .., last] = stem {
+            if !last.is_ascii_digit() {
+                break;
+            }
+            stem = head;
+        }
     }
     let mut parts = vec![stem];
     let mut tokens = rest.split(|&b| b == b'.').skip(1);
@@ -801,8 +815,8 @@ impl<'d> Normalizer<'d> {
         match v {
             Value::Pc(t) if inside(t) => Token::Raw,
             Value::Pc(t) | Value::Addr(t) => self.resolve(t, code),
-            Value::Imm(t) if within(self.image, t) => self.resolve(t, code),
             Value::Percpu(t) if within(self.percpu, t) => self.resolve(t, code),
+            Value::Imm(t) | Value::Percpu(t) if within(self.image, t) => self.resolve(t, code),
             Value::Imm(_) | Value::Percpu(_) => Token::Raw,
             Value::Hidden => Token::Masked,
         }
@@ -875,6 +889,12 @@ fn x86_fields(ins: &iced_x86::Instruction, d: &iced_x86::Decoder, kernel_percpu:
             match ins.op_kind(n) {
                 OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
                     out.push(Field { mask, value: Value::Pc(ins.near_branch_target()) });
+                }
+                // The kernel's this_cpu_ptr(&var): `mov $var,%reg` (sign-extended imm32, the
+                // form GCC gives a symbol's address; a small number gets `mov $n,%r32`), then
+                // `add %gs:this_cpu_off,%reg`. var is an offset into .data..percpu.
+                OpKind::Immediate32to64 if kernel_percpu && ins.mnemonic() == iced_x86::Mnemonic::Mov => {
+                    out.push(Field { mask, value: Value::Percpu(ins.immediate(n)) });
                 }
                 OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64 => {
                     out.push(Field { mask, value: Value::Imm(ins.immediate(n)) });
@@ -1202,6 +1222,7 @@ mod tests {
         assert_eq!(name_shape(b"__already_done.12"), b"__already_done");
         assert_eq!(name_shape(b"0000002a.plt_call.puts"), b".plt_call.puts");
         assert_eq!(name_shape(b".foo.part.1"), b".foo.part");
+        assert_eq!(name_shape(b"__UNIQUE_ID_ddebug312"), b"__UNIQUE_ID_ddebug");
     }
 
     #[test]

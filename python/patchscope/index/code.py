@@ -49,13 +49,10 @@ class CodeFingerprints:
 
     def by_instance(self, n_instances: int) -> list[tuple[int, ...]]:
         """Each instance's fingerprints, one per range, in range order (entry first)."""
-        ids = self.ranges.column("function_id").to_numpy()
-        sums = self.ranges.column("fingerprint").to_numpy()
         out: list[tuple[int, ...]] = [()] * n_instances
-        bounds = np.flatnonzero(np.diff(ids)) + 1
-        for chunk_ids, chunk in zip(np.split(ids, bounds), np.split(sums, bounds)):
-            if len(chunk_ids):
-                out[int(chunk_ids[0])] = tuple(chunk.tolist())
+        ids = self.ranges.column("function_id").to_numpy().tolist()
+        for i, s in zip(ids, self.ranges.column("fingerprint").to_numpy().tolist()):
+            out[i] += (s,)
         return out
 
 

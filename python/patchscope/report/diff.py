@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -48,19 +48,30 @@ SCHEMA = "patchscope.diff"
 VERSION = 2
 
 _NUMBERS = re.compile(r"\.(\d+|llvm\.[0-9a-f]+)(?=\.|$)")
+#: the __COUNTER__ that the kernel's __UNIQUE_ID() appends
+_UNIQUE_ID = re.compile(r"^(__UNIQUE_ID_\w*?)\d+(?=\.|$)")
 
 
 def clone_shape(symbol: str | None) -> str:
-    """``foo.isra.3.cold`` → ``foo.isra.cold``: what a clone is, without its number."""
-    return _NUMBERS.sub("", symbol) if symbol else "(no symbol)"
+    """``foo.isra.3.cold`` → ``foo.isra.cold``: what a clone is, without its number (and
+    ``__UNIQUE_ID_ddebug312`` → ``__UNIQUE_ID_ddebug``). The core's fingerprints name the
+    symbols they refer to the same way (``code::fingerprint::name_shape``)."""
+    return _UNIQUE_ID.sub(r"\1", _NUMBERS.sub("", symbol)) if symbol else "(no symbol)"
 
 
 def _instance_shapes(b: Binary, pool: list[str]) -> list[str]:
     """Each instance by all its symbols (``drain.part+drain.part.cold``): a .cold part
     appearing is a change too."""
     sym_name = b.cols.raw["symbols"].column("name").to_numpy()
-    syms = b.inventory.instances.column("symbols").to_pylist()
-    return ["+".join(clone_shape(pool[sym_name[s]]) for s in row) or clone_shape(None) for row in syms]
+    shape: dict[int, str] = {}
+    out = []
+    for row in b.inventory.instances.column("symbols").to_pylist():
+        names = [int(sym_name[s]) for s in row]
+        for n in names:
+            if n not in shape:
+                shape[n] = clone_shape(pool[n])
+        out.append("+".join(shape[n] for n in names) or clone_shape(None))
+    return out
 
 
 def _parameters(b: Binary, pool: list[str]) -> dict[int, tuple[str, ...]]:
@@ -88,55 +99,90 @@ def _parameters(b: Binary, pool: list[str]) -> dict[int, tuple[str, ...]]:
 
     pm = b.cols.raw["params"]
     owner = pm.column("owner").to_numpy()  # the core emits parameters in DIE order
-    names = pm.column("name").to_numpy()
-    lo = np.searchsorted(owner, die[chosen], "left")
-    hi = np.searchsorted(owner, die[chosen], "right")
-    return {
-        int(f): tuple(pool[x] for x in names[a:z].tolist())
-        for f, a, z in zip(chosen_fid.tolist(), lo.tolist(), hi.tolist())
-    }
+    start = np.searchsorted(owner, die[chosen], "left")
+    count = np.searchsorted(owner, die[chosen], "right") - start
+    at = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + np.repeat(start, count)
+    names = [pool[x] for x in pm.column("name").to_numpy()[at].tolist()]
+    out, i = {}, 0
+    for f, c in zip(chosen_fid.tolist(), count.tolist()):
+        out[f] = tuple(names[i : i + c])
+        i += c
+    return out
 
 
-def _fingerprint_text(sums: tuple[int, ...]) -> str:
-    """``1a2b3c4d``, or ``1a2b3c4d+5e6f7a8b`` for an instance with a ``.cold`` part."""
-    return "+".join(f"{s:08x}" for s in sums)
+class Function(NamedTuple):
+    """One source function of one build, as two builds compare it."""
+
+    status: str
+    inline_sites: int
+    band: str
+    decl_line: int | None
+    #: the first and last line its out-of-line code comes from (``index.lines``)
+    lines: tuple[int, int] | None
+    params: tuple[str, ...] | None
+    #: (clone shape, fingerprints of its ranges) of each out-of-line instance, sorted
+    code: tuple[tuple[str, tuple[int, ...]], ...]
+
+    def by_shape(self) -> dict[str, list[str]]:
+        """Fingerprints by clone shape: ``1a2b3c4d``, or ``1a2b3c4d+5e6f7a8b`` for an
+        instance with a ``.cold`` part."""
+        out: dict[str, list[str]] = defaultdict(list)
+        for shape, sums in self.code:
+            out[shape].append("+".join(f"{s:08x}" for s in sums))
+        return dict(out)
+
+    def state(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "status": self.status,
+            "inline_sites": self.inline_sites,
+            "instances": [shape for shape, _ in self.code],
+            "band": self.band,
+            "decl_line": self.decl_line,
+            "lines": list(self.lines) if self.lines else None,
+            "params": list(self.params) if self.params is not None else None,
+            "code": self.by_shape(),
+        }
 
 
-def _functions(b: Binary) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def _functions(b: Binary) -> dict[tuple[str, str], list[Function]]:
     inv = b.inventory
     fn = inv.functions
     bands = findings(b).bands.column("band").to_pylist()
-    names, files = fn.column("name").to_pylist(), fn.column("decl_file").to_pylist()
-    decl_lines = fn.column("decl_line").to_pylist()
-    status, sites = fn.column("status").to_pylist(), fn.column("inline_sites").to_pylist()
     pool = b.cols.pool.to_pylist()
+    # through the pool: much faster than decoding the dictionary columns row by row
+    names, files = ([pool[i] for i in fn.column(c).combine_chunks().indices.to_pylist()] for c in ("name", "decl_file"))
+    decl_lines = fn.column("decl_line").to_numpy()
+    status, sites = fn.column("status").to_pylist(), fn.column("inline_sites").to_pylist()
     params = _parameters(b, pool)
-    shapes = _instance_shapes(b, pool)
+
+    inst_fid = inv.instances.column("fid").to_numpy()
+    code: dict[int, list[tuple[str, tuple[int, ...]]]] = defaultdict(list)
     sums = b.fingerprints.by_instance(inv.instances.num_rows)
+    for fid, shape, s in zip(inst_fid.tolist(), _instance_shapes(b, pool), sums):
+        code[fid].append((shape, s))
+    # a function's lines: from the first of any of its instances to the last of any
     spans = b.line_spans.instances
     first, last = spans.column("first_line").to_numpy(), spans.column("last_line").to_numpy()
-    code: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    span: dict[int, list[int]] = {}
-    for i, fid in enumerate(inv.instances.column("fid").to_pylist()):
-        code[fid][shapes[i]].append(_fingerprint_text(sums[i]))
-        if last[i]:
-            lo, hi = span.get(fid, (first[i], last[i]))
-            span[fid] = [int(min(lo, first[i])), int(max(hi, last[i]))]
+    has = last > 0
+    span_first = np.full(fn.num_rows, np.iinfo(np.uint32).max, np.uint32)
+    span_last = np.zeros(fn.num_rows, np.uint32)
+    np.minimum.at(span_first, inst_fid[has], first[has])
+    np.maximum.at(span_last, inst_fid[has], last[has])
 
-    out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for fid in sorted(range(fn.num_rows), key=lambda i: decl_lines[i] or 0):
-        by_shape = {k: sorted(v) for k, v in sorted(code.get(fid, {}).items())}
+    out: dict[tuple[str, str], list[Function]] = defaultdict(list)
+    span_first, span_last, lines_of = span_first.tolist(), span_last.tolist(), decl_lines.tolist()
+    for fid in np.argsort(decl_lines, kind="stable").tolist():
         out[(names[fid], files[fid] or "")].append(
-            {
-                "status": status[fid],
-                "inline_sites": sites[fid],
-                "instances": sorted(s for s, v in by_shape.items() for _ in v),
-                "band": bands[fid],
-                "decl_line": decl_lines[fid] or None,
-                "lines": span.get(fid),
-                "params": list(params[fid]) if fid in params else None,
-                "code": by_shape,
-            }
+            Function(
+                status[fid],
+                sites[fid],
+                bands[fid],
+                lines_of[fid] or None,
+                (span_first[fid], span_last[fid]) if span_last[fid] else None,
+                params.get(fid),
+                tuple(sorted(code[fid])) if fid in code else (),
+            )
         )
     return out
 
@@ -152,13 +198,16 @@ def document(old: Binary, new: Binary) -> dict[str, Any]:
             kinds = _changes(before, after)
             for k in kinds:
                 counts[k] += 1
-            if kinds:
-                record = {"name": key[0], "decl_file": key[1] or None, "changes": kinds}
-                if "code" in kinds:
-                    record["code_changed"] = code_changed(before, after)  # type: ignore[arg-type]
-                if "moved" in kinds:
-                    record["moved_by"] = after["decl_line"] - before["decl_line"]  # type: ignore[index]
-                changed.append({**record, "old": before, "new": after})
+            if not kinds:
+                continue
+            record: dict[str, Any] = {"name": key[0], "decl_file": key[1] or None, "changes": kinds}
+            if before and after and "code" in kinds:
+                record["code_changed"] = code_changed(before, after)
+            if before and after and "moved" in kinds:
+                record["moved_by"] = after.decl_line - before.decl_line  # type: ignore[operator]
+            record["old"] = before.state() if before else None
+            record["new"] = after.state() if after else None
+            changed.append(record)
     return {
         "schema": SCHEMA,
         "version": VERSION,
@@ -169,44 +218,47 @@ def document(old: Binary, new: Binary) -> dict[str, Any]:
     }
 
 
-def code_changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """The instance shapes in both builds whose fingerprints differ."""
-    old, new = before["code"], after["code"]
-    return [shape for shape in sorted(set(old) & set(new)) if old[shape] != new[shape]]
+def code_changed(before: Function, after: Function) -> list[str]:
+    """The clone shapes in both builds whose instances' fingerprints differ."""
+    if before.code == after.code:
+        return []
+    old, new = before.by_shape(), after.by_shape()
+    return [shape for shape in sorted(set(old) & set(new)) if sorted(old[shape]) != sorted(new[shape])]
 
 
-def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+def _changes(before: Function | None, after: Function | None) -> list[str]:
     if before is None:
         return ["added"]
     if after is None:
         return ["removed"]
     kinds = []
-    if before["status"] != after["status"]:
+    if before.status != after.status:
         kinds.append("inlining")
-    elif before["inline_sites"] != after["inline_sites"]:
+    elif before.inline_sites != after.inline_sites:
         kinds.append("inline-sites")
-    if before["instances"] != after["instances"]:
+    if before.code != after.code and [s for s, _ in before.code] != [s for s, _ in after.code]:
         kinds.append("clones")
-    if before["band"] != after["band"]:
+    if before.band != after.band:
         kinds.append("band")
     if code_changed(before, after):
         kinds.append("code")
-    if None not in (before["params"], after["params"]) and before["params"] != after["params"]:
+    if None not in (before.params, after.params) and before.params != after.params:
         kinds.append("signature")
-    if None not in (before["decl_line"], after["decl_line"]) and before["decl_line"] != after["decl_line"]:
+    if None not in (before.decl_line, after.decl_line) and before.decl_line != after.decl_line:
         kinds.append("moved")
     if None not in (body_length(before), body_length(after)) and body_length(before) != body_length(after):
         kinds.append("body-lines")
     return kinds
 
 
-def body_length(state: dict[str, Any]) -> int | None:
+def body_length(f: Function | dict[str, Any]) -> int | None:
     """Lines from the declaration to the last line the function's code comes from. (Its
     first line with code depends on what the compiler kept of the prologue; its last, the
     closing brace or the last return, is steadier.)"""
-    if not state["lines"] or not state["decl_line"]:
+    lines, decl = (f.lines, f.decl_line) if isinstance(f, Function) else (f["lines"], f["decl_line"])
+    if not lines or not decl:
         return None
-    return int(state["lines"][1] - state["decl_line"])
+    return int(lines[1] - decl)
 
 
 def describe(f: dict[str, Any]) -> list[str]:
