@@ -215,6 +215,8 @@ type Rank = (bool, bool, bool, usize);
 /// then the shortest name).
 struct Symbols<'d> {
     by_address: Vec<Sym<'d>>,
+    /// Their addresses alone: the binary search stays in fewer cache lines.
+    addresses: Vec<u64>,
 }
 
 impl<'d> Symbols<'d> {
@@ -241,12 +243,17 @@ impl<'d> Symbols<'d> {
         }
         all.sort_unstable_by(|a, b| (a.0, a.1, a.2.name).cmp(&(b.0, b.1, b.2.name)));
         all.dedup_by_key(|e| e.0);
-        Symbols { by_address: all.into_iter().map(|e| e.2).collect() }
+        Symbols::sorted(all.into_iter().map(|e| e.2).collect())
+    }
+
+    fn sorted(by_address: Vec<Sym<'d>>) -> Self {
+        let addresses = by_address.iter().map(|s| s.address).collect();
+        Symbols { by_address, addresses }
     }
 
     /// The symbol whose extent holds `t` (or a zero-sized one exactly at `t`), nearest first.
     fn containing(&self, t: u64) -> Option<&Sym<'d>> {
-        let i = self.by_address.partition_point(|s| s.address <= t);
+        let i = self.addresses.partition_point(|&a| a <= t);
         self.by_address[..i].iter().rev().take(16).find(|s| t - s.address < s.size.max(1))
     }
 }
@@ -621,7 +628,7 @@ impl<'d> Normalizer<'d> {
         Normalizer {
             dec: Decoder::new(isa),
             img: Image::from_parts(sections),
-            symbols: Symbols { by_address },
+            symbols: Symbols::sorted(by_address),
             relocs: Vec::new(),
             dynamic: Dynamic::default(),
             image,
