@@ -56,7 +56,11 @@ def clone_shape(symbol: str | None) -> str:
     """``foo.isra.3.cold`` → ``foo.isra.cold``: what a clone is, without its number (and
     ``__UNIQUE_ID_ddebug312`` → ``__UNIQUE_ID_ddebug``). The core's fingerprints name the
     symbols they refer to the same way (``code::fingerprint::name_shape``)."""
-    return _UNIQUE_ID.sub(r"\1", _NUMBERS.sub("", symbol)) if symbol else "(no symbol)"
+    if not symbol:
+        return "(no symbol)"
+    if "." in symbol:
+        symbol = _NUMBERS.sub("", symbol)
+    return _UNIQUE_ID.sub(r"\1", symbol) if symbol.startswith("__UNIQUE_ID_") else symbol
 
 
 def _instance_shapes(b: Binary, pool: list[str]) -> list[str]:
@@ -195,6 +199,8 @@ def document(old: Binary, new: Binary) -> dict[str, Any]:
         for i in range(max(len(olds), len(news))):
             before = olds[i] if i < len(olds) else None
             after = news[i] if i < len(news) else None
+            if before == after:
+                continue  # the common case, compared field by field in C
             kinds = _changes(before, after)
             for k in kinds:
                 counts[k] += 1
@@ -246,7 +252,8 @@ def _changes(before: Function | None, after: Function | None) -> list[str]:
         kinds.append("signature")
     if None not in (before.decl_line, after.decl_line) and before.decl_line != after.decl_line:
         kinds.append("moved")
-    if None not in (body_length(before), body_length(after)) and body_length(before) != body_length(after):
+    old_body, new_body = body_length(before), body_length(after)
+    if old_body is not None and new_body is not None and old_body != new_body:
         kinds.append("body-lines")
     return kinds
 
@@ -256,9 +263,7 @@ def body_length(f: Function | dict[str, Any]) -> int | None:
     first line with code depends on what the compiler kept of the prologue; its last, the
     closing brace or the last return, is steadier.)"""
     lines, decl = (f.lines, f.decl_line) if isinstance(f, Function) else (f["lines"], f["decl_line"])
-    if not lines or not decl:
-        return None
-    return int(lines[1] - decl)
+    return lines[1] - decl if lines and decl else None
 
 
 def describe(f: dict[str, Any]) -> list[str]:
