@@ -1115,8 +1115,10 @@ pub fn fingerprints(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &
         .with_min_len(64)
         .map_init(Vec::new, |scratch, r| {
             let code = norm.img.code(lows[r], highs[r]);
+            // Should normalizing fail, the raw bytes: a change may then be reported that is
+            // none (the code moved), but none is missed.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| norm.fingerprint(&code, entry[r], scratch)))
-                .unwrap_or(0)
+                .unwrap_or_else(|_| crc32fast::hash(code.bytes))
         })
         .collect();
     let table = Table::new(vec![

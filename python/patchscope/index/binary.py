@@ -81,7 +81,10 @@ class Binary:
     @cached_property
     def fingerprints(self) -> code_facts.CodeFingerprints:
         """Position-independent code fingerprints of every range of every out-of-line instance."""
-        return self.derived("fingerprints", lambda: code_facts.fingerprint(str(self.path), self.inventory.instances))
+        debug = self.info.get("debug_file") or None
+        return self.derived(
+            "fingerprints", lambda: code_facts.fingerprint(str(self.path), self.inventory.instances, debug)
+        )
 
     @cached_property
     def line_spans(self) -> lines.LineSpans:

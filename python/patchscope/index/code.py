@@ -70,8 +70,9 @@ def decode(binary_path: str, instances: pa.Table) -> CodeFacts:
     return CodeFacts(found.table("code_ranges"), found.table("code_events"))
 
 
-def fingerprint(binary_path: str, instances: pa.Table) -> CodeFingerprints:
-    found = Columns.from_core(_core.code_fingerprints(binary_path, *_range_columns(instances)))
+def fingerprint(binary_path: str, instances: pa.Table, debug_file: str | None = None) -> CodeFingerprints:
+    """``debug_file``: where the symbols are when the binary was stripped of them."""
+    found = Columns.from_core(_core.code_fingerprints(binary_path, *_range_columns(instances), debug_file))
     return CodeFingerprints(found.table("code_fingerprints"))
 
 
