@@ -6,14 +6,17 @@
 //! a call to `foo` hashes as "call foo", wherever `foo` was placed. This module does the same
 //! on the binary patchscope reads. In a relocatable object (`.o`, `.ko`) the relocations say
 //! which fields refer to what. In a linked binary they are gone, so the fields are found by
-//! decoding: every PC-relative branch target and data reference that leaves the range, every
+//! decoding: every PC-relative branch target and data reference that leaves the range; every
 //! absolute address (x86 immediates and displacements that fall inside the image of an
-//! `ET_EXEC` file, such as the kernel's `mov $sym,%rdi`), the aarch64 `adrp` + `:lo12:` and
-//! riscv `auipc` + `%pcrel_lo` pairs. Each such field is cleared and replaced by the symbol it
-//! points into (its name without clone numbers — `foo.isra.3` hashes as `foo.isra` — and the
-//! offset), by the contents of the string literal it points to when no symbol covers it, or
-//! by nothing. A branch inside the range keeps its bytes: they are relative, so they only
-//! change when the code between does.
+//! `ET_EXEC` file, such as the kernel's `mov $sym,%rdi`); the x86-64 kernel's per-CPU offsets
+//! (`%gs:var`, `mov $var,%reg`); the aarch64 `adrp` + `:lo12:`, riscv `auipc` + `%pcrel_lo` and
+//! ppc64 TOC-relative (`addis rX,r2` + `ld`/`addi`) pairs. Each such field is cleared and
+//! replaced by the symbol it points into — its name without the numbers the compiler adds
+//! (`foo.isra.3` hashes as `foo.isra`, `__UNIQUE_ID_ddebug312` as `__UNIQUE_ID_ddebug`) — and
+//! the offset; by `foo@plt` or `foo@got` for the PLT stubs and GOT slots of dynamic linking;
+//! by the contents of the string literal it points to when no symbol covers it; or by
+//! nothing. A branch inside the range keeps its bytes: they are relative, so they only change
+//! when the code between does.
 //!
 //! Left out of the hash, because they change without the function changing: NOPs at the entry
 //! (ftrace's patched `call __fentry__`, `-fpatchable-function-entry`), a call to `__fentry__`
@@ -21,7 +24,7 @@
 //! `.TOC.`), and NOPs at the end of a range (alignment padding).
 //!
 //! Written here rather than taken from a library: no crate normalizes machine code for
-//! comparison across builds; objtool's checksum needs the relocations a linked file lacks.
+//! comparison across builds, and objtool's checksum needs the relocations a linked file lacks.
 
 use std::path::Path;
 
@@ -115,8 +118,8 @@ impl Token<'_> {
         }
     }
 
-    /// Appends the token to the hashed stream (a tag byte first, so that tokens and
-    /// instruction bytes cannot be confused with each other).
+    /// Appends the token to the hashed stream, after the instruction's bytes (a tag byte
+    /// first, which says what kind of token follows).
     fn write(&self, buf: &mut Vec<u8>) {
         match *self {
             Token::Raw => {}
@@ -265,7 +268,7 @@ impl<'d> Symbols<'d> {
 struct Dynamic {
     /// GOT slot address → (shape hash, name).
     slots: rustc_hash::FxHashMap<u64, (u32, Vec<u8>)>,
-    /// Stub address → (shape hash, name), for the ISAs whose stubs are found by position.
+    /// Stub address → (shape hash, name).
     stubs: rustc_hash::FxHashMap<u64, (u32, Vec<u8>)>,
 }
 
