@@ -240,8 +240,10 @@ def test_return_probe_refused(kernel: patchscope.Binary) -> None:
     assert {r["function"] for r in findings_of(kernel, "return-probe-refused")} == {"__switch_to"}
 
 
-def test_diff_50_against_56(kernel: patchscope.Binary) -> None:
-    """Spot-checked by hand with nm on both builds (6.1.0-50 → 6.1.0-56)."""
+@pytest.fixture(scope="module")
+def diff_50_56(kernel: patchscope.Binary) -> dict[tuple[str, str], dict]:
+    """``patchscope diff`` of Debian's 6.1.0-50 (6.1.176) and 6.1.0-56 (6.1.192): the changed
+    functions by (name, file), and the summary under ``("", "summary")``."""
     from conftest import vmlinux_path
     from patchscope.report.diff import document
 
@@ -249,7 +251,12 @@ def test_diff_50_against_56(kernel: patchscope.Binary) -> None:
     if old_path is None:
         pytest.skip("6.1.0-50 vmlinux absent (fetch-debian-kernel.sh 6.1.0-50)")
     doc = document(patchscope.open(old_path), kernel)
-    by = {(f["name"], f["decl_file"]): f for f in doc["functions"]}
+    return {**{(f["name"], f["decl_file"]): f for f in doc["functions"]}, ("", "summary"): doc["summary"]}
+
+
+def test_diff_50_against_56(diff_50_56: dict) -> None:
+    """Spot-checked by hand with nm on both builds (6.1.0-50 → 6.1.0-56)."""
+    by = diff_50_56
     flush = by[("__flush_work", "kernel/workqueue.c")]
     assert flush["old"]["instances"] == ["__flush_work.isra"] and flush["new"]["instances"] == ["__flush_work"]
     assert by[("__init_single_page", "mm/page_alloc.c")]["old"]["instances"] == ["__init_single_page.constprop"]
@@ -257,7 +264,37 @@ def test_diff_50_against_56(kernel: patchscope.Binary) -> None:
     assert (tail["old"]["status"], tail["new"]["status"]) == ("selectively-inlined", "fully-inlined")
     fspick = by[("__do_sys_fspick", "fs/fsopen.c")]
     assert (fspick["old"]["status"], fspick["new"]["status"]) == ("fully-inlined", "not-inlined")
-    assert doc["summary"]["inlining"] > 100
+    assert by[("", "summary")]["inlining"] > 100
+
+
+def test_diff_code_and_lines_50_against_56(diff_50_56: dict) -> None:
+    """Code changed or not, spot-checked with ``objdump -d`` of both builds (addresses and
+    symbol names set aside):
+
+    - tcp_cwnd_restart: struct tcp_sock grew, ``mov 0x6c8(%r13),%ebx`` → ``mov 0x6f0(%r13),%ebx``;
+    - queue_ra_store: struct request_queue, ``cmpq $0x0,0x80(%rdi)`` → ``0xa0(%rdi)``;
+    - __count_memcg_events: ``call cgroup_rstat_updated`` → ``call __cgroup_rstat_updated``;
+    - __vga_put: the same instructions; only addresses, and its dynamic-debug descriptor's
+      __COUNTER__ (``__UNIQUE_ID_ddebug312`` → ``…317``), changed: not reported;
+    - bq_enqueue: the same; its per-CPU variable moved (``mov $0x2d7f0,%r12`` → ``$0x2d800``);
+    - unset_regulator_supplies: the same code, 11 lines further down drivers/regulator/core.c.
+    """
+    by = diff_50_56
+    for name, file in [
+        ("tcp_cwnd_restart", "net/ipv4/tcp_output.c"),
+        ("queue_ra_store", "block/blk-sysfs.c"),
+        ("__count_memcg_events", "mm/memcontrol.c"),
+    ]:
+        f = by[(name, file)]
+        assert f["changes"] == ["code"] and f["code_changed"] == [name], name
+    assert ("__vga_put", "drivers/pci/vgaarb.c") not in by
+    assert ("bq_enqueue", "kernel/bpf/cpumap.c") not in by
+    moved = by[("unset_regulator_supplies", "drivers/regulator/core.c")]
+    assert moved["changes"] == ["moved"] and moved["moved_by"] == 11
+    assert moved["old"]["code"] == moved["new"]["code"]
+    s = by[("", "summary")]
+    # of 74,426 → 74,603 source functions: 16 stable releases grew some much-used structures
+    assert (s["code"], s["moved"], s["signature"]) == (4160, 19628, 78)
 
 
 def test_variables_of_every_instance(kernel: patchscope.Binary) -> None:

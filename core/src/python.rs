@@ -149,6 +149,46 @@ fn probe_sites(
     to_python(py, found)
 }
 
+/// Position-independent fingerprints of function ranges: table `code_fingerprints`
+/// (function_id, low, high, fingerprint), one row per range given, in order; the first range
+/// of each id is the function's entry (patchscope_core::code::fingerprint).
+#[pyfunction]
+#[pyo3(signature = (path, function_ids, lows, highs, debug_file=None))]
+fn code_fingerprints(
+    py: Python<'_>,
+    path: PathBuf,
+    function_ids: U64s,
+    lows: U64s,
+    highs: U64s,
+    debug_file: Option<PathBuf>,
+) -> PyResult<Py<PyDict>> {
+    let opts = options(path, debug_file, None);
+    let found = guarded(py, &opts, |o| {
+        let (ids, lows, highs) = (function_ids.values()?, lows.values()?, highs.values()?);
+        crate::code::fingerprint::fingerprints(&o.path, o.debug_file.as_deref(), &ids, &lows, &highs)
+    })?;
+    to_python(py, found)
+}
+
+/// What the fingerprint of `[low, high)` makes of each position-dependent field: table
+/// `normal_form` (address, size, mask, how, name, offset); `info["fingerprint"]`.
+#[pyfunction]
+#[pyo3(signature = (path, low, high, entry=true, debug_file=None))]
+fn code_normal_form(
+    py: Python<'_>,
+    path: PathBuf,
+    low: u64,
+    high: u64,
+    entry: bool,
+    debug_file: Option<PathBuf>,
+) -> PyResult<Py<PyDict>> {
+    let opts = options(path, debug_file, None);
+    let found = guarded(py, &opts, |o| {
+        crate::code::fingerprint::normal_form(&o.path, o.debug_file.as_deref(), low, high, entry)
+    })?;
+    to_python(py, found)
+}
+
 fn to_python(py: Python<'_>, s: Scan) -> PyResult<Py<PyDict>> {
     let out = PyDict::new(py);
     let info = PyDict::new(py);
@@ -182,6 +222,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(instructions, m)?)?;
     m.add_function(wrap_pyfunction!(scope_variables, m)?)?;
     m.add_function(wrap_pyfunction!(probe_sites, m)?)?;
+    m.add_function(wrap_pyfunction!(code_fingerprints, m)?)?;
+    m.add_function(wrap_pyfunction!(code_normal_form, m)?)?;
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -15,6 +15,7 @@
 //! module), else from a small printer that names only what the classifiers know.
 
 mod aarch64;
+pub mod fingerprint;
 mod image;
 mod ppc;
 mod riscv;

@@ -7,6 +7,15 @@ use iced_x86::{DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
 use super::{flag, kind, trap, Class, Decoder, Insn};
 
 pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bits: u32, bytes: &[u8], address: u64, f: &mut F) {
+    walk_decoded(dec, bits, bytes, address, &mut |i, _| f(i));
+}
+
+/// [`walk`], handing over with each instruction iced's decoding of it and the decoder (whose
+/// `get_constant_offsets` locates its displacement and immediate); `None` for bad bytes.
+pub(super) fn walk_decoded<F>(dec: &Decoder, bits: u32, bytes: &[u8], address: u64, f: &mut F)
+where
+    F: FnMut(&Insn, Option<(&Instruction, &iced_x86::Decoder)>),
+{
     let mut d = iced_x86::Decoder::with_ip(bits, bytes, address, DecoderOptions::NONE);
     let mut ins = Instruction::default();
     while d.can_decode() {
@@ -15,7 +24,7 @@ pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bits: u32, bytes: &[u8], addr
         d.decode_out(&mut ins);
         if ins.is_invalid() && d.last_error() == iced_x86::DecoderError::NoMoreBytes {
             // The range ends inside an instruction: one error for the rest.
-            f(&Insn::new(at, (bytes.len() - pos).min(255) as u8, kind::ERROR));
+            f(&Insn::new(at, (bytes.len() - pos).min(255) as u8, kind::ERROR), None);
             break;
         }
         if ins.is_invalid() {
@@ -25,7 +34,7 @@ pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bits: u32, bytes: &[u8], addr
                 break;
             }
             d.set_ip(address.wrapping_add(next as u64));
-            f(&Insn::new(at, 1, kind::ERROR));
+            f(&Insn::new(at, 1, kind::ERROR), None);
             continue;
         }
         let len = ins.len() as u64;
@@ -41,7 +50,8 @@ pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bits: u32, bytes: &[u8], addr
                 }
             }
         }
-        f(&Insn { address: at, size: len as u8, kind: c.kind, target: c.target, extra: c.extra, name });
+        let i = Insn { address: at, size: len as u8, kind: c.kind, target: c.target, extra: c.extra, name };
+        f(&i, Some((&ins, &d)));
     }
 }
 

@@ -13,7 +13,7 @@ from patchscope.probes import syntax as ps
 from patchscope.report import diff as report
 from patchscope.report import probe_diff
 
-HELP = "two builds side by side: inlining, clones and bands that changed"
+HELP = "two builds side by side: inlining, clones, bands, code, lines and probes that changed"
 TABLE_LIMIT = 2000
 
 
@@ -68,7 +68,12 @@ def _state(s: dict[str, Any] | None) -> str:
     if s is None:
         return "-"
     inst = ", ".join(s["instances"]) or "no instance"
-    return f"{s['status']} ({s['inline_sites']} sites); {inst}; {s['band']}"
+    where = f":{s['decl_line']}" if s["decl_line"] else ""
+    return f"{s['status']} ({s['inline_sites']} sites); {inst}; {s['band']}; line{where or ' -'}"
+
+
+def _changed(f: dict[str, Any]) -> str:
+    return "; ".join(report.describe(f)) if f["old"] and f["new"] else ", ".join(f["changes"])
 
 
 def render(con: Any, doc: dict[str, Any]) -> None:
@@ -78,10 +83,13 @@ def render(con: Any, doc: dict[str, Any]) -> None:
         + ", ".join(f"{v} {k}" for k, v in s.items() if not k.startswith("functions_")),
         markup=False,
     )
+    moved_only = sum(1 for f in doc["functions"] if "moved" in f["changes"] and "code" not in f["changes"])
+    if moved_only:
+        con.print(f"{moved_only} functions moved with the same code: their line probes shift", markup=False)
     fns = doc["functions"]
     if len(fns) > TABLE_LIMIT:
         con.file.writelines(
-            f"{f['name']}\t{f['decl_file'] or '-'}\t{','.join(f['changes'])}\t{_state(f['old'])}\t{_state(f['new'])}\n"
+            f"{f['name']}\t{f['decl_file'] or '-'}\t{_changed(f)}\t{_state(f['old'])}\t{_state(f['new'])}\n"
             for f in fns
         )
         return
@@ -89,10 +97,6 @@ def render(con: Any, doc: dict[str, Any]) -> None:
     for col in ("function", "declared in", "changed", "old", "new"):
         t.add_column(col, overflow="fold")
     for f in fns:
-        t.add_row(
-            *(
-                Text(x)
-                for x in (f["name"], f["decl_file"] or "-", ", ".join(f["changes"]), _state(f["old"]), _state(f["new"]))
-            )
-        )
+        cells = (f["name"], f["decl_file"] or "-", _changed(f), _state(f["old"]), _state(f["new"]))
+        t.add_row(*(Text(x) for x in cells))
     con.print(t)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchscope import _core
-from patchscope.index import cache, functions
+from patchscope.index import cache, functions, lines
 from patchscope.index import code as code_facts
 from patchscope.index.tables import Columns
 
@@ -78,6 +78,19 @@ class Binary:
     def code(self) -> code_facts.CodeFacts:
         """Returns, tail jumps, calls and atomic regions of every out-of-line instance."""
         return self.derived("code", lambda: code_facts.decode(str(self.path), self.inventory.instances))
+
+    @cached_property
+    def fingerprints(self) -> code_facts.CodeFingerprints:
+        """Position-independent code fingerprints of every range of every out-of-line instance."""
+        debug = self.info.get("debug_file") or None
+        return self.derived(
+            "fingerprints", lambda: code_facts.fingerprint(str(self.path), self.inventory.instances, debug)
+        )
+
+    @cached_property
+    def line_spans(self) -> lines.LineSpans:
+        """The first and last source line of each out-of-line instance's own code."""
+        return self.derived("line_spans", lambda: lines.spans(self.cols, self.inventory))
 
     def instructions(self, low: int, high: int) -> list[dict]:
         return code_facts.instructions(str(self.path), low, high)

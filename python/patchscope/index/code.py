@@ -1,5 +1,6 @@
 """Machine-code facts of every out-of-line instance: one ``_core.code_facts`` call over all
-their ranges (an instance's row in the inventory is its ``function_id``)."""
+their ranges (an instance's row in the inventory is its ``function_id``); and their code
+fingerprints, one ``_core.code_fingerprints`` call over the same ranges."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ OTHER, NOP, JUMP, JUMP_INDIRECT, ERROR = 0, 32, 33, 34, 255
 NO_TARGET = 0xFFFF_FFFF_FFFF_FFFF
 #: ``extra`` flags of branches.
 CONDITIONAL, THUNK = 1, 2
+#: ``normal_form.how``: what became of a field (the core's ``code::fingerprint::how``).
+HOW = ("raw", "symbol", "local", "string", "masked", "skipped")
 
 
 @derived_product
@@ -34,15 +37,50 @@ class CodeFacts:
     events: pa.Table
 
 
-def decode(binary_path: str, instances: pa.Table) -> CodeFacts:
+@derived_product
+@dataclass
+class CodeFingerprints:
+    """``ranges``: one row per range of every instance (``function_id`` = its row in the
+    inventory's instances, the entry range first), with ``fingerprint``: the CRC-32 of its
+    instructions with every position-dependent field replaced by what it refers to (the
+    core's ``code::fingerprint``). Equal fingerprints: the same code, wherever it was placed."""
+
+    ranges: pa.Table
+
+    def by_instance(self, n_instances: int) -> list[tuple[int, ...]]:
+        """Each instance's fingerprints, one per range, in range order (entry first)."""
+        out: list[tuple[int, ...]] = [()] * n_instances
+        ids = self.ranges.column("function_id").to_numpy().tolist()
+        for i, s in zip(ids, self.ranges.column("fingerprint").to_numpy().tolist()):
+            out[i] += (s,)
+        return out
+
+
+def _range_columns(instances: pa.Table) -> tuple[bytes, bytes, bytes]:
+    """Every range of every instance as the core takes them: ids, lows, highs."""
     col = instances.column("ranges").combine_chunks()
     counts = pc.list_value_length(col).to_numpy(zero_copy_only=False)
     pairs = col.flatten().flatten().to_numpy().reshape(-1, 2)
     ids = np.repeat(np.arange(instances.num_rows, dtype=np.uint64), counts)
-    found = Columns.from_core(
-        _core.code_facts(binary_path, ids.tobytes(), pairs[:, 0].copy().tobytes(), pairs[:, 1].copy().tobytes())
-    )
+    return ids.tobytes(), pairs[:, 0].copy().tobytes(), pairs[:, 1].copy().tobytes()
+
+
+def decode(binary_path: str, instances: pa.Table) -> CodeFacts:
+    found = Columns.from_core(_core.code_facts(binary_path, *_range_columns(instances)))
     return CodeFacts(found.table("code_ranges"), found.table("code_events"))
+
+
+def fingerprint(binary_path: str, instances: pa.Table, debug_file: str | None = None) -> CodeFingerprints:
+    """``debug_file``: where the symbols are when the binary was stripped of them."""
+    found = Columns.from_core(_core.code_fingerprints(binary_path, *_range_columns(instances), debug_file))
+    return CodeFingerprints(found.table("code_fingerprints"))
+
+
+def normal_form(binary_path: str, low: int, high: int, entry: bool = True) -> tuple[int, list[dict]]:
+    """How the fingerprint of ``[low, high)`` sees it: the fingerprint, and one row per
+    position-dependent field (``how``: :data:`HOW`) or instruction left out."""
+    found = Columns.from_core(_core.code_normal_form(binary_path, low, high, entry))
+    return int(found.info["fingerprint"]), found.table("normal_form").to_pylist()
 
 
 def instructions(binary_path: str, low: int, high: int) -> list[dict]:

@@ -1,0 +1,1311 @@
+//! Code fingerprints: a checksum of each function range that stays the same when the code
+//! only moved.
+//!
+//! klp-build (`objtool klp checksum`, Linux 6.19) tells a changed function from an unchanged
+//! one by hashing its instructions with every relocated field replaced by what it refers to:
+//! a call to `foo` hashes as "call foo", wherever `foo` was placed. This module does the same
+//! on the binary patchscope reads. In a relocatable object (`.o`, `.ko`) the relocations say
+//! which fields refer to what. In a linked binary they are gone, so the fields are found by
+//! decoding: every PC-relative branch target and data reference that leaves the range; every
+//! absolute address (x86 immediates and displacements that fall inside the image of an
+//! `ET_EXEC` file, such as the kernel's `mov $sym,%rdi`); the x86-64 kernel's per-CPU offsets
+//! (`%gs:var`, `mov $var,%reg`); the aarch64 `adrp` + `:lo12:`, riscv `auipc` + `%pcrel_lo` and
+//! ppc64 TOC-relative (`addis rX,r2` + `ld`/`addi`) pairs. Each such field is cleared and
+//! replaced by the symbol it points into — its name without the numbers the compiler adds
+//! (`foo.isra.3` hashes as `foo.isra`, `__UNIQUE_ID_ddebug312` as `__UNIQUE_ID_ddebug`) — and
+//! the offset; by `foo@plt` or `foo@got` for the PLT stubs and GOT slots of dynamic linking;
+//! by the contents of the string literal it points to when no symbol covers it; or by
+//! nothing. A branch inside the range keeps its bytes: they are relative, so they only change
+//! when the code between does.
+//!
+//! Left out of the hash, because they change without the function changing: NOPs at the entry
+//! (ftrace's patched `call __fentry__`, `-fpatchable-function-entry`), a call to `__fentry__`
+//! or `_mcount` anywhere, the ppc64 global-entry TOC setup (its immediates are the distance to
+//! `.TOC.`), and NOPs at the end of a range (alignment padding).
+//!
+//! Written here rather than taken from a library: no crate normalizes machine code for
+//! comparison across builds, and objtool's checksum needs the relocations a linked file lacks.
+
+use std::path::Path;
+
+use object::{Object, ObjectSection, ObjectSymbol, ObjectSymbolTable, RelocationKind, SymbolKind};
+use rayon::prelude::*;
+use rustc_hash::FxHashSet;
+
+use super::{aarch64, kind, ppc, riscv, Code, Decoder, Image, Insn, Isa, Opened};
+use crate::elf::{self, Mapped};
+use crate::error::{Error, Result};
+use crate::scan::Scan;
+use crate::table::{Chunk, Strings, Table};
+
+/// How a field of an instruction was normalized: the `how` column of `normal_form`.
+pub mod how {
+    /// Kept as encoded: a branch inside the range, or a constant that is no address.
+    pub const RAW: u8 = 0;
+    /// Cleared, and replaced by the symbol it points into (clone numbers dropped) + offset.
+    pub const SYMBOL: u8 = 1;
+    /// Cleared, and replaced by its offset from the range's start (a relocation that points
+    /// back into the range itself).
+    pub const LOCAL: u8 = 2;
+    /// Cleared, and replaced by the contents of the string literal it points to.
+    pub const STRING: u8 = 3;
+    /// Cleared, nothing in its place (an `adrp` page, or an address no symbol covers).
+    pub const MASKED: u8 = 4;
+    /// The whole instruction is left out of the hash (entry NOPs, `call __fentry__`,
+    /// trailing padding).
+    pub const SKIPPED: u8 = 5;
+}
+
+/// The longest string literal whose contents are hashed; a longer one is only masked.
+const MAX_STRING: u64 = 64;
+
+/// What a position-dependent field of an instruction holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Value {
+    /// A PC-relative target (branch, RIP-relative operand, `adr`): relative, so kept as
+    /// encoded when it stays inside the range.
+    Pc(u64),
+    /// A full address put together from a pair (`adrp` + `:lo12:`, `auipc` + `%pcrel_lo`).
+    Addr(u64),
+    /// An x86 immediate or absolute displacement: an address only if it falls in the image.
+    Imm(u64),
+    /// An x86-64 kernel per-CPU variable: a `%gs:` displacement, or the `mov $var,%reg` of
+    /// `this_cpu_ptr()` — an offset into `.data..percpu` (linked at 0). Resolved only inside
+    /// it; outside it is a plain number.
+    Percpu(u64),
+    /// Cleared with nothing in its place: the page of an `adrp`, the high part of an
+    /// `auipc`, the ppc64 TOC setup — the instruction that completes the pair names the target.
+    Hidden,
+}
+
+/// One field: the bits it occupies (x86: bit *n* = byte *n* of the instruction; fixed-width
+/// ISAs: the bits of the instruction word) and what it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Field {
+    mask: u32,
+    value: Value,
+}
+
+impl Default for Field {
+    fn default() -> Self {
+        Field { mask: 0, value: Value::Hidden }
+    }
+}
+
+/// What replaces a cleared field in the hashed stream.
+#[derive(Clone, Copy, Debug, Default)]
+enum Token<'d> {
+    #[default]
+    Raw,
+    Symbol {
+        hash: u32,
+        name: &'d [u8],
+        offset: i64,
+    },
+    Local(u64),
+    Str(u32),
+    Masked,
+}
+
+impl Token<'_> {
+    fn how(&self) -> u8 {
+        match self {
+            Token::Raw => how::RAW,
+            Token::Symbol { .. } => how::SYMBOL,
+            Token::Local(_) => how::LOCAL,
+            Token::Str(_) => how::STRING,
+            Token::Masked => how::MASKED,
+        }
+    }
+
+    /// Appends the token to the hashed stream, after the instruction's bytes (a tag byte
+    /// first, which says what kind of token follows).
+    fn write(&self, buf: &mut Vec<u8>) {
+        match *self {
+            Token::Raw => {}
+            Token::Symbol { hash, offset, .. } => {
+                buf.push(0xF1);
+                buf.extend_from_slice(&hash.to_le_bytes());
+                buf.extend_from_slice(&offset.to_le_bytes());
+            }
+            Token::Local(off) => {
+                buf.push(0xF2);
+                buf.extend_from_slice(&off.to_le_bytes());
+            }
+            Token::Str(crc) => {
+                buf.push(0xF3);
+                buf.extend_from_slice(&crc.to_le_bytes());
+            }
+            Token::Masked => buf.push(0xF4),
+        }
+    }
+}
+
+/// A symbol name as klp-build compares names: without the numbers the compiler gives clones
+/// and statics (`foo.isra.3` → `foo.isra`, `__already_done.12` → `__already_done`,
+/// `__UNIQUE_ID_ddebug312` → `__UNIQUE_ID_ddebug`) and without `.llvm.<hash>`, so that
+/// renumbering between builds is no change. The same rule as `report.diff.clone_shape` in
+/// Python.
+pub fn name_shape(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    for part in shape_parts(name) {
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+fn shape_hash(name: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for part in shape_parts(name) {
+        h.update(part);
+    }
+    h.finalize()
+}
+
+/// The pieces of `name` that its shape keeps: the stem, then `.token` for each token that is
+/// not a number (nor `llvm` and the hash after it).
+fn shape_parts(name: &[u8]) -> Vec<&[u8]> {
+    // The stem ends at the first dot that does not start the name (ppc64 ELFv1 `.foo`).
+    let stem_end = name.iter().skip(1).position(|&b| b == b'.').map_or(name.len(), |p| p + 1);
+    let (mut stem, rest) = name.split_at(stem_end);
+    // ppc64 linker stubs, `0000002a.plt_call.foo`: the number is the stub's input section,
+    // which changes with the link.
+    if stem.len() == 8 && stem.iter().all(u8::is_ascii_hexdigit) && !rest.is_empty() {
+        stem = b"";
+    }
+    // `__UNIQUE_ID_<prefix><counter>` (the kernel's __UNIQUE_ID(), e.g. dynamic debug
+    // descriptors): the counter is the compiler's __COUNTER__, which any earlier use in the
+    // unit shifts. klp-build strips it the same way.
+    if stem.starts_with(b"__UNIQUE_ID_") {
+        while let [head @ .., last] = stem {
+            if !last.is_ascii_digit() {
+                break;
+            }
+            stem = head;
+        }
+    }
+    let mut parts = vec![stem];
+    let mut tokens = rest.split(|&b| b == b'.').skip(1);
+    while let Some(token) = tokens.next() {
+        if token == b"llvm" {
+            tokens.next();
+        } else if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
+            parts.extend([&b"."[..], token]);
+        }
+    }
+    parts
+}
+
+/// `__fentry__` (x86 `-mfentry`) and the `mcount` spellings of `-pg` on the other ISAs.
+fn is_ftrace_call(name: &[u8]) -> bool {
+    matches!(name, b"__fentry__" | b"mcount" | b"_mcount" | b"__mcount")
+}
+
+/// One symbol a field may point into.
+struct Sym<'d> {
+    address: u64,
+    size: u64,
+    hash: u32,
+    name: &'d [u8],
+}
+
+/// Which of the symbols at one address names it, smallest first: (zero-sized, untyped,
+/// local, name length).
+type Rank = (bool, bool, bool, usize);
+
+/// The file's symbols by address, one per address (the one a person would name: sized
+/// before zero-sized, functions and objects before untyped labels, global before local,
+/// then the shortest name).
+struct Symbols<'d> {
+    by_address: Vec<Sym<'d>>,
+    /// Their addresses alone: the binary search stays in fewer cache lines.
+    addresses: Vec<u64>,
+}
+
+impl<'d> Symbols<'d> {
+    fn new(file: &object::File<'d>) -> Self {
+        let bases = elf::section_bases(file);
+        let relocatable = file.kind() == object::ObjectKind::Relocatable;
+        let mut all: Vec<(u64, Rank, Sym<'d>)> = Vec::new();
+        for s in file.symbols() {
+            let Some(section) = s.section_index() else { continue };
+            let Ok(name) = s.name_bytes() else { continue };
+            // aarch64/arm/riscv mapping symbols ($x, $d) and assembler-local labels name no code.
+            if name.is_empty() || name[0] == b'$' || name.starts_with(b".L") {
+                continue;
+            }
+            let typed = match s.kind() {
+                SymbolKind::Text | SymbolKind::Data | SymbolKind::Tls => true,
+                SymbolKind::Unknown | SymbolKind::Label => false,
+                _ => continue,
+            };
+            let base = if relocatable { bases.get(section.0).copied().unwrap_or(0) } else { 0 };
+            let address = s.address().wrapping_add(base);
+            let rank = (s.size() == 0, !typed, !s.is_global(), name.len());
+            all.push((address, rank, Sym { address, size: s.size(), hash: shape_hash(name), name }));
+        }
+        all.sort_unstable_by(|a, b| (a.0, a.1, a.2.name).cmp(&(b.0, b.1, b.2.name)));
+        all.dedup_by_key(|e| e.0);
+        Symbols::sorted(all.into_iter().map(|e| e.2).collect())
+    }
+
+    fn sorted(by_address: Vec<Sym<'d>>) -> Self {
+        let addresses = by_address.iter().map(|s| s.address).collect();
+        Symbols { by_address, addresses }
+    }
+
+    /// The symbol whose extent holds `t` (or a zero-sized one exactly at `t`), nearest first.
+    fn containing(&self, t: u64) -> Option<&Sym<'d>> {
+        let i = self.addresses.partition_point(|&a| a <= t);
+        self.by_address[..i].iter().rev().take(16).find(|s| t - s.address < s.size.max(1))
+    }
+}
+
+/// Names for what dynamic linking adds without symbols: GOT slots, named `foo@got` by their
+/// `JUMP_SLOT`/`GLOB_DAT` relocation, and PLT stubs, `foo@plt` (as objdump names them).
+/// Without them every call to a shared library would hash alike.
+#[derive(Default)]
+struct Dynamic {
+    /// GOT slot address → (shape hash, name).
+    slots: rustc_hash::FxHashMap<u64, (u32, Vec<u8>)>,
+    /// Stub address → (shape hash, name).
+    stubs: rustc_hash::FxHashMap<u64, (u32, Vec<u8>)>,
+}
+
+impl Dynamic {
+    fn new(file: &object::File, isa: Isa) -> Self {
+        use object::elf::*;
+        use object::{RelocationFlags, RelocationTarget};
+        let mut d = Dynamic::default();
+        let (Some(relocs), Some(dynsym)) = (file.dynamic_relocations(), file.dynamic_symbol_table()) else {
+            return d;
+        };
+        let mut jump_slots = Vec::new();
+        for (slot, r) in relocs {
+            let RelocationFlags::Elf { r_type } = r.flags() else { continue };
+            let RelocationTarget::Symbol(i) = r.target() else { continue };
+            let Some(name) = dynsym.symbol_by_index(i).ok().and_then(|s| s.name_bytes().ok()) else { continue };
+            let jump = matches!(
+                (isa, r_type),
+                (Isa::X86 { .. }, R_X86_64_JUMP_SLOT)
+                    | (Isa::Aarch64, R_AARCH64_JUMP_SLOT)
+                    | (Isa::Riscv { .. }, R_RISCV_JUMP_SLOT)
+                    | (Isa::Ppc { .. }, R_PPC64_JMP_SLOT)
+            );
+            let data = matches!(
+                (isa, r_type),
+                (Isa::X86 { .. }, R_X86_64_GLOB_DAT)
+                    | (Isa::Aarch64, R_AARCH64_GLOB_DAT)
+                    | (Isa::Ppc { .. }, R_PPC64_GLOB_DAT)
+            );
+            if jump || data {
+                d.slots.insert(slot, named(name, b"@got"));
+            }
+            if jump {
+                jump_slots.push((slot, name));
+            }
+        }
+        match isa {
+            Isa::X86 { bits } => {
+                for plt in file.sections().filter(|s| s.name().is_ok_and(|n| n.starts_with(".plt"))) {
+                    d.x86_stubs(bits, plt.address(), plt.data().unwrap_or(&[]));
+                }
+            }
+            // aarch64 and riscv lazy PLTs: a 32-byte header, then one 16-byte stub per
+            // JUMP_SLOT, in the order of their GOT slots.
+            Isa::Aarch64 | Isa::Riscv { .. } => {
+                if let Some(plt) = file.section_by_name(".plt") {
+                    jump_slots.sort_unstable();
+                    for (n, (_, name)) in jump_slots.iter().enumerate() {
+                        d.stubs.insert(plt.address() + 32 + 16 * n as u64, named(name, b"@plt"));
+                    }
+                }
+            }
+            Isa::Ppc { .. } => {}
+        }
+        d
+    }
+
+    /// ppc64 ELFv2 call stubs the linker puts in `.text` (`[std r2,24(r1);] [addis r12,r2,hi;]
+    /// ld r12,lo(r2|r12); mtctr r12; bctr`): each loads a PLT slot, which names it. They have
+    /// no symbols; objdump makes up `<…plt_call.foo>` names for them the same way.
+    fn ppc_stubs(&mut self, file: &object::File, img: &Image, toc: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let big_endian = !file.is_little_endian();
+        for text in file.sections().filter(|s| s.kind() == object::SectionKind::Text) {
+            let code = img.code(text.address(), text.address() + text.size());
+            let words: Vec<u32> = code.bytes.chunks_exact(4).map(|b| word(b, big_endian).unwrap_or(0)).collect();
+            for (n, w) in words.iter().enumerate() {
+                // mtctr r12; bctr
+                if *w != 0x7D89_03A6 || words.get(n + 1) != Some(&0x4E80_0420) || n == 0 {
+                    continue;
+                }
+                let ld = words[n - 1];
+                // ld r12,lo(r2) or ld r12,lo(r12) after addis r12,r2,hi
+                if ld & 0xFFE0_0003 != 0xE980_0000 {
+                    continue;
+                }
+                let lo = super::sext(ld & 0xFFFC, 16);
+                let (base, mut start) = match ((ld >> 16) & 31, n.checked_sub(2).map(|p| words[p])) {
+                    (2, _) => (toc, n - 1),
+                    (12, Some(addis)) if addis & 0xFFFF_0000 == 0x3D82_0000 => {
+                        (toc.wrapping_add((super::sext(addis & 0xFFFF, 16) << 16) as u64), n - 2)
+                    }
+                    _ => continue,
+                };
+                if start > 0 && words[start - 1] == 0xF841_0018 {
+                    start -= 1; // std r2,24(r1): the TOC save
+                }
+                if let Some((_, slot)) = self.slots.get(&base.wrapping_add(lo as u64)) {
+                    let name = slot.strip_suffix(b"@got").unwrap_or(slot);
+                    self.stubs.insert(text.address() + 4 * start as u64, named(name, b"@plt"));
+                }
+            }
+        }
+    }
+
+    /// x86 `.plt`, `.plt.sec`, `.plt.got`: each `[endbr64;] [bnd] jmp *slot(%rip)` is the
+    /// stub of its slot's symbol (lazy `.plt` entries that push and jump to the resolver
+    /// have no slot of their own and are skipped).
+    fn x86_stubs(&mut self, bits: u32, address: u64, bytes: &[u8]) {
+        let mut dec = iced_x86::Decoder::with_ip(bits, bytes, address, iced_x86::DecoderOptions::NONE);
+        let mut landing = None;
+        for ins in &mut dec {
+            if ins.mnemonic() == iced_x86::Mnemonic::Endbr64 {
+                landing = Some(ins.ip());
+                continue;
+            }
+            if ins.flow_control() == iced_x86::FlowControl::IndirectBranch && ins.is_ip_rel_memory_operand() {
+                if let Some((_, slot)) = self.slots.get(&ins.ip_rel_memory_address()) {
+                    let name = slot.strip_suffix(b"@got").unwrap_or(slot);
+                    self.stubs.insert(landing.unwrap_or(ins.ip()), named(name, b"@plt"));
+                }
+            }
+            landing = None;
+        }
+    }
+}
+
+fn named(name: &[u8], suffix: &[u8]) -> (u32, Vec<u8>) {
+    let full = [name, suffix].concat();
+    (shape_hash(&full), full)
+}
+
+/// What a relocation of a relocatable object points to.
+#[derive(Clone, Copy, Debug)]
+enum RelocTarget<'d> {
+    /// S + A at the synthetic addresses of [`elf::section_bases`].
+    Defined(u64),
+    Undefined {
+        name: &'d [u8],
+        hash: u32,
+        addend: i64,
+    },
+}
+
+/// A relocation of a code section.
+#[derive(Clone, Copy, Debug)]
+struct Reloc<'d> {
+    at: u64,
+    len: u8,
+    /// x86 PC-relative: the field holds S + A − P and the CPU adds the instruction's end, so
+    /// the target is S + A + (end − P).
+    pc_field: bool,
+    target: RelocTarget<'d>,
+}
+
+/// Every relocation of the code sections, sorted by place.
+fn code_relocs<'d>(file: &object::File<'d>, isa: Isa) -> Vec<Reloc<'d>> {
+    use object::elf::*;
+    use object::{RelocationFlags, RelocationTarget};
+    let bases = elf::section_bases(file);
+    let x86 = matches!(isa, Isa::X86 { .. });
+    let mut out = Vec::new();
+    for section in file.sections().filter(|s| s.kind() == object::SectionKind::Text) {
+        let base = bases.get(section.index().0).copied().unwrap_or(0);
+        let data = section.data().unwrap_or(&[]);
+        for (offset, r) in section.relocations() {
+            let RelocationFlags::Elf { r_type } = r.flags() else { continue };
+            // No relocation, and RISC-V's linker-relaxation markers, which change no bits.
+            if r_type.0 == 0 || (matches!(isa, Isa::Riscv { .. }) && matches!(r_type, R_RISCV_RELAX | R_RISCV_ALIGN)) {
+                continue;
+            }
+            let len = match r.size() {
+                0 => 4,
+                bits => bits / 8,
+            };
+            let addend = if r.has_implicit_addend() {
+                data.get(offset as usize..offset as usize + 4)
+                    .map_or(0, |b| i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            } else {
+                r.addend()
+            };
+            let target = match r.target() {
+                RelocationTarget::Symbol(i) => {
+                    let Ok(sym) = file.symbol_by_index(i) else { continue };
+                    if sym.is_undefined() {
+                        let name = sym.name_bytes().unwrap_or(b"");
+                        RelocTarget::Undefined { name, hash: shape_hash(name), addend }
+                    } else {
+                        let b = sym.section_index().and_then(|s| bases.get(s.0)).copied().unwrap_or(0);
+                        RelocTarget::Defined(b.wrapping_add(sym.address()).wrapping_add(addend as u64))
+                    }
+                }
+                RelocationTarget::Section(s) => {
+                    RelocTarget::Defined(bases.get(s.0).copied().unwrap_or(0).wrapping_add(addend as u64))
+                }
+                _ => continue,
+            };
+            let pc_field = x86
+                && matches!(
+                    r.kind(),
+                    RelocationKind::Relative | RelocationKind::PltRelative | RelocationKind::GotRelative
+                );
+            out.push(Reloc { at: base.wrapping_add(offset), len, pc_field, target });
+        }
+    }
+    out.sort_by_key(|r| r.at);
+    out
+}
+
+/// One row of `normal_form`: a field of an instruction, or an instruction left out.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub address: u64,
+    pub size: u8,
+    pub mask: u32,
+    pub how: u8,
+    pub name: Vec<u8>,
+    pub offset: i64,
+}
+
+/// The normalized stream of one range, and optionally why each field became what it is.
+#[derive(Default)]
+struct Out {
+    buf: Vec<u8>,
+    rows: Option<Vec<Row>>,
+}
+
+impl Out {
+    fn row(&mut self, i: &Insn, mask: u32, token: &Token) {
+        if let Some(rows) = &mut self.rows {
+            let (name, offset) = match *token {
+                Token::Symbol { name, offset, .. } => (name_shape(name), offset),
+                Token::Local(off) => (Vec::new(), off as i64),
+                _ => (Vec::new(), 0),
+            };
+            rows.push(Row { address: i.address, size: i.size, mask, how: token.how(), name, offset });
+        }
+    }
+
+    fn skip(&mut self, i: &Insn) {
+        self.row(i, 0, &Token::Raw);
+        if let Some(last) = self.rows.as_mut().and_then(|r| r.last_mut()) {
+            last.how = how::SKIPPED;
+        }
+    }
+}
+
+/// Where the walk over a range is: still in the entry's prologue (where NOPs are ftrace's),
+/// and in a run of NOPs that may turn out to be the trailing padding.
+struct Walk {
+    prologue: bool,
+    /// The length of the stream before the current run of NOPs.
+    nops: Option<usize>,
+    /// The NOPs of that run (kept only when explaining).
+    run: Vec<Insn>,
+}
+
+impl Walk {
+    fn end_run(&mut self) {
+        self.nops = None;
+        self.run.clear();
+    }
+}
+
+/// Up to `N` items without a heap allocation: the fields and the tokens of one instruction
+/// (an x86 instruction has at most a displacement and an immediate; a relocation or two).
+#[derive(Clone, Copy, Debug)]
+struct Few<T: Copy, const N: usize> {
+    items: [T; N],
+    len: usize,
+}
+
+impl<T: Copy + Default, const N: usize> Default for Few<T, N> {
+    fn default() -> Self {
+        Few { items: [T::default(); N], len: 0 }
+    }
+}
+
+impl<T: Copy + Default, const N: usize> Few<T, N> {
+    fn of(item: T) -> Self {
+        let mut f = Self::default();
+        f.push(item);
+        f
+    }
+
+    /// Appends `item`; beyond `N` items the rest are dropped (no instruction has that many).
+    fn push(&mut self, item: T) {
+        if self.len < N {
+            self.items[self.len] = item;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+}
+
+type Fields = Few<Field, 2>;
+
+/// Register state of the pairs that build an address in two instructions: the value an
+/// `adrp` or `auipc` left in each register, until the register is written again.
+#[derive(Default)]
+struct Pairs {
+    high: [Option<u64>; 32],
+}
+
+/// Everything normalization needs to know about the file.
+pub struct Normalizer<'d> {
+    dec: Decoder,
+    img: Image<'d>,
+    symbols: Symbols<'d>,
+    relocs: Vec<Reloc<'d>>,
+    dynamic: Dynamic,
+    /// `[low, high)` of the allocated sections of an `ET_EXEC` file (not counting those linked
+    /// at 0): where an x86 constant is taken for an address. A position-independent file has
+    /// no absolute addresses in its code, and there a small constant would look like one.
+    image: Option<(u64, u64)>,
+    /// x86-64 kernel: `[0, size)` of `.data..percpu`, which `%gs:` displacements index.
+    percpu: Option<(u64, u64)>,
+    /// ppc64 ELFv2: the value of r2 (the `.TOC.` symbol), to which data addresses are relative.
+    toc: Option<u64>,
+}
+
+impl<'d> Normalizer<'d> {
+    /// For `file`, with the symbols of `symbols` (the file's own, or its debug file's).
+    pub fn new(file: &object::File<'d>, symbols: &object::File<'d>) -> Result<Self> {
+        let mut scratch = Strings::default();
+        let dec = Decoder::for_file(file, symbols, &mut scratch)?;
+        let relocatable = file.kind() == object::ObjectKind::Relocatable;
+        let relocs = if relocatable { code_relocs(file, dec.isa) } else { Vec::new() };
+        let alloc = |s: &object::Section| matches!(s.flags(), object::SectionFlags::Elf { sh_flags, .. } if sh_flags.0 & object::elf::SHF_ALLOC.0 != 0);
+        let mut image = None;
+        if file.kind() == object::ObjectKind::Executable {
+            let (lo, hi) = file
+                .sections()
+                .filter(|s| alloc(s) && s.address() != 0)
+                .fold((u64::MAX, 0), |(lo, hi), s| (lo.min(s.address()), hi.max(s.address() + s.size())));
+            image = (lo < hi).then_some((lo, hi));
+        }
+        let percpu = match dec.isa {
+            Isa::X86 { bits: 64 } if !relocatable => {
+                file.section_by_name(".data..percpu").filter(|s| s.address() == 0).map(|s| (0, s.size()))
+            }
+            _ => None,
+        };
+        let toc = match dec.isa {
+            Isa::Ppc { bits64: true, .. } => {
+                symbols.symbols().find(|s| s.name_bytes() == Ok(b".TOC.") && !s.is_undefined()).map(|s| s.address())
+            }
+            _ => None,
+        };
+        let mut dynamic = Dynamic::new(file, dec.isa);
+        let img = Image::new(file);
+        if let Some(toc) = toc {
+            dynamic.ppc_stubs(file, &img, toc);
+        }
+        Ok(Normalizer { dec, img, symbols: Symbols::new(symbols), relocs, dynamic, image, percpu, toc })
+    }
+
+    /// From bytes and symbols already in memory (tests): `image` as for an `ET_EXEC` file.
+    #[cfg(test)]
+    fn from_parts(isa: Isa, sections: Vec<(u64, &'d [u8])>, symbols: &[(u64, u64, &'d [u8])], image: bool) -> Self {
+        let mut by_address: Vec<Sym<'d>> =
+            symbols.iter().map(|&(address, size, name)| Sym { address, size, hash: shape_hash(name), name }).collect();
+        by_address.sort_by_key(|s| s.address);
+        let image = image.then_some((0x1000, u64::MAX));
+        Normalizer {
+            dec: Decoder::new(isa),
+            img: Image::from_parts(sections),
+            symbols: Symbols::sorted(by_address),
+            relocs: Vec::new(),
+            dynamic: Dynamic::default(),
+            image,
+            percpu: None,
+            toc: None,
+        }
+    }
+
+    /// The fingerprint of one range; `entry` says it holds the function's entry.
+    pub fn fingerprint(&self, code: &Code, entry: bool, scratch: &mut Vec<u8>) -> u32 {
+        let mut out = Out { buf: std::mem::take(scratch), rows: None };
+        out.buf.clear();
+        self.normalize(code, entry, &mut out);
+        let crc = crc32fast::hash(&out.buf);
+        *scratch = out.buf;
+        crc
+    }
+
+    /// The rows of `normal_form` for one range.
+    pub fn explain(&self, code: &Code, entry: bool) -> Vec<Row> {
+        let mut out = Out { buf: Vec::new(), rows: Some(Vec::new()) };
+        self.normalize(code, entry, &mut out);
+        out.rows.unwrap_or_default()
+    }
+
+    fn normalize(&self, code: &Code, entry: bool, out: &mut Out) {
+        let mut walk = Walk { prologue: entry, nops: None, run: Vec::new() };
+        self.each_insn(code, entry, |i, raw, fields, in_setup| {
+            self.step(i, raw, fields, in_setup, code, &mut walk, out)
+        });
+        // NOPs at the end: alignment padding, not code.
+        if let Some(at) = walk.nops {
+            out.buf.truncate(at);
+            for i in &walk.run {
+                out.skip(i);
+            }
+        }
+    }
+
+    /// Calls `f` with each instruction of the range, its bytes, its position-dependent
+    /// fields, and whether it is part of the ppc64 global entry's TOC setup.
+    fn each_insn(&self, code: &Code, entry: bool, mut f: impl FnMut(&Insn, &[u8], &[Field], bool)) {
+        let bytes_of = |i: &Insn| {
+            let at = (i.address - code.low) as usize;
+            &code.bytes[at..(at + usize::from(i.size)).min(code.bytes.len())]
+        };
+        let mut pairs = Pairs::default();
+        match self.dec.isa {
+            Isa::X86 { bits } => super::x86::walk_decoded(&self.dec, bits, code.bytes, code.low, &mut |i, decoded| {
+                let fields = decoded.map(|(ins, d)| x86_fields(ins, d, self.percpu.is_some())).unwrap_or_default();
+                f(i, bytes_of(i), fields.as_slice(), false);
+            }),
+            Isa::Aarch64 => self.dec.walk(code.bytes, code.low, |i| {
+                let raw = bytes_of(i);
+                let fields = word(raw, false).map(|w| aarch64_fields(w, i.address, &mut pairs)).unwrap_or_default();
+                f(i, raw, fields.as_slice(), false);
+            }),
+            Isa::Ppc { big_endian, .. } => {
+                // ELFv2: the global entry's TOC setup comes before the local entry.
+                let setup_end = if entry { self.dec.local_entry(code.bytes).map_or(0, u64::from) } else { 0 };
+                self.dec.walk(code.bytes, code.low, |i| {
+                    let raw = bytes_of(i);
+                    let in_setup = i.address - code.low < setup_end;
+                    let fields = if in_setup {
+                        // addis r2,r12,(.TOC.-func)@ha; addi r2,r2,…@l: the distance to the TOC
+                        Few::of(Field { mask: 0xFFFF, value: Value::Hidden })
+                    } else {
+                        word(raw, big_endian)
+                            .map(|w| ppc_fields(w, i.address, self.toc, &mut pairs))
+                            .unwrap_or_default()
+                    };
+                    f(i, raw, fields.as_slice(), in_setup);
+                });
+            }
+            Isa::Riscv { xlen } => self.dec.walk(code.bytes, code.low, |i| {
+                let raw = bytes_of(i);
+                let fields = riscv_fields(raw, i.address, xlen, &mut pairs);
+                f(i, raw, fields.as_slice(), false);
+            }),
+        }
+    }
+
+    /// Normalizes one instruction into `out`, or leaves it out.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        i: &Insn,
+        raw: &[u8],
+        fields: &[Field],
+        in_setup: bool,
+        code: &Code,
+        walk: &mut Walk,
+        out: &mut Out,
+    ) {
+        if i.kind == kind::ERROR {
+            out.buf.extend_from_slice(raw);
+            walk.end_run();
+            walk.prologue = false;
+            return;
+        }
+        if walk.prologue && !in_setup {
+            if i.kind == kind::NOP {
+                out.skip(i);
+                return;
+            }
+            // a landing pad (endbr64, bti) may precede the patchable NOPs
+            walk.prologue = i.kind == kind::ENDBR && i.address == code.low;
+        }
+        let tokens = self.tokens(i, code, fields);
+        if i.kind == kind::CALL_DIRECT
+            && tokens.as_slice().iter().any(|(_, t)| matches!(t, Token::Symbol { name, .. } if is_ftrace_call(name)))
+        {
+            out.skip(i);
+            return;
+        }
+        if i.kind == kind::NOP && tokens.len == 0 {
+            walk.nops.get_or_insert(out.buf.len());
+            if out.rows.is_some() {
+                walk.run.push(*i);
+            }
+        } else {
+            walk.end_run();
+        }
+        self.emit(i, raw, tokens.as_slice(), out);
+    }
+
+    /// Appends one instruction, its fields cleared, then the tokens that replace them.
+    fn emit(&self, i: &Insn, raw: &[u8], tokens: &[(u32, Token)], out: &mut Out) {
+        let mask = tokens.iter().filter(|(_, t)| !matches!(t, Token::Raw)).fold(0, |m, (f, _)| m | f);
+        match self.dec.isa {
+            Isa::X86 { .. } => {
+                out.buf.extend(raw.iter().enumerate().map(|(n, &b)| if mask >> n & 1 != 0 { 0 } else { b }));
+            }
+            _ => out.buf.extend_from_slice(&clear_word_bits(raw, mask, self.big_endian())),
+        }
+        for (m, t) in tokens {
+            t.write(&mut out.buf);
+            out.row(i, *m, t);
+        }
+    }
+
+    fn big_endian(&self) -> bool {
+        matches!(self.dec.isa, Isa::Ppc { big_endian: true, .. })
+    }
+
+    /// The tokens of one instruction, each with the bits of its field: from the relocations
+    /// where the file has them, else from the decoded fields.
+    fn tokens(&self, i: &Insn, code: &Code, fields: &[Field]) -> Few<(u32, Token<'_>), 4> {
+        let end = i.address + u64::from(i.size);
+        let relocs = self.relocs_in(i.address, end);
+        let mut out = Few::default();
+        let x86 = matches!(self.dec.isa, Isa::X86 { .. });
+        let mut reloc_bits = 0u32;
+        for r in relocs {
+            let bits = if x86 { byte_mask((r.at - i.address) as usize, usize::from(r.len)) } else { 0 };
+            reloc_bits |= bits;
+            let adjust = if r.pc_field { end - r.at } else { 0 };
+            let t = match r.target {
+                RelocTarget::Undefined { name, hash, addend } => {
+                    Token::Symbol { hash, name, offset: addend.wrapping_add(adjust as i64) }
+                }
+                RelocTarget::Defined(v) => self.resolve(v.wrapping_add(adjust), code),
+            };
+            out.push((bits, t));
+        }
+        for f in fields {
+            if !relocs.is_empty() && (!x86 || f.mask & reloc_bits != 0) {
+                // The relocation names the target; the decoded bits are its placeholder.
+                if !x86 {
+                    out.push((f.mask, Token::Masked));
+                }
+                continue;
+            }
+            out.push((f.mask, self.token(f.value, code)));
+        }
+        out
+    }
+
+    fn relocs_in(&self, start: u64, end: u64) -> &[Reloc<'d>] {
+        if self.relocs.is_empty() {
+            return &[];
+        }
+        let a = self.relocs.partition_point(|r| r.at < start);
+        let b = a + self.relocs[a..].partition_point(|r| r.at < end);
+        &self.relocs[a..b]
+    }
+
+    fn token(&self, v: Value, code: &Code) -> Token<'_> {
+        let inside = |t: u64| code.low <= t && t < code.high;
+        let within = |w: Option<(u64, u64)>, t: u64| w.is_some_and(|(lo, hi)| lo <= t && t < hi);
+        match v {
+            Value::Pc(t) if inside(t) => Token::Raw,
+            Value::Pc(t) | Value::Addr(t) => self.resolve(t, code),
+            Value::Percpu(t) if within(self.percpu, t) => self.resolve(t, code),
+            Value::Imm(t) | Value::Percpu(t) if within(self.image, t) => self.resolve(t, code),
+            Value::Imm(_) | Value::Percpu(_) => Token::Raw,
+            Value::Hidden => Token::Masked,
+        }
+    }
+
+    /// What an address stands for: the range itself, a symbol, a GOT slot or PLT stub, a
+    /// string literal, or nothing.
+    fn resolve(&self, t: u64, code: &Code) -> Token<'_> {
+        if code.low <= t && t < code.high {
+            return Token::Local(t - code.low);
+        }
+        if let Some(s) = self.symbols.containing(t) {
+            return Token::Symbol { hash: s.hash, name: s.name, offset: t.wrapping_sub(s.address) as i64 };
+        }
+        if let Some((hash, name)) = self.dynamic.slots.get(&t).or_else(|| self.dynamic.stubs.get(&t)) {
+            return Token::Symbol { hash: *hash, name, offset: 0 };
+        }
+        self.string_at(t).map_or(Token::Masked, Token::Str)
+    }
+
+    /// The CRC of the C string at `t`, if the bytes there look like one: printable ASCII (and
+    /// the kernel's KERN_SOH level marker) ended by a NUL within [`MAX_STRING`] bytes. Jump
+    /// tables and other constants have no symbol either, but fail this test.
+    fn string_at(&self, t: u64) -> Option<u32> {
+        let c = self.img.code(t, t.saturating_add(MAX_STRING + 1));
+        let n = c.bytes.iter().position(|&b| b == 0)?;
+        let text = &c.bytes[..n];
+        let printable = |b: &u8| matches!(b, 0x20..=0x7e | b'\t' | b'\n' | b'\r' | 0x01);
+        (n >= 2 && text.iter().all(printable)).then(|| crc32fast::hash(text))
+    }
+}
+
+fn byte_mask(at: usize, len: usize) -> u32 {
+    if at >= 32 {
+        return 0;
+    }
+    let ones = if len >= 32 { u32::MAX } else { (1u32 << len) - 1 };
+    ones << at
+}
+
+fn word(raw: &[u8], big_endian: bool) -> Option<u32> {
+    let b: [u8; 4] = raw.get(..4)?.try_into().ok()?;
+    Some(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+}
+
+/// The bytes of a fixed-width instruction (or RISC-V parcel) with `mask`'s bits cleared.
+fn clear_word_bits(raw: &[u8], mask: u32, big_endian: bool) -> Vec<u8> {
+    if mask == 0 {
+        return raw.to_vec();
+    }
+    match raw.len() {
+        2 => (u16::from_le_bytes([raw[0], raw[1]]) & !(mask as u16)).to_le_bytes().to_vec(),
+        4 => {
+            let w = word(raw, big_endian).unwrap_or(0) & !mask;
+            if big_endian { w.to_be_bytes() } else { w.to_le_bytes() }.to_vec()
+        }
+        _ => raw.to_vec(),
+    }
+}
+
+/// x86: the branch displacement, the RIP-relative or absolute displacement and the 32/64-bit
+/// immediate, as iced locates them (`ConstantOffsets`).
+fn x86_fields(ins: &iced_x86::Instruction, d: &iced_x86::Decoder, kernel_percpu: bool) -> Fields {
+    use iced_x86::{OpKind, Register};
+    let co = d.get_constant_offsets(ins);
+    let mut out = Fields::default();
+    if co.has_immediate() {
+        let mask = byte_mask(co.immediate_offset(), co.immediate_size());
+        for n in 0..ins.op_count() {
+            match ins.op_kind(n) {
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+                    out.push(Field { mask, value: Value::Pc(ins.near_branch_target()) });
+                }
+                // The kernel's this_cpu_ptr(&var): `mov $var,%reg` (sign-extended imm32, the
+                // form GCC gives a symbol's address; a small number gets `mov $n,%r32`), then
+                // `add %gs:this_cpu_off,%reg`. var is an offset into .data..percpu.
+                OpKind::Immediate32to64 if kernel_percpu && ins.mnemonic() == iced_x86::Mnemonic::Mov => {
+                    out.push(Field { mask, value: Value::Percpu(ins.immediate(n)) });
+                }
+                OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64 => {
+                    out.push(Field { mask, value: Value::Imm(ins.immediate(n)) });
+                }
+                _ => continue,
+            }
+            break;
+        }
+    }
+    if co.has_displacement() && co.displacement_size() >= 4 {
+        let mask = byte_mask(co.displacement_offset(), co.displacement_size());
+        let value = if ins.is_ip_rel_memory_operand() {
+            Value::Pc(ins.ip_rel_memory_address())
+        } else if kernel_percpu && ins.segment_prefix() == Register::GS {
+            Value::Percpu(ins.memory_displacement64())
+        } else {
+            Value::Imm(ins.memory_displacement64())
+        };
+        out.push(Field { mask, value });
+    }
+    out
+}
+
+/// aarch64: branch offsets (b/bl imm26, b.cond/cbz imm19, tbz imm14), `adr`, the literal
+/// load, and the `adrp` + `add`/`ldr`/`str` `:lo12:` pair (A64 encoding index).
+fn aarch64_fields(w: u32, pc: u64, pairs: &mut Pairs) -> Fields {
+    let c = aarch64::classify(w, pc);
+    let rd = (w & 31) as usize;
+    let rn = ((w >> 5) & 31) as usize;
+    let mut out = Fields::default();
+    if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) {
+        let mask = if w & 0x7C00_0000 == 0x1400_0000 {
+            0x03FF_FFFF // b, bl
+        } else if w & 0x7E00_0000 == 0x3600_0000 {
+            0x0007_FFE0 // tbz, tbnz
+        } else {
+            0x00FF_FFE0 // b.cond, cbz, cbnz
+        };
+        out.push(Field { mask, value: Value::Pc(c.target) });
+        return out;
+    }
+    let imm21 = || super::sext(((w >> 3) & 0x001F_FFFC) | ((w >> 29) & 3), 21);
+    if w & 0x9F00_0000 == 0x1000_0000 {
+        // adr: immhi:immlo
+        out.push(Field { mask: 0x60FF_FFE0, value: Value::Pc(pc.wrapping_add(imm21() as u64)) });
+    } else if w & 0x9F00_0000 == 0x9000_0000 {
+        // adrp: the page; its :lo12: partner names the target
+        pairs.high[rd] = Some((pc & !0xFFF).wrapping_add((imm21() << 12) as u64));
+        out.push(Field { mask: 0x60FF_FFE0, value: Value::Hidden });
+        return out;
+    } else if w & 0x3B00_0000 == 0x1800_0000 {
+        // ldr (literal): imm19 words from pc
+        let t = pc.wrapping_add((super::sext((w >> 5) & 0x7FFFF, 19) << 2) as u64);
+        out.push(Field { mask: 0x00FF_FFE0, value: Value::Pc(t) });
+    } else if let Some(page) = pairs.high[rn] {
+        let lo12 = u64::from((w >> 10) & 0xFFF);
+        if w & 0xFF80_0000 == 0x9100_0000 {
+            // add xd, xn, #:lo12:sym (64-bit, unshifted)
+            out.push(Field { mask: 0x003F_FC00, value: Value::Addr(page.wrapping_add(lo12)) });
+        } else if w & 0x3B00_0000 == 0x3900_0000 {
+            // ldr/str (unsigned offset): the offset is scaled by the access size
+            let mut scale = w >> 30;
+            if w & (1 << 26) != 0 && w & (1 << 23) != 0 && scale == 0 {
+                scale = 4; // 128-bit SIMD&FP
+            }
+            out.push(Field { mask: 0x003F_FC00, value: Value::Addr(page.wrapping_add(lo12 << scale)) });
+        }
+    }
+    if writes_rd_aarch64(w) {
+        pairs.high[rd] = None;
+    }
+    out
+}
+
+/// Whether the instruction (probably) writes the register in bits 4:0: not a store, not a
+/// branch or system instruction. Close enough to end an `adrp` pairing when its register is
+/// reused.
+fn writes_rd_aarch64(w: u32) -> bool {
+    let load_store = w & 0x0A00_0000 == 0x0800_0000;
+    let branch_system = w & 0x1C00_0000 == 0x1400_0000;
+    !(branch_system || (load_store && w & (1 << 22) == 0))
+}
+
+/// ppc: the offsets of `b`/`bl` (LI) and `bc` (BD), when relative (AA = 0); and, given the
+/// TOC pointer, the TOC-relative data addresses: `addis rX,r2,hi` with the D- or DS-form
+/// instruction that adds the low half to rX (`addi`, loads, stores), or the low half alone
+/// on r2 (what the linker leaves when it relaxes the `addis` to a `nop`).
+fn ppc_fields(w: u32, pc: u64, toc: Option<u64>, pairs: &mut Pairs) -> Fields {
+    let c = ppc::classify(w, pc);
+    if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) {
+        if w & 2 != 0 {
+            return Fields::default(); // absolute (AA = 1)
+        }
+        let mask = if w >> 26 == 18 { 0x03FF_FFFC } else { 0x0000_FFFC };
+        return Few::of(Field { mask, value: Value::Pc(c.target) });
+    }
+    let (op, rt, ra) = (w >> 26, ((w >> 21) & 31) as usize, ((w >> 16) & 31) as usize);
+    let mut out = Fields::default();
+    if let Some(toc) = toc {
+        // (RA = 0 reads as the number 0, not r0)
+        let base = match ra {
+            0 => None,
+            2 => Some(toc),
+            _ => pairs.high[ra],
+        };
+        match (op, base) {
+            // addis rX,r2,hi: the high half
+            (15, _) if ra == 2 => {
+                pairs.high[rt] = Some(toc.wrapping_add((super::sext(w & 0xFFFF, 16) << 16) as u64));
+                out.push(Field { mask: 0xFFFF, value: Value::Hidden });
+                return out;
+            }
+            // addi and the D-form loads and stores: a 16-bit displacement
+            (14 | 32..=55, Some(b)) => {
+                out.push(Field {
+                    mask: 0xFFFF,
+                    value: Value::Addr(b.wrapping_add(super::sext(w & 0xFFFF, 16) as u64)),
+                });
+            }
+            // DS-form ld/lwa (58) and std (62): the low two bits are the opcode's
+            (58 | 62, Some(b)) => {
+                out.push(Field {
+                    mask: 0xFFFC,
+                    value: Value::Addr(b.wrapping_add(super::sext(w & 0xFFFC, 16) as u64)),
+                });
+            }
+            _ => {}
+        }
+    }
+    // Whatever this wrote no longer holds a TOC high half: RT for most forms, RA for the
+    // logical and shift forms (both cleared; a store writes neither, but clearing is safe).
+    pairs.high[rt] = None;
+    pairs.high[ra] = None;
+    out
+}
+
+/// riscv: `jal`, branches, `c.j`/`c.jal`, `c.beqz`/`c.bnez`, and the `auipc` pair with the
+/// I- or S-type instruction that adds its `%pcrel_lo` (`jalr`, `addi`, loads, stores).
+fn riscv_fields(raw: &[u8], pc: u64, xlen: u32, pairs: &mut Pairs) -> Fields {
+    if raw.len() == 2 {
+        let h = u16::from_le_bytes([raw[0], raw[1]]);
+        let (c, _) = riscv::classify16(h, pc, xlen, None);
+        let h = u32::from(h);
+        // Any other compressed instruction may write rd (bits 11:7) or rd' (bits 4:2).
+        pairs.high[((h >> 7) & 31) as usize] = None;
+        pairs.high[(8 + ((h >> 2) & 7)) as usize] = None;
+        if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) && c.target != super::NO_TARGET {
+            let mask = if h & 0xC000 == 0xC000 { 0x1C7C } else { 0x1FFC }; // c.beqz/c.bnez : c.j/c.jal
+            return Few::of(Field { mask, value: Value::Pc(c.target) });
+        }
+        return Fields::default();
+    }
+    let Some(w) = word(raw, false) else { return Fields::default() };
+    let (opcode, rd, rs1) = (w & 0x7F, ((w >> 7) & 31) as usize, ((w >> 15) & 31) as usize);
+    let mut out = Fields::default();
+    match opcode {
+        0x6F => out.push(Field { mask: 0xFFFF_F000, value: Value::Pc(riscv::classify32(w, pc, None).0.target) }),
+        0x63 => out.push(Field { mask: 0xFE00_0F80, value: Value::Pc(riscv::classify32(w, pc, None).0.target) }),
+        0x17 if rd != 0 => {
+            pairs.high[rd] = Some(pc.wrapping_add(super::sext(w & 0xFFFF_F000, 32) as u64));
+            out.push(Field { mask: 0xFFFF_F000, value: Value::Hidden });
+            return out;
+        }
+        // I-type: jalr, addi, loads, FP loads
+        0x67 | 0x03 | 0x07 | 0x13 if opcode != 0x13 || (w >> 12) & 7 == 0 => {
+            if let Some(hi) = pairs.high[rs1] {
+                let t = hi.wrapping_add(super::sext(w >> 20, 12) as u64);
+                out.push(Field { mask: 0xFFF0_0000, value: Value::Addr(t) });
+            }
+        }
+        // S-type: stores, FP stores
+        0x23 | 0x27 => {
+            if let Some(hi) = pairs.high[rs1] {
+                let imm = ((w >> 25) << 5) | ((w >> 7) & 31);
+                out.push(Field { mask: 0xFE00_0F80, value: Value::Addr(hi.wrapping_add(super::sext(imm, 12) as u64)) });
+            }
+        }
+        _ => {}
+    }
+    if !matches!(opcode, 0x63 | 0x23 | 0x27) {
+        pairs.high[rd] = None;
+    }
+    out
+}
+
+/// The first range given for each function id is its entry.
+fn entries(ids: &[u64]) -> Vec<bool> {
+    let mut seen = FxHashSet::default();
+    ids.iter().map(|&id| seen.insert(id)).collect()
+}
+
+/// `code_fingerprints`: one row per range `(ids[i], lows[i], highs[i])`, in the order given,
+/// with the CRC-32 of its normalized instructions. The first range given of each id is the
+/// function's entry (where NOPs and the ftrace call are left out).
+pub fn fingerprints(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
+    if ids.len() != lows.len() || ids.len() != highs.len() {
+        return Err(Error::new(format!(
+            "function_ids, lows and highs differ in length ({}, {}, {})",
+            ids.len(),
+            lows.len(),
+            highs.len()
+        )));
+    }
+    let bin = Mapped::open(path)?;
+    let dbg = debug_file.map(Mapped::open).transpose()?;
+    let o = Opened::new(&bin, dbg.as_ref())?;
+    let norm = Normalizer::new(&o.file, o.symbols())?;
+    let entry = entries(ids);
+    let sums: Vec<u32> = (0..ids.len())
+        .into_par_iter()
+        .with_min_len(64)
+        .map_init(Vec::new, |scratch, r| {
+            let code = norm.img.code(lows[r], highs[r]);
+            // Should normalizing fail, the raw bytes: a change may then be reported that is
+            // none (the code moved), but none is missed.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| norm.fingerprint(&code, entry[r], scratch)))
+                .unwrap_or_else(|_| crc32fast::hash(code.bytes))
+        })
+        .collect();
+    let table = Table::new(vec![
+        ("function_id", Chunk::U64(ids.to_vec())),
+        ("low", Chunk::U64(lows.to_vec())),
+        ("high", Chunk::U64(highs.to_vec())),
+        ("fingerprint", Chunk::U32(sums)),
+    ]);
+    let info = vec![
+        ("path", path.display().to_string()),
+        ("arch", elf::arch_name(&o.file).to_string()),
+        ("ranges", ids.len().to_string()),
+    ];
+    let (string_offsets, string_data) = Strings::default().to_arrow();
+    Ok(Scan { info, tables: vec![("code_fingerprints", table)], string_offsets, string_data })
+}
+
+/// `normal_form` of `[low, high)`: what the fingerprint makes of each position-dependent
+/// field (one row per field, and one per instruction left out), for evidence and tests.
+pub fn normal_form(path: &Path, debug_file: Option<&Path>, low: u64, high: u64, entry: bool) -> Result<Scan> {
+    let bin = Mapped::open(path)?;
+    let dbg = debug_file.map(Mapped::open).transpose()?;
+    let o = Opened::new(&bin, dbg.as_ref())?;
+    let norm = Normalizer::new(&o.file, o.symbols())?;
+    let code = norm.img.code(low, high);
+    if code.status & super::status::NO_BYTES != 0 {
+        return Err(Error::new(format!("{}: no section holds code at {low:#x}", path.display())));
+    }
+    let rows = norm.explain(&code, entry);
+    let mut strings = Strings::default();
+    let names = rows.iter().map(|r| strings.intern_owned(r.name.clone())).collect();
+    let table = Table::new(vec![
+        ("address", Chunk::U64(rows.iter().map(|r| r.address).collect())),
+        ("size", Chunk::U8(rows.iter().map(|r| r.size).collect())),
+        ("mask", Chunk::U32(rows.iter().map(|r| r.mask).collect())),
+        ("how", Chunk::U8(rows.iter().map(|r| r.how).collect())),
+        ("name", Chunk::Str(names)),
+        ("offset", Chunk::I64(rows.iter().map(|r| r.offset).collect())),
+    ]);
+    let info = vec![
+        ("path", path.display().to_string()),
+        ("arch", elf::arch_name(&o.file).to_string()),
+        ("fingerprint", norm.fingerprint(&code, entry, &mut Vec::new()).to_string()),
+    ];
+    let (string_offsets, string_data) = strings.to_arrow();
+    Ok(Scan { info, tables: vec![("normal_form", table)], string_offsets, string_data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum(isa: Isa, at: u64, code: &[u8], symbols: &[(u64, u64, &[u8])]) -> u32 {
+        let n = Normalizer::from_parts(isa, vec![(at, code)], symbols, true);
+        n.fingerprint(&n.img.code(at, at + code.len() as u64), true, &mut Vec::new())
+    }
+
+    const X86: Isa = Isa::X86 { bits: 64 };
+
+    fn rel32(from_end: u64, to: u64) -> [u8; 4] {
+        (to.wrapping_sub(from_end) as i32).to_le_bytes()
+    }
+
+    /// `call callee; mov data(%rip),%rax; movq $table,%rdi; ret` at `at`, with `prefix` first.
+    fn x86_caller(at: u64, prefix: &[u8], callee: u64, data: u64, table: u64) -> Vec<u8> {
+        let mut c = prefix.to_vec();
+        let p = at + prefix.len() as u64;
+        c.push(0xe8);
+        c.extend(rel32(p + 5, callee));
+        c.extend([0x48, 0x8b, 0x05]);
+        c.extend(rel32(p + 12, data));
+        c.extend([0x48, 0xc7, 0xc7]);
+        c.extend((table as i32).to_le_bytes());
+        c.push(0xc3);
+        c
+    }
+
+    const FOO: &[u8] = b"foo";
+    const BAR: &[u8] = b"bar";
+    const DATA: &[u8] = b"counter";
+    const TABLE: &[u8] = b"table";
+
+    #[test]
+    fn moved_code_and_moved_targets_keep_the_fingerprint() {
+        let (k1, k2) = (0xffff_ffff_8200_1000u64, 0xffff_ffff_8200_2040u64);
+        let a = x86_caller(0x1000, &[], 0x2000, 0x4000, k1);
+        let syms_a = [(0x2000, 16, FOO), (0x4000, 8, DATA), (k1, 64, TABLE)];
+        let b = x86_caller(0x1130, &[], 0x2470, 0x4818, k2);
+        let syms_b = [(0x2470, 16, FOO), (0x4810, 16, DATA), (k2, 64, TABLE)];
+        let fa = sum(X86, 0x1000, &a, &syms_a);
+        // data at another offset into its symbol is another reference
+        assert_ne!(fa, sum(X86, 0x1130, &b, &syms_b));
+        let syms_b = [(0x2470, 16, FOO), (0x4818, 8, DATA), (k2, 64, TABLE)];
+        assert_eq!(fa, sum(X86, 0x1130, &b, &syms_b));
+        // another callee is another function
+        let syms_c = [(0x2470, 16, BAR), (0x4818, 8, DATA), (k2, 64, TABLE)];
+        assert_ne!(fa, sum(X86, 0x1130, &b, &syms_c));
+    }
+
+    #[test]
+    fn clone_numbers_are_no_change() {
+        let a = x86_caller(0x1000, &[], 0x2000, 0x4000, 0x10);
+        let s1: [(u64, u64, &[u8]); 1] = [(0x2000, 16, b"foo.isra.0")];
+        let s2: [(u64, u64, &[u8]); 1] = [(0x2000, 16, b"foo.isra.3")];
+        let s3: [(u64, u64, &[u8]); 1] = [(0x2000, 16, b"foo.constprop.0")];
+        assert_eq!(sum(X86, 0x1000, &a, &s1), sum(X86, 0x1000, &a, &s2));
+        assert_ne!(sum(X86, 0x1000, &a, &s1), sum(X86, 0x1000, &a, &s3));
+        assert_eq!(name_shape(b"foo.constprop.0.isra.12"), b"foo.constprop.isra");
+        assert_eq!(name_shape(b"bar.llvm.1234abcd"), b"bar");
+        assert_eq!(name_shape(b"__already_done.12"), b"__already_done");
+        assert_eq!(name_shape(b"0000002a.plt_call.puts"), b".plt_call.puts");
+        assert_eq!(name_shape(b".foo.part.1"), b".foo.part");
+        assert_eq!(name_shape(b"__UNIQUE_ID_ddebug312"), b"__UNIQUE_ID_ddebug");
+    }
+
+    #[test]
+    fn ftrace_entry_and_padding_are_left_out() {
+        let syms: [(u64, u64, &[u8]); 3] = [(0x2000, 16, FOO), (0x4000, 8, DATA), (0x3000, 1, b"__fentry__")];
+        let plain = sum(X86, 0x1000, &x86_caller(0x1000, &[], 0x2000, 0x4000, 0x10), &syms);
+        // endbr64 stays: it is code
+        let endbr = [0xf3, 0x0f, 0x1e, 0xfa];
+        let with_endbr = sum(X86, 0x1000, &x86_caller(0x1000, &endbr, 0x2000, 0x4000, 0x10), &syms);
+        assert_ne!(plain, with_endbr);
+        // ftrace's NOP, or its call __fentry__, after the landing pad
+        let nop5 = [0xf3, 0x0f, 0x1e, 0xfa, 0x0f, 0x1f, 0x44, 0x00, 0x00];
+        assert_eq!(with_endbr, sum(X86, 0x1000, &x86_caller(0x1000, &nop5, 0x2000, 0x4000, 0x10), &syms));
+        let mut fentry = endbr.to_vec();
+        fentry.push(0xe8);
+        fentry.extend(rel32(0x1009, 0x3000));
+        assert_eq!(with_endbr, sum(X86, 0x1000, &x86_caller(0x1000, &fentry, 0x2000, 0x4000, 0x10), &syms));
+        // alignment NOPs after the return
+        let mut padded = x86_caller(0x1000, &[], 0x2000, 0x4000, 0x10);
+        padded.extend([0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x90]);
+        assert_eq!(plain, sum(X86, 0x1000, &padded, &syms));
+    }
+
+    #[test]
+    fn explain_names_each_field() {
+        let code = x86_caller(0x1000, &[], 0x2000, 0x4000, 0x10);
+        let syms = [(0x2000, 16, FOO), (0x4000, 8, DATA)];
+        let n = Normalizer::from_parts(X86, vec![(0x1000, &code[..])], &syms, true);
+        let rows = n.explain(&n.img.code(0x1000, 0x1000 + code.len() as u64), true);
+        let got: Vec<(u64, u32, u8, &[u8])> = rows.iter().map(|r| (r.address, r.mask, r.how, &r.name[..])).collect();
+        // e8 rel32: bytes 1..5; 48 8b 05 disp32: bytes 3..7; 48 c7 c7 imm32 (0x10, no address)
+        let want: Vec<(u64, u32, u8, &[u8])> =
+            vec![(0x1000, 0x1e, how::SYMBOL, FOO), (0x1005, 0x78, how::SYMBOL, DATA), (0x100c, 0x78, how::RAW, b"")];
+        assert_eq!(got, want);
+    }
+
+    fn aarch64_caller(at: u64, callee: u64, data: u64) -> Vec<u8> {
+        let page = |a: u64| a & !0xfff;
+        let imm = (page(data).wrapping_sub(page(at)) as i64 >> 12) as u32;
+        let adrp = 0x9000_0000 | (imm & 3) << 29 | ((imm >> 2) & 0x7ffff) << 5; // adrp x0, data
+        let add = 0x9100_0000 | ((data & 0xfff) as u32) << 10; // add x0, x0, #:lo12:data
+        let bl = 0x9400_0000 | ((callee.wrapping_sub(at + 8) >> 2) as u32 & 0x03ff_ffff);
+        [adrp, add, bl, 0xd65f_03c0].iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn aarch64_adrp_pairs_and_calls() {
+        let a = aarch64_caller(0x1000, 0x2000, 0x5010);
+        let b = aarch64_caller(0x1400, 0x3000, 0x7230);
+        let sa = [(0x2000, 16, FOO), (0x5000, 32, DATA)];
+        let sb = [(0x3000, 16, FOO), (0x7220, 32, DATA)];
+        assert_eq!(sum(Isa::Aarch64, 0x1000, &a, &sa), sum(Isa::Aarch64, 0x1400, &b, &sb));
+        let sc = [(0x3000, 16, FOO), (0x7230, 32, DATA)]; // another offset into the data
+        assert_ne!(sum(Isa::Aarch64, 0x1000, &a, &sa), sum(Isa::Aarch64, 0x1400, &b, &sc));
+    }
+
+    fn riscv_caller(at: u64, callee: u64) -> Vec<u8> {
+        let off = callee.wrapping_sub(at) as i64;
+        let hi = ((off + 0x800) >> 12) as u32;
+        let lo = (off - (i64::from(hi as i32) << 12)) as u32;
+        let auipc = (hi << 12) | (1 << 7) | 0x17; // auipc ra, hi
+        let jalr = ((lo & 0xfff) << 20) | (1 << 15) | (1 << 7) | 0x67; // jalr ra, lo(ra)
+        [auipc, jalr, 0x0000_8067].iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn riscv_auipc_pairs() {
+        let rv = Isa::Riscv { xlen: 64 };
+        let a = riscv_caller(0x1000, 0x2a00);
+        let b = riscv_caller(0x1800, 0x9100);
+        assert_eq!(sum(rv, 0x1000, &a, &[(0x2a00, 8, FOO)]), sum(rv, 0x1800, &b, &[(0x9100, 8, FOO)]));
+        assert_ne!(sum(rv, 0x1000, &a, &[(0x2a00, 8, FOO)]), sum(rv, 0x1800, &b, &[(0x9100, 8, BAR)]));
+    }
+}
