@@ -29,12 +29,6 @@ class Places:
         i = int(np.searchsorted(self.low, addr, "right")) - 1
         return int(self.row[i]) if i >= 0 and addr < self.high[i] else -1
 
-    def range_start(self, addr: int) -> int | None:
-        """The start of the instance range (main or ``.cold``) holding ``addr``: where decoding
-        must begin to find its instruction boundaries."""
-        i = int(np.searchsorted(self.low, addr, "right")) - 1
-        return int(self.low[i]) if i >= 0 and addr < self.high[i] else None
-
     @cached_property
     def symbol_names(self) -> dict[str, list[int]]:
         """Function symbol name → rows in the symbols table (a name may repeat: statics)."""

@@ -276,8 +276,10 @@ def describe(f: dict[str, Any]) -> list[str]:
         "band": lambda: f"band {old['band']} → {new['band']}",
         "code": lambda: "code changed: " + ", ".join(f["code_changed"]),
         "signature": lambda: f"signature ({', '.join(old['params'])}) → ({', '.join(new['params'])})",
-        "moved": lambda: f"moved by {f['moved_by']:+d} lines"
-        + ("" if "code" in f["changes"] else " (same code; every line probe in it shifts)"),
+        "moved": lambda: (
+            f"moved by {f['moved_by']:+d} lines"
+            + ("" if "code" in f["changes"] else " (same code; every line probe in it shifts)")
+        ),
         "body-lines": lambda: f"body {body_length(old)} → {body_length(new)} lines",
     }
     return [words[k]() if k in words else k for k in f["changes"]]

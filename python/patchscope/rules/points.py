@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from patchscope.probes import syntax as ps
-from patchscope.probes.places import places
 from patchscope.rules.context import Context
 from patchscope.rules.finding import CODES, Band, Code, code, hexa
 
@@ -200,21 +199,27 @@ def mid_instruction(cx: Context, landings: list[Landing]) -> list[list[Reason]]:
     """For user-space code, where no kernel check stands between an offset and the breakpoint:
     each offset or address landing that decoding from its range's start does not reach."""
     out: list[list[Reason]] = [[] for _ in landings]
-    ask = [i for i, lnd in enumerate(landings) if lnd.kind in (ps.STATEMENT, ps.ADDRESS) and lnd.line is None]
-    starts = [places(cx).range_start(landings[i].address) for i in ask]
-    ask = [i for i, s in zip(ask, starts) if s is not None]
+    ask = [
+        i
+        for i, lnd in enumerate(landings)
+        if lnd.kind in (ps.STATEMENT, ps.ADDRESS) and lnd.line is None and lnd.instance >= 0
+    ]
+    starts = [_range_start(cx, landings[i]) for i in ask]
     if not ask:
         return out
-    sites = cx.b.probe_sites(
-        np.array([s for s in starts if s is not None], np.uint64),
-        np.array([landings[i].address for i in ask], np.uint64),
-    )
+    sites = cx.b.probe_sites(np.array(starts, np.uint64), np.array([landings[i].address for i in ask], np.uint64))
     for i, insn, size in zip(ask, sites.column("insn").to_pylist(), sites.column("size").to_pylist()):
         if insn != landings[i].address:
             at = landings[i].address
             message = f"{hexa(at)} is byte {at - insn} of the {size}-byte instruction at {hexa(insn)}"
             out[i].append(Reason.of(MID_INSTRUCTION, message, instruction=hexa(insn), size=size))
     return out
+
+
+def _range_start(cx: Context, lnd: Landing) -> int:
+    """The start of the instance range (main or ``.cold``) holding the landing: where decoding
+    must begin to find its instruction boundaries."""
+    return next((lo for lo, hi in cx.inst_ranges(lnd.instance) if lo <= lnd.address < hi), lnd.address)
 
 
 def worst(reasons: list[Reason]) -> Band:
