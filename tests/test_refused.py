@@ -429,3 +429,13 @@ def test_vmlinux_arm64_atomic_scan(arm64: Context) -> None:
     assert vm(arm64, "queued_spin_lock_slowpath", 0x2B0) == []
     (r,) = refused.refusals(arm64, [at(arm64, "queued_spin_lock_slowpath", 0x2B0)], version=(6, 15))[0]
     assert (r.reason, r.evidence["opener"]) == ("atomic-window", hex(at(arm64, "queued_spin_lock_slowpath", 0x26C)))
+
+
+def test_vmlinux_arm64_dwarf_meets_symbols_over_the_patchable_entry(arm64: Context) -> None:
+    """GCC puts DW_AT_low_pc of vfs_read at 0x…528, after the 2 ftrace NOPs at the symbol
+    (0x…520, nm): the instance starts at the symbol, named by it, with its ftrace site."""
+    (fid,) = arm64.b.find_functions("vfs_read")
+    (row,) = arm64.instances_of[fid]
+    assert arm64.instance_symbol(row) == "vfs_read"
+    assert arm64.inst_low(row) == 0xFFFF8000083AB520 and int(arm64.inst.column("entry_pc")[row].as_py()) != 0
+    assert arm64.b.inventory.functions.column("status").to_pylist().count("symbol-only") < 1000

@@ -167,7 +167,21 @@ def _func_symbols(cols: Columns) -> dict[str, np.ndarray]:
     addr = sy.column("address").to_numpy()[keep]
     order = np.argsort(addr, kind="stable")
     rows = keep[order]
-    return {"row": rows, "address": addr[order]}
+    return {"row": rows, "address": addr[order], "size": sy.column("size").to_numpy()[rows]}
+
+
+def _with_patchable_entry(fs: dict[str, np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Range starts moved back over a patchable entry. With ``-fpatchable-function-entry=N``
+    (arm64 kernels' ftrace: 2 NOPs) GCC puts the NOPs at the symbol but ``DW_AT_low_pc`` after
+    them, so the function's DWARF and its symbol would not meet: a range with no symbol at its
+    start, inside a function symbol that starts at most 16 bytes earlier and ends where the
+    range ends, starts at that symbol."""
+    i = np.searchsorted(fs["address"], lo, "right") - 1
+    j = np.maximum(i, 0)
+    start = fs["address"][j] if len(fs["address"]) else lo
+    end = start + (fs["size"][j] if len(fs["address"]) else 0)
+    moved = (i >= 0) & (start < lo) & (lo - start <= 16) & (end == hi)
+    return np.where(moved, start, lo)
 
 
 def _instances(
@@ -189,6 +203,7 @@ def _instances(
     size = np.bincount(inst_of_range, weights=(hi - lo).astype(np.float64), minlength=n).astype(np.uint64)
 
     fs = _func_symbols(cols)
+    dwarf_lo, lo = lo, _with_patchable_entry(fs, lo, hi)
     a = np.searchsorted(fs["address"], lo, side="left")
     b = np.searchsorted(fs["address"], lo, side="right")
     per_range = b - a
@@ -203,7 +218,7 @@ def _instances(
         {
             "die": pa.array(inst_die),
             "entry_pc": pa.array(sp.column("entry_pc").to_numpy()[inst_rows]),
-            "low_pc": pa.array(sp.column("low_pc").to_numpy()[inst_rows]),
+            "low_pc": pa.array(_moved(sp.column("low_pc").to_numpy()[inst_rows], dwarf_lo, lo)),
             "size": pa.array(size),
             # DW_AT_noreturn sits on the declaration or abstract DIE as often as on the concrete one
             "noreturn": pa.array(((flags[inst_rows] | flags[root[inst_rows]]) & NORETURN) != 0),
@@ -211,6 +226,17 @@ def _instances(
             "ranges": pa.ListArray.from_arrays(pa.array(range_offsets), pairs),
         }
     )
+
+
+def _moved(low_pc: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """``low_pc`` of each instance, following its range start where that moved."""
+    moved = before != after
+    if not moved.any():
+        return low_pc
+    order = np.argsort(before[moved], kind="stable")
+    b, a = before[moved][order], after[moved][order]
+    pos = np.minimum(np.searchsorted(b, low_pc), len(b) - 1)
+    return np.where(b[pos] == low_pc, a[pos], low_pc)
 
 
 def _symbol_only(cols: Columns, instances: pa.Table) -> dict[str, np.ndarray]:
