@@ -256,3 +256,11 @@ def test_no_blacklist_outside_kernels() -> None:
 
 
 # codes tested in tests/test_atomics.py: "llsc-window", "tm-region", "atomic-helper-call"
+
+
+def test_systemtap_blocklist_4_8_additions() -> None:
+    """stap 4.8's dwflpp::build_kernel_blocklist adds these unconditionally (strings /usr/bin/stap)."""
+    from patchscope.rules import peers
+
+    assert peers._STAP_FUNCTIONS.match("smaps_pte_range") and peers._STAP_FUNCTIONS.match("special_mapping_fault")
+    assert peers._STAP_FILES.match("fs/seq_file.c") and not peers._STAP_FILES.match("fs/seq_file.h")

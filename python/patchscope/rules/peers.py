@@ -43,6 +43,7 @@ _STAP_FUNCTIONS = re.compile(
             r"rwsem_.*lock.*|.*mutex_.*lock.*|atomic_.*|atomic64_.*|get_bh|put_bh",
             r".*apic.*|.*APIC.*|.*softirq.*|.*IRQ.*|.*_intr.*|__delay|.*kernel_text.*|get_current|current_.*",
             r".*exception_tables.*|.*setup_rt_frame.*|.*preempt_count.*|preempt_schedule",
+            r"special_mapping_.*|.*_pte_.*",  # added unconditionally ("RHEL6 pre-beta 2.6.32-19.el6")
         ]
     )
     + ")$"
@@ -52,7 +53,7 @@ _STAP_RETURN = re.compile(r"^(do_exit|sys_exit|sys_exit_group)$")
 _STAP_FILES = re.compile(
     r"^(kernel/kprobes\.c|arch/.*/kernel/kprobes\.c|.*/include/asm/io\.h|.*/include/asm/io-defs\.h"
     r"|.*/include/asm/io_64\.h|.*/include/asm/bitops\.h|drivers/ide/ide-iops\.c|arch/.*/kernel/paravirt\.c"
-    r"|.*/include/asm/paravirt\.h)$"
+    r"|.*/include/asm/paravirt\.h|fs/seq_file\.c)$"
 )
 _STAP_USER_RETURN = re.compile(r"^(_start|__.*\.get_pc_thunk\..*)$")
 
