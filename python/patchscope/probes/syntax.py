@@ -18,6 +18,7 @@ A malformed point raises :class:`ProbeSyntaxError` with the offset of the offend
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 #: What a probe point asks for at the places it resolves to.
@@ -326,25 +327,29 @@ def _stp_probes(source: str) -> list[tuple[int, str, list[str], bool, list[str]]
     """(line, alias name, point texts, is_alias, ``$variables`` its body reads) of each
     top-level ``probe`` statement."""
     found = []
-    depth, pos = 0, 0
+    depth, header_end = 0, 0
+    for m in _tokens(source):
+        if m.start() < header_end:
+            continue
+        depth = max(depth + bool(m.group("open")) - bool(m.group("close")), 0)
+        if depth == 0 and m.group("word") == "probe":
+            header_end = _header_end(source, m.end())
+            header = source[m.end() : header_end]
+            reads = _TARGET_VAR.findall(source[header_end : _body_end(source, header_end)])
+            found.append((source.count("\n", 0, m.start()) + 1, *_probe_header(header), reads))
+    return found
+
+
+def _tokens(source: str, pos: int = 0) -> Iterator[re.Match[str]]:
+    """The script's braces and words from ``pos`` on; comments, strings and embedded C
+    (``%{ … %}``) are matched whole, so nothing inside them counts."""
     while pos < len(source):
         m = _STP_TOKENS.match(source, pos)
         if not m:
             pos += 1
             continue
         pos = m.end()
-        if m.group("open"):
-            depth += 1
-        elif m.group("close"):
-            depth = max(depth - 1, 0)
-        elif depth == 0 and m.group("word") == "probe":
-            header_end = _header_end(source, pos)
-            header = source[pos:header_end]
-            body_end = _body_end(source, header_end)
-            reads = _TARGET_VAR.findall(source[header_end:body_end])
-            found.append((source.count("\n", 0, m.start()) + 1, *_probe_header(header), reads))
-            pos = header_end
-    return found
+        yield m
 
 
 def _header_end(source: str, pos: int) -> int:
@@ -369,17 +374,12 @@ _TARGET_VAR = re.compile(r"(?<![$\w])\$(?!return\b)([A-Za-z_]\w*)")
 
 def _body_end(source: str, start: int) -> int:
     """The offset just past the ``}`` closing the body that opens at ``start``."""
-    depth, pos = 0, start
-    while pos < len(source):
-        m = _STP_TOKENS.match(source, pos)
-        if not m:
-            pos += 1
-            continue
-        pos = m.end()
+    depth = 0
+    for m in _tokens(source, start):
         depth += bool(m.group("open")) - bool(m.group("close"))
         if depth == 0:
-            return pos
-    return pos
+            return m.end()
+    return len(source)
 
 
 def _probe_header(header: str) -> tuple[str, list[str], bool]:
