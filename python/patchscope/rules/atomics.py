@@ -386,10 +386,14 @@ def _transaction(code_: InstanceCode, begin: int) -> tuple[list[int], list[int],
         stack.extend(code_.successors(i))
     if not ends:
         return sorted(reach | {begin}), [], False, sorted(open_exits)
+    return sorted(_leading_to(code_, reach, ends, begin) | {begin}), sorted(ends), True, sorted(open_exits)
+
+
+def _leading_to(code_: InstanceCode, reach: set[int], ends: list[int], start: int | None = None) -> set[int]:
+    """The instructions of ``reach`` on some path to one of ``ends`` (the ends included), with
+    ``start`` as a way in that no path comes back through."""
     preds: dict[int, list[int]] = {}
-    for i in reach | {begin}:
-        if i in ends:
-            continue
+    for i in (reach | {start} if start is not None else reach).difference(ends):
         for j in code_.successors(i):
             if j in reach:
                 preds.setdefault(j, []).append(i)
@@ -400,7 +404,7 @@ def _transaction(code_: InstanceCode, begin: int) -> tuple[list[int], list[int],
             if p not in back:
                 back.add(p)
                 stack.append(p)
-    return sorted(back | {begin}), sorted(ends), True, sorted(open_exits)
+    return back
 
 
 def _committed_here(code_: InstanceCode, entry: int) -> tuple[list[int], list[int]]:
@@ -425,18 +429,7 @@ def _committed_here(code_: InstanceCode, entry: int) -> tuple[list[int], list[in
         stack.extend(code_.successors(i))
     if not ends:
         return [], []
-    preds: dict[int, list[int]] = {}
-    for i in reach.difference(ends):
-        for j in code_.successors(i):
-            preds.setdefault(j, []).append(i)
-    back = set(ends)
-    stack = list(ends)
-    while stack:
-        for p in preds.get(stack.pop(), []):
-            if p not in back:
-                back.add(p)
-                stack.append(p)
-    return sorted(back), sorted(ends)
+    return sorted(_leading_to(code_, reach, ends)), sorted(ends)
 
 
 def tm_region(cx: Context) -> Iterator[Finding]:
