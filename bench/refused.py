@@ -18,7 +18,7 @@ import numpy as np
 
 import patchscope
 from patchscope.index import code as k
-from patchscope.rules import atomics, refused
+from patchscope.rules import atomics, kprobe_target, refused, refused_arm64
 from patchscope.rules.context import Context
 
 CHUNK = 200_000
@@ -76,8 +76,8 @@ def literal_scan(cx: Context, img: refused.KernelImage, version: tuple[int, int]
     for start in range(0, len(words := text_words(img)), CHUNK):
         addrs = words[start : start + CHUNK]
         p = refused.Probes.of(img, addrs, version)
-        ok = p.found & (refused.a64_rejections(p.words) == 0)
-        opener = refused.scan_back(img, addrs[ok], p.sym_start[ok], refused.a64_exclusive_masks(p))
+        ok = p.found & (refused_arm64.a64_rejections(p.words) == 0)
+        opener = refused_arm64.scan_back(img, addrs[ok], p.sym_start[ok], refused_arm64.a64_exclusive_masks(p))
         hit = opener != k.NO_TARGET
         out.update(zip(addrs[ok][hit].tolist(), opener[hit].tolist()))
     return out
@@ -95,12 +95,12 @@ def window_model(cx: Context) -> set[int]:
 
 
 def arm64_figures(cx: Context, img: refused.KernelImage) -> None:
-    for version in ((6, 1), refused.ARM64_EXCLUSIVE_MASK_FIX_SINCE):
+    for version in ((6, 1), kprobe_target.ARM64_EXCLUSIVE_MASK_FIX_SINCE):
         t = time.perf_counter()
         scan = literal_scan(cx, img, version)
         took = time.perf_counter() - t
         openers = np.array(sorted(set(scan.values())), np.uint64)
-        exclusive = set(openers[refused.is_exclusive(img.words(openers))].tolist())
+        exclusive = set(openers[refused_arm64.is_exclusive(img.words(openers))].tolist())
         by_true = sum(o in exclusive for o in scan.values())
         print(
             f"arm64 literal backward scan, masks of {version}: {len(scan)} refused instructions "
