@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -474,3 +474,12 @@ def per_param_readable(b: Binary, site: dict[str, np.ndarray], fid: int) -> dict
 def bands(b: Binary) -> dict[str, Any]:
     f = findings(b)
     return verdict.summary(f.bands, f.findings)
+
+
+def keys_by_total(dicts: Iterable[dict[str, int]]) -> list[str]:
+    """The keys of several counters, the largest total first."""
+    total: dict[str, int] = {}
+    for d in dicts:
+        for k, n in d.items():
+            total[k] = total.get(k, 0) + n
+    return sorted(total, key=lambda k: (-total[k], k))
