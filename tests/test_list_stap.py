@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from conftest import BIN, ROOT, expected
@@ -258,3 +259,23 @@ def test_our_variables_are_among_stap_ones(stub: Path) -> None:
             assert {v.removesuffix("?") for v in ln["vars"]} <= theirs[key], ln["text"]
             checked += 1
     assert checked > 20
+
+
+def test_list_json_follows_its_schema() -> None:
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "patchscope.cli.main",
+            "list",
+            str(BIN / "x86_64/corpus"),
+            "--format=json",
+            'process("x").function("*")',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, json.loads((ROOT / "docs/schema/list-1.json").read_text()))
+    assert any(ln["point"].startswith('process("x").function("compute_level.isra.0@') for ln in doc["lines"])
