@@ -15,7 +15,7 @@ import numpy as np
 
 from patchscope.probes.places import places
 from patchscope.probes.syntax import LineSpec
-from patchscope.rules.atomics import InlineSites
+from patchscope.rules.atomics import InlineSites, inline_sites_at
 from patchscope.rules.context import Context
 
 #: ``lines.flags`` bits (the core's ``lineflag``).
@@ -55,6 +55,8 @@ class LineIndex:
         self.file = raw.column("file").to_numpy()[self.order]
         self.line = raw.column("line").to_numpy()[self.order]
         self.flags = raw.column("flags").to_numpy()[self.order]
+        #: The distinct file names (pool indices) the table uses.
+        self.files = np.unique(self.file)
 
     def rows_in(self, low: int, high: int) -> slice:
         return slice(int(np.searchsorted(self.address, low, "left")), int(np.searchsorted(self.address, high, "left")))
@@ -82,17 +84,17 @@ def prologue_end(cx: Context, low: int, high: int) -> int | None:
     return int(later[0]) if later.size else None
 
 
+def file_matches(path: str, pattern: str) -> bool:
+    """A ``@FILE`` pattern as SystemTap and perf match it: a glob on the whole path or its tail."""
+    return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, "*/" + pattern.lstrip("/"))
+
+
 def _files_matching(cx: Context, pattern: str | None) -> np.ndarray:
-    """Pool indices of the file names ``pattern`` names (matched as SystemTap and perf do:
-    a glob on the whole path or on its tail)."""
-    ix = line_index(cx)
-    ids = np.unique(ix.file)
+    """Pool indices of the file names of the line table that ``pattern`` names."""
+    ids = line_index(cx).files
     if pattern is None:
         return ids
-    names = [cx.string(int(i)) for i in ids]
-    tail = "*/" + pattern.lstrip("/")
-    keep = [i for i, n in zip(ids.tolist(), names) if fnmatch.fnmatchcase(n, pattern) or fnmatch.fnmatchcase(n, tail)]
-    return np.array(keep, dtype=ids.dtype)
+    return np.array([i for i in ids.tolist() if file_matches(cx.string(i), pattern)], dtype=ids.dtype)
 
 
 def line_addresses(cx: Context, file: str | None, spec: LineSpec, fids: list[int] | None) -> list[LineMatch]:
@@ -106,9 +108,9 @@ def line_addresses(cx: Context, file: str | None, spec: LineSpec, fids: list[int
     stmt = rows & ((ix.flags & IS_STMT) != 0)
     if stmt.any():
         rows = stmt
-    if fids is not None:
-        rows &= _inside(cx, fids, ix.address)
     picked = np.flatnonzero(rows)
+    if fids is not None:
+        picked = picked[_inside(cx, fids, ix.address[picked])]
     first = np.unique(ix.address[picked], return_index=True)[1]
     return [_match(cx, int(r)) for r in picked[first].tolist()]
 
@@ -132,12 +134,11 @@ def _targets(
 def _inside(cx: Context, fids: list[int], addrs: np.ndarray) -> np.ndarray:
     """Which of ``addrs`` lie in an instance or an inline site of ``fids``."""
     keep = np.zeros(len(addrs), bool)
-    wanted = set(fids)
     for row in (r for f in fids for r in cx.instances_of.get(f, [])):
         for lo, hi in cx.inst_ranges(row):
             keep |= (addrs >= lo) & (addrs < hi)
     sites = cx.shared(InlineSites)
-    mine = np.isin(cx.site_fid[sites.site], list(wanted))
+    mine = np.isin(cx.site_fid[sites.site], fids)
     for lo, hi in zip(sites.low[mine].tolist(), sites.high[mine].tolist()):
         keep |= (addrs >= lo) & (addrs < hi)
     return keep
@@ -157,8 +158,7 @@ def _match(cx: Context, r: int) -> LineMatch:
     )
     row = places(cx).instance_at(addr)
     if row >= 0:
-        floor = next((lo for lo, hi in cx.inst_ranges(row) if lo <= addr < hi), addr)
-        chain = [s for s in cx.shared(InlineSites).covering(addr, floor) if cx.caller_instance[s] == row]
+        chain = inline_sites_at(cx, row, addr)
         m.site = chain[0] if chain else -1
         m.inline_chain = [cx.fn_name[int(cx.site_fid[s])] for s in chain] + [cx.instance_symbol(row)] if chain else []
     return m

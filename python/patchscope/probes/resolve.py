@@ -19,7 +19,7 @@ import numpy as np
 
 from patchscope.index.tables import NO_DIE
 from patchscope.probes import syntax as ps
-from patchscope.probes.lines import LineMatch, line_addresses, prologue_end
+from patchscope.probes.lines import LineMatch, file_matches, line_addresses, prologue_end
 from patchscope.probes.places import places
 from patchscope.rules.context import SUFFIX_COLD, SUFFIX_PART, Context
 from patchscope.rules.finding import hexa
@@ -98,12 +98,8 @@ def matching_functions(cx: Context, pattern: str, file: str | None, glob: bool =
     fids = [f for f in cx.b.find_functions(pattern) if glob or cx.fn_name[f] == pattern]
     if file:
         decl = cx.functions.column("decl_file")
-        fids = [f for f in fids if _file_matches(decl[f].as_py() or "", file)]
+        fids = [f for f in fids if file_matches(decl[f].as_py() or "", file)]
     return fids
-
-
-def _file_matches(path: str, pattern: str) -> bool:
-    return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, "*/" + pattern.lstrip("/"))
 
 
 def _by_dwarf(cx: Context, res: Resolution) -> None:

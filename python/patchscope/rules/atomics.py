@@ -243,14 +243,19 @@ def _inline_sites(cx: Context) -> InlineSites:
     return cx.shared(InlineSites)
 
 
+def inline_sites_at(cx: Context, row: int, addr: int) -> list[int]:
+    """Rows of the inline sites of instance ``row`` that hold ``addr``, innermost first."""
+    covering = _inline_sites(cx).covering(addr, cx.range_start(row, addr))
+    return [r for r in covering if cx.caller_instance[r] == row]
+
+
 def inline_context(cx: Context, row: int, addr: int) -> tuple[list[dict], str]:
     """The chain of inlined functions ``addr`` belongs to, innermost first, and a sentence
     ("inside `a` inlined into `b` inlined into `foo`")."""
     symbol = cx.instance_symbol(row)
     if cx.inst_die[row] == NO_DIE:
         return [], f"no DWARF describes {symbol}, so no inline context is known"
-    floor = next((lo for lo, hi in cx.inst_ranges(row) if lo <= addr < hi), addr)
-    rows = [r for r in _inline_sites(cx).covering(addr, floor) if cx.caller_instance[r] == row]
+    rows = inline_sites_at(cx, row, addr)
     if not rows:
         return [], f"not inside any inlined function (no inline site of {symbol} covers {hexa(addr)})"
     chain = []

@@ -115,6 +115,11 @@ class Context:
     def inst_ranges(self, row: int) -> list[list[int]]:
         return self.inst.column("ranges")[row].as_py()
 
+    def range_start(self, row: int, addr: int) -> int:
+        """The start of instance ``row``'s range (main or ``.cold``) that holds ``addr`` (``addr``
+        itself when none does): where decoding starts, below which no inline site of it lies."""
+        return next((lo for lo, hi in self.inst_ranges(row) if lo <= addr < hi), addr)
+
     def inst_low(self, row: int) -> int:
         return int(self.inst.column("low_pc")[row].as_py())
 

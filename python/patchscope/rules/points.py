@@ -13,6 +13,7 @@ import numpy as np
 from patchscope.probes import syntax as ps
 from patchscope.rules.context import Context
 from patchscope.rules.finding import CODES, Band, Code, code, hexa
+from patchscope.rules.refused import THROUGH_TRACE_KPROBE
 
 if TYPE_CHECKING:
     from patchscope.probes.lines import LineMatch
@@ -71,9 +72,6 @@ AT_INLINE = frozenset({"fully-inlined", "selectively-inlined", "inline-args-diff
 AT_ADDRESS = frozenset({"kprobe-blacklist", "noinstr", "entry-text", "machinery-reachable"})
 #: Findings about a region of addresses, named in their evidence as ``low``..``high``.
 IN_REGION = frozenset({"llsc-window", "tm-region"})
-#: Tools that create kprobes through kprobe_events or the perf PMU, which refuse a function
-#: entry ftrace cannot trace ("Could not probe notrace function").
-THROUGH_TRACE_KPROBE = frozenset({"perf", "bpftrace", "kprobe_events"})
 
 
 @dataclass
@@ -101,11 +99,11 @@ class FindingsAt:
         self.evidence = t.column("evidence").to_pylist()
         self.by_fid: dict[int, list[int]] = {}
         self.by_instance: dict[int, list[int]] = {}
-        for i, (fid, inst) in enumerate(zip(t.column("fid").to_pylist(), t.column("instance").to_pylist())):
+        self.instance = t.column("instance").to_pylist()
+        for i, (fid, inst) in enumerate(zip(t.column("fid").to_pylist(), self.instance)):
             self.by_fid.setdefault(fid, []).append(i)
             if inst >= 0:
                 self.by_instance.setdefault(inst, []).append(i)
-        self.instance = np.asarray(t.column("instance").to_numpy(zero_copy_only=False))
 
     def reason(self, i: int) -> Reason:
         c = CODES[self.code[i]]
@@ -116,12 +114,11 @@ class FindingsAt:
         wanted = {ps.RETURN: AT_RETURN, ps.ENTRY: AT_ENTRY, ps.INLINE: AT_INLINE}.get(landing.kind, frozenset())
         if tool == "stap":
             wanted = wanted | {"systemtap-blocklist"}
-        if landing.kind == ps.ENTRY and tool in THROUGH_TRACE_KPROBE:
+        if landing.kind == ps.ENTRY and tool in THROUGH_TRACE_KPROBE:  # "Could not probe notrace function"
             wanted = wanted | {"no-ftrace-site"}
         picked = []
         for i in self.by_fid.get(landing.fid, []):
-            inst = int(self.instance[i])
-            if self.code[i] in wanted and inst in (-1, landing.instance):
+            if self.code[i] in wanted and self.instance[i] in (-1, landing.instance):
                 picked.append(i)
         for i in self.by_instance.get(landing.instance, []):
             if self.code[i] in AT_ADDRESS or (self.code[i] in IN_REGION and _inside(self.evidence[i], landing.address)):
@@ -204,7 +201,7 @@ def mid_instruction(cx: Context, landings: list[Landing]) -> list[list[Reason]]:
         for i, lnd in enumerate(landings)
         if lnd.kind in (ps.STATEMENT, ps.ADDRESS) and lnd.line is None and lnd.instance >= 0
     ]
-    starts = [_range_start(cx, landings[i]) for i in ask]
+    starts = [cx.range_start(landings[i].instance, landings[i].address) for i in ask]
     if not ask:
         return out
     sites = cx.b.probe_sites(np.array(starts, np.uint64), np.array([landings[i].address for i in ask], np.uint64))
@@ -214,12 +211,6 @@ def mid_instruction(cx: Context, landings: list[Landing]) -> list[list[Reason]]:
             message = f"{hexa(at)} is byte {at - insn} of the {size}-byte instruction at {hexa(insn)}"
             out[i].append(Reason.of(MID_INSTRUCTION, message, instruction=hexa(insn), size=size))
     return out
-
-
-def _range_start(cx: Context, lnd: Landing) -> int:
-    """The start of the instance range (main or ``.cold``) holding the landing: where decoding
-    must begin to find its instruction boundaries."""
-    return next((lo for lo, hi in cx.inst_ranges(lnd.instance) if lo <= lnd.address < hi), lnd.address)
 
 
 def worst(reasons: list[Reason]) -> Band:

@@ -136,9 +136,8 @@ def evidence(address: int, found: list[Refusal]) -> dict[str, Any]:
     }
 
 
-def finding(cx: Context, address: int, found: list[Refusal]) -> Finding:
-    """A ``refused-address`` finding for one probe address and its refusals (for ``check``)."""
-    inst = _instance_at(cx, address)
+def finding(cx: Context, inst: int, address: int, found: list[Refusal]) -> Finding:
+    """A ``refused-address`` finding for one probe address of instance row ``inst``."""
     return Finding(
         REFUSED_ADDRESS,
         int(cx.inst_fid[inst]) if inst >= 0 else -1,
@@ -374,25 +373,17 @@ def refused_entries(cx: Context) -> Iterator[Finding]:
         cx.shared(KernelImage)
     except ValueError:
         return
-    # At the symbol, where a probe on the name goes. An instance without one is skipped: GCC's
-    # DW_AT_low_pc lies past arm64's patchable-entry NOPs, so such a DWARF instance's low_pc is
-    # no entry (its symbol is an instance of its own).
+    # At the symbol, where a probe on the name goes; an instance no symbol names is skipped
     main = cx.inst_main_symbol
     rows = np.flatnonzero((cx.inst_range_count > 0) & (main >= 0))
     lows = cx.sym["address"][main[rows]]
     found = refusals(cx, lows)
-    for low, refs in zip(lows.tolist(), found):
+    for row, low, refs in zip(rows.tolist(), lows.tolist(), found):
         # certain ones only: a paravirt call at an entry is refused in the file's bytes, not in
         # the ones the kernel patches in at boot
         refs = [r for r in refs if r.interface == REGISTER_KPROBE and r.reason not in BLACKLIST_REASONS and r.certain]
         if refs:
-            yield finding(cx, low, refs)
-
-
-def _instance_at(cx: Context, address: int) -> int:
-    lows, highs = cx.inst_main_range
-    hit = np.flatnonzero((lows <= address) & (address < highs))
-    return int(hit[0]) if len(hit) else -1
+            yield finding(cx, row, low, refs)
 
 
 RULES_SCAN = [refused_entries]
