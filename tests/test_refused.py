@@ -266,6 +266,10 @@ def test_boot_rewritten_sites_are_uncertain() -> None:
         [],
         [(*inside, True)],
     ]
+    # what a refused-address finding carries: each refusal's certainty
+    pv, _, beside = refused.refusals(cx, addrs[:3])
+    assert [r["certain"] for r in refused.evidence(addrs[0], pv)["refusals"]] == [False]
+    assert [r["certain"] for r in refused.evidence(addrs[2], beside)["refusals"]] == [True]
     # the same bytes in a kernel without those tables: plain_work is no site
     sites = context("x86_64-sites/corpus")
     assert refused.rewritten_at_boot(sites, [at(sites, "plain_work")]) == [[]]
