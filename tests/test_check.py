@@ -53,8 +53,13 @@ def test_partial_coverage_names_what_is_missed() -> None:
 def test_line_fragile_in_inlined_copies() -> None:
     (rec,) = judge(X86, "buf_process:2")
     (f,) = [f for f in rec["findings"] if f["code"] == "line-fragile"]
-    assert any("2 addresses" in r for r in f["evidence"]["reasons"])
-    assert any("inside `buf_process` inlined into `part_entry`" in r for r in f["evidence"]["reasons"])
+    assert f["evidence"]["reasons"]
+    # part.c:6 is two is_stmt rows (llvm-dwarfdump --debug-line), both in copies of buf_process
+    # inlined into part_entry (the line-fragile evidence itself has no structured fields)
+    assert [(lnd["address"], lnd["in"]) for lnd in rec["landings"]] == [
+        ("0x17c6", "part_entry"),
+        ("0x17ed", "part_entry"),
+    ]
 
 
 def test_return_probe_on_a_tail_calling_function() -> None:

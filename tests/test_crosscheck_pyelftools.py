@@ -1074,6 +1074,26 @@ def assert_rows(
 dwarf_fixtures = pytest.mark.parametrize("fid", DWARF_IDS)
 all_fixtures = pytest.mark.parametrize("fid", ALL_IDS)
 
+#: The llvm-dwarfdump oracle (fixtures/expected/<variant>.json) that counts each fixture's DIEs:
+#: its own, or that of the build it was packaged from (same DWARF, split / compressed / dwz).
+#: elf-arches/* have none.
+DIE_COUNTS_OF = {
+    **{v: v for v in ("x86_64", "x86_64-O3", "x86_64-dwarf4", "aarch64", "aarch64-outline")},
+    **{v: v for v in ("aarch64-partition", "ppc64le", "riscv64", "x86_64-rel", "aarch64-rel")},
+    **{v: "x86_64" for v in ("x86_64-gz", "x86_64-zstd", "x86_64-split", "x86_64-dwz")},
+}
+#: Every build of the whole corpus inlines clampi (6 sites), mix32 (3) and sq (3) fully
+#: (fixtures/README.md, "fully inlined static").
+CORPUS_MIN_INLINE_SITES = 12
+
+
+def die_counts(fid: str) -> dict[str, int] | None:
+    """``die_counts`` of the fixture's llvm-dwarfdump oracle, or None."""
+    import json
+
+    v = DIE_COUNTS_OF.get(fid)
+    return json.loads((ROOT / "fixtures/expected" / f"{v}.json").read_text())["die_counts"] if v else None
+
 
 @dwarf_fixtures
 def test_units(fid: str) -> None:
@@ -1143,6 +1163,12 @@ def test_ranges(fid: str) -> None:
 def test_inline_sites(fid: str) -> None:
     _, t = core(fid)
     o = oracle(fid)
+    # not two empty lists: pyelftools finds what llvm-dwarfdump counted
+    counts = die_counts(fid)
+    if counts is not None:
+        assert len(o.inline_sites) == counts["inlined_subroutine"] > 0
+    else:
+        assert len(o.inline_sites) >= CORPUS_MIN_INLINE_SITES
     assert_rows(
         fid,
         "inline_sites",
@@ -1167,6 +1193,11 @@ def test_inline_sites(fid: str) -> None:
 def test_call_sites(fid: str) -> None:
     _, t = core(fid)
     o = oracle(fid)
+    counts = die_counts(fid)
+    tails = sum(bool(r["tail"]) for r in o.call_sites)
+    if counts is not None:
+        assert (len(o.call_sites), tails) == (counts["call_site"], counts["call_site_tail"])
+    assert len(o.call_sites) > 0 and tails > 0
     assert_rows(
         fid,
         "call_sites",

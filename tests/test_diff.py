@@ -42,6 +42,8 @@ def test_clone_shape_ignores_numbers() -> None:
 def test_same_build_no_change() -> None:
     doc = diff("x86_64", "x86_64-split")  # the same code, DWARF in a separate file
     assert doc["functions"] == []
+    # nothing to report, but both sides were read: the 67 functions of the x86_64 inventory
+    assert doc["summary"] == {"functions_old": 67, "functions_new": 67}
 
 
 def test_o2_against_o3() -> None:
@@ -109,6 +111,8 @@ def test_signature_changed(patch: dict[str, dict]) -> None:
 
 def test_unchanged_functions_are_not_reported(patch: dict[str, dict]) -> None:
     assert not set(UNCHANGED) - {"moved_down"} & set(patch)
+    # the changed ones are (moved_down: moved, its code the same)
+    assert {"body_changed", "becomes_inlined", "gains_clone", "abi_changes", "moved_down"} <= set(patch)
 
 
 def test_summary_and_table() -> None:

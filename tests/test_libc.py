@@ -197,7 +197,10 @@ def test_arm64_outline_helpers() -> None:
     assert {(c["via"], c["tail"], c["family"]) for c in calls} == {("direct", False, "outline")}
     (mc,) = [r for r in libc.found["atomic-helper-call"] if r["evidence"]["instance"] == "malloc_consolidate"]
     assert mc["evidence"]["helpers"] == ["__aarch64_swp8_acq"]  # atomic_exchange_acq on a fastbin
-    assert mc["message"].endswith("(in this binary: see llsc-window on __aarch64_swp8_acq)")
+    # the helper it calls is in this binary, with its window
+    assert {(c["helper"], c["via"]) for c in mc["evidence"]["calls"]} == {("__aarch64_swp8_acq", "direct")}
+    swp8 = windows["__aarch64_swp8_acq"]
+    assert {c["target"] for c in mc["evidence"]["calls"]} == {f"{swp8['entry']:#x}"}
 
 
 def test_ppc64el_windows_and_elision() -> None:
@@ -240,7 +243,8 @@ def test_amd64_rtm() -> None:
     assert mnemonics(ev["instructions"]) == ["xbegin", "cmp", "jne", "mov", "test", "je", "xabort"]
     assert ev["exits_without_end"] == ["0x85c1f: ret", "0x85c67: ret"]  # the elided lock returns at 0x85c1f
     assert ev["ends"] == ev["aborts"] == ["0x85bff: xabort $0xff"]
-    assert ev["inline"] == "inside `_xbegin` inlined into `__lll_lock_elision`"
+    assert ev["instance"] == "__lll_lock_elision"
+    assert [c["function"] for c in ev["inline_context"]] == ["_xbegin"]
     trylock = regions["__lll_trylock_elision"]["evidence"]
     assert trylock["ranges"] == [["0x85da3", "0x85dae"], ["0x85df0", "0x85df9"]]
     unlock = regions["__lll_unlock_elision"]
@@ -248,7 +252,8 @@ def test_amd64_rtm() -> None:
     assert (unlock["address"], ev["begin"], ev["opened_elsewhere"]) == (0x85E00, None, True)
     assert mnemonics(ev["instructions"]) == ["mov", "test", "jne", "xend"]
     assert ev["ends"] == ["0x85e06: xend"] and ev["ranges"] == [["0x85e00", "0x85e09"]]
-    assert ev["inline"] == "inside `_xend` inlined into `__lll_unlock_elision`"
+    assert ev["instance"] == "__lll_unlock_elision"
+    assert [c["function"] for c in ev["inline_context"]] == ["_xend"]
     assert regions["__lll_clocklock_elision"]["evidence"]["begin"] == "0x85cc2"
 
 

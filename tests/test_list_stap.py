@@ -127,12 +127,20 @@ def test_inline_line_per_function_with_variables_at_every_site() -> None:
     assert (one["name"], one["file"], one["line"], one["suffix"]) == ("clampi", "src/inline.c", 5, ".inline")
     each = listing('.function("clampi").inline', "-v")
     assert len(each) == ORACLE["functions"]["clampi"]["inline_sites"] == 6
+    # clampi's v, lo, hi are bound only in a later location view at every site (rules:
+    # inline-args-differ, view_only 6 each): a probe there sees none of them
+    assert one["vars"] == [] and all(ln["vars"] == [] for ln in each)
     # the summary line: a variable without "?" is present at every site, with "?" at some
-    per_site = [set(ln["vars"]) for ln in each]
-    everywhere = set.intersection(*per_site)
-    somewhere = set.union(*per_site) - everywhere
-    assert set(one["vars"]) == everywhere | {v + "?" for v in somewhere}
-    assert all(v.removesuffix("?") in {"$v:int", "$lo:int", "$hi:int"} for v in one["vars"]), one["vars"]
+    # (mix32: x at one of its 3 sites; buf_process: q and x at all 3)
+    for name, want in (("mix32", ["$x:unsigned int?"]), ("buf_process", ["$q:struct queue*", "$x:int"])):
+        (one,) = listing(f'.function("{name}").inline')
+        each = listing(f'.function("{name}").inline', "-v")
+        assert len(each) == ORACLE["functions"][name]["inline_sites"] == 3
+        per_site = [set(ln["vars"]) for ln in each]
+        everywhere = set.intersection(*per_site)
+        somewhere = set.union(*per_site) - everywhere
+        assert set(one["vars"]) == everywhere | {v + "?" for v in somewhere}
+        assert one["vars"] == want, name
 
 
 @needs_variables

@@ -228,9 +228,51 @@ def test_scan_reports_refused_entries() -> None:
 
 
 def test_boot_rewritten_sites_are_uncertain() -> None:
-    """The fixtures have no .altinstructions; the vmlinux test checks the real ones."""
-    cx = context("x86_64-sites/corpus")
-    assert refused.rewritten_at_boot(cx, [at(cx, "plain_work")]) == [[]]
+    """x86_64-boot (fixtures/src/extra/boot.c): each site the kernel rewrites at boot sits next to
+    the same bytes outside any table. An answer read from the bytes is uncertain inside the site
+    only (offsets from objdump -d)."""
+    cx = context("x86_64-boot/corpus")
+    where = [
+        ("pv_irq_disable", 0x9),  # call *pv_ops+0x8(%rip), 6 bytes: .parainstructions + .altinstructions
+        ("pv_irq_disable", 0xA),
+        ("pv_irq_disable", 0xF),  # the same call, in no table
+        ("pv_irq_disable", 0x10),
+        ("via_retpoline", 0x8),  # call __x86_indirect_thunk_rax: .retpoline_sites
+        ("via_retpoline", 0x9),
+        ("via_retpoline", 0x10),  # the same call, in no table
+        ("via_retpoline", 0x11),
+        ("thunk_return", 0xE),  # jmp __x86_return_thunk (e9 rel32): .return_sites
+        ("thunk_return", 0xF),
+        ("thunk_return", 0x13),  # the same jmp, in no table
+        ("thunk_return", 0x14),
+    ]
+    addrs = [at(cx, n, o) for n, o in where]
+    assert refused.rewritten_at_boot(cx, addrs) == [["alternative", "paravirt"]] * 2 + [[]] * 2 + (
+        [["retpoline"]] * 2 + [[]] * 2 + [["return-thunk"]] * 2 + [[]] * 2
+    )
+    got = [[(r.reason, r.errno, r.interface, r.certain) for r in rs] for rs in refused.refusals(cx, addrs)]
+    unprobeable, inside = ("unprobeable-insn", "EOPNOTSUPP", K), ("not-insn-boundary", "EILSEQ", K)
+    assert got == [
+        [(*unprobeable, False)],  # the file's indirect call; the running kernel has a cli there
+        [(*inside, False)],
+        [(*unprobeable, True)],
+        [(*inside, True)],
+        [],  # a direct call: accepted either way
+        [(*inside, False)],
+        [],
+        [(*inside, True)],
+        [],
+        [(*inside, False)],  # the kernel runs `ret; int3` here
+        [],
+        [(*inside, True)],
+    ]
+    # what a refused-address finding carries: each refusal's certainty
+    pv, _, beside = refused.refusals(cx, addrs[:3])
+    assert [r["certain"] for r in refused.evidence(addrs[0], pv)["refusals"]] == [False]
+    assert [r["certain"] for r in refused.evidence(addrs[2], beside)["refusals"]] == [True]
+    # the same bytes in a kernel without those tables: plain_work is no site
+    sites = context("x86_64-sites/corpus")
+    assert refused.rewritten_at_boot(sites, [at(sites, "plain_work")]) == [[]]
 
 
 def test_check_reports_refusals_per_tool() -> None:

@@ -557,9 +557,12 @@ def test_type_spellings_as_stap(tmp_path: Path) -> None:
     assert got["arr"].state == "memory" and re.fullmatch(r"fbreg-\d+", got["arr"].locations[0])
     assert got["calls"].state == "memory" and got["calls"].locations[0].startswith("@0x")
     dies = read_dies(lib)
+    spelled = set()
     for d in dies.values():
         if d.tag in ("DW_TAG_formal_parameter", "DW_TAG_variable") and string(d, "DW_AT_name") in STAP_TYPES:
             assert spell(dies, ref(d, "DW_AT_type")) == STAP_TYPES[string(d, "DW_AT_name")]
+            spelled.add(string(d, "DW_AT_name"))
+    assert spelled == set(STAP_TYPES)  # the spelling was checked for every name
 
 
 def test_dwz_equals_plain() -> None:

@@ -104,8 +104,11 @@ def test_every_isra_symbol_judged(kernel: patchscope.Binary) -> None:
     judged = {r["evidence"]["instance"] for r in found}
     assert isra - judged == set()
     assert len(found) == 364  # one per instance: some static names repeat across files
-    unchanged = [r for r in found if not r["evidence"]["abi_changed"]]
-    assert all("ABI unchanged" in r["message"] for r in unchanged)
+    unchanged = [r["evidence"] for r in found if not r["evidence"]["abi_changed"]]
+    assert 0 < len(unchanged) < len(found)
+    # abi_changed false: no parameter removed or moved, every argument register holds its parameter
+    assert all(ev["positional"] == [] for ev in unchanged)
+    assert all(p["status"] != "removed" and "moved" not in p for ev in unchanged for p in ev["params"])
 
 
 def test_dwarf_tail_calls_are_tail_jumps(kernel: patchscope.Binary) -> None:
