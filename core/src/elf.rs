@@ -229,29 +229,30 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Where gdb, SystemTap and elfutils look for a separate debug file, in their order:
-/// build-id under each debug root, then the debuglink beside the file, in `.debug/` beside
-/// it, and under each debug root followed by the file's own directory.
-pub fn debug_file_candidates(binary: &Path, id: &Identity, roots: &[PathBuf]) -> Vec<PathBuf> {
+/// Where gdb, SystemTap and elfutils look for a separate debug file, in their order, each
+/// with how it is found: build-id under each debug root, then the debuglink beside the file,
+/// in `.debug/` beside it, and under each debug root followed by the file's own directory.
+pub fn debug_file_candidates(binary: &Path, id: &Identity, roots: &[PathBuf]) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     if let Some(bid) = id.build_id.filter(|b| b.len() >= 2) {
         let h = hex(bid);
         for root in roots {
-            out.push(root.join(".build-id").join(&h[..2]).join(format!("{}.debug", &h[2..])));
+            let p = root.join(".build-id").join(&h[..2]).join(format!("{}.debug", &h[2..]));
+            out.push((p, format!("build-id under {}", root.display())));
         }
     }
     if let Some((name, _)) = id.debuglink {
         let name = String::from_utf8_lossy(name).into_owned();
         let dir = binary.parent().unwrap_or(Path::new("."));
-        out.push(dir.join(&name));
-        out.push(dir.join(".debug").join(&name));
+        out.push((dir.join(&name), "debuglink beside the binary".into()));
+        out.push((dir.join(".debug").join(&name), "debuglink in .debug/".into()));
         let absdir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         for root in roots {
             let rel = absdir.strip_prefix("/").unwrap_or(&absdir);
-            out.push(root.join(rel).join(&name));
+            out.push((root.join(rel).join(&name), format!("debuglink under {}", root.display())));
         }
     }
-    out.retain(|p| p != binary);
+    out.retain(|(p, _)| p != binary);
     out
 }
 

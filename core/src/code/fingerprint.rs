@@ -26,17 +26,14 @@
 //! Written here rather than taken from a library: no crate normalizes machine code for
 //! comparison across builds, and objtool's checksum needs the relocations a linked file lacks.
 
-use std::path::Path;
-
 use object::{Object, ObjectSection, ObjectSymbol, ObjectSymbolTable, RelocationKind, SymbolKind};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 
 use super::{aarch64, kind, ppc, riscv, Code, Decoder, Image, Insn, Isa, Opened};
-use crate::elf::{self, Mapped};
+use crate::elf;
 use crate::error::{Error, Result};
-use crate::scan::Scan;
-use crate::table::{Chunk, Strings, Table};
+use crate::table::{Chunk, Scan, Strings, Table};
 
 /// How a field of an instruction was normalized: the `how` column of `normal_form`.
 pub mod how {
@@ -1099,7 +1096,7 @@ fn entries(ids: &[u64]) -> Vec<bool> {
 /// `code_fingerprints`: one row per range `(ids[i], lows[i], highs[i])`, in the order given,
 /// with the CRC-32 of its normalized instructions. The first range given of each id is the
 /// function's entry (where NOPs and the ftrace call are left out).
-pub fn fingerprints(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
+pub fn fingerprints(o: &Opened, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
     if ids.len() != lows.len() || ids.len() != highs.len() {
         return Err(Error::new(format!(
             "function_ids, lows and highs differ in length ({}, {}, {})",
@@ -1108,9 +1105,6 @@ pub fn fingerprints(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &
             highs.len()
         )));
     }
-    let bin = Mapped::open(path)?;
-    let dbg = debug_file.map(Mapped::open).transpose()?;
-    let o = Opened::new(&bin, dbg.as_ref())?;
     let norm = Normalizer::new(&o.file, o.symbols())?;
     let entry = entries(ids);
     let sums: Vec<u32> = (0..ids.len())
@@ -1131,7 +1125,7 @@ pub fn fingerprints(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &
         ("fingerprint", Chunk::U32(sums)),
     ]);
     let info = vec![
-        ("path", path.display().to_string()),
+        ("path", o.path.display().to_string()),
         ("arch", elf::arch_name(&o.file).to_string()),
         ("ranges", ids.len().to_string()),
     ];
@@ -1141,14 +1135,11 @@ pub fn fingerprints(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &
 
 /// `normal_form` of `[low, high)`: what the fingerprint makes of each position-dependent
 /// field (one row per field, and one per instruction left out), for evidence and tests.
-pub fn normal_form(path: &Path, debug_file: Option<&Path>, low: u64, high: u64, entry: bool) -> Result<Scan> {
-    let bin = Mapped::open(path)?;
-    let dbg = debug_file.map(Mapped::open).transpose()?;
-    let o = Opened::new(&bin, dbg.as_ref())?;
+pub fn normal_form(o: &Opened, low: u64, high: u64, entry: bool) -> Result<Scan> {
     let norm = Normalizer::new(&o.file, o.symbols())?;
     let code = norm.img.code(low, high);
     if code.status & super::status::NO_BYTES != 0 {
-        return Err(Error::new(format!("{}: no section holds code at {low:#x}", path.display())));
+        return Err(Error::new(format!("{}: no section holds code at {low:#x}", o.path.display())));
     }
     let rows = norm.explain(&code, entry);
     let mut strings = Strings::default();
@@ -1162,7 +1153,7 @@ pub fn normal_form(path: &Path, debug_file: Option<&Path>, low: u64, high: u64, 
         ("offset", Chunk::I64(rows.iter().map(|r| r.offset).collect())),
     ]);
     let info = vec![
-        ("path", path.display().to_string()),
+        ("path", o.path.display().to_string()),
         ("arch", elf::arch_name(&o.file).to_string()),
         ("fingerprint", norm.fingerprint(&code, entry, &mut Vec::new()).to_string()),
     ];

@@ -29,10 +29,9 @@ use object::{Object, ObjectSection, ObjectSymbol};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::elf::{self, Mapped};
+use crate::elf;
 use crate::error::{Error, Result};
-use crate::scan::Scan;
-use crate::table::{Chunk, Strings, Table};
+use crate::table::{Chunk, Scan, Strings, Table};
 
 pub use image::Image;
 
@@ -646,35 +645,28 @@ pub fn u64s_from_bytes(b: &[u8]) -> Result<Vec<u64>> {
     Ok(b.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect())
 }
 
-/// The file and what decoding it needs.
-struct Opened<'d> {
-    file: object::File<'d>,
-    debug: Option<object::File<'d>>,
+/// A binary parsed for decoding: the file, and its debug file when the file has no symbols
+/// of its own (a stripped binary's code is named by the debug file's).
+pub struct Opened<'d> {
+    pub path: &'d Path,
+    pub file: object::File<'d>,
+    pub debug: Option<object::File<'d>>,
 }
 
 impl<'d> Opened<'d> {
-    fn new(bin: &'d Mapped, debug: Option<&'d Mapped>) -> Result<Self> {
-        let file = bin.parse()?;
-        let debug = match debug {
-            Some(m) if file.symbols().next().is_none() => Some(m.parse()?),
-            _ => None,
-        };
-        Ok(Opened { file, debug })
-    }
-
-    fn symbols(&self) -> &object::File<'d> {
+    pub fn symbols(&self) -> &object::File<'d> {
         self.debug.as_ref().unwrap_or(&self.file)
     }
 }
 
 /// `code_ranges` and `code_events` for the function ranges `(ids[i], lows[i], highs[i])`
-/// of the binary at `path` (the symbols of `debug_file` are used when the binary has none).
+/// of a binary.
 ///
 /// All ranges of one function (an out-of-line instance with its `.cold` part, say) share an
 /// id; the first of them given is its entry. A jump is a tail jump when it leaves all of
 /// them. `code_ranges` has one row per range, in the order given; `code_events` is ordered
 /// by function id, then by the ranges' order, then by address.
-pub fn facts(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
+pub fn facts(o: &Opened, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
     if ids.len() != lows.len() || ids.len() != highs.len() {
         return Err(Error::new(format!(
             "function_ids, lows and highs differ in length ({}, {}, {})",
@@ -683,9 +675,6 @@ pub fn facts(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], 
             highs.len()
         )));
     }
-    let bin = Mapped::open(path)?;
-    let dbg = debug_file.map(Mapped::open).transpose()?;
-    let o = Opened::new(&bin, dbg.as_ref())?;
     let mut strings = Strings::default();
     let dec = Decoder::for_file(&o.file, o.symbols(), &mut strings)?;
     let img = Image::new(&o.file);
@@ -759,7 +748,7 @@ pub fn facts(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], 
         ("status", Chunk::U8(facts.iter().map(|f| f.status).collect())),
     ]);
     let info = vec![
-        ("path", path.display().to_string()),
+        ("path", o.path.display().to_string()),
         ("arch", elf::arch_name(&o.file).to_string()),
         ("ranges", n.to_string()),
         ("functions", groups.len().to_string()),
@@ -782,16 +771,13 @@ fn events_table(ids: Vec<u64>, ev: &[Event]) -> Table {
 }
 
 /// The `insns` table of `[low, high)`: every instruction with its kind and text.
-pub fn instructions(path: &Path, debug_file: Option<&Path>, low: u64, high: u64) -> Result<Scan> {
-    let bin = Mapped::open(path)?;
-    let dbg = debug_file.map(Mapped::open).transpose()?;
-    let o = Opened::new(&bin, dbg.as_ref())?;
+pub fn instructions(o: &Opened, low: u64, high: u64) -> Result<Scan> {
     let mut strings = Strings::default();
     let dec = Decoder::for_file(&o.file, o.symbols(), &mut strings)?;
     let img = Image::new(&o.file);
     let code = img.code(low, high);
     if code.status & status::NO_BYTES != 0 {
-        return Err(Error::new(format!("{}: no section holds code at {low:#x}", path.display())));
+        return Err(Error::new(format!("{}: no section holds code at {low:#x}", o.path.display())));
     }
     let insns = dec.decode(code.bytes, low);
     let text = dec.texts(code.bytes, low, &insns).into_iter().map(|s| strings.intern_owned(s.into_bytes())).collect();
@@ -805,7 +791,7 @@ pub fn instructions(path: &Path, debug_file: Option<&Path>, low: u64, high: u64)
         ("target_name", Chunk::Str(insns.iter().map(|i| i.name).collect())),
     ]);
     let info = vec![
-        ("path", path.display().to_string()),
+        ("path", o.path.display().to_string()),
         ("arch", elf::arch_name(&o.file).to_string()),
         ("status", code.status.to_string()),
     ];
@@ -838,7 +824,7 @@ pub mod site_status {
 /// instruction starts: `address` itself exactly when it is an instruction boundary; NO_TARGET
 /// when not reached), `size`, `kind` and `extra` as in `insns`, `bytes0`/`bytes1` (its first
 /// 16 bytes, little-endian, zero past its end or the section's) and `status` ([`site_status`]).
-pub fn probe_sites(path: &Path, debug_file: Option<&Path>, starts: &[u64], addresses: &[u64]) -> Result<Scan> {
+pub fn probe_sites(o: &Opened, starts: &[u64], addresses: &[u64]) -> Result<Scan> {
     if starts.len() != addresses.len() {
         return Err(Error::new(format!(
             "starts and addresses differ in length ({}, {})",
@@ -846,9 +832,6 @@ pub fn probe_sites(path: &Path, debug_file: Option<&Path>, starts: &[u64], addre
             addresses.len()
         )));
     }
-    let bin = Mapped::open(path)?;
-    let dbg = debug_file.map(Mapped::open).transpose()?;
-    let o = Opened::new(&bin, dbg.as_ref())?;
     let mut strings = Strings::default();
     let dec = Decoder::for_file(&o.file, o.symbols(), &mut strings)?;
     let img = Image::new(&o.file);
@@ -879,7 +862,7 @@ pub fn probe_sites(path: &Path, debug_file: Option<&Path>, starts: &[u64], addre
         ("bytes1", Chunk::U64(sites.iter().map(|s| s.bytes[1]).collect())),
         ("status", Chunk::U8(sites.iter().map(|s| s.status).collect())),
     ]);
-    let info = vec![("path", path.display().to_string()), ("arch", elf::arch_name(&o.file).to_string())];
+    let info = vec![("path", o.path.display().to_string()), ("arch", elf::arch_name(&o.file).to_string())];
     let (string_offsets, string_data) = strings.to_arrow();
     Ok(Scan { info, tables: vec![("probe_sites", table)], string_offsets, string_data })
 }
