@@ -90,7 +90,6 @@ def instance_types(b: patchscope.Binary) -> list[list[tuple[str, str]]]:
     return [[(v.name, v.type) for v in b.variables_at(d, e)] for d, e in zip(dies, entries)]
 
 
-@pytest.mark.xfail(reason="variables_at rediscovers the files without the debug roots", strict=True)
 def test_dwz_supplementary_file_under_debug_root(tmp_path: Path) -> None:
     """The ``.alt`` found only by its build-id under a debug root (the altlink's relative path
     leads nowhere): every query of the binary reads it, not only the scan."""
