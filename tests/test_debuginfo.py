@@ -106,6 +106,7 @@ def test_dwz_supplementary_file_under_debug_root(tmp_path: Path) -> None:
     normal = patchscope.open(BIN / "x86_64-dwz/corpus", use_cache=False)
     b = patchscope.open(alone, debug_roots=[str(root)], use_cache=False)
     assert b.info["sup_file"] == str(sup)
+    assert b.core.sup_file_found_by == f"build-id under {root}"
     want, got = instance_types(normal), instance_types(b)
     assert sum(map(len, want)) > 0
     assert not [t for vs in got for _, t in vs if t == "<unknown>"]

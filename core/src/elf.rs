@@ -304,26 +304,30 @@ pub fn sections_table<'d>(file: &object::File<'d>, strings: &mut Strings<'d>) ->
 
 /// Symbol kinds as stored in the `symbols.kind` column.
 pub mod symkind {
-    pub const OTHER: u8 = 0;
-    pub const FUNC: u8 = 1;
-    pub const OBJECT: u8 = 2;
-    pub const SECTION: u8 = 3;
-    pub const FILE: u8 = 4;
-    pub const TLS: u8 = 5;
-    pub const NOTYPE: u8 = 6;
+    consts! {
+        pub const OTHER: u8 = 0;
+        pub const FUNC: u8 = 1;
+        pub const OBJECT: u8 = 2;
+        pub const SECTION: u8 = 3;
+        pub const FILE: u8 = 4;
+        pub const TLS: u8 = 5;
+        pub const NOTYPE: u8 = 6;
+    }
 }
 
 /// Bits of the `symbols.suffix_kinds` column: the clone and split suffixes a compiler appends.
 pub mod suffix {
-    pub const COLD: u16 = 1;
-    pub const PART: u16 = 2;
-    pub const ISRA: u16 = 4;
-    pub const CONSTPROP: u16 = 8;
-    pub const LTO_PRIV: u16 = 16;
-    pub const LLVM: u16 = 32;
-    pub const LOCALALIAS: u16 = 64;
-    pub const CLONE: u16 = 128;
-    pub const OTHER: u16 = 256;
+    consts! {
+        pub const COLD: u16 = 1;
+        pub const PART: u16 = 2;
+        pub const ISRA: u16 = 4;
+        pub const CONSTPROP: u16 = 8;
+        pub const LTO_PRIV: u16 = 16;
+        pub const LLVM: u16 = 32;
+        pub const LOCALALIAS: u16 = 64;
+        pub const CLONE: u16 = 128;
+        pub const OTHER: u16 = 256;
+    }
 }
 
 /// Splits `foo.isra.0.cold` into the stem `foo` and the suffix chain `isra.0.cold`, with

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use pyo3::create_exception;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 
 use crate::binary;
 use crate::error::Error;
@@ -195,9 +195,44 @@ fn to_python(py: Python<'_>, s: Scan) -> PyResult<Py<PyDict>> {
     Ok(out.unbind())
 }
 
+/// The core's groups of constants, each exported as a class of that name whose attributes
+/// are the constants (`_core.kind.RETURN`): the values of the tables' coded columns.
+const CONSTANTS: &[(&str, &[(&str, u64)])] = &[
+    ("kind", crate::code::kind::ALL),
+    ("flag", crate::code::flag::ALL),
+    ("trap", crate::code::trap::ALL),
+    ("status", crate::code::status::ALL),
+    ("site_status", crate::code::site_status::ALL),
+    ("how", crate::code::fingerprint::how::ALL),
+    ("location_kind", crate::dwarf::location::kind::ALL),
+    ("location_flag", crate::dwarf::location::flag::ALL),
+    ("spflag", crate::dwarf::spflag::ALL),
+    ("lineflag", crate::dwarf::lineflag::ALL),
+    ("symkind", crate::elf::symkind::ALL),
+    ("suffix", crate::elf::suffix::ALL),
+];
+
+fn add_group(m: &Bound<'_, PyModule>, name: &str, consts: &[(&str, u64)]) -> PyResult<()> {
+    let py = m.py();
+    let attrs = PyDict::new(py);
+    for (k, v) in consts {
+        attrs.set_item(k, v)?;
+    }
+    attrs.set_item("__module__", "patchscope._core")?;
+    let group = py.get_type::<PyType>().call1((name, PyTuple::empty(py), attrs))?;
+    m.add(name, group)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Binary>()?;
+    for (name, consts) in CONSTANTS {
+        add_group(m, name, consts)?;
+    }
+    m.add("NO_TARGET", crate::code::NO_TARGET)?;
+    m.add("NO_DIE", crate::dwarf::NONE)?;
+    m.add("SUP_BIT", crate::dwarf::SUP_BIT)?;
+    m.add("NO_REG", crate::dwarf::location::NO_REG)?;
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

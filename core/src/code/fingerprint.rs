@@ -37,20 +37,22 @@ use crate::table::{Chunk, Scan, Strings, Table};
 
 /// How a field of an instruction was normalized: the `how` column of `normal_form`.
 pub mod how {
-    /// Kept as encoded: a branch inside the range, or a constant that is no address.
-    pub const RAW: u8 = 0;
-    /// Cleared, and replaced by the symbol it points into (clone numbers dropped) + offset.
-    pub const SYMBOL: u8 = 1;
-    /// Cleared, and replaced by its offset from the range's start (a relocation that points
-    /// back into the range itself).
-    pub const LOCAL: u8 = 2;
-    /// Cleared, and replaced by the contents of the string literal it points to.
-    pub const STRING: u8 = 3;
-    /// Cleared, nothing in its place (an `adrp` page, or an address no symbol covers).
-    pub const MASKED: u8 = 4;
-    /// The whole instruction is left out of the hash (entry NOPs, `call __fentry__`,
-    /// trailing padding).
-    pub const SKIPPED: u8 = 5;
+    consts! {
+        /// Kept as encoded: a branch inside the range, or a constant that is no address.
+        pub const RAW: u8 = 0;
+        /// Cleared, and replaced by the symbol it points into (clone numbers dropped) + offset.
+        pub const SYMBOL: u8 = 1;
+        /// Cleared, and replaced by its offset from the range's start (a relocation that points
+        /// back into the range itself).
+        pub const LOCAL: u8 = 2;
+        /// Cleared, and replaced by the contents of the string literal it points to.
+        pub const STRING: u8 = 3;
+        /// Cleared, nothing in its place (an `adrp` page, or an address no symbol covers).
+        pub const MASKED: u8 = 4;
+        /// The whole instruction is left out of the hash (entry NOPs, `call __fentry__`,
+        /// trailing padding).
+        pub const SKIPPED: u8 = 5;
+    }
 }
 
 /// The longest string literal whose contents are hashed; a longer one is only masked.

@@ -41,129 +41,137 @@ pub use image::Image;
 /// be known (a jump is a *tail* jump only if it leaves all of them); `insns` reports the
 /// context-free kinds ([`kind::JUMP`], [`kind::JUMP_INDIRECT`], [`kind::NOP`] …) instead.
 pub mod kind {
-    /// Anything not classified below (`insns` only).
-    pub const OTHER: u8 = 0;
-    /// x86 `ret`/`ret imm` (and, flagged FAR, `iret`/`sysret`/`retf`), a `jmp` to
-    /// `__x86_return_thunk` (flagged THUNK); aarch64 `ret`/`retaa`; ppc `blr` and the
-    /// conditional `b?lr`; riscv `ret` = `jalr x0, 0(ra)` and `c.jr ra`.
-    pub const RETURN: u8 = 1;
-    /// A direct jump (conditional or not) whose target is outside every range of the function.
-    pub const TAIL_JUMP_DIRECT: u8 = 2;
-    /// An indirect jump (x86 `jmp *…`, a jump to `__x86_indirect_thunk_*`; aarch64 `br`;
-    /// ppc `bctr`; riscv `jr rs` with rs ≠ ra). Switch tables look the same: Python decides.
-    pub const TAIL_JUMP_INDIRECT: u8 = 3;
-    /// A direct call, with its target (x86 `call __fentry__` is one of these).
-    pub const CALL_DIRECT: u8 = 4;
-    /// An indirect call (a call to `__x86_indirect_thunk_*` is one, flagged THUNK, with target).
-    pub const CALL_INDIRECT: u8 = 5;
-    /// A direct jump to the function's entry (its first range's low; on ppc64 ELFv2 also
-    /// the local entry point): a self tail call turned into a loop.
-    pub const JUMP_TO_ENTRY: u8 = 6;
-    /// Load-linked / load-exclusive: aarch64 LDXR/LDAXR/LDXP/LDAXP (b/h/w/x), ppc
-    /// l[bhwdq]arx, riscv LR.W/LR.D. `extra`: size in bytes | [`flag`] ACQUIRE/RELEASE/PAIR/K*.
-    pub const LL: u8 = 7;
-    /// Store-conditional / store-exclusive: aarch64 STXR/STLXR/STXP/STLXP, ppc
-    /// st[bhwdq]cx., riscv SC.W/SC.D. `extra` as for [`LL`].
-    pub const SC: u8 = 8;
-    /// A single-instruction atomic read-modify-write: aarch64 LSE CAS/CASP/LDADD/…/SWP,
-    /// riscv AMO*. (x86 `lock` instructions are not reported.) `extra` as for [`LL`]: the
-    /// aarch64 K* bits say which of the kernel's exclusive masks wrongly match it.
-    pub const LSE_ATOMIC: u8 = 9;
-    /// aarch64 LDAR/LDLAR/STLR/STLLR: not exclusive, but matched by the pre-2025 kernel
-    /// masks `aarch64_insn_is_load_ex`/`store_ex` (6.1), so a kernel-exact rule needs them.
-    pub const ORDERED: u8 = 10;
-    /// x86 XBEGIN (target = fallback address), ppc `tbegin.`, aarch64 TSTART.
-    pub const TM_BEGIN: u8 = 11;
-    /// x86 XEND, ppc `tend.`, aarch64 TCOMMIT.
-    pub const TM_END: u8 = 12;
-    /// x86 XABORT (`extra` = imm8), ppc `tabort*.`, aarch64 TCANCEL (`extra` = imm16).
-    pub const TM_ABORT: u8 = 13;
-    /// x86 XTEST, ppc `tcheck`, aarch64 TTEST.
-    pub const TM_TEST: u8 = 14;
-    /// Other TM instructions: ppc `tsr.` (tsuspend./tresume.), `treclaim.`, `trechkpt.`;
-    /// x86 XSUSLDTRK/XRESLDTRK.
-    pub const TM_OTHER: u8 = 15;
-    /// An x86 instruction with an HLE prefix: `extra` = [`flag::XACQUIRE`] or [`flag::XRELEASE`].
-    pub const HLE: u8 = 16;
-    /// ud0/ud1/ud2, int3, int n, int1; aarch64 brk/hlt/udf; ppc tw/td/twi/tdi; riscv
-    /// ebreak/c.ebreak/unimp. `extra` = [`trap`] subkind | immediate << 16.
-    pub const TRAP: u8 = 17;
-    /// A landing pad: x86 endbr64/endbr32, aarch64 BTI (`extra` = its c/j bits),
-    /// riscv `lpad`.
-    pub const ENDBR: u8 = 18;
-    /// ppc64 ELFv2 global-entry TOC setup at the entry (`addis r2,r12,…; addi r2,r2,…`
-    /// and its variants): `target` = the local entry point, `extra` = its offset.
-    pub const LOCAL_ENTRY: u8 = 19;
-    /// NOPs at the entry (after an ENDBR/BTI or the ppc64 TOC setup): patchable-function-
-    /// entry sites. `size` = their bytes, `extra` = how many.
-    pub const ENTRY_NOPS: u8 = 20;
+    consts! {
+        /// Anything not classified below (`insns` only).
+        pub const OTHER: u8 = 0;
+        /// x86 `ret`/`ret imm` (and, flagged FAR, `iret`/`sysret`/`retf`), a `jmp` to
+        /// `__x86_return_thunk` (flagged THUNK); aarch64 `ret`/`retaa`; ppc `blr` and the
+        /// conditional `b?lr`; riscv `ret` = `jalr x0, 0(ra)` and `c.jr ra`.
+        pub const RETURN: u8 = 1;
+        /// A direct jump (conditional or not) whose target is outside every range of the function.
+        pub const TAIL_JUMP_DIRECT: u8 = 2;
+        /// An indirect jump (x86 `jmp *…`, a jump to `__x86_indirect_thunk_*`; aarch64 `br`;
+        /// ppc `bctr`; riscv `jr rs` with rs ≠ ra). Switch tables look the same: Python decides.
+        pub const TAIL_JUMP_INDIRECT: u8 = 3;
+        /// A direct call, with its target (x86 `call __fentry__` is one of these).
+        pub const CALL_DIRECT: u8 = 4;
+        /// An indirect call (a call to `__x86_indirect_thunk_*` is one, flagged THUNK, with target).
+        pub const CALL_INDIRECT: u8 = 5;
+        /// A direct jump to the function's entry (its first range's low; on ppc64 ELFv2 also
+        /// the local entry point): a self tail call turned into a loop.
+        pub const JUMP_TO_ENTRY: u8 = 6;
+        /// Load-linked / load-exclusive: aarch64 LDXR/LDAXR/LDXP/LDAXP (b/h/w/x), ppc
+        /// l[bhwdq]arx, riscv LR.W/LR.D. `extra`: size in bytes | [`flag`] ACQUIRE/RELEASE/PAIR/K*.
+        pub const LL: u8 = 7;
+        /// Store-conditional / store-exclusive: aarch64 STXR/STLXR/STXP/STLXP, ppc
+        /// st[bhwdq]cx., riscv SC.W/SC.D. `extra` as for [`LL`].
+        pub const SC: u8 = 8;
+        /// A single-instruction atomic read-modify-write: aarch64 LSE CAS/CASP/LDADD/…/SWP,
+        /// riscv AMO*. (x86 `lock` instructions are not reported.) `extra` as for [`LL`]: the
+        /// aarch64 K* bits say which of the kernel's exclusive masks wrongly match it.
+        pub const LSE_ATOMIC: u8 = 9;
+        /// aarch64 LDAR/LDLAR/STLR/STLLR: not exclusive, but matched by the pre-2025 kernel
+        /// masks `aarch64_insn_is_load_ex`/`store_ex` (6.1), so a kernel-exact rule needs them.
+        pub const ORDERED: u8 = 10;
+        /// x86 XBEGIN (target = fallback address), ppc `tbegin.`, aarch64 TSTART.
+        pub const TM_BEGIN: u8 = 11;
+        /// x86 XEND, ppc `tend.`, aarch64 TCOMMIT.
+        pub const TM_END: u8 = 12;
+        /// x86 XABORT (`extra` = imm8), ppc `tabort*.`, aarch64 TCANCEL (`extra` = imm16).
+        pub const TM_ABORT: u8 = 13;
+        /// x86 XTEST, ppc `tcheck`, aarch64 TTEST.
+        pub const TM_TEST: u8 = 14;
+        /// Other TM instructions: ppc `tsr.` (tsuspend./tresume.), `treclaim.`, `trechkpt.`;
+        /// x86 XSUSLDTRK/XRESLDTRK.
+        pub const TM_OTHER: u8 = 15;
+        /// An x86 instruction with an HLE prefix: `extra` = [`flag::XACQUIRE`] or [`flag::XRELEASE`].
+        pub const HLE: u8 = 16;
+        /// ud0/ud1/ud2, int3, int n, int1; aarch64 brk/hlt/udf; ppc tw/td/twi/tdi; riscv
+        /// ebreak/c.ebreak/unimp. `extra` = [`trap`] subkind | immediate << 16.
+        pub const TRAP: u8 = 17;
+        /// A landing pad: x86 endbr64/endbr32, aarch64 BTI (`extra` = its c/j bits),
+        /// riscv `lpad`.
+        pub const ENDBR: u8 = 18;
+        /// ppc64 ELFv2 global-entry TOC setup at the entry (`addis r2,r12,…; addi r2,r2,…`
+        /// and its variants): `target` = the local entry point, `extra` = its offset.
+        pub const LOCAL_ENTRY: u8 = 19;
+        /// NOPs at the entry (after an ENDBR/BTI or the ppc64 TOC setup): patchable-function-
+        /// entry sites. `size` = their bytes, `extra` = how many.
+        pub const ENTRY_NOPS: u8 = 20;
 
-    /// `insns` only: a NOP of any length.
-    pub const NOP: u8 = 32;
-    /// `insns` only: a direct jump (conditional if flagged), with its target.
-    pub const JUMP: u8 = 33;
-    /// `insns` only: an indirect jump.
-    pub const JUMP_INDIRECT: u8 = 34;
-    /// `insns` only: bytes that decode to no instruction; `size` = bytes skipped.
-    pub const ERROR: u8 = 255;
+        /// `insns` only: a NOP of any length.
+        pub const NOP: u8 = 32;
+        /// `insns` only: a direct jump (conditional if flagged), with its target.
+        pub const JUMP: u8 = 33;
+        /// `insns` only: an indirect jump.
+        pub const JUMP_INDIRECT: u8 = 34;
+        /// `insns` only: bytes that decode to no instruction; `size` = bytes skipped.
+        pub const ERROR: u8 = 255;
+    }
 }
 
 /// Bits of `extra` for branch kinds (RETURN, jumps, calls) and for the atomics.
 pub mod flag {
-    /// A conditional branch (x86 jcc, aarch64 b.cond/cbz/tbz, ppc bc/b?lr/b?ctr, riscv b*).
-    pub const CONDITIONAL: u32 = 1;
-    /// x86: the target is `__x86_return_thunk` or an `__x86_indirect_thunk_*` (by symbol name).
-    pub const THUNK: u32 = 2;
-    /// x86 `jmp/call *disp(%rip)`: `target` is the address of the pointer slot, not the target.
-    pub const SLOT: u32 = 4;
-    /// aarch64 pointer-authenticating branch (`retaa`, `braa`, `blraa` …).
-    pub const AUTH: u32 = 8;
-    /// Relocatable file: the target is an undefined symbol, named in `target_name`;
-    /// `target` is then `u64::MAX`.
-    pub const EXTERNAL: u32 = 16;
-    /// riscv: the link register is t0 (x5), the alternate link register.
-    pub const ALT_LINK: u32 = 32;
-    /// x86 far return or interrupt return (`retf`, `iret`, `sysret`, `sysexit`).
-    pub const FAR: u32 = 64;
+    consts! {
+        /// A conditional branch (x86 jcc, aarch64 b.cond/cbz/tbz, ppc bc/b?lr/b?ctr, riscv b*).
+        pub const CONDITIONAL: u32 = 1;
+        /// x86: the target is `__x86_return_thunk` or an `__x86_indirect_thunk_*` (by symbol name).
+        pub const THUNK: u32 = 2;
+        /// x86 `jmp/call *disp(%rip)`: `target` is the address of the pointer slot, not the target.
+        pub const SLOT: u32 = 4;
+        /// aarch64 pointer-authenticating branch (`retaa`, `braa`, `blraa` …).
+        pub const AUTH: u32 = 8;
+        /// Relocatable file: the target is an undefined symbol, named in `target_name`;
+        /// `target` is then `u64::MAX`.
+        pub const EXTERNAL: u32 = 16;
+        /// riscv: the link register is t0 (x5), the alternate link register.
+        pub const ALT_LINK: u32 = 32;
+        /// x86 far return or interrupt return (`retf`, `iret`, `sysret`, `sysexit`).
+        pub const FAR: u32 = 64;
 
-    /// Atomics: `extra & SIZE_MASK` is the access size in bytes (both halves of a pair).
-    pub const SIZE_MASK: u32 = 0xff;
-    pub const ACQUIRE: u32 = 0x100;
-    pub const RELEASE: u32 = 0x200;
-    pub const PAIR: u32 = 0x400;
-    /// aarch64: matched by the pre-2025 `aarch64_insn_is_load_ex` mask `0x3F400000/0x08400000`.
-    pub const K_LOAD_EX: u32 = 0x1000;
-    /// aarch64: matched by the pre-2025 `aarch64_insn_is_store_ex` mask `0x3F400000/0x08000000`.
-    pub const K_STORE_EX: u32 = 0x2000;
-    /// aarch64: matched by `aarch64_insn_is_exclusive` `0x3F800000/0x08000000` (kprobes reject it).
-    pub const K_EXCLUSIVE: u32 = 0x4000;
+        /// Atomics: `extra & SIZE_MASK` is the access size in bytes (both halves of a pair).
+        pub const SIZE_MASK: u32 = 0xff;
+        pub const ACQUIRE: u32 = 0x100;
+        pub const RELEASE: u32 = 0x200;
+        pub const PAIR: u32 = 0x400;
+        /// aarch64: matched by the pre-2025 `aarch64_insn_is_load_ex` mask `0x3F400000/0x08400000`.
+        pub const K_LOAD_EX: u32 = 0x1000;
+        /// aarch64: matched by the pre-2025 `aarch64_insn_is_store_ex` mask `0x3F400000/0x08000000`.
+        pub const K_STORE_EX: u32 = 0x2000;
+        /// aarch64: matched by `aarch64_insn_is_exclusive` `0x3F800000/0x08000000` (kprobes reject it).
+        pub const K_EXCLUSIVE: u32 = 0x4000;
 
-    /// HLE: the F2 prefix on a lock/xchg form.
-    pub const XACQUIRE: u32 = 1;
-    /// HLE: the F3 prefix on a lock/xchg/mov-to-memory form.
-    pub const XRELEASE: u32 = 2;
+        /// HLE: the F2 prefix on a lock/xchg form.
+        pub const XACQUIRE: u32 = 1;
+        /// HLE: the F3 prefix on a lock/xchg/mov-to-memory form.
+        pub const XRELEASE: u32 = 2;
+    }
 }
 
 /// `extra & 0xff` of a TRAP; the instruction's immediate (if any) is `extra >> 16`.
 pub mod trap {
-    /// Always traps: ud0/ud1/ud2, aarch64 udf, ppc `trap` (tw/td/twi/tdi with TO = 31), riscv unimp.
-    pub const UNDEFINED: u32 = 1;
-    /// A breakpoint: int3, int1, aarch64 brk/hlt, riscv ebreak/c.ebreak.
-    pub const BREAKPOINT: u32 = 2;
-    /// x86 `int n` / `into`.
-    pub const INTERRUPT: u32 = 3;
-    /// ppc conditional trap (tw/td/twi/tdi with TO ≠ 31): WARN_ON and friends.
-    pub const CONDITIONAL: u32 = 4;
+    consts! {
+        /// Always traps: ud0/ud1/ud2, aarch64 udf, ppc `trap` (tw/td/twi/tdi with TO = 31), riscv unimp.
+        pub const UNDEFINED: u32 = 1;
+        /// A breakpoint: int3, int1, aarch64 brk/hlt, riscv ebreak/c.ebreak.
+        pub const BREAKPOINT: u32 = 2;
+        /// x86 `int n` / `into`.
+        pub const INTERRUPT: u32 = 3;
+        /// ppc conditional trap (tw/td/twi/tdi with TO ≠ 31): WARN_ON and friends.
+        pub const CONDITIONAL: u32 = 4;
+    }
 }
 
 /// Bits of `code_ranges.status`.
 pub mod status {
-    /// No section with file bytes holds the range's start.
-    pub const NO_BYTES: u8 = 1;
-    /// The range runs past the end of its section; decoded up to there.
-    pub const TRUNCATED: u8 = 2;
-    /// Decoding this function failed internally; its events are dropped.
-    pub const INTERNAL: u8 = 4;
+    consts! {
+        /// No section with file bytes holds the range's start.
+        pub const NO_BYTES: u8 = 1;
+        /// The range runs past the end of its section; decoded up to there.
+        pub const TRUNCATED: u8 = 2;
+        /// Decoding this function failed internally; its events are dropped.
+        pub const INTERNAL: u8 = 4;
+    }
 }
 
 /// "No target" in the `target` columns.
@@ -808,13 +816,15 @@ pub(crate) fn sext(v: u32, bits: u32) -> i64 {
 
 /// Bits of `probe_sites.status`.
 pub mod site_status {
-    /// No section with file bytes holds the decoding start.
-    pub const NO_BYTES: u8 = 1;
-    /// Bytes between the start and the address decode to no instruction: the walk cannot
-    /// tell where instructions are (x86 `can_probe` gives up the same way).
-    pub const DECODE_ERROR: u8 = 2;
-    /// The start lies after the address.
-    pub const BAD_START: u8 = 4;
+    consts! {
+        /// No section with file bytes holds the decoding start.
+        pub const NO_BYTES: u8 = 1;
+        /// Bytes between the start and the address decode to no instruction: the walk cannot
+        /// tell where instructions are (x86 `can_probe` gives up the same way).
+        pub const DECODE_ERROR: u8 = 2;
+        /// The start lies after the address.
+        pub const BAD_START: u8 = 4;
+    }
 }
 
 /// For each `(start, address)`: the instruction that holds `address` when decoding linearly
