@@ -361,6 +361,49 @@ pub fn split_suffixes(name: &[u8]) -> (&[u8], &[u8], u16) {
     (stem, chain, kinds)
 }
 
+/// A symbol name as klp-build compares names: without the numbers the compiler gives clones
+/// and statics (`foo.isra.3` → `foo.isra`, `__already_done.12` → `__already_done`,
+/// `__UNIQUE_ID_ddebug312` → `__UNIQUE_ID_ddebug`) and without `.llvm.<hash>`, so that
+/// renumbering between builds is no change. The one rule: code fingerprints name symbols
+/// this way, and Python's diff and stats ask for it (`_core.clone_shape`).
+pub fn clone_shape(name: &[u8]) -> Vec<u8> {
+    clone_shape_parts(name).concat()
+}
+
+/// The pieces of `name` that its shape keeps: the stem, then `.token` for each token that is
+/// not a number (nor `llvm` and the hash after it).
+pub(crate) fn clone_shape_parts(name: &[u8]) -> Vec<&[u8]> {
+    // The stem ends at the first dot that does not start the name (ppc64 ELFv1 `.foo`).
+    let stem_end = name.iter().skip(1).position(|&b| b == b'.').map_or(name.len(), |p| p + 1);
+    let (mut stem, rest) = name.split_at(stem_end);
+    // ppc64 linker stubs, `0000002a.plt_call.foo`: the number is the stub's input section,
+    // which changes with the link.
+    if stem.len() == 8 && stem.iter().all(u8::is_ascii_hexdigit) && !rest.is_empty() {
+        stem = b"";
+    }
+    // `__UNIQUE_ID_<prefix><counter>` (the kernel's __UNIQUE_ID(), e.g. dynamic debug
+    // descriptors): the counter is the compiler's __COUNTER__, which any earlier use in the
+    // unit shifts. klp-build strips it the same way.
+    if stem.starts_with(b"__UNIQUE_ID_") {
+        while let [head @ .., last] = stem {
+            if !last.is_ascii_digit() {
+                break;
+            }
+            stem = head;
+        }
+    }
+    let mut parts = vec![stem];
+    let mut tokens = rest.split(|&b| b == b'.').skip(1);
+    while let Some(token) = tokens.next() {
+        if token == b"llvm" {
+            tokens.next();
+        } else if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
+            parts.extend([&b"."[..], token]);
+        }
+    }
+    parts
+}
+
 /// The `symbols` table: `.symtab` of `primary`, or of `fallback` (the debug file) when the
 /// binary is stripped, or `.dynsym` as a last resort. Returns the table and where it came from.
 pub fn symbols_table<'d>(
@@ -535,5 +578,16 @@ mod tests {
             write_uint(&mut b4, 0xdead_beef, little);
             assert_eq!(read_uint(&b4, little), 0xdead_beef);
         }
+    }
+
+    #[test]
+    fn clone_shapes() {
+        assert_eq!(clone_shape(b"foo.constprop.0.isra.12"), b"foo.constprop.isra");
+        assert_eq!(clone_shape(b"bar.llvm.1234abcd"), b"bar");
+        assert_eq!(clone_shape(b"__already_done.12"), b"__already_done");
+        assert_eq!(clone_shape(b"0000002a.plt_call.puts"), b".plt_call.puts");
+        assert_eq!(clone_shape(b".foo.part.1"), b".foo.part");
+        assert_eq!(clone_shape(b"__UNIQUE_ID_ddebug312"), b"__UNIQUE_ID_ddebug");
+        assert_eq!(clone_shape(b"foo.part.0.cold"), b"foo.part.cold");
     }
 }

@@ -195,6 +195,13 @@ fn to_python(py: Python<'_>, s: Scan) -> PyResult<Py<PyDict>> {
     Ok(out.unbind())
 }
 
+/// `foo.isra.3.cold` → `foo.isra.cold`: a symbol name without the numbers a compiler gives
+/// clones and statics (patchscope_core::elf::clone_shape, as the fingerprints name symbols).
+#[pyfunction]
+fn clone_shape(name: &str) -> String {
+    String::from_utf8_lossy(&crate::elf::clone_shape(name.as_bytes())).into_owned()
+}
+
 /// The core's groups of constants, each exported as a class of that name whose attributes
 /// are the constants (`_core.kind.RETURN`): the values of the tables' coded columns.
 const CONSTANTS: &[(&str, &[(&str, u64)])] = &[
@@ -226,6 +233,7 @@ fn add_group(m: &Bound<'_, PyModule>, name: &str, consts: &[(&str, u64)]) -> PyR
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Binary>()?;
+    m.add_function(wrap_pyfunction!(clone_shape, m)?)?;
     for (name, consts) in CONSTANTS {
         add_group(m, name, consts)?;
     }

@@ -62,6 +62,10 @@ class Binary:
     def normal_form(self, low: int, high: int, entry: bool = True) -> _Answer:
         """Table ``normal_form`` of ``[low, high)``; ``info["fingerprint"]``."""
 
+def clone_shape(name: str) -> str:
+    """``foo.isra.3.cold`` → ``foo.isra.cold``: a symbol name without the numbers a compiler
+    gives clones and statics (and without ``.llvm.<hash>``), as the fingerprints name symbols."""
+
 #: ``target`` of no target (code tables).
 NO_TARGET: Final[int]
 #: An absent DIE reference.

@@ -140,59 +140,12 @@ impl Token<'_> {
     }
 }
 
-/// A symbol name as klp-build compares names: without the numbers the compiler gives clones
-/// and statics (`foo.isra.3` → `foo.isra`, `__already_done.12` → `__already_done`,
-/// `__UNIQUE_ID_ddebug312` → `__UNIQUE_ID_ddebug`) and without `.llvm.<hash>`, so that
-/// renumbering between builds is no change. The same rule as `report.diff.clone_shape` in
-/// Python.
-pub fn name_shape(name: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len());
-    for part in shape_parts(name) {
-        out.extend_from_slice(part);
-    }
-    out
-}
-
 fn shape_hash(name: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
-    for part in shape_parts(name) {
+    for part in elf::clone_shape_parts(name) {
         h.update(part);
     }
     h.finalize()
-}
-
-/// The pieces of `name` that its shape keeps: the stem, then `.token` for each token that is
-/// not a number (nor `llvm` and the hash after it).
-fn shape_parts(name: &[u8]) -> Vec<&[u8]> {
-    // The stem ends at the first dot that does not start the name (ppc64 ELFv1 `.foo`).
-    let stem_end = name.iter().skip(1).position(|&b| b == b'.').map_or(name.len(), |p| p + 1);
-    let (mut stem, rest) = name.split_at(stem_end);
-    // ppc64 linker stubs, `0000002a.plt_call.foo`: the number is the stub's input section,
-    // which changes with the link.
-    if stem.len() == 8 && stem.iter().all(u8::is_ascii_hexdigit) && !rest.is_empty() {
-        stem = b"";
-    }
-    // `__UNIQUE_ID_<prefix><counter>` (the kernel's __UNIQUE_ID(), e.g. dynamic debug
-    // descriptors): the counter is the compiler's __COUNTER__, which any earlier use in the
-    // unit shifts. klp-build strips it the same way.
-    if stem.starts_with(b"__UNIQUE_ID_") {
-        while let [head @ .., last] = stem {
-            if !last.is_ascii_digit() {
-                break;
-            }
-            stem = head;
-        }
-    }
-    let mut parts = vec![stem];
-    let mut tokens = rest.split(|&b| b == b'.').skip(1);
-    while let Some(token) = tokens.next() {
-        if token == b"llvm" {
-            tokens.next();
-        } else if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
-            parts.extend([&b"."[..], token]);
-        }
-    }
-    parts
 }
 
 /// `__fentry__` (x86 `-mfentry`) and the `mcount` spellings of `-pg` on the other ISAs.
@@ -491,7 +444,7 @@ impl Out {
     fn row(&mut self, i: &Insn, mask: u32, token: &Token) {
         if let Some(rows) = &mut self.rows {
             let (name, offset) = match *token {
-                Token::Symbol { name, offset, .. } => (name_shape(name), offset),
+                Token::Symbol { name, offset, .. } => (elf::clone_shape(name), offset),
                 Token::Local(off) => (Vec::new(), off as i64),
                 _ => (Vec::new(), 0),
             };
@@ -1222,12 +1175,6 @@ mod tests {
         let s3: [(u64, u64, &[u8]); 1] = [(0x2000, 16, b"foo.constprop.0")];
         assert_eq!(sum(X86, 0x1000, &a, &s1), sum(X86, 0x1000, &a, &s2));
         assert_ne!(sum(X86, 0x1000, &a, &s1), sum(X86, 0x1000, &a, &s3));
-        assert_eq!(name_shape(b"foo.constprop.0.isra.12"), b"foo.constprop.isra");
-        assert_eq!(name_shape(b"bar.llvm.1234abcd"), b"bar");
-        assert_eq!(name_shape(b"__already_done.12"), b"__already_done");
-        assert_eq!(name_shape(b"0000002a.plt_call.puts"), b".plt_call.puts");
-        assert_eq!(name_shape(b".foo.part.1"), b".foo.part");
-        assert_eq!(name_shape(b"__UNIQUE_ID_ddebug312"), b"__UNIQUE_ID_ddebug");
     }
 
     #[test]
