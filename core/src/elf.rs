@@ -2,6 +2,8 @@
 //! (in the file, in a separate debug file found by build-id or debuglink, and in a dwz
 //! supplementary file).
 
+pub mod reloc;
+
 use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -162,32 +164,23 @@ fn relocate<'d>(
     section: &object::Section<'d, '_>,
     data: Cow<'d, [u8]>,
 ) -> Result<Cow<'d, [u8]>> {
-    use object::{RelocationKind, RelocationTarget};
     let mut bytes = data.into_owned();
     let little = file.is_little_endian();
     let bases = section_bases(file);
-    let base_of = |i: object::SectionIndex| bases.get(i.0).copied().unwrap_or(0);
-    for (offset, reloc) in section.relocations() {
-        let size = usize::from(reloc.size() / 8);
-        if reloc.kind() != RelocationKind::Absolute || !(size == 4 || size == 8) {
+    for r in reloc::relocations(file, section, &bases) {
+        let size = usize::from(r.rel.size() / 8);
+        if r.rel.kind() != object::RelocationKind::Absolute || !(size == 4 || size == 8) {
             continue;
         }
-        let target = match reloc.target() {
-            RelocationTarget::Symbol(i) => match file.symbol_by_index(i) {
-                Ok(sym) => sym.section_index().map_or(0, base_of).wrapping_add(sym.address()),
-                Err(_) => continue,
-            },
-            RelocationTarget::Section(i) => base_of(i),
-            _ => continue,
-        };
-        let Some(slot) = usize::try_from(offset).ok().and_then(|at| bytes.get_mut(at..at.checked_add(size)?)) else {
+        let addend = r.addend(&bytes, little);
+        let Some(slot) = usize::try_from(r.offset).ok().and_then(|at| bytes.get_mut(at..at.checked_add(size)?)) else {
             return Err(Error::new(format!(
-                "relocation at {offset:#x} outside section {}",
+                "relocation at {:#x} outside section {}",
+                r.offset,
                 section.name().unwrap_or("?")
             )));
         };
-        let addend = if reloc.has_implicit_addend() { read_uint(slot, little) } else { reloc.addend() as u64 };
-        write_uint(slot, target.wrapping_add(addend), little);
+        write_uint(slot, r.s.wrapping_add(addend as u64), little);
     }
     Ok(Cow::Owned(bytes))
 }

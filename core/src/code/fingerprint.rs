@@ -26,7 +26,7 @@
 //! Written here rather than taken from a library: no crate normalizes machine code for
 //! comparison across builds, and objtool's checksum needs the relocations a linked file lacks.
 
-use object::{Object, ObjectSection, ObjectSymbol, ObjectSymbolTable, RelocationKind, SymbolKind};
+use object::{Object, ObjectSection, ObjectSymbol, RelocationKind, SymbolKind};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 
@@ -227,16 +227,11 @@ struct Dynamic {
 impl Dynamic {
     fn new(file: &object::File, isa: Isa) -> Self {
         use object::elf::*;
-        use object::{RelocationFlags, RelocationTarget};
+        use object::RelocationFlags;
         let mut d = Dynamic::default();
-        let (Some(relocs), Some(dynsym)) = (file.dynamic_relocations(), file.dynamic_symbol_table()) else {
-            return d;
-        };
         let mut jump_slots = Vec::new();
-        for (slot, r) in relocs {
+        for (slot, r, name) in elf::reloc::dynamic(file) {
             let RelocationFlags::Elf { r_type } = r.flags() else { continue };
-            let RelocationTarget::Symbol(i) = r.target() else { continue };
-            let Some(name) = dynsym.symbol_by_index(i).ok().and_then(|s| s.name_bytes().ok()) else { continue };
             let jump = matches!(
                 (isa, r_type),
                 (Isa::X86 { .. }, R_X86_64_JUMP_SLOT)
@@ -371,51 +366,31 @@ struct Reloc<'d> {
 /// Every relocation of the code sections, sorted by place.
 fn code_relocs<'d>(file: &object::File<'d>, isa: Isa) -> Vec<Reloc<'d>> {
     use object::elf::*;
-    use object::{RelocationFlags, RelocationTarget};
+    use object::RelocationFlags;
     let bases = elf::section_bases(file);
     let x86 = matches!(isa, Isa::X86 { .. });
     let mut out = Vec::new();
     for section in file.sections().filter(|s| s.kind() == object::SectionKind::Text) {
         let base = bases.get(section.index().0).copied().unwrap_or(0);
         let data = section.data().unwrap_or(&[]);
-        for (offset, r) in section.relocations() {
-            let RelocationFlags::Elf { r_type } = r.flags() else { continue };
+        for r in elf::reloc::relocations(file, &section, &bases) {
+            let RelocationFlags::Elf { r_type } = r.rel.flags() else { continue };
             // No relocation, and RISC-V's linker-relaxation markers, which change no bits.
             if r_type.0 == 0 || (matches!(isa, Isa::Riscv { .. }) && matches!(r_type, R_RISCV_RELAX | R_RISCV_ALIGN)) {
                 continue;
             }
-            let len = match r.size() {
-                0 => 4,
-                bits => bits / 8,
-            };
-            let addend = if r.has_implicit_addend() {
-                data.get(offset as usize..offset as usize + 4)
-                    .map_or(0, |b| i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            let addend = r.addend(data, file.is_little_endian());
+            let target = if r.undefined {
+                RelocTarget::Undefined { name: r.name, hash: shape_hash(r.name), addend }
             } else {
-                r.addend()
-            };
-            let target = match r.target() {
-                RelocationTarget::Symbol(i) => {
-                    let Ok(sym) = file.symbol_by_index(i) else { continue };
-                    if sym.is_undefined() {
-                        let name = sym.name_bytes().unwrap_or(b"");
-                        RelocTarget::Undefined { name, hash: shape_hash(name), addend }
-                    } else {
-                        let b = sym.section_index().and_then(|s| bases.get(s.0)).copied().unwrap_or(0);
-                        RelocTarget::Defined(b.wrapping_add(sym.address()).wrapping_add(addend as u64))
-                    }
-                }
-                RelocationTarget::Section(s) => {
-                    RelocTarget::Defined(bases.get(s.0).copied().unwrap_or(0).wrapping_add(addend as u64))
-                }
-                _ => continue,
+                RelocTarget::Defined(r.s.wrapping_add(addend as u64))
             };
             let pc_field = x86
                 && matches!(
-                    r.kind(),
+                    r.rel.kind(),
                     RelocationKind::Relative | RelocationKind::PltRelative | RelocationKind::GotRelative
                 );
-            out.push(Reloc { at: base.wrapping_add(offset), len, pc_field, target });
+            out.push(Reloc { at: base.wrapping_add(r.offset), len: r.size() as u8, pc_field, target });
         }
     }
     out.sort_by_key(|r| r.at);

@@ -422,7 +422,7 @@ impl Decoder {
 /// The branch relocations of a relocatable object, sorted by field address.
 fn branch_relocs<'d>(file: &object::File<'d>, isa: Isa, strings: &mut Strings<'d>) -> Vec<Reloc> {
     use object::elf::*;
-    use object::{RelocationFlags, RelocationTarget};
+    use object::RelocationFlags;
     let bases = elf::section_bases(file);
     let mut out = Vec::new();
     for section in file.sections() {
@@ -431,8 +431,8 @@ fn branch_relocs<'d>(file: &object::File<'d>, isa: Isa, strings: &mut Strings<'d
         }
         let base = bases.get(section.index().0).copied().unwrap_or(0);
         let data = section.data().unwrap_or(&[]);
-        for (offset, r) in section.relocations() {
-            let RelocationFlags::Elf { r_type } = r.flags() else { continue };
+        for r in elf::reloc::relocations(file, &section, &bases) {
+            let RelocationFlags::Elf { r_type } = r.rel.flags() else { continue };
             let (wanted, pc_field) = match isa {
                 Isa::X86 { bits: 64 } => (matches!(r_type, R_X86_64_PC32 | R_X86_64_PLT32), true),
                 Isa::X86 { .. } => (matches!(r_type, R_386_PC32 | R_386_PLT32), true),
@@ -467,34 +467,12 @@ fn branch_relocs<'d>(file: &object::File<'d>, isa: Isa, strings: &mut Strings<'d
             if !wanted {
                 continue;
             }
-            let addend = if r.has_implicit_addend() {
-                data.get(offset as usize..offset as usize + 4)
-                    .map_or(0, |b| i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            } else {
-                r.addend()
-            };
-            let (mut value, mut name, mut thunk_kind) = (0u64, 0u32, 0u8);
-            match r.target() {
-                RelocationTarget::Symbol(i) => {
-                    let Ok(sym) = file.symbol_by_index(i) else { continue };
-                    let nm = sym.name_bytes().unwrap_or(b"");
-                    thunk_kind = thunk::of_name(nm);
-                    if sym.is_undefined() {
-                        name = strings.intern_str(nm);
-                    } else {
-                        let b = sym.section_index().and_then(|s| bases.get(s.0)).copied().unwrap_or(0);
-                        value = b.wrapping_add(sym.address()).wrapping_add(addend as u64);
-                    }
-                }
-                RelocationTarget::Section(s) => {
-                    value = bases.get(s.0).copied().unwrap_or(0).wrapping_add(addend as u64);
-                }
-                _ => continue,
-            }
-            if !matches!(isa, Isa::X86 { .. }) {
-                thunk_kind = 0;
-            }
-            out.push(Reloc { at: base.wrapping_add(offset), value, pc_field, name, thunk: thunk_kind });
+            let addend = r.addend(data, file.is_little_endian());
+            let (value, name) =
+                if r.undefined { (0, strings.intern_str(r.name)) } else { (r.s.wrapping_add(addend as u64), 0) };
+            // Only x86 has thunks; a section (no name) is none.
+            let thunk = if matches!(isa, Isa::X86 { .. }) { thunk::of_name(r.name) } else { 0 };
+            out.push(Reloc { at: base.wrapping_add(r.offset), value, pc_field, name, thunk });
         }
     }
     out.sort_by_key(|r| r.at);
