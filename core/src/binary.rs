@@ -183,6 +183,11 @@ impl Binary {
         fingerprint::normal_form(&self.opened()?, low, high, entry)
     }
 
+    /// The `plt_names` table: PLT stubs and GOT slots by name (see [`fingerprint::plt_names`]).
+    pub fn plt_names(&self) -> Result<Scan> {
+        fingerprint::plt_names(&self.opened()?)
+    }
+
     /// The file parsed for decoding, with its debug file's symbols when it has none.
     fn opened(&self) -> Result<Opened<'_>> {
         let file = self.file.parse()?;

@@ -165,6 +165,13 @@ impl Binary {
         to_python(py, found)
     }
 
+    /// What dynamic linking names without symbols: table `plt_names` (address, name, got):
+    /// PLT stubs (`got` 0) and GOT slots (`got` 1) by the symbol their relocation names.
+    fn plt_names(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || self.0.plt_names())?;
+        to_python(py, found)
+    }
+
     fn __repr__(&self) -> String {
         format!("<patchscope._core.Binary {:?}>", self.0.path)
     }

@@ -61,6 +61,9 @@ class Binary:
         """Table ``code_fingerprints``: one CRC-32 per range, the first range of an id its entry."""
     def normal_form(self, low: int, high: int, entry: bool = True) -> _Answer:
         """Table ``normal_form`` of ``[low, high)``; ``info["fingerprint"]``."""
+    def plt_names(self) -> _Answer:
+        """Table ``plt_names`` (address, name, got): PLT stubs (``got`` 0) and GOT slots (``got``
+        1) by the symbol their dynamic relocation names."""
 
 def clone_shape(name: str) -> str:
     """``foo.isra.3.cold`` → ``foo.isra.cold``: a symbol name without the numbers a compiler

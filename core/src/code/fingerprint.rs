@@ -225,7 +225,17 @@ struct Dynamic {
 }
 
 impl Dynamic {
-    fn new(file: &object::File, isa: Isa) -> Self {
+    /// The GOT slots and PLT stubs of `file`; with `toc` (ppc64 ELFv2), the linker's call
+    /// stubs in `.text` too.
+    fn of(file: &object::File, isa: Isa, toc: Option<u64>) -> Self {
+        let mut d = Dynamic::slots_and_plt(file, isa);
+        if let Some(toc) = toc {
+            d.ppc_stubs(file, &Image::new(file), toc);
+        }
+        d
+    }
+
+    fn slots_and_plt(file: &object::File, isa: Isa) -> Self {
         use object::elf::*;
         use object::RelocationFlags;
         let mut d = Dynamic::default();
@@ -332,6 +342,16 @@ impl Dynamic {
             }
             landing = None;
         }
+    }
+}
+
+/// ppc64: the value of r2, the `.TOC.` symbol's address.
+fn toc(symbols: &object::File, isa: Isa) -> Option<u64> {
+    match isa {
+        Isa::Ppc { bits64: true, .. } => {
+            symbols.symbols().find(|s| s.name_bytes() == Ok(b".TOC.") && !s.is_undefined()).map(|s| s.address())
+        }
+        _ => None,
     }
 }
 
@@ -534,17 +554,9 @@ impl<'d> Normalizer<'d> {
             }
             _ => None,
         };
-        let toc = match dec.isa {
-            Isa::Ppc { bits64: true, .. } => {
-                symbols.symbols().find(|s| s.name_bytes() == Ok(b".TOC.") && !s.is_undefined()).map(|s| s.address())
-            }
-            _ => None,
-        };
-        let mut dynamic = Dynamic::new(file, dec.isa);
+        let toc = toc(symbols, dec.isa);
+        let dynamic = Dynamic::of(file, dec.isa, toc);
         let img = Image::new(file);
-        if let Some(toc) = toc {
-            dynamic.ppc_stubs(file, &img, toc);
-        }
         Ok(Normalizer { dec, img, symbols: Symbols::new(symbols), relocs, dynamic, image, percpu, toc })
     }
 
@@ -1089,6 +1101,32 @@ pub fn normal_form(o: &Opened, low: u64, high: u64, entry: bool) -> Result<Scan>
     ];
     let (string_offsets, string_data) = strings.to_arrow();
     Ok(Scan { info, tables: vec![("normal_form", table)], string_offsets, string_data })
+}
+
+/// What dynamic linking names without symbols, as the fingerprints name it: table
+/// `plt_names` (address, name, got): each PLT stub (`got` 0; x86 `.plt*` entries, aarch64 and
+/// riscv lazy PLT entries, ppc64 ELFv2 call stubs in `.text`) and each GOT slot (`got` 1) with
+/// the symbol its `JUMP_SLOT`/`GLOB_DAT` relocation names. Empty for an ISA not decoded.
+pub fn plt_names(o: &Opened) -> Result<Scan> {
+    let d = match Isa::from_arch(elf::arch_name(&o.file)) {
+        Ok(isa) => Dynamic::of(&o.file, isa, toc(o.symbols(), isa)),
+        Err(_) => Dynamic::default(),
+    };
+    let mut rows: Vec<(u8, u64, &[u8])> = Vec::new();
+    for (got, map, suffix) in [(0, &d.stubs, b"@plt"), (1, &d.slots, b"@got")] {
+        rows.extend(map.iter().map(|(&at, (_, name))| (got, at, name.strip_suffix(suffix).unwrap_or(name))));
+    }
+    rows.sort_unstable();
+    let mut strings = Strings::default();
+    let names = rows.iter().map(|r| strings.intern_owned(r.2.to_vec())).collect();
+    let table = Table::new(vec![
+        ("address", Chunk::U64(rows.iter().map(|r| r.1).collect())),
+        ("name", Chunk::Str(names)),
+        ("got", Chunk::U8(rows.iter().map(|r| r.0).collect())),
+    ]);
+    let info = vec![("path", o.path.display().to_string()), ("arch", elf::arch_name(&o.file).to_string())];
+    let (string_offsets, string_data) = strings.to_arrow();
+    Ok(Scan { info, tables: vec![("plt_names", table)], string_offsets, string_data })
 }
 
 #[cfg(test)]

@@ -107,6 +107,11 @@ class Binary:
         """The instruction holding each address, decoding from its start (``index.code.probe_sites``)."""
         return code_facts.probe_sites(self.core, starts, addresses)
 
+    def plt_names(self) -> pa.Table:
+        """PLT stubs (``got`` 0) and GOT slots (``got`` 1) by the symbol their dynamic
+        relocation names: ``address``, ``name``, ``got``."""
+        return Columns.from_core(self.core.plt_names()).table("plt_names")
+
     def derived(self, name: str, build: Callable[[], Any]) -> Any:
         """A product of the tables, kept in the cache beside them (tables of a dataclass)."""
         if self.cache_key is None:
