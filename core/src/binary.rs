@@ -43,7 +43,6 @@ impl Binary {
             let dwarf_path = debug.as_ref().map_or(path, |d| &d.map.path);
             find_sup(dwarf_path, &String::from_utf8_lossy(name), &elf::hex(build_id), debug_roots)
         });
-        drop((obj, debug_obj));
         Ok(Binary { path: path.to_path_buf(), file, debug, sup })
     }
 
