@@ -811,7 +811,9 @@ pub mod site_status {
 /// Table `probe_sites`, one row per pair in the order given: `address`, `insn` (where that
 /// instruction starts: `address` itself exactly when it is an instruction boundary; NO_TARGET
 /// when not reached), `size`, `kind` and `extra` as in `insns`, `bytes0`/`bytes1` (its first
-/// 16 bytes, little-endian, zero past its end or the section's) and `status` ([`site_status`]).
+/// 16 bytes, little-endian, zero past its end or the section's), `status` ([`site_status`])
+/// and, on x86 (else 0), the opcode as the kernel's decoder lays it out: `op`, `op2`, `modrm`,
+/// `addr32`, `vex` (see `x86::Layout`).
 pub fn probe_sites(o: &Opened, starts: &[u64], addresses: &[u64]) -> Result<Scan> {
     if starts.len() != addresses.len() {
         return Err(Error::new(format!(
@@ -840,6 +842,10 @@ pub fn probe_sites(o: &Opened, starts: &[u64], addresses: &[u64]) -> Result<Scan
     for (r, s) in found.into_iter().flatten() {
         sites[r] = s;
     }
+    let layouts: Vec<x86::Layout> = match dec.isa {
+        Isa::X86 { bits } => sites.iter().map(|s| x86::layout(&le_bytes(s.bytes), bits)).collect(),
+        _ => vec![x86::Layout::default(); sites.len()],
+    };
     let table = Table::new(vec![
         ("address", Chunk::U64(addresses.to_vec())),
         ("insn", Chunk::U64(sites.iter().map(|s| s.insn).collect())),
@@ -848,6 +854,11 @@ pub fn probe_sites(o: &Opened, starts: &[u64], addresses: &[u64]) -> Result<Scan
         ("extra", Chunk::U32(sites.iter().map(|s| s.extra).collect())),
         ("bytes0", Chunk::U64(sites.iter().map(|s| s.bytes[0]).collect())),
         ("bytes1", Chunk::U64(sites.iter().map(|s| s.bytes[1]).collect())),
+        ("op", Chunk::U8(layouts.iter().map(|l| l.op).collect())),
+        ("op2", Chunk::U8(layouts.iter().map(|l| l.op2).collect())),
+        ("modrm", Chunk::U8(layouts.iter().map(|l| l.modrm).collect())),
+        ("addr32", Chunk::U8(layouts.iter().map(|l| u8::from(l.addr32)).collect())),
+        ("vex", Chunk::U8(layouts.iter().map(|l| u8::from(l.vex)).collect())),
         ("status", Chunk::U8(sites.iter().map(|s| s.status).collect())),
     ]);
     let info = vec![("path", o.path.display().to_string()), ("arch", elf::arch_name(&o.file).to_string())];
@@ -902,6 +913,14 @@ pub fn walk_to(dec: &Decoder, img: &Image, start: u64, wanted: &[u64]) -> Vec<Si
     });
     // Past the end of the section's bytes.
     out[next..].iter_mut().for_each(|s| s.status = site_status::NO_BYTES);
+    out
+}
+
+/// The 16 bytes of `probe_sites.bytes0`/`bytes1`.
+fn le_bytes(words: [u64; 2]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&words[0].to_le_bytes());
+    out[8..].copy_from_slice(&words[1].to_le_bytes());
     out
 }
 
