@@ -3,7 +3,7 @@
 
     python bench/code.py [VMLINUX] [--repeat N] [--no-objdump]
 
-The core's time is in-process (``_core.code_facts`` over every range of every instance in
+The core's time is in-process (``_core.Binary.code_facts`` over every range of every instance in
 the inventory, ranges passed as ``uint64`` bytes); the index is opened first (from the cache
 when warm) and not counted. objdump runs as a child with its output sent to /dev/null.
 """
@@ -56,7 +56,6 @@ def main() -> None:
     path = args.vmlinux or vmlinux()
 
     import patchscope
-    from patchscope import _core
     from patchscope.index.tables import Columns
 
     t = time.perf_counter()
@@ -68,7 +67,7 @@ def main() -> None:
     times = []
     for _ in range(args.repeat):
         t = time.perf_counter()
-        out = _core.code_facts(str(path), ids.tobytes(), lows.tobytes(), highs.tobytes())
+        out = b.core.code_facts(ids.tobytes(), lows.tobytes(), highs.tobytes())
         times.append(time.perf_counter() - t)
     cols = Columns.from_core(out)
     rg = cols.raw["code_ranges"]
@@ -83,7 +82,7 @@ def main() -> None:
     rows = [
         ("reader", "seconds", "what"),
         (
-            "_core.code_facts",
+            "_core.Binary.code_facts",
             f"{core:.3f}",
             f"{len(lows):,} ranges of {int(ids.max()) + 1 if len(ids) else 0:,} instances, "
             f"{code_bytes / 2**20:.1f} MiB, {insns:,} insns, {ev.num_rows:,} events "

@@ -457,11 +457,6 @@ def compare_target(args: argparse.Namespace) -> None:
     kinds = compare(stap, ours, ours_v, symbol_addresses(debug or binary), blocked)
     print(f"{args.target}: {binary}" + (f" (debug file {debug})" if debug else "") + f"; listings in {saved}")
     print(kinds.show("kinds (lines; a kind on one side only counts that side's lines):"))
-    from patchscope import _core
-
-    if not hasattr(_core, "scope_variables"):
-        print("variables: not compared (patchscope._core has no scope_variables yet)")
-        return
     for mode in (m for m in (".call", ".inline") if m in stap):
         states = variable_states(binary, debug, f'{head}.function("*"){mode}')
         found = variable_kinds(stap[mode], ours[mode], states)

@@ -1,4 +1,4 @@
-"""Machine-code facts (``_core.code_facts`` / ``_core.instructions``) against objdump.
+"""Machine-code facts (``_core.Binary.code_facts`` / ``.instructions``) against objdump.
 
 For each fixture build, every out-of-line instance's ranges (from the inventory) are decoded
 by the core, and the same addresses are read from the cross binutils' ``objdump -d``, parsed
@@ -247,7 +247,7 @@ class Case:
                 lows.append(lo)
                 highs.append(hi)
         u64 = lambda v: np.asarray(v, dtype=np.uint64).tobytes()  # noqa: E731
-        self.cols = Columns.from_core(_core.code_facts(str(self.path), u64(ids), u64(lows), u64(highs)))
+        self.cols = Columns.from_core(_core.Binary(str(self.path)).code_facts(u64(ids), u64(lows), u64(highs)))
         self.input = (ids, lows, highs)
         ev = self.cols.table("code_events")
         self.events = ev.to_pylist()
@@ -389,7 +389,7 @@ def test_instructions_are_objdump_boundaries(variant: str) -> None:
         for lo, hi in rs:
             if hi <= lo:
                 continue
-            t = Columns.from_core(_core.instructions(str(c.path), lo, hi)).table("insns")
+            t = Columns.from_core(_core.Binary(str(c.path)).instructions(lo, hi)).table("insns")
             addrs = t.column("address").to_pylist()
             assert addrs == [a for a in range(lo, hi) if a in insns], hex(lo)
             kinds = t.column("kind").to_pylist()
@@ -412,15 +412,15 @@ def test_instructions_are_objdump_boundaries(variant: str) -> None:
 def test_bad_input() -> None:
     p = str(BIN / "x86_64" / "corpus")
     with pytest.raises(_core.CoreError, match="differ in length"):
-        _core.code_facts(p, [1, 2], [0], [1])
+        _core.Binary(p).code_facts([1, 2], [0], [1])
     with pytest.raises(_core.CoreError, match="whole number"):
-        _core.code_facts(p, b"\0" * 7, b"", b"")
+        _core.Binary(p).code_facts(b"\0" * 7, b"", b"")
     with pytest.raises(_core.CoreError, match="s390x"):
-        _core.code_facts(str(BIN / "elf-arches" / "s390x" / "corpus"), [0], [0], [4])
+        _core.Binary(str(BIN / "elf-arches" / "s390x" / "corpus")).code_facts([0], [0], [4])
     with pytest.raises(_core.CoreError, match="no section"):
-        _core.instructions(p, 0xDEAD0000, 0xDEAD0010)
+        _core.Binary(p).instructions(0xDEAD0000, 0xDEAD0010)
     # Lists work as well as bytes; a range in no section is reported, not fatal.
-    out = Columns.from_core(_core.code_facts(p, [3], [0xDEAD0000], [0xDEAD0010]))
+    out = Columns.from_core(_core.Binary(p).code_facts([3], [0xDEAD0000], [0xDEAD0010]))
     assert out.table("code_ranges").column("status").to_pylist() == [1]
 
 
@@ -436,7 +436,7 @@ def kernel_facts(vmlinux):
     flat = rg.values.flatten().to_numpy()
     ids = np.repeat(np.arange(len(per), dtype=np.uint64), per)
     lows, highs = flat[0::2].astype(np.uint64), flat[1::2].astype(np.uint64)
-    cols = Columns.from_core(_core.code_facts(str(vmlinux), ids.tobytes(), lows.tobytes(), highs.tobytes()))
+    cols = Columns.from_core(_core.Binary(str(vmlinux)).code_facts(ids.tobytes(), lows.tobytes(), highs.tobytes()))
     return vmlinux, b, (ids, lows, highs), cols
 
 
@@ -488,5 +488,5 @@ def test_vmlinux_facts(kernel_facts) -> None:
             text=True,
         ).stdout
         want = [int(m.group(1), 16) for m in map(LINE.match, out.splitlines()) if m]
-        t = Columns.from_core(_core.instructions(str(path), lo, hi)).table("insns")
+        t = Columns.from_core(_core.Binary(str(path)).instructions(lo, hi)).table("insns")
         assert t.column("address").to_pylist() == want, hex(lo)

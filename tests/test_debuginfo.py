@@ -74,6 +74,45 @@ def test_dwz_supplementary_file(reference: patchscope.Binary) -> None:
     assert inventory_summary(b) == inventory_summary(reference)
 
 
+def altlink(path: Path) -> tuple[str, str]:
+    """The name and build-id (hex) in a file's ``.gnu_debugaltlink``."""
+    from elftools.elf.elffile import ELFFile
+
+    with path.open("rb") as f:
+        data = ELFFile(f).get_section_by_name(".gnu_debugaltlink").data()
+    name, _, build_id = data.partition(b"\0")
+    return name.decode(), build_id.hex()
+
+
+def instance_types(b: patchscope.Binary) -> list[list[tuple[str, str]]]:
+    inst = b.inventory.instances
+    dies, entries = inst.column("die").to_pylist(), inst.column("entry_pc").to_pylist()
+    return [[(v.name, v.type) for v in b.variables_at(d, e)] for d, e in zip(dies, entries)]
+
+
+def test_dwz_supplementary_file_under_debug_root(tmp_path: Path) -> None:
+    """The ``.alt`` found only by its build-id under a debug root (the altlink's relative path
+    leads nowhere): every query of the binary reads it, not only the scan."""
+    name, build_id = altlink(BIN / "x86_64-dwz/corpus")
+    alone = tmp_path / "bin" / "corpus"
+    alone.parent.mkdir()
+    shutil.copy(BIN / "x86_64-dwz/corpus", alone)
+    root = tmp_path / "debug"
+    sup = root / ".build-id" / build_id[:2] / f"{build_id[2:]}.debug"
+    sup.parent.mkdir(parents=True)
+    shutil.copy(BIN / "x86_64-dwz" / name, sup)
+    assert not (alone.parent / name).exists()
+
+    normal = patchscope.open(BIN / "x86_64-dwz/corpus", use_cache=False)
+    b = patchscope.open(alone, debug_roots=[str(root)], use_cache=False)
+    assert b.info["sup_file"] == str(sup)
+    assert b.core.sup_file_found_by == f"build-id under {root}"
+    want, got = instance_types(normal), instance_types(b)
+    assert sum(map(len, want)) > 0
+    assert not [t for vs in got for _, t in vs if t == "<unknown>"]
+    assert got == want
+
+
 @pytest.mark.parametrize("variant", ["x86_64-rel", "aarch64-rel"])
 def test_relocatable_object(variant: str) -> None:
     """A .o like a .ko: relocations applied to the DWARF, each section at its own address."""

@@ -194,7 +194,7 @@ def test_fields_match_objdump(path: Path) -> None:
     checked = 0
     for ranges in inst.column("ranges").to_pylist():
         for n, (low, high) in enumerate(ranges):
-            _, rows = code.normal_form(str(path), low, high, entry=n == 0)
+            _, rows = code.normal_form(b.core, low, high, entry=n == 0)
             fields = {r["address"]: r for r in rows if code.HOW[r["how"]] not in ("raw", "skipped")}
             for at, (raw, text) in ((a, v) for a, v in insns.items() if low <= a < high):
                 m = OBJDUMP_TARGET.search(text)

@@ -598,23 +598,23 @@ def test_scopes_that_are_no_dies() -> None:
     dies = read_dies(path)
     a_type = next(d.offset for d in dies.values() if d.tag == "DW_TAG_base_type")
     bad = [die + 1, die + 2, 0, 1, 2**40, 2**64 - 2, SUP_BIT | die, a_type]
-    found = _core.scope_variables(str(path), bad)
+    found = _core.Binary(str(path)).variables(bad)
     assert found["info"]["scopes"] == str(len(bad)) and found["info"]["found"] == "0"
     variables, blocks = scope_variables(b, bad)
     assert variables.num_rows == 0 and blocks.num_rows == 0
     assert variables_at(b, die + 1, 0) == []
     # bytes of a uint64 array, as well as a list; a truncated array is an error, not a crash
-    ok = _core.scope_variables(str(path), np.array([die], np.uint64).tobytes())
+    ok = _core.Binary(str(path)).variables(np.array([die], np.uint64).tobytes())
     assert ok["info"]["found"] == "1"
     with pytest.raises(_core.CoreError):
-        _core.scope_variables(str(path), b"\x01\x02\x03")
+        _core.Binary(str(path)).variables(b"\x01\x02\x03")
     with pytest.raises(_core.CoreError):
-        _core.scope_variables(str(ROOT / "README.md"), [die])
+        _core.Binary(str(ROOT / "README.md")).variables([die])
 
 
 def test_binary_without_dwarf() -> None:
     path = BIN / "x86_64-nodebug" / "corpus"
-    found = _core.scope_variables(str(path), [0x12B])
+    found = _core.Binary(str(path)).variables([0x12B])
     assert found["info"]["dwarf"] == "none" and found["info"]["found"] == "0"
 
 

@@ -304,7 +304,7 @@ def test_variables_of_every_instance(kernel: patchscope.Binary) -> None:
     """Every concrete instance is found, no unit fails, and a scope asked alone (the walk
     then jumps over nearly all of its unit by DW_AT_sibling) reads as when asked with all."""
     dies = [d for d in kernel.inventory.instances.column("die").to_pylist() if d != 2**64 - 1]
-    found = _core.scope_variables(str(kernel.path), dies)
+    found = _core.Binary(str(kernel.path)).variables(dies)
     assert found["info"]["found"] == str(len(dies)) and found["info"]["errors"] == ""
     together, _ = scope_variables(kernel, dies)
     assert together.num_rows > 800_000

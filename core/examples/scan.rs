@@ -7,13 +7,9 @@ fn main() {
         eprintln!("usage: scan BINARY");
         std::process::exit(2);
     };
-    let opts = patchscope_core::scan::Options {
-        path: path.into(),
-        debug_file: None,
-        debug_roots: vec!["/usr/lib/debug".into()],
-    };
     let t = std::time::Instant::now();
-    match patchscope_core::scan::scan(&opts) {
+    let roots = ["/usr/lib/debug".into()];
+    match patchscope_core::binary::Binary::open(path.as_ref(), None, &roots).and_then(|b| b.scan()) {
         Ok(s) => {
             for (name, table) in &s.tables {
                 println!("{name}: {}", table.rows());

@@ -2,6 +2,8 @@
 //! (in the file, in a separate debug file found by build-id or debuglink, and in a dwz
 //! supplementary file).
 
+pub mod reloc;
+
 use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -162,32 +164,23 @@ fn relocate<'d>(
     section: &object::Section<'d, '_>,
     data: Cow<'d, [u8]>,
 ) -> Result<Cow<'d, [u8]>> {
-    use object::{RelocationKind, RelocationTarget};
     let mut bytes = data.into_owned();
     let little = file.is_little_endian();
     let bases = section_bases(file);
-    let base_of = |i: object::SectionIndex| bases.get(i.0).copied().unwrap_or(0);
-    for (offset, reloc) in section.relocations() {
-        let size = usize::from(reloc.size() / 8);
-        if reloc.kind() != RelocationKind::Absolute || !(size == 4 || size == 8) {
+    for r in reloc::relocations(file, section, &bases) {
+        let size = usize::from(r.rel.size() / 8);
+        if r.rel.kind() != object::RelocationKind::Absolute || !(size == 4 || size == 8) {
             continue;
         }
-        let target = match reloc.target() {
-            RelocationTarget::Symbol(i) => match file.symbol_by_index(i) {
-                Ok(sym) => sym.section_index().map_or(0, base_of).wrapping_add(sym.address()),
-                Err(_) => continue,
-            },
-            RelocationTarget::Section(i) => base_of(i),
-            _ => continue,
-        };
-        let Some(slot) = usize::try_from(offset).ok().and_then(|at| bytes.get_mut(at..at.checked_add(size)?)) else {
+        let addend = r.addend(&bytes, little);
+        let Some(slot) = usize::try_from(r.offset).ok().and_then(|at| bytes.get_mut(at..at.checked_add(size)?)) else {
             return Err(Error::new(format!(
-                "relocation at {offset:#x} outside section {}",
+                "relocation at {:#x} outside section {}",
+                r.offset,
                 section.name().unwrap_or("?")
             )));
         };
-        let addend = if reloc.has_implicit_addend() { read_uint(slot, little) } else { reloc.addend() as u64 };
-        write_uint(slot, target.wrapping_add(addend), little);
+        write_uint(slot, r.s.wrapping_add(addend as u64), little);
     }
     Ok(Cow::Owned(bytes))
 }
@@ -229,29 +222,30 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Where gdb, SystemTap and elfutils look for a separate debug file, in their order:
-/// build-id under each debug root, then the debuglink beside the file, in `.debug/` beside
-/// it, and under each debug root followed by the file's own directory.
-pub fn debug_file_candidates(binary: &Path, id: &Identity, roots: &[PathBuf]) -> Vec<PathBuf> {
+/// Where gdb, SystemTap and elfutils look for a separate debug file, in their order, each
+/// with how it is found: build-id under each debug root, then the debuglink beside the file,
+/// in `.debug/` beside it, and under each debug root followed by the file's own directory.
+pub fn debug_file_candidates(binary: &Path, id: &Identity, roots: &[PathBuf]) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     if let Some(bid) = id.build_id.filter(|b| b.len() >= 2) {
         let h = hex(bid);
         for root in roots {
-            out.push(root.join(".build-id").join(&h[..2]).join(format!("{}.debug", &h[2..])));
+            let p = root.join(".build-id").join(&h[..2]).join(format!("{}.debug", &h[2..]));
+            out.push((p, format!("build-id under {}", root.display())));
         }
     }
     if let Some((name, _)) = id.debuglink {
         let name = String::from_utf8_lossy(name).into_owned();
         let dir = binary.parent().unwrap_or(Path::new("."));
-        out.push(dir.join(&name));
-        out.push(dir.join(".debug").join(&name));
+        out.push((dir.join(&name), "debuglink beside the binary".into()));
+        out.push((dir.join(".debug").join(&name), "debuglink in .debug/".into()));
         let absdir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         for root in roots {
             let rel = absdir.strip_prefix("/").unwrap_or(&absdir);
-            out.push(root.join(rel).join(&name));
+            out.push((root.join(rel).join(&name), format!("debuglink under {}", root.display())));
         }
     }
-    out.retain(|p| p != binary);
+    out.retain(|(p, _)| p != binary);
     out
 }
 
@@ -303,26 +297,30 @@ pub fn sections_table<'d>(file: &object::File<'d>, strings: &mut Strings<'d>) ->
 
 /// Symbol kinds as stored in the `symbols.kind` column.
 pub mod symkind {
-    pub const OTHER: u8 = 0;
-    pub const FUNC: u8 = 1;
-    pub const OBJECT: u8 = 2;
-    pub const SECTION: u8 = 3;
-    pub const FILE: u8 = 4;
-    pub const TLS: u8 = 5;
-    pub const NOTYPE: u8 = 6;
+    consts! {
+        pub const OTHER: u8 = 0;
+        pub const FUNC: u8 = 1;
+        pub const OBJECT: u8 = 2;
+        pub const SECTION: u8 = 3;
+        pub const FILE: u8 = 4;
+        pub const TLS: u8 = 5;
+        pub const NOTYPE: u8 = 6;
+    }
 }
 
 /// Bits of the `symbols.suffix_kinds` column: the clone and split suffixes a compiler appends.
 pub mod suffix {
-    pub const COLD: u16 = 1;
-    pub const PART: u16 = 2;
-    pub const ISRA: u16 = 4;
-    pub const CONSTPROP: u16 = 8;
-    pub const LTO_PRIV: u16 = 16;
-    pub const LLVM: u16 = 32;
-    pub const LOCALALIAS: u16 = 64;
-    pub const CLONE: u16 = 128;
-    pub const OTHER: u16 = 256;
+    consts! {
+        pub const COLD: u16 = 1;
+        pub const PART: u16 = 2;
+        pub const ISRA: u16 = 4;
+        pub const CONSTPROP: u16 = 8;
+        pub const LTO_PRIV: u16 = 16;
+        pub const LLVM: u16 = 32;
+        pub const LOCALALIAS: u16 = 64;
+        pub const CLONE: u16 = 128;
+        pub const OTHER: u16 = 256;
+    }
 }
 
 /// Splits `foo.isra.0.cold` into the stem `foo` and the suffix chain `isra.0.cold`, with
@@ -354,6 +352,49 @@ pub fn split_suffixes(name: &[u8]) -> (&[u8], &[u8], u16) {
         }
     }
     (stem, chain, kinds)
+}
+
+/// A symbol name as klp-build compares names: without the numbers the compiler gives clones
+/// and statics (`foo.isra.3` → `foo.isra`, `__already_done.12` → `__already_done`,
+/// `__UNIQUE_ID_ddebug312` → `__UNIQUE_ID_ddebug`) and without `.llvm.<hash>`, so that
+/// renumbering between builds is no change. The one rule: code fingerprints name symbols
+/// this way, and Python's diff and stats ask for it (`_core.clone_shape`).
+pub fn clone_shape(name: &[u8]) -> Vec<u8> {
+    clone_shape_parts(name).concat()
+}
+
+/// The pieces of `name` that its shape keeps: the stem, then `.token` for each token that is
+/// not a number (nor `llvm` and the hash after it).
+pub(crate) fn clone_shape_parts(name: &[u8]) -> Vec<&[u8]> {
+    // The stem ends at the first dot that does not start the name (ppc64 ELFv1 `.foo`).
+    let stem_end = name.iter().skip(1).position(|&b| b == b'.').map_or(name.len(), |p| p + 1);
+    let (mut stem, rest) = name.split_at(stem_end);
+    // ppc64 linker stubs, `0000002a.plt_call.foo`: the number is the stub's input section,
+    // which changes with the link.
+    if stem.len() == 8 && stem.iter().all(u8::is_ascii_hexdigit) && !rest.is_empty() {
+        stem = b"";
+    }
+    // `__UNIQUE_ID_<prefix><counter>` (the kernel's __UNIQUE_ID(), e.g. dynamic debug
+    // descriptors): the counter is the compiler's __COUNTER__, which any earlier use in the
+    // unit shifts. klp-build strips it the same way.
+    if stem.starts_with(b"__UNIQUE_ID_") {
+        while let [head @ .., last] = stem {
+            if !last.is_ascii_digit() {
+                break;
+            }
+            stem = head;
+        }
+    }
+    let mut parts = vec![stem];
+    let mut tokens = rest.split(|&b| b == b'.').skip(1);
+    while let Some(token) = tokens.next() {
+        if token == b"llvm" {
+            tokens.next();
+        } else if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
+            parts.extend([&b"."[..], token]);
+        }
+    }
+    parts
 }
 
 /// The `symbols` table: `.symtab` of `primary`, or of `fallback` (the debug file) when the
@@ -530,5 +571,16 @@ mod tests {
             write_uint(&mut b4, 0xdead_beef, little);
             assert_eq!(read_uint(&b4, little), 0xdead_beef);
         }
+    }
+
+    #[test]
+    fn clone_shapes() {
+        assert_eq!(clone_shape(b"foo.constprop.0.isra.12"), b"foo.constprop.isra");
+        assert_eq!(clone_shape(b"bar.llvm.1234abcd"), b"bar");
+        assert_eq!(clone_shape(b"__already_done.12"), b"__already_done");
+        assert_eq!(clone_shape(b"0000002a.plt_call.puts"), b".plt_call.puts");
+        assert_eq!(clone_shape(b".foo.part.1"), b".foo.part");
+        assert_eq!(clone_shape(b"__UNIQUE_ID_ddebug312"), b"__UNIQUE_ID_ddebug");
+        assert_eq!(clone_shape(b"foo.part.0.cold"), b"foo.part.cold");
     }
 }

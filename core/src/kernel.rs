@@ -486,22 +486,10 @@ impl<'d> SiteContext<'d> {
 /// a PC-relative field (`R_X86_64_PC32`, `R_AARCH64_PREL32`) the field will hold S + A − P,
 /// so S + A is the address it names either way.
 fn relocated_fields(file: &object::File, section: &object::Section, base: u64) -> HashMap<u64, u64> {
-    use object::RelocationTarget;
     let bases = crate::elf::section_bases(file);
-    let base_of = |i: object::SectionIndex| bases.get(i.0).copied().unwrap_or(0);
-    section
-        .relocations()
-        .filter_map(|(offset, r)| {
-            let s = match r.target() {
-                RelocationTarget::Symbol(i) => {
-                    let sym = file.symbol_by_index(i).ok()?;
-                    sym.section_index().map_or(0, base_of).wrapping_add(sym.address())
-                }
-                RelocationTarget::Section(i) => base_of(i),
-                _ => return None,
-            };
-            Some((base.wrapping_add(offset), s.wrapping_add(r.addend() as u64)))
-        })
+    let data = section.data().unwrap_or(&[]);
+    crate::elf::reloc::relocations(file, section, &bases)
+        .map(|r| (base.wrapping_add(r.offset), r.s.wrapping_add(r.addend(data, file.is_little_endian()) as u64)))
         .collect()
 }
 

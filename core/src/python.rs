@@ -1,66 +1,27 @@
-//! The `patchscope._core` module: a thin binding that turns a [`Scan`] into Python bytes.
+//! The `patchscope._core` module: a thin binding over [`binary::Binary`] that turns each
+//! answer ([`Scan`]) into Python bytes.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use pyo3::create_exception;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 
+use crate::binary;
 use crate::error::Error;
-use crate::scan::{identify as identify_binary, scan as scan_binary, Options, Scan};
+use crate::table::Scan;
 
 create_exception!(_core, CoreError, pyo3::exceptions::PyException, "The binary cannot be read as asked.");
 
-fn options(path: PathBuf, debug_file: Option<PathBuf>, debug_roots: Option<Vec<PathBuf>>) -> Options {
-    Options { path, debug_file, debug_roots: debug_roots.unwrap_or_else(|| vec![PathBuf::from("/usr/lib/debug")]) }
-}
-
 /// Runs `f` without the GIL, turning a panic into an error rather than a Python
 /// `PanicException`: bad input must never crash the caller.
-fn guarded<T: Send>(
-    py: Python<'_>,
-    opts: &Options,
-    f: impl FnOnce(&Options) -> crate::error::Result<T> + Send,
-) -> PyResult<T> {
+fn guarded<T: Send>(py: Python<'_>, path: &Path, f: impl FnOnce() -> crate::error::Result<T> + Send) -> PyResult<T> {
     py.detach(|| {
-        catch_unwind(AssertUnwindSafe(|| f(opts)))
-            .unwrap_or_else(|_| Err(Error::new(format!("{}: internal error while reading", opts.path.display()))))
+        catch_unwind(AssertUnwindSafe(f))
+            .unwrap_or_else(|_| Err(Error::new(format!("{}: internal error while reading", path.display()))))
     })
     .map_err(|e| CoreError::new_err(e.0))
-}
-
-/// Which files a scan would read: `{"build_id", "debug_file", "debug_build_id"}`.
-#[pyfunction]
-#[pyo3(signature = (path, debug_file=None, debug_roots=None))]
-fn identify(
-    py: Python<'_>,
-    path: PathBuf,
-    debug_file: Option<PathBuf>,
-    debug_roots: Option<Vec<PathBuf>>,
-) -> PyResult<Py<PyDict>> {
-    let opts = options(path, debug_file, debug_roots);
-    let found = guarded(py, &opts, identify_binary)?;
-    let d = PyDict::new(py);
-    for (k, v) in found {
-        d.set_item(k, v)?;
-    }
-    Ok(d.unbind())
-}
-
-/// Scans one binary. Returns `{"info": {..}, "strings": (offsets, data), "tables":
-/// {name: {column: (dtype, bytes)}}}`; string columns have dtype `"str"` and index `strings`.
-#[pyfunction]
-#[pyo3(signature = (path, debug_file=None, debug_roots=None))]
-fn scan(
-    py: Python<'_>,
-    path: PathBuf,
-    debug_file: Option<PathBuf>,
-    debug_roots: Option<Vec<PathBuf>>,
-) -> PyResult<Py<PyDict>> {
-    let opts = options(path, debug_file, debug_roots);
-    let found = guarded(py, &opts, scan_binary)?;
-    to_python(py, found)
 }
 
 /// `u64` columns from Python: the bytes of a NumPy `uint64` array (`.tobytes()`), or a list.
@@ -79,114 +40,141 @@ impl U64s {
     }
 }
 
-/// Machine-code facts of function ranges: `{"info", "strings", "tables": {"code_ranges",
-/// "code_events"}}` as from `scan` (kinds and flags: patchscope_core::code).
-#[pyfunction]
-#[pyo3(signature = (path, function_ids, lows, highs, debug_file=None))]
-fn code_facts(
-    py: Python<'_>,
-    path: PathBuf,
-    function_ids: U64s,
-    lows: U64s,
-    highs: U64s,
-    debug_file: Option<PathBuf>,
-) -> PyResult<Py<PyDict>> {
-    let opts = options(path, debug_file, None);
-    let found = guarded(py, &opts, |o| {
-        let (ids, lows, highs) = (function_ids.values()?, lows.values()?, highs.values()?);
-        crate::code::facts(&o.path, o.debug_file.as_deref(), &ids, &lows, &highs)
-    })?;
-    to_python(py, found)
-}
+/// One binary, opened once with its debug file and dwz supplementary file (found under
+/// `debug_roots`, `/usr/lib/debug` by default); every query reads the same files.
+#[pyclass(frozen, module = "patchscope._core")]
+struct Binary(binary::Binary);
 
-/// The instructions of `[low, high)`: table `insns` (address, size, kind, target, extra, text, target_name).
-#[pyfunction]
-#[pyo3(signature = (path, low, high, debug_file=None))]
-fn instructions(
-    py: Python<'_>,
-    path: PathBuf,
-    low: u64,
-    high: u64,
-    debug_file: Option<PathBuf>,
-) -> PyResult<Py<PyDict>> {
-    let opts = options(path, debug_file, None);
-    let found = guarded(py, &opts, |o| crate::code::instructions(&o.path, o.debug_file.as_deref(), low, high))?;
-    to_python(py, found)
-}
+#[pymethods]
+impl Binary {
+    #[new]
+    #[pyo3(signature = (path, debug_file=None, debug_roots=None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        debug_file: Option<PathBuf>,
+        debug_roots: Option<Vec<PathBuf>>,
+    ) -> PyResult<Self> {
+        let roots = debug_roots.unwrap_or_else(|| vec![PathBuf::from("/usr/lib/debug")]);
+        guarded(py, &path, || binary::Binary::open(&path, debug_file.as_deref(), &roots)).map(Binary)
+    }
 
-/// The variables of concrete functions and inline sites, by DIE (`scopes`: a list, or the
-/// bytes of a `uint64` array): tables `variables` and `blocks` (patchscope_core::dwarf::scope),
-/// info `scopes`, `found` (the rest named no such DIE), `errors`.
-#[pyfunction]
-#[pyo3(signature = (path, scopes, debug_file=None, debug_roots=None))]
-fn scope_variables(
-    py: Python<'_>,
-    path: PathBuf,
-    scopes: U64s,
-    debug_file: Option<PathBuf>,
-    debug_roots: Option<Vec<PathBuf>>,
-) -> PyResult<Py<PyDict>> {
-    let opts = options(path, debug_file, debug_roots);
-    let found = guarded(py, &opts, |o| crate::scan::variables(o, &scopes.values()?))?;
-    to_python(py, found)
-}
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.0.path.clone()
+    }
 
-/// For each `(starts[i], addresses[i])`, the instruction holding the address when decoding
-/// linearly from the start: table `probe_sites` (patchscope_core::code::probe_sites).
-#[pyfunction]
-#[pyo3(signature = (path, starts, addresses, debug_file=None))]
-fn probe_sites(
-    py: Python<'_>,
-    path: PathBuf,
-    starts: U64s,
-    addresses: U64s,
-    debug_file: Option<PathBuf>,
-) -> PyResult<Py<PyDict>> {
-    let opts = options(path, debug_file, None);
-    let found = guarded(py, &opts, |o| {
-        crate::code::probe_sites(&o.path, o.debug_file.as_deref(), &starts.values()?, &addresses.values()?)
-    })?;
-    to_python(py, found)
-}
+    /// The separate debug file, if any.
+    #[getter]
+    fn debug_file(&self) -> Option<PathBuf> {
+        self.0.debug.as_ref().map(|d| d.map.path.clone())
+    }
 
-/// Position-independent fingerprints of function ranges: table `code_fingerprints`
-/// (function_id, low, high, fingerprint), one row per range given, in order; the first range
-/// of each id is the function's entry (patchscope_core::code::fingerprint).
-#[pyfunction]
-#[pyo3(signature = (path, function_ids, lows, highs, debug_file=None))]
-fn code_fingerprints(
-    py: Python<'_>,
-    path: PathBuf,
-    function_ids: U64s,
-    lows: U64s,
-    highs: U64s,
-    debug_file: Option<PathBuf>,
-) -> PyResult<Py<PyDict>> {
-    let opts = options(path, debug_file, None);
-    let found = guarded(py, &opts, |o| {
-        let (ids, lows, highs) = (function_ids.values()?, lows.values()?, highs.values()?);
-        crate::code::fingerprint::fingerprints(&o.path, o.debug_file.as_deref(), &ids, &lows, &highs)
-    })?;
-    to_python(py, found)
-}
+    /// How the debug file was found: `given`, `build-id under ROOT`, `debuglink beside the
+    /// binary`, `debuglink in .debug/`, `debuglink under ROOT`.
+    #[getter]
+    fn debug_file_found_by(&self) -> Option<&str> {
+        self.0.debug.as_ref().map(|d| d.how.as_str())
+    }
 
-/// What the fingerprint of `[low, high)` makes of each position-dependent field: table
-/// `normal_form` (address, size, mask, how, name, offset); `info["fingerprint"]`.
-#[pyfunction]
-#[pyo3(signature = (path, low, high, entry=true, debug_file=None))]
-fn code_normal_form(
-    py: Python<'_>,
-    path: PathBuf,
-    low: u64,
-    high: u64,
-    entry: bool,
-    debug_file: Option<PathBuf>,
-) -> PyResult<Py<PyDict>> {
-    let opts = options(path, debug_file, None);
-    let found = guarded(py, &opts, |o| {
-        crate::code::fingerprint::normal_form(&o.path, o.debug_file.as_deref(), low, high, entry)
-    })?;
-    to_python(py, found)
+    /// The dwz supplementary file, if any.
+    #[getter]
+    fn sup_file(&self) -> Option<PathBuf> {
+        self.0.sup.as_ref().map(|s| s.map.path.clone())
+    }
+
+    /// How the supplementary file was found: `altlink path` or `build-id under ROOT`.
+    #[getter]
+    fn sup_file_found_by(&self) -> Option<&str> {
+        self.0.sup.as_ref().map(|s| s.how.as_str())
+    }
+
+    #[getter]
+    fn build_id(&self) -> PyResult<Option<String>> {
+        self.0.build_id().map_err(|e| CoreError::new_err(e.0))
+    }
+
+    #[getter]
+    fn debug_build_id(&self) -> Option<String> {
+        self.0.debug_build_id()
+    }
+
+    /// What the cache key needs: `{"build_id", "debug_file", "debug_build_id"}`.
+    fn identify(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || self.0.identify())?;
+        let d = PyDict::new(py);
+        for (k, v) in found {
+            d.set_item(k, v)?;
+        }
+        Ok(d.unbind())
+    }
+
+    /// Every table. Returns `{"info": {..}, "strings": (offsets, data), "tables": {name:
+    /// {column: (dtype, bytes)}}}`; string columns have dtype `"str"` and index `strings`.
+    fn scan(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || self.0.scan())?;
+        to_python(py, found)
+    }
+
+    /// The variables of concrete functions and inline sites, by DIE (`scopes`: a list, or the
+    /// bytes of a `uint64` array): tables `variables` and `blocks` (patchscope_core::dwarf::scope),
+    /// info `scopes`, `found` (the rest named no such DIE), `errors`.
+    fn variables(&self, py: Python<'_>, scopes: U64s) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || self.0.variables(&scopes.values()?))?;
+        to_python(py, found)
+    }
+
+    /// Machine-code facts of function ranges: tables `code_ranges` and `code_events`
+    /// (kinds and flags: patchscope_core::code).
+    fn code_facts(&self, py: Python<'_>, function_ids: U64s, lows: U64s, highs: U64s) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || {
+            self.0.code_facts(&function_ids.values()?, &lows.values()?, &highs.values()?)
+        })?;
+        to_python(py, found)
+    }
+
+    /// The instructions of `[low, high)`: table `insns` (address, size, kind, target, extra,
+    /// text, target_name).
+    fn instructions(&self, py: Python<'_>, low: u64, high: u64) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || self.0.instructions(low, high))?;
+        to_python(py, found)
+    }
+
+    /// For each `(starts[i], addresses[i])`, the instruction holding the address when
+    /// decoding linearly from the start: table `probe_sites` (patchscope_core::code::probe_sites).
+    fn probe_sites(&self, py: Python<'_>, starts: U64s, addresses: U64s) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || self.0.probe_sites(&starts.values()?, &addresses.values()?))?;
+        to_python(py, found)
+    }
+
+    /// Position-independent fingerprints of function ranges: table `code_fingerprints`
+    /// (function_id, low, high, fingerprint), one row per range given, in order; the first
+    /// range of each id is the function's entry (patchscope_core::code::fingerprint).
+    fn fingerprints(&self, py: Python<'_>, function_ids: U64s, lows: U64s, highs: U64s) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || {
+            self.0.fingerprints(&function_ids.values()?, &lows.values()?, &highs.values()?)
+        })?;
+        to_python(py, found)
+    }
+
+    /// What the fingerprint of `[low, high)` makes of each position-dependent field: table
+    /// `normal_form` (address, size, mask, how, name, offset); `info["fingerprint"]`.
+    #[pyo3(signature = (low, high, entry=true))]
+    fn normal_form(&self, py: Python<'_>, low: u64, high: u64, entry: bool) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || self.0.normal_form(low, high, entry))?;
+        to_python(py, found)
+    }
+
+    /// What dynamic linking names without symbols: table `plt_names` (address, name, got):
+    /// PLT stubs (`got` 0) and GOT slots (`got` 1) by the symbol their relocation names.
+    fn plt_names(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || self.0.plt_names())?;
+        to_python(py, found)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<patchscope._core.Binary {:?}>", self.0.path)
+    }
 }
 
 fn to_python(py: Python<'_>, s: Scan) -> PyResult<Py<PyDict>> {
@@ -214,16 +202,52 @@ fn to_python(py: Python<'_>, s: Scan) -> PyResult<Py<PyDict>> {
     Ok(out.unbind())
 }
 
+/// `foo.isra.3.cold` → `foo.isra.cold`: a symbol name without the numbers a compiler gives
+/// clones and statics (patchscope_core::elf::clone_shape, as the fingerprints name symbols).
+#[pyfunction]
+fn clone_shape(name: &str) -> String {
+    String::from_utf8_lossy(&crate::elf::clone_shape(name.as_bytes())).into_owned()
+}
+
+/// The core's groups of constants, each exported as a class of that name whose attributes
+/// are the constants (`_core.kind.RETURN`): the values of the tables' coded columns.
+const CONSTANTS: &[(&str, &[(&str, u64)])] = &[
+    ("kind", crate::code::kind::ALL),
+    ("flag", crate::code::flag::ALL),
+    ("trap", crate::code::trap::ALL),
+    ("status", crate::code::status::ALL),
+    ("site_status", crate::code::site_status::ALL),
+    ("how", crate::code::fingerprint::how::ALL),
+    ("location_kind", crate::dwarf::location::kind::ALL),
+    ("location_flag", crate::dwarf::location::flag::ALL),
+    ("spflag", crate::dwarf::spflag::ALL),
+    ("lineflag", crate::dwarf::lineflag::ALL),
+    ("symkind", crate::elf::symkind::ALL),
+    ("suffix", crate::elf::suffix::ALL),
+];
+
+fn add_group(m: &Bound<'_, PyModule>, name: &str, consts: &[(&str, u64)]) -> PyResult<()> {
+    let py = m.py();
+    let attrs = PyDict::new(py);
+    for (k, v) in consts {
+        attrs.set_item(k, v)?;
+    }
+    attrs.set_item("__module__", "patchscope._core")?;
+    let group = py.get_type::<PyType>().call1((name, PyTuple::empty(py), attrs))?;
+    m.add(name, group)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(scan, m)?)?;
-    m.add_function(wrap_pyfunction!(identify, m)?)?;
-    m.add_function(wrap_pyfunction!(code_facts, m)?)?;
-    m.add_function(wrap_pyfunction!(instructions, m)?)?;
-    m.add_function(wrap_pyfunction!(scope_variables, m)?)?;
-    m.add_function(wrap_pyfunction!(probe_sites, m)?)?;
-    m.add_function(wrap_pyfunction!(code_fingerprints, m)?)?;
-    m.add_function(wrap_pyfunction!(code_normal_form, m)?)?;
+    m.add_class::<Binary>()?;
+    m.add_function(wrap_pyfunction!(clone_shape, m)?)?;
+    for (name, consts) in CONSTANTS {
+        add_group(m, name, consts)?;
+    }
+    m.add("NO_TARGET", crate::code::NO_TARGET)?;
+    m.add("NO_DIE", crate::dwarf::NONE)?;
+    m.add("SUP_BIT", crate::dwarf::SUP_BIT)?;
+    m.add("NO_REG", crate::dwarf::location::NO_REG)?;
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

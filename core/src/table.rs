@@ -11,6 +11,16 @@ use std::borrow::Cow;
 
 use rustc_hash::FxHashMap;
 
+/// The answer to one query of a binary: facts about it (`info`), its tables, and the
+/// string pool their string columns index, owning all their data.
+pub struct Scan {
+    pub info: Vec<(&'static str, String)>,
+    pub tables: Vec<(&'static str, Table)>,
+    /// The string pool in Arrow's large-string layout.
+    pub string_offsets: Vec<i64>,
+    pub string_data: Vec<u8>,
+}
+
 /// One chunk of plain machine values.
 #[derive(Debug)]
 pub enum Chunk {

@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSymbol};
+use patchscope_core::binary::Binary;
 use patchscope_core::code::{
     self, flag, function_events, kind, status, thunk, trap, Code, Decoder, Event, Image, Insn, Isa, NO_TARGET,
 };
-use patchscope_core::scan::Scan;
-use patchscope_core::table::{Chunk, Table};
+use patchscope_core::table::{Chunk, Scan, Table};
 
 const N: u64 = NO_TARGET;
 
@@ -589,6 +589,10 @@ fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/bin").join(rel)
 }
 
+fn open(path: &Path) -> Binary {
+    Binary::open(path, None, &[]).unwrap()
+}
+
 /// (address, size) of the defined symbol `name`, at the synthetic addresses of a relocatable file.
 fn symbol(path: &Path, name: &str) -> (u64, u64) {
     let data = std::fs::read(path).unwrap();
@@ -636,7 +640,7 @@ fn facts_of(path: &Path, names: &[&str]) -> Vec<(u64, u64, u8, u64, String)> {
         lows.push(a);
         highs.push(a + s);
     }
-    let s = code::facts(path, None, &ids, &lows, &highs).unwrap();
+    let s = open(path).code_facts(&ids, &lows, &highs).unwrap();
     let r = table(&s, "code_ranges");
     assert_eq!(u64s(r, "decode_errors"), vec![0; names.len()]);
     assert_eq!(u64s(r, "status"), vec![0; names.len()]);
@@ -689,7 +693,7 @@ fn fixture_ppc64_elfv1_big_endian() {
     let at = (desc - object::ObjectSection::address(&opd)) as usize;
     let bytes = object::ObjectSection::data(&opd).unwrap();
     let a = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
-    let got = code::facts(&p, None, &[7], &[a], &[a + 8]).unwrap();
+    let got = open(&p).code_facts(&[7], &[a], &[a + 8]).unwrap();
     let e = table(&got, "code_events");
     assert_eq!(u64s(e, "kind"), vec![u64::from(kind::RETURN)]);
     assert_eq!(u64s(e, "function_id"), vec![7]);
@@ -700,17 +704,17 @@ fn fixture_ppc64_elfv1_big_endian() {
 #[test]
 fn fixture_errors_and_instructions() {
     let p = fixture("x86_64/corpus");
-    let e = code::facts(&p, None, &[1, 2], &[0], &[1]).err().unwrap();
+    let e = open(&p).code_facts(&[1, 2], &[0], &[1]).err().unwrap();
     assert!(e.0.contains("differ in length"), "{e}");
-    let e = code::facts(&fixture("elf-arches/s390x/corpus"), None, &[1], &[0], &[4]).err().unwrap();
+    let e = open(&fixture("elf-arches/s390x/corpus")).code_facts(&[1], &[0], &[4]).err().unwrap();
     assert!(e.0.contains("s390x") && e.0.contains("cannot be decoded"), "{e}");
-    assert!(code::facts(Path::new("/nonexistent"), None, &[], &[], &[]).is_err());
+    assert!(Binary::open(Path::new("/nonexistent"), None, &[]).is_err());
     // A range in no section: reported, not fatal.
-    let s = code::facts(&p, None, &[5], &[0xdead_0000], &[0xdead_0010]).unwrap();
+    let s = open(&p).code_facts(&[5], &[0xdead_0000], &[0xdead_0010]).unwrap();
     assert_eq!(u64s(table(&s, "code_ranges"), "status"), vec![u64::from(status::NO_BYTES)]);
 
     let (a, size) = symbol(&p, "tm_increment");
-    let s = code::instructions(&p, None, a, a + size).unwrap();
+    let s = open(&p).instructions(a, a + size).unwrap();
     let t = table(&s, "insns");
     let addr = u64s(t, "address");
     assert_eq!(addr[0], a);

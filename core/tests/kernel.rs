@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSymbol};
+use patchscope_core::binary::Binary;
 use patchscope_core::code::{self, kind, site_status, Decoder, Image, Isa, NO_TARGET};
-use patchscope_core::scan::{scan, Options, Scan};
-use patchscope_core::table::{Chunk, Table};
+use patchscope_core::table::{Chunk, Scan, Table};
 
 const N: u64 = NO_TARGET;
 
@@ -16,8 +16,12 @@ fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/bin").join(rel)
 }
 
+fn open(path: &Path) -> Binary {
+    Binary::open(path, None, &[]).unwrap()
+}
+
 fn scanned(rel: &str) -> Scan {
-    scan(&Options { path: fixture(rel), debug_file: None, debug_roots: vec![] }).unwrap()
+    Binary::open(&fixture(rel), None, &[]).and_then(|b| b.scan()).unwrap()
 }
 
 fn table<'a>(s: &'a Scan, name: &str) -> &'a Table {
@@ -164,7 +168,7 @@ fn probe_sites_on_the_fixture() {
     let f = symbol(&p, "stats_enabled");
     // call __fentry__ (5) | nopl 0x0(%rax,%rax,1) (5) | lea 0x1(%rdi),%eax (3)
     let addrs = [f, f + 1, f + 5, f + 9, f + 10];
-    let s = code::probe_sites(&p, None, &[f; 5], &addrs).unwrap();
+    let s = open(&p).probe_sites(&[f; 5], &addrs).unwrap();
     let t = table(&s, "probe_sites");
     assert_eq!(u64s(t, "address"), addrs);
     assert_eq!(u64s(t, "insn"), vec![f, f, f + 5, f + 5, f + 10]);
@@ -175,9 +179,9 @@ fn probe_sites_on_the_fixture() {
     assert_eq!(u64s(t, "status"), vec![0; 5]);
     // unordered input, several starts: rows come back in the order given
     let g = symbol(&p, "debug_enabled");
-    let s = code::probe_sites(&p, None, &[g, f, g], &[g + 7, f + 6, g]).unwrap();
+    let s = open(&p).probe_sites(&[g, f, g], &[g + 7, f + 6, g]).unwrap();
     assert_eq!(u64s(table(&s, "probe_sites"), "insn"), vec![g + 7, f + 5, g]);
-    assert!(code::probe_sites(&p, None, &[1], &[]).is_err());
+    assert!(open(&p).probe_sites(&[1], &[]).is_err());
 }
 
 #[test]

@@ -12,9 +12,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSection};
+use patchscope_core::binary::Binary;
 use patchscope_core::error::Error;
-use patchscope_core::scan::{scan, Options, Scan};
-use patchscope_core::table::{Chunk, Column, Table};
+use patchscope_core::table::{Chunk, Column, Scan, Table};
 
 // ---- allocation watch ---------------------------------------------------------------------
 
@@ -107,9 +107,8 @@ fn scratch(name: &str, bytes: &[u8]) -> Scratch {
 /// allocation on this thread (where the sections are loaded and decompressed; the units'
 /// rayon workers are not watched) asks for more than [`MAX_ALLOC`].
 fn scan_path(path: &Path) -> Result<Scan, Error> {
-    let opts = Options { path: path.to_path_buf(), debug_file: None, debug_roots: vec![] };
     LARGEST.with(|l| l.set(0));
-    let result = catch_unwind(AssertUnwindSafe(|| scan(&opts)));
+    let result = catch_unwind(AssertUnwindSafe(|| Binary::open(path, None, &[])?.scan()));
     let largest = LARGEST.with(|l| l.get());
     let r = result.unwrap_or_else(|p| {
         let msg = p
@@ -680,7 +679,7 @@ fn debuglink_to_a_fifo() {
     let path = bin.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let r = scan(&Options { path, debug_file: None, debug_roots: vec![] });
+        let r = Binary::open(&path, None, &[]).and_then(|b| b.scan());
         let _ = tx.send(r.map(|_| ()).map_err(|e| e.0));
     });
     let outcome = rx.recv_timeout(std::time::Duration::from_secs(5));

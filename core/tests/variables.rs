@@ -1,4 +1,4 @@
-//! `scan::variables` (`dwarf::scope`) on the fixtures.
+//! `Binary::variables` (`dwarf::scope`) on the fixtures.
 //!
 //! Two readers of the same location lists must agree: the scan's `params` table says where
 //! each parameter is at its owner's entry (`walk::location_at`), and the variables query
@@ -11,10 +11,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSection};
+use patchscope_core::binary::Binary;
 use patchscope_core::dwarf::location::{flag, kind};
 use patchscope_core::error::Result;
-use patchscope_core::scan::{scan, variables, Options, Scan};
-use patchscope_core::table::{Chunk, Table};
+use patchscope_core::table::{Chunk, Scan, Table};
 
 const LINKED: [&str; 8] =
     ["x86_64", "x86_64-O3", "x86_64-dwarf4", "aarch64", "aarch64-outline", "aarch64-partition", "ppc64le", "riscv64"];
@@ -25,8 +25,12 @@ fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/bin").join(rel)
 }
 
-fn opts(path: &Path) -> Options {
-    Options { path: path.to_path_buf(), debug_file: None, debug_roots: vec![] }
+fn scan(path: &Path) -> Result<Scan> {
+    Binary::open(path, None, &[])?.scan()
+}
+
+fn variables(path: &Path, scopes: &[u64]) -> Result<Scan> {
+    Binary::open(path, None, &[])?.variables(scopes)
 }
 
 fn table<'s>(s: &'s Scan, name: &str) -> &'s Table {
@@ -61,7 +65,7 @@ fn info<'s>(s: &'s Scan, key: &str) -> &'s str {
 
 /// Runs the query, turning an escaped panic into a test failure with its message.
 fn query(path: &Path, scopes: &[u64]) -> Result<Scan> {
-    catch_unwind(AssertUnwindSafe(|| variables(&opts(path), scopes))).unwrap_or_else(|p| {
+    catch_unwind(AssertUnwindSafe(|| variables(path, scopes))).unwrap_or_else(|p| {
         let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
         panic!("variables({}) panicked: {}", path.display(), msg.unwrap_or_default())
     })
@@ -118,7 +122,7 @@ fn parameters_at_entry_agree_with_the_scan() {
     let mut compared = 0;
     for variant in LINKED {
         let path = fixture(&format!("{variant}/corpus"));
-        let s = scan(&opts(&path)).unwrap();
+        let s = scan(&path).unwrap();
         let entries = scopes(&s);
         let wanted: Vec<u64> = entries.keys().copied().collect();
         let v = query(&path, &wanted).unwrap();
@@ -158,7 +162,7 @@ fn every_offset_as_a_scope() {
         let path = fixture(&format!("{variant}/corpus"));
         let bytes = std::fs::read(&path).unwrap();
         let size = object::File::parse(&*bytes).unwrap().section_by_name(".debug_info").unwrap().size();
-        let s = scan(&opts(&path)).unwrap();
+        let s = scan(&path).unwrap();
         let (sp, inl) = (table(&s, "subprograms"), table(&s, "inline_sites"));
         let mut real: Vec<u64> = ints(sp, "die").into_iter().chain(ints(inl, "die")).map(|d| d as u64).collect();
         real.sort_unstable();
@@ -180,7 +184,7 @@ fn every_offset_as_a_scope() {
 #[test]
 fn a_scope_alone_reads_as_in_company() {
     let path = fixture("x86_64/corpus");
-    let s = scan(&opts(&path)).unwrap();
+    let s = scan(&path).unwrap();
     let mut all: Vec<u64> = scopes(&s).into_keys().collect();
     all.sort_unstable();
     let together = query(&path, &all).unwrap();
@@ -201,7 +205,7 @@ fn dwz_supplementary_origins_and_types() {
     let plain = fixture("x86_64/corpus");
     let dwz = fixture("x86_64-dwz/corpus");
     let count = |path: &Path| {
-        let s = scan(&opts(path)).unwrap();
+        let s = scan(path).unwrap();
         let wanted: Vec<u64> = scopes(&s).into_keys().collect();
         let v = query(path, &wanted).unwrap();
         let t = table(&v, "variables");
@@ -219,7 +223,7 @@ fn dwz_supplementary_origins_and_types() {
 fn broken_files_never_panic() {
     let path = fixture("x86_64/corpus");
     let bytes = std::fs::read(&path).unwrap();
-    let s = scan(&opts(&path)).unwrap();
+    let s = scan(&path).unwrap();
     let wanted: Vec<u64> = scopes(&s).into_keys().collect();
     let dir = std::env::temp_dir().join(format!("patchscope-variables-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -3,7 +3,7 @@
 //! The core runs each DWARF unit under `catch_unwind` on purpose (a unit that panics becomes
 //! a row with an `error`), but libfuzzer-sys installs a panic hook that aborts on *any* panic,
 //! caught or not. By default the hook is replaced here so that only a panic escaping
-//! `scan()` (or a hang / OOM) counts as a crash; a contained panic is reported once per
+//! `Binary::open` or `scan` (or a hang / OOM) counts as a crash; a contained panic is reported once per
 //! location on stderr. Set `PATCHSCOPE_FUZZ_STRICT=1` to keep libfuzzer's abort-on-any-panic
 //! hook and have contained panics reported as crashes too.
 
@@ -12,7 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once, OnceLock};
 
-use patchscope_core::scan::{scan, Options};
+use patchscope_core::binary::Binary;
 
 /// `input.elf` in a directory of this process's own under the temp dir. A directory of its
 /// own keeps debuglink / altlink look-ups (relative to the binary's directory) away from
@@ -57,15 +57,14 @@ fn payload_str(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Writes `bytes` to the scratch file and scans it. Aborts (a crash for libFuzzer) if a panic
-/// escapes `scan`; an `Err` is a fine answer. Also checks the result's invariants.
+/// escapes `Binary::open` or `scan`; an `Err` is a fine answer. Also checks the result's invariants.
 pub fn scan_bytes(bytes: &[u8]) {
     install_hook();
     let path = scratch_path();
     let dir = path.parent().unwrap();
     std::fs::create_dir_all(dir).expect("create scratch dir");
     std::fs::write(path, bytes).expect("write scratch file");
-    let opts = Options { path: path.to_path_buf(), debug_file: None, debug_roots: vec![] };
-    let result = catch_unwind(AssertUnwindSafe(|| scan(&opts)));
+    let result = catch_unwind(AssertUnwindSafe(|| Binary::open(path, None, &[])?.scan()));
     let _ = std::fs::remove_file(path);
     let _ = std::fs::remove_dir(dir);
     match result {
@@ -75,7 +74,7 @@ pub fn scan_bytes(bytes: &[u8]) {
             assert!(!msg.is_empty() && !msg.contains('\n'), "error message not one line: {msg:?}");
         }
         Err(p) => {
-            eprintln!("patchscope-fuzz: PANIC ESCAPED scan(): {}", payload_str(&*p));
+            eprintln!("patchscope-fuzz: PANIC ESCAPED Binary::open/scan: {}", payload_str(&*p));
             if let Ok(Some(last)) = LAST_PANIC.lock().map(|l| l.clone()) {
                 eprintln!("patchscope-fuzz: last panic report: {last}");
             }
@@ -86,7 +85,7 @@ pub fn scan_bytes(bytes: &[u8]) {
 
 /// Invariants of a successful scan: columns of one table have equal lengths and one type,
 /// every string index is inside the pool, and the pool's offsets are well formed.
-fn check(s: &patchscope_core::scan::Scan) {
+fn check(s: &patchscope_core::table::Scan) {
     use patchscope_core::table::Chunk;
     let n_strings = s.string_offsets.len().saturating_sub(1);
     assert!(!s.string_offsets.is_empty());

@@ -26,34 +26,33 @@
 //! Written here rather than taken from a library: no crate normalizes machine code for
 //! comparison across builds, and objtool's checksum needs the relocations a linked file lacks.
 
-use std::path::Path;
-
-use object::{Object, ObjectSection, ObjectSymbol, ObjectSymbolTable, RelocationKind, SymbolKind};
+use object::{Object, ObjectSection, ObjectSymbol, RelocationKind, SymbolKind};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 
 use super::{aarch64, kind, ppc, riscv, Code, Decoder, Image, Insn, Isa, Opened};
-use crate::elf::{self, Mapped};
+use crate::elf;
 use crate::error::{Error, Result};
-use crate::scan::Scan;
-use crate::table::{Chunk, Strings, Table};
+use crate::table::{Chunk, Scan, Strings, Table};
 
 /// How a field of an instruction was normalized: the `how` column of `normal_form`.
 pub mod how {
-    /// Kept as encoded: a branch inside the range, or a constant that is no address.
-    pub const RAW: u8 = 0;
-    /// Cleared, and replaced by the symbol it points into (clone numbers dropped) + offset.
-    pub const SYMBOL: u8 = 1;
-    /// Cleared, and replaced by its offset from the range's start (a relocation that points
-    /// back into the range itself).
-    pub const LOCAL: u8 = 2;
-    /// Cleared, and replaced by the contents of the string literal it points to.
-    pub const STRING: u8 = 3;
-    /// Cleared, nothing in its place (an `adrp` page, or an address no symbol covers).
-    pub const MASKED: u8 = 4;
-    /// The whole instruction is left out of the hash (entry NOPs, `call __fentry__`,
-    /// trailing padding).
-    pub const SKIPPED: u8 = 5;
+    consts! {
+        /// Kept as encoded: a branch inside the range, or a constant that is no address.
+        pub const RAW: u8 = 0;
+        /// Cleared, and replaced by the symbol it points into (clone numbers dropped) + offset.
+        pub const SYMBOL: u8 = 1;
+        /// Cleared, and replaced by its offset from the range's start (a relocation that points
+        /// back into the range itself).
+        pub const LOCAL: u8 = 2;
+        /// Cleared, and replaced by the contents of the string literal it points to.
+        pub const STRING: u8 = 3;
+        /// Cleared, nothing in its place (an `adrp` page, or an address no symbol covers).
+        pub const MASKED: u8 = 4;
+        /// The whole instruction is left out of the hash (entry NOPs, `call __fentry__`,
+        /// trailing padding).
+        pub const SKIPPED: u8 = 5;
+    }
 }
 
 /// The longest string literal whose contents are hashed; a longer one is only masked.
@@ -141,59 +140,12 @@ impl Token<'_> {
     }
 }
 
-/// A symbol name as klp-build compares names: without the numbers the compiler gives clones
-/// and statics (`foo.isra.3` → `foo.isra`, `__already_done.12` → `__already_done`,
-/// `__UNIQUE_ID_ddebug312` → `__UNIQUE_ID_ddebug`) and without `.llvm.<hash>`, so that
-/// renumbering between builds is no change. The same rule as `report.diff.clone_shape` in
-/// Python.
-pub fn name_shape(name: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len());
-    for part in shape_parts(name) {
-        out.extend_from_slice(part);
-    }
-    out
-}
-
 fn shape_hash(name: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
-    for part in shape_parts(name) {
+    for part in elf::clone_shape_parts(name) {
         h.update(part);
     }
     h.finalize()
-}
-
-/// The pieces of `name` that its shape keeps: the stem, then `.token` for each token that is
-/// not a number (nor `llvm` and the hash after it).
-fn shape_parts(name: &[u8]) -> Vec<&[u8]> {
-    // The stem ends at the first dot that does not start the name (ppc64 ELFv1 `.foo`).
-    let stem_end = name.iter().skip(1).position(|&b| b == b'.').map_or(name.len(), |p| p + 1);
-    let (mut stem, rest) = name.split_at(stem_end);
-    // ppc64 linker stubs, `0000002a.plt_call.foo`: the number is the stub's input section,
-    // which changes with the link.
-    if stem.len() == 8 && stem.iter().all(u8::is_ascii_hexdigit) && !rest.is_empty() {
-        stem = b"";
-    }
-    // `__UNIQUE_ID_<prefix><counter>` (the kernel's __UNIQUE_ID(), e.g. dynamic debug
-    // descriptors): the counter is the compiler's __COUNTER__, which any earlier use in the
-    // unit shifts. klp-build strips it the same way.
-    if stem.starts_with(b"__UNIQUE_ID_") {
-        while let [head @ .., last] = stem {
-            if !last.is_ascii_digit() {
-                break;
-            }
-            stem = head;
-        }
-    }
-    let mut parts = vec![stem];
-    let mut tokens = rest.split(|&b| b == b'.').skip(1);
-    while let Some(token) = tokens.next() {
-        if token == b"llvm" {
-            tokens.next();
-        } else if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
-            parts.extend([&b"."[..], token]);
-        }
-    }
-    parts
 }
 
 /// `__fentry__` (x86 `-mfentry`) and the `mcount` spellings of `-pg` on the other ISAs.
@@ -273,18 +225,23 @@ struct Dynamic {
 }
 
 impl Dynamic {
-    fn new(file: &object::File, isa: Isa) -> Self {
+    /// The GOT slots and PLT stubs of `file`; with `toc` (ppc64 ELFv2), the linker's call
+    /// stubs in `.text` too.
+    fn of(file: &object::File, isa: Isa, toc: Option<u64>) -> Self {
+        let mut d = Dynamic::slots_and_plt(file, isa);
+        if let Some(toc) = toc {
+            d.ppc_stubs(file, &Image::new(file), toc);
+        }
+        d
+    }
+
+    fn slots_and_plt(file: &object::File, isa: Isa) -> Self {
         use object::elf::*;
-        use object::{RelocationFlags, RelocationTarget};
+        use object::RelocationFlags;
         let mut d = Dynamic::default();
-        let (Some(relocs), Some(dynsym)) = (file.dynamic_relocations(), file.dynamic_symbol_table()) else {
-            return d;
-        };
         let mut jump_slots = Vec::new();
-        for (slot, r) in relocs {
+        for (slot, r, name) in elf::reloc::dynamic(file) {
             let RelocationFlags::Elf { r_type } = r.flags() else { continue };
-            let RelocationTarget::Symbol(i) = r.target() else { continue };
-            let Some(name) = dynsym.symbol_by_index(i).ok().and_then(|s| s.name_bytes().ok()) else { continue };
             let jump = matches!(
                 (isa, r_type),
                 (Isa::X86 { .. }, R_X86_64_JUMP_SLOT)
@@ -388,6 +345,16 @@ impl Dynamic {
     }
 }
 
+/// ppc64: the value of r2, the `.TOC.` symbol's address.
+fn toc(symbols: &object::File, isa: Isa) -> Option<u64> {
+    match isa {
+        Isa::Ppc { bits64: true, .. } => {
+            symbols.symbols().find(|s| s.name_bytes() == Ok(b".TOC.") && !s.is_undefined()).map(|s| s.address())
+        }
+        _ => None,
+    }
+}
+
 fn named(name: &[u8], suffix: &[u8]) -> (u32, Vec<u8>) {
     let full = [name, suffix].concat();
     (shape_hash(&full), full)
@@ -419,51 +386,31 @@ struct Reloc<'d> {
 /// Every relocation of the code sections, sorted by place.
 fn code_relocs<'d>(file: &object::File<'d>, isa: Isa) -> Vec<Reloc<'d>> {
     use object::elf::*;
-    use object::{RelocationFlags, RelocationTarget};
+    use object::RelocationFlags;
     let bases = elf::section_bases(file);
     let x86 = matches!(isa, Isa::X86 { .. });
     let mut out = Vec::new();
     for section in file.sections().filter(|s| s.kind() == object::SectionKind::Text) {
         let base = bases.get(section.index().0).copied().unwrap_or(0);
         let data = section.data().unwrap_or(&[]);
-        for (offset, r) in section.relocations() {
-            let RelocationFlags::Elf { r_type } = r.flags() else { continue };
+        for r in elf::reloc::relocations(file, &section, &bases) {
+            let RelocationFlags::Elf { r_type } = r.rel.flags() else { continue };
             // No relocation, and RISC-V's linker-relaxation markers, which change no bits.
             if r_type.0 == 0 || (matches!(isa, Isa::Riscv { .. }) && matches!(r_type, R_RISCV_RELAX | R_RISCV_ALIGN)) {
                 continue;
             }
-            let len = match r.size() {
-                0 => 4,
-                bits => bits / 8,
-            };
-            let addend = if r.has_implicit_addend() {
-                data.get(offset as usize..offset as usize + 4)
-                    .map_or(0, |b| i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            let addend = r.addend(data, file.is_little_endian());
+            let target = if r.undefined {
+                RelocTarget::Undefined { name: r.name, hash: shape_hash(r.name), addend }
             } else {
-                r.addend()
-            };
-            let target = match r.target() {
-                RelocationTarget::Symbol(i) => {
-                    let Ok(sym) = file.symbol_by_index(i) else { continue };
-                    if sym.is_undefined() {
-                        let name = sym.name_bytes().unwrap_or(b"");
-                        RelocTarget::Undefined { name, hash: shape_hash(name), addend }
-                    } else {
-                        let b = sym.section_index().and_then(|s| bases.get(s.0)).copied().unwrap_or(0);
-                        RelocTarget::Defined(b.wrapping_add(sym.address()).wrapping_add(addend as u64))
-                    }
-                }
-                RelocationTarget::Section(s) => {
-                    RelocTarget::Defined(bases.get(s.0).copied().unwrap_or(0).wrapping_add(addend as u64))
-                }
-                _ => continue,
+                RelocTarget::Defined(r.s.wrapping_add(addend as u64))
             };
             let pc_field = x86
                 && matches!(
-                    r.kind(),
+                    r.rel.kind(),
                     RelocationKind::Relative | RelocationKind::PltRelative | RelocationKind::GotRelative
                 );
-            out.push(Reloc { at: base.wrapping_add(offset), len, pc_field, target });
+            out.push(Reloc { at: base.wrapping_add(r.offset), len: r.size() as u8, pc_field, target });
         }
     }
     out.sort_by_key(|r| r.at);
@@ -492,7 +439,7 @@ impl Out {
     fn row(&mut self, i: &Insn, mask: u32, token: &Token) {
         if let Some(rows) = &mut self.rows {
             let (name, offset) = match *token {
-                Token::Symbol { name, offset, .. } => (name_shape(name), offset),
+                Token::Symbol { name, offset, .. } => (elf::clone_shape(name), offset),
                 Token::Local(off) => (Vec::new(), off as i64),
                 _ => (Vec::new(), 0),
             };
@@ -607,17 +554,9 @@ impl<'d> Normalizer<'d> {
             }
             _ => None,
         };
-        let toc = match dec.isa {
-            Isa::Ppc { bits64: true, .. } => {
-                symbols.symbols().find(|s| s.name_bytes() == Ok(b".TOC.") && !s.is_undefined()).map(|s| s.address())
-            }
-            _ => None,
-        };
-        let mut dynamic = Dynamic::new(file, dec.isa);
+        let toc = toc(symbols, dec.isa);
+        let dynamic = Dynamic::of(file, dec.isa, toc);
         let img = Image::new(file);
-        if let Some(toc) = toc {
-            dynamic.ppc_stubs(file, &img, toc);
-        }
         Ok(Normalizer { dec, img, symbols: Symbols::new(symbols), relocs, dynamic, image, percpu, toc })
     }
 
@@ -1099,7 +1038,7 @@ fn entries(ids: &[u64]) -> Vec<bool> {
 /// `code_fingerprints`: one row per range `(ids[i], lows[i], highs[i])`, in the order given,
 /// with the CRC-32 of its normalized instructions. The first range given of each id is the
 /// function's entry (where NOPs and the ftrace call are left out).
-pub fn fingerprints(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
+pub fn fingerprints(o: &Opened, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
     if ids.len() != lows.len() || ids.len() != highs.len() {
         return Err(Error::new(format!(
             "function_ids, lows and highs differ in length ({}, {}, {})",
@@ -1108,9 +1047,6 @@ pub fn fingerprints(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &
             highs.len()
         )));
     }
-    let bin = Mapped::open(path)?;
-    let dbg = debug_file.map(Mapped::open).transpose()?;
-    let o = Opened::new(&bin, dbg.as_ref())?;
     let norm = Normalizer::new(&o.file, o.symbols())?;
     let entry = entries(ids);
     let sums: Vec<u32> = (0..ids.len())
@@ -1131,7 +1067,7 @@ pub fn fingerprints(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &
         ("fingerprint", Chunk::U32(sums)),
     ]);
     let info = vec![
-        ("path", path.display().to_string()),
+        ("path", o.path.display().to_string()),
         ("arch", elf::arch_name(&o.file).to_string()),
         ("ranges", ids.len().to_string()),
     ];
@@ -1141,14 +1077,11 @@ pub fn fingerprints(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &
 
 /// `normal_form` of `[low, high)`: what the fingerprint makes of each position-dependent
 /// field (one row per field, and one per instruction left out), for evidence and tests.
-pub fn normal_form(path: &Path, debug_file: Option<&Path>, low: u64, high: u64, entry: bool) -> Result<Scan> {
-    let bin = Mapped::open(path)?;
-    let dbg = debug_file.map(Mapped::open).transpose()?;
-    let o = Opened::new(&bin, dbg.as_ref())?;
+pub fn normal_form(o: &Opened, low: u64, high: u64, entry: bool) -> Result<Scan> {
     let norm = Normalizer::new(&o.file, o.symbols())?;
     let code = norm.img.code(low, high);
     if code.status & super::status::NO_BYTES != 0 {
-        return Err(Error::new(format!("{}: no section holds code at {low:#x}", path.display())));
+        return Err(Error::new(format!("{}: no section holds code at {low:#x}", o.path.display())));
     }
     let rows = norm.explain(&code, entry);
     let mut strings = Strings::default();
@@ -1162,12 +1095,38 @@ pub fn normal_form(path: &Path, debug_file: Option<&Path>, low: u64, high: u64, 
         ("offset", Chunk::I64(rows.iter().map(|r| r.offset).collect())),
     ]);
     let info = vec![
-        ("path", path.display().to_string()),
+        ("path", o.path.display().to_string()),
         ("arch", elf::arch_name(&o.file).to_string()),
         ("fingerprint", norm.fingerprint(&code, entry, &mut Vec::new()).to_string()),
     ];
     let (string_offsets, string_data) = strings.to_arrow();
     Ok(Scan { info, tables: vec![("normal_form", table)], string_offsets, string_data })
+}
+
+/// What dynamic linking names without symbols, as the fingerprints name it: table
+/// `plt_names` (address, name, got): each PLT stub (`got` 0; x86 `.plt*` entries, aarch64 and
+/// riscv lazy PLT entries, ppc64 ELFv2 call stubs in `.text`) and each GOT slot (`got` 1) with
+/// the symbol its `JUMP_SLOT`/`GLOB_DAT` relocation names. Empty for an ISA not decoded.
+pub fn plt_names(o: &Opened) -> Result<Scan> {
+    let d = match Isa::from_arch(elf::arch_name(&o.file)) {
+        Ok(isa) => Dynamic::of(&o.file, isa, toc(o.symbols(), isa)),
+        Err(_) => Dynamic::default(),
+    };
+    let mut rows: Vec<(u8, u64, &[u8])> = Vec::new();
+    for (got, map, suffix) in [(0, &d.stubs, b"@plt"), (1, &d.slots, b"@got")] {
+        rows.extend(map.iter().map(|(&at, (_, name))| (got, at, name.strip_suffix(suffix).unwrap_or(name))));
+    }
+    rows.sort_unstable();
+    let mut strings = Strings::default();
+    let names = rows.iter().map(|r| strings.intern_owned(r.2.to_vec())).collect();
+    let table = Table::new(vec![
+        ("address", Chunk::U64(rows.iter().map(|r| r.1).collect())),
+        ("name", Chunk::Str(names)),
+        ("got", Chunk::U8(rows.iter().map(|r| r.0).collect())),
+    ]);
+    let info = vec![("path", o.path.display().to_string()), ("arch", elf::arch_name(&o.file).to_string())];
+    let (string_offsets, string_data) = strings.to_arrow();
+    Ok(Scan { info, tables: vec![("plt_names", table)], string_offsets, string_data })
 }
 
 #[cfg(test)]
@@ -1229,12 +1188,6 @@ mod tests {
         let s3: [(u64, u64, &[u8]); 1] = [(0x2000, 16, b"foo.constprop.0")];
         assert_eq!(sum(X86, 0x1000, &a, &s1), sum(X86, 0x1000, &a, &s2));
         assert_ne!(sum(X86, 0x1000, &a, &s1), sum(X86, 0x1000, &a, &s3));
-        assert_eq!(name_shape(b"foo.constprop.0.isra.12"), b"foo.constprop.isra");
-        assert_eq!(name_shape(b"bar.llvm.1234abcd"), b"bar");
-        assert_eq!(name_shape(b"__already_done.12"), b"__already_done");
-        assert_eq!(name_shape(b"0000002a.plt_call.puts"), b".plt_call.puts");
-        assert_eq!(name_shape(b".foo.part.1"), b".foo.part");
-        assert_eq!(name_shape(b"__UNIQUE_ID_ddebug312"), b"__UNIQUE_ID_ddebug");
     }
 
     #[test]

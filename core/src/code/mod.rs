@@ -29,10 +29,9 @@ use object::{Object, ObjectSection, ObjectSymbol};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::elf::{self, Mapped};
+use crate::elf;
 use crate::error::{Error, Result};
-use crate::scan::Scan;
-use crate::table::{Chunk, Strings, Table};
+use crate::table::{Chunk, Scan, Strings, Table};
 
 pub use image::Image;
 
@@ -42,129 +41,137 @@ pub use image::Image;
 /// be known (a jump is a *tail* jump only if it leaves all of them); `insns` reports the
 /// context-free kinds ([`kind::JUMP`], [`kind::JUMP_INDIRECT`], [`kind::NOP`] …) instead.
 pub mod kind {
-    /// Anything not classified below (`insns` only).
-    pub const OTHER: u8 = 0;
-    /// x86 `ret`/`ret imm` (and, flagged FAR, `iret`/`sysret`/`retf`), a `jmp` to
-    /// `__x86_return_thunk` (flagged THUNK); aarch64 `ret`/`retaa`; ppc `blr` and the
-    /// conditional `b?lr`; riscv `ret` = `jalr x0, 0(ra)` and `c.jr ra`.
-    pub const RETURN: u8 = 1;
-    /// A direct jump (conditional or not) whose target is outside every range of the function.
-    pub const TAIL_JUMP_DIRECT: u8 = 2;
-    /// An indirect jump (x86 `jmp *…`, a jump to `__x86_indirect_thunk_*`; aarch64 `br`;
-    /// ppc `bctr`; riscv `jr rs` with rs ≠ ra). Switch tables look the same: Python decides.
-    pub const TAIL_JUMP_INDIRECT: u8 = 3;
-    /// A direct call, with its target (x86 `call __fentry__` is one of these).
-    pub const CALL_DIRECT: u8 = 4;
-    /// An indirect call (a call to `__x86_indirect_thunk_*` is one, flagged THUNK, with target).
-    pub const CALL_INDIRECT: u8 = 5;
-    /// A direct jump to the function's entry (its first range's low; on ppc64 ELFv2 also
-    /// the local entry point): a self tail call turned into a loop.
-    pub const JUMP_TO_ENTRY: u8 = 6;
-    /// Load-linked / load-exclusive: aarch64 LDXR/LDAXR/LDXP/LDAXP (b/h/w/x), ppc
-    /// l[bhwdq]arx, riscv LR.W/LR.D. `extra`: size in bytes | [`flag`] ACQUIRE/RELEASE/PAIR/K*.
-    pub const LL: u8 = 7;
-    /// Store-conditional / store-exclusive: aarch64 STXR/STLXR/STXP/STLXP, ppc
-    /// st[bhwdq]cx., riscv SC.W/SC.D. `extra` as for [`LL`].
-    pub const SC: u8 = 8;
-    /// A single-instruction atomic read-modify-write: aarch64 LSE CAS/CASP/LDADD/…/SWP,
-    /// riscv AMO*. (x86 `lock` instructions are not reported.) `extra` as for [`LL`]: the
-    /// aarch64 K* bits say which of the kernel's exclusive masks wrongly match it.
-    pub const LSE_ATOMIC: u8 = 9;
-    /// aarch64 LDAR/LDLAR/STLR/STLLR: not exclusive, but matched by the pre-2025 kernel
-    /// masks `aarch64_insn_is_load_ex`/`store_ex` (6.1), so a kernel-exact rule needs them.
-    pub const ORDERED: u8 = 10;
-    /// x86 XBEGIN (target = fallback address), ppc `tbegin.`, aarch64 TSTART.
-    pub const TM_BEGIN: u8 = 11;
-    /// x86 XEND, ppc `tend.`, aarch64 TCOMMIT.
-    pub const TM_END: u8 = 12;
-    /// x86 XABORT (`extra` = imm8), ppc `tabort*.`, aarch64 TCANCEL (`extra` = imm16).
-    pub const TM_ABORT: u8 = 13;
-    /// x86 XTEST, ppc `tcheck`, aarch64 TTEST.
-    pub const TM_TEST: u8 = 14;
-    /// Other TM instructions: ppc `tsr.` (tsuspend./tresume.), `treclaim.`, `trechkpt.`;
-    /// x86 XSUSLDTRK/XRESLDTRK.
-    pub const TM_OTHER: u8 = 15;
-    /// An x86 instruction with an HLE prefix: `extra` = [`flag::XACQUIRE`] or [`flag::XRELEASE`].
-    pub const HLE: u8 = 16;
-    /// ud0/ud1/ud2, int3, int n, int1; aarch64 brk/hlt/udf; ppc tw/td/twi/tdi; riscv
-    /// ebreak/c.ebreak/unimp. `extra` = [`trap`] subkind | immediate << 16.
-    pub const TRAP: u8 = 17;
-    /// A landing pad: x86 endbr64/endbr32, aarch64 BTI (`extra` = its c/j bits),
-    /// riscv `lpad`.
-    pub const ENDBR: u8 = 18;
-    /// ppc64 ELFv2 global-entry TOC setup at the entry (`addis r2,r12,…; addi r2,r2,…`
-    /// and its variants): `target` = the local entry point, `extra` = its offset.
-    pub const LOCAL_ENTRY: u8 = 19;
-    /// NOPs at the entry (after an ENDBR/BTI or the ppc64 TOC setup): patchable-function-
-    /// entry sites. `size` = their bytes, `extra` = how many.
-    pub const ENTRY_NOPS: u8 = 20;
+    consts! {
+        /// Anything not classified below (`insns` only).
+        pub const OTHER: u8 = 0;
+        /// x86 `ret`/`ret imm` (and, flagged FAR, `iret`/`sysret`/`retf`), a `jmp` to
+        /// `__x86_return_thunk` (flagged THUNK); aarch64 `ret`/`retaa`; ppc `blr` and the
+        /// conditional `b?lr`; riscv `ret` = `jalr x0, 0(ra)` and `c.jr ra`.
+        pub const RETURN: u8 = 1;
+        /// A direct jump (conditional or not) whose target is outside every range of the function.
+        pub const TAIL_JUMP_DIRECT: u8 = 2;
+        /// An indirect jump (x86 `jmp *…`, a jump to `__x86_indirect_thunk_*`; aarch64 `br`;
+        /// ppc `bctr`; riscv `jr rs` with rs ≠ ra). Switch tables look the same: Python decides.
+        pub const TAIL_JUMP_INDIRECT: u8 = 3;
+        /// A direct call, with its target (x86 `call __fentry__` is one of these).
+        pub const CALL_DIRECT: u8 = 4;
+        /// An indirect call (a call to `__x86_indirect_thunk_*` is one, flagged THUNK, with target).
+        pub const CALL_INDIRECT: u8 = 5;
+        /// A direct jump to the function's entry (its first range's low; on ppc64 ELFv2 also
+        /// the local entry point): a self tail call turned into a loop.
+        pub const JUMP_TO_ENTRY: u8 = 6;
+        /// Load-linked / load-exclusive: aarch64 LDXR/LDAXR/LDXP/LDAXP (b/h/w/x), ppc
+        /// l[bhwdq]arx, riscv LR.W/LR.D. `extra`: size in bytes | [`flag`] ACQUIRE/RELEASE/PAIR/K*.
+        pub const LL: u8 = 7;
+        /// Store-conditional / store-exclusive: aarch64 STXR/STLXR/STXP/STLXP, ppc
+        /// st[bhwdq]cx., riscv SC.W/SC.D. `extra` as for [`LL`].
+        pub const SC: u8 = 8;
+        /// A single-instruction atomic read-modify-write: aarch64 LSE CAS/CASP/LDADD/…/SWP,
+        /// riscv AMO*. (x86 `lock` instructions are not reported.) `extra` as for [`LL`]: the
+        /// aarch64 K* bits say which of the kernel's exclusive masks wrongly match it.
+        pub const LSE_ATOMIC: u8 = 9;
+        /// aarch64 LDAR/LDLAR/STLR/STLLR: not exclusive, but matched by the pre-2025 kernel
+        /// masks `aarch64_insn_is_load_ex`/`store_ex` (6.1), so a kernel-exact rule needs them.
+        pub const ORDERED: u8 = 10;
+        /// x86 XBEGIN (target = fallback address), ppc `tbegin.`, aarch64 TSTART.
+        pub const TM_BEGIN: u8 = 11;
+        /// x86 XEND, ppc `tend.`, aarch64 TCOMMIT.
+        pub const TM_END: u8 = 12;
+        /// x86 XABORT (`extra` = imm8), ppc `tabort*.`, aarch64 TCANCEL (`extra` = imm16).
+        pub const TM_ABORT: u8 = 13;
+        /// x86 XTEST, ppc `tcheck`, aarch64 TTEST.
+        pub const TM_TEST: u8 = 14;
+        /// Other TM instructions: ppc `tsr.` (tsuspend./tresume.), `treclaim.`, `trechkpt.`;
+        /// x86 XSUSLDTRK/XRESLDTRK.
+        pub const TM_OTHER: u8 = 15;
+        /// An x86 instruction with an HLE prefix: `extra` = [`flag::XACQUIRE`] or [`flag::XRELEASE`].
+        pub const HLE: u8 = 16;
+        /// ud0/ud1/ud2, int3, int n, int1; aarch64 brk/hlt/udf; ppc tw/td/twi/tdi; riscv
+        /// ebreak/c.ebreak/unimp. `extra` = [`trap`] subkind | immediate << 16.
+        pub const TRAP: u8 = 17;
+        /// A landing pad: x86 endbr64/endbr32, aarch64 BTI (`extra` = its c/j bits),
+        /// riscv `lpad`.
+        pub const ENDBR: u8 = 18;
+        /// ppc64 ELFv2 global-entry TOC setup at the entry (`addis r2,r12,…; addi r2,r2,…`
+        /// and its variants): `target` = the local entry point, `extra` = its offset.
+        pub const LOCAL_ENTRY: u8 = 19;
+        /// NOPs at the entry (after an ENDBR/BTI or the ppc64 TOC setup): patchable-function-
+        /// entry sites. `size` = their bytes, `extra` = how many.
+        pub const ENTRY_NOPS: u8 = 20;
 
-    /// `insns` only: a NOP of any length.
-    pub const NOP: u8 = 32;
-    /// `insns` only: a direct jump (conditional if flagged), with its target.
-    pub const JUMP: u8 = 33;
-    /// `insns` only: an indirect jump.
-    pub const JUMP_INDIRECT: u8 = 34;
-    /// `insns` only: bytes that decode to no instruction; `size` = bytes skipped.
-    pub const ERROR: u8 = 255;
+        /// `insns` only: a NOP of any length.
+        pub const NOP: u8 = 32;
+        /// `insns` only: a direct jump (conditional if flagged), with its target.
+        pub const JUMP: u8 = 33;
+        /// `insns` only: an indirect jump.
+        pub const JUMP_INDIRECT: u8 = 34;
+        /// `insns` only: bytes that decode to no instruction; `size` = bytes skipped.
+        pub const ERROR: u8 = 255;
+    }
 }
 
 /// Bits of `extra` for branch kinds (RETURN, jumps, calls) and for the atomics.
 pub mod flag {
-    /// A conditional branch (x86 jcc, aarch64 b.cond/cbz/tbz, ppc bc/b?lr/b?ctr, riscv b*).
-    pub const CONDITIONAL: u32 = 1;
-    /// x86: the target is `__x86_return_thunk` or an `__x86_indirect_thunk_*` (by symbol name).
-    pub const THUNK: u32 = 2;
-    /// x86 `jmp/call *disp(%rip)`: `target` is the address of the pointer slot, not the target.
-    pub const SLOT: u32 = 4;
-    /// aarch64 pointer-authenticating branch (`retaa`, `braa`, `blraa` …).
-    pub const AUTH: u32 = 8;
-    /// Relocatable file: the target is an undefined symbol, named in `target_name`;
-    /// `target` is then `u64::MAX`.
-    pub const EXTERNAL: u32 = 16;
-    /// riscv: the link register is t0 (x5), the alternate link register.
-    pub const ALT_LINK: u32 = 32;
-    /// x86 far return or interrupt return (`retf`, `iret`, `sysret`, `sysexit`).
-    pub const FAR: u32 = 64;
+    consts! {
+        /// A conditional branch (x86 jcc, aarch64 b.cond/cbz/tbz, ppc bc/b?lr/b?ctr, riscv b*).
+        pub const CONDITIONAL: u32 = 1;
+        /// x86: the target is `__x86_return_thunk` or an `__x86_indirect_thunk_*` (by symbol name).
+        pub const THUNK: u32 = 2;
+        /// x86 `jmp/call *disp(%rip)`: `target` is the address of the pointer slot, not the target.
+        pub const SLOT: u32 = 4;
+        /// aarch64 pointer-authenticating branch (`retaa`, `braa`, `blraa` …).
+        pub const AUTH: u32 = 8;
+        /// Relocatable file: the target is an undefined symbol, named in `target_name`;
+        /// `target` is then `u64::MAX`.
+        pub const EXTERNAL: u32 = 16;
+        /// riscv: the link register is t0 (x5), the alternate link register.
+        pub const ALT_LINK: u32 = 32;
+        /// x86 far return or interrupt return (`retf`, `iret`, `sysret`, `sysexit`).
+        pub const FAR: u32 = 64;
 
-    /// Atomics: `extra & SIZE_MASK` is the access size in bytes (both halves of a pair).
-    pub const SIZE_MASK: u32 = 0xff;
-    pub const ACQUIRE: u32 = 0x100;
-    pub const RELEASE: u32 = 0x200;
-    pub const PAIR: u32 = 0x400;
-    /// aarch64: matched by the pre-2025 `aarch64_insn_is_load_ex` mask `0x3F400000/0x08400000`.
-    pub const K_LOAD_EX: u32 = 0x1000;
-    /// aarch64: matched by the pre-2025 `aarch64_insn_is_store_ex` mask `0x3F400000/0x08000000`.
-    pub const K_STORE_EX: u32 = 0x2000;
-    /// aarch64: matched by `aarch64_insn_is_exclusive` `0x3F800000/0x08000000` (kprobes reject it).
-    pub const K_EXCLUSIVE: u32 = 0x4000;
+        /// Atomics: `extra & SIZE_MASK` is the access size in bytes (both halves of a pair).
+        pub const SIZE_MASK: u32 = 0xff;
+        pub const ACQUIRE: u32 = 0x100;
+        pub const RELEASE: u32 = 0x200;
+        pub const PAIR: u32 = 0x400;
+        /// aarch64: matched by the pre-2025 `aarch64_insn_is_load_ex` mask `0x3F400000/0x08400000`.
+        pub const K_LOAD_EX: u32 = 0x1000;
+        /// aarch64: matched by the pre-2025 `aarch64_insn_is_store_ex` mask `0x3F400000/0x08000000`.
+        pub const K_STORE_EX: u32 = 0x2000;
+        /// aarch64: matched by `aarch64_insn_is_exclusive` `0x3F800000/0x08000000` (kprobes reject it).
+        pub const K_EXCLUSIVE: u32 = 0x4000;
 
-    /// HLE: the F2 prefix on a lock/xchg form.
-    pub const XACQUIRE: u32 = 1;
-    /// HLE: the F3 prefix on a lock/xchg/mov-to-memory form.
-    pub const XRELEASE: u32 = 2;
+        /// HLE: the F2 prefix on a lock/xchg form.
+        pub const XACQUIRE: u32 = 1;
+        /// HLE: the F3 prefix on a lock/xchg/mov-to-memory form.
+        pub const XRELEASE: u32 = 2;
+    }
 }
 
 /// `extra & 0xff` of a TRAP; the instruction's immediate (if any) is `extra >> 16`.
 pub mod trap {
-    /// Always traps: ud0/ud1/ud2, aarch64 udf, ppc `trap` (tw/td/twi/tdi with TO = 31), riscv unimp.
-    pub const UNDEFINED: u32 = 1;
-    /// A breakpoint: int3, int1, aarch64 brk/hlt, riscv ebreak/c.ebreak.
-    pub const BREAKPOINT: u32 = 2;
-    /// x86 `int n` / `into`.
-    pub const INTERRUPT: u32 = 3;
-    /// ppc conditional trap (tw/td/twi/tdi with TO ≠ 31): WARN_ON and friends.
-    pub const CONDITIONAL: u32 = 4;
+    consts! {
+        /// Always traps: ud0/ud1/ud2, aarch64 udf, ppc `trap` (tw/td/twi/tdi with TO = 31), riscv unimp.
+        pub const UNDEFINED: u32 = 1;
+        /// A breakpoint: int3, int1, aarch64 brk/hlt, riscv ebreak/c.ebreak.
+        pub const BREAKPOINT: u32 = 2;
+        /// x86 `int n` / `into`.
+        pub const INTERRUPT: u32 = 3;
+        /// ppc conditional trap (tw/td/twi/tdi with TO ≠ 31): WARN_ON and friends.
+        pub const CONDITIONAL: u32 = 4;
+    }
 }
 
 /// Bits of `code_ranges.status`.
 pub mod status {
-    /// No section with file bytes holds the range's start.
-    pub const NO_BYTES: u8 = 1;
-    /// The range runs past the end of its section; decoded up to there.
-    pub const TRUNCATED: u8 = 2;
-    /// Decoding this function failed internally; its events are dropped.
-    pub const INTERNAL: u8 = 4;
+    consts! {
+        /// No section with file bytes holds the range's start.
+        pub const NO_BYTES: u8 = 1;
+        /// The range runs past the end of its section; decoded up to there.
+        pub const TRUNCATED: u8 = 2;
+        /// Decoding this function failed internally; its events are dropped.
+        pub const INTERNAL: u8 = 4;
+    }
 }
 
 /// "No target" in the `target` columns.
@@ -415,7 +422,7 @@ impl Decoder {
 /// The branch relocations of a relocatable object, sorted by field address.
 fn branch_relocs<'d>(file: &object::File<'d>, isa: Isa, strings: &mut Strings<'d>) -> Vec<Reloc> {
     use object::elf::*;
-    use object::{RelocationFlags, RelocationTarget};
+    use object::RelocationFlags;
     let bases = elf::section_bases(file);
     let mut out = Vec::new();
     for section in file.sections() {
@@ -424,8 +431,8 @@ fn branch_relocs<'d>(file: &object::File<'d>, isa: Isa, strings: &mut Strings<'d
         }
         let base = bases.get(section.index().0).copied().unwrap_or(0);
         let data = section.data().unwrap_or(&[]);
-        for (offset, r) in section.relocations() {
-            let RelocationFlags::Elf { r_type } = r.flags() else { continue };
+        for r in elf::reloc::relocations(file, &section, &bases) {
+            let RelocationFlags::Elf { r_type } = r.rel.flags() else { continue };
             let (wanted, pc_field) = match isa {
                 Isa::X86 { bits: 64 } => (matches!(r_type, R_X86_64_PC32 | R_X86_64_PLT32), true),
                 Isa::X86 { .. } => (matches!(r_type, R_386_PC32 | R_386_PLT32), true),
@@ -460,34 +467,12 @@ fn branch_relocs<'d>(file: &object::File<'d>, isa: Isa, strings: &mut Strings<'d
             if !wanted {
                 continue;
             }
-            let addend = if r.has_implicit_addend() {
-                data.get(offset as usize..offset as usize + 4)
-                    .map_or(0, |b| i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            } else {
-                r.addend()
-            };
-            let (mut value, mut name, mut thunk_kind) = (0u64, 0u32, 0u8);
-            match r.target() {
-                RelocationTarget::Symbol(i) => {
-                    let Ok(sym) = file.symbol_by_index(i) else { continue };
-                    let nm = sym.name_bytes().unwrap_or(b"");
-                    thunk_kind = thunk::of_name(nm);
-                    if sym.is_undefined() {
-                        name = strings.intern_str(nm);
-                    } else {
-                        let b = sym.section_index().and_then(|s| bases.get(s.0)).copied().unwrap_or(0);
-                        value = b.wrapping_add(sym.address()).wrapping_add(addend as u64);
-                    }
-                }
-                RelocationTarget::Section(s) => {
-                    value = bases.get(s.0).copied().unwrap_or(0).wrapping_add(addend as u64);
-                }
-                _ => continue,
-            }
-            if !matches!(isa, Isa::X86 { .. }) {
-                thunk_kind = 0;
-            }
-            out.push(Reloc { at: base.wrapping_add(offset), value, pc_field, name, thunk: thunk_kind });
+            let addend = r.addend(data, file.is_little_endian());
+            let (value, name) =
+                if r.undefined { (0, strings.intern_str(r.name)) } else { (r.s.wrapping_add(addend as u64), 0) };
+            // Only x86 has thunks; a section (no name) is none.
+            let thunk = if matches!(isa, Isa::X86 { .. }) { thunk::of_name(r.name) } else { 0 };
+            out.push(Reloc { at: base.wrapping_add(r.offset), value, pc_field, name, thunk });
         }
     }
     out.sort_by_key(|r| r.at);
@@ -646,35 +631,28 @@ pub fn u64s_from_bytes(b: &[u8]) -> Result<Vec<u64>> {
     Ok(b.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect())
 }
 
-/// The file and what decoding it needs.
-struct Opened<'d> {
-    file: object::File<'d>,
-    debug: Option<object::File<'d>>,
+/// A binary parsed for decoding: the file, and its debug file when the file has no symbols
+/// of its own (a stripped binary's code is named by the debug file's).
+pub struct Opened<'d> {
+    pub path: &'d Path,
+    pub file: object::File<'d>,
+    pub debug: Option<object::File<'d>>,
 }
 
 impl<'d> Opened<'d> {
-    fn new(bin: &'d Mapped, debug: Option<&'d Mapped>) -> Result<Self> {
-        let file = bin.parse()?;
-        let debug = match debug {
-            Some(m) if file.symbols().next().is_none() => Some(m.parse()?),
-            _ => None,
-        };
-        Ok(Opened { file, debug })
-    }
-
-    fn symbols(&self) -> &object::File<'d> {
+    pub fn symbols(&self) -> &object::File<'d> {
         self.debug.as_ref().unwrap_or(&self.file)
     }
 }
 
 /// `code_ranges` and `code_events` for the function ranges `(ids[i], lows[i], highs[i])`
-/// of the binary at `path` (the symbols of `debug_file` are used when the binary has none).
+/// of a binary.
 ///
 /// All ranges of one function (an out-of-line instance with its `.cold` part, say) share an
 /// id; the first of them given is its entry. A jump is a tail jump when it leaves all of
 /// them. `code_ranges` has one row per range, in the order given; `code_events` is ordered
 /// by function id, then by the ranges' order, then by address.
-pub fn facts(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
+pub fn facts(o: &Opened, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
     if ids.len() != lows.len() || ids.len() != highs.len() {
         return Err(Error::new(format!(
             "function_ids, lows and highs differ in length ({}, {}, {})",
@@ -683,9 +661,6 @@ pub fn facts(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], 
             highs.len()
         )));
     }
-    let bin = Mapped::open(path)?;
-    let dbg = debug_file.map(Mapped::open).transpose()?;
-    let o = Opened::new(&bin, dbg.as_ref())?;
     let mut strings = Strings::default();
     let dec = Decoder::for_file(&o.file, o.symbols(), &mut strings)?;
     let img = Image::new(&o.file);
@@ -759,7 +734,7 @@ pub fn facts(path: &Path, debug_file: Option<&Path>, ids: &[u64], lows: &[u64], 
         ("status", Chunk::U8(facts.iter().map(|f| f.status).collect())),
     ]);
     let info = vec![
-        ("path", path.display().to_string()),
+        ("path", o.path.display().to_string()),
         ("arch", elf::arch_name(&o.file).to_string()),
         ("ranges", n.to_string()),
         ("functions", groups.len().to_string()),
@@ -782,16 +757,13 @@ fn events_table(ids: Vec<u64>, ev: &[Event]) -> Table {
 }
 
 /// The `insns` table of `[low, high)`: every instruction with its kind and text.
-pub fn instructions(path: &Path, debug_file: Option<&Path>, low: u64, high: u64) -> Result<Scan> {
-    let bin = Mapped::open(path)?;
-    let dbg = debug_file.map(Mapped::open).transpose()?;
-    let o = Opened::new(&bin, dbg.as_ref())?;
+pub fn instructions(o: &Opened, low: u64, high: u64) -> Result<Scan> {
     let mut strings = Strings::default();
     let dec = Decoder::for_file(&o.file, o.symbols(), &mut strings)?;
     let img = Image::new(&o.file);
     let code = img.code(low, high);
     if code.status & status::NO_BYTES != 0 {
-        return Err(Error::new(format!("{}: no section holds code at {low:#x}", path.display())));
+        return Err(Error::new(format!("{}: no section holds code at {low:#x}", o.path.display())));
     }
     let insns = dec.decode(code.bytes, low);
     let text = dec.texts(code.bytes, low, &insns).into_iter().map(|s| strings.intern_owned(s.into_bytes())).collect();
@@ -805,7 +777,7 @@ pub fn instructions(path: &Path, debug_file: Option<&Path>, low: u64, high: u64)
         ("target_name", Chunk::Str(insns.iter().map(|i| i.name).collect())),
     ]);
     let info = vec![
-        ("path", path.display().to_string()),
+        ("path", o.path.display().to_string()),
         ("arch", elf::arch_name(&o.file).to_string()),
         ("status", code.status.to_string()),
     ];
@@ -822,13 +794,15 @@ pub(crate) fn sext(v: u32, bits: u32) -> i64 {
 
 /// Bits of `probe_sites.status`.
 pub mod site_status {
-    /// No section with file bytes holds the decoding start.
-    pub const NO_BYTES: u8 = 1;
-    /// Bytes between the start and the address decode to no instruction: the walk cannot
-    /// tell where instructions are (x86 `can_probe` gives up the same way).
-    pub const DECODE_ERROR: u8 = 2;
-    /// The start lies after the address.
-    pub const BAD_START: u8 = 4;
+    consts! {
+        /// No section with file bytes holds the decoding start.
+        pub const NO_BYTES: u8 = 1;
+        /// Bytes between the start and the address decode to no instruction: the walk cannot
+        /// tell where instructions are (x86 `can_probe` gives up the same way).
+        pub const DECODE_ERROR: u8 = 2;
+        /// The start lies after the address.
+        pub const BAD_START: u8 = 4;
+    }
 }
 
 /// For each `(start, address)`: the instruction that holds `address` when decoding linearly
@@ -837,8 +811,10 @@ pub mod site_status {
 /// Table `probe_sites`, one row per pair in the order given: `address`, `insn` (where that
 /// instruction starts: `address` itself exactly when it is an instruction boundary; NO_TARGET
 /// when not reached), `size`, `kind` and `extra` as in `insns`, `bytes0`/`bytes1` (its first
-/// 16 bytes, little-endian, zero past its end or the section's) and `status` ([`site_status`]).
-pub fn probe_sites(path: &Path, debug_file: Option<&Path>, starts: &[u64], addresses: &[u64]) -> Result<Scan> {
+/// 16 bytes, little-endian, zero past its end or the section's), `status` ([`site_status`])
+/// and, on x86 (else 0), the opcode as the kernel's decoder lays it out: `op`, `op2`, `modrm`,
+/// `addr32`, `vex` (see `x86::Layout`).
+pub fn probe_sites(o: &Opened, starts: &[u64], addresses: &[u64]) -> Result<Scan> {
     if starts.len() != addresses.len() {
         return Err(Error::new(format!(
             "starts and addresses differ in length ({}, {})",
@@ -846,9 +822,6 @@ pub fn probe_sites(path: &Path, debug_file: Option<&Path>, starts: &[u64], addre
             addresses.len()
         )));
     }
-    let bin = Mapped::open(path)?;
-    let dbg = debug_file.map(Mapped::open).transpose()?;
-    let o = Opened::new(&bin, dbg.as_ref())?;
     let mut strings = Strings::default();
     let dec = Decoder::for_file(&o.file, o.symbols(), &mut strings)?;
     let img = Image::new(&o.file);
@@ -869,6 +842,10 @@ pub fn probe_sites(path: &Path, debug_file: Option<&Path>, starts: &[u64], addre
     for (r, s) in found.into_iter().flatten() {
         sites[r] = s;
     }
+    let layouts: Vec<x86::Layout> = match dec.isa {
+        Isa::X86 { bits } => sites.iter().map(|s| x86::layout(&le_bytes(s.bytes), bits)).collect(),
+        _ => vec![x86::Layout::default(); sites.len()],
+    };
     let table = Table::new(vec![
         ("address", Chunk::U64(addresses.to_vec())),
         ("insn", Chunk::U64(sites.iter().map(|s| s.insn).collect())),
@@ -877,9 +854,14 @@ pub fn probe_sites(path: &Path, debug_file: Option<&Path>, starts: &[u64], addre
         ("extra", Chunk::U32(sites.iter().map(|s| s.extra).collect())),
         ("bytes0", Chunk::U64(sites.iter().map(|s| s.bytes[0]).collect())),
         ("bytes1", Chunk::U64(sites.iter().map(|s| s.bytes[1]).collect())),
+        ("op", Chunk::U8(layouts.iter().map(|l| l.op).collect())),
+        ("op2", Chunk::U8(layouts.iter().map(|l| l.op2).collect())),
+        ("modrm", Chunk::U8(layouts.iter().map(|l| l.modrm).collect())),
+        ("addr32", Chunk::U8(layouts.iter().map(|l| u8::from(l.addr32)).collect())),
+        ("vex", Chunk::U8(layouts.iter().map(|l| u8::from(l.vex)).collect())),
         ("status", Chunk::U8(sites.iter().map(|s| s.status).collect())),
     ]);
-    let info = vec![("path", path.display().to_string()), ("arch", elf::arch_name(&o.file).to_string())];
+    let info = vec![("path", o.path.display().to_string()), ("arch", elf::arch_name(&o.file).to_string())];
     let (string_offsets, string_data) = strings.to_arrow();
     Ok(Scan { info, tables: vec![("probe_sites", table)], string_offsets, string_data })
 }
@@ -931,6 +913,14 @@ pub fn walk_to(dec: &Decoder, img: &Image, start: u64, wanted: &[u64]) -> Vec<Si
     });
     // Past the end of the section's bytes.
     out[next..].iter_mut().for_each(|s| s.status = site_status::NO_BYTES);
+    out
+}
+
+/// The 16 bytes of `probe_sites.bytes0`/`bytes1`.
+fn le_bytes(words: [u64; 2]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&words[0].to_le_bytes());
+    out[8..].copy_from_slice(&words[1].to_le_bytes());
     out
 }
 

@@ -147,3 +147,75 @@ pub(super) fn text(bits: u32, bytes: &[u8], address: u64) -> String {
     }
     out
 }
+
+/// The legacy prefixes the kernel's instruction decoder skips before the opcode.
+const LEGACY_PREFIXES: [u8; 11] = [0xF0, 0xF2, 0xF3, 0x2E, 0x36, 0x3E, 0x26, 0x64, 0x65, 0x66, 0x67];
+
+/// An instruction's first bytes as the kernel's decoder (`arch/x86/lib/insn.c`) lays them
+/// out, which is what the kprobe checks (`__copy_instruction`, `prepare_emulation`,
+/// `is_exception_insn`) test: up to 14 legacy prefixes, a REX byte (64-bit), the opcode.
+/// iced knows the instruction but keeps neither the prefixes' order nor the ModRM byte.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// The first opcode byte.
+    pub op: u8,
+    /// The byte after it: the second opcode byte of `0F xx`.
+    pub op2: u8,
+    /// The byte in the ModRM's place: after `0F 38 xx` and `0F 3A xx`, `0F xx`, or `op`.
+    pub modrm: u8,
+    /// A 0x67 prefix: the other address size.
+    pub addr32: bool,
+    /// A VEX or EVEX prefix (`C4`/`C5`/`62`; outside 64-bit mode only before a register
+    /// ModRM, else they are LES/LDS/BOUND).
+    pub vex: bool,
+}
+
+/// The [`Layout`] of the instruction whose first bytes (zero past its end) are `bytes`.
+pub(super) fn layout(bytes: &[u8; 16], bits: u32) -> Layout {
+    let mut at = 0;
+    let mut addr32 = false;
+    while at < 14 && LEGACY_PREFIXES.contains(&bytes[at]) {
+        addr32 |= bytes[at] == 0x67;
+        at += 1;
+    }
+    if bits == 64 && (0x40..=0x4F).contains(&bytes[at]) {
+        at += 1;
+    }
+    let byte = |i: usize| bytes[(at + i).min(15)];
+    let (op, op2) = (byte(0), byte(1));
+    let opcode_len = match (op, op2) {
+        (0x0F, 0x38 | 0x3A) => 3,
+        (0x0F, _) => 2,
+        _ => 1,
+    };
+    let vex = matches!(op, 0xC4 | 0xC5 | 0x62) && (bits == 64 || op2 >= 0xC0);
+    Layout { op, op2, modrm: byte(opcode_len), addr32, vex }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layout;
+
+    fn of(b: &[u8], bits: u32) -> (u8, u8, u8, bool, bool) {
+        let mut raw = [0u8; 16];
+        raw[..b.len()].copy_from_slice(b);
+        let l = layout(&raw, bits);
+        (l.op, l.op2, l.modrm, l.addr32, l.vex)
+    }
+
+    #[test]
+    fn prefixes_rex_opcode_modrm() {
+        // call *0x10(%rax) with a segment prefix and REX.W
+        assert_eq!(of(&[0x2E, 0x48, 0xFF, 0x50, 0x10], 64), (0xFF, 0x50, 0x50, false, false));
+        // addr32 call *%rax
+        assert_eq!(of(&[0x67, 0xFF, 0xD0], 64), (0xFF, 0xD0, 0xD0, true, false));
+        // vmcall: 0F 01 C1, the ModRM after two opcode bytes
+        assert_eq!(of(&[0x0F, 0x01, 0xC1], 64), (0x0F, 0x01, 0xC1, false, false));
+        // pshufb: 0F 38 00 /r
+        assert_eq!(of(&[0x66, 0x0F, 0x38, 0x00, 0xC1], 64).2, 0xC1);
+        // i386: 0x40 is inc %eax, not REX; C5 before a memory ModRM is LDS
+        assert_eq!(of(&[0x40], 32).0, 0x40);
+        assert!(!of(&[0xC5, 0x06], 32).4);
+        assert!(of(&[0xC5, 0xF8, 0x77], 64).4);
+    }
+}

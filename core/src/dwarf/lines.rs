@@ -7,11 +7,13 @@ use crate::table::{Chunk, Strings, Table};
 
 /// Bits of `lines.flags`.
 pub mod lineflag {
-    pub const IS_STMT: u8 = 1;
-    pub const END_SEQUENCE: u8 = 2;
-    pub const PROLOGUE_END: u8 = 4;
-    pub const EPILOGUE_BEGIN: u8 = 8;
-    pub const BASIC_BLOCK: u8 = 16;
+    consts! {
+        pub const IS_STMT: u8 = 1;
+        pub const END_SEQUENCE: u8 = 2;
+        pub const PROLOGUE_END: u8 = 4;
+        pub const EPILOGUE_BEGIN: u8 = 8;
+        pub const BASIC_BLOCK: u8 = 16;
+    }
 }
 
 #[derive(Default)]

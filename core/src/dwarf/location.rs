@@ -7,43 +7,47 @@ use gimli::{Encoding, Endianity, Expression, Operation, Reader};
 
 /// Values of the `params.loc_kind` column.
 pub mod kind {
-    /// No `DW_AT_location` and no `DW_AT_const_value`, or an empty expression: optimized out.
-    pub const NONE: u8 = 0;
-    /// In register `loc_reg` (DWARF register number).
-    pub const REGISTER: u8 = 1;
-    /// In memory: frame base or register plus offset, or a static address.
-    pub const MEMORY: u8 = 2;
-    /// Only as `DW_OP_entry_value` / `DW_OP_GNU_entry_value`: the value the caller passed,
-    /// recoverable only from the caller's call-site parameters.
-    pub const ENTRY_VALUE: u8 = 3;
-    /// `DW_OP_GNU_parameter_ref`: an IPA-SRA clone's parameter known only at the call site.
-    pub const PARAM_REF: u8 = 4;
-    /// A known constant (`DW_AT_const_value`, a literal with `DW_OP_stack_value`,
-    /// `DW_OP_implicit_value`); the value is in `const_value`.
-    pub const CONSTANT: u8 = 5;
-    /// Computed from other values (`DW_OP_stack_value` over an expression).
-    pub const COMPUTED: u8 = 6;
-    /// In pieces (`DW_OP_piece`); `loc_reg` is the first piece's register, if any.
-    pub const COMPOSITE: u8 = 7;
-    /// A location list exists but no entry covers the owner's entry address.
-    pub const NOT_AT_ENTRY: u8 = 8;
-    /// `DW_OP_implicit_pointer`: points to a value that no longer exists in memory.
-    pub const IMPLICIT_POINTER: u8 = 9;
-    /// The expression could not be decoded.
-    pub const ERROR: u8 = 10;
+    consts! {
+        /// No `DW_AT_location` and no `DW_AT_const_value`, or an empty expression: optimized out.
+        pub const NONE: u8 = 0;
+        /// In register `loc_reg` (DWARF register number).
+        pub const REGISTER: u8 = 1;
+        /// In memory: frame base or register plus offset, or a static address.
+        pub const MEMORY: u8 = 2;
+        /// Only as `DW_OP_entry_value` / `DW_OP_GNU_entry_value`: the value the caller passed,
+        /// recoverable only from the caller's call-site parameters.
+        pub const ENTRY_VALUE: u8 = 3;
+        /// `DW_OP_GNU_parameter_ref`: an IPA-SRA clone's parameter known only at the call site.
+        pub const PARAM_REF: u8 = 4;
+        /// A known constant (`DW_AT_const_value`, a literal with `DW_OP_stack_value`,
+        /// `DW_OP_implicit_value`); the value is in `const_value`.
+        pub const CONSTANT: u8 = 5;
+        /// Computed from other values (`DW_OP_stack_value` over an expression).
+        pub const COMPUTED: u8 = 6;
+        /// In pieces (`DW_OP_piece`); `loc_reg` is the first piece's register, if any.
+        pub const COMPOSITE: u8 = 7;
+        /// A location list exists but no entry covers the owner's entry address.
+        pub const NOT_AT_ENTRY: u8 = 8;
+        /// `DW_OP_implicit_pointer`: points to a value that no longer exists in memory.
+        pub const IMPLICIT_POINTER: u8 = 9;
+        /// The expression could not be decoded.
+        pub const ERROR: u8 = 10;
+    }
 }
 
 /// Bits of the `params.loc_flags` column.
 pub mod flag {
-    /// The location is given by a location list (it changes across the scope).
-    pub const LIST: u8 = 1;
-    /// Only an empty range `[pc, pc)` binds it at the address: it holds in a later location
-    /// view of `pc` (GCC's `DW_AT_GNU_locviews`), which an address-based probe cannot select.
-    pub const VIEW_ONLY: u8 = 2;
-    /// In memory at the frame base plus `value` (`DW_OP_fbreg`). Variables table only.
-    pub const FRAME_BASE: u8 = 4;
-    /// In memory at the static address `value` (`DW_OP_addr`). Variables table only.
-    pub const STATIC: u8 = 8;
+    consts! {
+        /// The location is given by a location list (it changes across the scope).
+        pub const LIST: u8 = 1;
+        /// Only an empty range `[pc, pc)` binds it at the address: it holds in a later location
+        /// view of `pc` (GCC's `DW_AT_GNU_locviews`), which an address-based probe cannot select.
+        pub const VIEW_ONLY: u8 = 2;
+        /// In memory at the frame base plus `value` (`DW_OP_fbreg`). Variables table only.
+        pub const FRAME_BASE: u8 = 4;
+        /// In memory at the static address `value` (`DW_OP_addr`). Variables table only.
+        pub const STATIC: u8 = 8;
+    }
 }
 
 /// The classified location: kind, register (or `u16::MAX`), constant value, flags.

@@ -64,12 +64,14 @@ struct Subprograms {
 
 /// Bits of `subprograms.flags`.
 pub mod spflag {
-    pub const EXTERNAL: u8 = 1;
-    pub const DECLARATION: u8 = 2;
-    pub const ARTIFICIAL: u8 = 4;
-    pub const NORETURN: u8 = 8;
-    pub const HAS_CODE: u8 = 16;
-    pub const PROTOTYPED: u8 = 32;
+    consts! {
+        pub const EXTERNAL: u8 = 1;
+        pub const DECLARATION: u8 = 2;
+        pub const ARTIFICIAL: u8 = 4;
+        pub const NORETURN: u8 = 8;
+        pub const HAS_CODE: u8 = 16;
+        pub const PROTOTYPED: u8 = 32;
+    }
 }
 
 #[derive(Default)]

@@ -47,8 +47,13 @@ class Binary:
     source functions, instances and inline sites.
     """
 
-    def __init__(self, path: Path, cols: Columns, from_cache: bool, cache_key: str | None = None) -> None:
+    def __init__(
+        self, path: Path, core: _core.Binary, cols: Columns, from_cache: bool, cache_key: str | None = None
+    ) -> None:
         self.path = path
+        #: The file, its debug file and its supplementary file, opened once: every query of
+        #: the core (code facts, variables, probe sites…) asks this one object.
+        self.core = core
         self.cols = cols
         self.from_cache = from_cache
         self.cache_key = cache_key
@@ -77,15 +82,12 @@ class Binary:
     @cached_property
     def code(self) -> code_facts.CodeFacts:
         """Returns, tail jumps, calls and atomic regions of every out-of-line instance."""
-        return self.derived("code", lambda: code_facts.decode(str(self.path), self.inventory.instances))
+        return self.derived("code", lambda: code_facts.decode(self.core, self.inventory.instances))
 
     @cached_property
     def fingerprints(self) -> code_facts.CodeFingerprints:
         """Position-independent code fingerprints of every range of every out-of-line instance."""
-        debug = self.info.get("debug_file") or None
-        return self.derived(
-            "fingerprints", lambda: code_facts.fingerprint(str(self.path), self.inventory.instances, debug)
-        )
+        return self.derived("fingerprints", lambda: code_facts.fingerprint(self.core, self.inventory.instances))
 
     @cached_property
     def line_spans(self) -> lines.LineSpans:
@@ -93,7 +95,7 @@ class Binary:
         return self.derived("line_spans", lambda: lines.spans(self.cols, self.inventory))
 
     def instructions(self, low: int, high: int) -> list[dict]:
-        return code_facts.instructions(str(self.path), low, high)
+        return code_facts.instructions(self.core, low, high)
 
     def variables_at(self, scope: int, address: int) -> list[variables.VariableAt]:
         """The variables of a concrete instance or inline site (its DIE) at ``address``."""
@@ -103,7 +105,12 @@ class Binary:
 
     def probe_sites(self, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:
         """The instruction holding each address, decoding from its start (``index.code.probe_sites``)."""
-        return code_facts.probe_sites(str(self.path), starts, addresses)
+        return code_facts.probe_sites(self.core, starts, addresses)
+
+    def plt_names(self) -> pa.Table:
+        """PLT stubs (``got`` 0) and GOT slots (``got`` 1) by the symbol their dynamic
+        relocation names: ``address``, ``name``, ``got``."""
+        return Columns.from_core(self.core.plt_names()).table("plt_names")
 
     def derived(self, name: str, build: Callable[[], Any]) -> Any:
         """A product of the tables, kept in the cache beside them (tables of a dataclass)."""
@@ -164,17 +171,17 @@ def open(
     """Opens a binary: from the on-disk cache when it was indexed before, else by a scan."""
     p = Path(path)
     dbg = str(debug_file) if debug_file is not None else None
-    ident = _core.identify(str(p), dbg, debug_roots)
-    key = cache.cache_key(p, ident) if use_cache else None
+    core = _core.Binary(str(p), dbg, debug_roots)
+    key = cache.cache_key(p, core.identify()) if use_cache else None
     if key is not None:
         cache.wait()  # an entry this process is still writing
         cols = cache.load(key)
         if cols is not None:
             cols.info["path"] = str(p)  # the same build may have been indexed under another name
-            return Binary(p, cols, from_cache=True, cache_key=key)
+            return Binary(p, core, cols, from_cache=True, cache_key=key)
     if progress:
         progress(f"indexing {p.name}")
-    cols = Columns.from_core(_core.scan(str(p), dbg, debug_roots))
+    cols = Columns.from_core(core.scan())
     if key is not None:
         cache.in_background(lambda: cache.save(key, cols))
-    return Binary(p, cols, from_cache=False, cache_key=key)
+    return Binary(p, core, cols, from_cache=False, cache_key=key)

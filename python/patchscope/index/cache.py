@@ -51,7 +51,7 @@ def cache_root() -> Path:
 
 
 def cache_key(path: Path, ident: dict[str, str]) -> str:
-    """A key from the identities of the files a scan reads (``_core.identify``): build-id,
+    """A key from the identities of the files a scan reads (``_core.Binary.identify``): build-id,
     size and mtime (a stripped or patched copy shares the build-id), or the path, size and
     mtime of a file without one."""
     # The core's build, not just its version: tables change shape between builds.

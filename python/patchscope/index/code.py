@@ -1,6 +1,6 @@
-"""Machine-code facts of every out-of-line instance: one ``_core.code_facts`` call over all
-their ranges (an instance's row in the inventory is its ``function_id``); and their code
-fingerprints, one ``_core.code_fingerprints`` call over the same ranges."""
+"""Machine-code facts of every out-of-line instance: one ``_core.Binary.code_facts`` call over
+all their ranges (an instance's row in the inventory is its ``function_id``); and their code
+fingerprints, one ``_core.Binary.fingerprints`` call over the same ranges."""
 
 from __future__ import annotations
 
@@ -65,37 +65,36 @@ def _range_columns(instances: pa.Table) -> tuple[bytes, bytes, bytes]:
     return ids.tobytes(), pairs[:, 0].copy().tobytes(), pairs[:, 1].copy().tobytes()
 
 
-def decode(binary_path: str, instances: pa.Table) -> CodeFacts:
-    found = Columns.from_core(_core.code_facts(binary_path, *_range_columns(instances)))
+def decode(core: _core.Binary, instances: pa.Table) -> CodeFacts:
+    found = Columns.from_core(core.code_facts(*_range_columns(instances)))
     return CodeFacts(found.table("code_ranges"), found.table("code_events"))
 
 
-def fingerprint(binary_path: str, instances: pa.Table, debug_file: str | None = None) -> CodeFingerprints:
-    """``debug_file``: where the symbols are when the binary was stripped of them."""
-    found = Columns.from_core(_core.code_fingerprints(binary_path, *_range_columns(instances), debug_file))
+def fingerprint(core: _core.Binary, instances: pa.Table) -> CodeFingerprints:
+    found = Columns.from_core(core.fingerprints(*_range_columns(instances)))
     return CodeFingerprints(found.table("code_fingerprints"))
 
 
-def normal_form(binary_path: str, low: int, high: int, entry: bool = True) -> tuple[int, list[dict]]:
+def normal_form(core: _core.Binary, low: int, high: int, entry: bool = True) -> tuple[int, list[dict]]:
     """How the fingerprint of ``[low, high)`` sees it: the fingerprint, and one row per
     position-dependent field (``how``: :data:`HOW`) or instruction left out."""
-    found = Columns.from_core(_core.code_normal_form(binary_path, low, high, entry))
+    found = Columns.from_core(core.normal_form(low, high, entry))
     return int(found.info["fingerprint"]), found.table("normal_form").to_pylist()
 
 
-def instructions(binary_path: str, low: int, high: int) -> list[dict]:
+def instructions(core: _core.Binary, low: int, high: int) -> list[dict]:
     """Every instruction of ``[low, high)`` with its text, for evidence."""
-    return Columns.from_core(_core.instructions(binary_path, low, high)).table("insns").to_pylist()
+    return Columns.from_core(core.instructions(low, high)).table("insns").to_pylist()
 
 
 #: ``probe_sites.status`` bits (the core's ``code::site_status``).
 SITE_NO_BYTES, SITE_DECODE_ERROR, SITE_BAD_START = 1, 2, 4
 
 
-def probe_sites(binary_path: str, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:
+def probe_sites(core: _core.Binary, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:
     """For each address, the instruction holding it when decoding linearly from its start
     (``insn`` equals the address exactly on an instruction boundary), with its first 16 bytes."""
     starts = np.ascontiguousarray(starts, np.uint64)
     addresses = np.ascontiguousarray(addresses, np.uint64)
-    found = _core.probe_sites(binary_path, starts.tobytes(), addresses.tobytes())
+    found = core.probe_sites(starts.tobytes(), addresses.tobytes())
     return Columns.from_core(found).table("probe_sites")

@@ -1,7 +1,7 @@
 """Variables in scope at an address: for a concrete function instance or an inline site,
 every parameter and local variable, and where it lives at that address.
 
-The core answers per scope, location by location (``_core.scope_variables``,
+The core answers per scope, location by location (``_core.Binary.variables``,
 ``core/src/dwarf/scope.rs``): table ``variables`` has one row per (variable, location) with the
 addresses ``[low, high)`` where that location holds; table ``blocks`` the ranges of the
 lexical blocks the variables sit in. Here those become the state of each variable at given
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from patchscope import _core
 from patchscope.index.tables import NO_DIE, Columns
 from patchscope.rules.abi import reg_name
 
@@ -81,8 +80,7 @@ def scope_variables(binary: Binary, scopes: list[int] | np.ndarray) -> tuple[pa.
     inline sites), with string columns decoded; DIEs that are no such scope yield no rows."""
     dies = np.unique(np.asarray(scopes, dtype=np.uint64))
     dies = dies[dies != NO_DIE]
-    debug = binary.info.get("debug_file") or None
-    cols = Columns.from_core(_core.scope_variables(str(binary.path), dies.tobytes(), debug))
+    cols = Columns.from_core(binary.core.variables(dies.tobytes()))
     return cols.table("variables"), cols.table("blocks")
 
 

@@ -34,12 +34,12 @@ Schema ``patchscope.diff`` version 2 (version 1 had no ``code``, ``signature``, 
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.functions import DECLARATION, group_ids, origin_roots
 from patchscope.rules import findings
@@ -47,20 +47,12 @@ from patchscope.rules import findings
 SCHEMA = "patchscope.diff"
 VERSION = 2
 
-_NUMBERS = re.compile(r"\.(\d+|llvm\.[0-9a-f]+)(?=\.|$)")
-#: the __COUNTER__ that the kernel's __UNIQUE_ID() appends
-_UNIQUE_ID = re.compile(r"^(__UNIQUE_ID_\w*?)\d+(?=\.|$)")
-
 
 def clone_shape(symbol: str | None) -> str:
     """``foo.isra.3.cold`` → ``foo.isra.cold``: what a clone is, without its number (and
-    ``__UNIQUE_ID_ddebug312`` → ``__UNIQUE_ID_ddebug``). The core's fingerprints name the
-    symbols they refer to the same way (``code::fingerprint::name_shape``)."""
-    if not symbol:
-        return "(no symbol)"
-    if "." in symbol:
-        symbol = _NUMBERS.sub("", symbol)
-    return _UNIQUE_ID.sub(r"\1", symbol) if symbol.startswith("__UNIQUE_ID_") else symbol
+    ``__UNIQUE_ID_ddebug312`` → ``__UNIQUE_ID_ddebug``): the core's ``clone_shape``, by which
+    its fingerprints name the symbols they refer to."""
+    return _core.clone_shape(symbol) if symbol else "(no symbol)"
 
 
 def _instance_shapes(b: Binary, pool: list[str]) -> list[str]:

@@ -18,7 +18,6 @@ Schema ``patchscope.stats`` version 1.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.functions import (
     FULLY_INLINED,
@@ -81,9 +81,6 @@ NO_DIE_AT_SITE = "no DIE at the site"
 VIEW_ONLY = "only in a later location view"
 #: The location kinds (as ``param_sites_by_location`` names them) a probe can read.
 READABLE_KINDS = frozenset(LOC_NAMES[k] for k in READABLE)
-
-_NUMBERS = re.compile(r"(^|\.)(\d+|llvm\.[0-9a-f]+)(?=\.|$)")
-
 
 # -- the document ------------------------------------------------------------------------------
 
@@ -335,8 +332,9 @@ def _instance_shapes(b: Binary) -> dict[str, np.ndarray]:
 
 
 def suffix_shape(suffix: str) -> str:
-    """``constprop.0.isra.0`` → ``constprop.isra``: what a clone is, without its numbers."""
-    return _NUMBERS.sub("", suffix).strip(".") or "original"
+    """``constprop.0.isra.0`` → ``constprop.isra``: what a clone is, without its numbers (the
+    core's ``clone_shape`` of a name with this suffix, less the name's stem ``f.``)."""
+    return _core.clone_shape(f"f.{suffix}")[2:] or "original"
 
 
 def _instance_names(b: Binary, inst: dict[str, np.ndarray], fid: int) -> list[str]:

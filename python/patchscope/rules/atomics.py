@@ -10,7 +10,6 @@ arm64 kprobe decoder, Intel SDM Vol.1 §16.3.7, Documentation/powerpc/transactio
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Iterator
 
 import numpy as np
@@ -571,84 +570,21 @@ def _tm_committed_here(
 # -- calls to atomic helpers --------------------------------------------------------------------
 
 
-def _read(path: str, offset: int, size: int) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return f.read(size)
-
-
 class Plt:
-    """Names of PLT entries, read the way the dynamic linker binds them: the GOT slot an entry
-    jumps through (decoded from the entry) and the dynamic relocation of that slot. ELF64
-    little-endian only, PLT entries of x86-64 (``jmp *slot(%rip)``), aarch64 (``adrp x16;
-    ldr x17, [x16, #off]``) and riscv64 (``auipc t3; ld t3, off(t3)``); else unnamed."""
+    """Names of PLT stubs and GOT slots, by address: the symbol the dynamic relocation of a
+    slot names, and the stub that jumps through that slot (the core's ``plt_names``)."""
 
     def __init__(self, cx: Context) -> None:
-        self.cx = cx
+        t = cx.b.plt_names()
+        got = t.column("got").to_numpy().astype(bool)
+        pairs = zip(t.column("address").to_pylist(), t.column("name").to_pylist(), got.tolist())
+        self.by_stub: dict[int, str] = {}
         self.by_slot: dict[int, str] = {}
-        info = cx.b.info
-        if info.get("class") != "elf64" or info.get("endian") != "little":
-            return
-        s = cx.b.sections
-        sec = {
-            n: (int(o), int(z), int(t))
-            for n, o, z, t in zip(
-                s.column("name").to_pylist(),
-                s.column("offset").to_pylist(),
-                s.column("size").to_pylist(),
-                s.column("type").to_pylist(),
-            )
-        }
-        if ".dynsym" not in sec or ".dynstr" not in sec:
-            return
-        path = str(cx.b.path)
-        dynsym = _read(path, sec[".dynsym"][0], sec[".dynsym"][1])
-        dynstr = _read(path, sec[".dynstr"][0], sec[".dynstr"][1])
-
-        def sym_name(index: int) -> str | None:
-            if not index or index * 24 + 24 > len(dynsym):
-                return None
-            (st_name,) = struct.unpack_from("<I", dynsym, index * 24)
-            end = dynstr.find(b"\0", st_name)
-            return dynstr[st_name:end].decode("utf-8", "replace") or None
-
-        for name in (".rela.plt", ".rela.dyn"):
-            if name not in sec or sec[name][2] != 4:  # SHT_RELA
-                continue
-            data = _read(path, sec[name][0], sec[name][1])
-            for off in range(0, len(data) - 23, 24):
-                r_offset, r_info, _ = struct.unpack_from("<QQq", data, off)
-                sym = sym_name(r_info >> 32)
-                if sym is not None:
-                    self.by_slot.setdefault(r_offset, sym)
-
-    def slot(self, entry: int) -> int | None:
-        """The GOT slot the PLT entry at ``entry`` jumps through."""
-        insns = self.cx.b.instructions(entry, entry + 16)
-        arch = self.cx.b.arch
-        if arch == "x86_64":
-            for x in insns:
-                if x["kind"] == k.JUMP_INDIRECT and x["extra"] & 4 and x["target"] != k.NO_TARGET:  # SLOT
-                    return int(x["target"])
-            return None
-        text = [(x["address"], x["text"]) for x in insns[:3]]
-        if arch == "aarch64" and len(text) >= 2:
-            a = re.match(r"adrp x16, #(-?0x[0-9a-f]+|-?\d+)$", text[0][1])
-            b = re.match(r"ldr x17, \[x16(?:, #(-?0x[0-9a-f]+|-?\d+))?\]$", text[1][1])
-            if a and b:
-                return int(a.group(1), 0) + (int(b.group(1), 0) if b.group(1) else 0)
-        if arch == "riscv64" and len(text) >= 2:
-            a = re.match(r"auipc t3, (-?0x[0-9a-f]+|-?\d+)$", text[0][1])
-            b = re.match(r"ld t3, (-?0x[0-9a-f]+|-?\d+)\(t3\)$", text[1][1])
-            if a and b:
-                hi = int(a.group(1), 0)
-                hi = hi - (1 << 20) if hi >= 1 << 19 else hi  # a 20-bit immediate printed unsigned
-                return text[0][0] + (hi << 12) + int(b.group(1), 0)
-        return None
+        for address, name, is_slot in pairs:
+            (self.by_slot if is_slot else self.by_stub)[address] = name
 
     def name(self, entry: int) -> str | None:
-        s = self.slot(entry)
-        return self.by_slot.get(s) if s is not None else None
+        return self.by_stub.get(entry)
 
 
 def plt(cx: Context) -> Plt:

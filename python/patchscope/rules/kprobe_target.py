@@ -190,6 +190,13 @@ class Probes:
     kind: np.ndarray
     status: np.ndarray
     raw: np.ndarray  # (n, 16) uint8: the instruction's first bytes
+    #: x86: the opcode as the kernel's decoder lays it out (the core's ``probe_sites``): the
+    #: first opcode byte, the next, the byte in the ModRM's place, a 0x67 prefix, VEX/EVEX.
+    op: np.ndarray
+    op2: np.ndarray
+    modrm: np.ndarray
+    addr32: np.ndarray
+    vex: np.ndarray
     version: tuple[int, int] | None
     uncertain: np.ndarray
 
@@ -217,6 +224,11 @@ class Probes:
             kind=sites.column("kind").to_numpy(),
             status=sites.column("status").to_numpy(),
             raw=raw.astype("<u8").view(np.uint8).reshape(-1, 16),
+            op=sites.column("op").to_numpy(),
+            op2=sites.column("op2").to_numpy(),
+            modrm=sites.column("modrm").to_numpy(),
+            addr32=sites.column("addr32").to_numpy().astype(bool),
+            vex=sites.column("vex").to_numpy().astype(bool),
             version=version,
             uncertain=img.rewritten(at),
         )

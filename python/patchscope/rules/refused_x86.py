@@ -5,7 +5,6 @@ an instruction boundary, decoding from the kallsyms symbol — and the opcodes
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -75,35 +74,6 @@ def _fentry_holding(img: KernelImage, p: Probes) -> tuple[np.ndarray, np.ndarray
     return (i >= 0) & (p.at > rec) & (p.at < rec + np.uint64(5)), rec
 
 
-@dataclass
-class X86Opcode:
-    """What the kernel's instruction decoder says the x86 checks look at: the opcode bytes
-    after the legacy and REX prefixes, the ModRM byte, the address size."""
-
-    op: np.ndarray
-    op2: np.ndarray
-    modrm: np.ndarray  # the byte after a one-byte opcode
-    modrm_0f: np.ndarray  # the byte after a two-byte 0F xx opcode
-    addr32: np.ndarray
-    vex: np.ndarray
-
-    @classmethod
-    def of(cls, raw: np.ndarray) -> X86Opcode:
-        n = len(raw)
-        at = np.zeros(n, np.int64)
-        addr32 = np.zeros(n, bool)
-        for _ in range(14):
-            b = raw[np.arange(n), np.minimum(at, 15)]
-            pre = np.isin(b, X86_PREFIXES) & (at < 14)
-            addr32 |= pre & (b == 0x67)
-            at += pre
-        b = raw[np.arange(n), np.minimum(at, 15)]
-        at += (b >= 0x40) & (b <= 0x4F)  # REX
-        pick = lambda d: raw[np.arange(n), np.minimum(at + d, 15)]  # noqa: E731
-        op = pick(0)
-        return cls(op, pick(1), pick(1), pick(2), addr32, np.isin(op, (0xC4, 0xC5, 0x62)))
-
-
 def x86_unprobeable(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     """What x86 cannot single-step or emulate, in the kernel's order: ``is_exception_insn``
     (6.9+, in can_probe: EILSEQ), ``__copy_instruction`` (EINVAL: an emulate prefix, an int3
@@ -115,9 +85,8 @@ def x86_unprobeable(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]
     rows = np.flatnonzero(on)
     if not len(rows):
         return
-    x = X86Opcode.of(p.raw[rows])
-    for j, row in enumerate(rows.tolist()):
-        got = _x86_refusal(x, j, p.raw[row], int(p.kind[row]), p.since(X86_EXCEPTION_INSN_SINCE))
+    for row in rows.tolist():
+        got = _x86_refusal(p, row, p.since(X86_EXCEPTION_INSN_SINCE))
         if got:
             errno, why = got
             yield refusal(
@@ -132,17 +101,17 @@ def x86_unprobeable(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]
             )
 
 
-def _x86_refusal(x: X86Opcode, j: int, raw: np.ndarray, kind: int, v69: bool) -> tuple[str, str] | None:
-    """The kernel's answer for instruction ``j`` of ``x`` (on a boundary), or None (accepted)."""
-    op, op2, modrm, modrm_0f = int(x.op[j]), int(x.op2[j]), int(x.modrm[j]), int(x.modrm_0f[j])
-    addr32, vex = bool(x.addr32[j]), bool(x.vex[j])
-    if kind == k.ERROR:
+def _x86_refusal(p: Probes, row: int, v69: bool) -> tuple[str, str] | None:
+    """The kernel's answer for the instruction of ``row`` (on a boundary), or None (accepted)."""
+    op, op2, modrm = int(p.op[row]), int(p.op2[row]), int(p.modrm[row])
+    addr32, vex = bool(p.addr32[row]), bool(p.vex[row])
+    if int(p.kind[row]) == k.ERROR:
         return "EINVAL", "the instruction does not decode (__copy_instruction)"
     if vex:
         return None
     if v69 and (op in (0xCC, 0xCD, 0xCE, 0xF1) or (op == 0x0F and op2 in (0xFF, 0xB9, 0x0B))):
         return "EILSEQ", "an INT or UD instruction (is_exception_insn, 6.9+)"
-    if bytes(raw[:5]) in EMULATE_PREFIXES:
+    if bytes(p.raw[row][:5]) in EMULATE_PREFIXES:
         return "EINVAL", "a Xen/KVM emulate-prefixed instruction (__copy_instruction)"
     if op == 0xCC:
         return "EINVAL", "an int3: another breakpoint is there, the original cannot be recovered (__copy_instruction)"
@@ -152,7 +121,7 @@ def _x86_refusal(x: X86Opcode, j: int, raw: np.ndarray, kind: int, v69: bool) ->
         return "EOPNOTSUPP", "a far call/jmp (prepare_emulation)"
     if op == 0xCF:
         return "EOPNOTSUPP", "an iret (prepare_emulation)"
-    if op == 0x0F and op2 == 0x01 and (modrm_0f >> 3) & 7 == 0 and modrm_0f >> 6 == 3:
+    if op == 0x0F and op2 == 0x01 and (modrm >> 3) & 7 == 0 and modrm >> 6 == 3:
         return "EOPNOTSUPP", "a VMX instruction (prepare_emulation)"
     if op == 0xFF and (modrm >> 3) & 7 in (3, 5):
         return "EOPNOTSUPP", "a far indirect call/jmp (prepare_emulation)"

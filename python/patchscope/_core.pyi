@@ -1,0 +1,226 @@
+"""patchscope's Rust core (``core/src/python.rs``): one binary opened once, and the values of
+its tables' coded columns. Every query returns the same shape of dict::
+
+    {"info": {str: str}, "strings": (offsets: bytes, data: bytes),
+     "tables": {table: {column: (dtype: str, data: bytes)}}}
+
+(``patchscope.index.tables.Columns.from_core`` reads it). ``u64`` inputs are a list of ints
+or the bytes of a NumPy ``uint64`` array (``.tobytes()``).
+"""
+
+from os import PathLike
+from pathlib import Path
+from typing import Final, TypeAlias
+
+__version__: Final[str]
+
+_Path: TypeAlias = str | PathLike[str]
+_U64s: TypeAlias = bytes | list[int]
+_Answer: TypeAlias = dict[str, object]
+
+class CoreError(Exception):
+    """The binary cannot be read as asked; the message is one line for a person."""
+
+class Binary:
+    """A binary, its separate debug file and its dwz supplementary file, found once
+    (``debug_roots``: where build-id trees are looked for, ``/usr/lib/debug`` by default)."""
+
+    def __new__(
+        cls, path: _Path, debug_file: _Path | None = None, debug_roots: list[_Path] | None = None
+    ) -> Binary: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def debug_file(self) -> Path | None: ...
+    @property
+    def debug_file_found_by(self) -> str | None:
+        """``given``, ``build-id under ROOT``, ``debuglink beside the binary``,
+        ``debuglink in .debug/`` or ``debuglink under ROOT``."""
+    @property
+    def sup_file(self) -> Path | None: ...
+    @property
+    def sup_file_found_by(self) -> str | None:
+        """``altlink path`` or ``build-id under ROOT``."""
+    @property
+    def build_id(self) -> str | None: ...
+    @property
+    def debug_build_id(self) -> str | None: ...
+    def identify(self) -> dict[str, str]:
+        """What the cache key needs: ``build_id``, ``debug_file``, ``debug_build_id``."""
+    def scan(self) -> _Answer:
+        """Every table: sections, symbols, kernel tables, DWARF units, subprograms, …"""
+    def variables(self, scopes: _U64s) -> _Answer:
+        """Tables ``variables`` and ``blocks`` of scopes (DIEs); info ``scopes``, ``found``, ``errors``."""
+    def code_facts(self, function_ids: _U64s, lows: _U64s, highs: _U64s) -> _Answer:
+        """Tables ``code_ranges`` and ``code_events`` of function ranges."""
+    def instructions(self, low: int, high: int) -> _Answer:
+        """Table ``insns`` of ``[low, high)``."""
+    def probe_sites(self, starts: _U64s, addresses: _U64s) -> _Answer:
+        """Table ``probe_sites``: the instruction holding each address, decoding from its start."""
+    def fingerprints(self, function_ids: _U64s, lows: _U64s, highs: _U64s) -> _Answer:
+        """Table ``code_fingerprints``: one CRC-32 per range, the first range of an id its entry."""
+    def normal_form(self, low: int, high: int, entry: bool = True) -> _Answer:
+        """Table ``normal_form`` of ``[low, high)``; ``info["fingerprint"]``."""
+    def plt_names(self) -> _Answer:
+        """Table ``plt_names`` (address, name, got): PLT stubs (``got`` 0) and GOT slots (``got``
+        1) by the symbol their dynamic relocation names."""
+
+def clone_shape(name: str) -> str:
+    """``foo.isra.3.cold`` → ``foo.isra.cold``: a symbol name without the numbers a compiler
+    gives clones and statics (and without ``.llvm.<hash>``), as the fingerprints name symbols."""
+
+#: ``target`` of no target (code tables).
+NO_TARGET: Final[int]
+#: An absent DIE reference.
+NO_DIE: Final[int]
+#: The bit of a DIE offset in the dwz supplementary file.
+SUP_BIT: Final[int]
+#: ``loc_reg`` / ``reg`` of no register.
+NO_REG: Final[int]
+
+class kind:
+    """``kind`` of ``code_events`` and ``insns`` (core: ``code::kind``)."""
+
+    OTHER: Final[int]
+    RETURN: Final[int]
+    TAIL_JUMP_DIRECT: Final[int]
+    TAIL_JUMP_INDIRECT: Final[int]
+    CALL_DIRECT: Final[int]
+    CALL_INDIRECT: Final[int]
+    JUMP_TO_ENTRY: Final[int]
+    LL: Final[int]
+    SC: Final[int]
+    LSE_ATOMIC: Final[int]
+    ORDERED: Final[int]
+    TM_BEGIN: Final[int]
+    TM_END: Final[int]
+    TM_ABORT: Final[int]
+    TM_TEST: Final[int]
+    TM_OTHER: Final[int]
+    HLE: Final[int]
+    TRAP: Final[int]
+    ENDBR: Final[int]
+    LOCAL_ENTRY: Final[int]
+    ENTRY_NOPS: Final[int]
+    NOP: Final[int]
+    JUMP: Final[int]
+    JUMP_INDIRECT: Final[int]
+    ERROR: Final[int]
+
+class flag:
+    """Bits of ``extra`` of branches and atomics (core: ``code::flag``)."""
+
+    CONDITIONAL: Final[int]
+    THUNK: Final[int]
+    SLOT: Final[int]
+    AUTH: Final[int]
+    EXTERNAL: Final[int]
+    ALT_LINK: Final[int]
+    FAR: Final[int]
+    SIZE_MASK: Final[int]
+    ACQUIRE: Final[int]
+    RELEASE: Final[int]
+    PAIR: Final[int]
+    K_LOAD_EX: Final[int]
+    K_STORE_EX: Final[int]
+    K_EXCLUSIVE: Final[int]
+    XACQUIRE: Final[int]
+    XRELEASE: Final[int]
+
+class trap:
+    """``extra & 0xff`` of a TRAP event (core: ``code::trap``)."""
+
+    UNDEFINED: Final[int]
+    BREAKPOINT: Final[int]
+    INTERRUPT: Final[int]
+    CONDITIONAL: Final[int]
+
+class status:
+    """Bits of ``code_ranges.status`` (core: ``code::status``)."""
+
+    NO_BYTES: Final[int]
+    TRUNCATED: Final[int]
+    INTERNAL: Final[int]
+
+class site_status:
+    """Bits of ``probe_sites.status`` (core: ``code::site_status``)."""
+
+    NO_BYTES: Final[int]
+    DECODE_ERROR: Final[int]
+    BAD_START: Final[int]
+
+class how:
+    """``normal_form.how``: what the fingerprint made of a field (core: ``code::fingerprint::how``)."""
+
+    RAW: Final[int]
+    SYMBOL: Final[int]
+    LOCAL: Final[int]
+    STRING: Final[int]
+    MASKED: Final[int]
+    SKIPPED: Final[int]
+
+class location_kind:
+    """``params.loc_kind`` and ``variables.kind`` (core: ``dwarf::location::kind``)."""
+
+    NONE: Final[int]
+    REGISTER: Final[int]
+    MEMORY: Final[int]
+    ENTRY_VALUE: Final[int]
+    PARAM_REF: Final[int]
+    CONSTANT: Final[int]
+    COMPUTED: Final[int]
+    COMPOSITE: Final[int]
+    NOT_AT_ENTRY: Final[int]
+    IMPLICIT_POINTER: Final[int]
+    ERROR: Final[int]
+
+class location_flag:
+    """Bits of ``params.loc_flags`` and ``variables.flags`` (core: ``dwarf::location::flag``)."""
+
+    LIST: Final[int]
+    VIEW_ONLY: Final[int]
+    FRAME_BASE: Final[int]
+    STATIC: Final[int]
+
+class spflag:
+    """Bits of ``subprograms.flags`` (core: ``dwarf::spflag``)."""
+
+    EXTERNAL: Final[int]
+    DECLARATION: Final[int]
+    ARTIFICIAL: Final[int]
+    NORETURN: Final[int]
+    HAS_CODE: Final[int]
+    PROTOTYPED: Final[int]
+
+class lineflag:
+    """Bits of ``lines.flags`` (core: ``dwarf::lineflag``)."""
+
+    IS_STMT: Final[int]
+    END_SEQUENCE: Final[int]
+    PROLOGUE_END: Final[int]
+    EPILOGUE_BEGIN: Final[int]
+    BASIC_BLOCK: Final[int]
+
+class symkind:
+    """``symbols.kind`` (core: ``elf::symkind``)."""
+
+    OTHER: Final[int]
+    FUNC: Final[int]
+    OBJECT: Final[int]
+    SECTION: Final[int]
+    FILE: Final[int]
+    TLS: Final[int]
+    NOTYPE: Final[int]
+
+class suffix:
+    """Bits of ``symbols.suffix_kinds`` (core: ``elf::suffix``)."""
+
+    COLD: Final[int]
+    PART: Final[int]
+    ISRA: Final[int]
+    CONSTPROP: Final[int]
+    LTO_PRIV: Final[int]
+    LLVM: Final[int]
+    LOCALALIAS: Final[int]
+    CLONE: Final[int]
+    OTHER: Final[int]
