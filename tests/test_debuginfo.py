@@ -113,6 +113,22 @@ def test_dwz_supplementary_file_under_debug_root(tmp_path: Path) -> None:
     assert got == want
 
 
+def test_cache_key_follows_the_supplementary_file(tmp_path: Path) -> None:
+    """A scan reads the ``.alt``'s units: a changed ``.alt`` must not be served from the cache."""
+    import os
+
+    from patchscope.index import cache
+
+    for f in ("corpus", altlink(BIN / "x86_64-dwz/corpus")[0]):
+        shutil.copy(BIN / "x86_64-dwz" / f, tmp_path / f)
+    path = tmp_path / "corpus"
+    before = cache.cache_key(path, patchscope.open(path, use_cache=False).core.identify())
+    sup = tmp_path / altlink(path)[0]
+    os.utime(sup, ns=(sup.stat().st_atime_ns, sup.stat().st_mtime_ns + 10**9))
+    after = cache.cache_key(path, patchscope.open(path, use_cache=False).core.identify())
+    assert before != after
+
+
 @pytest.mark.parametrize("variant", ["x86_64-rel", "aarch64-rel"])
 def test_relocatable_object(variant: str) -> None:
     """A .o like a .ko: relocations applied to the DWARF, each section at its own address."""

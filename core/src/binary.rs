@@ -21,6 +21,12 @@ pub struct Found {
     pub how: String,
 }
 
+impl Found {
+    fn build_id(&self) -> Option<String> {
+        elf::identity(&self.map.parse().ok()?).build_id.map(elf::hex)
+    }
+}
+
 pub struct Binary {
     pub path: PathBuf,
     file: Mapped,
@@ -51,16 +57,23 @@ impl Binary {
     }
 
     pub fn debug_build_id(&self) -> Option<String> {
-        let f = self.debug.as_ref()?.map.parse().ok()?;
-        elf::identity(&f).build_id.map(elf::hex)
+        self.debug.as_ref()?.build_id()
     }
 
-    /// What the cache key of a scan needs: `build_id`, `debug_file`, `debug_build_id`.
+    pub fn sup_build_id(&self) -> Option<String> {
+        self.sup.as_ref()?.build_id()
+    }
+
+    /// What the cache key of a scan needs: `build_id`, `debug_file`, `debug_build_id`,
+    /// `sup_file`, `sup_build_id` (a scan reads the supplementary file's units too).
     pub fn identify(&self) -> Result<Vec<(&'static str, String)>> {
+        let path = |f: &Option<Found>| f.as_ref().map(|f| f.map.path.display().to_string()).unwrap_or_default();
         Ok(vec![
             ("build_id", self.build_id()?.unwrap_or_default()),
-            ("debug_file", self.debug.as_ref().map(|d| d.map.path.display().to_string()).unwrap_or_default()),
+            ("debug_file", path(&self.debug)),
             ("debug_build_id", self.debug_build_id().unwrap_or_default()),
+            ("sup_file", path(&self.sup)),
+            ("sup_build_id", self.sup_build_id().unwrap_or_default()),
         ])
     }
 

@@ -58,8 +58,9 @@ def cache_key(path: Path, ident: dict[str, str]) -> str:
     core = Path(_core.__file__).stat()
     parts = [f"core={_core.__version__}:{core.st_size}:{core.st_mtime_ns}", f"format={FORMAT}"]
     files = [(path, ident["build_id"])]
-    if ident["debug_file"]:
-        files.append((Path(ident["debug_file"]), ident["debug_build_id"]))
+    for role in ("debug", "sup"):
+        if ident[f"{role}_file"]:
+            files.append((Path(ident[f"{role}_file"]), ident[f"{role}_build_id"]))
     for p, bid in files:
         st = p.stat()
         parts.append(f"{f'bid={bid}' if bid else f'file={p.resolve()}'}:{st.st_size}:{st.st_mtime_ns}")
