@@ -46,7 +46,7 @@ class Binary:
     @property
     def debug_build_id(self) -> str | None: ...
     def identify(self) -> dict[str, str]:
-        """What the cache key needs: ``build_id``, ``debug_file``, ``debug_build_id``, ``sup_file``, ``sup_build_id``."""
+        """What the cache key needs: the build-ids, paths of the debug and supplementary files."""
     def scan(self) -> _Answer:
         """Every table: sections, symbols, kernel tables, DWARF units, subprograms, …"""
     def variables(self, scopes: _U64s) -> _Answer:
