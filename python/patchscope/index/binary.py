@@ -7,19 +7,16 @@ import os
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchscope import _core
-from patchscope.index import cache, functions, lines
+from patchscope.index import cache, functions, lines, variables
 from patchscope.index import code as code_facts
 from patchscope.index.tables import Columns
-
-if TYPE_CHECKING:
-    from patchscope.index import variables
 
 #: Raised for a file that cannot be read as asked; its message is one line for a person.
 BinaryError = _core.CoreError
@@ -97,8 +94,6 @@ class Binary:
 
     def variables_at(self, scope: int, address: int) -> list[variables.VariableAt]:
         """The variables of a concrete instance or inline site (its DIE) at ``address``."""
-        from patchscope.index import variables  # it reads register names from the rules
-
         return variables.variables_at(self, scope, address)
 
     def probe_sites(self, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:

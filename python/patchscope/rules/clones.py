@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from patchscope.index import abi
 from patchscope.index import code as k
 from patchscope.index.tables import NO_DIE
-from patchscope.rules import abi
 from patchscope.rules.context import (
     LOC_CONSTANT,
     LOC_REGISTER,
