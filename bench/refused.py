@@ -18,8 +18,8 @@ import numpy as np
 
 import patchscope
 from patchscope.index import code as k
+from patchscope.index.context import Context
 from patchscope.rules import atomics, kprobe_target, refused, refused_arm64
-from patchscope.rules.context import Context
 
 CHUNK = 200_000
 

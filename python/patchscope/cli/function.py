@@ -9,9 +9,10 @@ from typing import Any
 from rich.text import Text
 
 from patchscope.cli import common
+from patchscope.index.context import Context
 from patchscope.report import findings as report
 from patchscope.report.inventory import InventoryView
-from patchscope.rules import Context, findings
+from patchscope.rules import findings
 from patchscope.rules.entry import Entries
 from patchscope.rules.returns import instance_code
 

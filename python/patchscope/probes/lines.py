@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from patchscope.index.context import Context
 from patchscope.probes.places import places
 from patchscope.probes.syntax import LineSpec
 from patchscope.rules.atomics import InlineSites, inline_sites_at
-from patchscope.rules.context import Context
 
 #: ``lines.flags`` bits (the core's ``lineflag``).
 IS_STMT, END_SEQUENCE, PROLOGUE_END = 1, 2, 4

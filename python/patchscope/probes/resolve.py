@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from patchscope.index.context import SUFFIX_COLD, SUFFIX_PART, Context
 from patchscope.index.tables import NO_DIE
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch, file_matches, line_addresses, prologue_end
 from patchscope.probes.places import places
-from patchscope.rules.context import SUFFIX_COLD, SUFFIX_PART, Context
 from patchscope.rules.finding import hexa
 
 

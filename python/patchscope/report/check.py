@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 
 from patchscope.index.binary import Binary
+from patchscope.index.context import Context
 from patchscope.index.tables import NO_DIE
 from patchscope.index.variables import variables_at_many
 from patchscope.probes import syntax as ps
 from patchscope.probes.resolve import Landing, Resolution, resolve
-from patchscope.rules import Context, findings, refused
+from patchscope.rules import findings, refused
 from patchscope.rules.finding import Band, hexa
 from patchscope.rules.points import FindingsAt, Reason, mid_instruction, point_reasons, variable_reasons, worst
 

@@ -28,6 +28,15 @@ from typing import Any
 import numpy as np
 
 from patchscope.index.binary import Binary
+from patchscope.index.context import (
+    LOC_NAMES,
+    LOC_VIEW_ONLY,
+    READABLE,
+    SUFFIX_COLD,
+    SUFFIX_CONSTPROP,
+    SUFFIX_ISRA,
+    SUFFIX_PART,
+)
 from patchscope.index.functions import (
     FULLY_INLINED,
     HAS_CODE,
@@ -40,15 +49,6 @@ from patchscope.index.functions import (
 )
 from patchscope.index.tables import NO_DIE
 from patchscope.rules import findings, verdict
-from patchscope.rules.context import (
-    LOC_NAMES,
-    LOC_VIEW_ONLY,
-    READABLE,
-    SUFFIX_COLD,
-    SUFFIX_CONSTPROP,
-    SUFFIX_ISRA,
-    SUFFIX_PART,
-)
 
 SCHEMA = "patchscope.stats"
 VERSION = 1

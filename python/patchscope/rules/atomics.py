@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow.compute as pc
 
 from patchscope.index import code as k
+from patchscope.index.context import Context
 from patchscope.index.tables import NO_DIE
-from patchscope.rules.context import Context
 from patchscope.rules.finding import Band, Finding, code, hexa
 from patchscope.rules.returns import Events, _events
 

@@ -13,8 +13,7 @@ import numpy as np
 
 from patchscope.index import abi
 from patchscope.index import code as k
-from patchscope.index.tables import NO_DIE
-from patchscope.rules.context import (
+from patchscope.index.context import (
     LOC_CONSTANT,
     LOC_REGISTER,
     SUFFIX_CONSTPROP,
@@ -22,6 +21,7 @@ from patchscope.rules.context import (
     SUFFIX_PART,
     Context,
 )
+from patchscope.index.tables import NO_DIE
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 COLD_SPLIT = code(

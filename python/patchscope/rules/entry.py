@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow.compute as pc
 
+from patchscope.index.context import Context
 from patchscope.index.tables import NO_DIE
-from patchscope.rules.context import Context
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 NO_FTRACE_SITE = code(

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from patchscope.index.context import LOC_VIEW_ONLY, SUFFIX_PART, Context
 from patchscope.index.functions import group_ids, rows_of
-from patchscope.rules.context import LOC_VIEW_ONLY, SUFFIX_PART, Context
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 FULLY_INLINED = code("fully-inlined", Band.GRAY, "no out-of-line instance: no .call, no .return; only inline sites")

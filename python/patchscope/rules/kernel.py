@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 import pyarrow.compute as pc
 
-from patchscope.rules.context import Context
+from patchscope.index.context import Context
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 KPROBE_BLACKLIST = code(

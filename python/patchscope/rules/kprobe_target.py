@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchscope.index import code as k
+from patchscope.index.context import Context
 from patchscope.rules import kernel
-from patchscope.rules.context import Context
 from patchscope.rules.entry import Entries
 from patchscope.rules.finding import hexa
 

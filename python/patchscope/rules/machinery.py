@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from patchscope.index import code as k
-from patchscope.rules.context import Context
+from patchscope.index.context import Context
 from patchscope.rules.finding import Band, Finding, code
 from patchscope.rules.kernel import blacklist
 

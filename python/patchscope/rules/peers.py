@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow.compute as pc
 
-from patchscope.rules.context import Context
+from patchscope.index.context import Context
 from patchscope.rules.finding import Band, Finding, code
 
 SYSTEMTAP_BLOCKLIST = code(

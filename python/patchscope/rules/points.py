@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from patchscope.index.context import Context
 from patchscope.probes import syntax as ps
-from patchscope.rules.context import Context
 from patchscope.rules.finding import CODES, Band, Code, code, hexa
 from patchscope.rules.refused import THROUGH_TRACE_KPROBE
 

@@ -37,8 +37,8 @@ import numpy as np
 
 from patchscope.index import code as k
 from patchscope.index.binary import Binary
+from patchscope.index.context import Context
 from patchscope.rules import kernel
-from patchscope.rules.context import Context
 from patchscope.rules.finding import Band, Finding, code, hexa
 from patchscope.rules.kprobe_target import (
     BOOT_REWRITTEN,

@@ -9,9 +9,9 @@ from functools import cached_property
 import numpy as np
 
 from patchscope.index import code as k
+from patchscope.index.context import Context, local_entry_offset
 from patchscope.index.functions import rows_of
 from patchscope.index.tables import NO_DIE
-from patchscope.rules.context import Context, local_entry_offset
 from patchscope.rules.entry import MULTIPLE_ENTRIES, NORETURN
 from patchscope.rules.finding import Band, Finding, code, hexa
 

@@ -1,4 +1,6 @@
-"""What the rules read: the inventory and the DWARF tables, indexed the way rules ask."""
+"""The query view of one binary: its inventory and DWARF tables, indexed the way the rules,
+the probe resolver and the reports ask (names, instances, inline sites, symbols by address,
+sections, parameters). Everything above the index reads the binary's facts through it."""
 
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ def local_entry_offset(st_other: int) -> int:
 
 
 class Context:
-    """One binary as the rules see it. Everything is computed on first use and kept."""
+    """One binary as the layers above the index see it. Everything is computed on first use and kept."""
 
     def __init__(self, binary: Binary) -> None:
         self.b = binary
