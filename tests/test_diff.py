@@ -15,7 +15,7 @@ import pytest
 
 import patchscope
 from conftest import BIN
-from patchscope.index import code
+from patchscope.index import machine as code
 from patchscope.report.diff import clone_shape
 
 

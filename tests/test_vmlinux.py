@@ -113,7 +113,7 @@ def test_dwarf_tail_calls_are_tail_jumps(kernel: patchscope.Binary) -> None:
     site's return address (a retpoline thunk jump is followed by an int3 first)."""
     import numpy as np
 
-    from patchscope.index import code as k
+    from patchscope.index import machine as k
 
     cs = kernel.call_sites
     tail = cs.column("tail").to_numpy() == 1

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from patchscope import _core
 from patchscope.index import cache, functions, lines, variables
-from patchscope.index import code as code_facts
+from patchscope.index import machine as code_facts
 from patchscope.index.tables import Columns
 
 #: Raised for a file that cannot be read as asked; its message is one line for a person.
@@ -97,7 +97,7 @@ class Binary:
         return variables.variables_at(self, scope, address)
 
     def probe_sites(self, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:
-        """The instruction holding each address, decoding from its start (``index.code.probe_sites``)."""
+        """The instruction holding each address, decoding from its start (``index.machine.probe_sites``)."""
         return code_facts.probe_sites(str(self.path), starts, addresses)
 
     def derived(self, name: str, build: Callable[[], Any]) -> Any:

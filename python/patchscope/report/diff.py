@@ -17,7 +17,7 @@ a change of each of these is reported (the ``changes`` list, and the summary's c
 ``code``
     the code of an instance present in both builds (same shape): its fingerprint, a CRC of its
     instructions with every position-dependent field replaced by what it refers to, as
-    klp-build checksums functions (``index.code.CodeFingerprints``). A function that only moved,
+    klp-build checksums functions (``index.machine.CodeFingerprints``). A function that only moved,
     or whose callees or data moved, keeps its fingerprint. ``code_changed`` names the instances.
 ``signature``
     its parameter list (names, in order; DWARF types are not compared).

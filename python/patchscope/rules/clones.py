@@ -11,8 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from patchscope.index import abi
-from patchscope.index import code as k
+from patchscope.index import abi, machine
 from patchscope.index.context import (
     LOC_CONSTANT,
     LOC_REGISTER,
@@ -153,14 +152,14 @@ def constprop_trivial_body(cx: Context) -> Iterator[Finding]:
     # a constant return has a return and at most the ftrace call: skip the rest undecoded
     ev = cx.b.code.events
     fid, kind = ev.column("function_id").to_numpy(), ev.column("kind").to_numpy()
-    returns = np.bincount(fid[kind == k.RETURN].astype(np.int64), minlength=cx.inst.num_rows)
-    calls = np.bincount(fid[kind == k.CALL_DIRECT].astype(np.int64), minlength=cx.inst.num_rows)
+    returns = np.bincount(fid[kind == machine.RETURN].astype(np.int64), minlength=cx.inst.num_rows)
+    calls = np.bincount(fid[kind == machine.CALL_DIRECT].astype(np.int64), minlength=cx.inst.num_rows)
     short &= (returns >= 1) & (calls <= 1)
     for row in np.flatnonzero(short & ((cx.inst_suffix_kinds & SUFFIX_CONSTPROP) != 0)).tolist():
         lo, hi = cx.inst_ranges(row)[0]
         insns = cx.b.instructions(lo, hi)
         body = _past_scaffold(cx, insns)
-        end = next((i for i, x in enumerate(body) if x["kind"] == k.RETURN), None)
+        end = next((i for i, x in enumerate(body) if x["kind"] == machine.RETURN), None)
         if end is None or end > 1 or (end == 1 and not pattern.match(body[0]["text"])):
             continue
         main = cx.instance_symbol(row)
@@ -181,8 +180,8 @@ def _past_scaffold(cx: Context, insns: list[dict]) -> list[dict]:
     i = 0
     while i < len(insns):
         x = insns[i]
-        call = x["kind"] == k.CALL_DIRECT and cx.name_at(x["target"]) in ENTRY_SCAFFOLD_CALLS
-        if not (call or x["kind"] in (k.ENDBR, k.NOP, k.ENTRY_NOPS)):
+        call = x["kind"] == machine.CALL_DIRECT and cx.name_at(x["target"]) in ENTRY_SCAFFOLD_CALLS
+        if not (call or x["kind"] in (machine.ENDBR, machine.NOP, machine.ENTRY_NOPS)):
             break
         i += 1
     return insns[i:]
@@ -190,7 +189,12 @@ def _past_scaffold(cx: Context, insns: list[dict]) -> list[dict]:
 
 def _text(cx: Context, x: dict) -> str:
     """An instruction's text with its branch target named."""
-    if x["target"] != k.NO_TARGET and x["kind"] in (k.CALL_DIRECT, k.RETURN, k.TAIL_JUMP_DIRECT, k.JUMP):
+    if x["target"] != machine.NO_TARGET and x["kind"] in (
+        machine.CALL_DIRECT,
+        machine.RETURN,
+        machine.TAIL_JUMP_DIRECT,
+        machine.JUMP,
+    ):
         return re.sub(r"0x[0-9a-f]+$", cx.name_at(x["target"]), x["text"])
     return x["text"]
 

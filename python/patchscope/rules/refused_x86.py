@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from patchscope.index import code as k
+from patchscope.index import machine
 from patchscope.rules.finding import hexa
 from patchscope.rules.kprobe_target import X86_EXCEPTION_INSN_SINCE, KernelImage, Probes, Refusal, refusal
 
@@ -25,7 +25,7 @@ def not_insn_boundary(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusa
     if not img.arch.startswith(("x86", "i386")):
         return
     ok = p.found & (p.status == 0)
-    inside = ok & (p.insn != p.at) & (p.insn != k.NO_TARGET)
+    inside = ok & (p.insn != p.at) & (p.insn != machine.NO_TARGET)
     in_fentry, fentry = _fentry_holding(img, p)
     for row in np.flatnonzero(inside).tolist():
         if in_fentry[row]:
@@ -52,7 +52,7 @@ def not_insn_boundary(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusa
             instruction=hexa(p.insn[row]),
             bytes=p.bytes_hex(row),
         )
-    for row in np.flatnonzero(p.found & ((p.status & k.SITE_DECODE_ERROR) != 0)).tolist():
+    for row in np.flatnonzero(p.found & ((p.status & machine.SITE_DECODE_ERROR) != 0)).tolist():
         yield refusal(
             img,
             p,
@@ -136,7 +136,7 @@ def _x86_refusal(x: X86Opcode, j: int, raw: np.ndarray, kind: int, v69: bool) ->
     """The kernel's answer for instruction ``j`` of ``x`` (on a boundary), or None (accepted)."""
     op, op2, modrm, modrm_0f = int(x.op[j]), int(x.op2[j]), int(x.modrm[j]), int(x.modrm_0f[j])
     addr32, vex = bool(x.addr32[j]), bool(x.vex[j])
-    if kind == k.ERROR:
+    if kind == machine.ERROR:
         return "EINVAL", "the instruction does not decode (__copy_instruction)"
     if vex:
         return None
