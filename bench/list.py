@@ -481,8 +481,8 @@ def variable_states(binary: Path, debug: Path | None, pattern: str) -> dict[tupl
     from patchscope.index.context import Context
     from patchscope.index.variables import variables_at_many
     from patchscope.probes import syntax as ps
+    from patchscope.probes.judge import scopes
     from patchscope.probes.resolve import resolve
-    from patchscope.report.check import scopes
 
     b = patchscope.open(binary, debug_file=debug) if debug else patchscope.open(binary)
     cx = Context(b)

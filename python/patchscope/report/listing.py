@@ -21,9 +21,9 @@ from patchscope.index.context import SUFFIX_CONSTPROP, SUFFIX_ISRA, SUFFIX_PART,
 from patchscope.index.tables import NO_DIE
 from patchscope.index.variables import variables_at_table
 from patchscope.probes import syntax as ps
+from patchscope.probes.judge import scopes
 from patchscope.probes.places import places
 from patchscope.probes.resolve import Landing, Resolution, resolve
-from patchscope.report.check import scopes
 from patchscope.rules.finding import hexa
 
 SCHEMA = "patchscope.list"
