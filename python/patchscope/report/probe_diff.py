@@ -11,9 +11,9 @@ from collections import Counter
 from typing import Any
 
 from patchscope.index.binary import Binary
+from patchscope.index.builds import clone_shape
 from patchscope.probes import syntax as ps
 from patchscope.report import check
-from patchscope.report.diff import clone_shape
 
 
 def document(old: Binary, new: Binary, points: list[ps.ProbePoint | ps.ProbeSyntaxError]) -> list[dict[str, Any]]:
