@@ -17,8 +17,6 @@ from patchscope.probes import judge
 from patchscope.probes import syntax as ps
 from patchscope.report import check as report
 
-HELP = "judge probe points (SystemTap, perf, bpftrace, kprobe_events, .stp files) against a build"
-
 #: The positional list that may continue after options (see ``main.parse``).
 TRAILING = "probes"
 

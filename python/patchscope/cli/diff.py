@@ -13,7 +13,6 @@ from patchscope.probes import syntax as ps
 from patchscope.report import diff as report
 from patchscope.report import probe_diff
 
-HELP = "two builds side by side: inlining, clones, bands, code, lines and probes that changed"
 TABLE_LIMIT = 2000
 
 

@@ -11,8 +11,6 @@ from rich.text import Text
 from patchscope.cli import common
 from patchscope.report import function as report
 
-HELP = "one source function: its instances, inline sites and findings, with evidence"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="source function name (a shell glob matches several)")

@@ -9,8 +9,6 @@ from patchscope.cli import common
 from patchscope.probes import syntax as ps
 from patchscope.report import listing as report
 
-HELP = "list probe points in stap -L form, clones under their real names, with the variables that exist there"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pattern", metavar="PATTERN", help="a SystemTap probe pattern, e.g. 'kernel.function(\"tcp_*\")'")
