@@ -4,8 +4,9 @@ sections, parameters). Everything above the index reads the binary's facts throu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -14,7 +15,9 @@ import pyarrow.compute as pc
 
 from patchscope.index.binary import Binary
 from patchscope.index.functions import rows_of
+from patchscope.index.machine import CodeFacts
 from patchscope.index.tables import NO_DIE
+from patchscope.index.variables import VariableAt, variables_at_many
 
 #: ``params.loc_kind`` values (the core's ``location::kind``).
 LOC_NONE, LOC_REGISTER, LOC_MEMORY, LOC_ENTRY_VALUE, LOC_PARAM_REF = 0, 1, 2, 3, 4
@@ -77,6 +80,52 @@ class Context:
             self._shared[build] = build(self)
         return self._shared[build]
 
+    # -- the binary ------------------------------------------------------------------------
+
+    @property
+    def arch(self) -> str:
+        return self.b.arch
+
+    @property
+    def path(self) -> Path:
+        return self.b.path
+
+    @property
+    def info(self) -> dict[str, str]:
+        """What the core says about the file: ``arch``, ``kind``, ``kernel_release`` …"""
+        return self.b.info
+
+    def table(self, name: str) -> pa.Table:
+        """A table of the scan with its string columns decoded (``sections``, ``units`` …)."""
+        return self.b.cols.table(name)
+
+    def raw(self, name: str) -> pa.Table:
+        """A table of the scan as the core wrote it: its string columns are pool indices."""
+        return self.b.cols.raw[name]
+
+    @property
+    def machine(self) -> CodeFacts:
+        """The machine-code facts of every out-of-line instance."""
+        return self.b.code
+
+    def instructions(self, low: int, high: int) -> list[dict]:
+        """The instructions of ``[low, high)``, decoded from ``low``."""
+        return self.b.instructions(low, high)
+
+    def probe_sites(self, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:
+        """The instruction holding each address, decoding from its start."""
+        return self.b.probe_sites(starts, addresses)
+
+    def find_functions(self, pattern: str | None) -> Iterator[int]:
+        """Ids of the source functions whose name matches the shell glob ``pattern``."""
+        return self.b.find_functions(pattern)
+
+    def variables_at(self, pairs: list[tuple[int, int]]) -> list[list[VariableAt]]:
+        """The variables in scope at each (scope DIE, address)."""
+        return variables_at_many(self.b, pairs)
+
+    # -- the string pool -------------------------------------------------------------------
+
     @cached_property
     def _strings(self) -> list[str]:
         return self.pool.to_pylist()
@@ -127,7 +176,7 @@ class Context:
 
     @cached_property
     def sym(self) -> dict[str, np.ndarray]:
-        sy = self.b.cols.raw["symbols"]
+        sy = self.raw("symbols")
         return {c: sy.column(c).to_numpy() for c in ("name", "suffix", "suffix_kinds", "address", "other")}
 
     @cached_property
@@ -196,7 +245,7 @@ class Context:
 
     @cached_property
     def func_symbols(self) -> tuple[np.ndarray, np.ndarray]:
-        sy = self.b.cols.raw["symbols"]
+        sy = self.raw("symbols")
         func = (sy.column("kind").to_numpy() == 1) & (sy.column("section").to_numpy() != 0)
         rows = np.flatnonzero(func)
         rows = rows[np.argsort(self.sym["address"][rows], kind="stable")]
@@ -206,7 +255,7 @@ class Context:
         """The address of each of ``names`` that a defined symbol has, found in the string pool
         rather than by converting every symbol name."""
         ids = np.flatnonzero(pc.is_in(self.pool, value_set=pa.array(list(names))).to_numpy(zero_copy_only=False))
-        sy = self.b.cols.raw["symbols"]
+        sy = self.raw("symbols")
         rows = np.flatnonzero(np.isin(self.sym["name"], ids) & (sy.column("section").to_numpy() != 0))
         return {self.string(self.sym["name"][r]): int(self.sym["address"][r]) for r in rows.tolist()}
 
@@ -223,7 +272,7 @@ class Context:
     def code_symbols(self) -> tuple[np.ndarray, np.ndarray]:
         """Function symbols and untyped ones (assembly entry points such as
         ``__x86_return_thunk``), by address: what names a branch target."""
-        sy = self.b.cols.raw["symbols"]
+        sy = self.raw("symbols")
         kind = sy.column("kind").to_numpy()
         named = ((kind == 1) | (kind == 6)) & (sy.column("section").to_numpy() != 0) & (self.sym["name"] != 0)
         rows = np.flatnonzero(named)
@@ -243,7 +292,7 @@ class Context:
             off = int(addr - addrs[i])
             if off == 0:
                 return name
-            if self.b.arch.startswith("ppc64") and off == local_entry_offset(int(self.sym["other"][row])):
+            if self.arch.startswith("ppc64") and off == local_entry_offset(int(self.sym["other"][row])):
                 return f"{name} (local entry)"
             if off < self.sym_size[row] or (
                 self.sym_size[row] == 0 and self.section_at(addr)[0] == self.section_at(int(addrs[i]))[0]
@@ -254,11 +303,11 @@ class Context:
 
     @cached_property
     def sym_size(self) -> np.ndarray:
-        return self.b.cols.raw["symbols"].column("size").to_numpy()
+        return self.raw("symbols").column("size").to_numpy()
 
     @cached_property
     def sections(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        s = self.b.sections
+        s = self.table("sections")
         order = np.argsort(s.column("address").to_numpy(), kind="stable")
         start = s.column("address").to_numpy()[order]
         return start, start + s.column("size").to_numpy()[order], [s.column("name")[int(i)].as_py() for i in order]
@@ -323,7 +372,7 @@ class Context:
 
     @cached_property
     def sp(self) -> dict[str, np.ndarray]:
-        t = self.b.cols.raw["subprograms"]
+        t = self.raw("subprograms")
         return {c: t.column(c).to_numpy() for c in ("die", "origin", "specification", "flags", "name")}
 
     def origin_of(self, die: int) -> int:
@@ -333,7 +382,7 @@ class Context:
 
     @cached_property
     def params(self) -> dict[str, np.ndarray]:
-        t = self.b.cols.raw["params"]
+        t = self.raw("params")
         return {
             c: t.column(c).to_numpy()
             for c in (

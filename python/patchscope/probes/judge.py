@@ -15,7 +15,6 @@ import numpy as np
 from patchscope.index.binary import Binary
 from patchscope.index.context import Context
 from patchscope.index.tables import NO_DIE
-from patchscope.index.variables import variables_at_many
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch
 from patchscope.probes.resolve import Landing, Resolution, resolve
@@ -183,7 +182,7 @@ def mid_instruction(cx: Context, landings: list[Landing]) -> list[list[Reason]]:
     starts = [cx.range_start(landings[i].instance, landings[i].address) for i in ask]
     if not ask:
         return out
-    sites = cx.b.probe_sites(np.array(starts, np.uint64), np.array([landings[i].address for i in ask], np.uint64))
+    sites = cx.probe_sites(np.array(starts, np.uint64), np.array([landings[i].address for i in ask], np.uint64))
     for i, insn, size in zip(ask, sites.column("insn").to_pylist(), sites.column("size").to_pylist()):
         if insn != landings[i].address:
             at = landings[i].address
@@ -308,7 +307,7 @@ def _variables(cx: Context, landings: list[Landing]) -> list[list[dict]]:
     known = [i for i, (scope, _) in enumerate(pairs) if scope != int(NO_DIE)]
     out: list[list[dict]] = [[] for _ in pairs]
     if known:
-        found = variables_at_many(cx.b, [pairs[i] for i in known])
+        found = cx.variables_at([pairs[i] for i in known])
         for i, vs in zip(known, found):
             out[i] = [asdict(v) for v in vs]
     return out

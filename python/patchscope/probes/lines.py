@@ -48,7 +48,7 @@ class LineIndex:
     """The line table sorted by address (the core emits it per sequence)."""
 
     def __init__(self, cx: Context) -> None:
-        raw = cx.b.cols.raw["lines"]
+        raw = cx.raw("lines")
         addr = raw.column("address").to_numpy()
         self.order = np.argsort(addr, kind="stable")
         self.address = addr[self.order]

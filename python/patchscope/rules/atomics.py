@@ -199,7 +199,7 @@ def decode(cx: Context, rows: list[int]) -> dict[int, InstanceCode]:
             spans[-1][1] = max(spans[-1][1], hi)
         else:
             spans.append([lo, hi])
-    decoded = [(lo, cx.b.instructions(lo, hi)) for lo, hi in spans]
+    decoded = [(lo, cx.instructions(lo, hi)) for lo, hi in spans]
     starts = [lo for lo, _ in decoded]
     addrs = [np.array([x["address"] for x in insns], np.uint64) for _, insns in decoded]
 
@@ -208,7 +208,7 @@ def decode(cx: Context, rows: list[int]) -> dict[int, InstanceCode]:
         a = int(np.searchsorted(addrs[s], lo, "left"))
         if a < len(addrs[s]) and addrs[s][a] == lo:
             return decoded[s][1][a : int(np.searchsorted(addrs[s], hi, "left"))]
-        return cx.b.instructions(lo, hi)
+        return cx.instructions(lo, hi)
 
     return {row: InstanceCode([part(lo, hi) for lo, hi in cx.inst_ranges(row) if hi > lo]) for row in rows}
 
@@ -220,12 +220,12 @@ class InlineSites:
     def __init__(self, cx: Context) -> None:
         dies = cx.sites.column("die").to_numpy()
         order = np.argsort(dies, kind="stable")
-        owner = cx.b.cols.column("ranges", "owner")
+        owner = cx.raw("ranges").column("owner").to_numpy()
         pos = np.minimum(np.searchsorted(dies[order], owner), max(len(dies) - 1, 0))
         hit = (dies[order][pos] == owner) if len(dies) else np.zeros(len(owner), bool)
         site = order[pos[hit]]
-        low = cx.b.cols.column("ranges", "low")[hit]
-        high = cx.b.cols.column("ranges", "high")[hit]
+        low = cx.raw("ranges").column("low").to_numpy()[hit]
+        high = cx.raw("ranges").column("high").to_numpy()[hit]
         by_low = np.argsort(low, kind="stable")
         self.site, self.low, self.high = site[by_low], low[by_low], high[by_low]
         self.depth = cx.sites.column("depth").to_numpy()
@@ -297,7 +297,7 @@ def llsc_window(cx: Context) -> Iterator[Finding]:
     up to the next LL, ``WINDOW_MAX`` instructions, a return or unconditional jump, or the end
     of its range."""
     ev = _events(cx)
-    arch = cx.b.arch
+    arch = cx.arch
     limit = WINDOW_MAX.get(arch, WINDOW_DEFAULT)
     why = LLSC_WHY.get(arch, "the trap and its return clear the reservation")
     rows = _instances_with(ev, machine.LL)
@@ -444,7 +444,7 @@ def _committed_here(code_: InstanceCode, entry: int) -> tuple[list[int], list[in
 
 def tm_region(cx: Context) -> Iterator[Finding]:
     ev = _events(cx)
-    flavour, begin_name, end_name = TM_NAMES.get(cx.b.arch, ("TM", "begin", "end"))
+    flavour, begin_name, end_name = TM_NAMES.get(cx.arch, ("TM", "begin", "end"))
     rows = _instances_with(ev, machine.TM_BEGIN, machine.HLE, machine.TM_END)
     codes = decode(cx, rows)
     for row in rows:
@@ -595,10 +595,10 @@ class Plt:
     def __init__(self, cx: Context) -> None:
         self.cx = cx
         self.by_slot: dict[int, str] = {}
-        info = cx.b.info
+        info = cx.info
         if info.get("class") != "elf64" or info.get("endian") != "little":
             return
-        s = cx.b.sections
+        s = cx.table("sections")
         sec = {
             n: (int(o), int(z), int(t))
             for n, o, z, t in zip(
@@ -610,7 +610,7 @@ class Plt:
         }
         if ".dynsym" not in sec or ".dynstr" not in sec:
             return
-        path = str(cx.b.path)
+        path = str(cx.path)
         dynsym = _read(path, sec[".dynsym"][0], sec[".dynsym"][1])
         dynstr = _read(path, sec[".dynstr"][0], sec[".dynstr"][1])
 
@@ -633,8 +633,8 @@ class Plt:
 
     def slot(self, entry: int) -> int | None:
         """The GOT slot the PLT entry at ``entry`` jumps through."""
-        insns = self.cx.b.instructions(entry, entry + 16)
-        arch = self.cx.b.arch
+        insns = self.cx.instructions(entry, entry + 16)
+        arch = self.cx.arch
         if arch == "x86_64":
             for x in insns:
                 if x["kind"] == machine.JUMP_INDIRECT and x["extra"] & 4 and x["target"] != machine.NO_TARGET:  # SLOT
@@ -692,14 +692,14 @@ def atomic_helper_call(cx: Context) -> Iterator[Finding]:
     rows, addrs = cx.code_symbols
     named = pc.match_substring_regex(cx.pool, HELPER).to_numpy(zero_copy_only=False)
     candidate = np.isin(targets, addrs[named[cx.sym["name"][rows]]]) | through_slot
-    s = cx.b.sections
+    s = cx.table("sections")
     for name, lo, size in zip(
         s.column("name").to_pylist(), s.column("address").to_pylist(), s.column("size").to_pylist()
     ):
         if name in PLT_SECTIONS and lo:
             candidate |= (targets >= lo) & (targets < lo + size)
     external = (ev.extra[calls] & 16) != 0  # EXTERNAL: relocatable file, target_name
-    ext_names = cx.b.code.events.column("target_name").to_pylist() if external.any() else []
+    ext_names = cx.machine.events.column("target_name").to_pylist() if external.any() else []
     resolved: dict[int, tuple[str | None, str]] = {}
     by_row: dict[int, list[dict]] = {}
     for j in np.flatnonzero(candidate | external).tolist():

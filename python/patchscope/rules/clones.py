@@ -52,7 +52,7 @@ PARTIAL_INLINE = code(
 
 def cold_split(cx: Context) -> Iterator[Finding]:
     """From the ranges, not the suffix: a split part need not have a ``.cold`` symbol."""
-    lines = cx.b.cols.raw["lines"]
+    lines = cx.raw("lines")
     addr = lines.column("address").to_numpy()
     stmt = (lines.column("flags").to_numpy() & 1) != 0
     stmt_addrs = np.sort(addr[stmt])  # np.unique hashes, which is slower on millions of rows
@@ -140,24 +140,24 @@ def constprop_trivial_body(cx: Context) -> Iterator[Finding]:
     """Decided from the decoded instructions: past the entry scaffolding (ENDBR/BTI, patchable
     NOPs, the ftrace call) the body is at most one constant load into the return register
     and a return, like ``preallocate_pmds.constprop.0`` (``xor %eax,%eax; ret``)."""
-    pattern = CONSTANT_RETURN.get(cx.b.arch)
+    pattern = CONSTANT_RETURN.get(cx.arch)
     if pattern is None:
         return
-    ranges = cx.b.code.ranges
+    ranges = cx.machine.ranges
     ids = ranges.column("function_id").to_numpy()
     counts = ranges.column("insn_count").to_numpy()
     first = np.unique(ids, return_index=True)[1]  # an instance's entry range comes first
     short = np.zeros(cx.inst.num_rows, bool)
     short[ids[first]] = counts[first] <= TRIVIAL_MAX
     # a constant return has a return and at most the ftrace call: skip the rest undecoded
-    ev = cx.b.code.events
+    ev = cx.machine.events
     fid, kind = ev.column("function_id").to_numpy(), ev.column("kind").to_numpy()
     returns = np.bincount(fid[kind == machine.RETURN].astype(np.int64), minlength=cx.inst.num_rows)
     calls = np.bincount(fid[kind == machine.CALL_DIRECT].astype(np.int64), minlength=cx.inst.num_rows)
     short &= (returns >= 1) & (calls <= 1)
     for row in np.flatnonzero(short & ((cx.inst_suffix_kinds & SUFFIX_CONSTPROP) != 0)).tolist():
         lo, hi = cx.inst_ranges(row)[0]
-        insns = cx.b.instructions(lo, hi)
+        insns = cx.instructions(lo, hi)
         body = _past_scaffold(cx, insns)
         end = next((i for i, x in enumerate(body) if x["kind"] == machine.RETURN), None)
         if end is None or end > 1 or (end == 1 and not pattern.match(body[0]["text"])):
@@ -202,7 +202,7 @@ def _text(cx: Context, x: dict) -> str:
 def isra_abi_changed(cx: Context) -> Iterator[Finding]:
     """pahole's checks: each source parameter's register at entry against the register the
     ABI gives its position; parameters gone, known only at the call site, or moved."""
-    arch = cx.b.arch
+    arch = cx.arch
     int_args = abi.INT_ARGS.get(arch, [])
     kinds = cx.inst_suffix_kinds
     for row in np.flatnonzero((kinds & SUFFIX_ISRA) != 0).tolist():

@@ -28,7 +28,7 @@ class Entries:
     """The ftrace records of a binary and the instance each falls in."""
 
     def __init__(self, cx: Context) -> None:
-        kp = cx.b.kernel_pointers
+        kp = cx.table("kernel_pointers")
         is_site = pc.is_in(kp.column("table").cast("string"), value_set=pc.cast(FTRACE_TABLES, "string"))
         sites = kp.filter(is_site)
         values = sites.column("value").to_numpy()

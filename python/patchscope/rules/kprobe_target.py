@@ -61,19 +61,19 @@ class KernelImage:
 
     def __init__(self, cx: Context) -> None:
         self.cx = cx
-        self.arch = cx.b.arch
-        names = set(cx.b.sections.column("name").to_pylist())
+        self.arch = cx.arch
+        names = set(cx.table("sections").column("name").to_pylist())
         self.module = ".modinfo" in names or ".gnu.linkonce.this_module" in names
         if not (self.module or cx.is_kernel()):
-            raise ValueError(f"{cx.b.path}: not a kernel image or module: kprobes do not apply")
-        self.version = release_version(cx.b.info.get("kernel_release", ""))
+            raise ValueError(f"{cx.path}: not a kernel image or module: kprobes do not apply")
+        self.version = release_version(cx.info.get("kernel_release", ""))
         self.kallsyms = cx.shared(kernel.Kallsyms)
         self.blacklist = kernel.blacklist(cx)
 
     @cached_property
     def sites(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Per kind of ``kernel_sites``: (address, size, key, flags), sorted by address."""
-        t = self.cx.b.kernel_sites
+        t = self.cx.table("kernel_sites")
         kinds = t.column("kind").cast("string")
         out = {}
         for kind in set(kinds.to_pylist()):
@@ -107,7 +107,7 @@ class KernelImage:
         arm64 with patchable entries (two NOPs) records the second NOP, where the call goes."""
         recs = Entries(self.cx).records
         if self.arch == "aarch64" and len(recs):
-            at = self.cx.b.probe_sites(recs, recs)
+            at = self.cx.probe_sites(recs, recs)
             nop = at.column("kind").to_numpy() == machine.NOP
             recs = np.sort(np.where(nop, recs + np.uint64(4), recs))
         return recs
@@ -127,7 +127,7 @@ class KernelImage:
         bounds = self.cx.symbol_addresses(["_stext", "_etext"])
         if not self.module and len(bounds) == 2:
             return [(bounds["_stext"], bounds["_etext"])]
-        s = self.cx.b.sections
+        s = self.cx.table("sections")
         execute = (s.column("flags").to_numpy() & 0x4) != 0  # SHF_EXECINSTR
         return [
             (int(a), int(a) + int(z))
@@ -153,7 +153,7 @@ class KernelImage:
         """The 32-bit little-endian words at ``addrs`` (arm64 instructions)."""
         if not len(addrs):
             return np.zeros(0, np.uint32)
-        t = self.cx.b.probe_sites(addrs, addrs)
+        t = self.cx.probe_sites(addrs, addrs)
         return (t.column("bytes0").to_numpy() & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
     def symbol_name(self, addr: int) -> str:
@@ -197,12 +197,12 @@ class Probes:
     def of(cls, img: KernelImage, addrs: np.ndarray, version: tuple[int, int] | None) -> Probes:
         found, start, end, name = img.kallsyms.containing_all(addrs)
         decode_from = np.where(found, start, addrs)
-        sites = img.cx.b.probe_sites(decode_from, addrs)
+        sites = img.cx.probe_sites(decode_from, addrs)
         at = addrs.copy()
         endbr = found & (addrs == start) & (sites.column("kind").to_numpy() == machine.ENDBR)
         if endbr.any():  # x86 IBT: a probe on the symbol lands after its ENDBR (arch_adjust_kprobe_addr)
             at[endbr] = addrs[endbr] + np.uint64(4)
-            moved = img.cx.b.probe_sites(decode_from[endbr], at[endbr])
+            moved = img.cx.probe_sites(decode_from[endbr], at[endbr])
             sites = _replace_rows(sites, np.flatnonzero(endbr), moved)
         raw = np.stack([sites.column("bytes0").to_numpy(), sites.column("bytes1").to_numpy()], axis=1)
         return cls(

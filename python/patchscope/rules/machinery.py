@@ -90,7 +90,7 @@ def machinery_reachable(cx: Context) -> Iterator[Finding]:
 
 def _callees(cx: Context, lows: np.ndarray, order: np.ndarray) -> dict[int, set[int]]:
     """Instance row → rows of the instances it calls or tail-jumps to (at their entry)."""
-    ev = cx.b.code.events
+    ev = cx.machine.events
     kind = ev.column("kind").to_numpy()
     pick = np.isin(kind, (machine.CALL_DIRECT, machine.TAIL_JUMP_DIRECT))
     src = ev.column("function_id").to_numpy()[pick]

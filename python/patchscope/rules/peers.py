@@ -76,7 +76,7 @@ def systemtap_blocklist(cx: Context) -> Iterator[Finding]:
         row = first[fid]
         section = names[i[row]] if row >= 0 and i[row] >= 0 and lows[row] < end[i[row]] else None
         if kernel:
-            rule = _kernel_rule(cx.b.arch, name, files[fid] or "", section, bool(blocked_name[fid]))
+            rule = _kernel_rule(cx.arch, name, files[fid] or "", section, bool(blocked_name[fid]))
         else:
             rule = "return probes (no normal function-entry ABI)" if _STAP_USER_RETURN.match(name) else None
         if rule:

@@ -32,7 +32,7 @@ class Events:
     """The code events of each instance, by kind."""
 
     def __init__(self, cx: Context) -> None:
-        ev = cx.b.code.events
+        ev = cx.machine.events
         self.fid = ev.column("function_id").to_numpy()
         self.kind = ev.column("kind").to_numpy()
         self.addr = ev.column("address").to_numpy()
@@ -105,7 +105,7 @@ def tail_call_exit(cx: Context) -> Iterator[Finding]:
 
 def _self_calls(cx: Context) -> tuple[np.ndarray, np.ndarray]:
     """The DWARF call sites that target their own function: (calling DIE, tail-call flag)."""
-    cs = cx.b.cols.raw["call_sites"]
+    cs = cx.raw("call_sites")
     fn = cs.column("function").to_numpy()
     target = cs.column("target").to_numpy()
     sp_die = cx.sp["die"]
@@ -201,7 +201,7 @@ def entered_mid_function(cx: Context) -> Iterator[Finding]:
 
 def _local_entry(cx: Context, row: int) -> int:
     main = cx.inst_main_symbol[row]
-    return local_entry_offset(int(cx.sym["other"][main])) if main >= 0 and cx.b.arch.startswith("ppc64") else 0
+    return local_entry_offset(int(cx.sym["other"][main])) if main >= 0 and cx.arch.startswith("ppc64") else 0
 
 
 def noreturn_in_code(cx: Context) -> Iterator[Finding]:
@@ -210,7 +210,7 @@ def noreturn_in_code(cx: Context) -> Iterator[Finding]:
     counts = ev.per_instance
     exits = counts[machine.RETURN] + counts[machine.TAIL_JUMP_DIRECT] + counts[machine.TAIL_JUMP_INDIRECT]
     declared = cx.inst.column("noreturn").to_numpy(zero_copy_only=False)
-    decoded = cx.b.code.ranges
+    decoded = cx.machine.ranges
     ok = np.zeros(cx.inst.num_rows, bool)
     ids = decoded.column("function_id").to_numpy()
     good = (decoded.column("insn_count").to_numpy() > 0) & (decoded.column("decode_errors").to_numpy() == 0)
