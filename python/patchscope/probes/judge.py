@@ -200,6 +200,11 @@ UNRESOLVED = "unresolved"
 EXIT = {Band.SAFE.label: 0, Band.GRAY.label: 1, Band.HAZARDOUS.label: 2, UNRESOLVED: 2}
 
 
+def syntax_error(e: ps.ProbeSyntaxError) -> str:
+    """Why a point that does not parse is ``unresolved``."""
+    return f"syntax error at character {e.pos + 1}: {e.message}"
+
+
 def overall(verdicts: list[str]) -> str:
     """The worst of several verdicts; ``unresolved`` is worse than ``hazardous``."""
     return max(verdicts, key=lambda v: EXIT[v] * 2 + (v == UNRESOLVED), default=Band.SAFE.label)

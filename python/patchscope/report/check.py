@@ -13,7 +13,7 @@ from typing import Any
 from patchscope.index.binary import Binary
 from patchscope.index.context import Context
 from patchscope.probes import syntax as ps
-from patchscope.probes.judge import UNRESOLVED, Judge, LandingVerdict, PointVerdict, overall
+from patchscope.probes.judge import UNRESOLVED, Judge, LandingVerdict, PointVerdict, overall, syntax_error
 from patchscope.rules.finding import hexa
 
 SCHEMA = "patchscope.check"
@@ -37,7 +37,7 @@ def _syntax_error(e: ps.ProbeSyntaxError) -> dict[str, Any]:
         "probe": e.text,
         "origin": e.origin,
         "verdict": UNRESOLVED,
-        "errors": [f"syntax error at character {e.pos + 1}: {e.message}"],
+        "errors": [syntax_error(e)],
         "pointer": e.pointer(),
         "landings": [],
         "findings": [],
