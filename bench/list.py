@@ -468,7 +468,7 @@ def compare_target(args: argparse.Namespace) -> None:
         print(found.show(f"variables of {mode} (a line's variable, by why the two listings differ on it):"))
 
 
-#: VariableAt states a probe reads a value from (patchscope.report.listing.READABLE).
+#: VariableAt states a probe reads a value from (patchscope.probes.listing.READABLE).
 READABLE = frozenset({"register", "memory", "constant", "computed", "pieces"})
 
 
