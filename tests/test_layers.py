@@ -8,6 +8,8 @@ each is an arrow a reader must follow and a cycle waiting to happen. The package
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import ROOT
@@ -80,3 +82,21 @@ def test_an_upward_import_is_caught(tmp_path: Path) -> None:
         "patchscope/index/view.py:3: index -> patchscope.rules.abi",
         "patchscope/rules/__init__.py:2: rules -> patchscope.report.check",
     ]
+
+
+def test_the_index_and_the_help_load_no_rule() -> None:
+    """``patchscope.open`` loads the index alone; ``patchscope --help`` not even that."""
+    code = (
+        "import sys, patchscope; patchscope.open; import patchscope.cli.main as m;"
+        "print(sorted({n.split('.')[1] for n in sys.modules if n.startswith('patchscope.')}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['_core', 'cli', 'index']"
+    code = (
+        "import sys, contextlib, io\n"
+        "from patchscope.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()): main.main(['--help'])\n"
+        "print(sorted(n for n in sys.modules if n.startswith(('patchscope.', 'numpy', 'pyarrow'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['patchscope.cli', 'patchscope.cli.common', 'patchscope.cli.main']"
