@@ -28,7 +28,6 @@ from patchscope.rules.points import (
     VAR_MULTIPLE_LOCATIONS,
     VAR_UNAVAILABLE,
 )
-from patchscope.rules.refused import THROUGH_TRACE_KPROBE
 
 #: Findings on a function or instance that concern a probe at its entry.
 AT_ENTRY = frozenset(
@@ -92,7 +91,7 @@ class FindingsAt:
         wanted = {ps.RETURN: AT_RETURN, ps.ENTRY: AT_ENTRY, ps.INLINE: AT_INLINE}.get(landing.kind, frozenset())
         if tool == "stap":
             wanted = wanted | {"systemtap-blocklist"}
-        if landing.kind == ps.ENTRY and tool in THROUGH_TRACE_KPROBE:  # "Could not probe notrace function"
+        if landing.kind == ps.ENTRY and tool in refused.THROUGH_TRACE_KPROBE:  # "Could not probe notrace function"
             wanted = wanted | {"no-ftrace-site"}
         picked = []
         for i in self.by_fid.get(landing.fid, []):
