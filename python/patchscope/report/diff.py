@@ -12,6 +12,8 @@ from typing import Any
 
 from patchscope.index import builds
 from patchscope.index.binary import Binary
+from patchscope.probes import syntax as ps
+from patchscope.report import probe_diff
 from patchscope.rules import findings
 
 SCHEMA = "patchscope.diff"
@@ -22,7 +24,11 @@ def _functions(b: Binary) -> dict[builds.Key, list[builds.Function]]:
     return builds.functions(b, findings(b).bands.column("band").to_pylist())
 
 
-def document(old: Binary, new: Binary) -> dict[str, Any]:
+def document(
+    old: Binary, new: Binary, points: list[ps.ProbePoint | ps.ProbeSyntaxError] | None = None
+) -> dict[str, Any]:
+    """The functions that changed between ``old`` and ``new``; with ``points``, how each
+    resolves in both (``probes``)."""
     a, b = _functions(old), _functions(new)
     changed, counts = [], defaultdict(int)
     for key, before, after, kinds in builds.changes(a, b):
@@ -36,7 +42,7 @@ def document(old: Binary, new: Binary) -> dict[str, Any]:
         record["old"] = before.state() if before else None
         record["new"] = after.state() if after else None
         changed.append(record)
-    return {
+    doc = {
         "schema": SCHEMA,
         "version": VERSION,
         "old": {k: old.info[k] for k in ("path", "build_id")},
@@ -44,6 +50,9 @@ def document(old: Binary, new: Binary) -> dict[str, Any]:
         "summary": {"functions_old": sum(map(len, a.values())), "functions_new": sum(map(len, b.values())), **counts},
         "functions": changed,
     }
+    if points is not None:
+        doc["probes"] = probe_diff.document(old, new, points)
+    return doc
 
 
 def describe(f: dict[str, Any]) -> list[str]:
