@@ -7,16 +7,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchscope.index.binary import Binary
-from patchscope.index.functions import rows_of
+from patchscope.index.functions import range_bounds, rows_of
 from patchscope.index.machine import CodeFacts
-from patchscope.index.tables import NO_DIE
+from patchscope.index.tables import NO_DIE, list_offsets, pool_indices
 from patchscope.index.variables import VariableAt, variables_at_many
 
 #: ``params.loc_kind`` values (the core's ``location::kind``).
@@ -78,7 +78,8 @@ class Context:
         """What ``build`` makes of this binary, made once and shared by every rule that asks."""
         if build not in self._shared:
             self._shared[build] = build(self)
-        return self._shared[build]
+        made: T = self._shared[build]
+        return made
 
     # -- the binary ------------------------------------------------------------------------
 
@@ -108,7 +109,7 @@ class Context:
         """The machine-code facts of every out-of-line instance."""
         return self.b.code
 
-    def instructions(self, low: int, high: int) -> list[dict]:
+    def instructions(self, low: int, high: int) -> list[dict[str, Any]]:
         """The instructions of ``[low, high)``, decoded from ``low``."""
         return self.b.instructions(low, high)
 
@@ -128,7 +129,7 @@ class Context:
 
     @cached_property
     def _strings(self) -> list[str]:
-        return self.pool.to_pylist()
+        return cast(list[str], self.pool.to_pylist())  # the pool has no nulls
 
     def string(self, index: int) -> str:
         return self._strings[int(index)]
@@ -138,7 +139,7 @@ class Context:
     @cached_property
     def fn_name(self) -> list[str]:
         names = self._strings
-        return [names[i] for i in self.functions.column("name").combine_chunks().indices.to_numpy().tolist()]
+        return [names[i] for i in pool_indices(self.functions.column("name")).tolist()]
 
     @cached_property
     def fn_status(self) -> np.ndarray:
@@ -161,10 +162,12 @@ class Context:
         return self.inst.column("die").to_numpy()
 
     def inst_symbols(self, row: int) -> list[int]:
-        return self.inst.column("symbols")[row].as_py()
+        symbols: list[int] = self.inst.column("symbols")[row].as_py()
+        return symbols
 
     def inst_ranges(self, row: int) -> list[list[int]]:
-        return self.inst.column("ranges")[row].as_py()
+        ranges: list[list[int]] = self.inst.column("ranges")[row].as_py()
+        return ranges
 
     def range_start(self, row: int, addr: int) -> int:
         """The start of instance ``row``'s range (main or ``.cold``) that holds ``addr`` (``addr``
@@ -182,9 +185,8 @@ class Context:
     @cached_property
     def inst_main_symbol(self) -> np.ndarray:
         """Row in the symbols table of each instance's main symbol, -1 when it has none."""
-        col = self.inst.column("symbols").combine_chunks()
-        offsets = col.offsets.to_numpy()
-        values = col.values.to_numpy()
+        offsets, symbols = list_offsets(self.inst.column("symbols"))
+        values = symbols.to_numpy()
         has = offsets[1:] > offsets[:-1]
         main = np.full(len(has), -1, np.int64)
         main[has] = values[offsets[:-1][has]]
@@ -193,19 +195,19 @@ class Context:
     @cached_property
     def inst_main_range(self) -> tuple[np.ndarray, np.ndarray]:
         """Each instance's first (entry) range as (lows, highs); empty where it has none."""
-        col = self.inst.column("ranges").combine_chunks()
-        offsets = col.offsets.to_numpy()
-        flat = col.values.flatten().to_numpy()
+        offsets, _ = list_offsets(self.inst.column("ranges"))
+        bounds = range_bounds(self.inst.column("ranges"))
         has = offsets[1:] > offsets[:-1]
-        first = offsets[:-1][has] * 2
+        first = offsets[:-1][has]
         lows = self.inst.column("low_pc").to_numpy().copy()
         highs = lows.copy()
-        lows[has], highs[has] = flat[first], flat[first + 1]
+        lows[has], highs[has] = bounds[first, 0], bounds[first, 1]
         return lows, highs
 
     @cached_property
     def inst_range_count(self) -> np.ndarray:
-        return pc.list_value_length(self.inst.column("ranges")).to_numpy(zero_copy_only=False)
+        counts: np.ndarray = pc.list_value_length(self.inst.column("ranges")).to_numpy(zero_copy_only=False)
+        return counts
 
     @cached_property
     def inst_suffix_kinds(self) -> np.ndarray:
@@ -220,8 +222,8 @@ class Context:
     def inst_name(self) -> np.ndarray:
         """Pool index of each instance's name: its main symbol, else its function's name."""
         main = self.inst_main_symbol
-        fn_names = self.functions.column("name").combine_chunks().indices.to_numpy()
-        names = fn_names[self.inst_fid]
+        fn_names = pool_indices(self.functions.column("name"))
+        names: np.ndarray = fn_names[self.inst_fid]
         has = main >= 0
         names[has] = self.sym["name"][main[has]]
         return names
@@ -229,7 +231,7 @@ class Context:
     def instance_symbol(self, row: int) -> str:
         return self.string(self.inst_name[row])
 
-    def instance_parts(self, row: int) -> list[dict]:
+    def instance_parts(self, row: int) -> list[dict[str, Any]]:
         """Each range of an instance with the symbol at its start."""
         by_addr = {int(self.sym["address"][s]): self.string(self.sym["name"][s]) for s in self.inst_symbols(row)}
         return [{"symbol": by_addr.get(lo), "low": lo, "high": hi} for lo, hi in self.inst_ranges(row)]
@@ -410,7 +412,8 @@ class Context:
         """Whether an address-based probe at the owner's entry can read each parameter: a
         readable kind, not bound only in a later location view of that address."""
         p = self.params
-        return np.isin(p["loc_kind"], READABLE) & ((p["loc_flags"] & LOC_VIEW_ONLY) == 0)
+        readable: np.ndarray = np.isin(p["loc_kind"], READABLE) & ((p["loc_flags"] & LOC_VIEW_ONLY) == 0)
+        return readable
 
     def param_status(self, row: int) -> str:
         text = LOC_NAMES[int(self.params["loc_kind"][row])]
