@@ -43,6 +43,7 @@ import numpy as np
 
 from patchscope.index.binary import Binary
 from patchscope.index.functions import DECLARATION, group_ids, origin_roots
+from patchscope.index.tables import list_offsets, pool_indices
 
 _NUMBERS = re.compile(r"\.(\d+|llvm\.[0-9a-f]+)(?=\.|$)")
 #: the __COUNTER__ that the kernel's __UNIQUE_ID() appends
@@ -66,8 +67,10 @@ def _instance_shapes(b: Binary, pool: list[str]) -> list[str]:
     sym_name = b.cols.raw["symbols"].column("name").to_numpy()
     shape: dict[int, str] = {}
     out = []
-    for row in b.inventory.instances.column("symbols").to_pylist():
-        names = [int(sym_name[s]) for s in row]
+    offsets, symbols = list_offsets(b.inventory.instances.column("symbols"))
+    rows = symbols.to_numpy()
+    for lo, hi in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
+        names = [int(sym_name[s]) for s in rows[lo:hi]]
         for n in names:
             if n not in shape:
                 shape[n] = clone_shape(pool[n])
@@ -83,7 +86,7 @@ def _parameters(b: Binary, pool: list[str]) -> dict[int, tuple[str, ...]]:
     root = origin_roots(die, sp.column("origin").to_numpy(), sp.column("specification").to_numpy())
     key = [sp.column(c).to_numpy()[root] for c in ("name", "decl_file", "decl_line")]
     fn = b.inventory.functions
-    fkey = [fn.column(c).combine_chunks().indices.to_numpy() for c in ("name", "decl_file")]
+    fkey = [pool_indices(fn.column(c)) for c in ("name", "decl_file")]
     fkey.append(fn.column("decl_line").to_numpy())
     # functions and subprogram rows that share (name, file, line) share a group
     n = fn.num_rows
@@ -155,9 +158,9 @@ def functions(b: Binary, bands: Sequence[str]) -> dict[Key, list[Function]]:
     ``bands`` is each function's band, by function id."""
     inv = b.inventory
     fn = inv.functions
-    pool = b.cols.pool.to_pylist()
+    pool = b.cols.strings()
     # through the pool: much faster than decoding the dictionary columns row by row
-    names, files = ([pool[i] for i in fn.column(c).combine_chunks().indices.to_pylist()] for c in ("name", "decl_file"))
+    names, files = ([pool[i] for i in pool_indices(fn.column(c)).tolist()] for c in ("name", "decl_file"))
     decl_lines = fn.column("decl_line").to_numpy()
     status, sites = fn.column("status").to_pylist(), fn.column("inline_sites").to_pylist()
     params = _parameters(b, pool)
@@ -177,7 +180,7 @@ def functions(b: Binary, bands: Sequence[str]) -> dict[Key, list[Function]]:
     np.maximum.at(span_last, inst_fid[has], last[has])
 
     out: dict[Key, list[Function]] = defaultdict(list)
-    span_first, span_last, lines_of = span_first.tolist(), span_last.tolist(), decl_lines.tolist()
+    firsts, lasts, lines_of = span_first.tolist(), span_last.tolist(), decl_lines.tolist()
     for fid in np.argsort(decl_lines, kind="stable").tolist():
         out[(names[fid], files[fid] or "")].append(
             Function(
@@ -185,7 +188,7 @@ def functions(b: Binary, bands: Sequence[str]) -> dict[Key, list[Function]]:
                 sites[fid],
                 bands[fid],
                 lines_of[fid] or None,
-                (span_first[fid], span_last[fid]) if span_last[fid] else None,
+                (firsts[fid], lasts[fid]) if lasts[fid] else None,
                 params.get(fid),
                 tuple(sorted(code[fid])) if fid in code else (),
             )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -129,7 +129,7 @@ class Context:
 
     @cached_property
     def _strings(self) -> list[str]:
-        return cast(list[str], self.pool.to_pylist())  # the pool has no nulls
+        return self.b.cols.strings()
 
     def string(self, index: int) -> str:
         return self._strings[int(index)]

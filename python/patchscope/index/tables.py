@@ -39,6 +39,10 @@ class Columns:
         raw = {name: _raw_table(cols) for name, cols in scan["tables"].items()}
         return cls(info=dict(scan["info"]), pool=pool, raw=raw)
 
+    def strings(self) -> list[str]:
+        """The string pool as Python strings."""
+        return cast(list[str], self.pool.to_pylist())  # the pool has no nulls
+
     def table(self, name: str) -> pa.Table:
         """The table with its string columns decoded as dictionary arrays."""
         if name not in self._decoded:
