@@ -71,4 +71,5 @@ def findings(binary: Binary) -> Findings:
         table = run(Context(binary))
         return Findings(table, verdict.function_bands(binary.inventory.functions, table))
 
-    return binary.derived("findings", build)
+    found: Findings = binary.derived("findings", build)
+    return found

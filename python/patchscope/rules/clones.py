@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -176,7 +177,7 @@ def constprop_trivial_body(cx: Context) -> Iterator[Finding]:
         )
 
 
-def _past_scaffold(cx: Context, insns: list[dict]) -> list[dict]:
+def _past_scaffold(cx: Context, insns: list[dict[str, Any]]) -> list[dict[str, Any]]:
     i = 0
     while i < len(insns):
         x = insns[i]
@@ -187,7 +188,7 @@ def _past_scaffold(cx: Context, insns: list[dict]) -> list[dict]:
     return insns[i:]
 
 
-def _text(cx: Context, x: dict) -> str:
+def _text(cx: Context, x: dict[str, Any]) -> str:
     """An instruction's text with its branch target named."""
     if x["target"] != machine.NO_TARGET and x["kind"] in (
         machine.CALL_DIRECT,
@@ -196,7 +197,8 @@ def _text(cx: Context, x: dict) -> str:
         machine.JUMP,
     ):
         return re.sub(r"0x[0-9a-f]+$", cx.name_at(x["target"]), x["text"])
-    return x["text"]
+    text: str = x["text"]
+    return text
 
 
 def isra_abi_changed(cx: Context) -> Iterator[Finding]:

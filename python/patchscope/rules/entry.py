@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchscope.index.context import Context
@@ -29,7 +30,7 @@ class Entries:
 
     def __init__(self, cx: Context) -> None:
         kp = cx.table("kernel_pointers")
-        is_site = pc.is_in(kp.column("table").cast("string"), value_set=pc.cast(FTRACE_TABLES, "string"))
+        is_site = pc.is_in(kp.column("table").cast(pa.string()), value_set=pa.array(FTRACE_TABLES, pa.string()))
         sites = kp.filter(is_site)
         values = sites.column("value").to_numpy()
         self.records = np.sort(values[values != 0])

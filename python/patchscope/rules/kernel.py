@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchscope.index.context import Context
@@ -114,7 +115,8 @@ class Kallsyms:
         return dict(zip(names.tolist(), counts.tolist()))
 
     def starts_in(self, lo: int, hi: int) -> list[int]:
-        return self.distinct[(self.distinct >= lo) & (self.distinct < hi)].tolist()
+        starts: list[int] = self.distinct[(self.distinct >= lo) & (self.distinct < hi)].tolist()
+        return starts
 
 
 class Blacklist:
@@ -133,9 +135,11 @@ class Blacklist:
         ks = Kallsyms(self.cx)
         out: list[Entry] = []
         kp = self.cx.table("kernel_pointers")
-        values = kp.filter(pc.equal(kp.column("table").cast("string"), "_kprobe_blacklist")).column("value")
+        values = kp.filter(pc.equal(kp.column("table").cast(pa.string()), pa.scalar("_kprobe_blacklist"))).column(
+            "value"
+        )
         text = _text_ranges(self.cx)
-        for v in values.to_pylist():
+        for v in values.to_numpy().tolist():
             hit = ks.containing(v) if _in(text, v) else None
             if hit:
                 out.append(Entry(*hit, "NOKPROBE_SYMBOL", KPROBE_BLACKLIST))

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -74,13 +74,14 @@ class KernelImage:
     def sites(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Per kind of ``kernel_sites``: (address, size, key, flags), sorted by address."""
         t = self.cx.table("kernel_sites")
-        kinds = t.column("kind").cast("string")
-        out = {}
-        for kind in set(kinds.to_pylist()):
-            s = t.filter(pc.equal(kinds, kind))
+        kinds = t.column("kind").cast(pa.string())
+        out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        for kind in set(cast(list[str], kinds.to_pylist())):  # every site has a kind
+            s = t.filter(pc.equal(kinds, pa.scalar(kind)))
             addr = s.column("address").to_numpy()
             order = np.argsort(addr, kind="stable")
-            out[kind] = tuple(s.column(c).to_numpy()[order] for c in ("address", "size", "key", "flags"))
+            address, size, key, flags = (s.column(c).to_numpy()[order] for c in ("address", "size", "key", "flags"))
+            out[kind] = (address, size, key, flags)
         return out
 
     def site_holding(self, kind: str, addrs: np.ndarray) -> np.ndarray:
@@ -129,11 +130,10 @@ class KernelImage:
             return [(bounds["_stext"], bounds["_etext"])]
         s = self.cx.table("sections")
         execute = (s.column("flags").to_numpy() & 0x4) != 0  # SHF_EXECINSTR
+        names = cast(list[str], s.column("name").to_pylist())  # every section has a name
         return [
             (int(a), int(a) + int(z))
-            for a, z, n, x in zip(
-                s.column("address").to_numpy(), s.column("size").to_numpy(), s.column("name").to_pylist(), execute
-            )
+            for a, z, n, x in zip(s.column("address").to_numpy(), s.column("size").to_numpy(), names, execute)
             if x and z and not n.startswith((".init.", ".exit."))
         ]
 

@@ -219,7 +219,7 @@ def blacklisted(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
             img,
             p,
             row,
-            e.code.name,  # type: ignore[attr-defined]
+            e.code.name,
             "EINVAL",
             f"in the kprobe blacklist: {how}; range {hexa(e.start)}-{hexa(e.end)} ({e.name})",
             range=[hexa(e.start), hexa(e.end)],
@@ -245,8 +245,10 @@ def reserved_site(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
         ("jump-label", "a static branch (jump label) site"),
         ("static-call", "a static call site"),
     ):
+        if kind not in img.sites:
+            continue
         hit = img.site_holding(kind, p.at)
-        addr, size, key, _ = img.sites.get(kind, (None,) * 4)
+        addr, size, key, _ = img.sites[kind]
         for row in np.flatnonzero((hit >= 0) & p.found).tolist():
             i = hit[row]
             site = int(addr[i])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from patchscope.index import machine
 from patchscope.index.context import Context, local_entry_offset
 from patchscope.index.functions import rows_of
 from patchscope.index.tables import NO_DIE
-from patchscope.rules.entry import MULTIPLE_ENTRIES, NORETURN
+from patchscope.rules.entry import MULTIPLE_ENTRIES, NORETURN, Entries
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 TAIL_CALL_EXIT = code(
@@ -76,7 +77,7 @@ def tail_call_exit(cx: Context) -> Iterator[Finding]:
     bounds = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1], [True]]))
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         row = int(rows[a])
-        exits = []
+        exits: list[dict[str, Any]] = []
         for i in jumps[a:b].tolist():
             target = int(ev.target[i])
             direct = ev.kind[i] == machine.TAIL_JUMP_DIRECT and target != machine.NO_TARGET
@@ -179,7 +180,7 @@ def entered_mid_function(cx: Context) -> Iterator[Finding]:
     pos = np.searchsorted(lows[order], targets, "right") - 1
     row = order[np.maximum(pos, 0)]
     inside = (pos >= 0) & (targets > lows[row]) & (targets < highs[row]) & (row != ev.fid[jumps])
-    by_row: dict[int, list[dict]] = {}
+    by_row: dict[int, list[dict[str, Any]]] = {}
     for j, r in zip(jumps[inside].tolist(), row[inside].tolist()):
         if int(ev.target[j]) - int(lows[r]) == _local_entry(cx, r):
             continue
@@ -230,7 +231,7 @@ def noreturn_in_code(cx: Context) -> Iterator[Finding]:
 RULES = [tail_call_exit, recursion, noreturn_in_code, entered_mid_function]
 
 
-def instance_code(cx: Context, row: int, ftrace: object | None = None) -> dict:
+def instance_code(cx: Context, row: int, ftrace: Entries | None = None) -> dict[str, Any]:
     """Where probes on an instance really land: the entry the kernel uses (its ftrace site,
     else past ENDBR/BTI, else the ppc64 local entry), every return, every tail-call exit."""
     ev = _events(cx)
