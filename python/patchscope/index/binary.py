@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +17,8 @@ from patchscope import _core
 from patchscope.index import cache, functions, lines, variables
 from patchscope.index import machine as code_facts
 from patchscope.index.tables import Columns
+
+T = TypeVar("T")
 
 #: Raised for a file that cannot be read as asked; its message is one line for a person.
 BinaryError = _core.CoreError
@@ -100,11 +102,11 @@ class Binary:
         """The instruction holding each address, decoding from its start (``index.machine.probe_sites``)."""
         return code_facts.probe_sites(str(self.path), starts, addresses)
 
-    def derived(self, name: str, build: Callable[[], Any]) -> Any:
+    def derived(self, name: str, build: Callable[[], T]) -> T:
         """A product of the tables, kept in the cache beside them (tables of a dataclass)."""
         if self.cache_key is None:
             return build()
-        found = cache.load_derived(self.cache_key, name) if self.from_cache else None
+        found: T | None = cache.load_derived(self.cache_key, name) if self.from_cache else None
         if found is not None:
             return found
         value = build()

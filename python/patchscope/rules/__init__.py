@@ -71,5 +71,4 @@ def findings(binary: Binary) -> Findings:
         table = run(Context(binary))
         return Findings(table, verdict.function_bands(binary.inventory.functions, table))
 
-    found: Findings = binary.derived("findings", build)
-    return found
+    return binary.derived("findings", build)
