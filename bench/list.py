@@ -463,7 +463,7 @@ def compare_target(args: argparse.Namespace) -> None:
         print(found.show(f"variables of {mode} (a line's variable, by why the two listings differ on it):"))
 
 
-#: VariableAt states a probe reads a value from (patchscope.report.listing.READABLE).
+#: VariableAt states a probe reads a value from (patchscope.probes.listing.READABLE).
 READABLE = frozenset({"register", "memory", "constant", "computed", "pieces"})
 
 
@@ -473,11 +473,11 @@ def variable_states(binary: Path, debug: Path | None, pattern: str) -> dict[tupl
     landing, variables_at_many. (.part bodies are not among the landings; they are left out of the
     comparison anyway.)"""
     import patchscope
+    from patchscope.index.context import Context
     from patchscope.index.variables import variables_at_many
     from patchscope.probes import syntax as ps
+    from patchscope.probes.judge import scopes
     from patchscope.probes.resolve import resolve
-    from patchscope.report.check import scopes
-    from patchscope.rules import Context
 
     b = patchscope.open(binary, debug_file=debug) if debug else patchscope.open(binary)
     cx = Context(b)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 import patchscope
-from patchscope.index import code as k
+from patchscope.index import machine
+from patchscope.index.context import Context
 from patchscope.rules import atomics, kprobe_target, refused, refused_arm64
-from patchscope.rules.context import Context
 
 CHUNK = 200_000
 
@@ -78,7 +78,7 @@ def literal_scan(cx: Context, img: refused.KernelImage, version: tuple[int, int]
         p = refused.Probes.of(img, addrs, version)
         ok = p.found & (refused_arm64.a64_rejections(p.words) == 0)
         opener = refused_arm64.scan_back(img, addrs[ok], p.sym_start[ok], refused_arm64.a64_exclusive_masks(p))
-        hit = opener != k.NO_TARGET
+        hit = opener != machine.NO_TARGET
         out.update(zip(addrs[ok][hit].tolist(), opener[hit].tolist()))
     return out
 

@@ -15,8 +15,8 @@ from elftools.elf.elffile import ELFFile
 import patchscope
 from conftest import BIN
 from patchscope import rules
+from patchscope.index.context import Context
 from patchscope.rules import atomics
-from patchscope.rules.context import Context
 
 CODES = ("llsc-window", "tm-region", "atomic-helper-call")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from patchscope import _core
-from patchscope.report.diff import clone_shape
+from patchscope.index.builds import clone_shape
 from patchscope.report.stats import suffix_shape
 
 SHAPES = [

@@ -15,8 +15,8 @@ import pytest
 
 import patchscope
 from conftest import BIN
-from patchscope.index import code
-from patchscope.report.diff import clone_shape
+from patchscope.index import machine as code
+from patchscope.index.builds import clone_shape
 
 
 def diff(old: str, new: str, prefix: bool = True) -> dict:

@@ -28,7 +28,7 @@ from elftools.elf.elffile import ELFFile
 
 import patchscope
 from patchscope import rules
-from patchscope.rules.context import Context
+from patchscope.index.context import Context
 
 CODES = ("llsc-window", "tm-region", "atomic-helper-call")
 ARCHES = ["arm64", "ppc64el", "amd64"]

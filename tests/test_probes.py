@@ -9,9 +9,9 @@ import pytest
 
 import patchscope
 from conftest import BIN
+from patchscope.index.context import Context
 from patchscope.probes import syntax as ps
 from patchscope.probes.resolve import resolve
-from patchscope.rules import Context
 
 X86 = BIN / "x86_64/corpus"
 

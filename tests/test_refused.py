@@ -14,8 +14,8 @@ import pytest
 import patchscope
 from conftest import BIN, ROOT
 from patchscope import rules
+from patchscope.index.context import Context
 from patchscope.rules import refused
-from patchscope.rules.context import Context
 
 
 def context(variant: str) -> Context:

@@ -42,9 +42,9 @@ import pytest
 
 import patchscope
 from patchscope import _core
+from patchscope.index.abi import reg_name
 from patchscope.index.variables import FIELDS, scope_variables, variables_at, variables_at_many, variables_at_table
-from patchscope.rules.abi import reg_name
-from patchscope.rules.points import variable_reasons
+from patchscope.probes.judge import variable_reasons
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "fixtures" / "bin"

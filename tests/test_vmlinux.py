@@ -116,7 +116,7 @@ def test_dwarf_tail_calls_are_tail_jumps(kernel: patchscope.Binary) -> None:
     site's return address (a retpoline thunk jump is followed by an int3 first)."""
     import numpy as np
 
-    from patchscope.index import code as k
+    from patchscope.index import machine as k
 
     cs = kernel.call_sites
     tail = cs.column("tail").to_numpy() == 1
@@ -137,7 +137,7 @@ def test_ftrace_sites_map_to_functions(kernel: patchscope.Binary) -> None:
     __ftrace_invalid_address___N by the running kernel)."""
     import numpy as np
 
-    from patchscope.rules import Context
+    from patchscope.index.context import Context
     from patchscope.rules.entry import Entries
 
     e = Entries(Context(kernel))
@@ -170,7 +170,7 @@ def test_ftrace_sites_equal_the_booted_kernels_list(kernel: patchscope.Binary) -
     from collections import Counter
     from pathlib import Path
 
-    from patchscope.rules import Context
+    from patchscope.index.context import Context
     from patchscope.rules.entry import Entries
 
     ref = (Path(__file__).parent / "data/debian-6.1.0-56-amd64/available_filter_functions").read_text().split()
@@ -206,7 +206,7 @@ def test_blacklist_equals_the_booted_kernels(kernel: patchscope.Binary) -> None:
     from collections import Counter
     from pathlib import Path
 
-    from patchscope.rules import Context
+    from patchscope.index.context import Context
     from patchscope.rules.kernel import blacklist
 
     ref = []

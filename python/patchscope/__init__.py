@@ -5,6 +5,21 @@
 >>> b.inventory.functions          # one row per source function
 """
 
-from patchscope.index.binary import Binary, BinaryError, open
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from patchscope.index.binary import Binary, BinaryError, open
 
 __all__ = ["Binary", "BinaryError", "open"]
+
+
+def __getattr__(name: str) -> Any:
+    """The index on first use, not on ``import patchscope``: ``patchscope --help`` and the
+    probe-point parser need neither numpy, Arrow nor the core."""
+    if name in __all__:
+        from patchscope.index import binary
+
+        return getattr(binary, name)
+    raise AttributeError(f"module 'patchscope' has no attribute {name!r}")

@@ -13,10 +13,9 @@ from typing import Any
 from rich.text import Text
 
 from patchscope.cli import common
+from patchscope.probes import judge
 from patchscope.probes import syntax as ps
 from patchscope.report import check as report
-
-HELP = "judge probe points (SystemTap, perf, bpftrace, kprobe_events, .stp files) against a build"
 
 #: The positional list that may continue after options (see ``main.parse``).
 TRAILING = "probes"
@@ -63,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         con.print(Text.assemble("verdict: ", (doc["verdict"], "bold")))
 
     common.emit(args, doc, show)
-    return report.EXIT[doc["verdict"]]
+    return judge.EXIT[doc["verdict"]]
 
 
 def render(con: Any, r: dict[str, Any]) -> None:

@@ -8,12 +8,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
-
-from rich.console import Console
+from typing import IO, TYPE_CHECKING, Any
 
 import patchscope
-from patchscope.index.binary import Binary, BinaryError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from patchscope.index.binary import Binary
 
 
 class UserError(Exception):
@@ -38,12 +40,14 @@ def add_binary_options(p: argparse.ArgumentParser) -> None:
 
 
 def open_binary(args: argparse.Namespace) -> Binary:
+    from rich.console import Console  # here, not above: ``patchscope --help`` needs no rich
+
     err = Console(stderr=True)
     status = err.status(f"indexing {Path(args.binary).name}") if err.is_terminal else contextlib.nullcontext()
     try:
         with status:
             b = patchscope.open(args.binary, args.debug_file, use_cache=not args.no_cache)
-    except BinaryError as e:
+    except patchscope.BinaryError as e:
         raise UserError(str(e)) from None
     if not b.has_dwarf:
         warn(f"note: {args.binary} has no DWARF debug info; the inventory comes from the symbol table alone")
@@ -67,6 +71,8 @@ def output(args: argparse.Namespace) -> Iterator[IO[str]]:
 
 def console(out: IO[str]) -> Console:
     """A console for ``out``; a file or pipe gets wide lines, since nobody reads it at 80 columns."""
+    from rich.console import Console
+
     tty = out.isatty()
     return Console(file=out, highlight=False, width=None if tty else 240, force_terminal=tty or None)
 

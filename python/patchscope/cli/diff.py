@@ -11,9 +11,7 @@ from rich.text import Text
 from patchscope.cli import common
 from patchscope.probes import syntax as ps
 from patchscope.report import diff as report
-from patchscope.report import probe_diff
 
-HELP = "two builds side by side: inlining, clones, bands, code, lines and probes that changed"
 TABLE_LIMIT = 2000
 
 
@@ -30,13 +28,7 @@ def run(args: argparse.Namespace) -> int:
     new = common.open_binary(
         argparse.Namespace(**{**vars(args), "binary": args.new, "debug_file": args.new_debug_file})
     )
-    doc = report.document(old, new)
-    if args.probes:
-        try:
-            points = ps.load_points(args.probes)
-        except OSError as e:
-            raise common.UserError(f"{args.probes}: {e.strerror}") from None
-        doc["probes"] = probe_diff.document(old, new, points)
+    doc = report.document(old, new, _points(args.probes) if args.probes else None)
 
     def show(con: Any) -> None:
         if "probes" in doc:
@@ -46,6 +38,13 @@ def run(args: argparse.Namespace) -> int:
 
     common.emit(args, doc, show)
     return 0
+
+
+def _points(path: str) -> list[ps.ProbePoint | ps.ProbeSyntaxError]:
+    try:
+        return ps.load_points(path)
+    except OSError as e:
+        raise common.UserError(f"{path}: {e.strerror}") from None
 
 
 def render_probes(con: Any, probes: list[dict[str, Any]]) -> None:

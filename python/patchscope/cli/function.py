@@ -9,13 +9,7 @@ from typing import Any
 from rich.text import Text
 
 from patchscope.cli import common
-from patchscope.report import findings as report
-from patchscope.report.inventory import InventoryView
-from patchscope.rules import Context, findings
-from patchscope.rules.entry import Entries
-from patchscope.rules.returns import instance_code
-
-HELP = "one source function: its instances, inline sites and findings, with evidence"
+from patchscope.report import function as report
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,24 +22,10 @@ def run(args: argparse.Namespace) -> int:
     if not fids:
         common.warn(f"no source function named {args.name!r}")
         return 1
-    f = findings(b)
-    view = InventoryView(b)
-    cx = Context(b)
-    ftrace = Entries(cx)
-    ftrace = ftrace if ftrace.applies else None
-    bands = f.bands.column("band").to_pylist()
-    records = []
-    for fid in fids:
-        rec = view.record(fid)
-        for inst, row in zip(rec["instances"], view.instance_rows(fid)):
-            inst.update(instance_code(cx, int(row), ftrace))
-        rec["band"] = bands[fid]
-        rec["findings"] = report.finding_records(report.of_function(f, fid))
-        records.append(rec)
-    doc = {"schema": "patchscope.function", "version": 1, "binary": b.info["path"], "functions": records}
+    doc = report.document(b, fids)
 
     def show(con: Any) -> None:
-        for rec in records:
+        for rec in doc["functions"]:
             render(con, rec)
 
     common.emit(args, doc, show)

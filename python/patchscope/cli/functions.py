@@ -11,8 +11,6 @@ from rich.text import Text
 from patchscope.cli import common
 from patchscope.report import inventory
 
-HELP = "source functions: out-of-line instances and clones, .cold parts, inline sites"
-
 #: Above this many functions, plain lines instead of a table (rich lays out a table whole).
 TABLE_LIMIT = 2000
 

@@ -7,9 +7,8 @@ from typing import Any
 
 from patchscope.cli import common
 from patchscope.probes import syntax as ps
+from patchscope.probes.listing import listing
 from patchscope.report import listing as report
-
-HELP = "list probe points in stap -L form, clones under their real names, with the variables that exist there"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     b = common.open_binary(args)
     try:
-        lines, errors = report.listing(b, args.pattern, args.verbose)
+        lines, errors = listing(b, args.pattern, args.verbose)
     except ps.ProbeSyntaxError as e:
         raise common.UserError(f"{e.message}\n{e.pointer()}") from None
     doc = report.document(b, args.pattern, lines, errors)

@@ -3,33 +3,49 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from types import ModuleType
 
-from patchscope.cli import check, common, diff, function, functions, listing, scan, stats
+from patchscope.cli import common
 
+#: Each command: the module that implements it (``patchscope.cli.<module>``, imported only
+#: when that command runs, so that ``--help`` loads no index or rule) and its help line.
 COMMANDS = {
-    "scan": scan,
-    "function": function,
-    "functions": functions,
-    "check": check,
-    "list": listing,
-    "diff": diff,
-    "stats": stats,
+    "scan": ("scan", "the whole binary on the safety spectrum: a summary, then one line per function"),
+    "function": ("function", "one source function: its instances, inline sites and findings, with evidence"),
+    "functions": ("functions", "source functions: out-of-line instances and clones, .cold parts, inline sites"),
+    "check": ("check", "judge probe points (SystemTap, perf, bpftrace, kprobe_events, .stp files) against a build"),
+    "list": (
+        "listing",
+        "list probe points in stap -L form, clones under their real names, with the variables that exist there",
+    ),
+    "diff": ("diff", "two builds side by side: inlining, clones, bands, code, lines and probes that changed"),
+    "stats": (
+        "stats",
+        "the design note's experiments (inlining, clones, inline-site arguments, bands) as tables and plots",
+    ),
 }
 
 
-def parser() -> argparse.ArgumentParser:
+def command(name: str) -> ModuleType:
+    return importlib.import_module(f"patchscope.cli.{COMMANDS[name][0]}")
+
+
+def parser(commands: Iterable[str] = COMMANDS) -> argparse.ArgumentParser:
+    """Every command with its help line, and the arguments of ``commands`` (default: all)."""
     p = argparse.ArgumentParser(
         prog="patchscope",
         description="Where is it safe to probe or live-patch a compiled binary?",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, mod in COMMANDS.items():
-        sp = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
-        common.add_binary_options(sp)
-        mod.add_arguments(sp)
+    for name, (_, text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=text, description=text)
+        if name in commands:
+            common.add_binary_options(sp)
+            command(name).add_arguments(sp)
     return p
 
 
@@ -37,9 +53,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """Like ``parse_args``, but a command's trailing list (``nargs="*"``, named by its module's
     ``TRAILING``) may continue after options: ``check BIN --format json P1 P2``. argparse's own
     ``parse_intermixed_args`` does not work with subcommands."""
-    p = parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = parser([a for a in argv if not a.startswith("-")][:1])
     args, extra = p.parse_known_args(argv)
-    trailing = getattr(COMMANDS[args.command], "TRAILING", None)
+    trailing = getattr(command(args.command), "TRAILING", None)
     if extra and (trailing is None or any(e.startswith("-") for e in extra)):
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
@@ -50,7 +67,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     try:
-        return COMMANDS[args.command].run(args)
+        return command(args.command).run(args)
     except common.UserError as e:
         return common.fail(str(e))
     except KeyboardInterrupt:

@@ -12,7 +12,6 @@ from patchscope.cli import common
 from patchscope.report import findings as report
 from patchscope.rules import CODES, Band
 
-HELP = "the whole binary on the safety spectrum: a summary, then one line per function"
 TABLE_LIMIT = 2000
 
 

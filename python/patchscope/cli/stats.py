@@ -16,8 +16,6 @@ from patchscope.cli import common
 from patchscope.report import stats as report
 from patchscope.report.stats_plots import write_plots
 
-HELP = "the design note's experiments (inlining, clones, inline-site arguments, bands) as tables and plots"
-
 Row = tuple[str, list[str]]
 
 CALL_DESTINATIONS = {

@@ -7,19 +7,18 @@ import os
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchscope import _core
-from patchscope.index import cache, functions, lines
-from patchscope.index import code as code_facts
+from patchscope.index import cache, functions, lines, variables
+from patchscope.index import machine as code_facts
 from patchscope.index.tables import Columns
 
-if TYPE_CHECKING:
-    from patchscope.index import variables
+T = TypeVar("T")
 
 #: Raised for a file that cannot be read as asked; its message is one line for a person.
 BinaryError = _core.CoreError
@@ -99,12 +98,10 @@ class Binary:
 
     def variables_at(self, scope: int, address: int) -> list[variables.VariableAt]:
         """The variables of a concrete instance or inline site (its DIE) at ``address``."""
-        from patchscope.index import variables  # it reads register names from the rules
-
         return variables.variables_at(self, scope, address)
 
     def probe_sites(self, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:
-        """The instruction holding each address, decoding from its start (``index.code.probe_sites``)."""
+        """The instruction holding each address, decoding from its start (``index.machine.probe_sites``)."""
         return code_facts.probe_sites(self.core, starts, addresses)
 
     def plt_names(self) -> pa.Table:
@@ -112,11 +109,11 @@ class Binary:
         relocation names: ``address``, ``name``, ``got``."""
         return Columns.from_core(self.core.plt_names()).table("plt_names")
 
-    def derived(self, name: str, build: Callable[[], Any]) -> Any:
+    def derived(self, name: str, build: Callable[[], T]) -> T:
         """A product of the tables, kept in the cache beside them (tables of a dataclass)."""
         if self.cache_key is None:
             return build()
-        found = cache.load_derived(self.cache_key, name) if self.from_cache else None
+        found: T | None = cache.load_derived(self.cache_key, name) if self.from_cache else None
         if found is not None:
             return found
         value = build()

@@ -19,7 +19,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -71,7 +71,7 @@ def load(key: str) -> Columns | None:
     d = cache_root() / key
     try:
         info = json.loads((d / "info.json").read_text())
-        pool = _read(d / "strings.arrow").column(0).combine_chunks()
+        pool = cast(pa.LargeStringArray, _read(d / "strings.arrow").column(0).combine_chunks())
         raw = {p.stem: _read(p) for p in d.glob("*.arrow") if p.stem != "strings"}
     except (OSError, ValueError, pa.ArrowException):
         return None

@@ -15,12 +15,12 @@ is not used, since GCC sets it on the abstract DIE of every IPA clone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from patchscope.index.tables import NO_DIE, Columns
+from patchscope.index.tables import NO_DIE, Columns, list_array
 
 #: Bits of ``subprograms.flags`` (the core's ``spflag``).
 EXTERNAL, DECLARATION, ARTIFICIAL, NORETURN, HAS_CODE = 1, 2, 4, 8, 16
@@ -155,7 +155,7 @@ def build(cols: Columns) -> Inventory:
     return Inventory(functions=functions, instances=instances, inline_sites=sites)
 
 
-def _dict(cols: Columns, indices: np.ndarray) -> pa.DictionaryArray:
+def _dict(cols: Columns, indices: np.ndarray) -> pa.DictionaryArray[Any, Any]:
     return pa.DictionaryArray.from_arrays(pa.array(indices, type=pa.uint32()), cols.pool)
 
 
@@ -222,8 +222,8 @@ def _instances(
             "size": pa.array(size),
             # DW_AT_noreturn sits on the declaration or abstract DIE as often as on the concrete one
             "noreturn": pa.array(((flags[inst_rows] | flags[root[inst_rows]]) & NORETURN) != 0),
-            "symbols": pa.ListArray.from_arrays(pa.array(sym_offsets), pa.array(sym_rows, type=pa.uint32())),
-            "ranges": pa.ListArray.from_arrays(pa.array(range_offsets), pairs),
+            "symbols": list_array(sym_offsets, pa.array(sym_rows, type=pa.uint32())),
+            "ranges": list_array(range_offsets, pairs),
         }
     )
 
@@ -239,10 +239,18 @@ def _moved(low_pc: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndar
     return np.where(b[pos] == low_pc, a[pos], low_pc)
 
 
+def range_bounds(ranges: pa.ChunkedArray[Any]) -> np.ndarray:
+    """Every ``[low, high)`` of an instances' ``ranges`` column (a list of pairs per row),
+    row after row: shape (ranges, 2)."""
+    # the stubs say combine_chunks gives an Array, which has no flatten
+    pairs = cast("pa.ListArray[Any]", ranges.combine_chunks()).flatten()
+    return cast("pa.FixedSizeListArray[Any, Any]", pairs).flatten().to_numpy().reshape(-1, 2)
+
+
 def _symbol_only(cols: Columns, instances: pa.Table) -> dict[str, np.ndarray]:
     """Function symbols at no DWARF instance's range start (assembly, stripped code)."""
     fs = _func_symbols(cols)
-    starts = pc.list_flatten(instances.column("ranges").combine_chunks().flatten()).to_numpy()[::2]
+    starts = range_bounds(instances.column("ranges"))[:, 0]
     covered = np.isin(fs["address"], starts)
     rows = fs["row"][~covered]
     sy = cols.raw["symbols"]
@@ -264,11 +272,9 @@ def _symbol_only_table(cols: Columns, sym: dict[str, np.ndarray], fid: np.ndarra
             "low_pc": pa.array(sym["address"]),
             "size": pa.array(sym["size"]),
             "noreturn": pa.array(np.zeros(n, bool)),
-            "symbols": pa.ListArray.from_arrays(
-                pa.array(np.arange(n + 1, dtype=np.int32)), pa.array(sym["row"], type=pa.uint32())
-            ),
-            "ranges": pa.ListArray.from_arrays(
-                pa.array(np.arange(n + 1, dtype=np.int32)),
+            "symbols": list_array(np.arange(n + 1, dtype=np.int32), pa.array(sym["row"], type=pa.uint32())),
+            "ranges": list_array(
+                np.arange(n + 1, dtype=np.int32),
                 pa.FixedSizeListArray.from_arrays(
                     pa.array(np.stack([sym["address"], sym["address"] + sym["size"]], axis=1).ravel()), 2
                 ),

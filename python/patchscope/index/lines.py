@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchscope.index.cache import derived_product
-from patchscope.index.functions import Inventory
-from patchscope.index.tables import Columns
+from patchscope.index.functions import Inventory, range_bounds
+from patchscope.index.tables import Columns, pool_indices
 
 #: ``lines.flags`` bit of a row that ends a sequence (its address is past the code).
 END_SEQUENCE = 2
@@ -38,9 +38,8 @@ def spans(cols: Columns, inv: Inventory) -> LineSpans:
     lines = cols.raw["lines"]
     addr = lines.column("address").to_numpy()
     inst = inv.instances
-    ranges = inst.column("ranges").combine_chunks()
-    counts = pc.list_value_length(ranges).to_numpy(zero_copy_only=False)
-    bounds = ranges.flatten().flatten().to_numpy().reshape(-1, 2)
+    counts = pc.list_value_length(inst.column("ranges")).to_numpy(zero_copy_only=False)
+    bounds = range_bounds(inst.column("ranges"))
     range_owner = np.repeat(np.arange(inst.num_rows), counts)
     # The range holding each line row (ranges do not overlap): one search over the ranges
     # sorted by start, rather than sorting the millions of line rows.
@@ -53,7 +52,7 @@ def spans(cols: Columns, inv: Inventory) -> LineSpans:
 
     fid = inst.column("fid").to_numpy()[owner]
     fn = inv.functions
-    decl_file = fn.column("decl_file").combine_chunks().indices.to_numpy()[fid]
+    decl_file = pool_indices(fn.column("decl_file"))[fid]
     decl_line = fn.column("decl_line").to_numpy()[fid]
     line = lines.column("line").to_numpy()[rows]
     own = (lines.column("file").to_numpy()[rows] == decl_file) & (line >= decl_line) & (decl_file != 0)

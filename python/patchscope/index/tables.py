@@ -9,6 +9,7 @@ strings, and the indices stay at hand for fast grouping (``column.indices``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -30,12 +31,17 @@ class Columns:
     _decoded: dict[str, pa.Table] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_core(cls, scan: dict) -> Columns:
+    def from_core(cls, scan: dict[str, Any]) -> Columns:
         offsets, data = scan["strings"]
         n = len(offsets) // 8 - 1
-        pool = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+        # the stubs type from_buffers as the base class's, a StringArray
+        pool = cast(pa.LargeStringArray, pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data)))
         raw = {name: _raw_table(cols) for name, cols in scan["tables"].items()}
         return cls(info=dict(scan["info"]), pool=pool, raw=raw)
+
+    def strings(self) -> list[str]:
+        """The string pool as Python strings."""
+        return cast(list[str], self.pool.to_pylist())  # the pool has no nulls
 
     def table(self, name: str) -> pa.Table:
         """The table with its string columns decoded as dictionary arrays."""
@@ -48,8 +54,27 @@ class Columns:
         return self.raw[table].column(column).to_numpy()
 
 
-def _raw_table(cols: dict) -> pa.Table:
-    fields, arrays = [], []
+def pool_indices(column: pa.ChunkedArray[Any]) -> np.ndarray:
+    """The pool indices of a string column of a decoded table (a dictionary column)."""
+    # combine_chunks keeps the dictionary type; the stubs say Array
+    return cast("pa.DictionaryArray[Any, Any]", column.combine_chunks()).indices.to_numpy()
+
+
+def list_offsets(column: pa.ChunkedArray[Any]) -> tuple[np.ndarray, pa.Array[Any]]:
+    """A list column's offsets (row ``i`` is ``values[offsets[i]:offsets[i + 1]]``) and values."""
+    # combine_chunks keeps the list type; the stubs say Array
+    col = cast("pa.ListArray[Any]", column.combine_chunks())
+    return col.offsets.to_numpy(), col.values
+
+
+def list_array(offsets: np.ndarray, values: pa.Array[Any]) -> pa.ListArray[Any]:
+    """A list column from the offsets of each row's values into ``values``."""
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _raw_table(cols: dict[str, tuple[str, bytes]]) -> pa.Table:
+    fields: list[pa.Field[Any]] = []
+    arrays: list[pa.Array[Any]] = []
     for name, (dtype, buf) in cols.items():
         if dtype == "str":
             arr = pa.array(np.frombuffer(buf, dtype=np.uint32))
@@ -66,7 +91,8 @@ def _decode(raw: pa.Table, pool: pa.LargeStringArray) -> pa.Table:
     for f, col in zip(raw.schema, raw.columns):
         if f.metadata and f.metadata.get(b"patchscope") == b"str":
             chunks = [pa.DictionaryArray.from_arrays(c, pool) for c in col.chunks]
-            col = pa.chunked_array(chunks, type=pa.dictionary(pa.uint32(), pa.large_string()))
+            # the stubs have no overload for a list of dictionary arrays with their type
+            col = pa.chunked_array(chunks, type=pa.dictionary(pa.uint32(), pa.large_string()))  # type: ignore[call-overload]
             f = pa.field(f.name, col.type)
         fields.append(f)
         arrays.append(col)

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from patchscope.index.abi import reg_name
 from patchscope.index.tables import NO_DIE, Columns
-from patchscope.rules.abi import reg_name
 
 if TYPE_CHECKING:
     from patchscope.index.binary import Binary

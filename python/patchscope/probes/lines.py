@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from patchscope.index.context import Context
 from patchscope.probes.places import places
 from patchscope.probes.syntax import LineSpec
 from patchscope.rules.atomics import InlineSites, inline_sites_at
-from patchscope.rules.context import Context
 
 #: ``lines.flags`` bits (the core's ``lineflag``).
 IS_STMT, END_SEQUENCE, PROLOGUE_END = 1, 2, 4
@@ -48,7 +48,7 @@ class LineIndex:
     """The line table sorted by address (the core emits it per sequence)."""
 
     def __init__(self, cx: Context) -> None:
-        raw = cx.b.cols.raw["lines"]
+        raw = cx.raw("lines")
         addr = raw.column("address").to_numpy()
         self.order = np.argsort(addr, kind="stable")
         self.address = addr[self.order]

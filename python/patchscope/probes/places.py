@@ -7,7 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
-from patchscope.rules.context import Context
+from patchscope.index.context import Context
 from patchscope.rules.entry import Entries
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from patchscope.index.context import SUFFIX_COLD, SUFFIX_PART, Context
 from patchscope.index.tables import NO_DIE
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch, file_matches, line_addresses, prologue_end
 from patchscope.probes.places import places
-from patchscope.rules.context import SUFFIX_COLD, SUFFIX_PART, Context
 from patchscope.rules.finding import hexa
 
 
@@ -73,14 +73,14 @@ def resolve(cx: Context, point: ps.ProbePoint) -> Resolution:
     else:
         _by_dwarf(cx, res)
     if not res.landings and not res.errors:
-        res.errors.append(f"{point.text}: no such function or line in {cx.b.path.name}")
+        res.errors.append(f"{point.text}: no such function or line in {cx.path.name}")
     return res
 
 
 def _check_target(cx: Context, res: Resolution) -> None:
     """The point names a module or a program: say so when it is not the binary checked."""
     kind, _, name = res.point.target.partition(":")
-    here = cx.b.path.name
+    here = cx.path.name
     if kind == "module" and here.split(".")[0].replace("-", "_") != name.replace("-", "_"):
         res.notes.append(f"the point is for module {name}; checked against {here}")
     elif kind == "process" and name and Path(name).name != here:
@@ -95,7 +95,7 @@ def _check_target(cx: Context, res: Resolution) -> None:
 def matching_functions(cx: Context, pattern: str, file: str | None, glob: bool = True) -> list[int]:
     """Source functions named ``pattern`` (a shell glob), declared in a file matching ``file``
     (SystemTap and perf match ``@FILE`` against the end of the path)."""
-    fids = [f for f in cx.b.find_functions(pattern) if glob or cx.fn_name[f] == pattern]
+    fids = [f for f in cx.find_functions(pattern) if glob or cx.fn_name[f] == pattern]
     if file:
         decl = cx.functions.column("decl_file")
         fids = [f for f in fids if file_matches(decl[f].as_py() or "", file)]
@@ -176,7 +176,7 @@ def _optimized(cx: Context, row: int) -> bool:
 
 
 def _optimized_instances(cx: Context) -> np.ndarray:
-    units = cx.b.cols.table("units")
+    units = cx.table("units")
     offsets = units.column("offset").to_numpy()
     optimized = np.array([re.search(r" -O(?!0)", p or "") is not None for p in units.column("producer").to_pylist()])
     out = np.ones(len(cx.inst_die), bool)
@@ -240,7 +240,7 @@ def _callees(cx: Context, res: Resolution, fid: int) -> None:
 
 
 def _called_functions(cx: Context, instances: set[int]) -> list[int]:
-    cs = cx.b.cols.raw["call_sites"]
+    cs = cx.raw("call_sites")
     fn = cs.column("function").to_numpy()
     target = cs.column("target").to_numpy()
     dies = cx.inst_die[list(instances)] if instances else np.array([], np.uint64)

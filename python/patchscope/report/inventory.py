@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from patchscope.index.binary import Binary
+from patchscope.index.context import Context
 from patchscope.index.tables import NO_DIE
 
 SCHEMA = "patchscope.functions"
@@ -48,11 +49,9 @@ class InventoryView:
         self.site_fid = self.sites.column("fid").to_numpy()
         self.inst_order = np.argsort(self.inst_fid, kind="stable")
         self.site_order = np.argsort(self.site_fid, kind="stable")
-        self.pool = binary.cols.pool
-        sy = binary.cols.raw["symbols"]
-        self.sym_name = sy.column("name").to_numpy()
-        self.sym_suffix = sy.column("suffix").to_numpy()
-        self.sym_address = sy.column("address").to_numpy()
+        cx = Context(binary)
+        self.pool = cx.pool
+        self.sym_name, self.sym_suffix, self.sym_address = (cx.sym[c] for c in ("name", "suffix", "address"))
         inst_die = self.inst.column("die").to_numpy()
         self.die_order = np.argsort(inst_die, kind="stable")
         self.inst_die_sorted = inst_die[self.die_order]

@@ -1,58 +1,54 @@
 """Probe points across two builds: where each one lands in OLD and in NEW, and what that means
 for a script written against OLD ("stops firing in 3 of its 5 callers in NEW").
 
-A place is named so that it survives relinking: the function, the kind of place (entry, inline
-site, line) and the code it is in by clone shape (``.N`` dropped) — never the address.
+Where each point lands in each build is :mod:`patchscope.probes.diff`; this module shapes the
+records of ``patchscope diff --probes``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from patchscope.index.binary import Binary
 from patchscope.probes import syntax as ps
-from patchscope.report import check
-from patchscope.report.diff import clone_shape
+from patchscope.probes.diff import PointChange, Side, compare
+from patchscope.probes.judge import UNRESOLVED
 
 
 def document(old: Binary, new: Binary, points: list[ps.ProbePoint | ps.ProbeSyntaxError]) -> list[dict[str, Any]]:
-    before = check.document(old, points)["points"]
-    after = check.document(new, points)["points"]
-    return [compare(a, b) for a, b in zip(before, after)]
+    return [_record(c) for c in compare(old, new, points)]
 
 
-def _places(rec: dict[str, Any]) -> Counter[str]:
-    return Counter(
-        f"{lnd['function']} {lnd['kind']} in {clone_shape(lnd['in'])}"
-        + (f" ({lnd['how']})" if lnd["kind"] == "statement" else "")
-        for lnd in rec["landings"]
-    )
-
-
-def compare(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    was, now = _places(old), _places(new)
-    lost, gained = sorted((was - now).elements()), sorted((now - was).elements())
+def _record(c: PointChange) -> dict[str, Any]:
+    lost, gained = c.lost, c.gained
     return {
-        "probe": old["probe"],
-        "old": {"verdict": old["verdict"], "places": sum(was.values()), "errors": old["errors"]},
-        "new": {"verdict": new["verdict"], "places": sum(now.values()), "errors": new["errors"]},
+        "probe": c.probe,
+        "old": _side(c.old),
+        "new": _side(c.new),
         "lost": lost,
         "gained": gained,
-        "summary": summary(old, new, len(lost), len(gained), sum(was.values())),
+        "summary": summary(c.old, c.new, len(lost), len(gained), _count(c.old)),
     }
 
 
-def summary(old: dict[str, Any], new: dict[str, Any], lost: int, gained: int, before: int) -> str:
-    if old["verdict"] != "unresolved" and new["verdict"] == "unresolved":
-        return f"resolves in OLD, not in NEW: {'; '.join(new['errors']) or 'no such place'}"
-    if old["verdict"] == "unresolved" and new["verdict"] != "unresolved":
+def _side(s: Side) -> dict[str, Any]:
+    return {"verdict": s.verdict, "places": _count(s), "errors": s.errors}
+
+
+def _count(s: Side) -> int:
+    return sum(s.places.values())
+
+
+def summary(old: Side, new: Side, lost: int, gained: int, before: int) -> str:
+    if old.verdict != UNRESOLVED and new.verdict == UNRESOLVED:
+        return f"resolves in OLD, not in NEW: {'; '.join(new.errors) or 'no such place'}"
+    if old.verdict == UNRESOLVED and new.verdict != UNRESOLVED:
         return "resolves only in NEW"
     parts = []
     if lost:
         parts.append(f"stops firing at {lost} of its {before} places in NEW")
     if gained:
         parts.append(f"fires at {gained} new place(s)")
-    if old["verdict"] != new["verdict"]:
-        parts.append(f"band {old['verdict']} → {new['verdict']}")
+    if old.verdict != new.verdict:
+        parts.append(f"band {old.verdict} → {new.verdict}")
     return "; ".join(parts) or "unchanged"

@@ -28,6 +28,16 @@ import numpy as np
 
 from patchscope import _core
 from patchscope.index.binary import Binary
+from patchscope.index.context import (
+    LOC_NAMES,
+    LOC_VIEW_ONLY,
+    READABLE,
+    SUFFIX_COLD,
+    SUFFIX_CONSTPROP,
+    SUFFIX_ISRA,
+    SUFFIX_PART,
+    Context,
+)
 from patchscope.index.functions import (
     FULLY_INLINED,
     HAS_CODE,
@@ -40,15 +50,6 @@ from patchscope.index.functions import (
 )
 from patchscope.index.tables import NO_DIE
 from patchscope.rules import findings, verdict
-from patchscope.rules.context import (
-    LOC_NAMES,
-    LOC_VIEW_ONLY,
-    READABLE,
-    SUFFIX_COLD,
-    SUFFIX_CONSTPROP,
-    SUFFIX_ISRA,
-    SUFFIX_PART,
-)
 
 SCHEMA = "patchscope.stats"
 VERSION = 1
@@ -142,11 +143,12 @@ def _bucket(shares: np.ndarray, edges: Sequence[float], names: Sequence[str]) ->
 
 
 def calls(b: Binary) -> dict[str, Any]:
-    fn = b.inventory.functions
+    cx = Context(b)
+    fn = cx.functions
     status = Counter(fn.column("status").to_pylist())
     n_dwarf = fn.num_rows - status[SYMBOL_ONLY]
-    fid, dest = call_targets(b)
-    inline = b.inventory.inline_sites.num_rows
+    fid, dest = call_targets(cx)
+    inline = cx.sites.num_rows
     by_dest = np.bincount(dest, minlength=len(DESTINATIONS))
     here = int(by_dest[0])
     # per function called at all: its inline sites against the DWARF calls that reach it
@@ -168,7 +170,7 @@ def calls(b: Binary) -> dict[str, Any]:
     }
 
 
-def call_targets(b: Binary) -> tuple[np.ndarray, np.ndarray]:
+def call_targets(cx: Context) -> tuple[np.ndarray, np.ndarray]:
     """For each DWARF call site in code: the source function it reaches (-1: none with DWARF)
     and where it goes (an index into DESTINATIONS).
 
@@ -176,8 +178,8 @@ def call_targets(b: Binary) -> tuple[np.ndarray, np.ndarray]:
     else, as the linker would, by name to a symbol of this binary and by address to the
     instance there (``free`` is ``__libc_free``'s alias; a prototype's line is not the
     definition's); else by name among external functions (a relocatable file's symbols)."""
-    cs = b.cols.raw["call_sites"]
-    sp = b.cols.raw["subprograms"]
+    cs = cx.raw("call_sites")
+    sp = cx.raw("subprograms")
     die = sp.column("die").to_numpy()
     has_code = (sp.column("flags").to_numpy() & HAS_CODE) != 0
     caller = rows_of(die, cs.column("function").to_numpy())
@@ -186,7 +188,7 @@ def call_targets(b: Binary) -> tuple[np.ndarray, np.ndarray]:
     indirect = (cs.column("indirect").to_numpy()[in_code] != 0) | (target == NO_DIE)
     root = origin_roots(die, sp.column("origin").to_numpy(), sp.column("specification").to_numpy())
     keys = np.stack([sp.column(c).to_numpy()[root].astype(np.int64) for c in ("name", "decl_file", "decl_line")], 1)
-    resolve = _Resolver(b)
+    resolve = _Resolver(cx)
     # one look-up per distinct target, not per call site
     rows, which = np.unique(rows_of(die, target), return_inverse=True)
     found = [resolve(tuple(keys[r].tolist())) if r >= 0 else (-1, INDIRECT) for r in rows.tolist()]
@@ -199,8 +201,8 @@ def call_targets(b: Binary) -> tuple[np.ndarray, np.ndarray]:
 class _Resolver:
     """A call target's (name, file, line) to (source function, destination)."""
 
-    def __init__(self, b: Binary) -> None:
-        fn = b.inventory.functions
+    def __init__(self, cx: Context) -> None:
+        fn = cx.functions
         names = fn.column("name").combine_chunks().indices.to_numpy()
         files = fn.column("decl_file").combine_chunks().indices.to_numpy()
         lines = fn.column("decl_line").to_numpy()
@@ -211,9 +213,9 @@ class _Resolver:
         ext = np.flatnonzero(fn.column("external").to_numpy(zero_copy_only=False) & self.dwarf)
         count = Counter(names[ext].tolist())
         self.by_external_name = {int(names[i]): int(i) for i in ext.tolist() if count[int(names[i])] == 1}
-        self.pool = b.cols.pool
-        self.symbol_address = _defined_code_symbols(b)
-        self.instance_at = _instances_by_start(b)
+        self.pool = cx.pool
+        self.symbol_address = _defined_code_symbols(cx)
+        self.instance_at = _instances_by_start(cx)
 
     def __call__(self, key: tuple[int, int, int]) -> tuple[int, int]:
         if key in self.by_key:
@@ -229,22 +231,22 @@ class _Resolver:
         return -1, ELSEWHERE
 
 
-def _instances_by_start(b: Binary) -> dict[int, int]:
+def _instances_by_start(cx: Context) -> dict[int, int]:
     """Start address of every range of every instance → its source function (an instance with
     DW_AT_ranges has no low_pc of its own)."""
-    inst = b.inventory.instances
+    inst = cx.inst
     ranges = inst.column("ranges").combine_chunks()
     starts = ranges.values.flatten().to_numpy()[::2]
     owner = np.repeat(inst.column("fid").to_numpy(), np.diff(ranges.offsets.to_numpy()))
     return dict(zip(starts.tolist(), owner.tolist()))
 
 
-def _defined_code_symbols(b: Binary) -> dict[str, int]:
+def _defined_code_symbols(cx: Context) -> dict[str, int]:
     """Name → address of the function and untyped symbols defined in this binary."""
-    sy = b.cols.raw["symbols"]
+    sy = cx.raw("symbols")
     kind = sy.column("kind").to_numpy()
     rows = np.flatnonzero(np.isin(kind, (SYM_FUNC, SYM_NOTYPE)) & (sy.column("section").to_numpy() != 0))
-    names = b.cols.pool.take(sy.column("name").to_numpy()[rows]).to_pylist()
+    names = cx.pool.take(sy.column("name").to_numpy()[rows]).to_pylist()
     # the first definition of a name wins; several are statics, which the key matched already
     out: dict[str, int] = {}
     for name, address in zip(names, sy.column("address").to_numpy()[rows].tolist()):
@@ -256,8 +258,9 @@ def _defined_code_symbols(b: Binary) -> dict[str, int]:
 
 
 def versions(b: Binary, examples: int) -> dict[str, Any]:
-    inst = _instance_shapes(b)
-    fn = b.inventory.functions
+    cx = Context(b)
+    inst = _instance_shapes(cx)
+    fn = cx.functions
     dwarf = np.asarray(fn.column("status").to_pylist()) != SYMBOL_ONLY
     fid = inst["fid"]
     n = fn.num_rows
@@ -281,7 +284,7 @@ def versions(b: Binary, examples: int) -> dict[str, Any]:
         shapes[shape] = {
             "functions": len(rows),
             "examples": [
-                {"name": names[i], "decl_file": files[i], "instances": _instance_names(b, inst, i)}
+                {"name": names[i], "decl_file": files[i], "instances": _instance_names(cx, inst, i)}
                 for i in pick.tolist()
             ],
         }
@@ -296,11 +299,11 @@ def versions(b: Binary, examples: int) -> dict[str, Any]:
     }
 
 
-def _instance_shapes(b: Binary) -> dict[str, np.ndarray]:
+def _instance_shapes(cx: Context) -> dict[str, np.ndarray]:
     """Per out-of-line instance: its function, whether its main symbol is a clone, whether it
     has a ``.cold`` part, and its suffix with the numbers dropped (``constprop.isra``)."""
-    inst = b.inventory.instances
-    sy = b.cols.raw["symbols"]
+    inst = cx.inst
+    sy = cx.raw("symbols")
     kinds = sy.column("suffix_kinds").to_numpy()
     suffix = sy.column("suffix").to_numpy()
     col = inst.column("symbols").combine_chunks()
@@ -313,7 +316,7 @@ def _instance_shapes(b: Binary) -> dict[str, np.ndarray]:
     owner = np.repeat(np.arange(len(has)), np.diff(offsets))
     cold = np.zeros(len(has), bool)
     cold[owner[(kinds[values] & SUFFIX_COLD) != 0]] = True
-    pool = b.cols.pool
+    pool = cx.pool
     text = {i: pool[int(i)].as_py() for i in np.unique(suffix[main[main >= 0]]).tolist()}
     shape = np.array(
         [
@@ -337,13 +340,13 @@ def suffix_shape(suffix: str) -> str:
     return _core.clone_shape(f"f.{suffix}")[2:] or "original"
 
 
-def _instance_names(b: Binary, inst: dict[str, np.ndarray], fid: int) -> list[str]:
+def _instance_names(cx: Context, inst: dict[str, np.ndarray], fid: int) -> list[str]:
     """The out-of-line instances of one function by symbol, ``+cold`` where a part was split off."""
-    name = b.cols.raw["symbols"].column("name").to_numpy()
+    name = cx.raw("symbols").column("name").to_numpy()
     out = []
     for r in np.flatnonzero(inst["fid"] == fid).tolist():
         m = inst["main"][r]
-        text = b.cols.pool[int(name[m])].as_py() if m >= 0 else NO_SYMBOL
+        text = cx.pool[int(name[m])].as_py() if m >= 0 else NO_SYMBOL
         out.append(text + (" +cold" if inst["cold"][r] else ""))
     # a header's static has tens of copies of one name: counted, not repeated
     return [f"{n} ({k} copies)" if k > 1 else n for n, k in sorted(Counter(out).items())]
@@ -353,10 +356,11 @@ def _instance_names(b: Binary, inst: dict[str, np.ndarray], fid: int) -> list[st
 
 
 def inline_args(b: Binary, top: int) -> dict[str, Any]:
-    site = _site_params(b)
+    cx = Context(b)
+    site = _site_params(cx)
     cls = site["class"]
     per_site = dict(zip(SITE_CLASSES, np.bincount(cls, minlength=len(SITE_CLASSES)).tolist()))
-    fn = _function_params(site, b.inventory.functions.num_rows)
+    fn = _function_params(site, cx.functions.num_rows)
     with_params = np.flatnonzero(fn["pairs"] > 0)
     shares = fn["readable"][with_params] / fn["pairs"][with_params]
     return {
@@ -364,36 +368,36 @@ def inline_args(b: Binary, top: int) -> dict[str, Any]:
         "sites_by_class": per_site,
         "param_sites": int(site["params"].sum()),
         "param_sites_readable": int(site["readable"].sum()),
-        "param_sites_by_location": _unreadable_reasons(b, site),
+        "param_sites_by_location": _unreadable_reasons(cx, site),
         "functions": len(with_params),
         "functions_by_readable_share": _bucket(shares, READABLE_SHARE_EDGES, READABLE_SHARE_BUCKETS),
         "functions_all_readable_everywhere": int((shares >= 1).sum()),
-        "worst": _worst(b, site, fn, top),
+        "worst": _worst(cx, site, fn, top),
     }
 
 
-def _site_params(b: Binary) -> dict[str, np.ndarray]:
+def _site_params(cx: Context) -> dict[str, np.ndarray]:
     """Per concrete inline site: the inlined function's parameter count (those of the abstract
     DIE the site points to), how many of them the site can read at its entry, and its class
     (an index into SITE_CLASSES). A parameter with no DIE at the site counts as unreadable."""
-    sites = b.inventory.inline_sites
-    p = b.cols.raw["params"]
+    sites = cx.sites
+    p = cx.raw("params")
     owner = p.column("owner").to_numpy()  # the core emits parameters in DIE order: sorted by owner
     origin = sites.column("origin").to_numpy()
     n_params = np.searchsorted(owner, origin, "right") - np.searchsorted(owner, origin, "left")
     site_die = sites.column("die").to_numpy()
     at = rows_of(site_die, owner)
-    readable = readable_params(b)
+    readable = readable_params(cx)
     n_read = np.bincount(at[(at >= 0) & readable], minlength=len(site_die))
     n_read = np.minimum(n_read, n_params)  # never more than the function has
     cls = np.select([n_params == 0, n_read == n_params, n_read == 0], [3, 0, 2], default=1)
     return {"fid": sites.column("fid").to_numpy(), "params": n_params, "readable": n_read, "class": cls, "at": at}
 
 
-def readable_params(b: Binary) -> np.ndarray:
+def readable_params(cx: Context) -> np.ndarray:
     """Whether a probe at the owner's entry reads each parameter: a readable kind, bound at the
     address itself and not only in a later location view (as the rules decide)."""
-    p = b.cols.raw["params"]
+    p = cx.raw("params")
     flags = p.column("loc_flags").to_numpy()
     return np.isin(p.column("loc_kind").to_numpy(), READABLE) & ((flags & LOC_VIEW_ONLY) == 0)
 
@@ -410,9 +414,9 @@ def _function_params(site: dict[str, np.ndarray], n: int) -> dict[str, np.ndarra
     return out
 
 
-def _unreadable_reasons(b: Binary, site: dict[str, np.ndarray]) -> dict[str, int]:
+def _unreadable_reasons(cx: Context, site: dict[str, np.ndarray]) -> dict[str, int]:
     """(site, parameter) pairs by the parameter's location kind at the site's entry."""
-    p = b.cols.raw["params"]
+    p = cx.raw("params")
     at = site["at"]
     mine = at >= 0
     kinds = p.column("loc_kind").to_numpy()[mine].astype(np.int16)
@@ -425,13 +429,13 @@ def _unreadable_reasons(b: Binary, site: dict[str, np.ndarray]) -> dict[str, int
     return out
 
 
-def _worst(b: Binary, site: dict[str, np.ndarray], fn: dict[str, np.ndarray], top: int) -> list[dict[str, Any]]:
+def _worst(cx: Context, site: dict[str, np.ndarray], fn: dict[str, np.ndarray], top: int) -> list[dict[str, Any]]:
     """The functions with the most inline sites that miss a parameter; ties: the lower share."""
     missing = fn["some"] + fn["none"]
     rows = np.flatnonzero(missing > 0)
     share_read = fn["readable"][rows] / np.maximum(fn["pairs"][rows], 1)
     pick = rows[np.lexsort((rows, share_read, -missing[rows]))][:top]
-    f = b.inventory.functions
+    f = cx.functions
     names, files = f.column("name"), f.column("decl_file")
     return [
         {
@@ -439,26 +443,26 @@ def _worst(b: Binary, site: dict[str, np.ndarray], fn: dict[str, np.ndarray], to
             "decl_file": files[i].as_py() or None,
             "sites": int(fn["sites"][i]),
             **{c: int(fn[c][i]) for c in ("all", "some", "none")},
-            "readable": per_param_readable(b, site, i),
+            "readable": per_param_readable(cx, site, i),
         }
         for i in pick.tolist()
     ]
 
 
-def per_param_readable(b: Binary, site: dict[str, np.ndarray], fid: int) -> dict[str, int]:
+def per_param_readable(cx: Context, site: dict[str, np.ndarray], fid: int) -> dict[str, int]:
     """At how many of ``fid``'s inline sites each of its parameters is readable, by name. A
     site's parameter DIE points to its unit's abstract parameter; every unit's abstract DIE
     lists the same parameters in the same order, so the position in that list is the key."""
-    p = b.cols.raw["params"]
+    p = cx.raw("params")
     owner, die = p.column("owner").to_numpy(), p.column("die").to_numpy()
     rows = np.flatnonzero(site["fid"] == fid)
-    abstract = b.inventory.inline_sites.column("origin").to_numpy()[rows[0]]
+    abstract = cx.sites.column("origin").to_numpy()[rows[0]]
     first = int(np.searchsorted(owner, abstract, "left"))
     names = [
-        b.cols.pool[int(n)].as_py() or f"#{k + 1}"
+        cx.pool[int(n)].as_py() or f"#{k + 1}"
         for k, n in enumerate(p.column("name").to_numpy()[first : first + int(site["params"][rows[0]])])
     ]
-    mine = np.flatnonzero(np.isin(site["at"], rows) & readable_params(b))
+    mine = np.flatnonzero(np.isin(site["at"], rows) & readable_params(cx))
     origin = rows_of(die, p.column("origin").to_numpy()[mine])
     origin = origin[origin >= 0]
     position = origin - np.searchsorted(owner, owner[origin], "left")

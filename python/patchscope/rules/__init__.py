@@ -1,5 +1,5 @@
 """The rules: one module per topic of the spectrum, each a list of functions from a
-:class:`~patchscope.rules.context.Context` to findings."""
+:class:`~patchscope.index.context.Context` to findings."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from patchscope.index.binary import Binary
 from patchscope.index.cache import derived_product
+from patchscope.index.context import Context
 from patchscope.rules import (  # noqa: F401  (points: its codes are part of the vocabulary)
     atomics,
     clones,
@@ -24,7 +25,6 @@ from patchscope.rules import (  # noqa: F401  (points: its codes are part of the
     returns,
     verdict,
 )
-from patchscope.rules.context import Context
 from patchscope.rules.finding import CODES, Band, Code, Finding, to_table
 
 Rule = Callable[[Context], Iterable[Finding]]
@@ -42,7 +42,7 @@ RULES: list[Rule] = [
     *peers.RULES,
 ]
 
-__all__ = ["CODES", "RULES", "Band", "Code", "Context", "Finding", "Findings", "findings", "run"]
+__all__ = ["CODES", "RULES", "Band", "Code", "Finding", "Findings", "findings", "run"]
 
 
 def run(cx: Context, rules: list[Rule] | None = None) -> pa.Table:

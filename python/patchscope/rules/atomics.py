@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow.compute as pc
 
-from patchscope.index import code as k
+from patchscope.index import machine
+from patchscope.index.context import Context
 from patchscope.index.tables import NO_DIE
-from patchscope.rules.context import Context
 from patchscope.rules.finding import Band, Finding, code, hexa
 from patchscope.rules.returns import Events, _events
 
@@ -135,16 +135,16 @@ class InstanceCode:
         x = self.insns[i]
         kind, nxt = x["kind"], self.next_of(i)
         out: list[int | None] = []
-        if kind in (k.ERROR, k.JUMP_INDIRECT, k.TAIL_JUMP_INDIRECT):
+        if kind in (machine.ERROR, machine.JUMP_INDIRECT, machine.TAIL_JUMP_INDIRECT):
             pass
-        elif kind == k.RETURN:
-            if x["extra"] & k.CONDITIONAL:
+        elif kind == machine.RETURN:
+            if x["extra"] & machine.CONDITIONAL:
                 out.append(nxt)
-        elif kind in (k.JUMP, k.TAIL_JUMP_DIRECT, k.JUMP_TO_ENTRY):
+        elif kind in (machine.JUMP, machine.TAIL_JUMP_DIRECT, machine.JUMP_TO_ENTRY):
             out.append(self.at(x["target"]))
-            if x["extra"] & k.CONDITIONAL:
+            if x["extra"] & machine.CONDITIONAL:
                 out.append(nxt)
-        elif kind == k.TRAP:
+        elif kind == machine.TRAP:
             if x["extra"] & 0xFF == 4:  # a conditional trap (ppc tw/td with TO != 31)
                 out.append(nxt)
         else:
@@ -155,14 +155,14 @@ class InstanceCode:
         """Whether execution can continue at the next instruction (not after a return or an
         unconditional jump)."""
         x = self.insns[i]
-        if x["kind"] in (k.RETURN, k.JUMP, k.TAIL_JUMP_DIRECT, k.JUMP_TO_ENTRY):
-            return bool(x["extra"] & k.CONDITIONAL)
-        return x["kind"] not in (k.JUMP_INDIRECT, k.TAIL_JUMP_INDIRECT, k.ERROR)
+        if x["kind"] in (machine.RETURN, machine.JUMP, machine.TAIL_JUMP_DIRECT, machine.JUMP_TO_ENTRY):
+            return bool(x["extra"] & machine.CONDITIONAL)
+        return x["kind"] not in (machine.JUMP_INDIRECT, machine.TAIL_JUMP_INDIRECT, machine.ERROR)
 
     def line(self, i: int, cx: Context) -> str:
         x = self.insns[i]
         text = x["text"]
-        if x["target"] != k.NO_TARGET and x["kind"] == k.CALL_DIRECT:
+        if x["target"] != machine.NO_TARGET and x["kind"] == machine.CALL_DIRECT:
             text = re.sub(r"0x[0-9a-f]+$", cx.name_at(x["target"]), text)
         return f"{hexa(x['address'])}: {text}"
 
@@ -198,7 +198,7 @@ def decode(cx: Context, rows: list[int]) -> dict[int, InstanceCode]:
             spans[-1][1] = max(spans[-1][1], hi)
         else:
             spans.append([lo, hi])
-    decoded = [(lo, cx.b.instructions(lo, hi)) for lo, hi in spans]
+    decoded = [(lo, cx.instructions(lo, hi)) for lo, hi in spans]
     starts = [lo for lo, _ in decoded]
     addrs = [np.array([x["address"] for x in insns], np.uint64) for _, insns in decoded]
 
@@ -207,7 +207,7 @@ def decode(cx: Context, rows: list[int]) -> dict[int, InstanceCode]:
         a = int(np.searchsorted(addrs[s], lo, "left"))
         if a < len(addrs[s]) and addrs[s][a] == lo:
             return decoded[s][1][a : int(np.searchsorted(addrs[s], hi, "left"))]
-        return cx.b.instructions(lo, hi)
+        return cx.instructions(lo, hi)
 
     return {row: InstanceCode([part(lo, hi) for lo, hi in cx.inst_ranges(row) if hi > lo]) for row in rows}
 
@@ -219,12 +219,12 @@ class InlineSites:
     def __init__(self, cx: Context) -> None:
         dies = cx.sites.column("die").to_numpy()
         order = np.argsort(dies, kind="stable")
-        owner = cx.b.cols.column("ranges", "owner")
+        owner = cx.raw("ranges").column("owner").to_numpy()
         pos = np.minimum(np.searchsorted(dies[order], owner), max(len(dies) - 1, 0))
         hit = (dies[order][pos] == owner) if len(dies) else np.zeros(len(owner), bool)
         site = order[pos[hit]]
-        low = cx.b.cols.column("ranges", "low")[hit]
-        high = cx.b.cols.column("ranges", "high")[hit]
+        low = cx.raw("ranges").column("low").to_numpy()[hit]
+        high = cx.raw("ranges").column("high").to_numpy()[hit]
         by_low = np.argsort(low, kind="stable")
         self.site, self.low, self.high = site[by_low], low[by_low], high[by_low]
         self.depth = cx.sites.column("depth").to_numpy()
@@ -280,12 +280,12 @@ def _window_details(cx: Context, code_: InstanceCode, first: int, last: int) -> 
     targets, exits = [], []
     for i, x in enumerate(code_.insns):
         t = x["target"]
-        if x["kind"] in (k.JUMP, k.TAIL_JUMP_DIRECT, k.JUMP_TO_ENTRY) and t != k.NO_TARGET:
+        if x["kind"] in (machine.JUMP, machine.TAIL_JUMP_DIRECT, machine.JUMP_TO_ENTRY) and t != machine.NO_TARGET:
             if lo <= t < hi:
                 targets.append({"target": hexa(t), "from": hexa(x["address"])})
             elif first <= i <= last:
                 exits.append({"from": hexa(x["address"]), "to": hexa(t) if code_.at(t) is not None else cx.name_at(t)})
-        elif first <= i <= last and x["kind"] == k.RETURN:
+        elif first <= i <= last and x["kind"] == machine.RETURN:
             exits.append({"from": hexa(x["address"]), "to": "return"})
     return {"low": lo, "high": hi, "branch_targets": targets, "exits": exits}
 
@@ -296,23 +296,23 @@ def llsc_window(cx: Context) -> Iterator[Finding]:
     up to the next LL, ``WINDOW_MAX`` instructions, a return or unconditional jump, or the end
     of its range."""
     ev = _events(cx)
-    arch = cx.b.arch
+    arch = cx.arch
     limit = WINDOW_MAX.get(arch, WINDOW_DEFAULT)
     why = LLSC_WHY.get(arch, "the trap and its return clear the reservation")
-    rows = _instances_with(ev, k.LL)
+    rows = _instances_with(ev, machine.LL)
     codes = decode(cx, rows)
     for row in rows:
         code_ = codes[row]
-        idx = ev.of(row, k.LL, k.SC)
+        idx = ev.of(row, machine.LL, machine.SC)
         marks = sorted((code_.at(ev.addr[i]), int(ev.kind[i]), int(ev.extra[i])) for i in idx.tolist())
         marks = [m for m in marks if m[0] is not None]
         symbol = cx.instance_symbol(row)
         for n, (ll, kind, extra) in enumerate(marks):
-            if kind != k.LL:
+            if kind != machine.LL:
                 continue
             after = marks[n + 1] if n + 1 < len(marks) else None
             sc = None
-            if after and after[1] == k.SC and after[0] - ll <= limit and code_.part[after[0]] == code_.part[ll]:
+            if after and after[1] == machine.SC and after[0] - ll <= limit and code_.part[after[0]] == code_.part[ll]:
                 sc = after[0]
             if sc is not None:
                 last = sc
@@ -376,15 +376,18 @@ def _transaction(code_: InstanceCode, begin: int) -> tuple[list[int], list[int],
         if i in reach or i == begin:
             continue
         x = code_.insns[i]
-        if x["kind"] == k.TM_BEGIN:
+        if x["kind"] == machine.TM_BEGIN:
             continue
         reach.add(i)
-        if x["kind"] == k.TM_END or (x["kind"] == k.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS):
+        if x["kind"] == machine.TM_END or (x["kind"] == machine.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS):
             ends.append(i)
             continue
-        leaves = x["kind"] in (k.RETURN, k.JUMP_INDIRECT, k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT) or (
-            x["kind"] == k.JUMP and code_.at(x["target"]) is None
-        )
+        leaves = x["kind"] in (
+            machine.RETURN,
+            machine.JUMP_INDIRECT,
+            machine.TAIL_JUMP_DIRECT,
+            machine.TAIL_JUMP_INDIRECT,
+        ) or (x["kind"] == machine.JUMP and code_.at(x["target"]) is None)
         if leaves:
             open_exits.append(i)
         stack.extend(code_.successors(i))
@@ -424,10 +427,12 @@ def _committed_here(code_: InstanceCode, entry: int) -> tuple[list[int], list[in
         if i in reach:
             continue
         x = code_.insns[i]
-        if x["kind"] == k.TM_BEGIN or (x["kind"] == k.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS):
+        if x["kind"] == machine.TM_BEGIN or (
+            x["kind"] == machine.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS
+        ):
             continue
         reach.add(i)
-        if x["kind"] == k.TM_END:
+        if x["kind"] == machine.TM_END:
             ends.append(i)
             continue
         stack.extend(code_.successors(i))
@@ -438,21 +443,21 @@ def _committed_here(code_: InstanceCode, entry: int) -> tuple[list[int], list[in
 
 def tm_region(cx: Context) -> Iterator[Finding]:
     ev = _events(cx)
-    flavour, begin_name, end_name = TM_NAMES.get(cx.b.arch, ("TM", "begin", "end"))
-    rows = _instances_with(ev, k.TM_BEGIN, k.HLE, k.TM_END)
+    flavour, begin_name, end_name = TM_NAMES.get(cx.arch, ("TM", "begin", "end"))
+    rows = _instances_with(ev, machine.TM_BEGIN, machine.HLE, machine.TM_END)
     codes = decode(cx, rows)
     for row in rows:
         code_ = codes[row]
         symbol = cx.instance_symbol(row)
         fid = int(cx.inst_fid[row])
         yield from _tm_committed_here(cx, row, code_, symbol, fid, flavour, end_name)
-        for e in ev.of(row, k.TM_BEGIN, k.HLE).tolist():
+        for e in ev.of(row, machine.TM_BEGIN, machine.HLE).tolist():
             i = code_.at(ev.addr[e])
             if i is None:
                 continue
             addr = int(ev.addr[e])
             chain, where = inline_context(cx, row, addr)
-            if ev.kind[e] == k.HLE:
+            if ev.kind[e] == machine.HLE:
                 prefix = "xacquire" if ev.extra[e] & 1 else "xrelease"
                 yield Finding(
                     TM_REGION,
@@ -475,13 +480,17 @@ def tm_region(cx: Context) -> Iterator[Finding]:
             hi = code_.insns[members[-1]]["address"] + code_.insns[members[-1]]["size"]
             inner = {
                 kind: [code_.line(j, cx) for j in members if code_.insns[j]["kind"] == kk]
-                for kind, kk in (("aborts", k.TM_ABORT), ("tests", k.TM_TEST), ("other_tm", k.TM_OTHER))
+                for kind, kk in (
+                    ("aborts", machine.TM_ABORT),
+                    ("tests", machine.TM_TEST),
+                    ("other_tm", machine.TM_OTHER),
+                )
             }
             inside = set(members)
             targets = [
                 {"target": hexa(x["target"]), "from": hexa(x["address"])}
                 for x in code_.insns
-                if x["kind"] in (k.JUMP, k.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
+                if x["kind"] in (machine.JUMP, machine.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
             ]
             fallback = code_.insns[i]["target"]
             evidence = {
@@ -491,7 +500,7 @@ def tm_region(cx: Context) -> Iterator[Finding]:
                 "ends": [code_.line(j, cx) for j in ends],
                 "terminated": terminated,
                 "exits_without_end": [code_.line(j, cx) for j in open_exits],
-                "fallback": hexa(fallback) if fallback != k.NO_TARGET else None,
+                "fallback": hexa(fallback) if fallback != machine.NO_TARGET else None,
                 "ranges": code_.runs(members),
                 "low": hexa(lo),
                 "high": hexa(hi),
@@ -524,7 +533,7 @@ def _tm_committed_here(
     """A region from the instance's entry to commits no begin of its own leads to: the caller's
     transaction is still open there (``begin`` and ``fallback`` are null, ``opened_elsewhere``)."""
     entry = code_.at(cx.inst_low(row))
-    if entry is None or not any(x["kind"] == k.TM_END for x in code_.insns):
+    if entry is None or not any(x["kind"] == machine.TM_END for x in code_.insns):
         return
     members, ends = _committed_here(code_, entry)
     if not ends:
@@ -548,12 +557,12 @@ def _tm_committed_here(
         "instructions": [code_.line(j, cx) for j in members],
         **{
             kind: [code_.line(j, cx) for j in members if code_.insns[j]["kind"] == kk]
-            for kind, kk in (("aborts", k.TM_ABORT), ("tests", k.TM_TEST), ("other_tm", k.TM_OTHER))
+            for kind, kk in (("aborts", machine.TM_ABORT), ("tests", machine.TM_TEST), ("other_tm", machine.TM_OTHER))
         },
         "branch_targets": [
             {"target": hexa(x["target"]), "from": hexa(x["address"])}
             for x in code_.insns
-            if x["kind"] in (k.JUMP, k.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
+            if x["kind"] in (machine.JUMP, machine.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
         ],
         "inline_context": chain,
         "inline": where,
@@ -575,7 +584,7 @@ class Plt:
     slot names, and the stub that jumps through that slot (the core's ``plt_names``)."""
 
     def __init__(self, cx: Context) -> None:
-        t = cx.b.plt_names()
+        t = cx.plt_names()
         got = t.column("got").to_numpy().astype(bool)
         pairs = zip(t.column("address").to_pylist(), t.column("name").to_pylist(), got.tolist())
         self.by_stub: dict[int, str] = {}
@@ -607,9 +616,9 @@ def atomic_helper_call(cx: Context) -> Iterator[Finding]:
     undefined helper symbol; and x86 ``call *slot(%rip)`` (``-fno-plt``) through a GOT slot
     whose relocation names one."""
     ev = _events(cx)
-    direct = np.isin(ev.kind, (k.CALL_DIRECT, k.TAIL_JUMP_DIRECT))
-    slot = np.isin(ev.kind, (k.CALL_INDIRECT, k.TAIL_JUMP_INDIRECT)) & ((ev.extra & 4) != 0)  # SLOT
-    slot &= ev.target != k.NO_TARGET
+    direct = np.isin(ev.kind, (machine.CALL_DIRECT, machine.TAIL_JUMP_DIRECT))
+    slot = np.isin(ev.kind, (machine.CALL_INDIRECT, machine.TAIL_JUMP_INDIRECT)) & ((ev.extra & 4) != 0)  # SLOT
+    slot &= ev.target != machine.NO_TARGET
     calls = np.flatnonzero(direct | slot)
     if not len(calls):
         return
@@ -619,14 +628,14 @@ def atomic_helper_call(cx: Context) -> Iterator[Finding]:
     rows, addrs = cx.code_symbols
     named = pc.match_substring_regex(cx.pool, HELPER).to_numpy(zero_copy_only=False)
     candidate = np.isin(targets, addrs[named[cx.sym["name"][rows]]]) | through_slot
-    s = cx.b.sections
+    s = cx.table("sections")
     for name, lo, size in zip(
         s.column("name").to_pylist(), s.column("address").to_pylist(), s.column("size").to_pylist()
     ):
         if name in PLT_SECTIONS and lo:
             candidate |= (targets >= lo) & (targets < lo + size)
     external = (ev.extra[calls] & 16) != 0  # EXTERNAL: relocatable file, target_name
-    ext_names = cx.b.code.events.column("target_name").to_pylist() if external.any() else []
+    ext_names = cx.machine.events.column("target_name").to_pylist() if external.any() else []
     resolved: dict[int, tuple[str | None, str]] = {}
     by_row: dict[int, list[dict]] = {}
     for j in np.flatnonzero(candidate | external).tolist():
@@ -653,12 +662,12 @@ def atomic_helper_call(cx: Context) -> Iterator[Finding]:
                 "helper": helper,
                 "via": via,
                 "target": None if external[j] else hexa(t),
-                "tail": bool(ev.kind[i] in (k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT)),
+                "tail": bool(ev.kind[i] in (machine.TAIL_JUMP_DIRECT, machine.TAIL_JUMP_INDIRECT)),
                 "family": "outline" if helper.startswith("__aarch64_") else "libatomic",
             }
         )
     lows = cx.inst.column("low_pc").to_numpy()
-    with_windows = {int(lows[r]): cx.instance_symbol(r) for r in _instances_with(ev, k.LL)}
+    with_windows = {int(lows[r]): cx.instance_symbol(r) for r in _instances_with(ev, machine.LL)}
     for row, sites in sorted(by_row.items()):
         symbol = cx.instance_symbol(row)
         helpers = sorted({s["helper"] for s in sites})

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
-from patchscope.index import code as k
-from patchscope.index.tables import NO_DIE
-from patchscope.rules import abi
-from patchscope.rules.context import (
+from patchscope.index import abi, machine
+from patchscope.index.context import (
     LOC_CONSTANT,
     LOC_REGISTER,
     SUFFIX_CONSTPROP,
@@ -22,6 +21,7 @@ from patchscope.rules.context import (
     SUFFIX_PART,
     Context,
 )
+from patchscope.index.tables import NO_DIE
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 COLD_SPLIT = code(
@@ -53,7 +53,7 @@ PARTIAL_INLINE = code(
 
 def cold_split(cx: Context) -> Iterator[Finding]:
     """From the ranges, not the suffix: a split part need not have a ``.cold`` symbol."""
-    lines = cx.b.cols.raw["lines"]
+    lines = cx.raw("lines")
     addr = lines.column("address").to_numpy()
     stmt = (lines.column("flags").to_numpy() & 1) != 0
     stmt_addrs = np.sort(addr[stmt])  # np.unique hashes, which is slower on millions of rows
@@ -141,26 +141,26 @@ def constprop_trivial_body(cx: Context) -> Iterator[Finding]:
     """Decided from the decoded instructions: past the entry scaffolding (ENDBR/BTI, patchable
     NOPs, the ftrace call) the body is at most one constant load into the return register
     and a return, like ``preallocate_pmds.constprop.0`` (``xor %eax,%eax; ret``)."""
-    pattern = CONSTANT_RETURN.get(cx.b.arch)
+    pattern = CONSTANT_RETURN.get(cx.arch)
     if pattern is None:
         return
-    ranges = cx.b.code.ranges
+    ranges = cx.machine.ranges
     ids = ranges.column("function_id").to_numpy()
     counts = ranges.column("insn_count").to_numpy()
     first = np.unique(ids, return_index=True)[1]  # an instance's entry range comes first
     short = np.zeros(cx.inst.num_rows, bool)
     short[ids[first]] = counts[first] <= TRIVIAL_MAX
     # a constant return has a return and at most the ftrace call: skip the rest undecoded
-    ev = cx.b.code.events
+    ev = cx.machine.events
     fid, kind = ev.column("function_id").to_numpy(), ev.column("kind").to_numpy()
-    returns = np.bincount(fid[kind == k.RETURN].astype(np.int64), minlength=cx.inst.num_rows)
-    calls = np.bincount(fid[kind == k.CALL_DIRECT].astype(np.int64), minlength=cx.inst.num_rows)
+    returns = np.bincount(fid[kind == machine.RETURN].astype(np.int64), minlength=cx.inst.num_rows)
+    calls = np.bincount(fid[kind == machine.CALL_DIRECT].astype(np.int64), minlength=cx.inst.num_rows)
     short &= (returns >= 1) & (calls <= 1)
     for row in np.flatnonzero(short & ((cx.inst_suffix_kinds & SUFFIX_CONSTPROP) != 0)).tolist():
         lo, hi = cx.inst_ranges(row)[0]
-        insns = cx.b.instructions(lo, hi)
+        insns = cx.instructions(lo, hi)
         body = _past_scaffold(cx, insns)
-        end = next((i for i, x in enumerate(body) if x["kind"] == k.RETURN), None)
+        end = next((i for i, x in enumerate(body) if x["kind"] == machine.RETURN), None)
         if end is None or end > 1 or (end == 1 and not pattern.match(body[0]["text"])):
             continue
         main = cx.instance_symbol(row)
@@ -177,28 +177,34 @@ def constprop_trivial_body(cx: Context) -> Iterator[Finding]:
         )
 
 
-def _past_scaffold(cx: Context, insns: list[dict]) -> list[dict]:
+def _past_scaffold(cx: Context, insns: list[dict[str, Any]]) -> list[dict[str, Any]]:
     i = 0
     while i < len(insns):
         x = insns[i]
-        call = x["kind"] == k.CALL_DIRECT and cx.name_at(x["target"]) in ENTRY_SCAFFOLD_CALLS
-        if not (call or x["kind"] in (k.ENDBR, k.NOP, k.ENTRY_NOPS)):
+        call = x["kind"] == machine.CALL_DIRECT and cx.name_at(x["target"]) in ENTRY_SCAFFOLD_CALLS
+        if not (call or x["kind"] in (machine.ENDBR, machine.NOP, machine.ENTRY_NOPS)):
             break
         i += 1
     return insns[i:]
 
 
-def _text(cx: Context, x: dict) -> str:
+def _text(cx: Context, x: dict[str, Any]) -> str:
     """An instruction's text with its branch target named."""
-    if x["target"] != k.NO_TARGET and x["kind"] in (k.CALL_DIRECT, k.RETURN, k.TAIL_JUMP_DIRECT, k.JUMP):
+    if x["target"] != machine.NO_TARGET and x["kind"] in (
+        machine.CALL_DIRECT,
+        machine.RETURN,
+        machine.TAIL_JUMP_DIRECT,
+        machine.JUMP,
+    ):
         return re.sub(r"0x[0-9a-f]+$", cx.name_at(x["target"]), x["text"])
-    return x["text"]
+    text: str = x["text"]
+    return text
 
 
 def isra_abi_changed(cx: Context) -> Iterator[Finding]:
     """pahole's checks: each source parameter's register at entry against the register the
     ABI gives its position; parameters gone, known only at the call site, or moved."""
-    arch = cx.b.arch
+    arch = cx.arch
     int_args = abi.INT_ARGS.get(arch, [])
     kinds = cx.inst_suffix_kinds
     for row in np.flatnonzero((kinds & SUFFIX_ISRA) != 0).tolist():

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
+from patchscope.index.context import Context
 from patchscope.index.tables import NO_DIE
-from patchscope.rules.context import Context
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 NO_FTRACE_SITE = code(
@@ -28,8 +29,8 @@ class Entries:
     """The ftrace records of a binary and the instance each falls in."""
 
     def __init__(self, cx: Context) -> None:
-        kp = cx.b.kernel_pointers
-        is_site = pc.is_in(kp.column("table").cast("string"), value_set=pc.cast(FTRACE_TABLES, "string"))
+        kp = cx.table("kernel_pointers")
+        is_site = pc.is_in(kp.column("table").cast(pa.string()), value_set=pa.array(FTRACE_TABLES, pa.string()))
         sites = kp.filter(is_site)
         values = sites.column("value").to_numpy()
         self.records = np.sort(values[values != 0])

@@ -56,17 +56,16 @@ class Finding:
     address: int | None = None
 
 
-SCHEMA = pa.schema(
-    [
-        ("code", pa.string()),
-        ("band", pa.string()),
-        ("fid", pa.int64()),
-        ("instance", pa.int64()),
-        ("address", pa.uint64()),
-        ("message", pa.string()),
-        ("evidence", pa.string()),
-    ]
-)
+_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("code", pa.string()),
+    ("band", pa.string()),
+    ("fid", pa.int64()),
+    ("instance", pa.int64()),
+    ("address", pa.uint64()),
+    ("message", pa.string()),
+    ("evidence", pa.string()),
+]
+SCHEMA = pa.schema(_FIELDS)
 
 
 def to_table(findings: Iterable[Finding]) -> pa.Table:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from patchscope.index.context import LOC_VIEW_ONLY, SUFFIX_PART, Context
 from patchscope.index.functions import group_ids, rows_of
-from patchscope.rules.context import LOC_VIEW_ONLY, SUFFIX_PART, Context
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 FULLY_INLINED = code("fully-inlined", Band.GRAY, "no out-of-line instance: no .call, no .return; only inline sites")
@@ -27,7 +27,7 @@ INLINE_ARGS_DIFFER = code(
 SITES_SHOWN = 8
 
 
-def _sites(cx: Context, rows: list[int]) -> list[dict]:
+def _sites(cx: Context, rows: np.ndarray) -> list[dict[str, str]]:
     return [{"entry_pc": hexa(cx.site_entry_pc[r]), "caller": cx.site_caller(r)} for r in rows[:SITES_SHOWN]]
 
 
@@ -84,7 +84,7 @@ def inline_args_differ(cx: Context) -> Iterator[Finding]:
     n_sites = np.bincount(cx.site_fid, minlength=cx.functions.num_rows)[g_fid]
     flagged_fids = np.unique(g_fid[n_read < n_sites])
     # (site row, name) pairs readable there, for the sites that evidence shows
-    shown_sites = np.concatenate([cx.sites_of(f)[:SITES_SHOWN] for f in flagged_fids.tolist()] or [[]])
+    shown_sites = np.concatenate([cx.sites_of(f)[:SITES_SHOWN] for f in flagged_fids.tolist()] or [np.empty(0)])
     pick = np.flatnonzero(readable & np.isin(srow, shown_sites))
     readable_at = set(zip(srow[pick].tolist(), name[pick].tolist()))
     pcs = cx.site_entry_pc

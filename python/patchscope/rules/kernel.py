@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from patchscope.rules.context import Context
+from patchscope.index.context import Context
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 KPROBE_BLACKLIST = code(
@@ -71,7 +72,7 @@ class Kallsyms:
     """The symbols kallsyms would have, sorted, with its notion of size."""
 
     def __init__(self, cx: Context) -> None:
-        sy = cx.b.cols.raw["symbols"]
+        sy = cx.raw("symbols")
         kind = sy.column("kind").to_numpy()
         names = sy.column("name").to_numpy()
         keep = np.isin(kind, _KALLSYMS_KINDS) & (sy.column("section").to_numpy() != 0) & (names != 0)
@@ -114,7 +115,8 @@ class Kallsyms:
         return dict(zip(names.tolist(), counts.tolist()))
 
     def starts_in(self, lo: int, hi: int) -> list[int]:
-        return self.distinct[(self.distinct >= lo) & (self.distinct < hi)].tolist()
+        starts: list[int] = self.distinct[(self.distinct >= lo) & (self.distinct < hi)].tolist()
+        return starts
 
 
 class Blacklist:
@@ -122,7 +124,7 @@ class Blacklist:
 
     def __init__(self, cx: Context) -> None:
         self.cx = cx
-        areas = AREAS + ARCH_AREAS.get(cx.b.arch, [])
+        areas = AREAS + ARCH_AREAS.get(cx.arch, [])
         self.bounds = cx.symbol_addresses(["__start_kprobe_blacklist", *(n for a in areas for n in a[:2])])
         self.kernel = "__start_kprobe_blacklist" in self.bounds
 
@@ -132,14 +134,16 @@ class Blacklist:
             return []
         ks = Kallsyms(self.cx)
         out: list[Entry] = []
-        kp = self.cx.b.kernel_pointers
-        values = kp.filter(pc.equal(kp.column("table").cast("string"), "_kprobe_blacklist")).column("value")
+        kp = self.cx.table("kernel_pointers")
+        values = kp.filter(pc.equal(kp.column("table").cast(pa.string()), pa.scalar("_kprobe_blacklist"))).column(
+            "value"
+        )
         text = _text_ranges(self.cx)
-        for v in values.to_pylist():
+        for v in values.to_numpy().tolist():
             hit = ks.containing(v) if _in(text, v) else None
             if hit:
                 out.append(Entry(*hit, "NOKPROBE_SYMBOL", KPROBE_BLACKLIST))
-        for start, stop, c, why in AREAS + ARCH_AREAS.get(self.cx.b.arch, []):
+        for start, stop, c, why in AREAS + ARCH_AREAS.get(self.cx.arch, []):
             lo, hi = self.bounds.get(start), self.bounds.get(stop)
             if lo is None or hi is None:
                 continue
@@ -165,7 +169,7 @@ class Blacklist:
 
 
 def _text_ranges(cx: Context) -> list[tuple[int, int]]:
-    s = cx.b.sections
+    s = cx.table("sections")
     flags = s.column("flags").to_numpy()
     execute = (flags & 0x4) != 0  # SHF_EXECINSTR
     lo = s.column("address").to_numpy()[execute]
@@ -215,7 +219,7 @@ def refused(cx: Context) -> Iterator[Finding]:
 def return_probe_refused(cx: Context) -> Iterator[Finding]:
     if not blacklist(cx).kernel:
         return
-    listed = KRETPROBE_BLACKLIST.get(cx.b.arch, {})
+    listed = KRETPROBE_BLACKLIST.get(cx.arch, {})
     for fid, name in enumerate(cx.fn_name):
         why = listed.get(name)
         if why is None:

@@ -9,15 +9,15 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from patchscope.index import code as k
+from patchscope.index import machine
+from patchscope.index.context import Context
 from patchscope.rules import kernel
-from patchscope.rules.context import Context
 from patchscope.rules.entry import Entries
 from patchscope.rules.finding import hexa
 
@@ -61,26 +61,27 @@ class KernelImage:
 
     def __init__(self, cx: Context) -> None:
         self.cx = cx
-        self.arch = cx.b.arch
-        names = set(cx.b.sections.column("name").to_pylist())
+        self.arch = cx.arch
+        names = set(cx.table("sections").column("name").to_pylist())
         self.module = ".modinfo" in names or ".gnu.linkonce.this_module" in names
         if not (self.module or cx.is_kernel()):
-            raise ValueError(f"{cx.b.path}: not a kernel image or module: kprobes do not apply")
-        self.version = release_version(cx.b.info.get("kernel_release", ""))
+            raise ValueError(f"{cx.path}: not a kernel image or module: kprobes do not apply")
+        self.version = release_version(cx.info.get("kernel_release", ""))
         self.kallsyms = cx.shared(kernel.Kallsyms)
         self.blacklist = kernel.blacklist(cx)
 
     @cached_property
     def sites(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Per kind of ``kernel_sites``: (address, size, key, flags), sorted by address."""
-        t = self.cx.b.kernel_sites
-        kinds = t.column("kind").cast("string")
-        out = {}
-        for kind in set(kinds.to_pylist()):
-            s = t.filter(pc.equal(kinds, kind))
+        t = self.cx.table("kernel_sites")
+        kinds = t.column("kind").cast(pa.string())
+        out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        for kind in set(cast(list[str], kinds.to_pylist())):  # every site has a kind
+            s = t.filter(pc.equal(kinds, pa.scalar(kind)))
             addr = s.column("address").to_numpy()
             order = np.argsort(addr, kind="stable")
-            out[kind] = tuple(s.column(c).to_numpy()[order] for c in ("address", "size", "key", "flags"))
+            address, size, key, flags = (s.column(c).to_numpy()[order] for c in ("address", "size", "key", "flags"))
+            out[kind] = (address, size, key, flags)
         return out
 
     def site_holding(self, kind: str, addrs: np.ndarray) -> np.ndarray:
@@ -107,8 +108,8 @@ class KernelImage:
         arm64 with patchable entries (two NOPs) records the second NOP, where the call goes."""
         recs = Entries(self.cx).records
         if self.arch == "aarch64" and len(recs):
-            at = self.cx.b.probe_sites(recs, recs)
-            nop = at.column("kind").to_numpy() == k.NOP
+            at = self.cx.probe_sites(recs, recs)
+            nop = at.column("kind").to_numpy() == machine.NOP
             recs = np.sort(np.where(nop, recs + np.uint64(4), recs))
         return recs
 
@@ -127,13 +128,12 @@ class KernelImage:
         bounds = self.cx.symbol_addresses(["_stext", "_etext"])
         if not self.module and len(bounds) == 2:
             return [(bounds["_stext"], bounds["_etext"])]
-        s = self.cx.b.sections
+        s = self.cx.table("sections")
         execute = (s.column("flags").to_numpy() & 0x4) != 0  # SHF_EXECINSTR
+        names = cast(list[str], s.column("name").to_pylist())  # every section has a name
         return [
             (int(a), int(a) + int(z))
-            for a, z, n, x in zip(
-                s.column("address").to_numpy(), s.column("size").to_numpy(), s.column("name").to_pylist(), execute
-            )
+            for a, z, n, x in zip(s.column("address").to_numpy(), s.column("size").to_numpy(), names, execute)
             if x and z and not n.startswith((".init.", ".exit."))
         ]
 
@@ -145,15 +145,15 @@ class KernelImage:
         names = {int(i): self.cx.string(int(i)) for i in ids.tolist()}
         base = {i: n.split(".", 1)[0] for i, n in names.items() if "." in n}
         found = self.cx.symbol_addresses(set(base.values())) if base else {}
-        addr = {i: found.get(b, k.NO_TARGET) for i, b in base.items()}
+        addr = {i: found.get(b, machine.NO_TARGET) for i, b in base.items()}
         dotted = np.array([int(i) in base for i in name_ids.tolist()], bool)
-        return dotted, np.array([addr.get(int(i), k.NO_TARGET) for i in name_ids.tolist()], np.uint64)
+        return dotted, np.array([addr.get(int(i), machine.NO_TARGET) for i in name_ids.tolist()], np.uint64)
 
     def words(self, addrs: np.ndarray) -> np.ndarray:
         """The 32-bit little-endian words at ``addrs`` (arm64 instructions)."""
         if not len(addrs):
             return np.zeros(0, np.uint32)
-        t = self.cx.b.probe_sites(addrs, addrs)
+        t = self.cx.probe_sites(addrs, addrs)
         return (t.column("bytes0").to_numpy() & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
     def symbol_name(self, addr: int) -> str:
@@ -204,12 +204,12 @@ class Probes:
     def of(cls, img: KernelImage, addrs: np.ndarray, version: tuple[int, int] | None) -> Probes:
         found, start, end, name = img.kallsyms.containing_all(addrs)
         decode_from = np.where(found, start, addrs)
-        sites = img.cx.b.probe_sites(decode_from, addrs)
+        sites = img.cx.probe_sites(decode_from, addrs)
         at = addrs.copy()
-        endbr = found & (addrs == start) & (sites.column("kind").to_numpy() == k.ENDBR)
+        endbr = found & (addrs == start) & (sites.column("kind").to_numpy() == machine.ENDBR)
         if endbr.any():  # x86 IBT: a probe on the symbol lands after its ENDBR (arch_adjust_kprobe_addr)
             at[endbr] = addrs[endbr] + np.uint64(4)
-            moved = img.cx.b.probe_sites(decode_from[endbr], at[endbr])
+            moved = img.cx.probe_sites(decode_from[endbr], at[endbr])
             sites = _replace_rows(sites, np.flatnonzero(endbr), moved)
         raw = np.stack([sites.column("bytes0").to_numpy(), sites.column("bytes1").to_numpy()], axis=1)
         return cls(

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from patchscope.index import code as k
-from patchscope.rules.context import Context
+from patchscope.index import machine
+from patchscope.index.context import Context
 from patchscope.rules.finding import Band, Finding, code
 from patchscope.rules.kernel import blacklist
 
@@ -90,9 +90,9 @@ def machinery_reachable(cx: Context) -> Iterator[Finding]:
 
 def _callees(cx: Context, lows: np.ndarray, order: np.ndarray) -> dict[int, set[int]]:
     """Instance row → rows of the instances it calls or tail-jumps to (at their entry)."""
-    ev = cx.b.code.events
+    ev = cx.machine.events
     kind = ev.column("kind").to_numpy()
-    pick = np.isin(kind, (k.CALL_DIRECT, k.TAIL_JUMP_DIRECT))
+    pick = np.isin(kind, (machine.CALL_DIRECT, machine.TAIL_JUMP_DIRECT))
     src = ev.column("function_id").to_numpy()[pick]
     target = ev.column("target").to_numpy()[pick]
     sorted_lows = lows[order]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from patchscope.rules.context import Context
+from patchscope.index.context import Context
 from patchscope.rules.finding import Band, Finding, code
 
 NAME_COLLISION = code(

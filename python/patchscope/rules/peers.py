@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any, cast
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from patchscope.rules.context import Context
+from patchscope.index.context import Context
 from patchscope.rules.finding import Band, Finding, code
 
 SYSTEMTAP_BLOCKLIST = code(
@@ -64,7 +66,7 @@ def systemtap_blocklist(cx: Context) -> Iterator[Finding]:
     kernel = cx.is_kernel()
     files = cx.functions.column("decl_file").to_pylist()
     # the name regexes run once per distinct name, in Arrow's RE2, not once per function in Python
-    fn_names = cx.functions.column("name").combine_chunks()
+    fn_names = cast("pa.DictionaryArray[Any, Any]", cx.functions.column("name").combine_chunks())
     matched = pc.match_substring_regex(fn_names.dictionary, _STAP_FUNCTIONS.pattern).to_numpy(zero_copy_only=False)
     blocked_name = matched[fn_names.indices.to_numpy()]
     start, end, names = cx.sections
@@ -76,7 +78,7 @@ def systemtap_blocklist(cx: Context) -> Iterator[Finding]:
         row = first[fid]
         section = names[i[row]] if row >= 0 and i[row] >= 0 and lows[row] < end[i[row]] else None
         if kernel:
-            rule = _kernel_rule(cx.b.arch, name, files[fid] or "", section, bool(blocked_name[fid]))
+            rule = _kernel_rule(cx.arch, name, files[fid] or "", section, bool(blocked_name[fid]))
         else:
             rule = "return probes (no normal function-entry ABI)" if _STAP_USER_RETURN.match(name) else None
         if rule:

@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from patchscope.index import code as k
+from patchscope.index import machine
 from patchscope.index.binary import Binary
+from patchscope.index.context import Context
 from patchscope.rules import kernel
-from patchscope.rules.context import Context
 from patchscope.rules.finding import Band, Finding, code, hexa
 from patchscope.rules.kprobe_target import (
     BOOT_REWRITTEN,
@@ -209,7 +209,7 @@ def blacklisted(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
         return
     entry = _blacklist_entry(bl, p.at)
     dotted, base = img.bases(p.sym_name)
-    via_base = np.where((entry < 0) & dotted & (base != k.NO_TARGET), _blacklist_entry(bl, base), -1)
+    via_base = np.where((entry < 0) & dotted & (base != machine.NO_TARGET), _blacklist_entry(bl, base), -1)
     es = bl._sorted[2]
     for row in np.flatnonzero(p.found & ((entry >= 0) | (via_base >= 0))).tolist():
         via = None if entry[row] >= 0 else img.cx.string(int(p.sym_name[row])).split(".", 1)[0]
@@ -219,7 +219,7 @@ def blacklisted(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
             img,
             p,
             row,
-            e.code.name,  # type: ignore[attr-defined]
+            e.code.name,
             "EINVAL",
             f"in the kprobe blacklist: {how}; range {hexa(e.start)}-{hexa(e.end)} ({e.name})",
             range=[hexa(e.start), hexa(e.end)],
@@ -245,8 +245,10 @@ def reserved_site(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
         ("jump-label", "a static branch (jump label) site"),
         ("static-call", "a static call site"),
     ):
+        if kind not in img.sites:
+            continue
         hit = img.site_holding(kind, p.at)
-        addr, size, key, _ = img.sites.get(kind, (None,) * 4)
+        addr, size, key, _ = img.sites[kind]
         for row in np.flatnonzero((hit >= 0) & p.found).tolist():
             i = hit[row]
             site = int(addr[i])
@@ -304,7 +306,7 @@ def notrace_function(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal
     notrace = p.found & ~img.traced(p.sym_start, p.sym_end)
     dotted, base = img.bases(p.sym_name)
     found, start, end, _ = img.kallsyms.containing_all(base)
-    base_traced = (base != k.NO_TARGET) & found & img.traced(start, end)
+    base_traced = (base != machine.NO_TARGET) & found & img.traced(start, end)
     for row in np.flatnonzero(notrace & ~(dotted & base_traced)).tolist():
         name = img.cx.string(int(p.sym_name[row]))
         yield refusal(

@@ -8,13 +8,22 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from patchscope.index import code as k
+from patchscope.index import machine
 from patchscope.rules.finding import hexa
 from patchscope.rules.kprobe_target import ARM64_EXCLUSIVE_MASK_FIX_SINCE, KernelImage, Probes, Refusal, refusal
 
 A64_SPCLREG_DAIF = 0xDA11
 #: ``aarch64_insn_is_steppable_hint``: the hints (insn & 0xFE0) that may be single-stepped.
-A64_STEPPABLE_HINTS = (0x000, 0x07 << 5, 0x08 << 5, 0x0A << 5, 0x18 << 5, 0x19 << 5, 0x1A << 5, 0x1B << 5)
+A64_STEPPABLE_HINTS: tuple[int, ...] = (
+    0x000,
+    0x07 << 5,
+    0x08 << 5,
+    0x0A << 5,
+    0x18 << 5,
+    0x19 << 5,
+    0x1A << 5,
+    0x1B << 5,
+)
 A64_STEPPABLE_HINTS += (0x20 << 5, 0x22 << 5, 0x24 << 5, 0x26 << 5)
 
 
@@ -40,7 +49,8 @@ def a64_rejections(words: np.ndarray) -> np.ndarray:
     w = np.asarray(words, np.uint32)
 
     def m(mask: int, value: int) -> np.ndarray:
-        return (w & np.uint32(mask)) == np.uint32(value)
+        holds: np.ndarray = (w & np.uint32(mask)) == np.uint32(value)
+        return holds
 
     adr = m(0x1F000000, 0x10000000)  # adr/adrp
     simulated = (
@@ -57,7 +67,7 @@ def a64_rejections(words: np.ndarray) -> np.ndarray:
     br_sys = np.isin((w >> 25) & 0xF, (0xA, 0xB))  # AARCH64_INSN_CLS_BR_SYS
     daif = ((w & 0x1FFFE0) >> 5) == A64_SPCLREG_DAIF
     steppable_hint = np.isin(w & 0xFE0, A64_STEPPABLE_HINTS)
-    clauses = [  # (condition, code): the first that holds decides
+    clauses: list[tuple[np.ndarray, int | np.ndarray]] = [  # (condition, code): the first that holds decides
         (m(0xBF000000, 0x18000000) | m(0xFF000000, 0x98000000), 0),  # LDR/LDRSW (literal): simulated
         (br_sys & branch, np.where(simulated, 0, 1)),
         (br_sys & (m(0xFFF8F01F, 0xD500401F) | m(0xFFF00000, 0xD5100000)), 2),
@@ -93,7 +103,8 @@ def a64_exclusive_masks(p: Probes) -> tuple[tuple[int, int], tuple[int, int]]:
 
 def is_exclusive(words: np.ndarray) -> np.ndarray:
     """``aarch64_insn_is_exclusive``: LDXR/STXR and their acquire/release/pair forms, CASP."""
-    return (np.asarray(words, np.uint32) & np.uint32(0x3F800000)) == np.uint32(0x08000000)
+    exclusive: np.ndarray = (np.asarray(words, np.uint32) & np.uint32(0x3F800000)) == np.uint32(0x08000000)
+    return exclusive
 
 
 def a64_unprobeable(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
@@ -144,7 +155,7 @@ def atomic_window(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     if not len(rows):
         return
     opener = scan_back(img, p.at[rows], p.sym_start[rows], a64_exclusive_masks(p))
-    hit = np.flatnonzero(opener != k.NO_TARGET)
+    hit = np.flatnonzero(opener != machine.NO_TARGET)
     words = img.words(opener[hit])
     for j, word in zip(hit.tolist(), words.tolist()):
         row, at = int(rows[j]), int(opener[j])
@@ -184,4 +195,4 @@ def scan_back(
     load = valid & ((w & lm) == lv) & ~store
     first = np.argmax(store | load, axis=1)
     hit = (store | load).any(axis=1) & load[np.arange(len(at)), first]
-    return np.where(hit, back[np.arange(len(at)), first], np.uint64(k.NO_TARGET))
+    return np.where(hit, back[np.arange(len(at)), first], np.uint64(machine.NO_TARGET))

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
-from patchscope.index import code as k
+from patchscope.index import machine
+from patchscope.index.context import Context, local_entry_offset
 from patchscope.index.functions import rows_of
 from patchscope.index.tables import NO_DIE
-from patchscope.rules.context import Context, local_entry_offset
-from patchscope.rules.entry import MULTIPLE_ENTRIES, NORETURN
+from patchscope.rules.entry import MULTIPLE_ENTRIES, NORETURN, Entries
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 TAIL_CALL_EXIT = code(
@@ -32,7 +33,7 @@ class Events:
     """The code events of each instance, by kind."""
 
     def __init__(self, cx: Context) -> None:
-        ev = cx.b.code.events
+        ev = cx.machine.events
         self.fid = ev.column("function_id").to_numpy()
         self.kind = ev.column("kind").to_numpy()
         self.addr = ev.column("address").to_numpy()
@@ -49,7 +50,13 @@ class Events:
     @cached_property
     def per_instance(self) -> dict[int, np.ndarray]:
         counts = {}
-        for kind in (k.RETURN, k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT, k.JUMP_TO_ENTRY, k.CALL_DIRECT):
+        for kind in (
+            machine.RETURN,
+            machine.TAIL_JUMP_DIRECT,
+            machine.TAIL_JUMP_INDIRECT,
+            machine.JUMP_TO_ENTRY,
+            machine.CALL_DIRECT,
+        ):
             sel = self.kind == kind
             counts[kind] = np.bincount(self.fid[sel].astype(np.int64), minlength=len(self.bounds) - 1)
         return counts
@@ -61,25 +68,25 @@ def _events(cx: Context) -> Events:
 
 def tail_call_exit(cx: Context) -> Iterator[Finding]:
     ev = _events(cx)
-    jumps = np.flatnonzero(np.isin(ev.kind, (k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT)))
-    names = {t: cx.name_at(t) for t in np.unique(ev.target[jumps]).tolist() if t != k.NO_TARGET}
-    returns = ev.per_instance[k.RETURN]
+    jumps = np.flatnonzero(np.isin(ev.kind, (machine.TAIL_JUMP_DIRECT, machine.TAIL_JUMP_INDIRECT)))
+    names = {t: cx.name_at(t) for t in np.unique(ev.target[jumps]).tolist() if t != machine.NO_TARGET}
+    returns = ev.per_instance[machine.RETURN]
     rows = ev.fid[jumps]
     if not len(rows):
         return
     bounds = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1], [True]]))
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         row = int(rows[a])
-        exits = []
+        exits: list[dict[str, Any]] = []
         for i in jumps[a:b].tolist():
             target = int(ev.target[i])
-            direct = ev.kind[i] == k.TAIL_JUMP_DIRECT and target != k.NO_TARGET
+            direct = ev.kind[i] == machine.TAIL_JUMP_DIRECT and target != machine.NO_TARGET
             exits.append(
                 {
                     "at": hexa(ev.addr[i]),
                     "to": names[target] if direct else "indirect",
-                    "thunk": names.get(target) if ev.extra[i] & k.THUNK else None,
-                    "conditional": bool(ev.extra[i] & k.CONDITIONAL),
+                    "thunk": names.get(target) if ev.extra[i] & machine.THUNK else None,
+                    "conditional": bool(ev.extra[i] & machine.CONDITIONAL),
                 }
             )
         symbol = cx.instance_symbol(row)
@@ -99,7 +106,7 @@ def tail_call_exit(cx: Context) -> Iterator[Finding]:
 
 def _self_calls(cx: Context) -> tuple[np.ndarray, np.ndarray]:
     """The DWARF call sites that target their own function: (calling DIE, tail-call flag)."""
-    cs = cx.b.cols.raw["call_sites"]
+    cs = cx.raw("call_sites")
     fn = cs.column("function").to_numpy()
     target = cs.column("target").to_numpy()
     sp_die = cx.sp["die"]
@@ -124,12 +131,12 @@ def recursion(cx: Context) -> Iterator[Finding]:
     ev = _events(cx)
     counts = ev.per_instance
     lows = cx.inst.column("low_pc").to_numpy()
-    calls = ev.kind == k.CALL_DIRECT
+    calls = ev.kind == machine.CALL_DIRECT
     near_own_entry = calls & (ev.target >= lows[ev.fid]) & (ev.target < lows[ev.fid] + 16)
-    candidates = np.union1d(np.flatnonzero(counts[k.JUMP_TO_ENTRY]), ev.fid[near_own_entry])
+    candidates = np.union1d(np.flatnonzero(counts[machine.JUMP_TO_ENTRY]), ev.fid[near_own_entry])
     for row in candidates.astype(np.int64).tolist():
-        loops = counts[k.JUMP_TO_ENTRY][row]
-        calls = ev.of(row, k.CALL_DIRECT)
+        loops = counts[machine.JUMP_TO_ENTRY][row]
+        calls = ev.of(row, machine.CALL_DIRECT)
         entries = {int(lows[row]), int(lows[row]) + _local_entry(cx, row)}  # ppc64 calls the local entry
         self_calls = [i for i in calls.tolist() if int(ev.target[i]) in entries]
         if not loops and not self_calls:
@@ -138,7 +145,7 @@ def recursion(cx: Context) -> Iterator[Finding]:
         dwarf_calls, dwarf_tail = _self_call_sites(cx, row) if cx.inst_die[row] != NO_DIE else (0, 0)
         fid = int(cx.inst_fid[row])
         if loops:
-            jumps = [hexa(ev.addr[i]) for i in ev.of(row, k.JUMP_TO_ENTRY).tolist()]
+            jumps = [hexa(ev.addr[i]) for i in ev.of(row, machine.JUMP_TO_ENTRY).tolist()]
             yield Finding(
                 RECURSION_AS_LOOP,
                 fid,
@@ -165,7 +172,7 @@ def entered_mid_function(cx: Context) -> Iterator[Finding]:
     """Jumps from other instances into the middle of one (not its entry, not its ppc64 local
     entry): a second way in that an entry probe does not see."""
     ev = _events(cx)
-    jumps = np.flatnonzero(np.isin(ev.kind, (k.TAIL_JUMP_DIRECT,)) & (ev.target != k.NO_TARGET))
+    jumps = np.flatnonzero(np.isin(ev.kind, (machine.TAIL_JUMP_DIRECT,)) & (ev.target != machine.NO_TARGET))
     lows = cx.inst.column("low_pc").to_numpy()
     highs = np.array([r[0][1] if r else lo for r, lo in zip(cx.inst.column("ranges").to_pylist(), lows)])
     order = np.argsort(lows, kind="stable")
@@ -173,7 +180,7 @@ def entered_mid_function(cx: Context) -> Iterator[Finding]:
     pos = np.searchsorted(lows[order], targets, "right") - 1
     row = order[np.maximum(pos, 0)]
     inside = (pos >= 0) & (targets > lows[row]) & (targets < highs[row]) & (row != ev.fid[jumps])
-    by_row: dict[int, list[dict]] = {}
+    by_row: dict[int, list[dict[str, Any]]] = {}
     for j, r in zip(jumps[inside].tolist(), row[inside].tolist()):
         if int(ev.target[j]) - int(lows[r]) == _local_entry(cx, r):
             continue
@@ -195,16 +202,16 @@ def entered_mid_function(cx: Context) -> Iterator[Finding]:
 
 def _local_entry(cx: Context, row: int) -> int:
     main = cx.inst_main_symbol[row]
-    return local_entry_offset(int(cx.sym["other"][main])) if main >= 0 and cx.b.arch.startswith("ppc64") else 0
+    return local_entry_offset(int(cx.sym["other"][main])) if main >= 0 and cx.arch.startswith("ppc64") else 0
 
 
 def noreturn_in_code(cx: Context) -> Iterator[Finding]:
     """No return instruction and no tail jump on any path, where DWARF says nothing."""
     ev = _events(cx)
     counts = ev.per_instance
-    exits = counts[k.RETURN] + counts[k.TAIL_JUMP_DIRECT] + counts[k.TAIL_JUMP_INDIRECT]
+    exits = counts[machine.RETURN] + counts[machine.TAIL_JUMP_DIRECT] + counts[machine.TAIL_JUMP_INDIRECT]
     declared = cx.inst.column("noreturn").to_numpy(zero_copy_only=False)
-    decoded = cx.b.code.ranges
+    decoded = cx.machine.ranges
     ok = np.zeros(cx.inst.num_rows, bool)
     ids = decoded.column("function_id").to_numpy()
     good = (decoded.column("insn_count").to_numpy() > 0) & (decoded.column("decode_errors").to_numpy() == 0)
@@ -224,7 +231,7 @@ def noreturn_in_code(cx: Context) -> Iterator[Finding]:
 RULES = [tail_call_exit, recursion, noreturn_in_code, entered_mid_function]
 
 
-def instance_code(cx: Context, row: int, ftrace: object | None = None) -> dict:
+def instance_code(cx: Context, row: int, ftrace: Entries | None = None) -> dict[str, Any]:
     """Where probes on an instance really land: the entry the kernel uses (its ftrace site,
     else past ENDBR/BTI, else the ppc64 local entry), every return, every tail-call exit."""
     ev = _events(cx)
@@ -234,16 +241,19 @@ def instance_code(cx: Context, row: int, ftrace: object | None = None) -> dict:
     record = ftrace.record_in(low, hi) if ftrace is not None else None
     if record is not None:
         entry, why = record, "ftrace call site (__mcount_loc)"
-    elif len(landing := [i for i in ev.of(row, k.ENDBR).tolist() if ev.addr[i] == low]):
+    elif len(landing := [i for i in ev.of(row, machine.ENDBR).tolist() if ev.addr[i] == low]):
         entry, why = low + int(ev.size[landing[0]]), "after the ENDBR/BTI landing pad"
     elif off := _local_entry(cx, row):
         entry, why = low + off, "ppc64 local entry point"
     return {
         "probe_entry": hexa(entry),
         "probe_entry_is": why,
-        "returns": [hexa(ev.addr[i]) for i in ev.of(row, k.RETURN).tolist()],
+        "returns": [hexa(ev.addr[i]) for i in ev.of(row, machine.RETURN).tolist()],
         "tail_exits": [
-            {"at": hexa(ev.addr[i]), "to": cx.name_at(int(ev.target[i])) if ev.target[i] != k.NO_TARGET else "indirect"}
-            for i in ev.of(row, k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT).tolist()
+            {
+                "at": hexa(ev.addr[i]),
+                "to": cx.name_at(int(ev.target[i])) if ev.target[i] != machine.NO_TARGET else "indirect",
+            }
+            for i in ev.of(row, machine.TAIL_JUMP_DIRECT, machine.TAIL_JUMP_INDIRECT).tolist()
         ],
     }

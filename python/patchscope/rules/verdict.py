@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,7 +19,7 @@ def function_bands(functions: pa.Table, findings: pa.Table) -> pa.Table:
     n = functions.num_rows
     worst = np.zeros(n, np.int8)
     fid = findings.column("fid").to_numpy()
-    rank = np.array([_RANK[b] for b in findings.column("band").to_pylist()], np.int8)
+    rank = np.array([_RANK[b] for b in findings.column("band").to_numpy(zero_copy_only=False).tolist()], np.int8)
     np.maximum.at(worst, fid, rank)
     codes: list[list[str]] = [[] for _ in range(n)]
     for f, c in zip(fid.tolist(), findings.column("code").to_pylist()):
@@ -35,7 +37,9 @@ def function_bands(functions: pa.Table, findings: pa.Table) -> pa.Table:
 
 
 def summary(bands: pa.Table, findings: pa.Table) -> dict[str, dict[str, int]]:
-    by_band = {c["values"]: c["counts"] for c in pc.value_counts(bands.column("band")).to_pylist()}
+    # pyarrow-stubs type StructArray.to_pylist as no list of dicts
+    counts: list[dict[str, Any]] = pc.value_counts(bands.column("band")).to_pylist()  # type: ignore[misc, assignment]
+    by_band = {c["values"]: c["counts"] for c in counts}
     per_code = pa.table({"code": findings.column("code"), "fid": findings.column("fid")})
     functions_per_code = per_code.group_by("code").aggregate([("fid", "count_distinct")]).to_pylist()
     return {

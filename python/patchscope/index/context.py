@@ -1,9 +1,12 @@
-"""What the rules read: the inventory and the DWARF tables, indexed the way rules ask."""
+"""The query view of one binary: its inventory and DWARF tables, indexed the way the rules,
+the probe resolver and the reports ask (names, instances, inline sites, symbols by address,
+sections, parameters). Everything above the index reads the binary's facts through it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -11,8 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchscope.index.binary import Binary
-from patchscope.index.functions import rows_of
-from patchscope.index.tables import NO_DIE
+from patchscope.index.functions import range_bounds, rows_of
+from patchscope.index.machine import CodeFacts
+from patchscope.index.tables import NO_DIE, list_offsets, pool_indices
+from patchscope.index.variables import VariableAt, variables_at_many
 
 #: ``params.loc_kind`` values (the core's ``location::kind``).
 LOC_NONE, LOC_REGISTER, LOC_MEMORY, LOC_ENTRY_VALUE, LOC_PARAM_REF = 0, 1, 2, 3, 4
@@ -58,7 +63,7 @@ def local_entry_offset(st_other: int) -> int:
 
 
 class Context:
-    """One binary as the rules see it. Everything is computed on first use and kept."""
+    """One binary as the layers above the index see it. Everything is computed on first use and kept."""
 
     def __init__(self, binary: Binary) -> None:
         self.b = binary
@@ -73,11 +78,62 @@ class Context:
         """What ``build`` makes of this binary, made once and shared by every rule that asks."""
         if build not in self._shared:
             self._shared[build] = build(self)
-        return self._shared[build]
+        made: T = self._shared[build]
+        return made
+
+    # -- the binary ------------------------------------------------------------------------
+
+    @property
+    def arch(self) -> str:
+        return self.b.arch
+
+    @property
+    def path(self) -> Path:
+        return self.b.path
+
+    @property
+    def info(self) -> dict[str, str]:
+        """What the core says about the file: ``arch``, ``kind``, ``kernel_release`` …"""
+        return self.b.info
+
+    def table(self, name: str) -> pa.Table:
+        """A table of the scan with its string columns decoded (``sections``, ``units`` …)."""
+        return self.b.cols.table(name)
+
+    def raw(self, name: str) -> pa.Table:
+        """A table of the scan as the core wrote it: its string columns are pool indices."""
+        return self.b.cols.raw[name]
+
+    @property
+    def machine(self) -> CodeFacts:
+        """The machine-code facts of every out-of-line instance."""
+        return self.b.code
+
+    def instructions(self, low: int, high: int) -> list[dict[str, Any]]:
+        """The instructions of ``[low, high)``, decoded from ``low``."""
+        return self.b.instructions(low, high)
+
+    def probe_sites(self, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:
+        """The instruction holding each address, decoding from its start."""
+        return self.b.probe_sites(starts, addresses)
+
+    def plt_names(self) -> pa.Table:
+        """PLT stubs and GOT slots by the symbol their dynamic relocation names."""
+        return self.b.plt_names()
+
+    def find_functions(self, pattern: str | None) -> Iterator[int]:
+        """Ids of the source functions whose name matches the shell glob ``pattern``."""
+        return self.b.find_functions(pattern)
+
+    def variables_at(self, pairs: list[tuple[int, int]]) -> list[list[VariableAt]]:
+        """The variables in scope at each (scope DIE, address)."""
+        return variables_at_many(self.b, pairs)
+
+    # -- the string pool -------------------------------------------------------------------
 
     @cached_property
     def _strings(self) -> list[str]:
-        return self.pool.to_pylist()
+        return self.b.cols.strings()
 
     def string(self, index: int) -> str:
         return self._strings[int(index)]
@@ -87,7 +143,7 @@ class Context:
     @cached_property
     def fn_name(self) -> list[str]:
         names = self._strings
-        return [names[i] for i in self.functions.column("name").combine_chunks().indices.to_numpy().tolist()]
+        return [names[i] for i in pool_indices(self.functions.column("name")).tolist()]
 
     @cached_property
     def fn_status(self) -> np.ndarray:
@@ -110,10 +166,12 @@ class Context:
         return self.inst.column("die").to_numpy()
 
     def inst_symbols(self, row: int) -> list[int]:
-        return self.inst.column("symbols")[row].as_py()
+        symbols: list[int] = self.inst.column("symbols")[row].as_py()
+        return symbols
 
     def inst_ranges(self, row: int) -> list[list[int]]:
-        return self.inst.column("ranges")[row].as_py()
+        ranges: list[list[int]] = self.inst.column("ranges")[row].as_py()
+        return ranges
 
     def range_start(self, row: int, addr: int) -> int:
         """The start of instance ``row``'s range (main or ``.cold``) that holds ``addr`` (``addr``
@@ -125,15 +183,14 @@ class Context:
 
     @cached_property
     def sym(self) -> dict[str, np.ndarray]:
-        sy = self.b.cols.raw["symbols"]
+        sy = self.raw("symbols")
         return {c: sy.column(c).to_numpy() for c in ("name", "suffix", "suffix_kinds", "address", "other")}
 
     @cached_property
     def inst_main_symbol(self) -> np.ndarray:
         """Row in the symbols table of each instance's main symbol, -1 when it has none."""
-        col = self.inst.column("symbols").combine_chunks()
-        offsets = col.offsets.to_numpy()
-        values = col.values.to_numpy()
+        offsets, symbols = list_offsets(self.inst.column("symbols"))
+        values = symbols.to_numpy()
         has = offsets[1:] > offsets[:-1]
         main = np.full(len(has), -1, np.int64)
         main[has] = values[offsets[:-1][has]]
@@ -142,19 +199,19 @@ class Context:
     @cached_property
     def inst_main_range(self) -> tuple[np.ndarray, np.ndarray]:
         """Each instance's first (entry) range as (lows, highs); empty where it has none."""
-        col = self.inst.column("ranges").combine_chunks()
-        offsets = col.offsets.to_numpy()
-        flat = col.values.flatten().to_numpy()
+        offsets, _ = list_offsets(self.inst.column("ranges"))
+        bounds = range_bounds(self.inst.column("ranges"))
         has = offsets[1:] > offsets[:-1]
-        first = offsets[:-1][has] * 2
+        first = offsets[:-1][has]
         lows = self.inst.column("low_pc").to_numpy().copy()
         highs = lows.copy()
-        lows[has], highs[has] = flat[first], flat[first + 1]
+        lows[has], highs[has] = bounds[first, 0], bounds[first, 1]
         return lows, highs
 
     @cached_property
     def inst_range_count(self) -> np.ndarray:
-        return pc.list_value_length(self.inst.column("ranges")).to_numpy(zero_copy_only=False)
+        counts: np.ndarray = pc.list_value_length(self.inst.column("ranges")).to_numpy(zero_copy_only=False)
+        return counts
 
     @cached_property
     def inst_suffix_kinds(self) -> np.ndarray:
@@ -169,8 +226,8 @@ class Context:
     def inst_name(self) -> np.ndarray:
         """Pool index of each instance's name: its main symbol, else its function's name."""
         main = self.inst_main_symbol
-        fn_names = self.functions.column("name").combine_chunks().indices.to_numpy()
-        names = fn_names[self.inst_fid]
+        fn_names = pool_indices(self.functions.column("name"))
+        names: np.ndarray = fn_names[self.inst_fid]
         has = main >= 0
         names[has] = self.sym["name"][main[has]]
         return names
@@ -178,7 +235,7 @@ class Context:
     def instance_symbol(self, row: int) -> str:
         return self.string(self.inst_name[row])
 
-    def instance_parts(self, row: int) -> list[dict]:
+    def instance_parts(self, row: int) -> list[dict[str, Any]]:
         """Each range of an instance with the symbol at its start."""
         by_addr = {int(self.sym["address"][s]): self.string(self.sym["name"][s]) for s in self.inst_symbols(row)}
         return [{"symbol": by_addr.get(lo), "low": lo, "high": hi} for lo, hi in self.inst_ranges(row)]
@@ -194,7 +251,7 @@ class Context:
 
     @cached_property
     def func_symbols(self) -> tuple[np.ndarray, np.ndarray]:
-        sy = self.b.cols.raw["symbols"]
+        sy = self.raw("symbols")
         func = (sy.column("kind").to_numpy() == 1) & (sy.column("section").to_numpy() != 0)
         rows = np.flatnonzero(func)
         rows = rows[np.argsort(self.sym["address"][rows], kind="stable")]
@@ -204,7 +261,7 @@ class Context:
         """The address of each of ``names`` that a defined symbol has, found in the string pool
         rather than by converting every symbol name."""
         ids = np.flatnonzero(pc.is_in(self.pool, value_set=pa.array(list(names))).to_numpy(zero_copy_only=False))
-        sy = self.b.cols.raw["symbols"]
+        sy = self.raw("symbols")
         rows = np.flatnonzero(np.isin(self.sym["name"], ids) & (sy.column("section").to_numpy() != 0))
         return {self.string(self.sym["name"][r]): int(self.sym["address"][r]) for r in rows.tolist()}
 
@@ -221,7 +278,7 @@ class Context:
     def code_symbols(self) -> tuple[np.ndarray, np.ndarray]:
         """Function symbols and untyped ones (assembly entry points such as
         ``__x86_return_thunk``), by address: what names a branch target."""
-        sy = self.b.cols.raw["symbols"]
+        sy = self.raw("symbols")
         kind = sy.column("kind").to_numpy()
         named = ((kind == 1) | (kind == 6)) & (sy.column("section").to_numpy() != 0) & (self.sym["name"] != 0)
         rows = np.flatnonzero(named)
@@ -241,7 +298,7 @@ class Context:
             off = int(addr - addrs[i])
             if off == 0:
                 return name
-            if self.b.arch.startswith("ppc64") and off == local_entry_offset(int(self.sym["other"][row])):
+            if self.arch.startswith("ppc64") and off == local_entry_offset(int(self.sym["other"][row])):
                 return f"{name} (local entry)"
             if off < self.sym_size[row] or (
                 self.sym_size[row] == 0 and self.section_at(addr)[0] == self.section_at(int(addrs[i]))[0]
@@ -252,11 +309,11 @@ class Context:
 
     @cached_property
     def sym_size(self) -> np.ndarray:
-        return self.b.cols.raw["symbols"].column("size").to_numpy()
+        return self.raw("symbols").column("size").to_numpy()
 
     @cached_property
     def sections(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        s = self.b.sections
+        s = self.table("sections")
         order = np.argsort(s.column("address").to_numpy(), kind="stable")
         start = s.column("address").to_numpy()[order]
         return start, start + s.column("size").to_numpy()[order], [s.column("name")[int(i)].as_py() for i in order]
@@ -321,7 +378,7 @@ class Context:
 
     @cached_property
     def sp(self) -> dict[str, np.ndarray]:
-        t = self.b.cols.raw["subprograms"]
+        t = self.raw("subprograms")
         return {c: t.column(c).to_numpy() for c in ("die", "origin", "specification", "flags", "name")}
 
     def origin_of(self, die: int) -> int:
@@ -331,7 +388,7 @@ class Context:
 
     @cached_property
     def params(self) -> dict[str, np.ndarray]:
-        t = self.b.cols.raw["params"]
+        t = self.raw("params")
         return {
             c: t.column(c).to_numpy()
             for c in (
@@ -359,7 +416,8 @@ class Context:
         """Whether an address-based probe at the owner's entry can read each parameter: a
         readable kind, not bound only in a later location view of that address."""
         p = self.params
-        return np.isin(p["loc_kind"], READABLE) & ((p["loc_flags"] & LOC_VIEW_ONLY) == 0)
+        readable: np.ndarray = np.isin(p["loc_kind"], READABLE) & ((p["loc_flags"] & LOC_VIEW_ONLY) == 0)
+        return readable
 
     def param_status(self, row: int) -> str:
         text = LOC_NAMES[int(self.params["loc_kind"][row])]

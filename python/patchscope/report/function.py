@@ -1,0 +1,36 @@
+"""One source function in full: what ``patchscope function`` prints, and its JSON
+(``patchscope.function`` v1): its inventory record, each instance with the code facts of its
+entry and returns, its band and its findings with their evidence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from patchscope.index.binary import Binary
+from patchscope.index.context import Context
+from patchscope.report import findings as report
+from patchscope.report.inventory import InventoryView
+from patchscope.rules import findings
+from patchscope.rules.entry import Entries
+from patchscope.rules.returns import instance_code
+
+SCHEMA = "patchscope.function"
+VERSION = 1
+
+
+def document(b: Binary, fids: list[int]) -> dict[str, Any]:
+    f = findings(b)
+    view = InventoryView(b)
+    cx = Context(b)
+    ftrace = Entries(cx)
+    ftrace = ftrace if ftrace.applies else None
+    bands = f.bands.column("band").to_pylist()
+    records = []
+    for fid in fids:
+        rec = view.record(fid)
+        for inst, row in zip(rec["instances"], view.instance_rows(fid)):
+            inst.update(instance_code(cx, int(row), ftrace))
+        rec["band"] = bands[fid]
+        rec["findings"] = report.finding_records(report.of_function(f, fid))
+        records.append(rec)
+    return {"schema": SCHEMA, "version": VERSION, "binary": b.info["path"], "functions": records}
