@@ -1,6 +1,6 @@
 #!/bin/bash
 # A stub kernel build dir that lets SystemTap 4.8 list probe points (`stap -r DIR -L ...`) on a
-# machine with no kernel build tree (gcc_behaviour_and_peers.md §3.1 and §5.1).
+# machine with no kernel build tree (docs/list-vs-stap.md).
 #
 #   bench/stap_stub.sh [-k VMLINUX] [DIR]
 #

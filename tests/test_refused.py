@@ -316,7 +316,9 @@ def test_vmlinux_amd64_release(amd64: Context) -> None:
 
 
 def test_vmlinux_amd64_what_the_booted_kernel_answered(amd64: Context) -> None:
-    """DESIGN.md "What a booted Debian 6.1 kernel answered", on addresses read with objdump -d."""
+    """What Debian's 6.1.0-56 kernel, booted under QEMU, answered to register_kprobe at these
+    addresses (the project's first probe of the real kernel; the answers are the asserts), on
+    addresses read with objdump -d."""
     # do_exit: call __fentry__ at +0 (accepted, ftrace-based), +1..+4 EILSEQ, push %r15 at +5
     assert vm(amd64, "do_exit") == []
     assert [vm(amd64, "do_exit", o) for o in (1, 4)] == [[("ftrace-site", "EILSEQ", K)]] * 2

@@ -1,4 +1,4 @@
-"""``patchscope stats``: the design note's experiments on the fixtures, against the oracle
+"""``patchscope stats``: the experiments on the fixtures, against the oracle
 (fixtures/expected/*.json, from readelf and llvm-dwarfdump) and numbers checked by hand with
 llvm-dwarfdump; on Debian's kernels when present."""
 

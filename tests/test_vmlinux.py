@@ -20,7 +20,7 @@ def kernel(vmlinux: Path) -> patchscope.Binary:
 
 def test_table_sizes(kernel: patchscope.Binary) -> None:
     """The counts measured with pyelftools and llvm-dwarfdump before the project started
-    (shared/reference/dwarf_reader_speed.md): exact, not merely within 1 %."""
+    (pyelftools, llvm-dwarfdump --statistics): exact, not merely within 1 %."""
     assert kernel.units.num_rows == 2352
     assert kernel.unit_errors() == []
     assert kernel.subprograms.num_rows == 256_197

@@ -4,7 +4,7 @@
 //! In a linked vmlinux they are not sections of their own but runs of `.init.data` between
 //! `__start_*` / `__stop_*` symbols; in a module they are sections, filled in by relocations.
 //! A relocatable arm64 vmlinux keeps zeros in the file and the values as `R_*_RELATIVE`
-//! addends in `.rela.dyn` (shared/reference/hazard_rules.md §4.2).
+//! addends in `.rela.dyn` (arm64's `CONFIG_RELOCATABLE`: the kernel applies them at boot).
 
 use std::collections::HashMap;
 

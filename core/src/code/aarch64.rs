@@ -1,6 +1,7 @@
 //! AArch64: fixed 32-bit little-endian words, classified by mask. Masks from the Arm ARM
-//! (A64 encoding index) as the kernel spells them in arch/arm64/include/asm/insn.h;
-//! reference/hazard_rules.md §1.2, §2.1 and §3.3 list them with their sources.
+//! (A64 encoding index) as the kernel spells them in arch/arm64/include/asm/insn.h
+//! (`aarch64_insn_is_load_ex`, `_store_ex`, `_exclusive` …) and its kprobe decoder
+//! (arch/arm64/kernel/probes/decode-insn.c) tests them.
 
 use super::{flag, kind, sext, trap, Class, Decoder, Insn};
 

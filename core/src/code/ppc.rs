@@ -1,7 +1,7 @@
 //! Power ISA (ppc64 LE/BE, ELFv1 and ELFv2, and 32-bit): fixed 32-bit words in the file's
 //! byte order, classified by primary opcode and extended opcode. Encodings from the Power
-//! ISA v3.1 book I (branch facility, X-forms of opcode 31); LL/SC and TM masks as in
-//! reference/hazard_rules.md §1.2 and §2.1.
+//! ISA v3.1 book I (branch facility, X-forms of opcode 31); LL/SC (l?arx, st?cx.) and TM
+//! (tbegin. … trechkpt.) masks from book II and the TM facility chapter.
 
 use super::{flag, kind, sext, trap, Class, Decoder, Insn};
 

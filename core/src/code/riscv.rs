@@ -1,7 +1,6 @@
 //! RISC-V (RV64/RV32 with C): 16-bit parcels, little-endian; the low bits of the first
 //! parcel give the length (unprivileged ISA §1.5). Encodings from the unprivileged ISA
-//! (RV32I/RV64I base, "C" and "A" chapters) and binutils' include/opcode/riscv-opc.h;
-//! LR/SC masks as in reference/hazard_rules.md §1.2.
+//! (RV32I/RV64I base, "C" and "A" chapters) and binutils' include/opcode/riscv-opc.h.
 
 use super::{flag, kind, sext, trap, Class, Decoder, Insn};
 

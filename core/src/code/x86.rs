@@ -1,6 +1,6 @@
 //! x86 and x86-64, decoded with iced-x86 (variable-length: a real decoder is needed to
 //! find instruction boundaries at all). Encodings from the Intel SDM vol. 2; the TM and
-//! HLE ones as listed in reference/hazard_rules.md §2.1.
+//! HLE ones (XBEGIN/XEND/XABORT/XTEST, XACQUIRE/XRELEASE) from vol. 1 ch. 16.
 
 use iced_x86::{DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
 

@@ -25,7 +25,7 @@ COMMANDS = {
     "diff": ("diff", "two builds side by side: inlining, clones, bands, code, lines and probes that changed"),
     "stats": (
         "stats",
-        "the design note's experiments (inlining, clones, inline-site arguments, bands) as tables and plots",
+        "experiments over builds (inlining, clones, inline-site arguments, bands) as tables and plots",
     ),
 }
 

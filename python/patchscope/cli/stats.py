@@ -1,5 +1,5 @@
-"""``patchscope stats BINARY [BINARY...]``: the design note's experiments, side by side, as
-tables (standard output) and plots (``--plots DIR``)."""
+"""``patchscope stats BINARY [BINARY...]``: the inlining, cloning, inline-argument and band
+experiments, side by side, as tables (standard output) and plots (``--plots DIR``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Where a probe point really lands: the concrete addresses each tool would probe.
 
-The tools resolve the same name differently (``gcc_behaviour_and_peers.md`` §3): SystemTap
+The tools resolve the same name differently (SystemTap's ``dwflpp``, perf's probe finder,
+bpftrace's probe matcher, the kernel's ``trace_kprobe``; docs/list-vs-stap.md): SystemTap
 and perf read DWARF and reach inline sites, but stap misses the out-of-line ``.part`` body and
 perf 6.1 fails on a function with a ``.cold`` part; bpftrace and kprobe_events take symbol
 names, so a clone must be named with its suffix and inline sites are never reached; fentry

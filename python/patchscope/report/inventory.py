@@ -15,6 +15,7 @@ import pyarrow as pa
 from patchscope.index.binary import Binary
 from patchscope.index.context import Context
 from patchscope.index.tables import NO_DIE
+from patchscope.rules.finding import hexa
 
 SCHEMA = "patchscope.functions"
 #: Above this many functions, whole tables are converted at once.
@@ -27,10 +28,6 @@ _SUFFIX = re.compile(r"(llvm\.[0-9a-f]+|[A-Za-z_]+(?:\.\d+)?|\d+)")
 
 def suffix_chain(suffix: str) -> list[str]:
     return _SUFFIX.findall(suffix) if suffix else []
-
-
-def hexa(v: int) -> str:
-    return f"{v:#x}"
 
 
 class InventoryView:

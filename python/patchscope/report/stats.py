@@ -1,4 +1,4 @@
-"""The design note's experiments over one or several builds, as records (``patchscope stats``).
+"""The inlining, cloning, inline-argument and band experiments over builds, as records (``patchscope stats``).
 
 * ``calls`` — ``.call`` vs ``.inline``: source functions by inlining status, and the call sites
   of the binary split into inline sites and DWARF call sites (to a function of this binary,
@@ -309,12 +309,9 @@ def _instance_shapes(cx: Context) -> dict[str, np.ndarray]:
     col = inst.column("symbols").combine_chunks()
     offsets = col.offsets.to_numpy()
     values = col.values.to_numpy().astype(np.int64)
-    has = offsets[1:] > offsets[:-1]
-    main = np.full(len(has), -1, np.int64)
-    main[has] = values[offsets[:-1][has]]
-    main_kinds = np.where(main >= 0, kinds[np.maximum(main, 0)], 0)
-    owner = np.repeat(np.arange(len(has)), np.diff(offsets))
-    cold = np.zeros(len(has), bool)
+    main, main_kinds = cx.inst_main_symbol, cx.inst_suffix_kinds
+    owner = np.repeat(np.arange(len(main)), np.diff(offsets))
+    cold = np.zeros(len(main), bool)
     cold[owner[(kinds[values] & SUFFIX_COLD) != 0]] = True
     pool = cx.pool
     text = {i: pool[int(i)].as_py() for i in np.unique(suffix[main[main >= 0]]).tolist()}

@@ -3,8 +3,10 @@ transactions, and atomics done inside a helper whose form is chosen at run time.
 
 Read from the decoded machine code (the core's ``LL``/``SC``/``TM_*``/``HLE`` events and, for
 the evidence and the control flow, ``instructions``). Encodings, window lengths and the kernels'
-behaviour are those of ``hazard_rules.md`` §1-§2 (GDB's ``*_deal_with_atomic_sequence``, the
-arm64 kprobe decoder, Intel SDM Vol.1 §16.3.7, Documentation/powerpc/transactional_memory.rst).
+behaviour are those of GDB's ``*_deal_with_atomic_sequence``, the arm64 kprobe decoder
+(arch/arm64/kernel/probes/decode-insn.c), Intel SDM Vol.1 §16.3.7 and the kernel's
+Documentation/powerpc/transactional_memory.rst; docs/findings/llsc-window.md and tm-region.md
+say what each finding means.
 """
 
 from __future__ import annotations

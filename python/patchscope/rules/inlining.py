@@ -63,8 +63,8 @@ def selectively_inlined(cx: Context) -> Iterator[Finding]:
 
 def inline_args_differ(cx: Context) -> Iterator[Finding]:
     """Per inlined function: for each source parameter, at how many of its sites an
-    address-based probe can read it at the site's entry (the design note's '.inline
-    arguments' experiment). A parameter with no DIE at a site counts as unreadable there."""
+    address-based probe can read it at the site's entry (the '.inline arguments'
+    experiment of ``patchscope stats``). A parameter with no DIE at a site counts as unreadable there."""
     p = cx.params
     site_die = cx.sites.column("die").to_numpy()
     srow = rows_of(site_die, p["owner"])

@@ -1,5 +1,6 @@
 """The kernel's own kprobe blacklist, rebuilt from the vmlinux as ``init_kprobes()`` builds it
-(kernel/kprobes.c; shared/reference/hazard_rules.md §4.3): the containing kallsyms symbol of
+(kernel/kprobes.c: ``populate_kprobe_blacklist``,
+``kprobe_add_area_blacklist``): the containing kallsyms symbol of
 every ``_kprobe_blacklist`` entry (``NOKPROBE_SYMBOL``), every symbol of ``.kprobes.text`` and of
 the ``noinstr`` text, and the architecture's areas (entry text on x86). A kallsyms symbol's size
 is the distance to the next symbol, not ``st_size``; a clone ``foo.isra.0`` is refused when

@@ -29,8 +29,9 @@ KPROBE_EVENTS_BY_NAME = "kprobe_events (by symbol name)"
 BOOT_REWRITTEN = ("alternative", "paravirt", "retpoline", "return-thunk")
 
 #: Releases where a rule changed: x86 ``is_exception_insn`` (commit e884edbb844f, probes-v6.9);
-#: arm64 load/store-exclusive masks narrowed to exclusives only (2025, Peilin Ye; the first
-#: release is from memory, hazard_rules.md §1.2 — 6.1 has the old masks).
+#: arm64 load/store-exclusive masks narrowed to exclusives only (2025, Peilin Ye; 6.15 as the
+#: first release with it is unverified against a tag — 6.1, which the tests check, has the old
+#: masks).
 X86_EXCEPTION_INSN_SINCE = (6, 9)
 ARM64_EXCLUSIVE_MASK_FIX_SINCE = (6, 15)
 

@@ -2,7 +2,7 @@
 kept apart from the kernel's own rules.
 
 SystemTap's lists are transcribed from ``dwflpp::build_kernel_blocklist`` and
-``build_user_blocklist`` (systemtap dwflpp.cxx; shared/reference/hazard_rules.md §5.1).
+``build_user_blocklist`` (systemtap 4.8, dwflpp.cxx).
 """
 
 from __future__ import annotations

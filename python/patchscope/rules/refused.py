@@ -8,8 +8,8 @@ a symbol name that is not unique.
 
 Each rule — below, and the arch checks in refused_x86.py and refused_arm64.py — is one check of
 the kernel, as written in Linux 6.1 (Debian's linux-source-6.1 6.1.192, the source of the
-6.1.0-56 kernel the project was checked against; see shared/reference/hazard_rules.md §3 and
-§4), in the order the kernel makes them, so the first refusal of an address is the error it
+6.1.0-56 kernel the project was checked against; docs/findings/refused-address.md lists the
+checks), in the order the kernel makes them, so the first refusal of an address is the error it
 returns:
 
 * ``_kprobe_addr``: kallsyms must hold the address (``ENOENT``); on x86 a probe on a symbol's
