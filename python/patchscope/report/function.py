@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from patchscope.index.binary import Binary
-from patchscope.index.context import Context
 from patchscope.report import findings as report
 from patchscope.report.inventory import InventoryView
 from patchscope.rules import findings
@@ -21,7 +20,7 @@ VERSION = 1
 def document(b: Binary, fids: list[int]) -> dict[str, Any]:
     f = findings(b)
     view = InventoryView(b)
-    cx = Context(b)
+    cx = view.cx
     ftrace = Entries(cx)
     ftrace = ftrace if ftrace.applies else None
     bands = f.bands.column("band").to_pylist()
