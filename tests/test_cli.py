@@ -116,3 +116,35 @@ def test_corrupt_dwarf_is_reported_and_rest_indexed(tmp_path: Path) -> None:
     assert r.returncode in (0, 1)
     r2 = run("functions", bad, "*", "--format", "json")
     assert len(json.loads(r2.stdout)["functions"]) > 40
+
+
+def with_byte_ff(tmp: Path) -> Path:
+    """A copy of the corpus whose function ``hot_sum`` (its DWARF name and its symbol) and source
+    file ``cold.c`` have a byte that is not UTF-8: a binary's names are bytes, not text."""
+    from elftools.elf.elffile import ELFFile
+
+    data = bytearray(X86.read_bytes())
+    with X86.open("rb") as f:
+        elf = ELFFile(f)
+        for section, name, byte in (
+            (".debug_str", b"hot_sum", 3),
+            (".strtab", b"hot_sum", 3),
+            (".debug_line_str", b"src/cold.c", 7),
+        ):
+            s = elf.get_section_by_name(section)
+            at = (b"\0" + s.data()).index(b"\0" + name + b"\0")  # the whole string, maybe at 0
+            data[s["sh_offset"] + at + byte] = 0xFF
+    path = tmp / "corpus"
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["scan"], ["functions", "hot*"], ["list", 'process("x").function("hot*")'], ["function", "hot*"]],
+    ids=lambda a: a[0],
+)
+def test_names_not_utf8_are_shown_escaped(argv: list[str], tmp_path: Path) -> None:
+    r = run(argv[0], with_byte_ff(tmp_path), *argv[1:], "--no-cache")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "hot\\xffsum" in r.stdout and "src/col\\xff.c" in r.stdout

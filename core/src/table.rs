@@ -223,8 +223,16 @@ impl Default for Strings<'_> {
 }
 
 impl<'a> Strings<'a> {
+    /// Every string enters the pool here. The pool is read as UTF-8 (pyarrow decodes it), and
+    /// a binary's names and paths are bytes: a string that is not UTF-8 is interned escaped
+    /// (see [`escape_invalid_utf8`]), and its raw bytes map to the escaped entry.
     pub fn intern(&mut self, s: Cow<'a, [u8]>) -> u32 {
         if let Some(&i) = self.index.get(s.as_ref()) {
+            return i;
+        }
+        if std::str::from_utf8(&s).is_err() {
+            let i = self.intern(Cow::Owned(escape_invalid_utf8(&s)));
+            self.index.insert(s, i);
             return i;
         }
         let i = self.items.len() as u32;
@@ -260,6 +268,19 @@ impl<'a> Strings<'a> {
     }
 }
 
+/// `bytes` with each byte that is not part of valid UTF-8 written as the four characters
+/// `\xNN` (lowercase hex): readable, never fatal, and the byte can be read back off the text.
+pub fn escape_invalid_utf8(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.extend_from_slice(chunk.valid().as_bytes());
+        for b in chunk.invalid() {
+            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +314,17 @@ mod tests {
         let map = s.absorb(&other);
         assert_eq!(map[f as usize], a);
         assert_eq!(s.items[map[b as usize] as usize].as_ref(), b"bar");
+    }
+
+    #[test]
+    fn invalid_utf8_is_interned_escaped() {
+        let mut s = Strings::default();
+        let bad = s.intern_str(b"hot\xffsum");
+        assert_eq!(s.items[bad as usize].as_ref(), br"hot\xffsum");
+        assert_eq!(s.intern_owned(b"hot\xffsum".to_vec()), bad);
+        assert_eq!(s.intern_str(br"hot\xffsum"), bad);
+        assert_eq!(escape_invalid_utf8(b"\xc3\xa9\xc3"), r"é\xc3".as_bytes());
+        let (_, data) = s.to_arrow();
+        assert!(std::str::from_utf8(&data).is_ok());
     }
 }
