@@ -103,13 +103,50 @@ def wait() -> None:
         _writers.pop().join()
 
 
+#: The ``.tmp-*`` folders of the writes in flight, and whether the process is leaving.
+_scratch: set[Path] = set()
+_scratch_lock = threading.Lock()
+_abandoned = False
+
+
+def _scratch_dir(root: Path) -> Path:
+    with _scratch_lock:
+        if _abandoned:
+            raise OSError("the cache is closed")
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+        _scratch.add(tmp)
+        return tmp
+
+
+def _publish(tmp: Path, dest: Path) -> None:
+    with _scratch_lock:
+        if _abandoned:
+            raise OSError("the cache is closed")
+        os.replace(tmp, dest)
+        _scratch.discard(tmp)
+
+
+def abandon_writes() -> None:
+    """For a process about to exit at once (on a signal, see ``cli/interrupt.py``): the writes
+    in flight are never published and their ``.tmp-*`` folders are removed. A writer may still
+    create a file in one while it is removed, hence the retries; it creates none once it is gone."""
+    global _abandoned
+    with _scratch_lock:
+        _abandoned = True
+        for tmp in _scratch:
+            for _ in range(10):
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not tmp.exists():
+                    break
+
+
 def save(key: str, cols: Columns) -> bool:
     """Writes atomically (a temporary folder renamed into place). A cache that cannot be
     written is skipped, never an error; returns whether it was written."""
     root = cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+        tmp = _scratch_dir(root)
     except OSError:
         return False
     try:
@@ -117,7 +154,7 @@ def save(key: str, cols: Columns) -> bool:
         _write(tmp / "strings.arrow", pa.table({"s": cols.pool}))
         for name, table in cols.raw.items():
             _write(tmp / f"{name}.arrow", table)
-        os.replace(tmp, root / key)
+        _publish(tmp, root / key)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         return (root / key).is_dir()  # another process may have won the race
@@ -153,14 +190,17 @@ def save_derived(key: str, name: str, value: Any) -> None:
     root = cache_root() / key / "derived"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+        tmp = _scratch_dir(root)
+    except OSError:
+        return  # a read-only cache, or a process that is leaving: ``tmp`` is not there to remove
+    try:
         names = [f.name for f in dataclasses.fields(value)]
         for f in names:
             _write(tmp / f"{f}.arrow", getattr(value, f))
         meta = {"format": FORMAT, "code": code_fingerprint(), "class": type(value).__name__, "fields": names}
         (tmp / "meta.json").write_text(json.dumps(meta))
         shutil.rmtree(root / name, ignore_errors=True)  # a product of older code
-        os.replace(tmp, root / name)
+        _publish(tmp, root / name)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
 
