@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -16,13 +20,19 @@ SCHEMA = json.loads((ROOT / "docs/schema/functions-1.json").read_text())
 X86 = BIN / "x86_64/corpus"
 
 
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def run(*args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "patchscope.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=120,
+        **kwargs,
     )
+
+
+def one_error_line(r: subprocess.CompletedProcess[str], words: str) -> None:
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("patchscope: error: ") and words in lines[0], r.stderr
 
 
 def test_functions_table() -> None:
@@ -148,3 +158,35 @@ def test_names_not_utf8_are_shown_escaped(argv: list[str], tmp_path: Path) -> No
     r = run(argv[0], with_byte_ff(tmp_path), *argv[1:], "--no-cache")
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert "hot\\xffsum" in r.stdout and "src/col\\xff.c" in r.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+@pytest.mark.parametrize("moment", ["core-scan", "cache-write"])
+def test_signal_ends_a_run_at_once_and_cleanly(sig: signal.Signals, moment: str, vmlinux: Path, tmp_path: Path) -> None:
+    """During the core's scan (GIL released) and during the cache's background writes: the
+    exit is at once, with 128 + the signal, one line, no ``.tmp-*`` entry and no ``-o`` file."""
+    cache, out = tmp_path / "cache", tmp_path / "out" / "scan.txt"
+    out.parent.mkdir()
+    p = subprocess.Popen(
+        [sys.executable, "-m", "patchscope.cli.main", "scan", str(vmlinux), "-o", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PATCHSCOPE_CACHE": str(cache)},
+    )
+    start = time.monotonic()
+
+    def ready() -> bool:
+        if moment == "cache-write":
+            return any(cache.rglob(".tmp-*"))
+        return time.monotonic() - start > 1.0  # imports done, the core reading the DWARF
+
+    while not ready() and p.poll() is None and time.monotonic() - start < 60:
+        time.sleep(0.02)
+    assert p.poll() is None, "the scan ended before the signal"
+    sent = time.monotonic()
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=30)
+    assert time.monotonic() - sent < 1.0
+    assert p.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig]
+    assert err == f"patchscope: error: {'interrupted' if sig == signal.SIGINT else 'terminated'}\n"
+    assert not list(cache.rglob(".tmp-*")) and not list(out.parent.iterdir())

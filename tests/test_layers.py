@@ -99,4 +99,5 @@ def test_the_index_and_the_help_load_no_rule() -> None:
         "print(sorted(n for n in sys.modules if n.startswith(('patchscope.', 'numpy', 'pyarrow'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['patchscope.cli', 'patchscope.cli.common', 'patchscope.cli.main']"
+    cli = ["patchscope.cli", "patchscope.cli.common", "patchscope.cli.interrupt", "patchscope.cli.main"]
+    assert out.strip() == str(cli)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from types import ModuleType
 
-from patchscope.cli import common
+from patchscope.cli import common, interrupt
 
 #: Each command: the module that implements it (``patchscope.cli.<module>``, imported only
 #: when that command runs, so that ``--help`` loads no index or rule) and its help line.
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args.command).run(args)
     except common.UserError as e:
         return common.fail(str(e))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # when called as a function; the program has ``interrupt``
         return common.fail("interrupted", code=130)
     except BrokenPipeError:
         # `patchscope functions vmlinux | head`: the reader left; that is not an error.
@@ -82,5 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return common.fail(f"internal error: {type(e).__name__}: {e} (set PATCHSCOPE_DEBUG=1 for details)")
 
 
-if __name__ == "__main__":
+def program() -> None:
+    """The ``patchscope`` program: its signals are handled before a command's modules load."""
+    interrupt.install()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    program()

@@ -1,0 +1,54 @@
+"""Ctrl-C and ``kill`` end a run at once: exit status 130 / 143, one line, no debris.
+
+Python runs a signal handler only in the main thread, between two bytecodes, and the core
+works for seconds with the GIL released: a handler would wait for it, and a KeyboardInterrupt
+raised while modules are imported prints a traceback. Instead both signals are blocked in
+every thread but one, which waits for them (``sigwait``), removes what the run was writing (the
+``-o`` file's temporary, the cache's entries in flight) and leaves with ``os._exit``: no code of
+the interrupted threads runs after that, so nothing can print a traceback or finish a write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+#: The exit status of each signal: 128 + its number, what a shell reports for a killed command.
+STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+
+_temporaries: set[Path] = set()
+
+
+def install() -> None:
+    """Call first, before any thread starts: threads inherit the blocked signals (the core's
+    and Arrow's pools too), so the signals reach the waiting thread alone."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STATUS)
+    threading.Thread(target=_wait, name="patchscope-signals", daemon=True).start()
+
+
+@contextlib.contextmanager
+def temporary(path: Path) -> Iterator[Path]:
+    """``path`` is removed if a signal ends the run while it is being written."""
+    _temporaries.add(path)
+    try:
+        yield path
+    finally:
+        _temporaries.discard(path)
+
+
+def _wait() -> None:
+    sig = signal.sigwait(STATUS)
+    for path in list(_temporaries):
+        with contextlib.suppress(OSError):
+            path.unlink()
+    cache = sys.modules.get("patchscope.index.cache")  # not imported: no cache write in flight
+    if cache is not None:
+        cache.abandon_writes()
+    os.write(2, f"patchscope: error: {WORDS[signal.Signals(sig)]}\n".encode())
+    os._exit(STATUS[signal.Signals(sig)])
