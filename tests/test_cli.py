@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -158,6 +159,72 @@ def test_names_not_utf8_are_shown_escaped(argv: list[str], tmp_path: Path) -> No
     r = run(argv[0], with_byte_ff(tmp_path), *argv[1:], "--no-cache")
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert "hot\\xffsum" in r.stdout and "src/col\\xff.c" in r.stdout
+
+
+def test_failed_output_keeps_the_old_file(tmp_path: Path) -> None:
+    """A write that fails half-way (here a file size limit) leaves the old file whole."""
+    out = tmp_path / "scan.json"
+    out.write_text("the previous report\n")
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+
+    r = run("scan", X86, "--format", "json", "-o", out, "--no-cache", preexec_fn=small_files)
+    assert r.returncode == 2
+    one_error_line(r, "File too large")
+    assert out.read_text() == "the previous report\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["scan.json"]
+
+
+def test_output_keeps_its_mode(tmp_path: Path) -> None:
+    out = tmp_path / "scan.txt"
+    out.write_text("old")
+    out.chmod(0o640)
+    assert run("scan", X86, "-o", out).returncode == 0
+    assert out.stat().st_mode & 0o777 == 0o640 and out.read_text().startswith(f"{X86} (x86_64)")
+
+
+@pytest.mark.parametrize("given", ["binary", "symlink", "debug-file", "probe-file"])
+def test_output_never_replaces_an_input(given: str, tmp_path: Path) -> None:
+    binary = tmp_path / "corpus"
+    binary.write_bytes(X86.read_bytes())
+    probes = tmp_path / "points.txt"
+    probes.write_text('process("x").function("hot_sum")\n')
+    (tmp_path / "link").symlink_to(binary)
+    argv, target = {
+        "binary": (["scan", binary], binary),
+        "symlink": (["scan", binary], tmp_path / "link"),
+        "debug-file": (["scan", X86, "--debug-file", binary], binary),
+        "probe-file": (["check", binary, "--probes", probes], probes),
+    }[given]
+    before = target.read_bytes()
+    r = run(*argv, "-o", target)
+    assert r.returncode == 2
+    one_error_line(r, "refusing to overwrite")
+    assert target.read_bytes() == before
+
+
+def test_full_standard_output_is_one_line() -> None:
+    with open("/dev/full", "w") as full:
+        argv = [sys.executable, "-m", "patchscope.cli.main", "scan", str(X86)]
+        r = subprocess.run(argv, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert r.returncode == 2
+    one_error_line(r, "standard output: No space left on device")
+
+
+def test_closed_pipe_keeps_the_verdict() -> None:
+    """``check … | head -c1``: the reader left, the verdict (2 here) is still the exit status."""
+    points = ['process("x").function("*")'] * 40  # more output than a pipe holds
+    p = subprocess.Popen(
+        [sys.executable, "-m", "patchscope.cli.main", "check", str(X86), *points, "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert p.stdout is not None and p.stderr is not None
+    assert p.stdout.read(1) == b"{"
+    p.stdout.close()
+    assert p.wait(timeout=120) == 2
+    assert p.stderr.read() == b""
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)

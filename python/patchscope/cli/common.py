@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import secrets
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import patchscope
+from patchscope.cli import interrupt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -57,16 +61,104 @@ def open_binary(args: argparse.Namespace) -> Binary:
     return b
 
 
+#: The arguments that name files a command reads (``check``'s PROBE list holds its .stp files,
+#: ``diff --probes`` is one; ``--debug-for`` is BINARY=FILE).
+INPUTS = ("binary", "debug_file", "new", "new_debug_file", "more", "probe_file", "probes", "debug_for")
+
+#: The exit status of a run whose reader closed the pipe early when the command itself had
+#: nothing to say: 128 + SIGPIPE, what a shell reports for a writer the closed pipe killed.
+READER_LEFT = 141
+
+_reader_left = False
+
+
+def refuse_to_overwrite_inputs(args: argparse.Namespace) -> None:
+    """``scan X -o X`` would replace the binary by its report: an ``-o`` file that is one of
+    the inputs given (the same file, by any path) is an error, before any work is done."""
+    if not getattr(args, "output", None):
+        return
+    for path in _inputs(args):
+        with contextlib.suppress(OSError):  # an input that does not exist is not this file
+            if os.path.samefile(path, args.output):
+                raise UserError(f"{args.output}: is an input file ({path}); refusing to overwrite it")
+
+
+def _inputs(args: argparse.Namespace) -> Iterator[str]:
+    for name in INPUTS:
+        value = getattr(args, name, None)
+        for item in [value] if isinstance(value, str) else value or []:
+            yield item.partition("=")[2] if name == "debug_for" else item
+
+
 @contextlib.contextmanager
 def output(args: argparse.Namespace) -> Iterator[IO[str]]:
     if not args.output:
-        yield sys.stdout
+        with _stdout() as out:
+            yield out
         return
     try:
-        with open(args.output, "w") as f:
+        with _replacing(args.output) as f:
             yield f
     except OSError as e:
         raise UserError(f"{args.output}: {e.strerror}") from None
+
+
+@contextlib.contextmanager
+def _stdout() -> Iterator[IO[str]]:
+    """Standard output, flushed here so that its errors are ours: a reader that closed the pipe
+    (``| head``) stops the output, not the run (see :func:`exit_status`); a full disk or
+    ``/dev/full`` is one line. Either way what is still buffered goes nowhere, so that the
+    interpreter's own flush at exit does not fail again."""
+    global _reader_left
+    try:
+        yield sys.stdout
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        _reader_left = True
+    except OSError as e:
+        _discard_stdout()
+        raise UserError(f"standard output: {e.strerror}") from None
+
+
+def _discard_stdout() -> None:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def exit_status(status: int) -> int:
+    """A command's exit status, unless its reader left before the end and it was 0: a report
+    nobody read whole is not a success, and a verdict (``check``'s 1 or 2) is kept."""
+    return (status or READER_LEFT) if _reader_left else status
+
+
+@contextlib.contextmanager
+def _replacing(name: str) -> Iterator[IO[str]]:
+    """A file written whole or not at all: into a temporary beside it, synced, then renamed
+    over it, so that a failure or a signal (see ``interrupt``) leaves the old file as it was.
+    Through a symbolic link, as ``open`` writes; what is not a regular file (``/dev/null``, a
+    FIFO) cannot be replaced and is written in place."""
+    target = Path(os.path.realpath(name))
+    try:
+        mode: int | None = target.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        with open(name, "w") as f:
+            yield f
+        return
+    tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)  # less the umask
+    with interrupt.temporary(tmp), open(fd, "w") as f:
+        try:
+            if mode is not None:
+                os.fchmod(fd, stat.S_IMODE(mode))  # the old file's mode, which ``open`` would keep
+            yield f
+            f.flush()
+            os.fsync(fd)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def console(out: IO[str]) -> Console:

@@ -67,15 +67,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     try:
-        return command(args.command).run(args)
+        common.refuse_to_overwrite_inputs(args)
+        return common.exit_status(command(args.command).run(args))
     except common.UserError as e:
         return common.fail(str(e))
     except KeyboardInterrupt:  # when called as a function; the program has ``interrupt``
         return common.fail("interrupted", code=130)
-    except BrokenPipeError:
-        # `patchscope functions vmlinux | head`: the reader left; that is not an error.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     except Exception as e:  # the promise: never a traceback for the user
         if os.environ.get("PATCHSCOPE_DEBUG"):
             raise
