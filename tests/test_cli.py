@@ -227,6 +227,20 @@ def test_closed_pipe_keeps_the_verdict() -> None:
     assert p.stderr.read() == b""
 
 
+ARM = BIN / "elf-arches/arm/corpus"
+
+
+@pytest.mark.parametrize("argv", [["scan"], ["function", "main"], ["check", 'process("x").function("main")']])
+def test_undecodable_machine_code_is_one_line(argv: list[str]) -> None:
+    r = run(argv[0], ARM, *argv[1:])
+    assert r.returncode == 2
+    one_error_line(r, f"{argv[0]}: machine code of architecture arm cannot be decoded")
+
+
+def test_undecodable_machine_code_lists_from_dwarf() -> None:
+    assert run("functions", ARM).returncode == 0
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
 @pytest.mark.parametrize("moment", ["core-scan", "cache-write"])
 def test_signal_ends_a_run_at_once_and_cleanly(sig: signal.Signals, moment: str, vmlinux: Path, tmp_path: Path) -> None:

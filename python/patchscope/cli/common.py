@@ -35,6 +35,13 @@ def warn(message: str) -> None:
     print(f"patchscope: {message}", file=sys.stderr)
 
 
+def core_error(e: Exception) -> bool:
+    """Whether ``e`` is the core's ``CoreError``: a binary that cannot be read as asked, said in
+    one line for a person. Looked up, not imported: ``patchscope --help`` loads no core."""
+    core = sys.modules.get("patchscope._core")
+    return core is not None and isinstance(e, core.CoreError)
+
+
 def add_binary_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("binary", help="ELF file: vmlinux, a .ko module, an executable or a shared library")
     p.add_argument("--debug-file", metavar="FILE", help="separate debug file (default: found by build-id or debuglink)")

@@ -74,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # when called as a function; the program has ``interrupt``
         return common.fail("interrupted", code=130)
     except Exception as e:  # the promise: never a traceback for the user
+        if common.core_error(e):
+            # Say what is missing rather than run what can run: without machine code (an
+            # architecture the core cannot decode) the bands of scan, function, check and diff
+            # would call functions safe whose returns, tail calls and atomics nobody looked at.
+            # functions and list need DWARF alone, and work.
+            return common.fail(f"{args.command}: {e}")
         if os.environ.get("PATCHSCOPE_DEBUG"):
             raise
         return common.fail(f"internal error: {type(e).__name__}: {e} (set PATCHSCOPE_DEBUG=1 for details)")
