@@ -271,3 +271,18 @@ def test_signal_ends_a_run_at_once_and_cleanly(sig: signal.Signals, moment: str,
     assert p.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig]
     assert err == f"patchscope: error: {'interrupted' if sig == signal.SIGINT else 'terminated'}\n"
     assert not list(cache.rglob(".tmp-*")) and not list(out.parent.iterdir())
+
+
+def test_binary_truncated_during_a_run(tmp_path: Path) -> None:
+    """Another process truncates the binary after it was opened: a mapped file would kill the
+    reader with SIGBUS; a file of this size is read whole and the queries go on."""
+    binary = tmp_path / "corpus"
+    binary.write_bytes(X86.read_bytes())
+    code = (
+        "import os, sys, patchscope\n"
+        "b = patchscope.open(sys.argv[1], use_cache=False)\n"
+        "os.truncate(sys.argv[1], 0)\n"
+        "print(b.code.events.num_rows > 0)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(binary)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout == "True\n", r.stderr

@@ -6,6 +6,7 @@ pub mod reloc;
 
 use std::borrow::Cow;
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSection, ObjectSymbol, SymbolFlags, SymbolKind};
@@ -13,10 +14,33 @@ use object::{Object, ObjectSection, ObjectSymbol, SymbolFlags, SymbolKind};
 use crate::error::{Error, Result};
 use crate::table::{Chunk, Strings, Table};
 
-/// A file mapped into memory. Every table borrows from it, without copies.
+/// A file in memory, read whole or mapped. Every table borrows from it, without copies.
 pub struct Mapped {
     pub path: PathBuf,
-    map: memmap2::Mmap,
+    map: Bytes,
+}
+
+/// Files up to this size are read whole rather than mapped (see [`Bytes`]).
+const READ_WHOLE: u64 = 64 << 20;
+
+/// A mapped file that another process truncates while it is read kills the reader with
+/// SIGBUS. A file of modest size (a module, a program, a library) is read whole instead,
+/// as fast from the page cache, and is then immune; a vmlinux with its DWARF, hundreds of
+/// megabytes of which a run reads a part, stays mapped.
+enum Bytes {
+    Read(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Read(v) => v,
+            Bytes::Mapped(m) => m,
+        }
+    }
 }
 
 impl Mapped {
@@ -29,11 +53,21 @@ impl Mapped {
             // A FIFO would block `open` until a writer came; a device is no ELF file either.
             return Err(Error::new(format!("{}: not a regular file", path.display())));
         }
-        let file = File::open(path).map_err(|e| Error::new(format!("{}: {}", path.display(), io_reason(&e))))?;
-        // SAFETY: the map is read-only; a file truncated underneath us by another process
-        // is outside what any reader of this kind can defend against.
-        let map = unsafe { memmap2::Mmap::map(&file) }
-            .map_err(|e| Error::new(format!("{}: cannot map: {e}", path.display())))?;
+        let mut file = File::open(path).map_err(|e| Error::new(format!("{}: {}", path.display(), io_reason(&e))))?;
+        let map = if meta.len() <= READ_WHOLE {
+            // The allocator aligns it to 16 bytes, as the ELF structures `object` reads in
+            // place need (it checks: a misaligned buffer would be called malformed, not misread).
+            let mut bytes = Vec::with_capacity(meta.len() as usize);
+            file.read_to_end(&mut bytes).map_err(|e| Error::new(format!("{}: {}", path.display(), io_reason(&e))))?;
+            Bytes::Read(bytes)
+        } else {
+            // SAFETY: the map is read-only; a file this large truncated underneath us by
+            // another process is outside what a reader of this kind can defend against.
+            Bytes::Mapped(
+                unsafe { memmap2::Mmap::map(&file) }
+                    .map_err(|e| Error::new(format!("{}: cannot map: {e}", path.display())))?,
+            )
+        };
         Ok(Mapped { path: path.to_path_buf(), map })
     }
 
