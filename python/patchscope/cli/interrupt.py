@@ -43,12 +43,15 @@ def temporary(path: Path) -> Iterator[Path]:
 
 
 def _wait() -> None:
-    sig = signal.sigwait(STATUS)
+    sig = signal.Signals(signal.sigwait(STATUS))
+    os.write(2, f"patchscope: error: {WORDS[sig]}\n".encode())
+    # The one line: whatever the other threads, still running, find broken from here on (the
+    # -o file gone from under them, say) is theirs to say to nobody.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     for path in list(_temporaries):
         with contextlib.suppress(OSError):
             path.unlink()
     cache = sys.modules.get("patchscope.index.cache")  # not imported: no cache write in flight
     if cache is not None:
         cache.abandon_writes()
-    os.write(2, f"patchscope: error: {WORDS[signal.Signals(sig)]}\n".encode())
-    os._exit(STATUS[signal.Signals(sig)])
+    os._exit(STATUS[sig])
