@@ -212,16 +212,17 @@ def test_full_standard_output_is_one_line() -> None:
     one_error_line(r, "standard output: No space left on device")
 
 
-def test_closed_pipe_keeps_the_verdict() -> None:
+@pytest.mark.parametrize("form", ["json", "table"])
+def test_closed_pipe_keeps_the_verdict(form: str) -> None:
     """``check … | head -c1``: the reader left, the verdict (2 here) is still the exit status."""
     points = ['process("x").function("*")'] * 40  # more output than a pipe holds
     p = subprocess.Popen(
-        [sys.executable, "-m", "patchscope.cli.main", "check", str(X86), *points, "--format", "json"],
+        [sys.executable, "-m", "patchscope.cli.main", "check", str(X86), *points, "--format", form],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     assert p.stdout is not None and p.stderr is not None
-    assert p.stdout.read(1) == b"{"
+    assert p.stdout.read(1)
     p.stdout.close()
     assert p.wait(timeout=120) == 2
     assert p.stderr.read() == b""

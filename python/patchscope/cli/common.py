@@ -172,8 +172,13 @@ def console(out: IO[str]) -> Console:
     """A console for ``out``; a file or pipe gets wide lines, since nobody reads it at 80 columns."""
     from rich.console import Console
 
+    class Output(Console):
+        def on_broken_pipe(self) -> None:
+            """rich's own exits with status 1; ``_stdout`` keeps the command's."""
+            raise BrokenPipeError
+
     tty = out.isatty()
-    return Console(file=out, highlight=False, width=None if tty else 240, force_terminal=tty or None)
+    return Output(file=out, highlight=False, width=None if tty else 240, force_terminal=tty or None)
 
 
 def emit(args: argparse.Namespace, doc: dict[str, Any], render: Callable[[Console], None]) -> None:
