@@ -150,6 +150,22 @@ def with_byte_ff(tmp: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("encoding", ["", "utf-8:strict"], ids=["locale", "strict"])
+def test_paths_given_not_utf8_are_written_back(encoding: str, tmp_path: Path) -> None:
+    """A path named by bytes that are not UTF-8 is never fatal, on standard output (whatever
+    its error handler) or in an ``-o`` file."""
+    binary = tmp_path / os.fsdecode(b"corpus\xff")
+    binary.write_bytes(X86.read_bytes())
+    out = tmp_path / os.fsdecode(b"out\xff.txt")
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    r = subprocess.run(
+        [sys.executable, "-m", "patchscope.cli.main", "scan", binary, "--summary"], capture_output=True, env=env
+    )
+    assert r.returncode == 0 and b" (x86_64): 67 source functions" in r.stdout, r.stderr
+    assert run("scan", binary, "--summary", "-o", out, env=env).returncode == 0
+    assert b" (x86_64): 67 source functions" in out.read_bytes()
+
+
 @pytest.mark.parametrize(
     "argv",
     [["scan"], ["functions", "hot*"], ["list", 'process("x").function("hot*")'], ["function", "hot*"]],

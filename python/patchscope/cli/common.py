@@ -78,6 +78,11 @@ READER_LEFT = 141
 
 _reader_left = False
 
+#: A path given as bytes that are not UTF-8 (``x\xff``) reaches Python with surrogates in
+#: place of those bytes: written out as those bytes again (where rich does not show them as
+#: U+FFFD), never an encoding error, as standard output does in a C locale.
+PATH_BYTES = "surrogateescape"
+
 
 def refuse_to_overwrite_inputs(args: argparse.Namespace) -> None:
     """``scan X -o X`` would replace the binary by its report: an ``-o`` file that is one of
@@ -150,12 +155,12 @@ def _replacing(name: str) -> Iterator[IO[str]]:
     except FileNotFoundError:
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
-        with open(name, "w") as f:
+        with open(name, "w", errors=PATH_BYTES) as f:
             yield f
         return
     tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)  # less the umask
-    with interrupt.temporary(tmp), open(fd, "w") as f:
+    with interrupt.temporary(tmp), open(fd, "w", errors=PATH_BYTES) as f:
         try:
             if mode is not None:
                 os.fchmod(fd, stat.S_IMODE(mode))  # the old file's mode, which ``open`` would keep

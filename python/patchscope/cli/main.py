@@ -88,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def program() -> None:
     """The ``patchscope`` program: its signals are handled before a command's modules load."""
     interrupt.install()
+    sys.stdout.reconfigure(errors=common.PATH_BYTES)  # type: ignore[union-attr]
     sys.exit(main())
 
 
