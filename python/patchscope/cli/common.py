@@ -159,8 +159,7 @@ def _replacing(name: str) -> Iterator[IO[str]]:
             yield f
         return
     tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)  # less the umask
-    with interrupt.temporary(tmp), open(fd, "w", errors=PATH_BYTES) as f:
+    with interrupt.temporary(tmp, 0o666) as fd, open(fd, "w", errors=PATH_BYTES) as f:  # 0o666 less the umask
         try:
             if mode is not None:
                 os.fchmod(fd, stat.S_IMODE(mode))  # the old file's mode, which ``open`` would keep

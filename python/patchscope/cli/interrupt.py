@@ -23,6 +23,9 @@ STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 _temporaries: set[Path] = set()
+#: Held by the waiting thread from the signal on, never released: a file created under it is
+#: registered before the clean-up looks, or not created at all.
+_lock = threading.Lock()
 
 
 def install() -> None:
@@ -33,17 +36,21 @@ def install() -> None:
 
 
 @contextlib.contextmanager
-def temporary(path: Path) -> Iterator[Path]:
-    """``path`` is removed if a signal ends the run while it is being written."""
-    _temporaries.add(path)
+def temporary(path: Path, mode: int) -> Iterator[int]:
+    """Creates ``path`` (a new file, its descriptor yielded), removed if a signal ends the run
+    while it is being written."""
+    with _lock:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        _temporaries.add(path)
     try:
-        yield path
+        yield fd
     finally:
         _temporaries.discard(path)
 
 
 def _wait() -> None:
     sig = signal.Signals(signal.sigwait(STATUS))
+    _lock.acquire()
     os.write(2, f"patchscope: error: {WORDS[sig]}\n".encode())
     # The one line: whatever the other threads, still running, find broken from here on (the
     # -o file gone from under them, say) is theirs to say to nobody.
