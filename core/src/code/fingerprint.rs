@@ -60,7 +60,7 @@ const MAX_STRING: u64 = 64;
 
 /// What a position-dependent field of an instruction holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Value {
+pub(super) enum Value {
     /// A PC-relative target (branch, RIP-relative operand, `adr`): relative, so kept as
     /// encoded when it stays inside the range.
     Pc(u64),
@@ -80,9 +80,9 @@ enum Value {
 /// One field: the bits it occupies (x86: bit *n* = byte *n* of the instruction; fixed-width
 /// ISAs: the bits of the instruction word) and what it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Field {
-    mask: u32,
-    value: Value,
+pub(super) struct Field {
+    pub mask: u32,
+    pub value: Value,
 }
 
 impl Default for Field {
@@ -323,25 +323,14 @@ impl Dynamic {
         }
     }
 
-    /// x86 `.plt`, `.plt.sec`, `.plt.got`: each `[endbr64;] [bnd] jmp *slot(%rip)` is the
-    /// stub of its slot's symbol (lazy `.plt` entries that push and jump to the resolver
-    /// have no slot of their own and are skipped).
+    /// x86 `.plt`, `.plt.sec`, `.plt.got`: each stub is named by its slot's symbol.
     fn x86_stubs(&mut self, bits: u32, address: u64, bytes: &[u8]) {
-        let mut dec = iced_x86::Decoder::with_ip(bits, bytes, address, iced_x86::DecoderOptions::NONE);
-        let mut landing = None;
-        for ins in &mut dec {
-            if ins.mnemonic() == iced_x86::Mnemonic::Endbr64 {
-                landing = Some(ins.ip());
-                continue;
+        super::x86::plt_stubs(bits, address, bytes, |stub, slot| {
+            if let Some((_, name)) = self.slots.get(&slot) {
+                let name = name.strip_suffix(b"@got").unwrap_or(name);
+                self.stubs.insert(stub, named(name, b"@plt"));
             }
-            if ins.flow_control() == iced_x86::FlowControl::IndirectBranch && ins.is_ip_rel_memory_operand() {
-                if let Some((_, slot)) = self.slots.get(&ins.ip_rel_memory_address()) {
-                    let name = slot.strip_suffix(b"@got").unwrap_or(slot);
-                    self.stubs.insert(landing.unwrap_or(ins.ip()), named(name, b"@plt"));
-                }
-            }
-            landing = None;
-        }
+        });
     }
 }
 
@@ -475,7 +464,7 @@ impl Walk {
 /// Up to `N` items without a heap allocation: the fields and the tokens of one instruction
 /// (an x86 instruction has at most a displacement and an immediate; a relocation or two).
 #[derive(Clone, Copy, Debug)]
-struct Few<T: Copy, const N: usize> {
+pub(super) struct Few<T: Copy, const N: usize> {
     items: [T; N],
     len: usize,
 }
@@ -487,14 +476,14 @@ impl<T: Copy + Default, const N: usize> Default for Few<T, N> {
 }
 
 impl<T: Copy + Default, const N: usize> Few<T, N> {
-    fn of(item: T) -> Self {
+    pub fn of(item: T) -> Self {
         let mut f = Self::default();
         f.push(item);
         f
     }
 
     /// Appends `item`; beyond `N` items the rest are dropped (no instruction has that many).
-    fn push(&mut self, item: T) {
+    pub fn push(&mut self, item: T) {
         if self.len < N {
             self.items[self.len] = item;
             self.len += 1;
@@ -506,13 +495,13 @@ impl<T: Copy + Default, const N: usize> Few<T, N> {
     }
 }
 
-type Fields = Few<Field, 2>;
+pub(super) type Fields = Few<Field, 2>;
 
 /// Register state of the pairs that build an address in two instructions: the value an
 /// `adrp` or `auipc` left in each register, until the register is written again.
 #[derive(Default)]
-struct Pairs {
-    high: [Option<u64>; 32],
+pub(super) struct Pairs {
+    pub high: [Option<u64>; 32],
 }
 
 /// Everything normalization needs to know about the file.
@@ -620,7 +609,8 @@ impl<'d> Normalizer<'d> {
         let mut pairs = Pairs::default();
         match self.dec.isa {
             Isa::X86 { bits } => super::x86::walk_decoded(&self.dec, bits, code.bytes, code.low, &mut |i, decoded| {
-                let fields = decoded.map(|(ins, d)| x86_fields(ins, d, self.percpu.is_some())).unwrap_or_default();
+                let fields =
+                    decoded.map(|(ins, d)| super::x86::fields(ins, d, self.percpu.is_some())).unwrap_or_default();
                 f(i, bytes_of(i), fields.as_slice(), false);
             }),
             Isa::Aarch64 => self.dec.walk(code.bytes, code.low, |i| {
@@ -725,7 +715,7 @@ impl<'d> Normalizer<'d> {
         let x86 = matches!(self.dec.isa, Isa::X86 { .. });
         let mut reloc_bits = 0u32;
         for r in relocs {
-            let bits = if x86 { byte_mask((r.at - i.address) as usize, usize::from(r.len)) } else { 0 };
+            let bits = if x86 { super::x86::byte_mask((r.at - i.address) as usize, usize::from(r.len)) } else { 0 };
             reloc_bits |= bits;
             let adjust = if r.pc_field { end - r.at } else { 0 };
             let t = match r.target {
@@ -798,14 +788,6 @@ impl<'d> Normalizer<'d> {
     }
 }
 
-fn byte_mask(at: usize, len: usize) -> u32 {
-    if at >= 32 {
-        return 0;
-    }
-    let ones = if len >= 32 { u32::MAX } else { (1u32 << len) - 1 };
-    ones << at
-}
-
 fn word(raw: &[u8], big_endian: bool) -> Option<u32> {
     let b: [u8; 4] = raw.get(..4)?.try_into().ok()?;
     Some(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
@@ -824,47 +806,6 @@ fn clear_word_bits(raw: &[u8], mask: u32, big_endian: bool) -> Vec<u8> {
         }
         _ => raw.to_vec(),
     }
-}
-
-/// x86: the branch displacement, the RIP-relative or absolute displacement and the 32/64-bit
-/// immediate, as iced locates them (`ConstantOffsets`).
-fn x86_fields(ins: &iced_x86::Instruction, d: &iced_x86::Decoder, kernel_percpu: bool) -> Fields {
-    use iced_x86::{OpKind, Register};
-    let co = d.get_constant_offsets(ins);
-    let mut out = Fields::default();
-    if co.has_immediate() {
-        let mask = byte_mask(co.immediate_offset(), co.immediate_size());
-        for n in 0..ins.op_count() {
-            match ins.op_kind(n) {
-                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
-                    out.push(Field { mask, value: Value::Pc(ins.near_branch_target()) });
-                }
-                // The kernel's this_cpu_ptr(&var): `mov $var,%reg` (sign-extended imm32, the
-                // form GCC gives a symbol's address; a small number gets `mov $n,%r32`), then
-                // `add %gs:this_cpu_off,%reg`. var is an offset into .data..percpu.
-                OpKind::Immediate32to64 if kernel_percpu && ins.mnemonic() == iced_x86::Mnemonic::Mov => {
-                    out.push(Field { mask, value: Value::Percpu(ins.immediate(n)) });
-                }
-                OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64 => {
-                    out.push(Field { mask, value: Value::Imm(ins.immediate(n)) });
-                }
-                _ => continue,
-            }
-            break;
-        }
-    }
-    if co.has_displacement() && co.displacement_size() >= 4 {
-        let mask = byte_mask(co.displacement_offset(), co.displacement_size());
-        let value = if ins.is_ip_rel_memory_operand() {
-            Value::Pc(ins.ip_rel_memory_address())
-        } else if kernel_percpu && ins.segment_prefix() == Register::GS {
-            Value::Percpu(ins.memory_displacement64())
-        } else {
-            Value::Imm(ins.memory_displacement64())
-        };
-        out.push(Field { mask, value });
-    }
-    out
 }
 
 /// aarch64: branch offsets (b/bl imm26, b.cond/cbz imm19, tbz imm14), `adr`, the literal
