@@ -2,6 +2,7 @@
 //! (A64 encoding index) as the kernel spells them in arch/arm64/include/asm/insn.h;
 //! reference/hazard_rules.md §1.2, §2.1 and §3.3 list them with their sources.
 
+use super::fingerprint::{Field, Fields, Pairs, Value};
 use super::{flag, kind, sext, trap, Class, Decoder, Insn};
 
 pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bytes: &[u8], address: u64, f: &mut F) {
@@ -20,29 +21,44 @@ pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bytes: &[u8], address: u64, f
     }
 }
 
-fn rel(pc: u64, imm: u32, bits: u32) -> u64 {
-    pc.wrapping_add((sext(imm, bits) << 2) as u64)
+/// The PC-relative word offsets, as bits of the instruction word.
+const IMM26: u32 = 0x03FF_FFFF;
+const IMM19: u32 = 0x00FF_FFE0;
+const IMM14: u32 = 0x0007_FFE0;
+
+/// `pc` plus the word offset held in the bits `field` of `w`, sign-extended.
+fn rel(pc: u64, w: u32, field: u32) -> u64 {
+    let imm = (w & field) >> field.trailing_zeros();
+    pc.wrapping_add((sext(imm, field.count_ones()) << 2) as u64)
 }
 
-/// Classifies one instruction word at `pc`.
-pub fn classify(w: u32, pc: u64) -> Class {
+/// The direct branches: (the bits of the offset, kind, flags), or `None`.
+fn branch(w: u32) -> Option<(u32, u8, u32)> {
     // B 0x14000000 / BL 0x94000000, mask 0xFC000000: imm26 (insn.h `b`, `bl`).
     if w & 0x7C00_0000 == 0x1400_0000 {
         let k = if w >> 31 != 0 { kind::CALL_DIRECT } else { kind::JUMP };
-        return Class::to(k, rel(pc, w & 0x03FF_FFFF, 26), 0);
+        return Some((IMM26, k, 0));
     }
     // B.cond 0x54000000 mask 0xFF000010 (and BC.cond, bit 4 set): imm19; cond 111x = always.
     if w & 0xFF00_0000 == 0x5400_0000 {
         let cond = if w & 0xE == 0xE { 0 } else { flag::CONDITIONAL };
-        return Class::to(kind::JUMP, rel(pc, (w >> 5) & 0x7FFFF, 19), cond);
+        return Some((IMM19, kind::JUMP, cond));
     }
     // CBZ 0x34000000 / CBNZ 0x35000000, mask 0x7E000000: imm19.
     if w & 0x7E00_0000 == 0x3400_0000 {
-        return Class::to(kind::JUMP, rel(pc, (w >> 5) & 0x7FFFF, 19), flag::CONDITIONAL);
+        return Some((IMM19, kind::JUMP, flag::CONDITIONAL));
     }
     // TBZ 0x36000000 / TBNZ 0x37000000, mask 0x7E000000: imm14.
     if w & 0x7E00_0000 == 0x3600_0000 {
-        return Class::to(kind::JUMP, rel(pc, (w >> 5) & 0x3FFF, 14), flag::CONDITIONAL);
+        return Some((IMM14, kind::JUMP, flag::CONDITIONAL));
+    }
+    None
+}
+
+/// Classifies one instruction word at `pc`.
+pub fn classify(w: u32, pc: u64) -> Class {
+    if let Some((field, k, extra)) = branch(w) {
+        return Class::to(k, rel(pc, w, field), extra);
     }
     // Unconditional branch (register), 0xD6000000 mask 0xFE000000.
     if w & 0xFE00_0000 == 0xD600_0000 {
@@ -148,6 +164,61 @@ fn exclusive(w: u32) -> Class {
             Class::with(kind::ORDERED, (1 << size) | order | extra)
         }
     }
+}
+
+/// The position-dependent fields of `w` at `pc`, for the fingerprint: branch offsets, `adr`,
+/// the literal load, and the `adrp` + `add`/`ldr`/`str` `:lo12:` pair (A64 encoding index),
+/// whose page `pairs` carries from the `adrp` to its partner.
+pub(super) fn fields(w: u32, pc: u64, pairs: &mut Pairs) -> Fields {
+    let rd = (w & 31) as usize;
+    let rn = ((w >> 5) & 31) as usize;
+    let mut out = Fields::default();
+    if let Some((field, ..)) = branch(w) {
+        out.push(Field { mask: field, value: Value::Pc(rel(pc, w, field)) });
+        return out;
+    }
+    // adr, adrp: immhi (bits 23:5) : immlo (bits 30:29)
+    const IMMHI_LO: u32 = 0x60FF_FFE0;
+    let imm21 = || sext(((w >> 3) & 0x001F_FFFC) | ((w >> 29) & 3), 21);
+    if w & 0x9F00_0000 == 0x1000_0000 {
+        // adr: a byte offset
+        out.push(Field { mask: IMMHI_LO, value: Value::Pc(pc.wrapping_add(imm21() as u64)) });
+    } else if w & 0x9F00_0000 == 0x9000_0000 {
+        // adrp: the page; its :lo12: partner names the target
+        pairs.high[rd] = Some((pc & !0xFFF).wrapping_add((imm21() << 12) as u64));
+        out.push(Field { mask: IMMHI_LO, value: Value::Hidden });
+        return out;
+    } else if w & 0x3B00_0000 == 0x1800_0000 {
+        // ldr (literal): imm19 words from pc
+        out.push(Field { mask: IMM19, value: Value::Pc(rel(pc, w, IMM19)) });
+    } else if let Some(page) = pairs.high[rn] {
+        const IMM12: u32 = 0x003F_FC00;
+        let lo12 = u64::from((w >> 10) & 0xFFF);
+        if w & 0xFF80_0000 == 0x9100_0000 {
+            // add xd, xn, #:lo12:sym (64-bit, unshifted)
+            out.push(Field { mask: IMM12, value: Value::Addr(page.wrapping_add(lo12)) });
+        } else if w & 0x3B00_0000 == 0x3900_0000 {
+            // ldr/str (unsigned offset): the offset is scaled by the access size
+            let mut scale = w >> 30;
+            if w & (1 << 26) != 0 && w & (1 << 23) != 0 && scale == 0 {
+                scale = 4; // 128-bit SIMD&FP
+            }
+            out.push(Field { mask: IMM12, value: Value::Addr(page.wrapping_add(lo12 << scale)) });
+        }
+    }
+    if writes_rd(w) {
+        pairs.high[rd] = None;
+    }
+    out
+}
+
+/// Whether the instruction (probably) writes the register in bits 4:0: not a store, not a
+/// branch or system instruction. Close enough to end an `adrp` pairing when its register is
+/// reused.
+fn writes_rd(w: u32) -> bool {
+    let load_store = w & 0x0A00_0000 == 0x0800_0000;
+    let branch_system = w & 0x1C00_0000 == 0x1400_0000;
+    !(branch_system || (load_store && w & (1 << 22) == 0))
 }
 
 /// A mnemonic for what the classifier knows, `.inst 0x…` for the rest.

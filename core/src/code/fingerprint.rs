@@ -615,7 +615,7 @@ impl<'d> Normalizer<'d> {
             }),
             Isa::Aarch64 => self.dec.walk(code.bytes, code.low, |i| {
                 let raw = bytes_of(i);
-                let fields = word(raw, false).map(|w| aarch64_fields(w, i.address, &mut pairs)).unwrap_or_default();
+                let fields = word(raw, false).map(|w| aarch64::fields(w, i.address, &mut pairs)).unwrap_or_default();
                 f(i, raw, fields.as_slice(), false);
             }),
             Isa::Ppc { big_endian, .. } => {
@@ -806,66 +806,6 @@ fn clear_word_bits(raw: &[u8], mask: u32, big_endian: bool) -> Vec<u8> {
         }
         _ => raw.to_vec(),
     }
-}
-
-/// aarch64: branch offsets (b/bl imm26, b.cond/cbz imm19, tbz imm14), `adr`, the literal
-/// load, and the `adrp` + `add`/`ldr`/`str` `:lo12:` pair (A64 encoding index).
-fn aarch64_fields(w: u32, pc: u64, pairs: &mut Pairs) -> Fields {
-    let c = aarch64::classify(w, pc);
-    let rd = (w & 31) as usize;
-    let rn = ((w >> 5) & 31) as usize;
-    let mut out = Fields::default();
-    if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) {
-        let mask = if w & 0x7C00_0000 == 0x1400_0000 {
-            0x03FF_FFFF // b, bl
-        } else if w & 0x7E00_0000 == 0x3600_0000 {
-            0x0007_FFE0 // tbz, tbnz
-        } else {
-            0x00FF_FFE0 // b.cond, cbz, cbnz
-        };
-        out.push(Field { mask, value: Value::Pc(c.target) });
-        return out;
-    }
-    let imm21 = || super::sext(((w >> 3) & 0x001F_FFFC) | ((w >> 29) & 3), 21);
-    if w & 0x9F00_0000 == 0x1000_0000 {
-        // adr: immhi:immlo
-        out.push(Field { mask: 0x60FF_FFE0, value: Value::Pc(pc.wrapping_add(imm21() as u64)) });
-    } else if w & 0x9F00_0000 == 0x9000_0000 {
-        // adrp: the page; its :lo12: partner names the target
-        pairs.high[rd] = Some((pc & !0xFFF).wrapping_add((imm21() << 12) as u64));
-        out.push(Field { mask: 0x60FF_FFE0, value: Value::Hidden });
-        return out;
-    } else if w & 0x3B00_0000 == 0x1800_0000 {
-        // ldr (literal): imm19 words from pc
-        let t = pc.wrapping_add((super::sext((w >> 5) & 0x7FFFF, 19) << 2) as u64);
-        out.push(Field { mask: 0x00FF_FFE0, value: Value::Pc(t) });
-    } else if let Some(page) = pairs.high[rn] {
-        let lo12 = u64::from((w >> 10) & 0xFFF);
-        if w & 0xFF80_0000 == 0x9100_0000 {
-            // add xd, xn, #:lo12:sym (64-bit, unshifted)
-            out.push(Field { mask: 0x003F_FC00, value: Value::Addr(page.wrapping_add(lo12)) });
-        } else if w & 0x3B00_0000 == 0x3900_0000 {
-            // ldr/str (unsigned offset): the offset is scaled by the access size
-            let mut scale = w >> 30;
-            if w & (1 << 26) != 0 && w & (1 << 23) != 0 && scale == 0 {
-                scale = 4; // 128-bit SIMD&FP
-            }
-            out.push(Field { mask: 0x003F_FC00, value: Value::Addr(page.wrapping_add(lo12 << scale)) });
-        }
-    }
-    if writes_rd_aarch64(w) {
-        pairs.high[rd] = None;
-    }
-    out
-}
-
-/// Whether the instruction (probably) writes the register in bits 4:0: not a store, not a
-/// branch or system instruction. Close enough to end an `adrp` pairing when its register is
-/// reused.
-fn writes_rd_aarch64(w: u32) -> bool {
-    let load_store = w & 0x0A00_0000 == 0x0800_0000;
-    let branch_system = w & 0x1C00_0000 == 0x1400_0000;
-    !(branch_system || (load_store && w & (1 << 22) == 0))
 }
 
 /// ppc: the offsets of `b`/`bl` (LI) and `bc` (BD), when relative (AA = 0); and, given the
