@@ -283,9 +283,8 @@ impl Dynamic {
         d
     }
 
-    /// ppc64 ELFv2 call stubs the linker puts in `.text` (`[std r2,24(r1);] [addis r12,r2,hi;]
-    /// ld r12,lo(r2|r12); mtctr r12; bctr`): each loads a PLT slot, which names it. They have
-    /// no symbols; objdump makes up `<…plt_call.foo>` names for them the same way.
+    /// ppc64 ELFv2 call stubs the linker puts in `.text`: each loads a PLT slot, which names
+    /// it. They have no symbols; objdump makes up `<…plt_call.foo>` names for them the same way.
     fn ppc_stubs(&mut self, file: &object::File, img: &Image, toc: u64) {
         if self.slots.is_empty() {
             return;
@@ -293,33 +292,12 @@ impl Dynamic {
         let big_endian = !file.is_little_endian();
         for text in file.sections().filter(|s| s.kind() == object::SectionKind::Text) {
             let code = img.code(text.address(), text.address() + text.size());
-            let words: Vec<u32> = code.bytes.chunks_exact(4).map(|b| word(b, big_endian).unwrap_or(0)).collect();
-            for (n, w) in words.iter().enumerate() {
-                // mtctr r12; bctr
-                if *w != 0x7D89_03A6 || words.get(n + 1) != Some(&0x4E80_0420) || n == 0 {
-                    continue;
+            ppc::call_stubs(code.bytes, big_endian, toc, |offset, slot| {
+                if let Some((_, name)) = self.slots.get(&slot) {
+                    let name = name.strip_suffix(b"@got").unwrap_or(name);
+                    self.stubs.insert(text.address() + offset, named(name, b"@plt"));
                 }
-                let ld = words[n - 1];
-                // ld r12,lo(r2) or ld r12,lo(r12) after addis r12,r2,hi
-                if ld & 0xFFE0_0003 != 0xE980_0000 {
-                    continue;
-                }
-                let lo = super::sext(ld & 0xFFFC, 16);
-                let (base, mut start) = match ((ld >> 16) & 31, n.checked_sub(2).map(|p| words[p])) {
-                    (2, _) => (toc, n - 1),
-                    (12, Some(addis)) if addis & 0xFFFF_0000 == 0x3D82_0000 => {
-                        (toc.wrapping_add((super::sext(addis & 0xFFFF, 16) << 16) as u64), n - 2)
-                    }
-                    _ => continue,
-                };
-                if start > 0 && words[start - 1] == 0xF841_0018 {
-                    start -= 1; // std r2,24(r1): the TOC save
-                }
-                if let Some((_, slot)) = self.slots.get(&base.wrapping_add(lo as u64)) {
-                    let name = slot.strip_suffix(b"@got").unwrap_or(slot);
-                    self.stubs.insert(text.address() + 4 * start as u64, named(name, b"@plt"));
-                }
-            }
+            });
         }
     }
 
@@ -334,12 +312,10 @@ impl Dynamic {
     }
 }
 
-/// ppc64: the value of r2, the `.TOC.` symbol's address.
+/// ppc64: the value of r2, to which data addresses are relative.
 fn toc(symbols: &object::File, isa: Isa) -> Option<u64> {
     match isa {
-        Isa::Ppc { bits64: true, .. } => {
-            symbols.symbols().find(|s| s.name_bytes() == Ok(b".TOC.") && !s.is_undefined()).map(|s| s.address())
-        }
+        Isa::Ppc { bits64: true, .. } => ppc::toc(symbols),
         _ => None,
     }
 }
@@ -615,7 +591,8 @@ impl<'d> Normalizer<'d> {
             }),
             Isa::Aarch64 => self.dec.walk(code.bytes, code.low, |i| {
                 let raw = bytes_of(i);
-                let fields = word(raw, false).map(|w| aarch64::fields(w, i.address, &mut pairs)).unwrap_or_default();
+                let fields =
+                    super::word(raw, false).map(|w| aarch64::fields(w, i.address, &mut pairs)).unwrap_or_default();
                 f(i, raw, fields.as_slice(), false);
             }),
             Isa::Ppc { big_endian, .. } => {
@@ -625,11 +602,10 @@ impl<'d> Normalizer<'d> {
                     let raw = bytes_of(i);
                     let in_setup = i.address - code.low < setup_end;
                     let fields = if in_setup {
-                        // addis r2,r12,(.TOC.-func)@ha; addi r2,r2,…@l: the distance to the TOC
-                        Few::of(Field { mask: 0xFFFF, value: Value::Hidden })
+                        Few::of(ppc::TOC_SETUP)
                     } else {
-                        word(raw, big_endian)
-                            .map(|w| ppc_fields(w, i.address, self.toc, &mut pairs))
+                        super::word(raw, big_endian)
+                            .map(|w| ppc::fields(w, i.address, self.toc, &mut pairs))
                             .unwrap_or_default()
                     };
                     f(i, raw, fields.as_slice(), in_setup);
@@ -788,11 +764,6 @@ impl<'d> Normalizer<'d> {
     }
 }
 
-fn word(raw: &[u8], big_endian: bool) -> Option<u32> {
-    let b: [u8; 4] = raw.get(..4)?.try_into().ok()?;
-    Some(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
-}
-
 /// The bytes of a fixed-width instruction (or RISC-V parcel) with `mask`'s bits cleared.
 fn clear_word_bits(raw: &[u8], mask: u32, big_endian: bool) -> Vec<u8> {
     if mask == 0 {
@@ -801,64 +772,11 @@ fn clear_word_bits(raw: &[u8], mask: u32, big_endian: bool) -> Vec<u8> {
     match raw.len() {
         2 => (u16::from_le_bytes([raw[0], raw[1]]) & !(mask as u16)).to_le_bytes().to_vec(),
         4 => {
-            let w = word(raw, big_endian).unwrap_or(0) & !mask;
+            let w = super::word(raw, big_endian).unwrap_or(0) & !mask;
             if big_endian { w.to_be_bytes() } else { w.to_le_bytes() }.to_vec()
         }
         _ => raw.to_vec(),
     }
-}
-
-/// ppc: the offsets of `b`/`bl` (LI) and `bc` (BD), when relative (AA = 0); and, given the
-/// TOC pointer, the TOC-relative data addresses: `addis rX,r2,hi` with the D- or DS-form
-/// instruction that adds the low half to rX (`addi`, loads, stores), or the low half alone
-/// on r2 (what the linker leaves when it relaxes the `addis` to a `nop`).
-fn ppc_fields(w: u32, pc: u64, toc: Option<u64>, pairs: &mut Pairs) -> Fields {
-    let c = ppc::classify(w, pc);
-    if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) {
-        if w & 2 != 0 {
-            return Fields::default(); // absolute (AA = 1)
-        }
-        let mask = if w >> 26 == 18 { 0x03FF_FFFC } else { 0x0000_FFFC };
-        return Few::of(Field { mask, value: Value::Pc(c.target) });
-    }
-    let (op, rt, ra) = (w >> 26, ((w >> 21) & 31) as usize, ((w >> 16) & 31) as usize);
-    let mut out = Fields::default();
-    if let Some(toc) = toc {
-        // (RA = 0 reads as the number 0, not r0)
-        let base = match ra {
-            0 => None,
-            2 => Some(toc),
-            _ => pairs.high[ra],
-        };
-        match (op, base) {
-            // addis rX,r2,hi: the high half
-            (15, _) if ra == 2 => {
-                pairs.high[rt] = Some(toc.wrapping_add((super::sext(w & 0xFFFF, 16) << 16) as u64));
-                out.push(Field { mask: 0xFFFF, value: Value::Hidden });
-                return out;
-            }
-            // addi and the D-form loads and stores: a 16-bit displacement
-            (14 | 32..=55, Some(b)) => {
-                out.push(Field {
-                    mask: 0xFFFF,
-                    value: Value::Addr(b.wrapping_add(super::sext(w & 0xFFFF, 16) as u64)),
-                });
-            }
-            // DS-form ld/lwa (58) and std (62): the low two bits are the opcode's
-            (58 | 62, Some(b)) => {
-                out.push(Field {
-                    mask: 0xFFFC,
-                    value: Value::Addr(b.wrapping_add(super::sext(w & 0xFFFC, 16) as u64)),
-                });
-            }
-            _ => {}
-        }
-    }
-    // Whatever this wrote no longer holds a TOC high half: RT for most forms, RA for the
-    // logical and shift forms (both cleared; a store writes neither, but clearing is safe).
-    pairs.high[rt] = None;
-    pairs.high[ra] = None;
-    out
 }
 
 /// riscv: `jal`, branches, `c.j`/`c.jal`, `c.beqz`/`c.bnez`, and the `auipc` pair with the
@@ -877,7 +795,7 @@ fn riscv_fields(raw: &[u8], pc: u64, xlen: u32, pairs: &mut Pairs) -> Fields {
         }
         return Fields::default();
     }
-    let Some(w) = word(raw, false) else { return Fields::default() };
+    let Some(w) = super::word(raw, false) else { return Fields::default() };
     let (opcode, rd, rs1) = (w & 0x7F, ((w >> 7) & 31) as usize, ((w >> 15) & 31) as usize);
     let mut out = Fields::default();
     match opcode {
