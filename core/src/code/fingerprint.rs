@@ -613,7 +613,7 @@ impl<'d> Normalizer<'d> {
             }
             Isa::Riscv { xlen } => self.dec.walk(code.bytes, code.low, |i| {
                 let raw = bytes_of(i);
-                let fields = riscv_fields(raw, i.address, xlen, &mut pairs);
+                let fields = riscv::fields(raw, i.address, xlen, &mut pairs);
                 f(i, raw, fields.as_slice(), false);
             }),
         }
@@ -777,55 +777,6 @@ fn clear_word_bits(raw: &[u8], mask: u32, big_endian: bool) -> Vec<u8> {
         }
         _ => raw.to_vec(),
     }
-}
-
-/// riscv: `jal`, branches, `c.j`/`c.jal`, `c.beqz`/`c.bnez`, and the `auipc` pair with the
-/// I- or S-type instruction that adds its `%pcrel_lo` (`jalr`, `addi`, loads, stores).
-fn riscv_fields(raw: &[u8], pc: u64, xlen: u32, pairs: &mut Pairs) -> Fields {
-    if raw.len() == 2 {
-        let h = u16::from_le_bytes([raw[0], raw[1]]);
-        let (c, _) = riscv::classify16(h, pc, xlen, None);
-        let h = u32::from(h);
-        // Any other compressed instruction may write rd (bits 11:7) or rd' (bits 4:2).
-        pairs.high[((h >> 7) & 31) as usize] = None;
-        pairs.high[(8 + ((h >> 2) & 7)) as usize] = None;
-        if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) && c.target != super::NO_TARGET {
-            let mask = if h & 0xC000 == 0xC000 { 0x1C7C } else { 0x1FFC }; // c.beqz/c.bnez : c.j/c.jal
-            return Few::of(Field { mask, value: Value::Pc(c.target) });
-        }
-        return Fields::default();
-    }
-    let Some(w) = super::word(raw, false) else { return Fields::default() };
-    let (opcode, rd, rs1) = (w & 0x7F, ((w >> 7) & 31) as usize, ((w >> 15) & 31) as usize);
-    let mut out = Fields::default();
-    match opcode {
-        0x6F => out.push(Field { mask: 0xFFFF_F000, value: Value::Pc(riscv::classify32(w, pc, None).0.target) }),
-        0x63 => out.push(Field { mask: 0xFE00_0F80, value: Value::Pc(riscv::classify32(w, pc, None).0.target) }),
-        0x17 if rd != 0 => {
-            pairs.high[rd] = Some(pc.wrapping_add(super::sext(w & 0xFFFF_F000, 32) as u64));
-            out.push(Field { mask: 0xFFFF_F000, value: Value::Hidden });
-            return out;
-        }
-        // I-type: jalr, addi, loads, FP loads
-        0x67 | 0x03 | 0x07 | 0x13 if opcode != 0x13 || (w >> 12) & 7 == 0 => {
-            if let Some(hi) = pairs.high[rs1] {
-                let t = hi.wrapping_add(super::sext(w >> 20, 12) as u64);
-                out.push(Field { mask: 0xFFF0_0000, value: Value::Addr(t) });
-            }
-        }
-        // S-type: stores, FP stores
-        0x23 | 0x27 => {
-            if let Some(hi) = pairs.high[rs1] {
-                let imm = ((w >> 25) << 5) | ((w >> 7) & 31);
-                out.push(Field { mask: 0xFE00_0F80, value: Value::Addr(hi.wrapping_add(super::sext(imm, 12) as u64)) });
-            }
-        }
-        _ => {}
-    }
-    if !matches!(opcode, 0x63 | 0x23 | 0x27) {
-        pairs.high[rd] = None;
-    }
-    out
 }
 
 /// The first range given for each function id is its entry.
