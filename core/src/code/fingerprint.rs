@@ -30,7 +30,7 @@ use object::{Object, ObjectSection, ObjectSymbol, RelocationKind, SymbolKind};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 
-use super::{aarch64, kind, ppc, riscv, Code, Decoder, Image, Insn, Isa, Opened};
+use super::{aarch64, kind, ppc, riscv, word, x86, Code, Decoder, Image, Insn, Isa, Opened};
 use crate::elf;
 use crate::error::{Error, Result};
 use crate::table::{Chunk, Scan, Strings, Table};
@@ -303,7 +303,7 @@ impl Dynamic {
 
     /// x86 `.plt`, `.plt.sec`, `.plt.got`: each stub is named by its slot's symbol.
     fn x86_stubs(&mut self, bits: u32, address: u64, bytes: &[u8]) {
-        super::x86::plt_stubs(bits, address, bytes, |stub, slot| {
+        x86::plt_stubs(bits, address, bytes, |stub, slot| {
             if let Some((_, name)) = self.slots.get(&slot) {
                 let name = name.strip_suffix(b"@got").unwrap_or(name);
                 self.stubs.insert(stub, named(name, b"@plt"));
@@ -584,15 +584,13 @@ impl<'d> Normalizer<'d> {
         };
         let mut pairs = Pairs::default();
         match self.dec.isa {
-            Isa::X86 { bits } => super::x86::walk_decoded(&self.dec, bits, code.bytes, code.low, &mut |i, decoded| {
-                let fields =
-                    decoded.map(|(ins, d)| super::x86::fields(ins, d, self.percpu.is_some())).unwrap_or_default();
+            Isa::X86 { bits } => x86::walk_decoded(&self.dec, bits, code.bytes, code.low, &mut |i, decoded| {
+                let fields = decoded.map(|(ins, d)| x86::fields(ins, d, self.percpu.is_some())).unwrap_or_default();
                 f(i, bytes_of(i), fields.as_slice(), false);
             }),
             Isa::Aarch64 => self.dec.walk(code.bytes, code.low, |i| {
                 let raw = bytes_of(i);
-                let fields =
-                    super::word(raw, false).map(|w| aarch64::fields(w, i.address, &mut pairs)).unwrap_or_default();
+                let fields = word(raw, false).map(|w| aarch64::fields(w, i.address, &mut pairs)).unwrap_or_default();
                 f(i, raw, fields.as_slice(), false);
             }),
             Isa::Ppc { big_endian, .. } => {
@@ -604,7 +602,7 @@ impl<'d> Normalizer<'d> {
                     let fields = if in_setup {
                         Few::of(ppc::TOC_SETUP)
                     } else {
-                        super::word(raw, big_endian)
+                        word(raw, big_endian)
                             .map(|w| ppc::fields(w, i.address, self.toc, &mut pairs))
                             .unwrap_or_default()
                     };
@@ -691,7 +689,7 @@ impl<'d> Normalizer<'d> {
         let x86 = matches!(self.dec.isa, Isa::X86 { .. });
         let mut reloc_bits = 0u32;
         for r in relocs {
-            let bits = if x86 { super::x86::byte_mask((r.at - i.address) as usize, usize::from(r.len)) } else { 0 };
+            let bits = if x86 { x86::byte_mask((r.at - i.address) as usize, usize::from(r.len)) } else { 0 };
             reloc_bits |= bits;
             let adjust = if r.pc_field { end - r.at } else { 0 };
             let t = match r.target {
@@ -772,7 +770,7 @@ fn clear_word_bits(raw: &[u8], mask: u32, big_endian: bool) -> Vec<u8> {
     match raw.len() {
         2 => (u16::from_le_bytes([raw[0], raw[1]]) & !(mask as u16)).to_le_bytes().to_vec(),
         4 => {
-            let w = super::word(raw, big_endian).unwrap_or(0) & !mask;
+            let w = word(raw, big_endian).unwrap_or(0) & !mask;
             if big_endian { w.to_be_bytes() } else { w.to_le_bytes() }.to_vec()
         }
         _ => raw.to_vec(),
