@@ -112,36 +112,45 @@ fn trap_class(w: u32) -> Class {
     Class::with(kind::TRAP, sub | to << 16)
 }
 
+/// The load-and-reserve, store-conditional and TM instructions of opcode 31, for the
+/// classifier and the printer: (mask, value, mnemonic, kind, extra). Load and reserve by
+/// mask 0xFC0007FE (EH hint ignored), the others by 0xFC0007FF (XO and Rc); `extra` is the
+/// access size.
+const X_FORMS: [(u32, u32, &str, u8, u32); 21] = [
+    (0xFC00_07FE, 0x7C00_0068, "lbarx", kind::LL, 1),
+    (0xFC00_07FE, 0x7C00_00E8, "lharx", kind::LL, 2),
+    (0xFC00_07FE, 0x7C00_0028, "lwarx", kind::LL, 4),
+    (0xFC00_07FE, 0x7C00_00A8, "ldarx", kind::LL, 8),
+    (0xFC00_07FE, 0x7C00_0228, "lqarx", kind::LL, 16),
+    (0xFC00_07FF, 0x7C00_056D, "stbcx.", kind::SC, 1),
+    (0xFC00_07FF, 0x7C00_05AD, "sthcx.", kind::SC, 2),
+    (0xFC00_07FF, 0x7C00_012D, "stwcx.", kind::SC, 4),
+    (0xFC00_07FF, 0x7C00_01AD, "stdcx.", kind::SC, 8),
+    (0xFC00_07FF, 0x7C00_016D, "stqcx.", kind::SC, 16),
+    (0xFC00_07FF, 0x7C00_051D, "tbegin.", kind::TM_BEGIN, 0), // XO 654
+    (0xFC00_07FF, 0x7C00_055D, "tend.", kind::TM_END, 0),     // XO 686, also tendall.
+    (0xFC00_07FF, 0x7C00_071D, "tabort.", kind::TM_ABORT, 0), // XO 910
+    (0xFC00_07FF, 0x7C00_061D, "tabortwc.", kind::TM_ABORT, 0), // XO 782
+    (0xFC00_07FF, 0x7C00_065D, "tabortdc.", kind::TM_ABORT, 0), // XO 814
+    (0xFC00_07FF, 0x7C00_069D, "tabortwci.", kind::TM_ABORT, 0), // XO 846
+    (0xFC00_07FF, 0x7C00_06DD, "tabortdci.", kind::TM_ABORT, 0), // XO 878
+    (0xFC00_07FF, 0x7C00_059C, "tcheck", kind::TM_TEST, 0),   // XO 718
+    (0xFC00_07FF, 0x7C00_05DD, "tsr.", kind::TM_OTHER, 0),    // XO 750: tsuspend., tresume.
+    (0xFC00_07FF, 0x7C00_075D, "treclaim.", kind::TM_OTHER, 0), // XO 942
+    (0xFC00_07FF, 0x7C00_07DD, "trechkpt.", kind::TM_OTHER, 0), // XO 1006
+];
+
+/// The entry of [`X_FORMS`] that `w` is, if any.
+fn x_form(w: u32) -> Option<&'static (u32, u32, &'static str, u8, u32)> {
+    X_FORMS.iter().find(|f| w & f.0 == f.1)
+}
+
 fn opcode31(w: u32) -> Class {
-    // Load and reserve, mask 0xFC0007FE (EH hint ignored).
-    let ll = match w & 0xFC00_07FE {
-        0x7C00_0068 => 1,                                  // lbarx
-        0x7C00_00E8 => 2,                                  // lharx
-        0x7C00_0028 => 4,                                  // lwarx
-        0x7C00_00A8 => 8,                                  // ldarx
-        0x7C00_0228 => 16,                                 // lqarx
-        0x7C00_0008 | 0x7C00_0088 => return trap_class(w), // tw (XO 4), td (XO 68)
-        _ => 0,
-    };
-    if ll != 0 {
-        return Class::with(kind::LL, ll);
+    // tw (XO 4), td (XO 68)
+    if matches!(w & 0xFC00_07FE, 0x7C00_0008 | 0x7C00_0088) {
+        return trap_class(w);
     }
-    // Store conditional and the TM instructions, mask 0xFC0007FF (XO and Rc).
-    match w & 0xFC00_07FF {
-        0x7C00_056D => Class::with(kind::SC, 1),  // stbcx.
-        0x7C00_05AD => Class::with(kind::SC, 2),  // sthcx.
-        0x7C00_012D => Class::with(kind::SC, 4),  // stwcx.
-        0x7C00_01AD => Class::with(kind::SC, 8),  // stdcx.
-        0x7C00_016D => Class::with(kind::SC, 16), // stqcx.
-        0x7C00_051D => Class::of(kind::TM_BEGIN), // tbegin. (XO 654)
-        0x7C00_055D => Class::of(kind::TM_END),   // tend. (XO 686), tendall.
-        // tabort. 910, tabortwc. 782, tabortdc. 814, tabortwci. 846, tabortdci. 878
-        0x7C00_071D | 0x7C00_061D | 0x7C00_065D | 0x7C00_069D | 0x7C00_06DD => Class::of(kind::TM_ABORT),
-        0x7C00_059C => Class::of(kind::TM_TEST), // tcheck (XO 718)
-        // tsr. 750 (tsuspend./tresume.), treclaim. 942, trechkpt. 1006
-        0x7C00_05DD | 0x7C00_075D | 0x7C00_07DD => Class::of(kind::TM_OTHER),
-        _ => Class::OTHER,
-    }
+    x_form(w).map_or(Class::OTHER, |&(_, _, _, k, extra)| Class::with(k, extra))
 }
 
 /// The ELFv2 global entry point's TOC setup at the start of a function (ELFv2 ABI
@@ -268,32 +277,7 @@ pub(super) fn text(bytes: &[u8], big_endian: bool, i: &Insn) -> String {
             )
         }
         _ => {
-            let name = match w & 0xFC00_07FE {
-                0x7C00_0068 => "lbarx",
-                0x7C00_00E8 => "lharx",
-                0x7C00_0028 => "lwarx",
-                0x7C00_00A8 => "ldarx",
-                0x7C00_0228 => "lqarx",
-                _ => match w & 0xFC00_07FF {
-                    0x7C00_056D => "stbcx.",
-                    0x7C00_05AD => "sthcx.",
-                    0x7C00_012D => "stwcx.",
-                    0x7C00_01AD => "stdcx.",
-                    0x7C00_016D => "stqcx.",
-                    0x7C00_051D => "tbegin.",
-                    0x7C00_055D => "tend.",
-                    0x7C00_071D => "tabort.",
-                    0x7C00_061D => "tabortwc.",
-                    0x7C00_065D => "tabortdc.",
-                    0x7C00_069D => "tabortwci.",
-                    0x7C00_06DD => "tabortdci.",
-                    0x7C00_059C => "tcheck",
-                    0x7C00_05DD => "tsr.",
-                    0x7C00_075D => "treclaim.",
-                    0x7C00_07DD => "trechkpt.",
-                    _ => return format!(".long {w:#010x}"),
-                },
-            };
+            let Some(&(_, _, name, ..)) = x_form(w) else { return format!(".long {w:#010x}") };
             if i.kind == kind::LL || i.kind == kind::SC {
                 format!("{name} r{bo},r{bi},r{}", (w >> 11) & 31)
             } else {
