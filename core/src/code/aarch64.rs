@@ -3,7 +3,7 @@
 //! reference/hazard_rules.md §1.2, §2.1 and §3.3 list them with their sources.
 
 use super::fingerprint::{Field, Fields, Pairs, Value};
-use super::{flag, kind, sext, trap, Class, Decoder, Insn};
+use super::{flag, kind, sext, trap, word, Class, Decoder, Insn};
 
 pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bytes: &[u8], address: u64, f: &mut F) {
     let mut words = bytes.chunks_exact(4);
@@ -32,24 +32,44 @@ fn rel(pc: u64, w: u32, field: u32) -> u64 {
     pc.wrapping_add((sext(imm, field.count_ones()) << 2) as u64)
 }
 
+// (mask, value) of the forms both the classifier and the printer tell apart.
+
+/// B 0x14000000 / BL 0x94000000, mask 0xFC000000: imm26 (insn.h `b`, `bl`).
+const B_BL: (u32, u32) = (0x7C00_0000, 0x1400_0000);
+/// B.cond 0x54000000 mask 0xFF000010 (and BC.cond, bit 4 set): imm19.
+const B_COND: (u32, u32) = (0xFF00_0000, 0x5400_0000);
+/// CBZ 0x34000000 / CBNZ 0x35000000, mask 0x7E000000: imm19.
+const CBZ: (u32, u32) = (0x7E00_0000, 0x3400_0000);
+/// TBZ 0x36000000 / TBNZ 0x37000000, mask 0x7E000000: imm14.
+const TBZ: (u32, u32) = (0x7E00_0000, 0x3600_0000);
+/// UDF #imm16: 0x00000000 mask 0xFFFF0000 (permanently undefined).
+const UDF: (u32, u32) = (0xFFFF_0000, 0);
+/// Exception generation, 0xD4000000 mask 0xFF000000, imm16 in bits 20:5; by opc and LL
+/// (mask 0xFFE0001F): BRK, HLT, TCANCEL #imm16 (TME); the rest are SVC, HVC, SMC, DCPS.
+const EXCEPTION: u32 = 0xFFE0_001F;
+const BRK: u32 = 0xD420_0000;
+const HLT: u32 = 0xD440_0000;
+const TCANCEL: u32 = 0xD460_0000;
+
+fn is(w: u32, (mask, value): (u32, u32)) -> bool {
+    w & mask == value
+}
+
 /// The direct branches: (the bits of the offset, kind, flags), or `None`.
 fn branch(w: u32) -> Option<(u32, u8, u32)> {
-    // B 0x14000000 / BL 0x94000000, mask 0xFC000000: imm26 (insn.h `b`, `bl`).
-    if w & 0x7C00_0000 == 0x1400_0000 {
+    if is(w, B_BL) {
         let k = if w >> 31 != 0 { kind::CALL_DIRECT } else { kind::JUMP };
         return Some((IMM26, k, 0));
     }
-    // B.cond 0x54000000 mask 0xFF000010 (and BC.cond, bit 4 set): imm19; cond 111x = always.
-    if w & 0xFF00_0000 == 0x5400_0000 {
+    // cond 111x: always
+    if is(w, B_COND) {
         let cond = if w & 0xE == 0xE { 0 } else { flag::CONDITIONAL };
         return Some((IMM19, kind::JUMP, cond));
     }
-    // CBZ 0x34000000 / CBNZ 0x35000000, mask 0x7E000000: imm19.
-    if w & 0x7E00_0000 == 0x3400_0000 {
+    if is(w, CBZ) {
         return Some((IMM19, kind::JUMP, flag::CONDITIONAL));
     }
-    // TBZ 0x36000000 / TBNZ 0x37000000, mask 0x7E000000: imm14.
-    if w & 0x7E00_0000 == 0x3600_0000 {
+    if is(w, TBZ) {
         return Some((IMM14, kind::JUMP, flag::CONDITIONAL));
     }
     None
@@ -75,13 +95,12 @@ pub fn classify(w: u32, pc: u64) -> Class {
             _ => Class::OTHER, // ERET, DRPS …
         };
     }
-    // Exception generation, 0xD4000000 mask 0xFF000000: imm16 in bits 20:5.
     if w & 0xFF00_0000 == 0xD400_0000 {
         let imm = (w >> 5) & 0xFFFF;
-        return match w & 0xFFE0_001F {
-            0xD420_0000 | 0xD440_0000 => Class::with(kind::TRAP, trap::BREAKPOINT | imm << 16), // BRK, HLT
-            0xD460_0000 => Class::with(kind::TM_ABORT, imm),                                    // TCANCEL #imm16 (TME)
-            _ => Class::OTHER,                                                                  // SVC, HVC, SMC, DCPS
+        return match w & EXCEPTION {
+            BRK | HLT => Class::with(kind::TRAP, trap::BREAKPOINT | imm << 16),
+            TCANCEL => Class::with(kind::TM_ABORT, imm),
+            _ => Class::OTHER, // SVC, HVC, SMC, DCPS
         };
     }
     // System instructions, 0xD5000000 mask 0xFFC00000.
@@ -96,8 +115,7 @@ pub fn classify(w: u32, pc: u64) -> Class {
             _ => Class::OTHER,
         };
     }
-    // UDF #imm16: 0x00000000 mask 0xFFFF0000 (permanently undefined).
-    if w & 0xFFFF_0000 == 0 {
+    if is(w, UDF) {
         return Class::with(kind::TRAP, trap::UNDEFINED | (w & 0xFFFF) << 16);
     }
     // Load/store exclusive and ordered, bits 29:24 = 001000.
@@ -222,16 +240,17 @@ fn writes_rd(w: u32) -> bool {
 }
 
 /// A mnemonic for what the classifier knows, `.inst 0x…` for the rest.
-pub(super) fn text(w: u32, i: &Insn) -> String {
+pub(super) fn text(bytes: &[u8], i: &Insn) -> String {
+    let Some(w) = word(bytes, false) else { return "(bad)".into() };
     let t = i.target;
     let reg = (w >> 5) & 31;
     let x = |r: u32| if r == 31 { "xzr".to_string() } else { format!("x{r}") };
     match i.kind {
-        kind::JUMP if w & 0xFF00_0000 == 0x5400_0000 => format!("b.{} {t:#x}", COND[(w & 15) as usize]),
-        kind::JUMP if w & 0x7E00_0000 == 0x3400_0000 => {
+        kind::JUMP if is(w, B_COND) => format!("b.{} {t:#x}", COND[(w & 15) as usize]),
+        kind::JUMP if is(w, CBZ) => {
             format!("{} {}, {t:#x}", if w & (1 << 24) != 0 { "cbnz" } else { "cbz" }, x(w & 31))
         }
-        kind::JUMP if w & 0x7E00_0000 == 0x3600_0000 => {
+        kind::JUMP if is(w, TBZ) => {
             let bit = ((w >> 31) << 5) | ((w >> 19) & 31);
             format!("{} {}, #{bit}, {t:#x}", if w & (1 << 24) != 0 { "tbnz" } else { "tbz" }, x(w & 31))
         }
@@ -244,8 +263,8 @@ pub(super) fn text(w: u32, i: &Insn) -> String {
         kind::CALL_INDIRECT => format!("blr{} {}", if i.extra & flag::AUTH != 0 { "a*" } else { "" }, x(reg)),
         kind::NOP => "nop".into(),
         kind::ENDBR => ["bti", "bti c", "bti j", "bti jc"][(i.extra & 3) as usize].into(),
-        kind::TRAP if w & 0xFFFF_0000 == 0 => format!("udf #{:#x}", i.extra >> 16),
-        kind::TRAP if w & 0xFFE0_001F == 0xD440_0000 => format!("hlt #{:#x}", i.extra >> 16),
+        kind::TRAP if is(w, UDF) => format!("udf #{:#x}", i.extra >> 16),
+        kind::TRAP if w & EXCEPTION == HLT => format!("hlt #{:#x}", i.extra >> 16),
         kind::TRAP => format!("brk #{:#x}", i.extra >> 16),
         kind::TM_BEGIN => format!("tstart {}", x(w & 31)),
         kind::TM_TEST => format!("ttest {}", x(w & 31)),
