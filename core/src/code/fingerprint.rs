@@ -23,6 +23,10 @@
 //! or `_mcount` anywhere, the ppc64 global-entry TOC setup (its immediates are the distance to
 //! `.TOC.`), and NOPs at the end of a range (alignment padding).
 //!
+//! Each ISA's module finds the fields of its instructions, beside its classifier
+//! (`x86::fields`, `aarch64::fields`, `ppc::fields`, `riscv::fields`); this module decides what
+//! each becomes, and hashes.
+//!
 //! Written here rather than taken from a library: no crate normalizes machine code for
 //! comparison across builds, and objtool's checksum needs the relocations a linked file lacks.
 
@@ -89,6 +93,50 @@ impl Default for Field {
     fn default() -> Self {
         Field { mask: 0, value: Value::Hidden }
     }
+}
+
+/// Up to `N` items without a heap allocation: the fields and the tokens of one instruction
+/// (an x86 instruction has at most a displacement and an immediate; a relocation or two).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Few<T: Copy, const N: usize> {
+    items: [T; N],
+    len: usize,
+}
+
+impl<T: Copy + Default, const N: usize> Default for Few<T, N> {
+    fn default() -> Self {
+        Few { items: [T::default(); N], len: 0 }
+    }
+}
+
+impl<T: Copy + Default, const N: usize> Few<T, N> {
+    pub fn of(item: T) -> Self {
+        let mut f = Self::default();
+        f.push(item);
+        f
+    }
+
+    /// Appends `item`; beyond `N` items the rest are dropped (no instruction has that many).
+    pub fn push(&mut self, item: T) {
+        if self.len < N {
+            self.items[self.len] = item;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+}
+
+/// The fields of one instruction, as each ISA's `fields` finds them.
+pub(super) type Fields = Few<Field, 2>;
+
+/// Register state of the pairs that build an address in two instructions: the value an
+/// `adrp`, `auipc` or TOC `addis` left in each register, until the register is written again.
+#[derive(Default)]
+pub(super) struct Pairs {
+    pub high: [Option<u64>; 32],
 }
 
 /// What replaces a cleared field in the hashed stream.
@@ -435,49 +483,6 @@ impl Walk {
         self.nops = None;
         self.run.clear();
     }
-}
-
-/// Up to `N` items without a heap allocation: the fields and the tokens of one instruction
-/// (an x86 instruction has at most a displacement and an immediate; a relocation or two).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Few<T: Copy, const N: usize> {
-    items: [T; N],
-    len: usize,
-}
-
-impl<T: Copy + Default, const N: usize> Default for Few<T, N> {
-    fn default() -> Self {
-        Few { items: [T::default(); N], len: 0 }
-    }
-}
-
-impl<T: Copy + Default, const N: usize> Few<T, N> {
-    pub fn of(item: T) -> Self {
-        let mut f = Self::default();
-        f.push(item);
-        f
-    }
-
-    /// Appends `item`; beyond `N` items the rest are dropped (no instruction has that many).
-    pub fn push(&mut self, item: T) {
-        if self.len < N {
-            self.items[self.len] = item;
-            self.len += 1;
-        }
-    }
-
-    fn as_slice(&self) -> &[T] {
-        &self.items[..self.len]
-    }
-}
-
-pub(super) type Fields = Few<Field, 2>;
-
-/// Register state of the pairs that build an address in two instructions: the value an
-/// `adrp` or `auipc` left in each register, until the register is written again.
-#[derive(Default)]
-pub(super) struct Pairs {
-    pub high: [Option<u64>; 32],
 }
 
 /// Everything normalization needs to know about the file.
