@@ -265,7 +265,23 @@ pub(super) fn layout(bytes: &[u8; 16], bits: u32) -> Layout {
 
 #[cfg(test)]
 mod tests {
-    use super::layout;
+    use super::{layout, plt_stubs};
+
+    #[test]
+    fn plt_stubs_by_their_slots() {
+        #[rustfmt::skip]
+        let plt = [
+            0xf3, 0x0f, 0x1e, 0xfa,                   // 1000: endbr64
+            0xf2, 0xff, 0x25, 0xe2, 0x2f, 0x00, 0x00, // 1004: bnd jmp *0x2fe2(%rip)
+            0x0f, 0x1f, 0x44, 0x00, 0x00,             // 100b: nopl 0x0(%rax,%rax,1)
+            0xff, 0x25, 0x10, 0x00, 0x00, 0x00,       // 1010: jmp *0x10(%rip)
+            0x68, 0x00, 0x00, 0x00, 0x00,             // 1016: push $0x0 (lazy: no slot)
+            0xf2, 0xe9, 0x00, 0x00, 0x00, 0x00,       // 101b: bnd jmp 1021
+        ];
+        let mut got = Vec::new();
+        plt_stubs(64, 0x1000, &plt, |stub, slot| got.push((stub, slot)));
+        assert_eq!(got, vec![(0x1000, 0x100b + 0x2fe2), (0x1010, 0x1016 + 0x10)]);
+    }
 
     fn of(b: &[u8], bits: u32) -> (u8, u8, u8, bool, bool) {
         let mut raw = [0u8; 16];
