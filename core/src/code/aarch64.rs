@@ -51,6 +51,16 @@ const BRK: u32 = 0xD420_0000;
 const HLT: u32 = 0xD440_0000;
 const TCANCEL: u32 = 0xD460_0000;
 
+/// Rd (also Rt): bits 4:0.
+fn rd(w: u32) -> u32 {
+    w & 31
+}
+
+/// Rn: bits 9:5.
+fn rn(w: u32) -> u32 {
+    (w >> 5) & 31
+}
+
 fn is(w: u32, (mask, value): (u32, u32)) -> bool {
     w & mask == value
 }
@@ -188,8 +198,7 @@ fn exclusive(w: u32) -> Class {
 /// the literal load, and the `adrp` + `add`/`ldr`/`str` `:lo12:` pair (A64 encoding index),
 /// whose page `pairs` carries from the `adrp` to its partner.
 pub(super) fn fields(w: u32, pc: u64, pairs: &mut Pairs) -> Fields {
-    let rd = (w & 31) as usize;
-    let rn = ((w >> 5) & 31) as usize;
+    let (rd, rn) = (rd(w) as usize, rn(w) as usize);
     let mut out = Fields::default();
     if let Some((field, ..)) = branch(w) {
         out.push(Field { mask: field, value: Value::Pc(rel(pc, w, field)) });
@@ -243,16 +252,16 @@ fn writes_rd(w: u32) -> bool {
 pub(super) fn text(bytes: &[u8], i: &Insn) -> String {
     let Some(w) = word(bytes, false) else { return "(bad)".into() };
     let t = i.target;
-    let reg = (w >> 5) & 31;
+    let reg = rn(w);
     let x = |r: u32| if r == 31 { "xzr".to_string() } else { format!("x{r}") };
     match i.kind {
         kind::JUMP if is(w, B_COND) => format!("b.{} {t:#x}", COND[(w & 15) as usize]),
         kind::JUMP if is(w, CBZ) => {
-            format!("{} {}, {t:#x}", if w & (1 << 24) != 0 { "cbnz" } else { "cbz" }, x(w & 31))
+            format!("{} {}, {t:#x}", if w & (1 << 24) != 0 { "cbnz" } else { "cbz" }, x(rd(w)))
         }
         kind::JUMP if is(w, TBZ) => {
             let bit = ((w >> 31) << 5) | ((w >> 19) & 31);
-            format!("{} {}, #{bit}, {t:#x}", if w & (1 << 24) != 0 { "tbnz" } else { "tbz" }, x(w & 31))
+            format!("{} {}, #{bit}, {t:#x}", if w & (1 << 24) != 0 { "tbnz" } else { "tbz" }, x(rd(w)))
         }
         kind::JUMP => format!("b {t:#x}"),
         kind::CALL_DIRECT => format!("bl {t:#x}"),
@@ -266,8 +275,8 @@ pub(super) fn text(bytes: &[u8], i: &Insn) -> String {
         kind::TRAP if is(w, UDF) => format!("udf #{:#x}", i.extra >> 16),
         kind::TRAP if w & EXCEPTION == HLT => format!("hlt #{:#x}", i.extra >> 16),
         kind::TRAP => format!("brk #{:#x}", i.extra >> 16),
-        kind::TM_BEGIN => format!("tstart {}", x(w & 31)),
-        kind::TM_TEST => format!("ttest {}", x(w & 31)),
+        kind::TM_BEGIN => format!("tstart {}", x(rd(w))),
+        kind::TM_TEST => format!("ttest {}", x(rd(w))),
         kind::TM_END => "tcommit".into(),
         kind::TM_ABORT => format!("tcancel #{:#x}", i.extra),
         kind::LL | kind::SC | kind::ORDERED | kind::LSE_ATOMIC => format!("{} (.inst {w:#010x})", atomic_name(w, i)),
