@@ -313,7 +313,10 @@ impl Dynamic {
         match isa {
             Isa::X86 { bits } => {
                 for plt in file.sections().filter(|s| s.name().is_ok_and(|n| n.starts_with(".plt"))) {
-                    d.x86_stubs(bits, plt.address(), plt.data().unwrap_or(&[]));
+                    // `[endbr64;] [bnd] jmp *slot(%rip)`
+                    x86::plt_stubs(bits, plt.address(), plt.data().unwrap_or(&[]), |stub, slot| {
+                        d.name_stub(stub, slot)
+                    });
                 }
             }
             // aarch64 and riscv lazy PLTs: a 32-byte header, then one 16-byte stub per
@@ -340,23 +343,16 @@ impl Dynamic {
         let big_endian = !file.is_little_endian();
         for text in file.sections().filter(|s| s.kind() == object::SectionKind::Text) {
             let code = img.code(text.address(), text.address() + text.size());
-            ppc::call_stubs(code.bytes, big_endian, toc, |offset, slot| {
-                if let Some((_, name)) = self.slots.get(&slot) {
-                    let name = name.strip_suffix(b"@got").unwrap_or(name);
-                    self.stubs.insert(text.address() + offset, named(name, b"@plt"));
-                }
-            });
+            ppc::call_stubs(code.bytes, big_endian, toc, |offset, slot| self.name_stub(text.address() + offset, slot));
         }
     }
 
-    /// x86 `.plt`, `.plt.sec`, `.plt.got`: each stub is named by its slot's symbol.
-    fn x86_stubs(&mut self, bits: u32, address: u64, bytes: &[u8]) {
-        x86::plt_stubs(bits, address, bytes, |stub, slot| {
-            if let Some((_, name)) = self.slots.get(&slot) {
-                let name = name.strip_suffix(b"@got").unwrap_or(name);
-                self.stubs.insert(stub, named(name, b"@plt"));
-            }
-        });
+    /// Names the PLT stub at `stub` after the GOT slot it jumps through, if that is named.
+    fn name_stub(&mut self, stub: u64, slot: u64) {
+        if let Some((_, name)) = self.slots.get(&slot) {
+            let name = name.strip_suffix(b"@got").unwrap_or(name);
+            self.stubs.insert(stub, named(name, b"@plt"));
+        }
     }
 }
 
