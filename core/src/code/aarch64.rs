@@ -3,7 +3,8 @@
 //! (`aarch64_insn_is_load_ex`, `_store_ex`, `_exclusive` …) and its kprobe decoder
 //! (arch/arm64/kernel/probes/decode-insn.c) tests them.
 
-use super::{flag, kind, sext, trap, Class, Decoder, Insn};
+use super::fingerprint::{Field, Fields, Pairs, Value};
+use super::{flag, kind, sext, trap, word, Class, Decoder, Insn};
 
 pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bytes: &[u8], address: u64, f: &mut F) {
     let mut words = bytes.chunks_exact(4);
@@ -21,29 +22,74 @@ pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bytes: &[u8], address: u64, f
     }
 }
 
-fn rel(pc: u64, imm: u32, bits: u32) -> u64 {
-    pc.wrapping_add((sext(imm, bits) << 2) as u64)
+/// The PC-relative word offsets, as bits of the instruction word.
+const IMM26: u32 = 0x03FF_FFFF;
+const IMM19: u32 = 0x00FF_FFE0;
+const IMM14: u32 = 0x0007_FFE0;
+
+/// `pc` plus the word offset held in the bits `field` of `w`, sign-extended.
+fn rel(pc: u64, w: u32, field: u32) -> u64 {
+    let imm = (w & field) >> field.trailing_zeros();
+    pc.wrapping_add((sext(imm, field.count_ones()) << 2) as u64)
+}
+
+// (mask, value) of the forms both the classifier and the printer tell apart.
+
+/// B 0x14000000 / BL 0x94000000, mask 0xFC000000: imm26 (insn.h `b`, `bl`).
+const B_BL: (u32, u32) = (0x7C00_0000, 0x1400_0000);
+/// B.cond 0x54000000 mask 0xFF000010 (and BC.cond, bit 4 set): imm19.
+const B_COND: (u32, u32) = (0xFF00_0000, 0x5400_0000);
+/// CBZ 0x34000000 / CBNZ 0x35000000, mask 0x7E000000: imm19.
+const CBZ: (u32, u32) = (0x7E00_0000, 0x3400_0000);
+/// TBZ 0x36000000 / TBNZ 0x37000000, mask 0x7E000000: imm14.
+const TBZ: (u32, u32) = (0x7E00_0000, 0x3600_0000);
+/// UDF #imm16: 0x00000000 mask 0xFFFF0000 (permanently undefined).
+const UDF: (u32, u32) = (0xFFFF_0000, 0);
+/// Exception generation, 0xD4000000 mask 0xFF000000, imm16 in bits 20:5; by opc and LL
+/// (mask 0xFFE0001F): BRK, HLT, TCANCEL #imm16 (TME); the rest are SVC, HVC, SMC, DCPS.
+const EXCEPTION: u32 = 0xFFE0_001F;
+const BRK: u32 = 0xD420_0000;
+const HLT: u32 = 0xD440_0000;
+const TCANCEL: u32 = 0xD460_0000;
+
+/// Rd (also Rt): bits 4:0.
+fn rd(w: u32) -> u32 {
+    w & 31
+}
+
+/// Rn: bits 9:5.
+fn rn(w: u32) -> u32 {
+    (w >> 5) & 31
+}
+
+fn is(w: u32, (mask, value): (u32, u32)) -> bool {
+    w & mask == value
+}
+
+/// The direct branches: (the bits of the offset, kind, flags), or `None`.
+fn branch(w: u32) -> Option<(u32, u8, u32)> {
+    if is(w, B_BL) {
+        let k = if w >> 31 != 0 { kind::CALL_DIRECT } else { kind::JUMP };
+        return Some((IMM26, k, 0));
+    }
+    // cond 111x: always
+    if is(w, B_COND) {
+        let cond = if w & 0xE == 0xE { 0 } else { flag::CONDITIONAL };
+        return Some((IMM19, kind::JUMP, cond));
+    }
+    if is(w, CBZ) {
+        return Some((IMM19, kind::JUMP, flag::CONDITIONAL));
+    }
+    if is(w, TBZ) {
+        return Some((IMM14, kind::JUMP, flag::CONDITIONAL));
+    }
+    None
 }
 
 /// Classifies one instruction word at `pc`.
 pub fn classify(w: u32, pc: u64) -> Class {
-    // B 0x14000000 / BL 0x94000000, mask 0xFC000000: imm26 (insn.h `b`, `bl`).
-    if w & 0x7C00_0000 == 0x1400_0000 {
-        let k = if w >> 31 != 0 { kind::CALL_DIRECT } else { kind::JUMP };
-        return Class::to(k, rel(pc, w & 0x03FF_FFFF, 26), 0);
-    }
-    // B.cond 0x54000000 mask 0xFF000010 (and BC.cond, bit 4 set): imm19; cond 111x = always.
-    if w & 0xFF00_0000 == 0x5400_0000 {
-        let cond = if w & 0xE == 0xE { 0 } else { flag::CONDITIONAL };
-        return Class::to(kind::JUMP, rel(pc, (w >> 5) & 0x7FFFF, 19), cond);
-    }
-    // CBZ 0x34000000 / CBNZ 0x35000000, mask 0x7E000000: imm19.
-    if w & 0x7E00_0000 == 0x3400_0000 {
-        return Class::to(kind::JUMP, rel(pc, (w >> 5) & 0x7FFFF, 19), flag::CONDITIONAL);
-    }
-    // TBZ 0x36000000 / TBNZ 0x37000000, mask 0x7E000000: imm14.
-    if w & 0x7E00_0000 == 0x3600_0000 {
-        return Class::to(kind::JUMP, rel(pc, (w >> 5) & 0x3FFF, 14), flag::CONDITIONAL);
+    if let Some((field, k, extra)) = branch(w) {
+        return Class::to(k, rel(pc, w, field), extra);
     }
     // Unconditional branch (register), 0xD6000000 mask 0xFE000000.
     if w & 0xFE00_0000 == 0xD600_0000 {
@@ -60,13 +106,12 @@ pub fn classify(w: u32, pc: u64) -> Class {
             _ => Class::OTHER, // ERET, DRPS …
         };
     }
-    // Exception generation, 0xD4000000 mask 0xFF000000: imm16 in bits 20:5.
     if w & 0xFF00_0000 == 0xD400_0000 {
         let imm = (w >> 5) & 0xFFFF;
-        return match w & 0xFFE0_001F {
-            0xD420_0000 | 0xD440_0000 => Class::with(kind::TRAP, trap::BREAKPOINT | imm << 16), // BRK, HLT
-            0xD460_0000 => Class::with(kind::TM_ABORT, imm),                                    // TCANCEL #imm16 (TME)
-            _ => Class::OTHER,                                                                  // SVC, HVC, SMC, DCPS
+        return match w & EXCEPTION {
+            BRK | HLT => Class::with(kind::TRAP, trap::BREAKPOINT | imm << 16),
+            TCANCEL => Class::with(kind::TM_ABORT, imm),
+            _ => Class::OTHER, // SVC, HVC, SMC, DCPS
         };
     }
     // System instructions, 0xD5000000 mask 0xFFC00000.
@@ -81,8 +126,7 @@ pub fn classify(w: u32, pc: u64) -> Class {
             _ => Class::OTHER,
         };
     }
-    // UDF #imm16: 0x00000000 mask 0xFFFF0000 (permanently undefined).
-    if w & 0xFFFF_0000 == 0 {
+    if is(w, UDF) {
         return Class::with(kind::TRAP, trap::UNDEFINED | (w & 0xFFFF) << 16);
     }
     // Load/store exclusive and ordered, bits 29:24 = 001000.
@@ -151,19 +195,74 @@ fn exclusive(w: u32) -> Class {
     }
 }
 
+/// The position-dependent fields of `w` at `pc`, for the fingerprint: branch offsets, `adr`,
+/// the literal load, and the `adrp` + `add`/`ldr`/`str` `:lo12:` pair (A64 encoding index),
+/// whose page `pairs` carries from the `adrp` to its partner.
+pub(super) fn fields(w: u32, pc: u64, pairs: &mut Pairs) -> Fields {
+    let (rd, rn) = (rd(w) as usize, rn(w) as usize);
+    let mut out = Fields::default();
+    if let Some((field, ..)) = branch(w) {
+        out.push(Field { mask: field, value: Value::Pc(rel(pc, w, field)) });
+        return out;
+    }
+    // adr, adrp: immhi (bits 23:5) : immlo (bits 30:29)
+    const IMMHI_LO: u32 = 0x60FF_FFE0;
+    let imm21 = || sext(((w >> 3) & 0x001F_FFFC) | ((w >> 29) & 3), 21);
+    if w & 0x9F00_0000 == 0x1000_0000 {
+        // adr: a byte offset
+        out.push(Field { mask: IMMHI_LO, value: Value::Pc(pc.wrapping_add(imm21() as u64)) });
+    } else if w & 0x9F00_0000 == 0x9000_0000 {
+        // adrp: the page; its :lo12: partner names the target
+        pairs.high[rd] = Some((pc & !0xFFF).wrapping_add((imm21() << 12) as u64));
+        out.push(Field { mask: IMMHI_LO, value: Value::Hidden });
+        return out;
+    } else if w & 0x3B00_0000 == 0x1800_0000 {
+        // ldr (literal): imm19 words from pc
+        out.push(Field { mask: IMM19, value: Value::Pc(rel(pc, w, IMM19)) });
+    } else if let Some(page) = pairs.high[rn] {
+        const IMM12: u32 = 0x003F_FC00;
+        let lo12 = u64::from((w >> 10) & 0xFFF);
+        if w & 0xFF80_0000 == 0x9100_0000 {
+            // add xd, xn, #:lo12:sym (64-bit, unshifted)
+            out.push(Field { mask: IMM12, value: Value::Addr(page.wrapping_add(lo12)) });
+        } else if w & 0x3B00_0000 == 0x3900_0000 {
+            // ldr/str (unsigned offset): the offset is scaled by the access size
+            let mut scale = w >> 30;
+            if w & (1 << 26) != 0 && w & (1 << 23) != 0 && scale == 0 {
+                scale = 4; // 128-bit SIMD&FP
+            }
+            out.push(Field { mask: IMM12, value: Value::Addr(page.wrapping_add(lo12 << scale)) });
+        }
+    }
+    if writes_rd(w) {
+        pairs.high[rd] = None;
+    }
+    out
+}
+
+/// Whether the instruction (probably) writes the register in bits 4:0: not a store, not a
+/// branch or system instruction. Close enough to end an `adrp` pairing when its register is
+/// reused.
+fn writes_rd(w: u32) -> bool {
+    let load_store = w & 0x0A00_0000 == 0x0800_0000;
+    let branch_system = w & 0x1C00_0000 == 0x1400_0000;
+    !(branch_system || (load_store && w & (1 << 22) == 0))
+}
+
 /// A mnemonic for what the classifier knows, `.inst 0x…` for the rest.
-pub(super) fn text(w: u32, i: &Insn) -> String {
+pub(super) fn text(bytes: &[u8], i: &Insn) -> String {
+    let Some(w) = word(bytes, false) else { return "(bad)".into() };
     let t = i.target;
-    let reg = (w >> 5) & 31;
+    let reg = rn(w);
     let x = |r: u32| if r == 31 { "xzr".to_string() } else { format!("x{r}") };
     match i.kind {
-        kind::JUMP if w & 0xFF00_0000 == 0x5400_0000 => format!("b.{} {t:#x}", COND[(w & 15) as usize]),
-        kind::JUMP if w & 0x7E00_0000 == 0x3400_0000 => {
-            format!("{} {}, {t:#x}", if w & (1 << 24) != 0 { "cbnz" } else { "cbz" }, x(w & 31))
+        kind::JUMP if is(w, B_COND) => format!("b.{} {t:#x}", COND[(w & 15) as usize]),
+        kind::JUMP if is(w, CBZ) => {
+            format!("{} {}, {t:#x}", if w & (1 << 24) != 0 { "cbnz" } else { "cbz" }, x(rd(w)))
         }
-        kind::JUMP if w & 0x7E00_0000 == 0x3600_0000 => {
+        kind::JUMP if is(w, TBZ) => {
             let bit = ((w >> 31) << 5) | ((w >> 19) & 31);
-            format!("{} {}, #{bit}, {t:#x}", if w & (1 << 24) != 0 { "tbnz" } else { "tbz" }, x(w & 31))
+            format!("{} {}, #{bit}, {t:#x}", if w & (1 << 24) != 0 { "tbnz" } else { "tbz" }, x(rd(w)))
         }
         kind::JUMP => format!("b {t:#x}"),
         kind::CALL_DIRECT => format!("bl {t:#x}"),
@@ -174,11 +273,11 @@ pub(super) fn text(w: u32, i: &Insn) -> String {
         kind::CALL_INDIRECT => format!("blr{} {}", if i.extra & flag::AUTH != 0 { "a*" } else { "" }, x(reg)),
         kind::NOP => "nop".into(),
         kind::ENDBR => ["bti", "bti c", "bti j", "bti jc"][(i.extra & 3) as usize].into(),
-        kind::TRAP if w & 0xFFFF_0000 == 0 => format!("udf #{:#x}", i.extra >> 16),
-        kind::TRAP if w & 0xFFE0_001F == 0xD440_0000 => format!("hlt #{:#x}", i.extra >> 16),
+        kind::TRAP if is(w, UDF) => format!("udf #{:#x}", i.extra >> 16),
+        kind::TRAP if w & EXCEPTION == HLT => format!("hlt #{:#x}", i.extra >> 16),
         kind::TRAP => format!("brk #{:#x}", i.extra >> 16),
-        kind::TM_BEGIN => format!("tstart {}", x(w & 31)),
-        kind::TM_TEST => format!("ttest {}", x(w & 31)),
+        kind::TM_BEGIN => format!("tstart {}", x(rd(w))),
+        kind::TM_TEST => format!("ttest {}", x(rd(w))),
         kind::TM_END => "tcommit".into(),
         kind::TM_ABORT => format!("tcancel #{:#x}", i.extra),
         kind::LL | kind::SC | kind::ORDERED | kind::LSE_ATOMIC => format!("{} (.inst {w:#010x})", atomic_name(w, i)),

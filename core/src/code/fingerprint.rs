@@ -23,6 +23,10 @@
 //! or `_mcount` anywhere, the ppc64 global-entry TOC setup (its immediates are the distance to
 //! `.TOC.`), and NOPs at the end of a range (alignment padding).
 //!
+//! Each ISA's module finds the fields of its instructions, beside its classifier
+//! (`x86::fields`, `aarch64::fields`, `ppc::fields`, `riscv::fields`); this module decides what
+//! each becomes, and hashes.
+//!
 //! Written here rather than taken from a library: no crate normalizes machine code for
 //! comparison across builds, and objtool's checksum needs the relocations a linked file lacks.
 
@@ -30,7 +34,7 @@ use object::{Object, ObjectSection, ObjectSymbol, RelocationKind, SymbolKind};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 
-use super::{aarch64, kind, ppc, riscv, Code, Decoder, Image, Insn, Isa, Opened};
+use super::{aarch64, kind, ppc, riscv, word, x86, Code, Decoder, Image, Insn, Isa, Opened};
 use crate::elf;
 use crate::error::{Error, Result};
 use crate::table::{Chunk, Scan, Strings, Table};
@@ -60,7 +64,7 @@ const MAX_STRING: u64 = 64;
 
 /// What a position-dependent field of an instruction holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Value {
+pub(super) enum Value {
     /// A PC-relative target (branch, RIP-relative operand, `adr`): relative, so kept as
     /// encoded when it stays inside the range.
     Pc(u64),
@@ -80,15 +84,59 @@ enum Value {
 /// One field: the bits it occupies (x86: bit *n* = byte *n* of the instruction; fixed-width
 /// ISAs: the bits of the instruction word) and what it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Field {
-    mask: u32,
-    value: Value,
+pub(super) struct Field {
+    pub mask: u32,
+    pub value: Value,
 }
 
 impl Default for Field {
     fn default() -> Self {
         Field { mask: 0, value: Value::Hidden }
     }
+}
+
+/// Up to `N` items without a heap allocation: the fields and the tokens of one instruction
+/// (an x86 instruction has at most a displacement and an immediate; a relocation or two).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Few<T: Copy, const N: usize> {
+    items: [T; N],
+    len: usize,
+}
+
+impl<T: Copy + Default, const N: usize> Default for Few<T, N> {
+    fn default() -> Self {
+        Few { items: [T::default(); N], len: 0 }
+    }
+}
+
+impl<T: Copy + Default, const N: usize> Few<T, N> {
+    pub fn of(item: T) -> Self {
+        let mut f = Self::default();
+        f.push(item);
+        f
+    }
+
+    /// Appends `item`; beyond `N` items the rest are dropped (no instruction has that many).
+    pub fn push(&mut self, item: T) {
+        if self.len < N {
+            self.items[self.len] = item;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+}
+
+/// The fields of one instruction, as each ISA's `fields` finds them.
+pub(super) type Fields = Few<Field, 2>;
+
+/// Register state of the pairs that build an address in two instructions: the value an
+/// `adrp`, `auipc` or TOC `addis` left in each register, until the register is written again.
+#[derive(Default)]
+pub(super) struct Pairs {
+    pub high: [Option<u64>; 32],
 }
 
 /// What replaces a cleared field in the hashed stream.
@@ -265,7 +313,10 @@ impl Dynamic {
         match isa {
             Isa::X86 { bits } => {
                 for plt in file.sections().filter(|s| s.name().is_ok_and(|n| n.starts_with(".plt"))) {
-                    d.x86_stubs(bits, plt.address(), plt.data().unwrap_or(&[]));
+                    // `[endbr64;] [bnd] jmp *slot(%rip)`
+                    x86::plt_stubs(bits, plt.address(), plt.data().unwrap_or(&[]), |stub, slot| {
+                        d.name_stub(stub, slot)
+                    });
                 }
             }
             // aarch64 and riscv lazy PLTs: a 32-byte header, then one 16-byte stub per
@@ -283,9 +334,8 @@ impl Dynamic {
         d
     }
 
-    /// ppc64 ELFv2 call stubs the linker puts in `.text` (`[std r2,24(r1);] [addis r12,r2,hi;]
-    /// ld r12,lo(r2|r12); mtctr r12; bctr`): each loads a PLT slot, which names it. They have
-    /// no symbols; objdump makes up `<…plt_call.foo>` names for them the same way.
+    /// ppc64 ELFv2 call stubs the linker puts in `.text`: each loads a PLT slot, which names
+    /// it. They have no symbols; objdump makes up `<…plt_call.foo>` names for them the same way.
     fn ppc_stubs(&mut self, file: &object::File, img: &Image, toc: u64) {
         if self.slots.is_empty() {
             return;
@@ -293,64 +343,23 @@ impl Dynamic {
         let big_endian = !file.is_little_endian();
         for text in file.sections().filter(|s| s.kind() == object::SectionKind::Text) {
             let code = img.code(text.address(), text.address() + text.size());
-            let words: Vec<u32> = code.bytes.chunks_exact(4).map(|b| word(b, big_endian).unwrap_or(0)).collect();
-            for (n, w) in words.iter().enumerate() {
-                // mtctr r12; bctr
-                if *w != 0x7D89_03A6 || words.get(n + 1) != Some(&0x4E80_0420) || n == 0 {
-                    continue;
-                }
-                let ld = words[n - 1];
-                // ld r12,lo(r2) or ld r12,lo(r12) after addis r12,r2,hi
-                if ld & 0xFFE0_0003 != 0xE980_0000 {
-                    continue;
-                }
-                let lo = super::sext(ld & 0xFFFC, 16);
-                let (base, mut start) = match ((ld >> 16) & 31, n.checked_sub(2).map(|p| words[p])) {
-                    (2, _) => (toc, n - 1),
-                    (12, Some(addis)) if addis & 0xFFFF_0000 == 0x3D82_0000 => {
-                        (toc.wrapping_add((super::sext(addis & 0xFFFF, 16) << 16) as u64), n - 2)
-                    }
-                    _ => continue,
-                };
-                if start > 0 && words[start - 1] == 0xF841_0018 {
-                    start -= 1; // std r2,24(r1): the TOC save
-                }
-                if let Some((_, slot)) = self.slots.get(&base.wrapping_add(lo as u64)) {
-                    let name = slot.strip_suffix(b"@got").unwrap_or(slot);
-                    self.stubs.insert(text.address() + 4 * start as u64, named(name, b"@plt"));
-                }
-            }
+            ppc::call_stubs(code.bytes, big_endian, toc, |offset, slot| self.name_stub(text.address() + offset, slot));
         }
     }
 
-    /// x86 `.plt`, `.plt.sec`, `.plt.got`: each `[endbr64;] [bnd] jmp *slot(%rip)` is the
-    /// stub of its slot's symbol (lazy `.plt` entries that push and jump to the resolver
-    /// have no slot of their own and are skipped).
-    fn x86_stubs(&mut self, bits: u32, address: u64, bytes: &[u8]) {
-        let mut dec = iced_x86::Decoder::with_ip(bits, bytes, address, iced_x86::DecoderOptions::NONE);
-        let mut landing = None;
-        for ins in &mut dec {
-            if ins.mnemonic() == iced_x86::Mnemonic::Endbr64 {
-                landing = Some(ins.ip());
-                continue;
-            }
-            if ins.flow_control() == iced_x86::FlowControl::IndirectBranch && ins.is_ip_rel_memory_operand() {
-                if let Some((_, slot)) = self.slots.get(&ins.ip_rel_memory_address()) {
-                    let name = slot.strip_suffix(b"@got").unwrap_or(slot);
-                    self.stubs.insert(landing.unwrap_or(ins.ip()), named(name, b"@plt"));
-                }
-            }
-            landing = None;
+    /// Names the PLT stub at `stub` after the GOT slot it jumps through, if that is named.
+    fn name_stub(&mut self, stub: u64, slot: u64) {
+        if let Some((_, name)) = self.slots.get(&slot) {
+            let name = name.strip_suffix(b"@got").unwrap_or(name);
+            self.stubs.insert(stub, named(name, b"@plt"));
         }
     }
 }
 
-/// ppc64: the value of r2, the `.TOC.` symbol's address.
+/// ppc64: the value of r2, to which data addresses are relative.
 fn toc(symbols: &object::File, isa: Isa) -> Option<u64> {
     match isa {
-        Isa::Ppc { bits64: true, .. } => {
-            symbols.symbols().find(|s| s.name_bytes() == Ok(b".TOC.") && !s.is_undefined()).map(|s| s.address())
-        }
+        Isa::Ppc { bits64: true, .. } => ppc::toc(symbols),
         _ => None,
     }
 }
@@ -472,49 +481,6 @@ impl Walk {
     }
 }
 
-/// Up to `N` items without a heap allocation: the fields and the tokens of one instruction
-/// (an x86 instruction has at most a displacement and an immediate; a relocation or two).
-#[derive(Clone, Copy, Debug)]
-struct Few<T: Copy, const N: usize> {
-    items: [T; N],
-    len: usize,
-}
-
-impl<T: Copy + Default, const N: usize> Default for Few<T, N> {
-    fn default() -> Self {
-        Few { items: [T::default(); N], len: 0 }
-    }
-}
-
-impl<T: Copy + Default, const N: usize> Few<T, N> {
-    fn of(item: T) -> Self {
-        let mut f = Self::default();
-        f.push(item);
-        f
-    }
-
-    /// Appends `item`; beyond `N` items the rest are dropped (no instruction has that many).
-    fn push(&mut self, item: T) {
-        if self.len < N {
-            self.items[self.len] = item;
-            self.len += 1;
-        }
-    }
-
-    fn as_slice(&self) -> &[T] {
-        &self.items[..self.len]
-    }
-}
-
-type Fields = Few<Field, 2>;
-
-/// Register state of the pairs that build an address in two instructions: the value an
-/// `adrp` or `auipc` left in each register, until the register is written again.
-#[derive(Default)]
-struct Pairs {
-    high: [Option<u64>; 32],
-}
-
 /// Everything normalization needs to know about the file.
 pub struct Normalizer<'d> {
     dec: Decoder,
@@ -619,13 +585,13 @@ impl<'d> Normalizer<'d> {
         };
         let mut pairs = Pairs::default();
         match self.dec.isa {
-            Isa::X86 { bits } => super::x86::walk_decoded(&self.dec, bits, code.bytes, code.low, &mut |i, decoded| {
-                let fields = decoded.map(|(ins, d)| x86_fields(ins, d, self.percpu.is_some())).unwrap_or_default();
+            Isa::X86 { bits } => x86::walk_decoded(&self.dec, bits, code.bytes, code.low, &mut |i, decoded| {
+                let fields = decoded.map(|(ins, d)| x86::fields(ins, d, self.percpu.is_some())).unwrap_or_default();
                 f(i, bytes_of(i), fields.as_slice(), false);
             }),
             Isa::Aarch64 => self.dec.walk(code.bytes, code.low, |i| {
                 let raw = bytes_of(i);
-                let fields = word(raw, false).map(|w| aarch64_fields(w, i.address, &mut pairs)).unwrap_or_default();
+                let fields = word(raw, false).map(|w| aarch64::fields(w, i.address, &mut pairs)).unwrap_or_default();
                 f(i, raw, fields.as_slice(), false);
             }),
             Isa::Ppc { big_endian, .. } => {
@@ -635,11 +601,10 @@ impl<'d> Normalizer<'d> {
                     let raw = bytes_of(i);
                     let in_setup = i.address - code.low < setup_end;
                     let fields = if in_setup {
-                        // addis r2,r12,(.TOC.-func)@ha; addi r2,r2,…@l: the distance to the TOC
-                        Few::of(Field { mask: 0xFFFF, value: Value::Hidden })
+                        Few::of(ppc::TOC_SETUP)
                     } else {
                         word(raw, big_endian)
-                            .map(|w| ppc_fields(w, i.address, self.toc, &mut pairs))
+                            .map(|w| ppc::fields(w, i.address, self.toc, &mut pairs))
                             .unwrap_or_default()
                     };
                     f(i, raw, fields.as_slice(), in_setup);
@@ -647,7 +612,7 @@ impl<'d> Normalizer<'d> {
             }
             Isa::Riscv { xlen } => self.dec.walk(code.bytes, code.low, |i| {
                 let raw = bytes_of(i);
-                let fields = riscv_fields(raw, i.address, xlen, &mut pairs);
+                let fields = riscv::fields(raw, i.address, xlen, &mut pairs);
                 f(i, raw, fields.as_slice(), false);
             }),
         }
@@ -725,7 +690,7 @@ impl<'d> Normalizer<'d> {
         let x86 = matches!(self.dec.isa, Isa::X86 { .. });
         let mut reloc_bits = 0u32;
         for r in relocs {
-            let bits = if x86 { byte_mask((r.at - i.address) as usize, usize::from(r.len)) } else { 0 };
+            let bits = if x86 { x86::byte_mask((r.at - i.address) as usize, usize::from(r.len)) } else { 0 };
             reloc_bits |= bits;
             let adjust = if r.pc_field { end - r.at } else { 0 };
             let t = match r.target {
@@ -798,19 +763,6 @@ impl<'d> Normalizer<'d> {
     }
 }
 
-fn byte_mask(at: usize, len: usize) -> u32 {
-    if at >= 32 {
-        return 0;
-    }
-    let ones = if len >= 32 { u32::MAX } else { (1u32 << len) - 1 };
-    ones << at
-}
-
-fn word(raw: &[u8], big_endian: bool) -> Option<u32> {
-    let b: [u8; 4] = raw.get(..4)?.try_into().ok()?;
-    Some(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
-}
-
 /// The bytes of a fixed-width instruction (or RISC-V parcel) with `mask`'s bits cleared.
 fn clear_word_bits(raw: &[u8], mask: u32, big_endian: bool) -> Vec<u8> {
     if mask == 0 {
@@ -824,209 +776,6 @@ fn clear_word_bits(raw: &[u8], mask: u32, big_endian: bool) -> Vec<u8> {
         }
         _ => raw.to_vec(),
     }
-}
-
-/// x86: the branch displacement, the RIP-relative or absolute displacement and the 32/64-bit
-/// immediate, as iced locates them (`ConstantOffsets`).
-fn x86_fields(ins: &iced_x86::Instruction, d: &iced_x86::Decoder, kernel_percpu: bool) -> Fields {
-    use iced_x86::{OpKind, Register};
-    let co = d.get_constant_offsets(ins);
-    let mut out = Fields::default();
-    if co.has_immediate() {
-        let mask = byte_mask(co.immediate_offset(), co.immediate_size());
-        for n in 0..ins.op_count() {
-            match ins.op_kind(n) {
-                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
-                    out.push(Field { mask, value: Value::Pc(ins.near_branch_target()) });
-                }
-                // The kernel's this_cpu_ptr(&var): `mov $var,%reg` (sign-extended imm32, the
-                // form GCC gives a symbol's address; a small number gets `mov $n,%r32`), then
-                // `add %gs:this_cpu_off,%reg`. var is an offset into .data..percpu.
-                OpKind::Immediate32to64 if kernel_percpu && ins.mnemonic() == iced_x86::Mnemonic::Mov => {
-                    out.push(Field { mask, value: Value::Percpu(ins.immediate(n)) });
-                }
-                OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64 => {
-                    out.push(Field { mask, value: Value::Imm(ins.immediate(n)) });
-                }
-                _ => continue,
-            }
-            break;
-        }
-    }
-    if co.has_displacement() && co.displacement_size() >= 4 {
-        let mask = byte_mask(co.displacement_offset(), co.displacement_size());
-        let value = if ins.is_ip_rel_memory_operand() {
-            Value::Pc(ins.ip_rel_memory_address())
-        } else if kernel_percpu && ins.segment_prefix() == Register::GS {
-            Value::Percpu(ins.memory_displacement64())
-        } else {
-            Value::Imm(ins.memory_displacement64())
-        };
-        out.push(Field { mask, value });
-    }
-    out
-}
-
-/// aarch64: branch offsets (b/bl imm26, b.cond/cbz imm19, tbz imm14), `adr`, the literal
-/// load, and the `adrp` + `add`/`ldr`/`str` `:lo12:` pair (A64 encoding index).
-fn aarch64_fields(w: u32, pc: u64, pairs: &mut Pairs) -> Fields {
-    let c = aarch64::classify(w, pc);
-    let rd = (w & 31) as usize;
-    let rn = ((w >> 5) & 31) as usize;
-    let mut out = Fields::default();
-    if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) {
-        let mask = if w & 0x7C00_0000 == 0x1400_0000 {
-            0x03FF_FFFF // b, bl
-        } else if w & 0x7E00_0000 == 0x3600_0000 {
-            0x0007_FFE0 // tbz, tbnz
-        } else {
-            0x00FF_FFE0 // b.cond, cbz, cbnz
-        };
-        out.push(Field { mask, value: Value::Pc(c.target) });
-        return out;
-    }
-    let imm21 = || super::sext(((w >> 3) & 0x001F_FFFC) | ((w >> 29) & 3), 21);
-    if w & 0x9F00_0000 == 0x1000_0000 {
-        // adr: immhi:immlo
-        out.push(Field { mask: 0x60FF_FFE0, value: Value::Pc(pc.wrapping_add(imm21() as u64)) });
-    } else if w & 0x9F00_0000 == 0x9000_0000 {
-        // adrp: the page; its :lo12: partner names the target
-        pairs.high[rd] = Some((pc & !0xFFF).wrapping_add((imm21() << 12) as u64));
-        out.push(Field { mask: 0x60FF_FFE0, value: Value::Hidden });
-        return out;
-    } else if w & 0x3B00_0000 == 0x1800_0000 {
-        // ldr (literal): imm19 words from pc
-        let t = pc.wrapping_add((super::sext((w >> 5) & 0x7FFFF, 19) << 2) as u64);
-        out.push(Field { mask: 0x00FF_FFE0, value: Value::Pc(t) });
-    } else if let Some(page) = pairs.high[rn] {
-        let lo12 = u64::from((w >> 10) & 0xFFF);
-        if w & 0xFF80_0000 == 0x9100_0000 {
-            // add xd, xn, #:lo12:sym (64-bit, unshifted)
-            out.push(Field { mask: 0x003F_FC00, value: Value::Addr(page.wrapping_add(lo12)) });
-        } else if w & 0x3B00_0000 == 0x3900_0000 {
-            // ldr/str (unsigned offset): the offset is scaled by the access size
-            let mut scale = w >> 30;
-            if w & (1 << 26) != 0 && w & (1 << 23) != 0 && scale == 0 {
-                scale = 4; // 128-bit SIMD&FP
-            }
-            out.push(Field { mask: 0x003F_FC00, value: Value::Addr(page.wrapping_add(lo12 << scale)) });
-        }
-    }
-    if writes_rd_aarch64(w) {
-        pairs.high[rd] = None;
-    }
-    out
-}
-
-/// Whether the instruction (probably) writes the register in bits 4:0: not a store, not a
-/// branch or system instruction. Close enough to end an `adrp` pairing when its register is
-/// reused.
-fn writes_rd_aarch64(w: u32) -> bool {
-    let load_store = w & 0x0A00_0000 == 0x0800_0000;
-    let branch_system = w & 0x1C00_0000 == 0x1400_0000;
-    !(branch_system || (load_store && w & (1 << 22) == 0))
-}
-
-/// ppc: the offsets of `b`/`bl` (LI) and `bc` (BD), when relative (AA = 0); and, given the
-/// TOC pointer, the TOC-relative data addresses: `addis rX,r2,hi` with the D- or DS-form
-/// instruction that adds the low half to rX (`addi`, loads, stores), or the low half alone
-/// on r2 (what the linker leaves when it relaxes the `addis` to a `nop`).
-fn ppc_fields(w: u32, pc: u64, toc: Option<u64>, pairs: &mut Pairs) -> Fields {
-    let c = ppc::classify(w, pc);
-    if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) {
-        if w & 2 != 0 {
-            return Fields::default(); // absolute (AA = 1)
-        }
-        let mask = if w >> 26 == 18 { 0x03FF_FFFC } else { 0x0000_FFFC };
-        return Few::of(Field { mask, value: Value::Pc(c.target) });
-    }
-    let (op, rt, ra) = (w >> 26, ((w >> 21) & 31) as usize, ((w >> 16) & 31) as usize);
-    let mut out = Fields::default();
-    if let Some(toc) = toc {
-        // (RA = 0 reads as the number 0, not r0)
-        let base = match ra {
-            0 => None,
-            2 => Some(toc),
-            _ => pairs.high[ra],
-        };
-        match (op, base) {
-            // addis rX,r2,hi: the high half
-            (15, _) if ra == 2 => {
-                pairs.high[rt] = Some(toc.wrapping_add((super::sext(w & 0xFFFF, 16) << 16) as u64));
-                out.push(Field { mask: 0xFFFF, value: Value::Hidden });
-                return out;
-            }
-            // addi and the D-form loads and stores: a 16-bit displacement
-            (14 | 32..=55, Some(b)) => {
-                out.push(Field {
-                    mask: 0xFFFF,
-                    value: Value::Addr(b.wrapping_add(super::sext(w & 0xFFFF, 16) as u64)),
-                });
-            }
-            // DS-form ld/lwa (58) and std (62): the low two bits are the opcode's
-            (58 | 62, Some(b)) => {
-                out.push(Field {
-                    mask: 0xFFFC,
-                    value: Value::Addr(b.wrapping_add(super::sext(w & 0xFFFC, 16) as u64)),
-                });
-            }
-            _ => {}
-        }
-    }
-    // Whatever this wrote no longer holds a TOC high half: RT for most forms, RA for the
-    // logical and shift forms (both cleared; a store writes neither, but clearing is safe).
-    pairs.high[rt] = None;
-    pairs.high[ra] = None;
-    out
-}
-
-/// riscv: `jal`, branches, `c.j`/`c.jal`, `c.beqz`/`c.bnez`, and the `auipc` pair with the
-/// I- or S-type instruction that adds its `%pcrel_lo` (`jalr`, `addi`, loads, stores).
-fn riscv_fields(raw: &[u8], pc: u64, xlen: u32, pairs: &mut Pairs) -> Fields {
-    if raw.len() == 2 {
-        let h = u16::from_le_bytes([raw[0], raw[1]]);
-        let (c, _) = riscv::classify16(h, pc, xlen, None);
-        let h = u32::from(h);
-        // Any other compressed instruction may write rd (bits 11:7) or rd' (bits 4:2).
-        pairs.high[((h >> 7) & 31) as usize] = None;
-        pairs.high[(8 + ((h >> 2) & 7)) as usize] = None;
-        if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) && c.target != super::NO_TARGET {
-            let mask = if h & 0xC000 == 0xC000 { 0x1C7C } else { 0x1FFC }; // c.beqz/c.bnez : c.j/c.jal
-            return Few::of(Field { mask, value: Value::Pc(c.target) });
-        }
-        return Fields::default();
-    }
-    let Some(w) = word(raw, false) else { return Fields::default() };
-    let (opcode, rd, rs1) = (w & 0x7F, ((w >> 7) & 31) as usize, ((w >> 15) & 31) as usize);
-    let mut out = Fields::default();
-    match opcode {
-        0x6F => out.push(Field { mask: 0xFFFF_F000, value: Value::Pc(riscv::classify32(w, pc, None).0.target) }),
-        0x63 => out.push(Field { mask: 0xFE00_0F80, value: Value::Pc(riscv::classify32(w, pc, None).0.target) }),
-        0x17 if rd != 0 => {
-            pairs.high[rd] = Some(pc.wrapping_add(super::sext(w & 0xFFFF_F000, 32) as u64));
-            out.push(Field { mask: 0xFFFF_F000, value: Value::Hidden });
-            return out;
-        }
-        // I-type: jalr, addi, loads, FP loads
-        0x67 | 0x03 | 0x07 | 0x13 if opcode != 0x13 || (w >> 12) & 7 == 0 => {
-            if let Some(hi) = pairs.high[rs1] {
-                let t = hi.wrapping_add(super::sext(w >> 20, 12) as u64);
-                out.push(Field { mask: 0xFFF0_0000, value: Value::Addr(t) });
-            }
-        }
-        // S-type: stores, FP stores
-        0x23 | 0x27 => {
-            if let Some(hi) = pairs.high[rs1] {
-                let imm = ((w >> 25) << 5) | ((w >> 7) & 31);
-                out.push(Field { mask: 0xFE00_0F80, value: Value::Addr(hi.wrapping_add(super::sext(imm, 12) as u64)) });
-            }
-        }
-        _ => {}
-    }
-    if !matches!(opcode, 0x63 | 0x23 | 0x27) {
-        pairs.high[rd] = None;
-    }
-    out
 }
 
 /// The first range given for each function id is its entry.

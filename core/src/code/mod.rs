@@ -792,6 +792,12 @@ pub(crate) fn sext(v: u32, bits: u32) -> i64 {
     ((u64::from(v) << shift) as i64) >> shift
 }
 
+/// The instruction word at the start of `b` (a fixed-width ISA's, in its byte order).
+fn word(b: &[u8], big_endian: bool) -> Option<u32> {
+    let b: [u8; 4] = b.get(..4)?.try_into().ok()?;
+    Some(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+}
+
 /// Bits of `probe_sites.status`.
 pub mod site_status {
     consts! {

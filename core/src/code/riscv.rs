@@ -2,10 +2,42 @@
 //! parcel give the length (unprivileged ISA §1.5). Encodings from the unprivileged ISA
 //! (RV32I/RV64I base, "C" and "A" chapters) and binutils' include/opcode/riscv-opc.h.
 
-use super::{flag, kind, sext, trap, Class, Decoder, Insn};
+use super::fingerprint::{Few, Field, Fields, Pairs, Value};
+use super::{flag, kind, sext, trap, word, Class, Decoder, Insn, NO_TARGET};
 
 const RA: u32 = 1;
 const T0: u32 = 5;
+
+/// The immediates, as bits of the word: U (`auipc`, also J's bits), I, S (also B's bits);
+/// of a compressed parcel, CJ (`c.j`/`c.jal`) and CB (`c.beqz`/`c.bnez`).
+const U_IMM: u32 = 0xFFFF_F000;
+const J_IMM: u32 = U_IMM;
+const I_IMM: u32 = 0xFFF0_0000;
+const S_IMM: u32 = 0xFE00_0F80;
+const B_IMM: u32 = S_IMM;
+const CJ_IMM: u32 = 0x1FFC;
+const CB_IMM: u32 = 0x1C7C;
+
+fn rd(w: u32) -> u32 {
+    (w >> 7) & 31
+}
+
+fn rs1(w: u32) -> u32 {
+    (w >> 15) & 31
+}
+
+fn i_imm(w: u32) -> i64 {
+    sext(w >> 20, 12)
+}
+
+fn s_imm(w: u32) -> i64 {
+    sext(((w >> 25) << 5) | ((w >> 7) & 31), 12)
+}
+
+/// What `auipc` at `pc` puts in rd: pc + the U-immediate.
+fn auipc_value(w: u32, pc: u64) -> u64 {
+    pc.wrapping_add(sext(w & U_IMM, 32) as u64)
+}
 
 pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, xlen: u32, bytes: &[u8], address: u64, f: &mut F) {
     let mut at = 0usize;
@@ -20,12 +52,9 @@ pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, xlen: u32, bytes: &[u8], addr
             let (c, paired) = classify16(lo, pc, xlen, pair);
             (2usize, c, if paired { pair.map_or(pc, |p| p.0) } else { pc })
         } else if lo & 0x1C != 0x1C {
-            if at + 4 > bytes.len() {
-                break;
-            }
-            let w = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-            if w & 0x7F == 0x17 && (w >> 7) & 31 != 0 {
-                auipc = Some((pc, (w >> 7) & 31, pc.wrapping_add(sext(w & 0xFFFF_F000, 32) as u64)));
+            let Some(w) = word(&bytes[at..], false) else { break };
+            if w & 0x7F == 0x17 && rd(w) != 0 {
+                auipc = Some((pc, rd(w), auipc_value(w, pc)));
             }
             let (c, paired) = classify32(w, pc, pair);
             (4, c, if paired { pair.map_or(pc, |p| p.0) } else { pc })
@@ -71,8 +100,7 @@ fn jump_register(rd: u32, rs1: u32, imm: i64, pair: Option<(u64, u32, u64)>) -> 
 
 /// Classifies a 32-bit instruction at `pc`; `pair` is the AUIPC just before it, if any.
 pub fn classify32(w: u32, pc: u64, pair: Option<(u64, u32, u64)>) -> (Class, bool) {
-    let rd = (w >> 7) & 31;
-    let rs1 = (w >> 15) & 31;
+    let (rd, rs1) = (rd(w), rs1(w));
     let c = match w & 0x7F {
         // JAL: J-immediate imm[20|10:1|11|19:12]; rd = x0 is `j`, ra/t0 a call.
         0x6F => {
@@ -83,7 +111,7 @@ pub fn classify32(w: u32, pc: u64, pair: Option<(u64, u32, u64)>) -> (Class, boo
             Class::to(if rd == 0 { kind::JUMP } else { kind::CALL_DIRECT }, t, link)
         }
         // JALR (funct3 0): I-immediate.
-        0x67 if (w >> 12) & 7 == 0 => return jump_register(rd, rs1, sext(w >> 20, 12), pair),
+        0x67 if (w >> 12) & 7 == 0 => return jump_register(rd, rs1, i_imm(w), pair),
         // BRANCH: B-immediate imm[12|10:5] … imm[4:1|11].
         0x63 => {
             let imm = ((w >> 31) << 12) | (((w >> 25) & 0x3F) << 5) | (((w >> 8) & 0xF) << 1) | (((w >> 7) & 1) << 11);
@@ -174,6 +202,56 @@ fn cj(h: u32) -> i64 {
     sext(imm, 12)
 }
 
+/// The position-dependent fields of the instruction `raw` at `pc`, for the fingerprint:
+/// `jal`, branches, `c.j`/`c.jal`, `c.beqz`/`c.bnez`, and the `auipc` pair with the I- or
+/// S-type instruction that adds its `%pcrel_lo` (`jalr`, `addi`, loads, stores), whose high
+/// part `pairs` carries from the `auipc`.
+pub(super) fn fields(raw: &[u8], pc: u64, xlen: u32, pairs: &mut Pairs) -> Fields {
+    if raw.len() == 2 {
+        let h = u16::from_le_bytes([raw[0], raw[1]]);
+        let (c, _) = classify16(h, pc, xlen, None);
+        let h = u32::from(h);
+        // Any other compressed instruction may write rd (bits 11:7) or rd' (bits 4:2).
+        pairs.high[rd(h) as usize] = None;
+        pairs.high[(8 + ((h >> 2) & 7)) as usize] = None;
+        if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) && c.target != NO_TARGET {
+            let mask = if h & 0xC000 == 0xC000 { CB_IMM } else { CJ_IMM }; // c.beqz/c.bnez : c.j/c.jal
+            return Few::of(Field { mask, value: Value::Pc(c.target) });
+        }
+        return Fields::default();
+    }
+    let Some(w) = word(raw, false) else { return Fields::default() };
+    let (opcode, rd, rs1) = (w & 0x7F, rd(w) as usize, rs1(w) as usize);
+    let mut out = Fields::default();
+    match opcode {
+        0x6F => out.push(Field { mask: J_IMM, value: Value::Pc(classify32(w, pc, None).0.target) }),
+        0x63 => out.push(Field { mask: B_IMM, value: Value::Pc(classify32(w, pc, None).0.target) }),
+        0x17 if rd != 0 => {
+            pairs.high[rd] = Some(auipc_value(w, pc));
+            out.push(Field { mask: U_IMM, value: Value::Hidden });
+            return out;
+        }
+        // I-type: jalr, addi, loads, FP loads
+        0x67 | 0x03 | 0x07 | 0x13 if opcode != 0x13 || (w >> 12) & 7 == 0 => {
+            if let Some(hi) = pairs.high[rs1] {
+                out.push(Field { mask: I_IMM, value: Value::Addr(hi.wrapping_add(i_imm(w) as u64)) });
+            }
+        }
+        // S-type: stores, FP stores
+        0x23 | 0x27 => {
+            if let Some(hi) = pairs.high[rs1] {
+                out.push(Field { mask: S_IMM, value: Value::Addr(hi.wrapping_add(s_imm(w) as u64)) });
+            }
+        }
+        _ => {}
+    }
+    // Branches and stores write no register.
+    if !matches!(opcode, 0x63 | 0x23 | 0x27) {
+        pairs.high[rd] = None;
+    }
+    out
+}
+
 const ABI: [&str; 32] = [
     "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2",
     "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6",
@@ -187,8 +265,8 @@ pub(super) fn text(bytes: &[u8], i: &Insn) -> String {
         4 => u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
         _ => return format!(".insn {}-byte", i.size),
     };
-    let rd = ABI[((raw >> 7) & 31) as usize];
-    let rs1 = ABI[((raw >> 15) & 31) as usize];
+    let rd = ABI[rd(raw) as usize];
+    let rs1 = ABI[rs1(raw) as usize];
     match i.kind {
         kind::RETURN if i.extra & flag::ALT_LINK != 0 => "jr t0".into(),
         kind::RETURN => "ret".into(),
@@ -196,9 +274,9 @@ pub(super) fn text(bytes: &[u8], i: &Insn) -> String {
         kind::JUMP => format!("j {t:#x}"),
         kind::CALL_DIRECT if i.size == 4 && raw & 0x7F == 0x6F => format!("jal {rd},{t:#x}"),
         kind::CALL_DIRECT => format!("jalr (auipc pair) {t:#x}"),
-        kind::JUMP_INDIRECT if i.size == 2 => format!("jr {}", ABI[((raw >> 7) & 31) as usize]),
+        kind::JUMP_INDIRECT if i.size == 2 => format!("jr {rd}"),
         kind::JUMP_INDIRECT => format!("jr {rs1}"),
-        kind::CALL_INDIRECT if i.size == 2 => format!("jalr {}", ABI[((raw >> 7) & 31) as usize]),
+        kind::CALL_INDIRECT if i.size == 2 => format!("jalr {rd}"),
         kind::CALL_INDIRECT => format!("jalr {rd},{rs1}"),
         kind::NOP => "nop".into(),
         kind::TRAP if i.extra & 0xff == trap::BREAKPOINT => "ebreak".into(),

@@ -42,9 +42,7 @@ impl Printer {
             return s;
         }
         match self.isa {
-            Isa::Aarch64 if bytes.len() == 4 => {
-                super::aarch64::text(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]), i)
-            }
+            Isa::Aarch64 => super::aarch64::text(bytes, i),
             Isa::Ppc { big_endian, .. } => super::ppc::text(bytes, big_endian, i),
             Isa::Riscv { .. } => super::riscv::text(bytes, i),
             _ => "(bad)".into(),

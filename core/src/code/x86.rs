@@ -2,8 +2,9 @@
 //! find instruction boundaries at all). Encodings from the Intel SDM vol. 2; the TM and
 //! HLE ones (XBEGIN/XEND/XABORT/XTEST, XACQUIRE/XRELEASE) from vol. 1 ch. 16.
 
-use iced_x86::{DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
+use iced_x86::{DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
 
+use super::fingerprint::{Field, Fields, Value};
 use super::{flag, kind, trap, Class, Decoder, Insn};
 
 pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bits: u32, bytes: &[u8], address: u64, f: &mut F) {
@@ -123,6 +124,76 @@ fn indirect(ins: &Instruction, k: u8) -> Class {
     }
 }
 
+/// The position-dependent fields of a decoded instruction, for the fingerprint: the branch
+/// displacement, the RIP-relative or absolute displacement and the 32/64-bit immediate, as
+/// iced locates them (`ConstantOffsets`). `kernel_percpu`: an x86-64 kernel, whose `%gs:`
+/// displacements and `mov $var,%reg` immediates are per-CPU offsets.
+pub(super) fn fields(ins: &Instruction, d: &iced_x86::Decoder, kernel_percpu: bool) -> Fields {
+    let co = d.get_constant_offsets(ins);
+    let mut out = Fields::default();
+    if co.has_immediate() {
+        let mask = byte_mask(co.immediate_offset(), co.immediate_size());
+        for n in 0..ins.op_count() {
+            match ins.op_kind(n) {
+                k if is_near(k) => {
+                    out.push(Field { mask, value: Value::Pc(ins.near_branch_target()) });
+                }
+                // The kernel's this_cpu_ptr(&var): `mov $var,%reg` (sign-extended imm32, the
+                // form GCC gives a symbol's address; a small number gets `mov $n,%r32`), then
+                // `add %gs:this_cpu_off,%reg`. var is an offset into .data..percpu.
+                OpKind::Immediate32to64 if kernel_percpu && ins.mnemonic() == Mnemonic::Mov => {
+                    out.push(Field { mask, value: Value::Percpu(ins.immediate(n)) });
+                }
+                OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64 => {
+                    out.push(Field { mask, value: Value::Imm(ins.immediate(n)) });
+                }
+                _ => continue,
+            }
+            break;
+        }
+    }
+    if co.has_displacement() && co.displacement_size() >= 4 {
+        let mask = byte_mask(co.displacement_offset(), co.displacement_size());
+        let value = if ins.is_ip_rel_memory_operand() {
+            Value::Pc(ins.ip_rel_memory_address())
+        } else if kernel_percpu && ins.segment_prefix() == Register::GS {
+            Value::Percpu(ins.memory_displacement64())
+        } else {
+            Value::Imm(ins.memory_displacement64())
+        };
+        out.push(Field { mask, value });
+    }
+    out
+}
+
+/// The [`Field`] mask of `len` bytes at offset `at` of an instruction: bit *n* is byte *n*.
+pub(super) fn byte_mask(at: usize, len: usize) -> u32 {
+    if at >= 32 {
+        return 0;
+    }
+    let ones = if len >= 32 { u32::MAX } else { (1u32 << len) - 1 };
+    ones << at
+}
+
+/// The stubs of a `.plt`, `.plt.sec` or `.plt.got` section at `address`: each `[endbr64;]
+/// [bnd] jmp *slot(%rip)` is given to `f` as (its first byte, the slot). Lazy `.plt` entries
+/// that push and jump to the resolver have no slot of their own and are skipped.
+pub(super) fn plt_stubs(bits: u32, address: u64, bytes: &[u8], mut f: impl FnMut(u64, u64)) {
+    let mut d = iced_x86::Decoder::with_ip(bits, bytes, address, DecoderOptions::NONE);
+    let mut landing = None;
+    for ins in &mut d {
+        let c = classify(&ins);
+        if c.kind == kind::ENDBR {
+            landing = Some(ins.ip());
+            continue;
+        }
+        if c.kind == kind::JUMP_INDIRECT && c.extra & flag::SLOT != 0 {
+            f(landing.unwrap_or(ins.ip()), c.target);
+        }
+        landing = None;
+    }
+}
+
 /// GNU-assembler (AT&T) text, as objdump prints it.
 pub(super) fn text(bits: u32, bytes: &[u8], address: u64) -> String {
     use iced_x86::{Formatter, GasFormatter};
@@ -194,7 +265,23 @@ pub(super) fn layout(bytes: &[u8; 16], bits: u32) -> Layout {
 
 #[cfg(test)]
 mod tests {
-    use super::layout;
+    use super::{layout, plt_stubs};
+
+    #[test]
+    fn plt_stubs_by_their_slots() {
+        #[rustfmt::skip]
+        let plt = [
+            0xf3, 0x0f, 0x1e, 0xfa,                   // 1000: endbr64
+            0xf2, 0xff, 0x25, 0xe2, 0x2f, 0x00, 0x00, // 1004: bnd jmp *0x2fe2(%rip)
+            0x0f, 0x1f, 0x44, 0x00, 0x00,             // 100b: nopl 0x0(%rax,%rax,1)
+            0xff, 0x25, 0x10, 0x00, 0x00, 0x00,       // 1010: jmp *0x10(%rip)
+            0x68, 0x00, 0x00, 0x00, 0x00,             // 1016: push $0x0 (lazy: no slot)
+            0xf2, 0xe9, 0x00, 0x00, 0x00, 0x00,       // 101b: bnd jmp 1021
+        ];
+        let mut got = Vec::new();
+        plt_stubs(64, 0x1000, &plt, |stub, slot| got.push((stub, slot)));
+        assert_eq!(got, vec![(0x1000, 0x100b + 0x2fe2), (0x1010, 0x1016 + 0x10)]);
+    }
 
     fn of(b: &[u8], bits: u32) -> (u8, u8, u8, bool, bool) {
         let mut raw = [0u8; 16];
