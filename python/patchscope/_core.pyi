@@ -177,9 +177,13 @@ class location_kind:
 class location_flag:
     """Bits of ``params.loc_flags`` and ``variables.flags`` (core: ``dwarf::location::flag``)."""
 
+    #: Given by a location list.
     LIST: Final[int]
+    #: Bound only in a location view of ``low`` (``low == high``).
     VIEW_ONLY: Final[int]
+    #: Memory at the frame base + value.
     FRAME_BASE: Final[int]
+    #: Memory at the static address value.
     STATIC: Final[int]
 
 class spflag:
@@ -196,6 +200,7 @@ class lineflag:
     """Bits of ``lines.flags`` (core: ``dwarf::lineflag``)."""
 
     IS_STMT: Final[int]
+    #: A row that ends a sequence: its address is past the code.
     END_SEQUENCE: Final[int]
     PROLOGUE_END: Final[int]
     EPILOGUE_BEGIN: Final[int]

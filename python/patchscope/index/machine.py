@@ -14,18 +14,8 @@ from patchscope import _core
 from patchscope.index.cache import derived_product
 from patchscope.index.tables import Columns
 
-#: ``code_events.kind`` values (the core's ``code::kind``).
-RETURN, TAIL_JUMP_DIRECT, TAIL_JUMP_INDIRECT, CALL_DIRECT, CALL_INDIRECT, JUMP_TO_ENTRY = 1, 2, 3, 4, 5, 6
-LL, SC, LSE_ATOMIC, ORDERED = 7, 8, 9, 10
-TM_BEGIN, TM_END, TM_ABORT, TM_TEST, TM_OTHER, HLE = 11, 12, 13, 14, 15, 16
-TRAP, ENDBR, LOCAL_ENTRY, ENTRY_NOPS = 17, 18, 19, 20
-#: ``instructions`` only.
-OTHER, NOP, JUMP, JUMP_INDIRECT, ERROR = 0, 32, 33, 34, 255
-NO_TARGET = 0xFFFF_FFFF_FFFF_FFFF
-#: ``extra`` flags of branches.
-CONDITIONAL, THUNK = 1, 2
-#: ``normal_form.how``: what became of a field (the core's ``code::fingerprint::how``).
-HOW = ("raw", "symbol", "local", "string", "masked", "skipped")
+#: ``normal_form.how`` for a person, by value (``_core.how``: what became of a field).
+HOW = tuple(n.lower() for n in sorted(filter(str.isupper, vars(_core.how)), key=lambda n: getattr(_core.how, n)))
 
 
 @derived_product
@@ -85,10 +75,6 @@ def normal_form(core: _core.Binary, low: int, high: int, entry: bool = True) -> 
 def instructions(core: _core.Binary, low: int, high: int) -> list[dict]:
     """Every instruction of ``[low, high)`` with its text, for evidence."""
     return Columns.from_core(core.instructions(low, high)).table("insns").to_pylist()
-
-
-#: ``probe_sites.status`` bits (the core's ``code::site_status``).
-SITE_NO_BYTES, SITE_DECODE_ERROR, SITE_BAD_START = 1, 2, 4
 
 
 def probe_sites(core: _core.Binary, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:

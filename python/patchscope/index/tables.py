@@ -17,9 +17,6 @@ import pyarrow as pa
 #: Field metadata that marks a ``uint32`` column as indices into the string pool.
 STRING_MARK = {b"patchscope": b"str"}
 
-#: "No DIE": the core's value for an absent reference.
-NO_DIE = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
-
 
 @dataclass
 class Columns:

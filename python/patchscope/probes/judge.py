@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.context import Context
-from patchscope.index.tables import NO_DIE
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch
 from patchscope.probes.resolve import Landing, Resolution, resolve
@@ -297,7 +297,7 @@ def scopes(cx: Context, landings: list[Landing]) -> list[int]:
         if lnd.site >= 0
         else int(cx.inst_die[lnd.instance])
         if lnd.instance >= 0
-        else int(NO_DIE)
+        else _core.NO_DIE
         for lnd in landings
     ]
 
@@ -308,7 +308,7 @@ def _site_dies(cx: Context) -> np.ndarray:
 
 def _variables(cx: Context, landings: list[Landing]) -> list[list[dict]]:
     pairs = list(zip(scopes(cx, landings), (lnd.address for lnd in landings)))
-    known = [i for i, (scope, _) in enumerate(pairs) if scope != int(NO_DIE)]
+    known = [i for i, (scope, _) in enumerate(pairs) if scope != _core.NO_DIE]
     out: list[list[dict]] = [[] for _ in pairs]
     if known:
         found = cx.variables_at([pairs[i] for i in known])

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.context import Context
-from patchscope.index.tables import NO_DIE
 
 SCHEMA = "patchscope.functions"
 #: Above this many functions, whole tables are converted at once.
@@ -124,7 +124,7 @@ class InventoryView:
             "symbol": names[0] if names else None,
             "symbols": names,
             "suffixes": suffix_chain(self.string(self.sym_suffix[syms[0]])) if syms else [],
-            "die": hexa(r["die"]) if r["die"] != int(NO_DIE) else None,
+            "die": hexa(r["die"]) if r["die"] != _core.NO_DIE else None,
             "entry_pc": hexa(r["entry_pc"]),
             "size": r["size"],
             "noreturn": r["noreturn"],

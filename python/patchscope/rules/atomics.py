@@ -15,9 +15,8 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow.compute as pc
 
-from patchscope.index import machine
+from patchscope import _core
 from patchscope.index.context import Context
-from patchscope.index.tables import NO_DIE
 from patchscope.rules.finding import Band, Finding, code, hexa
 from patchscope.rules.returns import Events, _events
 
@@ -135,17 +134,17 @@ class InstanceCode:
         x = self.insns[i]
         kind, nxt = x["kind"], self.next_of(i)
         out: list[int | None] = []
-        if kind in (machine.ERROR, machine.JUMP_INDIRECT, machine.TAIL_JUMP_INDIRECT):
+        if kind in (_core.kind.ERROR, _core.kind.JUMP_INDIRECT, _core.kind.TAIL_JUMP_INDIRECT):
             pass
-        elif kind == machine.RETURN:
-            if x["extra"] & machine.CONDITIONAL:
+        elif kind == _core.kind.RETURN:
+            if x["extra"] & _core.flag.CONDITIONAL:
                 out.append(nxt)
-        elif kind in (machine.JUMP, machine.TAIL_JUMP_DIRECT, machine.JUMP_TO_ENTRY):
+        elif kind in (_core.kind.JUMP, _core.kind.TAIL_JUMP_DIRECT, _core.kind.JUMP_TO_ENTRY):
             out.append(self.at(x["target"]))
-            if x["extra"] & machine.CONDITIONAL:
+            if x["extra"] & _core.flag.CONDITIONAL:
                 out.append(nxt)
-        elif kind == machine.TRAP:
-            if x["extra"] & 0xFF == 4:  # a conditional trap (ppc tw/td with TO != 31)
+        elif kind == _core.kind.TRAP:
+            if x["extra"] & 0xFF == _core.trap.CONDITIONAL:  # its low byte; ppc tw/td with TO != 31
                 out.append(nxt)
         else:
             out.append(nxt)
@@ -155,14 +154,14 @@ class InstanceCode:
         """Whether execution can continue at the next instruction (not after a return or an
         unconditional jump)."""
         x = self.insns[i]
-        if x["kind"] in (machine.RETURN, machine.JUMP, machine.TAIL_JUMP_DIRECT, machine.JUMP_TO_ENTRY):
-            return bool(x["extra"] & machine.CONDITIONAL)
-        return x["kind"] not in (machine.JUMP_INDIRECT, machine.TAIL_JUMP_INDIRECT, machine.ERROR)
+        if x["kind"] in (_core.kind.RETURN, _core.kind.JUMP, _core.kind.TAIL_JUMP_DIRECT, _core.kind.JUMP_TO_ENTRY):
+            return bool(x["extra"] & _core.flag.CONDITIONAL)
+        return x["kind"] not in (_core.kind.JUMP_INDIRECT, _core.kind.TAIL_JUMP_INDIRECT, _core.kind.ERROR)
 
     def line(self, i: int, cx: Context) -> str:
         x = self.insns[i]
         text = x["text"]
-        if x["target"] != machine.NO_TARGET and x["kind"] == machine.CALL_DIRECT:
+        if x["target"] != _core.NO_TARGET and x["kind"] == _core.kind.CALL_DIRECT:
             text = re.sub(r"0x[0-9a-f]+$", cx.name_at(x["target"]), text)
         return f"{hexa(x['address'])}: {text}"
 
@@ -252,7 +251,7 @@ def inline_context(cx: Context, row: int, addr: int) -> tuple[list[dict], str]:
     """The chain of inlined functions ``addr`` belongs to, innermost first, and a sentence
     ("inside `a` inlined into `b` inlined into `foo`")."""
     symbol = cx.instance_symbol(row)
-    if cx.inst_die[row] == NO_DIE:
+    if cx.inst_die[row] == _core.NO_DIE:
         return [], f"no DWARF describes {symbol}, so no inline context is known"
     rows = inline_sites_at(cx, row, addr)
     if not rows:
@@ -280,12 +279,15 @@ def _window_details(cx: Context, code_: InstanceCode, first: int, last: int) -> 
     targets, exits = [], []
     for i, x in enumerate(code_.insns):
         t = x["target"]
-        if x["kind"] in (machine.JUMP, machine.TAIL_JUMP_DIRECT, machine.JUMP_TO_ENTRY) and t != machine.NO_TARGET:
+        if (
+            x["kind"] in (_core.kind.JUMP, _core.kind.TAIL_JUMP_DIRECT, _core.kind.JUMP_TO_ENTRY)
+            and t != _core.NO_TARGET
+        ):
             if lo <= t < hi:
                 targets.append({"target": hexa(t), "from": hexa(x["address"])})
             elif first <= i <= last:
                 exits.append({"from": hexa(x["address"]), "to": hexa(t) if code_.at(t) is not None else cx.name_at(t)})
-        elif first <= i <= last and x["kind"] == machine.RETURN:
+        elif first <= i <= last and x["kind"] == _core.kind.RETURN:
             exits.append({"from": hexa(x["address"]), "to": "return"})
     return {"low": lo, "high": hi, "branch_targets": targets, "exits": exits}
 
@@ -299,20 +301,25 @@ def llsc_window(cx: Context) -> Iterator[Finding]:
     arch = cx.arch
     limit = WINDOW_MAX.get(arch, WINDOW_DEFAULT)
     why = LLSC_WHY.get(arch, "the trap and its return clear the reservation")
-    rows = _instances_with(ev, machine.LL)
+    rows = _instances_with(ev, _core.kind.LL)
     codes = decode(cx, rows)
     for row in rows:
         code_ = codes[row]
-        idx = ev.of(row, machine.LL, machine.SC)
+        idx = ev.of(row, _core.kind.LL, _core.kind.SC)
         marks = sorted((code_.at(ev.addr[i]), int(ev.kind[i]), int(ev.extra[i])) for i in idx.tolist())
         marks = [m for m in marks if m[0] is not None]
         symbol = cx.instance_symbol(row)
         for n, (ll, kind, extra) in enumerate(marks):
-            if kind != machine.LL:
+            if kind != _core.kind.LL:
                 continue
             after = marks[n + 1] if n + 1 < len(marks) else None
             sc = None
-            if after and after[1] == machine.SC and after[0] - ll <= limit and code_.part[after[0]] == code_.part[ll]:
+            if (
+                after
+                and after[1] == _core.kind.SC
+                and after[0] - ll <= limit
+                and code_.part[after[0]] == code_.part[ll]
+            ):
                 sc = after[0]
             if sc is not None:
                 last = sc
@@ -333,10 +340,10 @@ def llsc_window(cx: Context) -> Iterator[Finding]:
                 "terminated": sc is not None,
                 "load": code_.mnemonic(ll),
                 "store": code_.mnemonic(sc) if sc is not None else None,
-                "access_size": extra & 0xFF,
-                "acquire": bool(extra & 0x100),
-                "release": bool(after[2] & 0x200) if sc is not None and after else False,
-                "pair": bool(extra & 0x400),
+                "access_size": extra & _core.flag.SIZE_MASK,
+                "acquire": bool(extra & _core.flag.ACQUIRE),
+                "release": bool(after[2] & _core.flag.RELEASE) if sc is not None and after else False,
+                "pair": bool(extra & _core.flag.PAIR),
                 "instructions": listing,
                 "branch_targets": d["branch_targets"],
                 "exits": d["exits"],
@@ -376,18 +383,20 @@ def _transaction(code_: InstanceCode, begin: int) -> tuple[list[int], list[int],
         if i in reach or i == begin:
             continue
         x = code_.insns[i]
-        if x["kind"] == machine.TM_BEGIN:
+        if x["kind"] == _core.kind.TM_BEGIN:
             continue
         reach.add(i)
-        if x["kind"] == machine.TM_END or (x["kind"] == machine.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS):
+        if x["kind"] == _core.kind.TM_END or (
+            x["kind"] == _core.kind.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS
+        ):
             ends.append(i)
             continue
         leaves = x["kind"] in (
-            machine.RETURN,
-            machine.JUMP_INDIRECT,
-            machine.TAIL_JUMP_DIRECT,
-            machine.TAIL_JUMP_INDIRECT,
-        ) or (x["kind"] == machine.JUMP and code_.at(x["target"]) is None)
+            _core.kind.RETURN,
+            _core.kind.JUMP_INDIRECT,
+            _core.kind.TAIL_JUMP_DIRECT,
+            _core.kind.TAIL_JUMP_INDIRECT,
+        ) or (x["kind"] == _core.kind.JUMP and code_.at(x["target"]) is None)
         if leaves:
             open_exits.append(i)
         stack.extend(code_.successors(i))
@@ -427,12 +436,12 @@ def _committed_here(code_: InstanceCode, entry: int) -> tuple[list[int], list[in
         if i in reach:
             continue
         x = code_.insns[i]
-        if x["kind"] == machine.TM_BEGIN or (
-            x["kind"] == machine.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS
+        if x["kind"] == _core.kind.TM_BEGIN or (
+            x["kind"] == _core.kind.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS
         ):
             continue
         reach.add(i)
-        if x["kind"] == machine.TM_END:
+        if x["kind"] == _core.kind.TM_END:
             ends.append(i)
             continue
         stack.extend(code_.successors(i))
@@ -444,21 +453,21 @@ def _committed_here(code_: InstanceCode, entry: int) -> tuple[list[int], list[in
 def tm_region(cx: Context) -> Iterator[Finding]:
     ev = _events(cx)
     flavour, begin_name, end_name = TM_NAMES.get(cx.arch, ("TM", "begin", "end"))
-    rows = _instances_with(ev, machine.TM_BEGIN, machine.HLE, machine.TM_END)
+    rows = _instances_with(ev, _core.kind.TM_BEGIN, _core.kind.HLE, _core.kind.TM_END)
     codes = decode(cx, rows)
     for row in rows:
         code_ = codes[row]
         symbol = cx.instance_symbol(row)
         fid = int(cx.inst_fid[row])
         yield from _tm_committed_here(cx, row, code_, symbol, fid, flavour, end_name)
-        for e in ev.of(row, machine.TM_BEGIN, machine.HLE).tolist():
+        for e in ev.of(row, _core.kind.TM_BEGIN, _core.kind.HLE).tolist():
             i = code_.at(ev.addr[e])
             if i is None:
                 continue
             addr = int(ev.addr[e])
             chain, where = inline_context(cx, row, addr)
-            if ev.kind[e] == machine.HLE:
-                prefix = "xacquire" if ev.extra[e] & 1 else "xrelease"
+            if ev.kind[e] == _core.kind.HLE:
+                prefix = "xacquire" if ev.extra[e] & _core.flag.XACQUIRE else "xrelease"
                 yield Finding(
                     TM_REGION,
                     fid,
@@ -481,16 +490,16 @@ def tm_region(cx: Context) -> Iterator[Finding]:
             inner = {
                 kind: [code_.line(j, cx) for j in members if code_.insns[j]["kind"] == kk]
                 for kind, kk in (
-                    ("aborts", machine.TM_ABORT),
-                    ("tests", machine.TM_TEST),
-                    ("other_tm", machine.TM_OTHER),
+                    ("aborts", _core.kind.TM_ABORT),
+                    ("tests", _core.kind.TM_TEST),
+                    ("other_tm", _core.kind.TM_OTHER),
                 )
             }
             inside = set(members)
             targets = [
                 {"target": hexa(x["target"]), "from": hexa(x["address"])}
                 for x in code_.insns
-                if x["kind"] in (machine.JUMP, machine.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
+                if x["kind"] in (_core.kind.JUMP, _core.kind.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
             ]
             fallback = code_.insns[i]["target"]
             evidence = {
@@ -500,7 +509,7 @@ def tm_region(cx: Context) -> Iterator[Finding]:
                 "ends": [code_.line(j, cx) for j in ends],
                 "terminated": terminated,
                 "exits_without_end": [code_.line(j, cx) for j in open_exits],
-                "fallback": hexa(fallback) if fallback != machine.NO_TARGET else None,
+                "fallback": hexa(fallback) if fallback != _core.NO_TARGET else None,
                 "ranges": code_.runs(members),
                 "low": hexa(lo),
                 "high": hexa(hi),
@@ -533,7 +542,7 @@ def _tm_committed_here(
     """A region from the instance's entry to commits no begin of its own leads to: the caller's
     transaction is still open there (``begin`` and ``fallback`` are null, ``opened_elsewhere``)."""
     entry = code_.at(cx.inst_low(row))
-    if entry is None or not any(x["kind"] == machine.TM_END for x in code_.insns):
+    if entry is None or not any(x["kind"] == _core.kind.TM_END for x in code_.insns):
         return
     members, ends = _committed_here(code_, entry)
     if not ends:
@@ -557,12 +566,16 @@ def _tm_committed_here(
         "instructions": [code_.line(j, cx) for j in members],
         **{
             kind: [code_.line(j, cx) for j in members if code_.insns[j]["kind"] == kk]
-            for kind, kk in (("aborts", machine.TM_ABORT), ("tests", machine.TM_TEST), ("other_tm", machine.TM_OTHER))
+            for kind, kk in (
+                ("aborts", _core.kind.TM_ABORT),
+                ("tests", _core.kind.TM_TEST),
+                ("other_tm", _core.kind.TM_OTHER),
+            )
         },
         "branch_targets": [
             {"target": hexa(x["target"]), "from": hexa(x["address"])}
             for x in code_.insns
-            if x["kind"] in (machine.JUMP, machine.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
+            if x["kind"] in (_core.kind.JUMP, _core.kind.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
         ],
         "inline_context": chain,
         "inline": where,
@@ -616,9 +629,11 @@ def atomic_helper_call(cx: Context) -> Iterator[Finding]:
     undefined helper symbol; and x86 ``call *slot(%rip)`` (``-fno-plt``) through a GOT slot
     whose relocation names one."""
     ev = _events(cx)
-    direct = np.isin(ev.kind, (machine.CALL_DIRECT, machine.TAIL_JUMP_DIRECT))
-    slot = np.isin(ev.kind, (machine.CALL_INDIRECT, machine.TAIL_JUMP_INDIRECT)) & ((ev.extra & 4) != 0)  # SLOT
-    slot &= ev.target != machine.NO_TARGET
+    direct = np.isin(ev.kind, (_core.kind.CALL_DIRECT, _core.kind.TAIL_JUMP_DIRECT))
+    slot = np.isin(ev.kind, (_core.kind.CALL_INDIRECT, _core.kind.TAIL_JUMP_INDIRECT)) & (
+        (ev.extra & _core.flag.SLOT) != 0
+    )
+    slot &= ev.target != _core.NO_TARGET
     calls = np.flatnonzero(direct | slot)
     if not len(calls):
         return
@@ -634,7 +649,7 @@ def atomic_helper_call(cx: Context) -> Iterator[Finding]:
     ):
         if name in PLT_SECTIONS and lo:
             candidate |= (targets >= lo) & (targets < lo + size)
-    external = (ev.extra[calls] & 16) != 0  # EXTERNAL: relocatable file, target_name
+    external = (ev.extra[calls] & _core.flag.EXTERNAL) != 0  # relocatable file: target_name
     ext_names = cx.machine.events.column("target_name").to_pylist() if external.any() else []
     resolved: dict[int, tuple[str | None, str]] = {}
     by_row: dict[int, list[dict]] = {}
@@ -662,12 +677,12 @@ def atomic_helper_call(cx: Context) -> Iterator[Finding]:
                 "helper": helper,
                 "via": via,
                 "target": None if external[j] else hexa(t),
-                "tail": bool(ev.kind[i] in (machine.TAIL_JUMP_DIRECT, machine.TAIL_JUMP_INDIRECT)),
+                "tail": bool(ev.kind[i] in (_core.kind.TAIL_JUMP_DIRECT, _core.kind.TAIL_JUMP_INDIRECT)),
                 "family": "outline" if helper.startswith("__aarch64_") else "libatomic",
             }
         )
     lows = cx.inst.column("low_pc").to_numpy()
-    with_windows = {int(lows[r]): cx.instance_symbol(r) for r in _instances_with(ev, machine.LL)}
+    with_windows = {int(lows[r]): cx.instance_symbol(r) for r in _instances_with(ev, _core.kind.LL)}
     for row, sites in sorted(by_row.items()):
         symbol = cx.instance_symbol(row)
         helpers = sorted({s["helper"] for s in sites})

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from patchscope import _core
 from patchscope.index.context import Context
 from patchscope.rules.finding import Band, Finding, code, hexa
 
@@ -55,8 +56,8 @@ ARCH_AREAS = {
     "s390x": [("__irqentry_text_start", "__irqentry_text_end", ENTRY_TEXT, "irqentry text")],
 }
 
-#: Symbol kinds kallsyms keeps (function, untyped, object); sections and files it drops.
-_KALLSYMS_KINDS = (1, 2, 6)
+#: Symbol kinds kallsyms keeps (function, object, untyped); sections and files it drops.
+_KALLSYMS_KINDS = (_core.symkind.FUNC, _core.symkind.OBJECT, _core.symkind.NOTYPE)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class Kallsyms:
         keep = np.isin(kind, _KALLSYMS_KINDS) & (sy.column("section").to_numpy() != 0) & (names != 0)
         rows = np.flatnonzero(keep)
         addr = sy.column("address").to_numpy()[rows]
-        order = np.lexsort((kind[rows] != 1, addr))  # at one address, functions first
+        order = np.lexsort((kind[rows] != _core.symkind.FUNC, addr))  # at one address, functions first
         self.rows, self.addr = rows[order], addr[order]
         self.distinct = np.unique(self.addr)
         self.cx = cx
