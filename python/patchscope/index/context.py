@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.functions import range_bounds, rows_of
-from patchscope.index.machine import CodeFacts
+from patchscope.index.machine import CodeFacts, Instruction
 from patchscope.index.tables import list_offsets, pool_indices
 from patchscope.index.variables import VariableAt, variables_at_many
 
@@ -101,7 +101,7 @@ class Context:
         """The machine-code facts of every out-of-line instance."""
         return self.b.code
 
-    def instructions(self, low: int, high: int) -> list[dict[str, Any]]:
+    def instructions(self, low: int, high: int) -> list[Instruction]:
         """The instructions of ``[low, high)``, decoded from ``low``."""
         return self.b.instructions(low, high)
 

@@ -5,6 +5,7 @@ fingerprints, one ``_core.Binary.fingerprints`` call over the same ranges."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict, cast
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +13,7 @@ import pyarrow.compute as pc
 
 from patchscope import _core
 from patchscope.index.cache import derived_product
+from patchscope.index.functions import range_bounds
 from patchscope.index.tables import Columns
 
 #: ``normal_form.how`` for a person, by value (``_core.how``: what became of a field).
@@ -48,9 +50,9 @@ class CodeFingerprints:
 
 def _range_columns(instances: pa.Table) -> tuple[bytes, bytes, bytes]:
     """Every range of every instance as the core takes them: ids, lows, highs."""
-    col = instances.column("ranges").combine_chunks()
-    counts = pc.list_value_length(col).to_numpy(zero_copy_only=False)
-    pairs = col.flatten().flatten().to_numpy().reshape(-1, 2)
+    ranges = instances.column("ranges")
+    counts = pc.list_value_length(ranges).to_numpy(zero_copy_only=False)
+    pairs = range_bounds(ranges)
     ids = np.repeat(np.arange(instances.num_rows, dtype=np.uint64), counts)
     return ids.tobytes(), pairs[:, 0].copy().tobytes(), pairs[:, 1].copy().tobytes()
 
@@ -65,16 +67,46 @@ def fingerprint(core: _core.Binary, instances: pa.Table) -> CodeFingerprints:
     return CodeFingerprints(found.table("code_fingerprints"))
 
 
-def normal_form(core: _core.Binary, low: int, high: int, entry: bool = True) -> tuple[int, list[dict]]:
+class Instruction(TypedDict):
+    """A row of table ``insns``."""
+
+    address: int
+    size: int
+    #: ``_core.kind``
+    kind: int
+    #: ``_core.NO_TARGET`` when the instruction has none.
+    target: int
+    #: ``_core.flag`` bits of a branch or an atomic; a trap's ``_core.trap`` in the low byte.
+    extra: int
+    text: str
+    #: The symbol an undefined target's relocation names (relocatable files), else empty.
+    target_name: str
+
+
+class NormalField(TypedDict):
+    """A row of table ``normal_form``: one position-dependent field, or an instruction left out."""
+
+    address: int
+    size: int
+    mask: int
+    #: ``_core.how``
+    how: int
+    name: str
+    offset: int
+
+
+def normal_form(core: _core.Binary, low: int, high: int, entry: bool = True) -> tuple[int, list[NormalField]]:
     """How the fingerprint of ``[low, high)`` sees it: the fingerprint, and one row per
     position-dependent field (``how``: :data:`HOW`) or instruction left out."""
     found = Columns.from_core(core.normal_form(low, high, entry))
-    return int(found.info["fingerprint"]), found.table("normal_form").to_pylist()
+    # the rows have the table's columns, which the core fixes
+    return int(found.info["fingerprint"]), cast("list[NormalField]", found.table("normal_form").to_pylist())
 
 
-def instructions(core: _core.Binary, low: int, high: int) -> list[dict]:
+def instructions(core: _core.Binary, low: int, high: int) -> list[Instruction]:
     """Every instruction of ``[low, high)`` with its text, for evidence."""
-    return Columns.from_core(core.instructions(low, high)).table("insns").to_pylist()
+    # the rows have the table's columns, which the core fixes
+    return cast("list[Instruction]", Columns.from_core(core.instructions(low, high)).table("insns").to_pylist())
 
 
 def probe_sites(core: _core.Binary, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from patchscope import _core
 from patchscope.index.abi import reg_name
-from patchscope.index.tables import Columns
+from patchscope.index.tables import Columns, list_array
 
 if TYPE_CHECKING:
     from patchscope.index.binary import Binary
@@ -130,7 +130,8 @@ def _at(variables: pa.Table, blocks: pa.Table, scope: np.ndarray, address: np.nd
     offsets[1:] = np.cumsum(np.where(in_scope, count, 0))
     texts = _describe(variables, row[listed], arch)
     take = pa.array(at)
-    return pa.table(
+    # from_pydict, which pa.table calls: the stubs type only its mapping as chunked arrays
+    return pa.Table.from_pydict(
         {
             "pair": pa.array(pair[first], pa.int64()),
             "scope": pa.array(scope[pair[first]]),
@@ -141,7 +142,7 @@ def _at(variables: pa.Table, blocks: pa.Table, scope: np.ndarray, address: np.nd
             "type": variables.column("type").take(take).cast(pa.large_string()),
             "param": pa.array(variables.column("param").to_numpy()[at] != 0),
             "state": pa.array(state, pa.string()),
-            "locations": pa.ListArray.from_arrays(pa.array(offsets), pa.array(texts, pa.string())),
+            "locations": list_array(offsets, pa.array(texts, pa.string())),
             "multiple": pa.array(in_scope & (count > 1)),
             "view_only": pa.array(in_scope & chosen & view[first]),
             "in_block": pa.array(block != _core.NO_DIE),
@@ -159,7 +160,7 @@ def _expand(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def _in_block(block: np.ndarray, address: np.ndarray, blocks: pa.Table) -> np.ndarray:
     """Whether each variable's lexical block (``NO_DIE``: none, the whole scope) covers its address."""
-    inside = block == _core.NO_DIE
+    inside: np.ndarray = block == _core.NO_DIE
     ask = np.flatnonzero(~inside)
     if len(ask) == 0:
         return inside

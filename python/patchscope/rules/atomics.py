@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TypedDict, cast
 
 import numpy as np
 import pyarrow.compute as pc
 
 from patchscope import _core
 from patchscope.index.context import Context
+from patchscope.index.machine import Instruction
 from patchscope.rules.finding import Band, Finding, code, hexa
 from patchscope.rules.returns import Events, _events
 
@@ -113,8 +115,8 @@ PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got", ".iplt")
 class InstanceCode:
     """The decoded instructions of one instance (all its ranges) and their control flow."""
 
-    def __init__(self, parts: list[list[dict]]) -> None:
-        self.insns: list[dict] = []
+    def __init__(self, parts: list[list[Instruction]]) -> None:
+        self.insns: list[Instruction] = []
         self.part: list[int] = []  # per instruction, the index of its range
         for p, got in enumerate(parts):
             self.insns += got
@@ -201,7 +203,7 @@ def decode(cx: Context, rows: list[int]) -> dict[int, InstanceCode]:
     starts = [lo for lo, _ in decoded]
     addrs = [np.array([x["address"] for x in insns], np.uint64) for _, insns in decoded]
 
-    def part(lo: int, hi: int) -> list[dict]:
+    def part(lo: int, hi: int) -> list[Instruction]:
         s = int(np.searchsorted(starts, lo, "right")) - 1
         a = int(np.searchsorted(addrs[s], lo, "left"))
         if a < len(addrs[s]) and addrs[s][a] == lo:
@@ -247,7 +249,15 @@ def inline_sites_at(cx: Context, row: int, addr: int) -> list[int]:
     return [r for r in covering if cx.caller_instance[r] == row]
 
 
-def inline_context(cx: Context, row: int, addr: int) -> tuple[list[dict], str]:
+class InlineCall(TypedDict):
+    """One inlined function around an address, and where it was inlined."""
+
+    function: str
+    call_file: str | None
+    call_line: int
+
+
+def inline_context(cx: Context, row: int, addr: int) -> tuple[list[InlineCall], str]:
     """The chain of inlined functions ``addr`` belongs to, innermost first, and a sentence
     ("inside `a` inlined into `b` inlined into `foo`")."""
     symbol = cx.instance_symbol(row)
@@ -256,7 +266,7 @@ def inline_context(cx: Context, row: int, addr: int) -> tuple[list[dict], str]:
     rows = inline_sites_at(cx, row, addr)
     if not rows:
         return [], f"not inside any inlined function (no inline site of {symbol} covers {hexa(addr)})"
-    chain = []
+    chain: list[InlineCall] = []
     for r in rows:
         file = cx.sites.column("call_file")[r].as_py()
         line = int(cx.sites.column("call_line")[r].as_py() or 0)
@@ -269,14 +279,25 @@ def inline_context(cx: Context, row: int, addr: int) -> tuple[list[dict], str]:
 
 
 def _instances_with(ev: Events, *kinds: int) -> list[int]:
-    return np.unique(ev.fid[np.isin(ev.kind, kinds)]).astype(np.int64).tolist()
+    rows: list[int] = np.unique(ev.fid[np.isin(ev.kind, kinds)]).astype(np.int64).tolist()
+    return rows
 
 
-def _window_details(cx: Context, code_: InstanceCode, first: int, last: int) -> dict:
+class Window(TypedDict):
+    """An LL/SC window's bounds ``[low, high)`` and its branches, as evidence."""
+
+    low: int
+    high: int
+    branch_targets: list[dict[str, str]]
+    exits: list[dict[str, str]]
+
+
+def _window_details(cx: Context, code_: InstanceCode, first: int, last: int) -> Window:
     """Branch targets inside ``[first, last]`` (and where they come from), branches leaving it."""
     lo = code_.insns[first]["address"]
     hi = code_.insns[last]["address"] + code_.insns[last]["size"]
-    targets, exits = [], []
+    targets: list[dict[str, str]] = []
+    exits: list[dict[str, str]] = []
     for i, x in enumerate(code_.insns):
         t = x["target"]
         if (
@@ -306,8 +327,10 @@ def llsc_window(cx: Context) -> Iterator[Finding]:
     for row in rows:
         code_ = codes[row]
         idx = ev.of(row, _core.kind.LL, _core.kind.SC)
-        marks = sorted((code_.at(ev.addr[i]), int(ev.kind[i]), int(ev.extra[i])) for i in idx.tolist())
-        marks = [m for m in marks if m[0] is not None]
+        # (instruction, kind, extra) of each LL and SC the decoded code holds, in address order
+        marks = sorted(
+            (i, int(ev.kind[e]), int(ev.extra[e])) for e in idx.tolist() if (i := code_.at(ev.addr[e])) is not None
+        )
         symbol = cx.instance_symbol(row)
         for n, (ll, kind, extra) in enumerate(marks):
             if kind != _core.kind.LL:
@@ -502,6 +525,7 @@ def tm_region(cx: Context) -> Iterator[Finding]:
                 if x["kind"] in (_core.kind.JUMP, _core.kind.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
             ]
             fallback = code_.insns[i]["target"]
+            ranges = code_.runs(members)
             evidence = {
                 "instance": symbol,
                 "kind": flavour,
@@ -510,7 +534,7 @@ def tm_region(cx: Context) -> Iterator[Finding]:
                 "terminated": terminated,
                 "exits_without_end": [code_.line(j, cx) for j in open_exits],
                 "fallback": hexa(fallback) if fallback != _core.NO_TARGET else None,
-                "ranges": code_.runs(members),
+                "ranges": ranges,
                 "low": hexa(lo),
                 "high": hexa(hi),
                 "instructions": [code_.line(j, cx) for j in members],
@@ -523,7 +547,7 @@ def tm_region(cx: Context) -> Iterator[Finding]:
                 closing = ", ".join(code_.mnemonic(j) + " at " + hexa(code_.insns[j]["address"]) for j in ends)
                 msg = (
                     f"{symbol}: {flavour} transaction from {begin_name} at {hexa(addr)} to {closing} "
-                    f"({len(members)} instructions in {len(evidence['ranges'])} range(s)), {where}: "
+                    f"({len(members)} instructions in {len(ranges)} range(s)), {where}: "
                     f"{TM_WHY.get(flavour, 'a probe inside aborts the transaction')}"
                 )
             else:
@@ -599,7 +623,12 @@ class Plt:
     def __init__(self, cx: Context) -> None:
         t = cx.plt_names()
         got = t.column("got").to_numpy().astype(bool)
-        pairs = zip(t.column("address").to_pylist(), t.column("name").to_pylist(), got.tolist())
+        # neither column has nulls
+        pairs = zip(
+            cast("list[int]", t.column("address").to_pylist()),
+            cast("list[str]", t.column("name").to_pylist()),
+            got.tolist(),
+        )
         self.by_stub: dict[int, str] = {}
         self.by_slot: dict[int, str] = {}
         for address, name, is_slot in pairs:
@@ -621,6 +650,18 @@ def _helper(name: str | None) -> str | None:
     if not m or m.group(1) in NOT_AN_OPERATION:
         return None
     return m.group(1)
+
+
+class HelperCall(TypedDict):
+    """A call to an atomic helper, as evidence."""
+
+    at: str
+    helper: str
+    via: str
+    #: None when an undefined symbol's relocation names the helper.
+    target: str | None
+    tail: bool
+    family: str
 
 
 def atomic_helper_call(cx: Context) -> Iterator[Finding]:
@@ -652,7 +693,7 @@ def atomic_helper_call(cx: Context) -> Iterator[Finding]:
     external = (ev.extra[calls] & _core.flag.EXTERNAL) != 0  # relocatable file: target_name
     ext_names = cx.machine.events.column("target_name").to_pylist() if external.any() else []
     resolved: dict[int, tuple[str | None, str]] = {}
-    by_row: dict[int, list[dict]] = {}
+    by_row: dict[int, list[HelperCall]] = {}
     for j in np.flatnonzero(candidate | external).tolist():
         i = int(calls[j])
         t = int(ev.target[i])
@@ -689,7 +730,11 @@ def atomic_helper_call(cx: Context) -> Iterator[Finding]:
         families = sorted({s["family"] for s in sites})
         vias = sorted({c["via"] for c in sites if c["via"] != "direct"})
         local = sorted(
-            {with_windows[a] for c in sites if c["via"] == "direct" and (a := int(c["target"], 16)) in with_windows}
+            {
+                with_windows[a]
+                for c in sites
+                if c["via"] == "direct" and c["target"] is not None and (a := int(c["target"], 16)) in with_windows
+            }
         )
         msg = (
             f"{symbol} does its atomic operations through {len(sites)} call(s) to {', '.join(helpers)}"

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 
 from patchscope import _core
 from patchscope.index import abi
 from patchscope.index.context import Context
+from patchscope.index.machine import Instruction
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 COLD_SPLIT = code(
@@ -170,7 +170,7 @@ def constprop_trivial_body(cx: Context) -> Iterator[Finding]:
         )
 
 
-def _past_scaffold(cx: Context, insns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _past_scaffold(cx: Context, insns: list[Instruction]) -> list[Instruction]:
     i = 0
     while i < len(insns):
         x = insns[i]
@@ -181,7 +181,7 @@ def _past_scaffold(cx: Context, insns: list[dict[str, Any]]) -> list[dict[str, A
     return insns[i:]
 
 
-def _text(cx: Context, x: dict[str, Any]) -> str:
+def _text(cx: Context, x: Instruction) -> str:
     """An instruction's text with its branch target named."""
     if x["target"] != _core.NO_TARGET and x["kind"] in (
         _core.kind.CALL_DIRECT,
@@ -190,8 +190,7 @@ def _text(cx: Context, x: dict[str, Any]) -> str:
         _core.kind.JUMP,
     ):
         return re.sub(r"0x[0-9a-f]+$", cx.name_at(x["target"]), x["text"])
-    text: str = x["text"]
-    return text
+    return x["text"]
 
 
 def isra_abi_changed(cx: Context) -> Iterator[Finding]:
