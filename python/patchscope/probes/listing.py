@@ -121,7 +121,8 @@ def _point_text(cx: Context, point: ps.ProbePoint, fid: int, name: str, kind: st
 
 
 def _declarations(cx: Context) -> tuple[list[str | None], list[int]]:
-    return cx.functions.column("decl_file").to_pylist(), cx.functions.column("decl_line").to_pylist()
+    lines: list[int] = cx.functions.column("decl_line").to_numpy().tolist()
+    return cx.functions.column("decl_file").to_pylist(), lines
 
 
 def _present(at: pa.Table, line_of: np.ndarray, sizes: list[int]) -> list[list[str]]:
@@ -134,7 +135,8 @@ def _present(at: pa.Table, line_of: np.ndarray, sizes: list[int]) -> list[list[s
     seen = pc.is_in(at.column("state"), value_set=pa.array(sorted(READABLE)))
     seen = pc.and_(seen, pc.invert(pc.or_(at.column("in_block"), at.column("view_only"))))
     t = at.filter(seen)
-    keys = pc.binary_join_element_wise(
+    # the stubs want every argument of one type; Arrow takes the separator as a scalar
+    keys = pc.binary_join_element_wise(  # type: ignore[call-overload]
         t.column("name"), t.column("type"), pa.scalar(":", pa.large_string())
     ).to_pylist()
     counts: list[dict[str, int]] = [{} for _ in sizes]
