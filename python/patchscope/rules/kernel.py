@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from patchscope import _core
 from patchscope.index.context import Context
-from patchscope.rules.finding import Band, Finding, code, hexa
+from patchscope.rules.finding import Band, Code, Finding, code, hexa
 
 KPROBE_BLACKLIST = code(
     "kprobe-blacklist",
@@ -66,7 +66,7 @@ class Entry:
     end: int
     name: str
     why: str
-    code: object
+    code: Code
 
 
 class Kallsyms:
@@ -207,7 +207,7 @@ def refused(cx: Context) -> Iterator[Finding]:
         symbol = cx.instance_symbol(row)
         reason = f"a clone of {via}, which is blacklisted ({e.why})" if via else e.why
         yield Finding(
-            e.code,  # type: ignore[arg-type]
+            e.code,
             int(cx.inst_fid[row]),
             f"{symbol}: register_kprobe refuses it: {reason}; blacklisted range {hexa(e.start)}-{hexa(e.end)} "
             f"({e.name})",
