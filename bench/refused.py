@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import patchscope
-from patchscope.index import machine
+from patchscope import _core
 from patchscope.index.context import Context
 from patchscope.rules import atomics, kprobe_target, refused, refused_arm64
 
@@ -78,7 +78,7 @@ def literal_scan(cx: Context, img: refused.KernelImage, version: tuple[int, int]
         p = refused.Probes.of(img, addrs, version)
         ok = p.found & (refused_arm64.a64_rejections(p.words) == 0)
         opener = refused_arm64.scan_back(img, addrs[ok], p.sym_start[ok], refused_arm64.a64_exclusive_masks(p))
-        hit = opener != machine.NO_TARGET
+        hit = opener != _core.NO_TARGET
         out.update(zip(addrs[ok][hit].tolist(), opener[hit].tolist()))
     return out
 

@@ -1,106 +1,57 @@
-"""The core's constants, exported from their one Rust definition (``_core.kind.RETURN`` …),
-against the hand copies the Python side still keeps: each copy must equal the export."""
+"""The core's constants have one definition, in Rust, exported as groups (``_core.kind.RETURN``,
+``_core.flag.SLOT``, ``_core.NO_DIE`` …): the stub ``_core.pyi`` declares exactly what the
+compiled module exports, and no module of the package keeps a copy of a value."""
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+import ast
+from collections.abc import Iterator
+from pathlib import Path
 
-import pytest
-
+from conftest import ROOT
 from patchscope import _core
 
-
-def module(*names: str) -> ModuleType:
-    """The first of ``names`` that imports (a module may have moved)."""
-    for name in names:
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-    raise ModuleNotFoundError(names[0])
+PACKAGE = ROOT / "python/patchscope"
 
 
 def group(g: type) -> dict[str, int]:
     return {k: v for k, v in vars(g).items() if k.isupper()}
 
 
-CODE = ("patchscope.index.machine", "patchscope.index.code")
-CONTEXT = ("patchscope.index.context", "patchscope.rules.context")
-
-# (module candidates, exported group, names in the group, prefix of the copy's names)
-COPIES = [
-    (
-        CODE,
-        _core.kind,
-        "RETURN TAIL_JUMP_DIRECT TAIL_JUMP_INDIRECT CALL_DIRECT CALL_INDIRECT JUMP_TO_ENTRY LL SC LSE_ATOMIC "
-        "ORDERED TM_BEGIN TM_END TM_ABORT TM_TEST TM_OTHER HLE TRAP ENDBR LOCAL_ENTRY ENTRY_NOPS "
-        "OTHER NOP JUMP JUMP_INDIRECT ERROR",
-        "",
-    ),
-    (CODE, _core.flag, "CONDITIONAL THUNK", ""),
-    (CODE, _core.site_status, "NO_BYTES DECODE_ERROR BAD_START", "SITE_"),
-    (
-        ("patchscope.index.variables",),
-        _core.location_kind,
-        "NONE REGISTER MEMORY ENTRY_VALUE PARAM_REF CONSTANT COMPUTED COMPOSITE IMPLICIT_POINTER ERROR",
-        "",
-    ),
-    (("patchscope.index.variables",), _core.location_flag, "LIST VIEW_ONLY FRAME_BASE STATIC", ""),
-    (
-        CONTEXT,
-        _core.location_kind,
-        "NONE REGISTER MEMORY ENTRY_VALUE PARAM_REF CONSTANT COMPUTED COMPOSITE NOT_AT_ENTRY IMPLICIT_POINTER ERROR",
-        "LOC_",
-    ),
-    (CONTEXT, _core.location_flag, "LIST VIEW_ONLY", "LOC_"),
-    (CONTEXT, _core.suffix, "COLD PART ISRA CONSTPROP", "SUFFIX_"),
-    (("patchscope.index.functions",), _core.spflag, "EXTERNAL DECLARATION ARTIFICIAL NORETURN HAS_CODE", ""),
-    (("patchscope.index.functions",), _core.symkind, "FUNC", "SYM_"),
-    (("patchscope.report.stats",), _core.symkind, "NOTYPE", "SYM_"),
-    (("patchscope.probes.lines",), _core.lineflag, "IS_STMT END_SEQUENCE PROLOGUE_END", ""),
-    (("patchscope.index.lines",), _core.lineflag, "END_SEQUENCE", ""),
-]
+#: The exported constant groups by name (``kind``, ``flag`` …): the module's lower-case classes.
+GROUPS = {n: getattr(_core, n) for n in _core.__all__ if n.islower() and isinstance(getattr(_core, n), type)}
+#: Every name the core gives a value: the groups' members and the single constants.
+EXPORTED = {n for g in GROUPS.values() for n in group(g)} | {n for n in _core.__all__ if n.isupper()}
 
 
-@pytest.mark.parametrize(
-    ("modules", "exported", "names", "prefix"),
-    COPIES,
-    ids=[f"{m[-1].rsplit('.', 1)[1]}-{g.__name__}-{p or 'plain'}" for m, g, _, p in COPIES],
-)
-def test_hand_copies_equal_the_core(modules: tuple[str, ...], exported: type, names: str, prefix: str) -> None:
-    mod = module(*modules)
-    for name in names.split():
-        assert getattr(mod, prefix + name) == getattr(exported, name), f"{mod.__name__}.{prefix}{name}"
+# -- the stub names the module ------------------------------------------------------------------
 
 
-def test_single_values() -> None:
-    assert module(*CODE).NO_TARGET == _core.NO_TARGET == 2**64 - 1
-    assert module("patchscope.index.tables").NO_DIE == _core.NO_DIE
-    assert module("patchscope.index.variables").NO_REG == _core.NO_REG
-    assert _core.SUP_BIT == 1 << 63
+def stub() -> ast.Module:
+    return ast.parse((PACKAGE / "_core.pyi").read_text())
 
 
-def test_names_and_tuples() -> None:
-    """Copies that are not one name per value: by position, by key, and literals in the rules."""
-    how = group(_core.how)
-    names = tuple(name.lower() for name, _ in sorted(how.items(), key=lambda kv: kv[1]))
-    assert names == module(*CODE).HOW
-    assert list(how.values()) == list(range(len(how)))
-    context = module(*CONTEXT)
-    assert set(context.LOC_NAMES) == set(group(_core.location_kind).values())
-    sym = _core.symkind
-    assert module("patchscope.rules.kernel")._KALLSYMS_KINDS == (sym.FUNC, sym.OBJECT, sym.NOTYPE)
-    # rules/atomics.py spells these as literals: extra & 0xFF, 0x100, 0x400; a trap's
-    # subkind 4; HLE's bit 1; the SLOT (4) and EXTERNAL (16) bits of a branch.
-    flag = _core.flag
-    assert (flag.SIZE_MASK, flag.ACQUIRE, flag.PAIR) == (0xFF, 0x100, 0x400)
-    assert _core.trap.CONDITIONAL == 4
-    assert (flag.XACQUIRE, flag.SLOT, flag.EXTERNAL) == (1, 4, 16)
+def declared(body: list[ast.stmt]) -> set[str]:
+    """Names a stub body declares: classes, functions, annotated names (not private aliases)."""
+    names = {n.name for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+    names |= {n.target.id for n in body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    return {n for n in names if not n.startswith("_") or n.startswith("__")}
+
+
+def test_stub_declares_exactly_the_module() -> None:
+    assert declared(stub().body) == set(_core.__all__)
+
+
+def test_stub_declares_each_group_and_binary_exactly() -> None:
+    classes = {c.name: c for c in stub().body if isinstance(c, ast.ClassDef)}
+    for name, g in GROUPS.items():
+        assert declared(classes[name].body) == set(group(g)), name
+    public = {m for m in dir(_core.Binary) if not m.startswith("_")}
+    assert declared(classes["Binary"].body) - {"__new__"} == public
 
 
 def test_groups_are_whole() -> None:
-    """Every group exports each of its constants, with distinct values within a group of kinds."""
+    """Kinds are distinct within their group, flags are single bits (``SIZE_MASK`` a field)."""
     for g in (_core.kind, _core.location_kind, _core.symkind, _core.how, _core.trap):
         values = list(group(g).values())
         assert len(values) == len(set(values)), g.__name__
@@ -109,16 +60,85 @@ def test_groups_are_whole() -> None:
     assert len(group(_core.kind)) == 25
 
 
-def test_stub_names_the_module() -> None:
-    """``_core.pyi`` declares every constant group, constant and method the module has."""
-    import ast
-    from pathlib import Path
+def test_every_location_kind_has_a_name() -> None:
+    from patchscope.index import context
 
-    stub = ast.parse((Path(_core.__file__).parent / "_core.pyi").read_text())
-    classes = {c.name: c for c in stub.body if isinstance(c, ast.ClassDef)}
-    declared = lambda c: {n.target.id for n in c.body if isinstance(n, ast.AnnAssign)}  # noqa: E731
-    for name, value in vars(_core).items():
-        if isinstance(value, type) and not issubclass(value, BaseException) and name != "Binary":
-            assert declared(classes[name]) == set(group(value)), name
-    methods = {f.name for f in classes["Binary"].body if isinstance(f, ast.FunctionDef)}
-    assert {m for m in dir(_core.Binary) if not m.startswith("_")} <= methods
+    assert set(context.LOC_NAMES) == set(group(_core.location_kind).values())
+
+
+# -- no copies ----------------------------------------------------------------------------------
+
+
+def int_literal(node: ast.expr) -> bool:
+    """An expression of int literals alone: ``4``, ``1 << 63``, ``-1``, ``np.uint64(0xFF)``."""
+    if isinstance(node, ast.Constant):
+        return type(node.value) is int
+    if isinstance(node, ast.UnaryOp):
+        return int_literal(node.operand)
+    if isinstance(node, ast.BinOp):
+        return int_literal(node.left) and int_literal(node.right)
+    if isinstance(node, ast.Call):
+        return bool(node.args) and all(int_literal(a) for a in node.args)
+    return False
+
+
+def assignments(tree: ast.AST) -> Iterator[tuple[int, str, ast.expr]]:
+    """(line, name, value) of every name bound by an assignment, tuples unpacked pairwise."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            pairs = [(t, node.value) for t in node.targets]
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            pairs = [(node.target, node.value)]
+        else:
+            continue
+        while pairs:
+            target, value = pairs.pop()
+            if isinstance(target, ast.Name):
+                yield node.lineno, target.id, value
+            elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+                pairs += zip(target.elts, value.elts)
+
+
+def is_copy_name(name: str) -> bool:
+    """A core constant's name, alone or with a prefix (``LOC_REGISTER``, ``SITE_NO_BYTES``)."""
+    return name in EXPORTED or any(name.endswith("_" + core) for core in EXPORTED)
+
+
+def copies(package: Path) -> list[str]:
+    """``file:line: NAME`` of every int literal bound to a name the core gives a value."""
+    out = []
+    for path in sorted(package.rglob("*.py")):
+        for line, name, value in assignments(ast.parse(path.read_text(), str(path))):
+            if int_literal(value) and is_copy_name(name):
+                out.append(f"{path.relative_to(package.parent)}:{line}: {name}")
+    return out
+
+
+def test_no_module_copies_a_core_constant() -> None:
+    assert copies(PACKAGE) == []
+
+
+def test_a_copy_is_caught(tmp_path: Path) -> None:
+    pkg = tmp_path / "patchscope"
+    pkg.mkdir()
+    (pkg / "copies.py").write_text(
+        "import numpy as np\n"
+        "RETURN, JUMP = 1, 33\n"
+        "LOC_REGISTER = 1\n"
+        "NO_DIE = np.uint64(0xFFFF_FFFF_FFFF_FFFF)\n"
+        "class C:\n    SUP_BIT: int = 1 << 63\n"
+    )
+    (pkg / "fine.py").write_text(
+        "from patchscope import _core\n"
+        "RETURN = _core.kind.RETURN\n"
+        "READABLE = (_core.location_kind.REGISTER, 5)\n"
+        "TABLE_LIMIT = 2000\n"
+        'ENTRY, RETURN = "entry", "return"\n'
+    )
+    assert sorted(copies(pkg)) == [
+        "patchscope/copies.py:2: JUMP",
+        "patchscope/copies.py:2: RETURN",
+        "patchscope/copies.py:3: LOC_REGISTER",
+        "patchscope/copies.py:4: NO_DIE",
+        "patchscope/copies.py:6: SUP_BIT",
+    ]

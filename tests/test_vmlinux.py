@@ -116,14 +116,14 @@ def test_dwarf_tail_calls_are_tail_jumps(kernel: patchscope.Binary) -> None:
     site's return address (a retpoline thunk jump is followed by an int3 first)."""
     import numpy as np
 
-    from patchscope.index import machine as k
+    from patchscope import _core
 
     cs = kernel.call_sites
     tail = cs.column("tail").to_numpy() == 1
     ret = cs.column("return_pc").to_numpy()[tail]
     ev = kernel.code.events
     kind = ev.column("kind").to_numpy()
-    jumps = np.isin(kind, (k.TAIL_JUMP_DIRECT, k.TAIL_JUMP_INDIRECT, k.JUMP_TO_ENTRY))
+    jumps = np.isin(kind, (_core.kind.TAIL_JUMP_DIRECT, _core.kind.TAIL_JUMP_INDIRECT, _core.kind.JUMP_TO_ENTRY))
     end = ev.column("address").to_numpy()[jumps] + ev.column("size").to_numpy()[jumps]
     found = np.isin(ret, end) | np.isin(ret, end + 1)
     assert len(ret) == 17_041

@@ -8,15 +8,24 @@ its tables' coded columns. Every query returns the same shape of dict::
 or the bytes of a NumPy ``uint64`` array (``.tobytes()``).
 """
 
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, TypedDict
 
 __version__: Final[str]
 
 _Path: TypeAlias = str | PathLike[str]
 _U64s: TypeAlias = bytes | list[int]
-_Answer: TypeAlias = dict[str, object]
+#: A column: its NumPy dtype (``"u8"``, ``"i8"`` …) or ``"str"``, and its data.
+_Column: TypeAlias = tuple[str, bytes]
+
+class _Answer(TypedDict):
+    """The dict every query returns (see the module's docstring)."""
+
+    info: dict[str, str]
+    strings: tuple[bytes, bytes]
+    tables: dict[str, dict[str, _Column]]
 
 class CoreError(Exception):
     """The binary cannot be read as asked; the message is one line for a person."""
@@ -26,7 +35,7 @@ class Binary:
     (``debug_roots``: where build-id trees are looked for, ``/usr/lib/debug`` by default)."""
 
     def __new__(
-        cls, path: _Path, debug_file: _Path | None = None, debug_roots: list[_Path] | None = None
+        cls, path: _Path, debug_file: _Path | None = None, debug_roots: Sequence[_Path] | None = None
     ) -> Binary: ...
     @property
     def path(self) -> Path: ...
@@ -177,9 +186,13 @@ class location_kind:
 class location_flag:
     """Bits of ``params.loc_flags`` and ``variables.flags`` (core: ``dwarf::location::flag``)."""
 
+    #: Given by a location list.
     LIST: Final[int]
+    #: Bound only in a location view of ``low`` (``low == high``).
     VIEW_ONLY: Final[int]
+    #: Memory at the frame base + value.
     FRAME_BASE: Final[int]
+    #: Memory at the static address value.
     STATIC: Final[int]
 
 class spflag:
@@ -196,6 +209,7 @@ class lineflag:
     """Bits of ``lines.flags`` (core: ``dwarf::lineflag``)."""
 
     IS_STMT: Final[int]
+    #: A row that ends a sequence: its address is past the code.
     END_SEQUENCE: Final[int]
     PROLOGUE_END: Final[int]
     EPILOGUE_BEGIN: Final[int]

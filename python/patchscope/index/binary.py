@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from patchscope import _core
 from patchscope.index import cache, functions, lines, variables
 from patchscope.index import machine as code_facts
-from patchscope.index.tables import Columns
+from patchscope.index.tables import Columns, pool_indices
 
 T = TypeVar("T")
 
@@ -93,7 +93,7 @@ class Binary:
         """The first and last source line of each out-of-line instance's own code."""
         return self.derived("line_spans", lambda: lines.spans(self.cols, self.inventory))
 
-    def instructions(self, low: int, high: int) -> list[dict]:
+    def instructions(self, low: int, high: int) -> list[code_facts.Instruction]:
         return code_facts.instructions(self.core, low, high)
 
     def variables_at(self, scope: int, address: int) -> list[variables.VariableAt]:
@@ -138,13 +138,13 @@ class Binary:
         con.register("sites", inv.inline_sites)
         for name, table in extra.items():
             con.register(name, table)
-        return con.sql(query).to_arrow_table()
+        result: pa.Table = con.sql(query).to_arrow_table()  # duckdb's relation says Any
+        return result
 
     def find_functions(self, pattern: str | None) -> Iterator[int]:
         """Ids of the source functions whose name matches a shell glob (as SystemTap's
         ``function("PATTERN")``), in name order."""
-        names = self.inventory.functions.column("name").combine_chunks()
-        idx = names.indices.to_numpy()
+        idx = pool_indices(self.inventory.functions.column("name"))
         if pattern in (None, "*"):
             wanted = np.ones(len(self.cols.pool), bool)
         else:

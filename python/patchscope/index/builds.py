@@ -42,7 +42,7 @@ import numpy as np
 
 from patchscope import _core
 from patchscope.index.binary import Binary
-from patchscope.index.functions import DECLARATION, group_ids, origin_roots
+from patchscope.index.functions import group_ids, origin_roots
 from patchscope.index.tables import list_offsets, pool_indices
 
 
@@ -86,7 +86,7 @@ def _parameters(b: Binary, pool: list[str]) -> dict[int, tuple[str, ...]]:
     fid_of_group = np.full(group.max() + 1 if len(group) else 0, -1, np.int64)
     fid_of_group[group[:n]] = np.arange(n)
     row_fid = fid_of_group[group[n:]]
-    usable = (row_fid >= 0) & ((sp.column("flags").to_numpy() & DECLARATION) == 0)
+    usable = (row_fid >= 0) & ((sp.column("flags").to_numpy() & _core.spflag.DECLARATION) == 0)
     rows = np.flatnonzero(usable)
     rows = rows[np.lexsort((root[rows] != rows, row_fid[rows]))]  # per function, its root first
     fids = row_fid[rows]

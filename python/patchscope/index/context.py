@@ -13,43 +13,35 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.functions import range_bounds, rows_of
-from patchscope.index.machine import CodeFacts
-from patchscope.index.tables import NO_DIE, list_offsets, pool_indices
+from patchscope.index.machine import CodeFacts, Instruction
+from patchscope.index.tables import list_offsets, pool_indices
 from patchscope.index.variables import VariableAt, variables_at_many
 
-#: ``params.loc_kind`` values (the core's ``location::kind``).
-LOC_NONE, LOC_REGISTER, LOC_MEMORY, LOC_ENTRY_VALUE, LOC_PARAM_REF = 0, 1, 2, 3, 4
-LOC_CONSTANT, LOC_COMPUTED, LOC_COMPOSITE, LOC_NOT_AT_ENTRY, LOC_IMPLICIT_POINTER, LOC_ERROR = (
-    5,
-    6,
-    7,
-    8,
-    9,
-    10,
-)
+#: ``params.loc_kind`` for a person.
 LOC_NAMES = {
-    LOC_NONE: "optimized out",
-    LOC_REGISTER: "register",
-    LOC_MEMORY: "memory",
-    LOC_ENTRY_VALUE: "entry value only",
-    LOC_PARAM_REF: "parameter ref (caller's value)",
-    LOC_CONSTANT: "constant",
-    LOC_COMPUTED: "computed",
-    LOC_COMPOSITE: "in pieces",
-    LOC_NOT_AT_ENTRY: "no location at entry",
-    LOC_IMPLICIT_POINTER: "implicit pointer",
-    LOC_ERROR: "undecodable",
+    _core.location_kind.NONE: "optimized out",
+    _core.location_kind.REGISTER: "register",
+    _core.location_kind.MEMORY: "memory",
+    _core.location_kind.ENTRY_VALUE: "entry value only",
+    _core.location_kind.PARAM_REF: "parameter ref (caller's value)",
+    _core.location_kind.CONSTANT: "constant",
+    _core.location_kind.COMPUTED: "computed",
+    _core.location_kind.COMPOSITE: "in pieces",
+    _core.location_kind.NOT_AT_ENTRY: "no location at entry",
+    _core.location_kind.IMPLICIT_POINTER: "implicit pointer",
+    _core.location_kind.ERROR: "undecodable",
 }
 #: Kinds whose value a probe at the owner's entry can read.
-READABLE = (LOC_REGISTER, LOC_MEMORY, LOC_CONSTANT, LOC_COMPUTED, LOC_COMPOSITE)
-#: ``params.loc_flags``: given by a location list; bound only in a location view of the address.
-LOC_LIST, LOC_VIEW_ONLY = 1, 2
-
-#: ``symbols.suffix_kinds`` bits (the core's ``elf::suffix``).
-SUFFIX_COLD, SUFFIX_PART, SUFFIX_ISRA, SUFFIX_CONSTPROP = 1, 2, 4, 8
-
+READABLE = (
+    _core.location_kind.REGISTER,
+    _core.location_kind.MEMORY,
+    _core.location_kind.CONSTANT,
+    _core.location_kind.COMPUTED,
+    _core.location_kind.COMPOSITE,
+)
 
 T = TypeVar("T")
 
@@ -109,7 +101,7 @@ class Context:
         """The machine-code facts of every out-of-line instance."""
         return self.b.code
 
-    def instructions(self, low: int, high: int) -> list[dict[str, Any]]:
+    def instructions(self, low: int, high: int) -> list[Instruction]:
         """The instructions of ``[low, high)``, decoded from ``low``."""
         return self.b.instructions(low, high)
 
@@ -252,7 +244,7 @@ class Context:
     @cached_property
     def func_symbols(self) -> tuple[np.ndarray, np.ndarray]:
         sy = self.raw("symbols")
-        func = (sy.column("kind").to_numpy() == 1) & (sy.column("section").to_numpy() != 0)
+        func = (sy.column("kind").to_numpy() == _core.symkind.FUNC) & (sy.column("section").to_numpy() != 0)
         rows = np.flatnonzero(func)
         rows = rows[np.argsort(self.sym["address"][rows], kind="stable")]
         return rows, self.sym["address"][rows]
@@ -280,9 +272,13 @@ class Context:
         ``__x86_return_thunk``), by address: what names a branch target."""
         sy = self.raw("symbols")
         kind = sy.column("kind").to_numpy()
-        named = ((kind == 1) | (kind == 6)) & (sy.column("section").to_numpy() != 0) & (self.sym["name"] != 0)
+        named = (
+            np.isin(kind, (_core.symkind.FUNC, _core.symkind.NOTYPE))
+            & (sy.column("section").to_numpy() != 0)
+            & (self.sym["name"] != 0)
+        )
         rows = np.flatnonzero(named)
-        rows = rows[np.lexsort((kind[rows] != 1, self.sym["address"][rows]))]  # functions first
+        rows = rows[np.lexsort((kind[rows] != _core.symkind.FUNC, self.sym["address"][rows]))]  # functions first
         return rows, self.sym["address"][rows]
 
     def name_at(self, addr: int) -> str:
@@ -382,9 +378,9 @@ class Context:
         return {c: t.column(c).to_numpy() for c in ("die", "origin", "specification", "flags", "name")}
 
     def origin_of(self, die: int) -> int:
-        """The abstract origin of a concrete subprogram DIE, or NO_DIE."""
+        """The abstract origin of a concrete subprogram DIE, or ``NO_DIE``."""
         row = rows_of(self.sp["die"], np.array([die], np.uint64))[0]
-        return int(self.sp["origin"][row]) if row >= 0 else int(NO_DIE)
+        return int(self.sp["origin"][row]) if row >= 0 else _core.NO_DIE
 
     @cached_property
     def params(self) -> dict[str, np.ndarray]:
@@ -416,12 +412,14 @@ class Context:
         """Whether an address-based probe at the owner's entry can read each parameter: a
         readable kind, not bound only in a later location view of that address."""
         p = self.params
-        readable: np.ndarray = np.isin(p["loc_kind"], READABLE) & ((p["loc_flags"] & LOC_VIEW_ONLY) == 0)
+        readable: np.ndarray = np.isin(p["loc_kind"], READABLE) & (
+            (p["loc_flags"] & _core.location_flag.VIEW_ONLY) == 0
+        )
         return readable
 
     def param_status(self, row: int) -> str:
         text = LOC_NAMES[int(self.params["loc_kind"][row])]
-        if self.params["loc_flags"][row] & LOC_VIEW_ONLY:
+        if self.params["loc_flags"][row] & _core.location_flag.VIEW_ONLY:
             text += ", only in a later location view of the address"
         return text
 
@@ -439,5 +437,5 @@ class Context:
         """The source parameters (die, name) of a function, in declaration order: those of
         its abstract origin when it has one, else its own."""
         origin = self.origin_of(concrete_die)
-        owner = origin if origin != int(NO_DIE) else concrete_die
+        owner = origin if origin != _core.NO_DIE else concrete_die
         return [(int(self.params["die"][r]), self.param_name(int(r))) for r in self.params_of(owner)]

@@ -20,12 +20,8 @@ from typing import Any, cast
 import numpy as np
 import pyarrow as pa
 
-from patchscope.index.tables import NO_DIE, Columns, list_array
-
-#: Bits of ``subprograms.flags`` (the core's ``spflag``).
-EXTERNAL, DECLARATION, ARTIFICIAL, NORETURN, HAS_CODE = 1, 2, 4, 8, 16
-#: ``symbols.kind`` of a function symbol.
-SYM_FUNC = 1
+from patchscope import _core
+from patchscope.index.tables import Columns, list_array
 
 NOT_INLINED = "not-inlined"
 FULLY_INLINED = "fully-inlined"
@@ -61,7 +57,7 @@ def origin_roots(die: np.ndarray, origin: np.ndarray, spec: np.ndarray) -> np.nd
     """For each subprogram row, the row reached by following abstract origin, then
     specification, until neither is present (chains are short: concrete → abstract →
     declaration)."""
-    ref = np.where(origin != NO_DIE, origin, spec)
+    ref = np.where(origin != _core.NO_DIE, origin, spec)
     row = np.arange(len(die))
     for _ in range(8):
         target = rows_of(die, ref[row])
@@ -97,9 +93,9 @@ def build(cols: Columns) -> Inventory:
     name = sp.column("name").to_numpy()[root]
     file = sp.column("decl_file").to_numpy()[root]
     line = sp.column("decl_line").to_numpy()[root]
-    external = (flags[root] & EXTERNAL) != 0
+    external = (flags[root] & _core.spflag.EXTERNAL) != 0
 
-    has_code = (flags & HAS_CODE) != 0
+    has_code = (flags & _core.spflag.HAS_CODE) != 0
     inl = cols.raw["inline_sites"]
     inl_fn_row = rows_of(die, inl.column("function").to_numpy())
     inl_origin_row = rows_of(die, inl.column("origin").to_numpy())
@@ -163,7 +159,7 @@ def _func_symbols(cols: Columns) -> dict[str, np.ndarray]:
     sy = cols.raw["symbols"]
     kind = sy.column("kind").to_numpy()
     sect = sy.column("section").to_numpy()
-    keep = np.flatnonzero((kind == SYM_FUNC) & (sect != 0))
+    keep = np.flatnonzero((kind == _core.symkind.FUNC) & (sect != 0))
     addr = sy.column("address").to_numpy()[keep]
     order = np.argsort(addr, kind="stable")
     rows = keep[order]
@@ -221,7 +217,7 @@ def _instances(
             "low_pc": pa.array(_moved(sp.column("low_pc").to_numpy()[inst_rows], dwarf_lo, lo)),
             "size": pa.array(size),
             # DW_AT_noreturn sits on the declaration or abstract DIE as often as on the concrete one
-            "noreturn": pa.array(((flags[inst_rows] | flags[root[inst_rows]]) & NORETURN) != 0),
+            "noreturn": pa.array(((flags[inst_rows] | flags[root[inst_rows]]) & _core.spflag.NORETURN) != 0),
             "symbols": list_array(sym_offsets, pa.array(sym_rows, type=pa.uint32())),
             "ranges": list_array(range_offsets, pairs),
         }
@@ -267,7 +263,7 @@ def _symbol_only_table(cols: Columns, sym: dict[str, np.ndarray], fid: np.ndarra
     n = len(sym["row"])
     return pa.table(
         {
-            "die": pa.array(np.full(n, NO_DIE)),
+            "die": pa.array(np.full(n, _core.NO_DIE)),
             "entry_pc": pa.array(sym["address"]),
             "low_pc": pa.array(sym["address"]),
             "size": pa.array(sym["size"]),

@@ -17,12 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from patchscope import _core
 from patchscope.index.cache import derived_product
 from patchscope.index.functions import Inventory, range_bounds
 from patchscope.index.tables import Columns, pool_indices
-
-#: ``lines.flags`` bit of a row that ends a sequence (its address is past the code).
-END_SEQUENCE = 2
 
 
 @derived_product
@@ -46,7 +44,7 @@ def spans(cols: Columns, inv: Inventory) -> LineSpans:
     by_low = np.argsort(bounds[:, 0], kind="stable")
     at = np.searchsorted(bounds[by_low, 0], addr, "right") - 1
     r = by_low[np.maximum(at, 0)]
-    inside = (at >= 0) & (addr < bounds[r, 1]) & ((lines.column("flags").to_numpy() & END_SEQUENCE) == 0)
+    inside = (at >= 0) & (addr < bounds[r, 1]) & ((lines.column("flags").to_numpy() & _core.lineflag.END_SEQUENCE) == 0)
     rows = np.flatnonzero(inside)
     owner = range_owner[r[rows]]
 

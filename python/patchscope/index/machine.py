@@ -5,6 +5,7 @@ fingerprints, one ``_core.Binary.fingerprints`` call over the same ranges."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict, cast
 
 import numpy as np
 import pyarrow as pa
@@ -12,20 +13,11 @@ import pyarrow.compute as pc
 
 from patchscope import _core
 from patchscope.index.cache import derived_product
+from patchscope.index.functions import range_bounds
 from patchscope.index.tables import Columns
 
-#: ``code_events.kind`` values (the core's ``code::kind``).
-RETURN, TAIL_JUMP_DIRECT, TAIL_JUMP_INDIRECT, CALL_DIRECT, CALL_INDIRECT, JUMP_TO_ENTRY = 1, 2, 3, 4, 5, 6
-LL, SC, LSE_ATOMIC, ORDERED = 7, 8, 9, 10
-TM_BEGIN, TM_END, TM_ABORT, TM_TEST, TM_OTHER, HLE = 11, 12, 13, 14, 15, 16
-TRAP, ENDBR, LOCAL_ENTRY, ENTRY_NOPS = 17, 18, 19, 20
-#: ``instructions`` only.
-OTHER, NOP, JUMP, JUMP_INDIRECT, ERROR = 0, 32, 33, 34, 255
-NO_TARGET = 0xFFFF_FFFF_FFFF_FFFF
-#: ``extra`` flags of branches.
-CONDITIONAL, THUNK = 1, 2
-#: ``normal_form.how``: what became of a field (the core's ``code::fingerprint::how``).
-HOW = ("raw", "symbol", "local", "string", "masked", "skipped")
+#: ``normal_form.how`` for a person, by value (``_core.how``: what became of a field).
+HOW = tuple(n.lower() for n in sorted(filter(str.isupper, vars(_core.how)), key=lambda n: getattr(_core.how, n)))
 
 
 @derived_product
@@ -58,9 +50,9 @@ class CodeFingerprints:
 
 def _range_columns(instances: pa.Table) -> tuple[bytes, bytes, bytes]:
     """Every range of every instance as the core takes them: ids, lows, highs."""
-    col = instances.column("ranges").combine_chunks()
-    counts = pc.list_value_length(col).to_numpy(zero_copy_only=False)
-    pairs = col.flatten().flatten().to_numpy().reshape(-1, 2)
+    ranges = instances.column("ranges")
+    counts = pc.list_value_length(ranges).to_numpy(zero_copy_only=False)
+    pairs = range_bounds(ranges)
     ids = np.repeat(np.arange(instances.num_rows, dtype=np.uint64), counts)
     return ids.tobytes(), pairs[:, 0].copy().tobytes(), pairs[:, 1].copy().tobytes()
 
@@ -75,20 +67,46 @@ def fingerprint(core: _core.Binary, instances: pa.Table) -> CodeFingerprints:
     return CodeFingerprints(found.table("code_fingerprints"))
 
 
-def normal_form(core: _core.Binary, low: int, high: int, entry: bool = True) -> tuple[int, list[dict]]:
+class Instruction(TypedDict):
+    """A row of table ``insns``."""
+
+    address: int
+    size: int
+    #: ``_core.kind``
+    kind: int
+    #: ``_core.NO_TARGET`` when the instruction has none.
+    target: int
+    #: ``_core.flag`` bits of a branch or an atomic; a trap's ``_core.trap`` in the low byte.
+    extra: int
+    text: str
+    #: The symbol an undefined target's relocation names (relocatable files), else empty.
+    target_name: str
+
+
+class NormalField(TypedDict):
+    """A row of table ``normal_form``: one position-dependent field, or an instruction left out."""
+
+    address: int
+    size: int
+    mask: int
+    #: ``_core.how``
+    how: int
+    name: str
+    offset: int
+
+
+def normal_form(core: _core.Binary, low: int, high: int, entry: bool = True) -> tuple[int, list[NormalField]]:
     """How the fingerprint of ``[low, high)`` sees it: the fingerprint, and one row per
     position-dependent field (``how``: :data:`HOW`) or instruction left out."""
     found = Columns.from_core(core.normal_form(low, high, entry))
-    return int(found.info["fingerprint"]), found.table("normal_form").to_pylist()
+    # the rows have the table's columns, which the core fixes
+    return int(found.info["fingerprint"]), cast("list[NormalField]", found.table("normal_form").to_pylist())
 
 
-def instructions(core: _core.Binary, low: int, high: int) -> list[dict]:
+def instructions(core: _core.Binary, low: int, high: int) -> list[Instruction]:
     """Every instruction of ``[low, high)`` with its text, for evidence."""
-    return Columns.from_core(core.instructions(low, high)).table("insns").to_pylist()
-
-
-#: ``probe_sites.status`` bits (the core's ``code::site_status``).
-SITE_NO_BYTES, SITE_DECODE_ERROR, SITE_BAD_START = 1, 2, 4
+    # the rows have the table's columns, which the core fixes
+    return cast("list[Instruction]", Columns.from_core(core.instructions(low, high)).table("insns").to_pylist())
 
 
 def probe_sites(core: _core.Binary, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:

@@ -14,11 +14,10 @@ from typing import Any, cast
 import numpy as np
 import pyarrow as pa
 
+from patchscope import _core
+
 #: Field metadata that marks a ``uint32`` column as indices into the string pool.
 STRING_MARK = {b"patchscope": b"str"}
-
-#: "No DIE": the core's value for an absent reference.
-NO_DIE = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 
 
 @dataclass
@@ -31,7 +30,7 @@ class Columns:
     _decoded: dict[str, pa.Table] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_core(cls, scan: dict[str, Any]) -> Columns:
+    def from_core(cls, scan: _core._Answer) -> Columns:
         offsets, data = scan["strings"]
         n = len(offsets) // 8 - 1
         # the stubs type from_buffers as the base class's, a StringArray

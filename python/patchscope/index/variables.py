@@ -16,32 +16,25 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from patchscope import _core
 from patchscope.index.abi import reg_name
-from patchscope.index.tables import NO_DIE, Columns
+from patchscope.index.tables import Columns, list_array
 
 if TYPE_CHECKING:
     from patchscope.index.binary import Binary
 
-#: ``variables.kind``: the core's ``location::kind``.
-NONE, REGISTER, MEMORY, ENTRY_VALUE, PARAM_REF, CONSTANT, COMPUTED, COMPOSITE = 0, 1, 2, 3, 4, 5, 6, 7
-IMPLICIT_POINTER, ERROR = 9, 10
-#: ``variables.flags``: from a location list; bound only in a location view of ``low``
-#: (``low == high``); memory at the frame base + value; memory at the static address value.
-LIST, VIEW_ONLY, FRAME_BASE, STATIC = 1, 2, 4, 8
-NO_REG = 0xFFFF
-
 #: ``VariableAt.state`` of each location kind.
 STATES = {
-    NONE: "optimized-out",
-    REGISTER: "register",
-    MEMORY: "memory",
-    ENTRY_VALUE: "entry-value-only",
-    PARAM_REF: "parameter-ref",
-    CONSTANT: "constant",
-    COMPUTED: "computed",
-    COMPOSITE: "pieces",
-    IMPLICIT_POINTER: "implicit-pointer",
-    ERROR: "unreadable",
+    _core.location_kind.NONE: "optimized-out",
+    _core.location_kind.REGISTER: "register",
+    _core.location_kind.MEMORY: "memory",
+    _core.location_kind.ENTRY_VALUE: "entry-value-only",
+    _core.location_kind.PARAM_REF: "parameter-ref",
+    _core.location_kind.CONSTANT: "constant",
+    _core.location_kind.COMPUTED: "computed",
+    _core.location_kind.COMPOSITE: "pieces",
+    _core.location_kind.IMPLICIT_POINTER: "implicit-pointer",
+    _core.location_kind.ERROR: "unreadable",
 }
 #: The state of a variable whose lexical block does not cover the address.
 OUT_OF_SCOPE = "out-of-scope"
@@ -79,7 +72,7 @@ def scope_variables(binary: Binary, scopes: list[int] | np.ndarray) -> tuple[pa.
     """Tables ``variables`` and ``blocks`` of the scopes (DIEs of concrete instances or
     inline sites), with string columns decoded; DIEs that are no such scope yield no rows."""
     dies = np.unique(np.asarray(scopes, dtype=np.uint64))
-    dies = dies[dies != NO_DIE]
+    dies = dies[dies != _core.NO_DIE]
     cols = Columns.from_core(binary.core.variables(dies.tobytes()))
     return cols.table("variables"), cols.table("blocks")
 
@@ -115,8 +108,8 @@ def _at(variables: pa.Table, blocks: pa.Table, scope: np.ndarray, address: np.nd
     # The rows of each pair: the core returns each scope's rows together, in DIE order.
     pair, row = _expand(np.searchsorted(v["scope"], scope, "left"), np.searchsorted(v["scope"], scope, "right"))
     a = address[pair]
-    low, high, view = v["low"][row], v["high"][row], (v["flags"][row] & VIEW_ONLY) != 0
-    binds = np.where(view, low == a, (low <= a) & (a < high)) & (v["kind"][row] != NONE)
+    low, high, view = v["low"][row], v["high"][row], (v["flags"][row] & _core.location_flag.VIEW_ONLY) != 0
+    binds = np.where(view, low == a, (low <= a) & (a < high)) & (v["kind"][row] != _core.location_kind.NONE)
     # One group per (pair, variable), ordered: the binding rows first, view-only ones last.
     die = v["die"][row]
     starts = np.ones(len(row), bool)
@@ -130,14 +123,15 @@ def _at(variables: pa.Table, blocks: pa.Table, scope: np.ndarray, address: np.nd
     at = row[first]
     block = variables.column("block").to_numpy()[at]
     in_scope = _in_block(block, a[first], blocks)
-    state = np.where(in_scope, _STATE_NAMES[np.where(chosen, v["kind"][at], NONE)], OUT_OF_SCOPE)
+    state = np.where(in_scope, _STATE_NAMES[np.where(chosen, v["kind"][at], _core.location_kind.NONE)], OUT_OF_SCOPE)
     listed = order[binds[order]]  # by group, the chosen first
     listed = listed[in_scope[group[listed]]]
     offsets = np.zeros(len(first) + 1, np.int64)
     offsets[1:] = np.cumsum(np.where(in_scope, count, 0))
     texts = _describe(variables, row[listed], arch)
     take = pa.array(at)
-    return pa.table(
+    # from_pydict, which pa.table calls: the stubs type only its mapping as chunked arrays
+    return pa.Table.from_pydict(
         {
             "pair": pa.array(pair[first], pa.int64()),
             "scope": pa.array(scope[pair[first]]),
@@ -148,10 +142,10 @@ def _at(variables: pa.Table, blocks: pa.Table, scope: np.ndarray, address: np.nd
             "type": variables.column("type").take(take).cast(pa.large_string()),
             "param": pa.array(variables.column("param").to_numpy()[at] != 0),
             "state": pa.array(state, pa.string()),
-            "locations": pa.ListArray.from_arrays(pa.array(offsets), pa.array(texts, pa.string())),
+            "locations": list_array(offsets, pa.array(texts, pa.string())),
             "multiple": pa.array(in_scope & (count > 1)),
             "view_only": pa.array(in_scope & chosen & view[first]),
-            "in_block": pa.array(block != NO_DIE),
+            "in_block": pa.array(block != _core.NO_DIE),
         }
     )
 
@@ -165,8 +159,8 @@ def _expand(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _in_block(block: np.ndarray, address: np.ndarray, blocks: pa.Table) -> np.ndarray:
-    """Whether each variable's lexical block (NO_DIE: none, the whole scope) covers its address."""
-    inside = block == NO_DIE
+    """Whether each variable's lexical block (``NO_DIE``: none, the whole scope) covers its address."""
+    inside: np.ndarray = block == _core.NO_DIE
     ask = np.flatnonzero(~inside)
     if len(ask) == 0:
         return inside
@@ -183,7 +177,11 @@ def _in_block(block: np.ndarray, address: np.ndarray, blocks: pa.Table) -> np.nd
 def _describe(variables: pa.Table, rows: np.ndarray, arch: str) -> np.ndarray:
     """Each row's location for a person, computed once per distinct location."""
     col = {n: variables.column(n).to_numpy()[rows].astype(np.int64) for n in ("kind", "reg", "value", "flags")}
-    small = col["kind"] | (col["flags"] & (FRAME_BASE | STATIC)) << 8 | col["reg"] << 16
+    small = (
+        col["kind"]
+        | (col["flags"] & (_core.location_flag.FRAME_BASE | _core.location_flag.STATIC)) << 8
+        | col["reg"] << 16
+    )
     order = np.lexsort((col["value"], small))
     s, v = small[order], col["value"][order]
     new = np.ones(len(rows), bool)
@@ -197,19 +195,19 @@ def _describe(variables: pa.Table, rows: np.ndarray, arch: str) -> np.ndarray:
 
 def describe(kind: int, reg: int, value: int, flags: int, arch: str) -> str:
     """One location, as ``%rdi``, ``fbreg-24``, ``%rsp+8``, ``@0x…``, ``=42``, ``entry(%rsi)``."""
-    name = f"%{reg_name(arch, reg)}" if reg != NO_REG else ""
-    if kind == REGISTER:
+    name = f"%{reg_name(arch, reg)}" if reg != _core.NO_REG else ""
+    if kind == _core.location_kind.REGISTER:
         return name
-    if kind == MEMORY:
-        if flags & FRAME_BASE:
+    if kind == _core.location_kind.MEMORY:
+        if flags & _core.location_flag.FRAME_BASE:
             return f"fbreg{value:+d}"
-        if flags & STATIC:
+        if flags & _core.location_flag.STATIC:
             return f"@{value & 0xFFFF_FFFF_FFFF_FFFF:#x}"
         return f"{name}{value:+d}" if name else "computed-address"
-    if kind == CONSTANT:
+    if kind == _core.location_kind.CONSTANT:
         return f"={value}"
-    if kind == ENTRY_VALUE:
+    if kind == _core.location_kind.ENTRY_VALUE:
         return f"entry({name})" if name else "entry-value"
-    if kind == COMPOSITE:
+    if kind == _core.location_kind.COMPOSITE:
         return f"pieces({name}…)" if name else "pieces"
     return STATES.get(kind, "unreadable")

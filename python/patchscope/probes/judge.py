@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.context import Context
-from patchscope.index.tables import NO_DIE
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch
 from patchscope.probes.resolve import Landing, Resolution, resolve
 from patchscope.rules import Findings, findings, refused
 from patchscope.rules.finding import CODES, Band, Code, hexa
+from patchscope.rules.kprobe_target import Refusal
 from patchscope.rules.points import (
     LINE_FRAGILE,
     MID_INSTRUCTION,
@@ -71,13 +72,14 @@ class FindingsAt:
 
     def __init__(self, f: Findings) -> None:
         t = f.findings
-        self.code = t.column("code").to_pylist()
-        self.message = t.column("message").to_pylist()
-        self.evidence = t.column("evidence").to_pylist()
+        # every finding has these (finding.to_table): no nulls
+        self.code = cast("list[str]", t.column("code").to_pylist())
+        self.message = cast("list[str]", t.column("message").to_pylist())
+        self.evidence = cast("list[str]", t.column("evidence").to_pylist())
         self.by_fid: dict[int, list[int]] = {}
         self.by_instance: dict[int, list[int]] = {}
-        self.instance = t.column("instance").to_pylist()
-        for i, (fid, inst) in enumerate(zip(t.column("fid").to_pylist(), self.instance)):
+        self.instance = cast("list[int]", t.column("instance").to_pylist())
+        for i, (fid, inst) in enumerate(zip(cast("list[int]", t.column("fid").to_pylist()), self.instance)):
             self.by_fid.setdefault(fid, []).append(i)
             if inst >= 0:
                 self.by_instance.setdefault(inst, []).append(i)
@@ -182,7 +184,8 @@ def mid_instruction(cx: Context, landings: list[Landing]) -> list[list[Reason]]:
     if not ask:
         return out
     sites = cx.probe_sites(np.array(starts, np.uint64), np.array([landings[i].address for i in ask], np.uint64))
-    for i, insn, size in zip(ask, sites.column("insn").to_pylist(), sites.column("size").to_pylist()):
+    insns: list[int] = sites.column("insn").to_numpy().tolist()
+    for i, insn, size in zip(ask, insns, sites.column("size").to_pylist()):
         if insn != landings[i].address:
             at = landings[i].address
             message = f"{hexa(at)} is byte {at - insn} of the {size}-byte instruction at {hexa(insn)}"
@@ -270,11 +273,11 @@ def _address_reasons(cx: Context, res: Resolution) -> list[list[Reason]]:
     ]
 
 
-def _refusals(cx: Context, res: Resolution) -> list[list[refused.Refusal]]:
+def _refusals(cx: Context, res: Resolution) -> list[list[Refusal]]:
     """What the kernel answers at each landing of a kernel or module point, for the point's
     tool; the blacklist's refusals are left to its own findings (kprobe-blacklist …)."""
     point = res.point
-    none: list[list[refused.Refusal]] = [[] for _ in res.landings]
+    none: list[list[Refusal]] = [[] for _ in res.landings]
     if not res.landings:
         return none
     try:
@@ -297,7 +300,7 @@ def scopes(cx: Context, landings: list[Landing]) -> list[int]:
         if lnd.site >= 0
         else int(cx.inst_die[lnd.instance])
         if lnd.instance >= 0
-        else int(NO_DIE)
+        else _core.NO_DIE
         for lnd in landings
     ]
 
@@ -306,10 +309,10 @@ def _site_dies(cx: Context) -> np.ndarray:
     return cx.sites.column("die").to_numpy()
 
 
-def _variables(cx: Context, landings: list[Landing]) -> list[list[dict]]:
+def _variables(cx: Context, landings: list[Landing]) -> list[list[dict[str, Any]]]:
     pairs = list(zip(scopes(cx, landings), (lnd.address for lnd in landings)))
-    known = [i for i, (scope, _) in enumerate(pairs) if scope != int(NO_DIE)]
-    out: list[list[dict]] = [[] for _ in pairs]
+    known = [i for i, (scope, _) in enumerate(pairs) if scope != _core.NO_DIE]
+    out: list[list[dict[str, Any]]] = [[] for _ in pairs]
     if known:
         found = cx.variables_at([pairs[i] for i in known])
         for i, vs in zip(known, found):

@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from patchscope import _core
 from patchscope.index.context import Context
 from patchscope.probes.places import places
 from patchscope.probes.syntax import LineSpec
 from patchscope.rules.atomics import InlineSites, inline_sites_at
-
-#: ``lines.flags`` bits (the core's ``lineflag``).
-IS_STMT, END_SEQUENCE, PROLOGUE_END = 1, 2, 4
 
 
 @dataclass
@@ -77,7 +75,7 @@ def prologue_end(cx: Context, low: int, high: int) -> int | None:
     ix = line_index(cx)
     s = ix.rows_in(low, high)
     flags, addrs = ix.flags[s], ix.address[s]
-    marked = np.flatnonzero(flags & PROLOGUE_END)
+    marked = np.flatnonzero(flags & _core.lineflag.PROLOGUE_END)
     if marked.size:
         return int(addrs[marked[0]])
     later = addrs[addrs > low]
@@ -105,7 +103,7 @@ def line_addresses(cx: Context, file: str | None, spec: LineSpec, fids: list[int
     rows = np.zeros(len(ix.address), bool)
     for f, lo, hi in _targets(cx, file, spec, fids):
         rows |= np.isin(ix.file, f) & (ix.line >= lo) & (ix.line <= hi)
-    stmt = rows & ((ix.flags & IS_STMT) != 0)
+    stmt = rows & ((ix.flags & _core.lineflag.IS_STMT) != 0)
     if stmt.any():
         rows = stmt
     picked = np.flatnonzero(rows)
@@ -154,7 +152,11 @@ def _match(cx: Context, r: int) -> LineMatch:
         if (f, n) != (ix.file[r], ix.line[r])
     ]
     m = LineMatch(
-        addr, cx.string(int(ix.file[r])), int(ix.line[r]), bool(ix.flags[r] & IS_STMT), list(dict.fromkeys(also))
+        addr,
+        cx.string(int(ix.file[r])),
+        int(ix.line[r]),
+        bool(ix.flags[r] & _core.lineflag.IS_STMT),
+        list(dict.fromkeys(also)),
     )
     row = places(cx).instance_at(addr)
     if row >= 0:

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from patchscope import _core
 from patchscope.index.binary import Binary
-from patchscope.index.context import SUFFIX_CONSTPROP, SUFFIX_ISRA, SUFFIX_PART, Context
-from patchscope.index.tables import NO_DIE
+from patchscope.index.context import Context
 from patchscope.index.variables import variables_at_table
 from patchscope.probes import syntax as ps
 from patchscope.probes.judge import scopes
@@ -29,7 +29,7 @@ from patchscope.rules.finding import hexa
 READABLE = frozenset({"register", "memory", "constant", "computed", "pieces"})
 #: Suffix kinds of a body GCC changed (``.part``, ``.isra``, ``.constprop``, ``.lto_priv``,
 #: ``.clone``), named by its symbol; an alias (``.localalias``, ``__GI_x``) is not one.
-CHANGED = SUFFIX_PART | SUFFIX_ISRA | SUFFIX_CONSTPROP | 16 | 128
+CHANGED = _core.suffix.PART | _core.suffix.ISRA | _core.suffix.CONSTPROP | _core.suffix.LTO_PRIV | _core.suffix.CLONE
 
 
 @dataclass
@@ -72,7 +72,7 @@ def _part_bodies(cx: Context, res: Resolution) -> list[Landing]:
         Landing(places(cx).entry(row)[0], fid, kind, row, how=".part body")
         for fid in dict.fromkeys(m.fid for m in res.missed)
         for row in cx.instances_of.get(fid, [])
-        if row not in landed and int(cx.inst_suffix_kinds[row]) & SUFFIX_PART
+        if row not in landed and int(cx.inst_suffix_kinds[row]) & _core.suffix.PART
     ]
 
 
@@ -81,7 +81,7 @@ def _instance_name(cx: Context, row: int, fid: int) -> str:
     name, which stap's ``function("…")`` matches: the first symbol at its address may be an
     alias (glibc's ``__GI_x``, a versioned ``x@GLIBC_2.2.5``, ``x.localalias``). A symbol
     loses its ``@VERSION``, which stap would read as ``@FILE``."""
-    if int(cx.inst_die[row]) == NO_DIE or int(cx.inst_suffix_kinds[row]) & CHANGED:
+    if int(cx.inst_die[row]) == _core.NO_DIE or int(cx.inst_suffix_kinds[row]) & CHANGED:
         return cx.instance_symbol(row).split("@")[0]
     return cx.fn_name[fid]
 
@@ -121,7 +121,8 @@ def _point_text(cx: Context, point: ps.ProbePoint, fid: int, name: str, kind: st
 
 
 def _declarations(cx: Context) -> tuple[list[str | None], list[int]]:
-    return cx.functions.column("decl_file").to_pylist(), cx.functions.column("decl_line").to_pylist()
+    lines: list[int] = cx.functions.column("decl_line").to_numpy().tolist()
+    return cx.functions.column("decl_file").to_pylist(), lines
 
 
 def _present(at: pa.Table, line_of: np.ndarray, sizes: list[int]) -> list[list[str]]:
@@ -134,7 +135,8 @@ def _present(at: pa.Table, line_of: np.ndarray, sizes: list[int]) -> list[list[s
     seen = pc.is_in(at.column("state"), value_set=pa.array(sorted(READABLE)))
     seen = pc.and_(seen, pc.invert(pc.or_(at.column("in_block"), at.column("view_only"))))
     t = at.filter(seen)
-    keys = pc.binary_join_element_wise(
+    # the stubs want every argument of one type; Arrow takes the separator as a scalar
+    keys = pc.binary_join_element_wise(  # type: ignore[call-overload]
         t.column("name"), t.column("type"), pa.scalar(":", pa.large_string())
     ).to_pylist()
     counts: list[dict[str, int]] = [{} for _ in sizes]

@@ -8,6 +8,7 @@ from functools import cached_property
 import numpy as np
 
 from patchscope.index.context import Context
+from patchscope.index.functions import range_bounds
 from patchscope.rules.entry import Entries
 
 
@@ -16,9 +17,8 @@ class Places:
 
     def __init__(self, cx: Context) -> None:
         self.cx = cx
-        col = cx.inst.column("ranges").combine_chunks()
-        counts = np.diff(col.offsets.to_numpy())
-        flat = col.values.flatten().to_numpy().reshape(-1, 2)
+        counts = cx.inst_range_count
+        flat = range_bounds(cx.inst.column("ranges"))
         rows = np.repeat(np.arange(len(counts)), counts)
         order = np.argsort(flat[:, 0], kind="stable")
         self.low, self.high, self.row = flat[order, 0], flat[order, 1], rows[order]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from patchscope.index.context import SUFFIX_COLD, SUFFIX_PART, Context
-from patchscope.index.tables import NO_DIE
+from patchscope import _core
+from patchscope.index.context import Context
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch, file_matches, line_addresses, prologue_end
 from patchscope.probes.places import places
@@ -136,7 +136,7 @@ def _perf_refuses(cx: Context, res: Resolution, fid: int) -> bool:
     symbol at 0x…" (tools/perf/util/probe-finder.c trusts DW_AT_low_pc of a DW_AT_ranges DIE)."""
     for row in cx.instances_of.get(fid, []):
         if cx.inst_range_count[row] > 1 and any(
-            int(cx.sym["suffix_kinds"][s]) & SUFFIX_COLD for s in cx.inst_symbols(row)
+            int(cx.sym["suffix_kinds"][s]) & _core.suffix.COLD for s in cx.inst_symbols(row)
         ):
             res.errors.append(
                 f"perf probe 6.1 fails on {cx.instance_symbol(row)}: its DWARF has a .cold range "
@@ -150,7 +150,7 @@ def _out_of_line(cx: Context, res: Resolution, fid: int) -> None:
     p = res.point
     for row in cx.instances_of.get(fid, []):
         symbol = cx.instance_symbol(row)
-        if p.tool == "stap" and int(cx.inst_suffix_kinds[row]) & SUFFIX_PART:
+        if p.tool == "stap" and int(cx.inst_suffix_kinds[row]) & _core.suffix.PART:
             res.missed.append(Missed(fid, symbol, "SystemTap does not map a .part body back to its source name"))
             continue
         if p.offset is not None:
@@ -181,7 +181,7 @@ def _optimized_instances(cx: Context) -> np.ndarray:
     offsets = units.column("offset").to_numpy()
     optimized = np.array([re.search(r" -O(?!0)", p or "") is not None for p in units.column("producer").to_pylist()])
     out = np.ones(len(cx.inst_die), bool)
-    known = (cx.inst_die != NO_DIE) & bool(len(offsets))
+    known = (cx.inst_die != _core.NO_DIE) & bool(len(offsets))
     unit = np.maximum(np.searchsorted(offsets, cx.inst_die[known], "right") - 1, 0)
     out[known] = optimized[unit] if len(offsets) else True
     return out

@@ -219,11 +219,12 @@ def _stap_point(text: str, parts: list[_Component], optional: bool) -> ProbePoin
     if not rest or rest[0].name not in ("function", "statement"):
         pos = rest[0].pos if rest else len(text)
         raise ProbeSyntaxError(text, pos, 'expected .function("…") or .statement("…")')
-    what = rest[0]
-    if what.arg is None:
+    what, arg = rest[0], rest[0].arg
+    if arg is None:
         raise ProbeSyntaxError(text, what.pos + len(what.name), f'.{what.name} needs ("PATTERN")')
     base = ProbePoint(text=text, tool="stap", mode=ENTRY, target=target, optional=optional)
-    point = _stap_statement(text, what, base) if what.name == "statement" else _stap_function(text, what, base)
+    stap = _stap_statement if what.name == "statement" else _stap_function
+    point = stap(text, what.pos, arg, base)
     return _stap_suffixes(text, rest[1:], point)
 
 
@@ -239,21 +240,23 @@ def _stap_target(text: str, head: _Component) -> str:
     raise ProbeSyntaxError(text, head.pos, 'expected kernel, module("NAME") or process("PATH")')
 
 
-def _stap_function(text: str, what: _Component, base: ProbePoint) -> ProbePoint:
-    if not isinstance(what.arg, str):
-        raise ProbeSyntaxError(text, what.pos, ".function takes a string pattern")
-    at = text.index(what.arg, what.pos) if what.arg else what.pos
-    func, file, line = _function_spec(what.arg, text, at)
+def _stap_function(text: str, pos: int, arg: str | int, base: ProbePoint) -> ProbePoint:
+    """``.function(arg)``, the component at ``pos``."""
+    if not isinstance(arg, str):
+        raise ProbeSyntaxError(text, pos, ".function takes a string pattern")
+    at = text.index(arg, pos) if arg else pos
+    func, file, line = _function_spec(arg, text, at)
     return replace(base, function=func, file=file, line=line)
 
 
-def _stap_statement(text: str, what: _Component, base: ProbePoint) -> ProbePoint:
-    if isinstance(what.arg, int):
-        return replace(base, mode=ADDRESS, address=what.arg)
-    at = text.index(what.arg, what.pos) if what.arg else what.pos
-    func, file, line = _function_spec(what.arg, text, at)
+def _stap_statement(text: str, pos: int, arg: str | int, base: ProbePoint) -> ProbePoint:
+    """``.statement(arg)``, the component at ``pos``."""
+    if isinstance(arg, int):
+        return replace(base, mode=ADDRESS, address=arg)
+    at = text.index(arg, pos) if arg else pos
+    func, file, line = _function_spec(arg, text, at)
     if line is None:
-        raise ProbeSyntaxError(text, at + len(what.arg), 'a statement needs a line: "FUNC@FILE:LINE"')
+        raise ProbeSyntaxError(text, at + len(arg), 'a statement needs a line: "FUNC@FILE:LINE"')
     return replace(base, mode=STATEMENT, function=func, file=file, line=line)
 
 

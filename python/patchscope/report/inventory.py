@@ -11,9 +11,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.context import Context
-from patchscope.index.tables import NO_DIE
 from patchscope.rules.finding import hexa
 
 SCHEMA = "patchscope.functions"
@@ -87,7 +87,7 @@ class InventoryView:
             "symbol": names[0] if names else None,
             "symbols": names,
             "suffixes": suffix_chain(self.string(sym["suffix"][syms[0]])) if syms else [],
-            "die": hexa(r["die"]) if r["die"] != int(NO_DIE) else None,
+            "die": hexa(r["die"]) if r["die"] != _core.NO_DIE else None,
             "entry_pc": hexa(r["entry_pc"]),
             "size": r["size"],
             "noreturn": r["noreturn"],

@@ -30,32 +30,25 @@ from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.context import (
     LOC_NAMES,
-    LOC_VIEW_ONLY,
     READABLE,
-    SUFFIX_COLD,
-    SUFFIX_CONSTPROP,
-    SUFFIX_ISRA,
-    SUFFIX_PART,
     Context,
 )
 from patchscope.index.functions import (
     FULLY_INLINED,
-    HAS_CODE,
     NOT_INLINED,
     SELECTIVELY_INLINED,
-    SYM_FUNC,
     SYMBOL_ONLY,
     origin_roots,
     rows_of,
 )
-from patchscope.index.tables import NO_DIE
 from patchscope.rules import findings, verdict
 
 SCHEMA = "patchscope.stats"
 VERSION = 1
 
 STATUSES = (NOT_INLINED, FULLY_INLINED, SELECTIVELY_INLINED, SYMBOL_ONLY)
-CLONE = SUFFIX_PART | SUFFIX_ISRA | SUFFIX_CONSTPROP
+#: Suffix kinds that make a symbol a clone (``.part``, ``.isra``, ``.constprop``).
+CLONE_SUFFIXES = _core.suffix.PART | _core.suffix.ISRA | _core.suffix.CONSTPROP
 
 #: Per called function, the share of its calls that were inlined: exactly 0, in [0, 1/2),
 #: in [1/2, 1), exactly 1.
@@ -70,8 +63,6 @@ SITE_CLASSES = ("all", "some", "none", "no-params")
 #: without DWARF (assembly, IFUNC), a function of another binary, or through a pointer.
 DESTINATIONS = ("here", "here_no_dwarf", "elsewhere", "indirect")
 HERE, HERE_NO_DWARF, ELSEWHERE, INDIRECT = range(len(DESTINATIONS))
-#: ``symbols.kind`` of an untyped symbol (assembly entry points).
-SYM_NOTYPE = 6
 #: Shapes of a function's out-of-line instances, exclusive: several copies without a clone
 #: suffix (a static of a header, emitted in several units; clones may come too), one original
 #: and its clones, clones and no original, a single clone. A ``.cold`` part is counted apart.
@@ -181,11 +172,11 @@ def call_targets(cx: Context) -> tuple[np.ndarray, np.ndarray]:
     cs = cx.raw("call_sites")
     sp = cx.raw("subprograms")
     die = sp.column("die").to_numpy()
-    has_code = (sp.column("flags").to_numpy() & HAS_CODE) != 0
+    has_code = (sp.column("flags").to_numpy() & _core.spflag.HAS_CODE) != 0
     caller = rows_of(die, cs.column("function").to_numpy())
     in_code = (caller >= 0) & has_code[np.maximum(caller, 0)]  # not a call site in an abstract tree
     target = cs.column("target").to_numpy()[in_code]
-    indirect = (cs.column("indirect").to_numpy()[in_code] != 0) | (target == NO_DIE)
+    indirect = (cs.column("indirect").to_numpy()[in_code] != 0) | (target == _core.NO_DIE)
     root = origin_roots(die, sp.column("origin").to_numpy(), sp.column("specification").to_numpy())
     keys = np.stack([sp.column(c).to_numpy()[root].astype(np.int64) for c in ("name", "decl_file", "decl_line")], 1)
     resolve = _Resolver(cx)
@@ -245,7 +236,9 @@ def _defined_code_symbols(cx: Context) -> dict[str, int]:
     """Name → address of the function and untyped symbols defined in this binary."""
     sy = cx.raw("symbols")
     kind = sy.column("kind").to_numpy()
-    rows = np.flatnonzero(np.isin(kind, (SYM_FUNC, SYM_NOTYPE)) & (sy.column("section").to_numpy() != 0))
+    rows = np.flatnonzero(
+        np.isin(kind, (_core.symkind.FUNC, _core.symkind.NOTYPE)) & (sy.column("section").to_numpy() != 0)
+    )
     names = cx.pool.take(sy.column("name").to_numpy()[rows]).to_pylist()
     # the first definition of a name wins; several are statics, which the key matched already
     out: dict[str, int] = {}
@@ -312,19 +305,19 @@ def _instance_shapes(cx: Context) -> dict[str, np.ndarray]:
     main, main_kinds = cx.inst_main_symbol, cx.inst_suffix_kinds
     owner = np.repeat(np.arange(len(main)), np.diff(offsets))
     cold = np.zeros(len(main), bool)
-    cold[owner[(kinds[values] & SUFFIX_COLD) != 0]] = True
+    cold[owner[(kinds[values] & _core.suffix.COLD) != 0]] = True
     pool = cx.pool
     text = {i: pool[int(i)].as_py() for i in np.unique(suffix[main[main >= 0]]).tolist()}
     shape = np.array(
         [
-            NO_SYMBOL if m < 0 else suffix_shape(text[int(suffix[m])]) if k & CLONE else "original"
+            NO_SYMBOL if m < 0 else suffix_shape(text[int(suffix[m])]) if k & CLONE_SUFFIXES else "original"
             for m, k in zip(main.tolist(), main_kinds.tolist())
         ],
         dtype=object,
     )
     return {
         "fid": inst.column("fid").to_numpy(),
-        "clone": (main_kinds & CLONE) != 0,
+        "clone": (main_kinds & CLONE_SUFFIXES) != 0,
         "cold": cold,
         "shape": shape,
         "main": main,
@@ -396,7 +389,7 @@ def readable_params(cx: Context) -> np.ndarray:
     address itself and not only in a later location view (as the rules decide)."""
     p = cx.raw("params")
     flags = p.column("loc_flags").to_numpy()
-    return np.isin(p.column("loc_kind").to_numpy(), READABLE) & ((flags & LOC_VIEW_ONLY) == 0)
+    return np.isin(p.column("loc_kind").to_numpy(), READABLE) & ((flags & _core.location_flag.VIEW_ONLY) == 0)
 
 
 def _function_params(site: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
@@ -417,7 +410,7 @@ def _unreadable_reasons(cx: Context, site: dict[str, np.ndarray]) -> dict[str, i
     at = site["at"]
     mine = at >= 0
     kinds = p.column("loc_kind").to_numpy()[mine].astype(np.int16)
-    view = (p.column("loc_flags").to_numpy()[mine] & LOC_VIEW_ONLY) != 0
+    view = (p.column("loc_flags").to_numpy()[mine] & _core.location_flag.VIEW_ONLY) != 0
     counts = Counter(np.where(view, -1, kinds).tolist())
     out = {(VIEW_ONLY if k < 0 else LOC_NAMES.get(k, str(k))): v for k, v in counts.most_common()}
     missing = int(site["params"].sum()) - int(mine.sum())

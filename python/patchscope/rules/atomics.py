@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TypedDict, cast
 
 import numpy as np
 import pyarrow.compute as pc
 
-from patchscope.index import machine
+from patchscope import _core
 from patchscope.index.context import Context
-from patchscope.index.tables import NO_DIE
+from patchscope.index.machine import Instruction
 from patchscope.rules.finding import Band, Finding, code, hexa
 from patchscope.rules.returns import Events, _events
 
@@ -116,8 +117,8 @@ PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got", ".iplt")
 class InstanceCode:
     """The decoded instructions of one instance (all its ranges) and their control flow."""
 
-    def __init__(self, parts: list[list[dict]]) -> None:
-        self.insns: list[dict] = []
+    def __init__(self, parts: list[list[Instruction]]) -> None:
+        self.insns: list[Instruction] = []
         self.part: list[int] = []  # per instruction, the index of its range
         for p, got in enumerate(parts):
             self.insns += got
@@ -137,17 +138,17 @@ class InstanceCode:
         x = self.insns[i]
         kind, nxt = x["kind"], self.next_of(i)
         out: list[int | None] = []
-        if kind in (machine.ERROR, machine.JUMP_INDIRECT, machine.TAIL_JUMP_INDIRECT):
+        if kind in (_core.kind.ERROR, _core.kind.JUMP_INDIRECT, _core.kind.TAIL_JUMP_INDIRECT):
             pass
-        elif kind == machine.RETURN:
-            if x["extra"] & machine.CONDITIONAL:
+        elif kind == _core.kind.RETURN:
+            if x["extra"] & _core.flag.CONDITIONAL:
                 out.append(nxt)
-        elif kind in (machine.JUMP, machine.TAIL_JUMP_DIRECT, machine.JUMP_TO_ENTRY):
+        elif kind in (_core.kind.JUMP, _core.kind.TAIL_JUMP_DIRECT, _core.kind.JUMP_TO_ENTRY):
             out.append(self.at(x["target"]))
-            if x["extra"] & machine.CONDITIONAL:
+            if x["extra"] & _core.flag.CONDITIONAL:
                 out.append(nxt)
-        elif kind == machine.TRAP:
-            if x["extra"] & 0xFF == 4:  # a conditional trap (ppc tw/td with TO != 31)
+        elif kind == _core.kind.TRAP:
+            if x["extra"] & 0xFF == _core.trap.CONDITIONAL:  # its low byte; ppc tw/td with TO != 31
                 out.append(nxt)
         else:
             out.append(nxt)
@@ -157,14 +158,14 @@ class InstanceCode:
         """Whether execution can continue at the next instruction (not after a return or an
         unconditional jump)."""
         x = self.insns[i]
-        if x["kind"] in (machine.RETURN, machine.JUMP, machine.TAIL_JUMP_DIRECT, machine.JUMP_TO_ENTRY):
-            return bool(x["extra"] & machine.CONDITIONAL)
-        return x["kind"] not in (machine.JUMP_INDIRECT, machine.TAIL_JUMP_INDIRECT, machine.ERROR)
+        if x["kind"] in (_core.kind.RETURN, _core.kind.JUMP, _core.kind.TAIL_JUMP_DIRECT, _core.kind.JUMP_TO_ENTRY):
+            return bool(x["extra"] & _core.flag.CONDITIONAL)
+        return x["kind"] not in (_core.kind.JUMP_INDIRECT, _core.kind.TAIL_JUMP_INDIRECT, _core.kind.ERROR)
 
     def line(self, i: int, cx: Context) -> str:
         x = self.insns[i]
         text = x["text"]
-        if x["target"] != machine.NO_TARGET and x["kind"] == machine.CALL_DIRECT:
+        if x["target"] != _core.NO_TARGET and x["kind"] == _core.kind.CALL_DIRECT:
             text = re.sub(r"0x[0-9a-f]+$", cx.name_at(x["target"]), text)
         return f"{hexa(x['address'])}: {text}"
 
@@ -204,7 +205,7 @@ def decode(cx: Context, rows: list[int]) -> dict[int, InstanceCode]:
     starts = [lo for lo, _ in decoded]
     addrs = [np.array([x["address"] for x in insns], np.uint64) for _, insns in decoded]
 
-    def part(lo: int, hi: int) -> list[dict]:
+    def part(lo: int, hi: int) -> list[Instruction]:
         s = int(np.searchsorted(starts, lo, "right")) - 1
         a = int(np.searchsorted(addrs[s], lo, "left"))
         if a < len(addrs[s]) and addrs[s][a] == lo:
@@ -250,16 +251,24 @@ def inline_sites_at(cx: Context, row: int, addr: int) -> list[int]:
     return [r for r in covering if cx.caller_instance[r] == row]
 
 
-def inline_context(cx: Context, row: int, addr: int) -> tuple[list[dict], str]:
+class InlineCall(TypedDict):
+    """One inlined function around an address, and where it was inlined."""
+
+    function: str
+    call_file: str | None
+    call_line: int
+
+
+def inline_context(cx: Context, row: int, addr: int) -> tuple[list[InlineCall], str]:
     """The chain of inlined functions ``addr`` belongs to, innermost first, and a sentence
     ("inside `a` inlined into `b` inlined into `foo`")."""
     symbol = cx.instance_symbol(row)
-    if cx.inst_die[row] == NO_DIE:
+    if cx.inst_die[row] == _core.NO_DIE:
         return [], f"no DWARF describes {symbol}, so no inline context is known"
     rows = inline_sites_at(cx, row, addr)
     if not rows:
         return [], f"not inside any inlined function (no inline site of {symbol} covers {hexa(addr)})"
-    chain = []
+    chain: list[InlineCall] = []
     for r in rows:
         file = cx.sites.column("call_file")[r].as_py()
         line = int(cx.sites.column("call_line")[r].as_py() or 0)
@@ -272,22 +281,36 @@ def inline_context(cx: Context, row: int, addr: int) -> tuple[list[dict], str]:
 
 
 def _instances_with(ev: Events, *kinds: int) -> list[int]:
-    return np.unique(ev.fid[np.isin(ev.kind, kinds)]).astype(np.int64).tolist()
+    rows: list[int] = np.unique(ev.fid[np.isin(ev.kind, kinds)]).astype(np.int64).tolist()
+    return rows
 
 
-def _window_details(cx: Context, code_: InstanceCode, first: int, last: int) -> dict:
+class Window(TypedDict):
+    """An LL/SC window's bounds ``[low, high)`` and its branches, as evidence."""
+
+    low: int
+    high: int
+    branch_targets: list[dict[str, str]]
+    exits: list[dict[str, str]]
+
+
+def _window_details(cx: Context, code_: InstanceCode, first: int, last: int) -> Window:
     """Branch targets inside ``[first, last]`` (and where they come from), branches leaving it."""
     lo = code_.insns[first]["address"]
     hi = code_.insns[last]["address"] + code_.insns[last]["size"]
-    targets, exits = [], []
+    targets: list[dict[str, str]] = []
+    exits: list[dict[str, str]] = []
     for i, x in enumerate(code_.insns):
         t = x["target"]
-        if x["kind"] in (machine.JUMP, machine.TAIL_JUMP_DIRECT, machine.JUMP_TO_ENTRY) and t != machine.NO_TARGET:
+        if (
+            x["kind"] in (_core.kind.JUMP, _core.kind.TAIL_JUMP_DIRECT, _core.kind.JUMP_TO_ENTRY)
+            and t != _core.NO_TARGET
+        ):
             if lo <= t < hi:
                 targets.append({"target": hexa(t), "from": hexa(x["address"])})
             elif first <= i <= last:
                 exits.append({"from": hexa(x["address"]), "to": hexa(t) if code_.at(t) is not None else cx.name_at(t)})
-        elif first <= i <= last and x["kind"] == machine.RETURN:
+        elif first <= i <= last and x["kind"] == _core.kind.RETURN:
             exits.append({"from": hexa(x["address"]), "to": "return"})
     return {"low": lo, "high": hi, "branch_targets": targets, "exits": exits}
 
@@ -301,20 +324,27 @@ def llsc_window(cx: Context) -> Iterator[Finding]:
     arch = cx.arch
     limit = WINDOW_MAX.get(arch, WINDOW_DEFAULT)
     why = LLSC_WHY.get(arch, "the trap and its return clear the reservation")
-    rows = _instances_with(ev, machine.LL)
+    rows = _instances_with(ev, _core.kind.LL)
     codes = decode(cx, rows)
     for row in rows:
         code_ = codes[row]
-        idx = ev.of(row, machine.LL, machine.SC)
-        marks = sorted((code_.at(ev.addr[i]), int(ev.kind[i]), int(ev.extra[i])) for i in idx.tolist())
-        marks = [m for m in marks if m[0] is not None]
+        idx = ev.of(row, _core.kind.LL, _core.kind.SC)
+        # (instruction, kind, extra) of each LL and SC the decoded code holds, in address order
+        marks = sorted(
+            (i, int(ev.kind[e]), int(ev.extra[e])) for e in idx.tolist() if (i := code_.at(ev.addr[e])) is not None
+        )
         symbol = cx.instance_symbol(row)
         for n, (ll, kind, extra) in enumerate(marks):
-            if kind != machine.LL:
+            if kind != _core.kind.LL:
                 continue
             after = marks[n + 1] if n + 1 < len(marks) else None
             sc = None
-            if after and after[1] == machine.SC and after[0] - ll <= limit and code_.part[after[0]] == code_.part[ll]:
+            if (
+                after
+                and after[1] == _core.kind.SC
+                and after[0] - ll <= limit
+                and code_.part[after[0]] == code_.part[ll]
+            ):
                 sc = after[0]
             if sc is not None:
                 last = sc
@@ -335,10 +365,10 @@ def llsc_window(cx: Context) -> Iterator[Finding]:
                 "terminated": sc is not None,
                 "load": code_.mnemonic(ll),
                 "store": code_.mnemonic(sc) if sc is not None else None,
-                "access_size": extra & 0xFF,
-                "acquire": bool(extra & 0x100),
-                "release": bool(after[2] & 0x200) if sc is not None and after else False,
-                "pair": bool(extra & 0x400),
+                "access_size": extra & _core.flag.SIZE_MASK,
+                "acquire": bool(extra & _core.flag.ACQUIRE),
+                "release": bool(after[2] & _core.flag.RELEASE) if sc is not None and after else False,
+                "pair": bool(extra & _core.flag.PAIR),
                 "instructions": listing,
                 "branch_targets": d["branch_targets"],
                 "exits": d["exits"],
@@ -378,18 +408,20 @@ def _transaction(code_: InstanceCode, begin: int) -> tuple[list[int], list[int],
         if i in reach or i == begin:
             continue
         x = code_.insns[i]
-        if x["kind"] == machine.TM_BEGIN:
+        if x["kind"] == _core.kind.TM_BEGIN:
             continue
         reach.add(i)
-        if x["kind"] == machine.TM_END or (x["kind"] == machine.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS):
+        if x["kind"] == _core.kind.TM_END or (
+            x["kind"] == _core.kind.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS
+        ):
             ends.append(i)
             continue
         leaves = x["kind"] in (
-            machine.RETURN,
-            machine.JUMP_INDIRECT,
-            machine.TAIL_JUMP_DIRECT,
-            machine.TAIL_JUMP_INDIRECT,
-        ) or (x["kind"] == machine.JUMP and code_.at(x["target"]) is None)
+            _core.kind.RETURN,
+            _core.kind.JUMP_INDIRECT,
+            _core.kind.TAIL_JUMP_DIRECT,
+            _core.kind.TAIL_JUMP_INDIRECT,
+        ) or (x["kind"] == _core.kind.JUMP and code_.at(x["target"]) is None)
         if leaves:
             open_exits.append(i)
         stack.extend(code_.successors(i))
@@ -429,12 +461,12 @@ def _committed_here(code_: InstanceCode, entry: int) -> tuple[list[int], list[in
         if i in reach:
             continue
         x = code_.insns[i]
-        if x["kind"] == machine.TM_BEGIN or (
-            x["kind"] == machine.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS
+        if x["kind"] == _core.kind.TM_BEGIN or (
+            x["kind"] == _core.kind.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS
         ):
             continue
         reach.add(i)
-        if x["kind"] == machine.TM_END:
+        if x["kind"] == _core.kind.TM_END:
             ends.append(i)
             continue
         stack.extend(code_.successors(i))
@@ -446,21 +478,21 @@ def _committed_here(code_: InstanceCode, entry: int) -> tuple[list[int], list[in
 def tm_region(cx: Context) -> Iterator[Finding]:
     ev = _events(cx)
     flavour, begin_name, end_name = TM_NAMES.get(cx.arch, ("TM", "begin", "end"))
-    rows = _instances_with(ev, machine.TM_BEGIN, machine.HLE, machine.TM_END)
+    rows = _instances_with(ev, _core.kind.TM_BEGIN, _core.kind.HLE, _core.kind.TM_END)
     codes = decode(cx, rows)
     for row in rows:
         code_ = codes[row]
         symbol = cx.instance_symbol(row)
         fid = int(cx.inst_fid[row])
         yield from _tm_committed_here(cx, row, code_, symbol, fid, flavour, end_name)
-        for e in ev.of(row, machine.TM_BEGIN, machine.HLE).tolist():
+        for e in ev.of(row, _core.kind.TM_BEGIN, _core.kind.HLE).tolist():
             i = code_.at(ev.addr[e])
             if i is None:
                 continue
             addr = int(ev.addr[e])
             chain, where = inline_context(cx, row, addr)
-            if ev.kind[e] == machine.HLE:
-                prefix = "xacquire" if ev.extra[e] & 1 else "xrelease"
+            if ev.kind[e] == _core.kind.HLE:
+                prefix = "xacquire" if ev.extra[e] & _core.flag.XACQUIRE else "xrelease"
                 yield Finding(
                     TM_REGION,
                     fid,
@@ -483,18 +515,19 @@ def tm_region(cx: Context) -> Iterator[Finding]:
             inner = {
                 kind: [code_.line(j, cx) for j in members if code_.insns[j]["kind"] == kk]
                 for kind, kk in (
-                    ("aborts", machine.TM_ABORT),
-                    ("tests", machine.TM_TEST),
-                    ("other_tm", machine.TM_OTHER),
+                    ("aborts", _core.kind.TM_ABORT),
+                    ("tests", _core.kind.TM_TEST),
+                    ("other_tm", _core.kind.TM_OTHER),
                 )
             }
             inside = set(members)
             targets = [
                 {"target": hexa(x["target"]), "from": hexa(x["address"])}
                 for x in code_.insns
-                if x["kind"] in (machine.JUMP, machine.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
+                if x["kind"] in (_core.kind.JUMP, _core.kind.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
             ]
             fallback = code_.insns[i]["target"]
+            ranges = code_.runs(members)
             evidence = {
                 "instance": symbol,
                 "kind": flavour,
@@ -502,8 +535,8 @@ def tm_region(cx: Context) -> Iterator[Finding]:
                 "ends": [code_.line(j, cx) for j in ends],
                 "terminated": terminated,
                 "exits_without_end": [code_.line(j, cx) for j in open_exits],
-                "fallback": hexa(fallback) if fallback != machine.NO_TARGET else None,
-                "ranges": code_.runs(members),
+                "fallback": hexa(fallback) if fallback != _core.NO_TARGET else None,
+                "ranges": ranges,
                 "low": hexa(lo),
                 "high": hexa(hi),
                 "instructions": [code_.line(j, cx) for j in members],
@@ -516,7 +549,7 @@ def tm_region(cx: Context) -> Iterator[Finding]:
                 closing = ", ".join(code_.mnemonic(j) + " at " + hexa(code_.insns[j]["address"]) for j in ends)
                 msg = (
                     f"{symbol}: {flavour} transaction from {begin_name} at {hexa(addr)} to {closing} "
-                    f"({len(members)} instructions in {len(evidence['ranges'])} range(s)), {where}: "
+                    f"({len(members)} instructions in {len(ranges)} range(s)), {where}: "
                     f"{TM_WHY.get(flavour, 'a probe inside aborts the transaction')}"
                 )
             else:
@@ -535,7 +568,7 @@ def _tm_committed_here(
     """A region from the instance's entry to commits no begin of its own leads to: the caller's
     transaction is still open there (``begin`` and ``fallback`` are null, ``opened_elsewhere``)."""
     entry = code_.at(cx.inst_low(row))
-    if entry is None or not any(x["kind"] == machine.TM_END for x in code_.insns):
+    if entry is None or not any(x["kind"] == _core.kind.TM_END for x in code_.insns):
         return
     members, ends = _committed_here(code_, entry)
     if not ends:
@@ -559,12 +592,16 @@ def _tm_committed_here(
         "instructions": [code_.line(j, cx) for j in members],
         **{
             kind: [code_.line(j, cx) for j in members if code_.insns[j]["kind"] == kk]
-            for kind, kk in (("aborts", machine.TM_ABORT), ("tests", machine.TM_TEST), ("other_tm", machine.TM_OTHER))
+            for kind, kk in (
+                ("aborts", _core.kind.TM_ABORT),
+                ("tests", _core.kind.TM_TEST),
+                ("other_tm", _core.kind.TM_OTHER),
+            )
         },
         "branch_targets": [
             {"target": hexa(x["target"]), "from": hexa(x["address"])}
             for x in code_.insns
-            if x["kind"] in (machine.JUMP, machine.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
+            if x["kind"] in (_core.kind.JUMP, _core.kind.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
         ],
         "inline_context": chain,
         "inline": where,
@@ -588,7 +625,12 @@ class Plt:
     def __init__(self, cx: Context) -> None:
         t = cx.plt_names()
         got = t.column("got").to_numpy().astype(bool)
-        pairs = zip(t.column("address").to_pylist(), t.column("name").to_pylist(), got.tolist())
+        # neither column has nulls
+        pairs = zip(
+            cast("list[int]", t.column("address").to_pylist()),
+            cast("list[str]", t.column("name").to_pylist()),
+            got.tolist(),
+        )
         self.by_stub: dict[int, str] = {}
         self.by_slot: dict[int, str] = {}
         for address, name, is_slot in pairs:
@@ -612,15 +654,29 @@ def _helper(name: str | None) -> str | None:
     return m.group(1)
 
 
+class HelperCall(TypedDict):
+    """A call to an atomic helper, as evidence."""
+
+    at: str
+    helper: str
+    via: str
+    #: None when an undefined symbol's relocation names the helper.
+    target: str | None
+    tail: bool
+    family: str
+
+
 def atomic_helper_call(cx: Context) -> Iterator[Finding]:
     """Direct calls and tail jumps whose target is a helper: a function symbol with a helper's
     name, a PLT entry whose GOT slot's relocation names one, or (relocatable files) an
     undefined helper symbol; and x86 ``call *slot(%rip)`` (``-fno-plt``) through a GOT slot
     whose relocation names one."""
     ev = _events(cx)
-    direct = np.isin(ev.kind, (machine.CALL_DIRECT, machine.TAIL_JUMP_DIRECT))
-    slot = np.isin(ev.kind, (machine.CALL_INDIRECT, machine.TAIL_JUMP_INDIRECT)) & ((ev.extra & 4) != 0)  # SLOT
-    slot &= ev.target != machine.NO_TARGET
+    direct = np.isin(ev.kind, (_core.kind.CALL_DIRECT, _core.kind.TAIL_JUMP_DIRECT))
+    slot = np.isin(ev.kind, (_core.kind.CALL_INDIRECT, _core.kind.TAIL_JUMP_INDIRECT)) & (
+        (ev.extra & _core.flag.SLOT) != 0
+    )
+    slot &= ev.target != _core.NO_TARGET
     calls = np.flatnonzero(direct | slot)
     if not len(calls):
         return
@@ -636,10 +692,10 @@ def atomic_helper_call(cx: Context) -> Iterator[Finding]:
     ):
         if name in PLT_SECTIONS and lo:
             candidate |= (targets >= lo) & (targets < lo + size)
-    external = (ev.extra[calls] & 16) != 0  # EXTERNAL: relocatable file, target_name
+    external = (ev.extra[calls] & _core.flag.EXTERNAL) != 0  # relocatable file: target_name
     ext_names = cx.machine.events.column("target_name").to_pylist() if external.any() else []
     resolved: dict[int, tuple[str | None, str]] = {}
-    by_row: dict[int, list[dict]] = {}
+    by_row: dict[int, list[HelperCall]] = {}
     for j in np.flatnonzero(candidate | external).tolist():
         i = int(calls[j])
         t = int(ev.target[i])
@@ -664,19 +720,23 @@ def atomic_helper_call(cx: Context) -> Iterator[Finding]:
                 "helper": helper,
                 "via": via,
                 "target": None if external[j] else hexa(t),
-                "tail": bool(ev.kind[i] in (machine.TAIL_JUMP_DIRECT, machine.TAIL_JUMP_INDIRECT)),
+                "tail": bool(ev.kind[i] in (_core.kind.TAIL_JUMP_DIRECT, _core.kind.TAIL_JUMP_INDIRECT)),
                 "family": "outline" if helper.startswith("__aarch64_") else "libatomic",
             }
         )
     lows = cx.inst.column("low_pc").to_numpy()
-    with_windows = {int(lows[r]): cx.instance_symbol(r) for r in _instances_with(ev, machine.LL)}
+    with_windows = {int(lows[r]): cx.instance_symbol(r) for r in _instances_with(ev, _core.kind.LL)}
     for row, sites in sorted(by_row.items()):
         symbol = cx.instance_symbol(row)
         helpers = sorted({s["helper"] for s in sites})
         families = sorted({s["family"] for s in sites})
         vias = sorted({c["via"] for c in sites if c["via"] != "direct"})
         local = sorted(
-            {with_windows[a] for c in sites if c["via"] == "direct" and (a := int(c["target"], 16)) in with_windows}
+            {
+                with_windows[a]
+                for c in sites
+                if c["via"] == "direct" and c["target"] is not None and (a := int(c["target"], 16)) in with_windows
+            }
         )
         msg = (
             f"{symbol} does its atomic operations through {len(sites)} call(s) to {', '.join(helpers)}"

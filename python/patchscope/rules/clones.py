@@ -8,20 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 
-from patchscope.index import abi, machine
-from patchscope.index.context import (
-    LOC_CONSTANT,
-    LOC_REGISTER,
-    SUFFIX_CONSTPROP,
-    SUFFIX_ISRA,
-    SUFFIX_PART,
-    Context,
-)
-from patchscope.index.tables import NO_DIE
+from patchscope import _core
+from patchscope.index import abi
+from patchscope.index.context import Context
+from patchscope.index.machine import Instruction
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 COLD_SPLIT = code(
@@ -55,7 +48,7 @@ def cold_split(cx: Context) -> Iterator[Finding]:
     """From the ranges, not the suffix: a split part need not have a ``.cold`` symbol."""
     lines = cx.raw("lines")
     addr = lines.column("address").to_numpy()
-    stmt = (lines.column("flags").to_numpy() & 1) != 0
+    stmt = (lines.column("flags").to_numpy() & _core.lineflag.IS_STMT) != 0
     stmt_addrs = np.sort(addr[stmt])  # np.unique hashes, which is slower on millions of rows
     stmt_addrs = stmt_addrs[np.concatenate([[True], stmt_addrs[1:] != stmt_addrs[:-1]])]
     for row in np.flatnonzero(cx.inst_range_count >= 2).tolist():
@@ -96,8 +89,8 @@ def _param_table(cx: Context, row: int) -> tuple[list[tuple[int, str]], dict[int
 
 def constprop_clone(cx: Context) -> Iterator[Finding]:
     kinds = cx.inst_suffix_kinds
-    for row in np.flatnonzero((kinds & SUFFIX_CONSTPROP) != 0).tolist():
-        if cx.inst_die[row] == NO_DIE:
+    for row in np.flatnonzero((kinds & _core.suffix.CONSTPROP) != 0).tolist():
+        if cx.inst_die[row] == _core.NO_DIE:
             continue
         fid = int(cx.inst_fid[row])
         source, have = _param_table(cx, row)
@@ -106,7 +99,7 @@ def constprop_clone(cx: Context) -> Iterator[Finding]:
             r = have.get(pdie)
             if r is None:
                 absent.append(name)
-            elif cx.params["loc_kind"][r] == LOC_CONSTANT:
+            elif cx.params["loc_kind"][r] == _core.location_kind.CONSTANT:
                 fixed.append({"param": name, "value": int(cx.params["const_value"][r])})
         others = [cx.instance_symbol(o) for o in cx.instances_of.get(fid, []) if o != row]
         originals = [o for o in others if ".constprop" not in o]
@@ -153,14 +146,14 @@ def constprop_trivial_body(cx: Context) -> Iterator[Finding]:
     # a constant return has a return and at most the ftrace call: skip the rest undecoded
     ev = cx.machine.events
     fid, kind = ev.column("function_id").to_numpy(), ev.column("kind").to_numpy()
-    returns = np.bincount(fid[kind == machine.RETURN].astype(np.int64), minlength=cx.inst.num_rows)
-    calls = np.bincount(fid[kind == machine.CALL_DIRECT].astype(np.int64), minlength=cx.inst.num_rows)
+    returns = np.bincount(fid[kind == _core.kind.RETURN].astype(np.int64), minlength=cx.inst.num_rows)
+    calls = np.bincount(fid[kind == _core.kind.CALL_DIRECT].astype(np.int64), minlength=cx.inst.num_rows)
     short &= (returns >= 1) & (calls <= 1)
-    for row in np.flatnonzero(short & ((cx.inst_suffix_kinds & SUFFIX_CONSTPROP) != 0)).tolist():
+    for row in np.flatnonzero(short & ((cx.inst_suffix_kinds & _core.suffix.CONSTPROP) != 0)).tolist():
         lo, hi = cx.inst_ranges(row)[0]
         insns = cx.instructions(lo, hi)
         body = _past_scaffold(cx, insns)
-        end = next((i for i, x in enumerate(body) if x["kind"] == machine.RETURN), None)
+        end = next((i for i, x in enumerate(body) if x["kind"] == _core.kind.RETURN), None)
         if end is None or end > 1 or (end == 1 and not pattern.match(body[0]["text"])):
             continue
         main = cx.instance_symbol(row)
@@ -177,28 +170,27 @@ def constprop_trivial_body(cx: Context) -> Iterator[Finding]:
         )
 
 
-def _past_scaffold(cx: Context, insns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _past_scaffold(cx: Context, insns: list[Instruction]) -> list[Instruction]:
     i = 0
     while i < len(insns):
         x = insns[i]
-        call = x["kind"] == machine.CALL_DIRECT and cx.name_at(x["target"]) in ENTRY_SCAFFOLD_CALLS
-        if not (call or x["kind"] in (machine.ENDBR, machine.NOP, machine.ENTRY_NOPS)):
+        call = x["kind"] == _core.kind.CALL_DIRECT and cx.name_at(x["target"]) in ENTRY_SCAFFOLD_CALLS
+        if not (call or x["kind"] in (_core.kind.ENDBR, _core.kind.NOP, _core.kind.ENTRY_NOPS)):
             break
         i += 1
     return insns[i:]
 
 
-def _text(cx: Context, x: dict[str, Any]) -> str:
+def _text(cx: Context, x: Instruction) -> str:
     """An instruction's text with its branch target named."""
-    if x["target"] != machine.NO_TARGET and x["kind"] in (
-        machine.CALL_DIRECT,
-        machine.RETURN,
-        machine.TAIL_JUMP_DIRECT,
-        machine.JUMP,
+    if x["target"] != _core.NO_TARGET and x["kind"] in (
+        _core.kind.CALL_DIRECT,
+        _core.kind.RETURN,
+        _core.kind.TAIL_JUMP_DIRECT,
+        _core.kind.JUMP,
     ):
         return re.sub(r"0x[0-9a-f]+$", cx.name_at(x["target"]), x["text"])
-    text: str = x["text"]
-    return text
+    return x["text"]
 
 
 def isra_abi_changed(cx: Context) -> Iterator[Finding]:
@@ -207,8 +199,8 @@ def isra_abi_changed(cx: Context) -> Iterator[Finding]:
     arch = cx.arch
     int_args = abi.INT_ARGS.get(arch, [])
     kinds = cx.inst_suffix_kinds
-    for row in np.flatnonzero((kinds & SUFFIX_ISRA) != 0).tolist():
-        if cx.inst_die[row] == NO_DIE:
+    for row in np.flatnonzero((kinds & _core.suffix.ISRA) != 0).tolist():
+        if cx.inst_die[row] == _core.NO_DIE:
             continue
         fid = int(cx.inst_fid[row])
         source, have = _param_table(cx, row)
@@ -223,7 +215,7 @@ def isra_abi_changed(cx: Context) -> Iterator[Finding]:
                 p["status"] = cx.param_status(r)
                 if not cx.param_readable[r]:
                     unreadable.append(name)
-                if cx.params["loc_kind"][r] == LOC_REGISTER:
+                if cx.params["loc_kind"][r] == _core.location_kind.REGISTER:
                     reg = int(cx.params["loc_reg"][r])
                     p["register"] = abi.reg_name(arch, reg)
                     slot = abi.arg_slot(arch, reg)
@@ -269,7 +261,7 @@ def isra_abi_changed(cx: Context) -> Iterator[Finding]:
 
 def partial_inline(cx: Context) -> Iterator[Finding]:
     kinds = cx.inst_suffix_kinds
-    for row in np.flatnonzero((kinds & SUFFIX_PART) != 0).tolist():
+    for row in np.flatnonzero((kinds & _core.suffix.PART) != 0).tolist():
         fid = int(cx.inst_fid[row])
         sites = cx.sites_of(fid)
         callers = sorted(cx.string(i) for i in set(cx.site_caller_name[sites].tolist()))

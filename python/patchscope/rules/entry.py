@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from patchscope import _core
 from patchscope.index.context import Context
-from patchscope.index.tables import NO_DIE
 from patchscope.rules.finding import Band, Finding, code, hexa
 
 NO_FTRACE_SITE = code(
@@ -95,7 +95,7 @@ def multiple_entries(cx: Context) -> Iterator[Finding]:
     shared = np.unique(addrs[1:][addrs[1:] == addrs[:-1]])
     lows = cx.inst.column("low_pc").to_numpy()
     rows = np.flatnonzero(np.isin(lows, shared))
-    rows = rows[np.lexsort((cx.inst_die[rows] == NO_DIE, lows[rows]))]  # by address, DWARF first
+    rows = rows[np.lexsort((cx.inst_die[rows] == _core.NO_DIE, lows[rows]))]  # by address, DWARF first
     seen: set[int] = set()
     for row in rows.tolist():
         addr = int(lows[row])

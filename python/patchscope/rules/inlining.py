@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from patchscope.index.context import LOC_VIEW_ONLY, SUFFIX_PART, Context
+from patchscope import _core
+from patchscope.index.context import Context
 from patchscope.index.functions import group_ids, rows_of
 from patchscope.rules.finding import Band, Finding, code, hexa
 
@@ -45,7 +46,7 @@ def fully_inlined(cx: Context) -> Iterator[Finding]:
 
 
 def selectively_inlined(cx: Context) -> Iterator[Finding]:
-    part = (cx.inst_suffix_kinds & SUFFIX_PART) != 0
+    part = (cx.inst_suffix_kinds & _core.suffix.PART) != 0
     for fid in np.flatnonzero(cx.fn_status == "selectively-inlined").tolist():
         inst = cx.instances_of.get(fid, [])
         if inst and all(part[i] for i in inst):
@@ -76,7 +77,7 @@ def inline_args_differ(cx: Context) -> Iterator[Finding]:
     name[unnamed] = p["name"][origin_row[unnamed]]
     fid = cx.site_fid[srow]
     readable = cx.param_readable[at_site]
-    view = (p["loc_flags"][at_site] & LOC_VIEW_ONLY) != 0
+    view = (p["loc_flags"][at_site] & _core.location_flag.VIEW_ONLY) != 0
     first, group = group_ids(fid, name)
     n_read = np.bincount(group, weights=readable, minlength=len(first)).astype(np.int64)
     n_view = np.bincount(group, weights=view, minlength=len(first)).astype(np.int64)

@@ -16,8 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from patchscope import _core
 from patchscope.index.context import Context
-from patchscope.rules.finding import Band, Finding, code, hexa
+from patchscope.rules.finding import Band, Code, Finding, code, hexa
 
 KPROBE_BLACKLIST = code(
     "kprobe-blacklist",
@@ -56,8 +57,8 @@ ARCH_AREAS = {
     "s390x": [("__irqentry_text_start", "__irqentry_text_end", ENTRY_TEXT, "irqentry text")],
 }
 
-#: Symbol kinds kallsyms keeps (function, untyped, object); sections and files it drops.
-_KALLSYMS_KINDS = (1, 2, 6)
+#: Symbol kinds kallsyms keeps (function, object, untyped); sections and files it drops.
+_KALLSYMS_KINDS = (_core.symkind.FUNC, _core.symkind.OBJECT, _core.symkind.NOTYPE)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class Entry:
     end: int
     name: str
     why: str
-    code: object
+    code: Code
 
 
 class Kallsyms:
@@ -79,7 +80,7 @@ class Kallsyms:
         keep = np.isin(kind, _KALLSYMS_KINDS) & (sy.column("section").to_numpy() != 0) & (names != 0)
         rows = np.flatnonzero(keep)
         addr = sy.column("address").to_numpy()[rows]
-        order = np.lexsort((kind[rows] != 1, addr))  # at one address, functions first
+        order = np.lexsort((kind[rows] != _core.symkind.FUNC, addr))  # at one address, functions first
         self.rows, self.addr = rows[order], addr[order]
         self.distinct = np.unique(self.addr)
         self.cx = cx
@@ -207,7 +208,7 @@ def refused(cx: Context) -> Iterator[Finding]:
         symbol = cx.instance_symbol(row)
         reason = f"a clone of {via}, which is blacklisted ({e.why})" if via else e.why
         yield Finding(
-            e.code,  # type: ignore[arg-type]
+            e.code,
             int(cx.inst_fid[row]),
             f"{symbol}: register_kprobe refuses it: {reason}; blacklisted range {hexa(e.start)}-{hexa(e.end)} "
             f"({e.name})",

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from patchscope.index import machine
+from patchscope import _core
 from patchscope.index.context import Context
 from patchscope.rules import kernel
 from patchscope.rules.entry import Entries
@@ -110,7 +110,7 @@ class KernelImage:
         recs = Entries(self.cx).records
         if self.arch == "aarch64" and len(recs):
             at = self.cx.probe_sites(recs, recs)
-            nop = at.column("kind").to_numpy() == machine.NOP
+            nop = at.column("kind").to_numpy() == _core.kind.NOP
             recs = np.sort(np.where(nop, recs + np.uint64(4), recs))
         return recs
 
@@ -146,9 +146,9 @@ class KernelImage:
         names = {int(i): self.cx.string(int(i)) for i in ids.tolist()}
         base = {i: n.split(".", 1)[0] for i, n in names.items() if "." in n}
         found = self.cx.symbol_addresses(set(base.values())) if base else {}
-        addr = {i: found.get(b, machine.NO_TARGET) for i, b in base.items()}
+        addr = {i: found.get(b, _core.NO_TARGET) for i, b in base.items()}
         dotted = np.array([int(i) in base for i in name_ids.tolist()], bool)
-        return dotted, np.array([addr.get(int(i), machine.NO_TARGET) for i in name_ids.tolist()], np.uint64)
+        return dotted, np.array([addr.get(int(i), _core.NO_TARGET) for i in name_ids.tolist()], np.uint64)
 
     def words(self, addrs: np.ndarray) -> np.ndarray:
         """The 32-bit little-endian words at ``addrs`` (arm64 instructions)."""
@@ -207,7 +207,7 @@ class Probes:
         decode_from = np.where(found, start, addrs)
         sites = img.cx.probe_sites(decode_from, addrs)
         at = addrs.copy()
-        endbr = found & (addrs == start) & (sites.column("kind").to_numpy() == machine.ENDBR)
+        endbr = found & (addrs == start) & (sites.column("kind").to_numpy() == _core.kind.ENDBR)
         if endbr.any():  # x86 IBT: a probe on the symbol lands after its ENDBR (arch_adjust_kprobe_addr)
             at[endbr] = addrs[endbr] + np.uint64(4)
             moved = img.cx.probe_sites(decode_from[endbr], at[endbr])

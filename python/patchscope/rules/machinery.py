@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from patchscope.index import machine
+from patchscope import _core
 from patchscope.index.context import Context
 from patchscope.rules.finding import Band, Finding, code
 from patchscope.rules.kernel import blacklist
@@ -92,7 +92,7 @@ def _callees(cx: Context, lows: np.ndarray, order: np.ndarray) -> dict[int, set[
     """Instance row → rows of the instances it calls or tail-jumps to (at their entry)."""
     ev = cx.machine.events
     kind = ev.column("kind").to_numpy()
-    pick = np.isin(kind, (machine.CALL_DIRECT, machine.TAIL_JUMP_DIRECT))
+    pick = np.isin(kind, (_core.kind.CALL_DIRECT, _core.kind.TAIL_JUMP_DIRECT))
     src = ev.column("function_id").to_numpy()[pick]
     target = ev.column("target").to_numpy()[pick]
     sorted_lows = lows[order]

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from patchscope.index import machine
+from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.context import Context
 from patchscope.rules import kernel
@@ -209,7 +209,7 @@ def blacklisted(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
         return
     entry = _blacklist_entry(bl, p.at)
     dotted, base = img.bases(p.sym_name)
-    via_base = np.where((entry < 0) & dotted & (base != machine.NO_TARGET), _blacklist_entry(bl, base), -1)
+    via_base = np.where((entry < 0) & dotted & (base != _core.NO_TARGET), _blacklist_entry(bl, base), -1)
     es = bl._sorted[2]
     for row in np.flatnonzero(p.found & ((entry >= 0) | (via_base >= 0))).tolist():
         via = None if entry[row] >= 0 else img.cx.string(int(p.sym_name[row])).split(".", 1)[0]
@@ -306,7 +306,7 @@ def notrace_function(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal
     notrace = p.found & ~img.traced(p.sym_start, p.sym_end)
     dotted, base = img.bases(p.sym_name)
     found, start, end, _ = img.kallsyms.containing_all(base)
-    base_traced = (base != machine.NO_TARGET) & found & img.traced(start, end)
+    base_traced = (base != _core.NO_TARGET) & found & img.traced(start, end)
     for row in np.flatnonzero(notrace & ~(dotted & base_traced)).tolist():
         name = img.cx.string(int(p.sym_name[row]))
         yield refusal(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from patchscope.index import machine
+from patchscope import _core
 from patchscope.rules.finding import hexa
 from patchscope.rules.kprobe_target import ARM64_EXCLUSIVE_MASK_FIX_SINCE, KernelImage, Probes, Refusal, refusal
 
@@ -155,7 +155,7 @@ def atomic_window(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     if not len(rows):
         return
     opener = scan_back(img, p.at[rows], p.sym_start[rows], a64_exclusive_masks(p))
-    hit = np.flatnonzero(opener != machine.NO_TARGET)
+    hit = np.flatnonzero(opener != _core.NO_TARGET)
     words = img.words(opener[hit])
     for j, word in zip(hit.tolist(), words.tolist()):
         row, at = int(rows[j]), int(opener[j])
@@ -195,4 +195,4 @@ def scan_back(
     load = valid & ((w & lm) == lv) & ~store
     first = np.argmax(store | load, axis=1)
     hit = (store | load).any(axis=1) & load[np.arange(len(at)), first]
-    return np.where(hit, back[np.arange(len(at)), first], np.uint64(machine.NO_TARGET))
+    return np.where(hit, back[np.arange(len(at)), first], np.uint64(_core.NO_TARGET))

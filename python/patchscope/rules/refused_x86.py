@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from patchscope.index import machine
+from patchscope import _core
 from patchscope.rules.finding import hexa
 from patchscope.rules.kprobe_target import X86_EXCEPTION_INSN_SINCE, KernelImage, Probes, Refusal, refusal
 
@@ -24,7 +24,7 @@ def not_insn_boundary(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusa
     if not img.arch.startswith(("x86", "i386")):
         return
     ok = p.found & (p.status == 0)
-    inside = ok & (p.insn != p.at) & (p.insn != machine.NO_TARGET)
+    inside = ok & (p.insn != p.at) & (p.insn != _core.NO_TARGET)
     in_fentry, fentry = _fentry_holding(img, p)
     for row in np.flatnonzero(inside).tolist():
         if in_fentry[row]:
@@ -51,7 +51,7 @@ def not_insn_boundary(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusa
             instruction=hexa(p.insn[row]),
             bytes=p.bytes_hex(row),
         )
-    for row in np.flatnonzero(p.found & ((p.status & machine.SITE_DECODE_ERROR) != 0)).tolist():
+    for row in np.flatnonzero(p.found & ((p.status & _core.site_status.DECODE_ERROR) != 0)).tolist():
         yield refusal(
             img,
             p,
@@ -105,7 +105,7 @@ def _x86_refusal(p: Probes, row: int, v69: bool) -> tuple[str, str] | None:
     """The kernel's answer for the instruction of ``row`` (on a boundary), or None (accepted)."""
     op, op2, modrm = int(p.op[row]), int(p.op2[row]), int(p.modrm[row])
     addr32, vex = bool(p.addr32[row]), bool(p.vex[row])
-    if int(p.kind[row]) == machine.ERROR:
+    if int(p.kind[row]) == _core.kind.ERROR:
         return "EINVAL", "the instruction does not decode (__copy_instruction)"
     if vex:
         return None

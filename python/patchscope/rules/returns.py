@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from patchscope.index import machine
+from patchscope import _core
 from patchscope.index.context import Context, local_entry_offset
 from patchscope.index.functions import rows_of
-from patchscope.index.tables import NO_DIE
 from patchscope.rules.entry import MULTIPLE_ENTRIES, NORETURN, Entries
 from patchscope.rules.finding import Band, Finding, code, hexa
 
@@ -51,11 +50,11 @@ class Events:
     def per_instance(self) -> dict[int, np.ndarray]:
         counts = {}
         for kind in (
-            machine.RETURN,
-            machine.TAIL_JUMP_DIRECT,
-            machine.TAIL_JUMP_INDIRECT,
-            machine.JUMP_TO_ENTRY,
-            machine.CALL_DIRECT,
+            _core.kind.RETURN,
+            _core.kind.TAIL_JUMP_DIRECT,
+            _core.kind.TAIL_JUMP_INDIRECT,
+            _core.kind.JUMP_TO_ENTRY,
+            _core.kind.CALL_DIRECT,
         ):
             sel = self.kind == kind
             counts[kind] = np.bincount(self.fid[sel].astype(np.int64), minlength=len(self.bounds) - 1)
@@ -68,9 +67,9 @@ def _events(cx: Context) -> Events:
 
 def tail_call_exit(cx: Context) -> Iterator[Finding]:
     ev = _events(cx)
-    jumps = np.flatnonzero(np.isin(ev.kind, (machine.TAIL_JUMP_DIRECT, machine.TAIL_JUMP_INDIRECT)))
-    names = {t: cx.name_at(t) for t in np.unique(ev.target[jumps]).tolist() if t != machine.NO_TARGET}
-    returns = ev.per_instance[machine.RETURN]
+    jumps = np.flatnonzero(np.isin(ev.kind, (_core.kind.TAIL_JUMP_DIRECT, _core.kind.TAIL_JUMP_INDIRECT)))
+    names = {t: cx.name_at(t) for t in np.unique(ev.target[jumps]).tolist() if t != _core.NO_TARGET}
+    returns = ev.per_instance[_core.kind.RETURN]
     rows = ev.fid[jumps]
     if not len(rows):
         return
@@ -80,13 +79,13 @@ def tail_call_exit(cx: Context) -> Iterator[Finding]:
         exits: list[dict[str, Any]] = []
         for i in jumps[a:b].tolist():
             target = int(ev.target[i])
-            direct = ev.kind[i] == machine.TAIL_JUMP_DIRECT and target != machine.NO_TARGET
+            direct = ev.kind[i] == _core.kind.TAIL_JUMP_DIRECT and target != _core.NO_TARGET
             exits.append(
                 {
                     "at": hexa(ev.addr[i]),
                     "to": names[target] if direct else "indirect",
-                    "thunk": names.get(target) if ev.extra[i] & machine.THUNK else None,
-                    "conditional": bool(ev.extra[i] & machine.CONDITIONAL),
+                    "thunk": names.get(target) if ev.extra[i] & _core.flag.THUNK else None,
+                    "conditional": bool(ev.extra[i] & _core.flag.CONDITIONAL),
                 }
             )
         symbol = cx.instance_symbol(row)
@@ -114,8 +113,8 @@ def _self_calls(cx: Context) -> tuple[np.ndarray, np.ndarray]:
     origin = rows_of(sp_die, fn)
     tgt = rows_of(sp_die, target)
     same = (origin >= 0) & (tgt >= 0)
-    own = np.where(origin >= 0, cx.sp["origin"][np.maximum(origin, 0)], NO_DIE)
-    own = np.where(own == NO_DIE, fn, own)
+    own = np.where(origin >= 0, cx.sp["origin"][np.maximum(origin, 0)], _core.NO_DIE)
+    own = np.where(own == _core.NO_DIE, fn, own)
     same &= (target == own) | (target == fn)
     return fn[same], cs.column("tail").to_numpy()[same]
 
@@ -131,21 +130,21 @@ def recursion(cx: Context) -> Iterator[Finding]:
     ev = _events(cx)
     counts = ev.per_instance
     lows = cx.inst.column("low_pc").to_numpy()
-    calls = ev.kind == machine.CALL_DIRECT
+    calls = ev.kind == _core.kind.CALL_DIRECT
     near_own_entry = calls & (ev.target >= lows[ev.fid]) & (ev.target < lows[ev.fid] + 16)
-    candidates = np.union1d(np.flatnonzero(counts[machine.JUMP_TO_ENTRY]), ev.fid[near_own_entry])
+    candidates = np.union1d(np.flatnonzero(counts[_core.kind.JUMP_TO_ENTRY]), ev.fid[near_own_entry])
     for row in candidates.astype(np.int64).tolist():
-        loops = counts[machine.JUMP_TO_ENTRY][row]
-        calls = ev.of(row, machine.CALL_DIRECT)
+        loops = counts[_core.kind.JUMP_TO_ENTRY][row]
+        calls = ev.of(row, _core.kind.CALL_DIRECT)
         entries = {int(lows[row]), int(lows[row]) + _local_entry(cx, row)}  # ppc64 calls the local entry
         self_calls = [i for i in calls.tolist() if int(ev.target[i]) in entries]
         if not loops and not self_calls:
             continue
         symbol = cx.instance_symbol(row)
-        dwarf_calls, dwarf_tail = _self_call_sites(cx, row) if cx.inst_die[row] != NO_DIE else (0, 0)
+        dwarf_calls, dwarf_tail = _self_call_sites(cx, row) if cx.inst_die[row] != _core.NO_DIE else (0, 0)
         fid = int(cx.inst_fid[row])
         if loops:
-            jumps = [hexa(ev.addr[i]) for i in ev.of(row, machine.JUMP_TO_ENTRY).tolist()]
+            jumps = [hexa(ev.addr[i]) for i in ev.of(row, _core.kind.JUMP_TO_ENTRY).tolist()]
             yield Finding(
                 RECURSION_AS_LOOP,
                 fid,
@@ -172,7 +171,7 @@ def entered_mid_function(cx: Context) -> Iterator[Finding]:
     """Jumps from other instances into the middle of one (not its entry, not its ppc64 local
     entry): a second way in that an entry probe does not see."""
     ev = _events(cx)
-    jumps = np.flatnonzero(np.isin(ev.kind, (machine.TAIL_JUMP_DIRECT,)) & (ev.target != machine.NO_TARGET))
+    jumps = np.flatnonzero(np.isin(ev.kind, (_core.kind.TAIL_JUMP_DIRECT,)) & (ev.target != _core.NO_TARGET))
     lows = cx.inst.column("low_pc").to_numpy()
     highs = np.array([r[0][1] if r else lo for r, lo in zip(cx.inst.column("ranges").to_pylist(), lows)])
     order = np.argsort(lows, kind="stable")
@@ -209,7 +208,7 @@ def noreturn_in_code(cx: Context) -> Iterator[Finding]:
     """No return instruction and no tail jump on any path, where DWARF says nothing."""
     ev = _events(cx)
     counts = ev.per_instance
-    exits = counts[machine.RETURN] + counts[machine.TAIL_JUMP_DIRECT] + counts[machine.TAIL_JUMP_INDIRECT]
+    exits = counts[_core.kind.RETURN] + counts[_core.kind.TAIL_JUMP_DIRECT] + counts[_core.kind.TAIL_JUMP_INDIRECT]
     declared = cx.inst.column("noreturn").to_numpy(zero_copy_only=False)
     decoded = cx.machine.ranges
     ok = np.zeros(cx.inst.num_rows, bool)
@@ -241,19 +240,19 @@ def instance_code(cx: Context, row: int, ftrace: Entries | None = None) -> dict[
     record = ftrace.record_in(low, hi) if ftrace is not None else None
     if record is not None:
         entry, why = record, "ftrace call site (__mcount_loc)"
-    elif len(landing := [i for i in ev.of(row, machine.ENDBR).tolist() if ev.addr[i] == low]):
+    elif len(landing := [i for i in ev.of(row, _core.kind.ENDBR).tolist() if ev.addr[i] == low]):
         entry, why = low + int(ev.size[landing[0]]), "after the ENDBR/BTI landing pad"
     elif off := _local_entry(cx, row):
         entry, why = low + off, "ppc64 local entry point"
     return {
         "probe_entry": hexa(entry),
         "probe_entry_is": why,
-        "returns": [hexa(ev.addr[i]) for i in ev.of(row, machine.RETURN).tolist()],
+        "returns": [hexa(ev.addr[i]) for i in ev.of(row, _core.kind.RETURN).tolist()],
         "tail_exits": [
             {
                 "at": hexa(ev.addr[i]),
-                "to": cx.name_at(int(ev.target[i])) if ev.target[i] != machine.NO_TARGET else "indirect",
+                "to": cx.name_at(int(ev.target[i])) if ev.target[i] != _core.NO_TARGET else "indirect",
             }
-            for i in ev.of(row, machine.TAIL_JUMP_DIRECT, machine.TAIL_JUMP_INDIRECT).tolist()
+            for i in ev.of(row, _core.kind.TAIL_JUMP_DIRECT, _core.kind.TAIL_JUMP_INDIRECT).tolist()
         ],
     }
