@@ -299,7 +299,7 @@ def test_binary_truncated_during_a_run(tmp_path: Path) -> None:
         "import os, sys, patchscope\n"
         "b = patchscope.open(sys.argv[1], use_cache=False)\n"
         "os.truncate(sys.argv[1], 0)\n"
-        "print(b.code.events.num_rows > 0)\n"
+        "print(b.machine.events.num_rows > 0)\n"
     )
     r = subprocess.run([sys.executable, "-c", code, str(binary)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout == "True\n", r.stderr

@@ -121,7 +121,7 @@ def test_dwarf_tail_calls_are_tail_jumps(kernel: patchscope.Binary) -> None:
     cs = kernel.call_sites
     tail = cs.column("tail").to_numpy() == 1
     ret = cs.column("return_pc").to_numpy()[tail]
-    ev = kernel.code.events
+    ev = kernel.machine.events
     kind = ev.column("kind").to_numpy()
     jumps = np.isin(kind, (_core.kind.TAIL_JUMP_DIRECT, _core.kind.TAIL_JUMP_INDIRECT, _core.kind.JUMP_TO_ENTRY))
     end = ev.column("address").to_numpy()[jumps] + ev.column("size").to_numpy()[jumps]

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchscope import _core
-from patchscope.index import cache, functions, lines, variables
-from patchscope.index import machine as code_facts
+from patchscope.index import cache, functions, lines, machine, variables
+from patchscope.index.machine import CodeFingerprints, Instruction, MachineFacts
 from patchscope.index.tables import Columns, pool_indices
 
 T = TypeVar("T")
@@ -79,22 +79,22 @@ class Binary:
         return self.derived("inventory", lambda: functions.build(self.cols))
 
     @cached_property
-    def code(self) -> code_facts.CodeFacts:
+    def machine(self) -> MachineFacts:
         """Returns, tail jumps, calls and atomic regions of every out-of-line instance."""
-        return self.derived("code", lambda: code_facts.decode(self.core, self.inventory.instances))
+        return self.derived("machine", lambda: machine.decode(self.core, self.inventory.instances))
 
     @cached_property
-    def fingerprints(self) -> code_facts.CodeFingerprints:
+    def fingerprints(self) -> CodeFingerprints:
         """Position-independent code fingerprints of every range of every out-of-line instance."""
-        return self.derived("fingerprints", lambda: code_facts.fingerprint(self.core, self.inventory.instances))
+        return self.derived("fingerprints", lambda: machine.fingerprint(self.core, self.inventory.instances))
 
     @cached_property
     def line_spans(self) -> lines.LineSpans:
         """The first and last source line of each out-of-line instance's own code."""
         return self.derived("line_spans", lambda: lines.spans(self.cols, self.inventory))
 
-    def instructions(self, low: int, high: int) -> list[code_facts.Instruction]:
-        return code_facts.instructions(self.core, low, high)
+    def instructions(self, low: int, high: int) -> list[Instruction]:
+        return machine.instructions(self.core, low, high)
 
     def variables_at(self, scope: int, address: int) -> list[variables.VariableAt]:
         """The variables of a concrete instance or inline site (its DIE) at ``address``."""
@@ -102,7 +102,7 @@ class Binary:
 
     def probe_sites(self, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:
         """The instruction holding each address, decoding from its start (``index.machine.probe_sites``)."""
-        return code_facts.probe_sites(self.core, starts, addresses)
+        return machine.probe_sites(self.core, starts, addresses)
 
     def plt_names(self) -> pa.Table:
         """PLT stubs (``got`` 0) and GOT slots (``got`` 1) by the symbol their dynamic

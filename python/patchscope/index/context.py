@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.functions import range_bounds, rows_of
-from patchscope.index.machine import CodeFacts, Instruction
+from patchscope.index.machine import Instruction, MachineFacts
 from patchscope.index.tables import list_offsets, pool_indices
 from patchscope.index.variables import VariableAt, variables_at_many
 
@@ -97,9 +97,9 @@ class Context:
         return self.b.cols.raw[name]
 
     @property
-    def machine(self) -> CodeFacts:
+    def machine(self) -> MachineFacts:
         """The machine-code facts of every out-of-line instance."""
-        return self.b.code
+        return self.b.machine
 
     def instructions(self, low: int, high: int) -> list[Instruction]:
         """The instructions of ``[low, high)``, decoded from ``low``."""

@@ -22,7 +22,7 @@ HOW = tuple(n.lower() for n in sorted(filter(str.isupper, vars(_core.how)), key=
 
 @derived_product
 @dataclass
-class CodeFacts:
+class MachineFacts:
     """``ranges``: one row per decoded range; ``events``: returns, tail jumps, calls, atomics…"""
 
     ranges: pa.Table
@@ -57,9 +57,9 @@ def _range_columns(instances: pa.Table) -> tuple[bytes, bytes, bytes]:
     return ids.tobytes(), pairs[:, 0].copy().tobytes(), pairs[:, 1].copy().tobytes()
 
 
-def decode(core: _core.Binary, instances: pa.Table) -> CodeFacts:
+def decode(core: _core.Binary, instances: pa.Table) -> MachineFacts:
     found = Columns.from_core(core.code_facts(*_range_columns(instances)))
-    return CodeFacts(found.table("code_ranges"), found.table("code_events"))
+    return MachineFacts(found.table("code_ranges"), found.table("code_events"))
 
 
 def fingerprint(core: _core.Binary, instances: pa.Table) -> CodeFingerprints:
