@@ -50,7 +50,9 @@ def cold_split(cx: Context) -> Iterator[Finding]:
     addr = lines.column("address").to_numpy()
     stmt = (lines.column("flags").to_numpy() & _core.lineflag.IS_STMT) != 0
     stmt_addrs = np.sort(addr[stmt])  # np.unique hashes, which is slower on millions of rows
-    stmt_addrs = stmt_addrs[np.concatenate([[True], stmt_addrs[1:] != stmt_addrs[:-1]])]
+    first = np.ones(len(stmt_addrs), bool)  # of each run of one address (none without a line table)
+    first[1:] = stmt_addrs[1:] != stmt_addrs[:-1]
+    stmt_addrs = stmt_addrs[first]
     for row in np.flatnonzero(cx.inst_range_count >= 2).tolist():
         parts = cx.instance_parts(row)
         cold = [p for p in parts[1:] if p["symbol"] is None or ".cold" in p["symbol"]]
