@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from patchscope.index.context import SUFFIX_COLD, SUFFIX_PART, Context
-from patchscope.index.tables import NO_DIE
+from patchscope.index.functions import EXTERNAL, origin_roots, rows_of
+from patchscope.index.tables import NO_DIE, pool_indices
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch, file_matches, line_addresses, prologue_end
 from patchscope.probes.places import places
@@ -241,22 +242,46 @@ def _callees(cx: Context, res: Resolution, fid: int) -> None:
 
 
 def _called_functions(cx: Context, instances: set[int]) -> list[int]:
+    """The source functions the DWARF call sites of ``instances`` name, as SystemTap's
+    ``iterate_over_callees`` finds them: a call site without a callee DIE (an indirect call)
+    names none."""
     cs = cx.raw("call_sites")
     fn = cs.column("function").to_numpy()
     target = cs.column("target").to_numpy()
-    dies = cx.inst_die[list(instances)] if instances else np.array([], np.uint64)
-    targets = np.unique(target[np.isin(fn, dies)])
-    roots = {cx.origin_of(int(t)) for t in targets.tolist()}
-    by_die = cx.shared(_fid_by_root)
-    return sorted({by_die[r] for r in roots if r in by_die})
+    dies = cx.inst_die[sorted(instances)] if instances else np.array([], np.uint64)
+    targets = np.unique(target[np.isin(fn, dies) & (target != NO_DIE)])
+    rows = rows_of(cx.sp["die"], targets)
+    callees = cx.shared(_Callees)
+    return sorted({f for r in rows[rows >= 0].tolist() if (f := callees.fid_of(r)) is not None})
 
 
-def _fid_by_root(cx: Context) -> dict[int, int]:
-    """Source function of each DIE an instance or site points back to."""
-    out = {}
-    for row, fid in enumerate(cx.inst_fid.tolist()):
-        out[cx.origin_of(int(cx.inst_die[row]))] = fid
-    return out
+class _Callees:
+    """The source function a call site's callee DIE stands for."""
+
+    def __init__(self, cx: Context) -> None:
+        sp = cx.sp
+        #: The DIE carrying each subprogram's name (the key of its source function).
+        self.root = origin_roots(sp["die"], sp["origin"], sp["specification"])
+        self.name = sp["name"]
+        self.external = (sp["flags"] & EXTERNAL) != 0
+        rows = rows_of(sp["die"], cx.inst_die)
+        known = rows >= 0
+        self.by_root = dict(zip(self.root[rows[known]].tolist(), cx.inst_fid[known].tolist()))
+        # An external callee declared in the caller's unit is defined in another one, found
+        # by name (stap's external_function_query): the first external function with code.
+        names = pool_indices(cx.functions.column("name"))
+        code = cx.functions.column("external").to_numpy(zero_copy_only=False) & (
+            cx.functions.column("instances").to_numpy() > 0
+        )
+        self.by_name: dict[int, int] = {}
+        for fid in np.flatnonzero(code).tolist():
+            self.by_name.setdefault(int(names[fid]), fid)
+
+    def fid_of(self, row: int) -> int | None:
+        root = int(self.root[row])
+        if root in self.by_root:
+            return self.by_root[root]
+        return self.by_name.get(int(self.name[root])) if self.external[root] else None
 
 
 # -- by symbol (bpftrace, kprobe_events) ---------------------------------------------------------
