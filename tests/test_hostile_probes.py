@@ -3,7 +3,13 @@ function's end, offsets where the tool takes none, bytes that are not UTF-8, hos
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import patchscope
 from conftest import BIN
@@ -65,3 +71,72 @@ def test_callees_on_the_kernel(vmlinux: Path) -> None:
     # objdump -d: vfs_read calls rw_verify_area, __fsnotify_parent, fsnotify, __get_task_ioprio
     assert {"rw_verify_area", "__fsnotify_parent", "fsnotify", "__get_task_ioprio"} <= called(rec)
     assert "parse_nolapic_timer" not in called(rec)
+
+
+def run(*args: str | bytes | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "patchscope.cli.main", "check", *args],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=300,
+    )
+
+
+def test_offset_past_the_end_is_refused_as_each_tool_refuses_it() -> None:
+    uprobe, huge, perf, kprobe, wide, inside = judge(
+        X86,
+        f"uprobe:{X86}:main+99999999",
+        "uprobe:x:main+18446744073709551615",
+        "tree_sum+1000",
+        "p:ev main+0x10000",
+        "p:ev main+0x100000000",
+        "uprobe:x:main+0x2f",
+    )
+    assert uprobe["errors"] == ["bpftrace: \"Offset outside the function bounds ('main' size is 600)\""]
+    assert huge["errors"] == uprobe["errors"] and not huge["landings"]
+    assert perf["errors"] == ['perf: "Specified offset is out of tree_sum" (tree_sum+0x3e8)']
+    assert "past the end of main (600 bytes)" in kprobe["errors"][0]
+    assert "Invalid probed address or symbol" in wide["errors"][0]
+    assert {r["verdict"] for r in (uprobe, huge, perf, kprobe, wide)} == {"unresolved"}
+    assert inside["landings"][0]["address"] == "0x116f"  # main + 0x2f, as objdump places it
+
+
+def test_offset_past_the_end_on_the_kernel(vmlinux: Path) -> None:
+    (rec,) = judge(vmlinux, "vfs_read+0x100000")
+    assert rec["errors"] == ['perf: "Specified offset is out of vfs_read" (vfs_read+0x100000)']
+    assert not rec["landings"]
+
+
+@pytest.mark.parametrize(
+    ("text", "caret", "message"),
+    [
+        ("fentry:main+1", 11, "fentry takes no offset"),
+        ("kfunc:main+0", 10, "fentry takes no offset"),
+        ("fexit:vmlinux:main+1", 18, "fexit takes no offset"),
+        ("main:" + "9" * 5000, 5, "does not fit in 32 bits"),
+        ("uprobe:x:main+18446744073709551616", 14, "does not fit in 64 bits"),
+        ("kprobe:main+0x10000000000000000", 12, "does not fit in 64 bits"),
+        ("kernel.statement(0x1ffffffffffffffff)", 17, "does not fit in 64 bits"),
+        ('kernel.function("f@a.c:4294967296")', 23, "does not fit in 32 bits"),
+        ("kernel.statement(-5)", 17, "not negative"),
+        ('process.function("ma\udcffin")', 20, "byte 0xff is not UTF-8"),
+    ],
+)
+def test_hostile_points_are_caret_errors(text: str, caret: int, message: str) -> None:
+    with pytest.raises(ps.ProbeSyntaxError) as e:
+        ps.parse(text)
+    assert (e.value.pos, message in e.value.message) == (caret, True)
+    assert "\udcff" not in e.value.pointer()  # printable whatever the terminal's encoding
+
+
+def test_an_escaped_quote_is_part_of_the_pattern() -> None:
+    assert ps.parse('kernel.function("a\\"b")').function == 'a"b'
+
+
+def test_one_bad_point_never_stops_the_others() -> None:
+    hostile = ["main:" + "9" * 5000, 'kernel.function("a\\"b")', "uprobe:x:main+18446744073709551616"]
+    r = run(X86, "--format=json", *hostile, os.fsencode('process.function("ma\udcffin")'), "uprobe:x:tree_sum")
+    assert r.returncode == 2, r.stderr
+    doc = json.loads(r.stdout)
+    assert [p["verdict"] for p in doc["points"]] == ["unresolved"] * 4 + ["safe"]

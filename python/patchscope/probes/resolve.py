@@ -155,8 +155,11 @@ def _out_of_line(cx: Context, res: Resolution, fid: int) -> None:
             res.missed.append(Missed(fid, symbol, "SystemTap does not map a .part body back to its source name"))
             continue
         if p.offset is not None:
-            low = cx.inst_low(row)
-            res.landings.append(Landing(low + p.offset, fid, ps.STATEMENT, row, how=f"{symbol}+{p.offset:#x}"))
+            addr = cx.inst_low(row) + p.offset
+            if places(cx).instance_at(addr) != row:  # probe-finder.c: dwarf_haspc(sp_die, paddr)
+                res.errors.append(f'perf: "Specified offset is out of {cx.fn_name[fid]}" ({symbol}+{p.offset:#x})')
+                continue
+            res.landings.append(Landing(addr, fid, ps.STATEMENT, row, how=f"{symbol}+{p.offset:#x}"))
             continue
         addr, how = _entry_for(cx, row, p)
         res.landings.append(Landing(addr, fid, ps.RETURN if p.is_return else ps.ENTRY, row, how=how))
@@ -319,11 +322,24 @@ def _symbol_landings(cx: Context, res: Resolution, name: str, rows: list[int]) -
         if kind in ("fentry", "fexit") and "." in name:
             res.errors.append(f"{name}: BTF has no suffixed clone (pahole skips it), {kind} cannot attach")
             continue
-        if p.offset:
+        if p.offset and p.offset >= int(cx.sym_size[srow]):
+            res.errors.append(_outside(p, name, int(cx.sym_size[srow])))
+        elif p.offset:
             res.landings.append(Landing(addr + p.offset, fid, ps.STATEMENT, row, how=f"{name}+{p.offset:#x}"))
         else:
             entry, how = places(cx).entry(row) if row >= 0 else (addr, "symbol address")
             res.landings.append(Landing(entry, fid, ps.RETURN if p.is_return else ps.ENTRY, row, how=how))
+
+
+def _outside(p: ps.ProbePoint, name: str, size: int) -> str:
+    """What the tool answers to an offset at or past the end of the symbol."""
+    off = p.offset or 0
+    if p.tool == "bpftrace":  # attached_probe.cpp: func_offset >= sym.size
+        return f"bpftrace: \"Offset outside the function bounds ('{name}' size is {size})\""
+    if off > 0xFFFF_FFFF:  # trace_kprobe.c: offset > UINT_MAX is BAD_PROBE_ADDR
+        return f'kprobe_events: "Invalid probed address or symbol" ({name}+{off:#x}: an offset is at most 32 bits)'
+    # kprobes.c _kprobe_addr: sym + off is re-based onto whichever symbol holds it
+    return f"{name}+{off:#x} is past the end of {name} ({size} bytes): the kernel would probe another function there"
 
 
 def _suggest_clones(cx: Context, res: Resolution, name: str) -> None:

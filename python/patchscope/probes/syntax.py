@@ -103,6 +103,7 @@ _NUMBER = re.compile(r"(0[xX][0-9a-fA-F]+|\d+)\Z")
 
 def parse(text: str) -> ProbePoint:
     """One probe point in any dialect, told apart by its shape."""
+    _check_utf8(text)
     s = text.strip()
     if not s:
         raise ProbeSyntaxError(text, 0, "empty probe point")
@@ -115,10 +116,39 @@ def parse(text: str) -> ProbePoint:
         if re.match(r"[pr]\d*(:\S*)?\s", s):
             return parse_kprobe_event(s)
         if _NUMBER.match(s):
-            return ProbePoint(text=s, tool="address", mode=ADDRESS, address=int(s, 0))
+            return ProbePoint(text=s, tool="address", mode=ADDRESS, address=number(s, s, 0, "an address"))
         return parse_perf(s)
     except ProbeSyntaxError as e:
         raise ProbeSyntaxError(text, e.pos + lead, e.message) from None
+
+
+#: A byte that is not UTF-8, as Python decodes it from argv or a file (``surrogateescape``).
+_RAW_BYTE = re.compile("[\udc80-\udcff]")
+
+#: Addresses and offsets are 64-bit in every tool; a DWARF line number is 32-bit.
+ADDRESS_BITS, LINE_BITS = 64, 32
+
+
+def _check_utf8(text: str) -> None:
+    """A byte that is not UTF-8 names nothing any tool could match: say where it is (the
+    point's text shows U+FFFD there, so it can still be printed)."""
+    m = _RAW_BYTE.search(text)
+    if m:
+        shown = _RAW_BYTE.sub("\ufffd", text)
+        raise ProbeSyntaxError(shown, m.start(), f"byte {ord(m.group()) - 0xDC00:#04x} is not UTF-8")
+
+
+def number(digits: str, text: str, at: int, what: str, bits: int = ADDRESS_BITS) -> int:
+    """``digits`` (decimal or 0x hex, as ``_NUMBER`` matched them) as an int, refused past
+    ``bits`` bits before any conversion: a 5,000-digit number is one point's error."""
+    hexa = digits[:2] in ("0x", "0X")
+    body = (digits[2:] if hexa else digits).lstrip("0")
+    # a hex digit is 4 bits, a decimal one more than 3
+    value = int(body or "0", 16 if hexa else 10) if len(body) <= (bits // 4 if hexa else bits // 3 + 1) else -1
+    if not 0 <= value < 1 << bits:
+        shown = digits if len(digits) <= 24 else digits[:24] + "…"
+        raise ProbeSyntaxError(text, at, f"{what} {shown} does not fit in {bits} bits")
+    return value
 
 
 # -- SystemTap ---------------------------------------------------------------------------------
@@ -129,6 +159,8 @@ class _Component:
     name: str
     arg: str | int | None
     pos: int
+    #: Where the argument's text starts (inside its quotes): escapes make it longer than ``arg``.
+    at: int = 0
 
 
 class _Scanner:
@@ -180,8 +212,9 @@ class _Scanner:
         m = re.compile(r"-?(0[xX][0-9a-fA-F]+|\d+)").match(self.text, self.pos)
         if not m:
             raise self.error("expected a string or a number")
+        value = number(m.group(1), self.text, m.start(1), "the number")
         self.pos = m.end()
-        return int(m.group(), 0)
+        return -value if m.group().startswith("-") else value
 
     def components(self) -> list[_Component]:
         parts = []
@@ -189,11 +222,13 @@ class _Scanner:
             pos = self.pos
             name = self.identifier()
             arg: str | int | None = None
+            at = pos
             if self.peek() == "(":
                 self.pos += 1
+                at = self.pos + (self.peek() == '"')
                 arg = self.literal()
                 self.expect(")")
-            parts.append(_Component(name, arg, pos))
+            parts.append(_Component(name, arg, pos, at))
             if self.peek() != ".":
                 return parts
             self.pos += 1
@@ -242,18 +277,18 @@ def _stap_target(text: str, head: _Component) -> str:
 def _stap_function(text: str, what: _Component, base: ProbePoint) -> ProbePoint:
     if not isinstance(what.arg, str):
         raise ProbeSyntaxError(text, what.pos, ".function takes a string pattern")
-    at = text.index(what.arg, what.pos) if what.arg else what.pos
-    func, file, line = _function_spec(what.arg, text, at)
+    func, file, line = _function_spec(what.arg, text, what.at)
     return replace(base, function=func, file=file, line=line)
 
 
 def _stap_statement(text: str, what: _Component, base: ProbePoint) -> ProbePoint:
     if isinstance(what.arg, int):
+        if what.arg < 0:
+            raise ProbeSyntaxError(text, what.at, "an address is not negative")
         return replace(base, mode=ADDRESS, address=what.arg)
-    at = text.index(what.arg, what.pos) if what.arg else what.pos
-    func, file, line = _function_spec(what.arg, text, at)
+    func, file, line = _function_spec(what.arg, text, what.at)
     if line is None:
-        raise ProbeSyntaxError(text, at + len(what.arg), 'a statement needs a line: "FUNC@FILE:LINE"')
+        raise ProbeSyntaxError(text, what.at + len(what.arg), 'a statement needs a line: "FUNC@FILE:LINE"')
     return replace(base, mode=STATEMENT, function=func, file=file, line=line)
 
 
@@ -278,8 +313,9 @@ def _line_spec(s: str, text: str, at: int) -> LineSpec:
     m = re.fullmatch(r"(\+)?(\d+)(?:-(\d+))?", s)
     if not m:
         raise ProbeSyntaxError(text, at, f"bad line number {s!r} (N, N-M, +N or *)")
-    low = int(m.group(2))
-    return LineSpec(low, int(m.group(3) or low), relative=bool(m.group(1)))
+    low = number(m.group(2), text, at, "line", LINE_BITS)
+    high = number(m.group(3), text, at + m.start(3), "line", LINE_BITS) if m.group(3) else low
+    return LineSpec(low, high, relative=bool(m.group(1)))
 
 
 def _stap_suffixes(text: str, parts: list[_Component], point: ProbePoint) -> ProbePoint:
@@ -441,12 +477,12 @@ def _perf_tail(text: str, at: int, tail: str, point: ProbePoint) -> ProbePoint:
     if kind == "+":
         if not _NUMBER.match(value) or point.function is None:
             raise ProbeSyntaxError(text, at + 1, "+OFFS needs a function and a number")
-        return replace(point, mode=STATEMENT, offset=int(value, 0))
+        return replace(point, mode=STATEMENT, offset=number(value, text, at + 1, "offset"))
     m = re.fullmatch(r"(\d+)(%return)?", value)
     if not m or m.group(2):
         raise ProbeSyntaxError(text, at + 1, f"bad line number {value!r}")
-    relative = point.function is not None
-    return replace(point, mode=STATEMENT, line=LineSpec(int(m.group(1)), int(m.group(1)), relative=relative))
+    line = number(m.group(1), text, at + 1, "line", LINE_BITS)
+    return replace(point, mode=STATEMENT, line=LineSpec(line, line, relative=point.function is not None))
 
 
 def _perf_args(argtext: str) -> tuple[str, ...]:
@@ -501,17 +537,20 @@ def _symbol_offset(text: str, at: int, spec: str, base: ProbePoint) -> ProbePoin
     if not spec:
         raise ProbeSyntaxError(text, at, "expected a function name")
     if _NUMBER.match(spec):
-        return replace(base, mode=ADDRESS, address=int(spec, 0))
+        return replace(base, mode=ADDRESS, address=number(spec, text, at, "an address"))
     name, plus, off = spec.partition("+")
     if not _C_NAME.match(name):
         bad = next((i for i, c in enumerate(name) if not (c.isalnum() or c in "_.*?[]")), 0)
         raise ProbeSyntaxError(text, at + bad, f"{name!r} is not a function name")
     if plus:
+        if base.notes and base.notes[0] in ("fentry", "fexit"):  # BTF names a function, never a place in it
+            raise ProbeSyntaxError(text, at + len(name), f"{base.notes[0]} takes no offset")
         if not _NUMBER.match(off):
             raise ProbeSyntaxError(text, at + len(name) + 1, f"bad offset {off!r}")
-        if base.mode == RETURN and int(off, 0):
+        offset = number(off, text, at + len(name) + 1, "offset")
+        if base.mode == RETURN and offset:
             raise ProbeSyntaxError(text, at + len(name) + 1, "a return probe takes no offset")
-        return replace(base, function=name, offset=int(off, 0), mode=base.mode if base.is_return else STATEMENT)
+        return replace(base, function=name, offset=offset, mode=base.mode if base.is_return else STATEMENT)
     return replace(base, function=name)
 
 
