@@ -140,3 +140,24 @@ def test_one_bad_point_never_stops_the_others() -> None:
     assert r.returncode == 2, r.stderr
     doc = json.loads(r.stdout)
     assert [p["verdict"] for p in doc["points"]] == ["unresolved"] * 4 + ["safe"]
+
+
+def test_a_probe_file_that_is_not_utf8(tmp_path: Path) -> None:
+    points = tmp_path / "points.txt"
+    points.write_bytes(b"uprobe:x:ma\xffin\nuprobe:x:tree_sum\n")
+    script = tmp_path / "probes.stp"
+    script.write_bytes(
+        b'probe process("x").function("a\xff") {} /* \xfe */\nprobe process("x").function("tree_sum") {}\n'
+    )
+    for args in (["--probes", points], [script]):
+        r = run(X86, "--format=json", *args)
+        assert r.returncode == 2 and not r.stderr
+        bad, good = json.loads(r.stdout)["points"]
+        assert "byte 0xff is not UTF-8" in bad["errors"][0] and "\ufffd" in bad["probe"]
+        assert good["verdict"] == "safe"
+
+
+def test_a_probe_file_without_end_is_refused() -> None:
+    r = run(X86, "--probes", "/dev/zero")
+    assert r.returncode == 2
+    assert r.stderr.strip() == "patchscope: error: /dev/zero: larger than 16 MiB, too large for a probe file"

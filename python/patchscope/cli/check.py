@@ -46,6 +46,8 @@ def points_of(args: argparse.Namespace) -> list[ps.ProbePoint | ps.ProbeSyntaxEr
             out.extend(ps.load_points(path))
         except OSError as e:
             raise common.UserError(f"{path}: {e.strerror}") from None
+        except ps.ProbeFileError as e:
+            raise common.UserError(str(e)) from None
     if not out:
         raise common.UserError("no probe points given")
     return out

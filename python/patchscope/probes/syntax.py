@@ -571,11 +571,23 @@ def parse_kprobe_event(text: str) -> ProbePoint:
     return _symbol_offset(text, at, spec, base)
 
 
+#: A probe file is read whole: past this size it is no list of probe points (``/dev/zero``).
+MAX_FILE = 16 << 20
+
+
+class ProbeFileError(ValueError):
+    """A probe file that cannot be read as one."""
+
+
 def load_points(path: str) -> list[ProbePoint | ProbeSyntaxError]:
     """The probe points of a file: a SystemTap script (``.stp``), else one point per line
     (blank lines and ``#`` comments skipped)."""
-    with open(path) as f:
-        text = f.read()
+    with open(path, "rb") as f:
+        data = f.read(MAX_FILE + 1)
+    if len(data) > MAX_FILE:
+        raise ProbeFileError(f"{path}: larger than {MAX_FILE >> 20} MiB, too large for a probe file")
+    # a byte that is not UTF-8 stays where it is, and the point holding it gets a caret there
+    text = data.decode("utf-8", "surrogateescape")
     if path.endswith(".stp"):
         return stp_probe_points(text, path)
     out: list[ProbePoint | ProbeSyntaxError] = []
