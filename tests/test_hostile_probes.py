@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,26 @@ def test_a_probe_file_without_end_is_refused() -> None:
     r = run(X86, "--probes", "/dev/zero")
     assert r.returncode == 2
     assert r.stderr.strip() == "patchscope: error: /dev/zero: larger than 16 MiB, too large for a probe file"
+
+
+ORDINARY = 'probe process("x").function("tree_sum") { println($n) }\n'
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        ORDINARY * (1_000_000 // len(ORDINARY)),  # 17,857 probes
+        "/* " * 350_000,  # each comment once ran to the end: 150 KB took 39 s
+        '"' * 1_000_000,
+        "%{ " * 350_000,
+        'probe process("x").function("a") ' + '"b", ' * 25_000 + "{}",
+        "{" * 1_000_000,
+    ],
+    ids=["probes", "comments", "quotes", "embedded-c", "header-strings", "braces"],
+)
+def test_the_stp_reader_is_linear(script: str) -> None:
+    """A megabyte of script is read in well under a second (the bound is generous for a
+    loaded machine; a quadratic reader takes minutes)."""
+    start = time.process_time()
+    ps.stp_probe_points(script)
+    assert time.process_time() - start < 5

@@ -353,26 +353,32 @@ def stp_probe_points(source: str, name: str = "script.stp") -> list[ProbePoint |
     return out
 
 
+#: An unterminated comment, string or embedded C runs to the end of the script (where stap
+#: stops with an error): matched at once, never rescanned from each later position.
 _STP_TOKENS = re.compile(
-    r'(?P<skip>\#[^\n]*|//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\])*"|%\{.*?%\}|\s+)|(?P<open>\{)|(?P<close>\})|(?P<word>\w+)',
+    r'(?P<skip>\#[^\n]*|//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:\\.|[^"\\])*(?:"|\Z)|%\{.*?(?:%\}|\Z)|\s+|[^\w\s{}"#/%]+)'
+    r"|(?P<open>\{)|(?P<close>\})|(?P<word>\w+)",
     re.S,
 )
 
 
 def _stp_probes(source: str) -> list[tuple[int, str, list[str], bool, list[str]]]:
     """(line, alias name, point texts, is_alias, ``$variables`` its body reads) of each
-    top-level ``probe`` statement."""
+    top-level ``probe`` statement, in one pass over the script."""
     found = []
-    depth, header_end = 0, 0
+    depth, done = 0, 0
+    line, counted = 1, 0
     for m in _tokens(source):
-        if m.start() < header_end:
+        if m.start() < done:  # inside a probe already read
             continue
         depth = max(depth + bool(m.group("open")) - bool(m.group("close")), 0)
         if depth == 0 and m.group("word") == "probe":
+            line += source.count("\n", counted, m.start())
+            counted = m.start()
             header_end = _header_end(source, m.end())
-            header = source[m.end() : header_end]
-            reads = _TARGET_VAR.findall(source[header_end : _body_end(source, header_end)])
-            found.append((source.count("\n", 0, m.start()) + 1, *_probe_header(header), reads))
+            done = _body_end(source, header_end)  # its braces balance: depth stays 0
+            reads = _TARGET_VAR.findall(source[header_end:done])
+            found.append((line, *_probe_header(source[m.end() : header_end]), reads))
     return found
 
 
@@ -381,7 +387,7 @@ def _tokens(source: str, pos: int = 0) -> Iterator[re.Match[str]]:
     (``%{ … %}``) are matched whole, so nothing inside them counts."""
     while pos < len(source):
         m = _STP_TOKENS.match(source, pos)
-        if not m:
+        if not m:  # a lone / or % that starts no comment nor embedded C
             pos += 1
             continue
         pos = m.end()
@@ -394,7 +400,8 @@ def _header_end(source: str, pos: int) -> int:
     while i < len(source):
         c = source[i]
         if c == '"':
-            i = source.index('"', i + 1) + 1 if '"' in source[i + 1 :] else len(source)
+            close = source.find('"', i + 1)
+            i = close + 1 if close >= 0 else len(source)
             continue
         depth += c == "("
         depth -= c == ")"
