@@ -185,3 +185,13 @@ def test_the_stp_reader_is_linear(script: str) -> None:
     start = time.process_time()
     ps.stp_probe_points(script)
     assert time.process_time() - start < 5
+
+
+def test_diff_refuses_a_probe_file_without_end_too() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "patchscope.cli.main", "diff", X86, X86, "--probes", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "larger than 16 MiB" in r.stderr

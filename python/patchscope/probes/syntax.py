@@ -583,14 +583,17 @@ MAX_FILE = 16 << 20
 
 
 class ProbeFileError(ValueError):
-    """A probe file that cannot be read as one."""
+    """A probe file that cannot be read, or not as one: the message is one line."""
 
 
 def load_points(path: str) -> list[ProbePoint | ProbeSyntaxError]:
     """The probe points of a file: a SystemTap script (``.stp``), else one point per line
     (blank lines and ``#`` comments skipped)."""
-    with open(path, "rb") as f:
-        data = f.read(MAX_FILE + 1)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE + 1)
+    except OSError as e:
+        raise ProbeFileError(f"{path}: {e.strerror}") from None
     if len(data) > MAX_FILE:
         raise ProbeFileError(f"{path}: larger than {MAX_FILE >> 20} MiB, too large for a probe file")
     # a byte that is not UTF-8 stays where it is, and the point holding it gets a caret there
