@@ -20,8 +20,14 @@ from patchscope.report import check
 X86 = BIN / "x86_64/corpus"
 
 
-def judge(binary: Path, *texts: str) -> list[dict]:
-    return check.document(patchscope.open(binary), [ps.parse(t) for t in texts])["points"]
+def judge(binary: Path | patchscope.Binary, *texts: str) -> list[dict]:
+    b = binary if isinstance(binary, patchscope.Binary) else patchscope.open(binary)
+    return check.document(b, [ps.parse(t) for t in texts])["points"]
+
+
+@pytest.fixture(scope="module")
+def kernel(vmlinux: Path) -> patchscope.Binary:
+    return patchscope.open(vmlinux)
 
 
 def called(rec: dict) -> set[str]:
@@ -67,8 +73,8 @@ def test_callees_are_the_direct_calls_objdump_shows() -> None:
     }
 
 
-def test_callees_on_the_kernel(vmlinux: Path) -> None:
-    (rec,) = judge(vmlinux, 'kernel.function("vfs_read").callees')
+def test_callees_on_the_kernel(kernel: patchscope.Binary) -> None:
+    (rec,) = judge(kernel, 'kernel.function("vfs_read").callees')
     # objdump -d: vfs_read calls rw_verify_area, __fsnotify_parent, fsnotify, __get_task_ioprio
     assert {"rw_verify_area", "__fsnotify_parent", "fsnotify", "__get_task_ioprio"} <= called(rec)
     assert "parse_nolapic_timer" not in called(rec)
@@ -103,8 +109,8 @@ def test_offset_past_the_end_is_refused_as_each_tool_refuses_it() -> None:
     assert inside["landings"][0]["address"] == "0x116f"  # main + 0x2f, as objdump places it
 
 
-def test_offset_past_the_end_on_the_kernel(vmlinux: Path) -> None:
-    (rec,) = judge(vmlinux, "vfs_read+0x100000")
+def test_offset_past_the_end_on_the_kernel(kernel: patchscope.Binary) -> None:
+    (rec,) = judge(kernel, "vfs_read+0x100000")
     assert rec["errors"] == ['perf: "Specified offset is out of vfs_read" (vfs_read+0x100000)']
     assert not rec["landings"]
 
