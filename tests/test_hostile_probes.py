@@ -201,3 +201,11 @@ def test_diff_refuses_a_probe_file_without_end_too() -> None:
         timeout=300,
     )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "larger than 16 MiB" in r.stderr
+
+
+def test_aliases_cannot_multiply_points_without_bound() -> None:
+    alias = "probe a = " + ", ".join(f'process("x").function("f{i}")' for i in range(2000)) + " {}\n"
+    start = time.process_time()
+    with pytest.raises(ps.ProbeFileError, match="more than 1,000,000 probe points"):
+        ps.stp_probe_points(alias + "probe a {}\n" * 1000, "many.stp")
+    assert time.process_time() - start < 5  # refused before a point is parsed

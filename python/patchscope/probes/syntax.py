@@ -48,6 +48,10 @@ class ProbeSyntaxError(ValueError):
         return f"{self.text}\n{' ' * self.pos}^"
 
 
+class ProbeFileError(ValueError):
+    """A probe file that cannot be read, or not as one: the message is one line."""
+
+
 @dataclass(frozen=True)
 class LineSpec:
     """``N``, ``N-M``, ``*`` or, for perf's ``FUNC:RLN`` and stap's ``+N``, relative to the
@@ -334,22 +338,36 @@ def _stap_suffixes(text: str, parts: list[_Component], point: ProbePoint) -> Pro
     return point
 
 
+#: Each use of an alias repeats its points: a few MiB of script could name billions.
+MAX_POINTS = 1_000_000
+
+
 def stp_probe_points(source: str, name: str = "script.stp") -> list[ProbePoint | ProbeSyntaxError]:
     """Every probe point of a SystemTap script, with plain aliases (``probe a = kernel.…``)
     expanded; a point that does not parse is returned as its error, the others still are."""
-    aliases: dict[str, list[str]] = {}
     out: list[ProbePoint | ProbeSyntaxError] = []
+    for text, where, reads in _expanded(source, name):
+        point = _parse_from(text, where)
+        if isinstance(point, ProbePoint):
+            point = replace(point, args=point.args + tuple(dict.fromkeys(reads)))
+        out.append(point)
+    return out
+
+
+def _expanded(source: str, name: str) -> list[tuple[str, str, list[str]]]:
+    """(point text, ``file:LINE``, variables read) of every point once aliases are expanded,
+    counted before any is parsed."""
+    aliases: dict[str, list[str]] = {}
+    out: list[tuple[str, str, list[str]]] = []
     for lineno, head, points, is_alias, reads in _stp_probes(source):
-        where = f"{name}:{lineno}"
         if is_alias:
             aliases[head] = points
             continue
         for p in points:
-            for text in aliases.get(p.rstrip("?!"), [p]):
-                point = _parse_from(text, where)
-                if isinstance(point, ProbePoint):
-                    point = replace(point, args=point.args + tuple(dict.fromkeys(reads)))
-                out.append(point)
+            texts = aliases.get(p.rstrip("?!"), [p])
+            if len(out) + len(texts) > MAX_POINTS:
+                raise ProbeFileError(f"{name}: more than {MAX_POINTS:,} probe points once aliases are expanded")
+            out += [(text, f"{name}:{lineno}", reads) for text in texts]
     return out
 
 
@@ -580,10 +598,6 @@ def parse_kprobe_event(text: str) -> ProbePoint:
 
 #: A probe file is read whole: past this size it is no list of probe points (``/dev/zero``).
 MAX_FILE = 16 << 20
-
-
-class ProbeFileError(ValueError):
-    """A probe file that cannot be read, or not as one: the message is one line."""
 
 
 def load_points(path: str) -> list[ProbePoint | ProbeSyntaxError]:
