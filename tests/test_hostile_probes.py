@@ -127,6 +127,7 @@ def test_offset_past_the_end_on_the_kernel(kernel: patchscope.Binary) -> None:
         ("kernel.statement(0x1ffffffffffffffff)", 17, "does not fit in 64 bits"),
         ('kernel.function("f@a.c:4294967296")', 23, "does not fit in 32 bits"),
         ("kernel.statement(-5)", 17, "not negative"),
+        ('kernel.function("a\\"b@x.c:12x")', 26, "bad line number"),  # the caret counts the escape
         ('process.function("ma\udcffin")', 20, "byte 0xff is not UTF-8"),
     ],
 )

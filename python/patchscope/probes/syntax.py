@@ -18,7 +18,7 @@ A malformed point raises :class:`ProbeSyntaxError` with the offset of the offend
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 #: What a probe point asks for at the places it resolves to.
@@ -163,8 +163,14 @@ class _Component:
     name: str
     arg: str | int | None
     pos: int
-    #: Where the argument's text starts (inside its quotes): escapes make it longer than ``arg``.
+    #: Where the argument's text starts (inside its quotes).
     at: int = 0
+    #: The indices in ``arg`` of characters written escaped (``\"``): each is one more in the text.
+    escapes: tuple[int, ...] = ()
+
+    def place(self, k: int) -> int:
+        """The position in the point's text of ``arg[k]``."""
+        return self.at + k + sum(e <= k for e in self.escapes)
 
 
 class _Scanner:
@@ -172,6 +178,8 @@ class _Scanner:
 
     def __init__(self, text: str, pos: int = 0) -> None:
         self.text, self.pos = text, pos
+        #: The escapes of the last string read (see ``_Component.escapes``).
+        self.escapes: list[int] = []
 
     def error(self, message: str, pos: int | None = None) -> ProbeSyntaxError:
         return ProbeSyntaxError(self.text, self.pos if pos is None else pos, message)
@@ -199,9 +207,11 @@ class _Scanner:
     def string(self) -> str:
         start = self.pos
         self.expect('"')
-        out = []
+        out: list[str] = []
+        self.escapes = []
         while self.peek() not in ('"', ""):
             if self.peek() == "\\":
+                self.escapes.append(len(out))
                 self.pos += 1
             out.append(self.peek())
             self.pos += 1
@@ -226,13 +236,13 @@ class _Scanner:
             pos = self.pos
             name = self.identifier()
             arg: str | int | None = None
-            at = pos
+            at, self.escapes = pos, []
             if self.peek() == "(":
                 self.pos += 1
                 at = self.pos + (self.peek() == '"')
                 arg = self.literal()
                 self.expect(")")
-            parts.append(_Component(name, arg, pos, at))
+            parts.append(_Component(name, arg, pos, at, tuple(self.escapes)))
             if self.peek() != ".":
                 return parts
             self.pos += 1
@@ -281,7 +291,7 @@ def _stap_target(text: str, head: _Component) -> str:
 def _stap_function(text: str, what: _Component, base: ProbePoint) -> ProbePoint:
     if not isinstance(what.arg, str):
         raise ProbeSyntaxError(text, what.pos, ".function takes a string pattern")
-    func, file, line = _function_spec(what.arg, text, what.at)
+    func, file, line = _function_spec(what.arg, text, what.place)
     return replace(base, function=func, file=file, line=line)
 
 
@@ -290,24 +300,25 @@ def _stap_statement(text: str, what: _Component, base: ProbePoint) -> ProbePoint
         if what.arg < 0:
             raise ProbeSyntaxError(text, what.at, "an address is not negative")
         return replace(base, mode=ADDRESS, address=what.arg)
-    func, file, line = _function_spec(what.arg, text, what.at)
+    func, file, line = _function_spec(what.arg, text, what.place)
     if line is None:
-        raise ProbeSyntaxError(text, what.at + len(what.arg), 'a statement needs a line: "FUNC@FILE:LINE"')
+        raise ProbeSyntaxError(text, what.place(len(what.arg)), 'a statement needs a line: "FUNC@FILE:LINE"')
     return replace(base, mode=STATEMENT, function=func, file=file, line=line)
 
 
-def _function_spec(spec: str, text: str, at: int) -> tuple[str, str | None, LineSpec | None]:
-    """``FUNC[@FILE[:LINE]]``, ``FUNC:LINE`` (stap: relative with ``+``)."""
+def _function_spec(spec: str, text: str, place: Callable[[int], int]) -> tuple[str, str | None, LineSpec | None]:
+    """``FUNC[@FILE[:LINE]]``, ``FUNC:LINE`` (stap: relative with ``+``); ``place`` gives the
+    position in ``text`` of a character of ``spec``."""
     func, _, where = spec.partition("@")
     file, line = where, None
     if ":" in where:
         file, _, ln = where.partition(":")
-        line = _line_spec(ln, text, at + len(func) + 1 + len(file) + 1)
+        line = _line_spec(ln, text, place(len(func) + 1 + len(file) + 1))
     elif ":" in func:
         func, _, ln = func.partition(":")
-        line = _line_spec(ln, text, at + len(func) + 1)
+        line = _line_spec(ln, text, place(len(func) + 1))
     if not func:
-        raise ProbeSyntaxError(text, at, 'empty function pattern (use "*" for every function)')
+        raise ProbeSyntaxError(text, place(0), 'empty function pattern (use "*" for every function)')
     return func, file or None, line
 
 
