@@ -3,6 +3,7 @@ function's end, offsets where the tool takes none, bytes that are not UTF-8, hos
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import subprocess
@@ -210,3 +211,13 @@ def test_aliases_cannot_multiply_points_without_bound() -> None:
     with pytest.raises(ps.ProbeFileError, match="more than 1,000,000 probe points"):
         ps.stp_probe_points(alias + "probe a {}\n" * 1000, "many.stp")
     assert time.process_time() - start < 5  # refused before a point is parsed
+
+
+@pytest.mark.parametrize("pattern", ["*sum*", "*_*_*", "*e*e*", "?r*[dt]*"])
+def test_globs_with_several_stars_match_as_fnmatch_does(pattern: str) -> None:
+    """Python's fnmatch translates a second star into an atomic group, which Arrow's RE2
+    refused: ``kernel.function("*tcp*")`` was an internal error (found by the fuzzer)."""
+    b = patchscope.open(X86)
+    names = b.inventory.functions.column("name").to_pylist()
+    found = {names[f] for f in b.find_functions(pattern)}
+    assert found == {n for n in names if n and fnmatch.fnmatchcase(n, pattern)} and found
