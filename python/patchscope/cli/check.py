@@ -44,8 +44,8 @@ def points_of(args: argparse.Namespace) -> list[ps.ProbePoint | ps.ProbeSyntaxEr
     for path in files:
         try:
             out.extend(ps.load_points(path))
-        except OSError as e:
-            raise common.UserError(f"{path}: {e.strerror}") from None
+        except ps.ProbeFileError as e:
+            raise common.UserError(str(e)) from None
     if not out:
         raise common.UserError("no probe points given")
     return out

@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
 def _points(path: str) -> list[ps.ProbePoint | ps.ProbeSyntaxError]:
     try:
         return ps.load_points(path)
-    except OSError as e:
-        raise common.UserError(f"{path}: {e.strerror}") from None
+    except ps.ProbeFileError as e:
+        raise common.UserError(str(e)) from None
 
 
 def render_probes(con: Any, probes: list[dict[str, Any]]) -> None:

@@ -148,8 +148,9 @@ class Binary:
         if pattern in (None, "*"):
             wanted = np.ones(len(self.cols.pool), bool)
         else:
-            # Python's translation ends in \\Z, which RE2 (Arrow's engine) spells \\z.
-            regex = "^" + fnmatch.translate(pattern).replace("\\Z", "\\z")
+            # Python's translation ends in \\Z, which RE2 (Arrow's engine) spells \\z, and makes
+            # each run after a star atomic, (?>…), which RE2 lacks and needs not: it never backtracks.
+            regex = "^" + fnmatch.translate(pattern).replace("\\Z", "\\z").replace("(?>", "(?:")
             wanted = pc.match_substring_regex(self.cols.pool, regex).to_numpy(zero_copy_only=False)
         wanted[0] = False  # the empty name
         rows = np.flatnonzero(wanted[idx])

@@ -20,6 +20,8 @@ import numpy as np
 
 from patchscope import _core
 from patchscope.index.context import Context
+from patchscope.index.functions import origin_roots, rows_of
+from patchscope.index.tables import pool_indices
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch, file_matches, line_addresses, prologue_end
 from patchscope.probes.places import places
@@ -154,8 +156,11 @@ def _out_of_line(cx: Context, res: Resolution, fid: int) -> None:
             res.missed.append(Missed(fid, symbol, "SystemTap does not map a .part body back to its source name"))
             continue
         if p.offset is not None:
-            low = cx.inst_low(row)
-            res.landings.append(Landing(low + p.offset, fid, ps.STATEMENT, row, how=f"{symbol}+{p.offset:#x}"))
+            addr = cx.inst_low(row) + p.offset
+            if places(cx).instance_at(addr) != row:  # probe-finder.c: dwarf_haspc(sp_die, paddr)
+                res.errors.append(f'perf: "Specified offset is out of {cx.fn_name[fid]}" ({symbol}+{p.offset:#x})')
+                continue
+            res.landings.append(Landing(addr, fid, ps.STATEMENT, row, how=f"{symbol}+{p.offset:#x}"))
             continue
         addr, how = _entry_for(cx, row, p)
         res.landings.append(Landing(addr, fid, ps.RETURN if p.is_return else ps.ENTRY, row, how=how))
@@ -241,22 +246,46 @@ def _callees(cx: Context, res: Resolution, fid: int) -> None:
 
 
 def _called_functions(cx: Context, instances: set[int]) -> list[int]:
+    """The source functions the DWARF call sites of ``instances`` name, as SystemTap's
+    ``iterate_over_callees`` finds them: a call site without a callee DIE (an indirect call)
+    names none."""
     cs = cx.raw("call_sites")
     fn = cs.column("function").to_numpy()
     target = cs.column("target").to_numpy()
-    dies = cx.inst_die[list(instances)] if instances else np.array([], np.uint64)
-    targets = np.unique(target[np.isin(fn, dies)])
-    roots = {cx.origin_of(int(t)) for t in targets.tolist()}
-    by_die = cx.shared(_fid_by_root)
-    return sorted({by_die[r] for r in roots if r in by_die})
+    dies = cx.inst_die[sorted(instances)] if instances else np.array([], np.uint64)
+    targets = np.unique(target[np.isin(fn, dies) & (target != _core.NO_DIE)])
+    rows = rows_of(cx.sp["die"], targets)
+    callees = cx.shared(_Callees)
+    return sorted({f for r in rows[rows >= 0].tolist() if (f := callees.fid_of(r)) is not None})
 
 
-def _fid_by_root(cx: Context) -> dict[int, int]:
-    """Source function of each DIE an instance or site points back to."""
-    out = {}
-    for row, fid in enumerate(cx.inst_fid.tolist()):
-        out[cx.origin_of(int(cx.inst_die[row]))] = fid
-    return out
+class _Callees:
+    """The source function a call site's callee DIE stands for."""
+
+    def __init__(self, cx: Context) -> None:
+        sp = cx.sp
+        #: The DIE carrying each subprogram's name (the key of its source function).
+        self.root = origin_roots(sp["die"], sp["origin"], sp["specification"])
+        self.name = sp["name"]
+        self.external = (sp["flags"] & _core.spflag.EXTERNAL) != 0
+        rows = rows_of(sp["die"], cx.inst_die)
+        known = rows >= 0
+        self.by_root: dict[int, int] = dict(zip(self.root[rows[known]].tolist(), cx.inst_fid[known].tolist()))
+        # An external callee declared in the caller's unit is defined in another one, found
+        # by name (stap's external_function_query): the first external function with code.
+        names = pool_indices(cx.functions.column("name"))
+        code = cx.functions.column("external").to_numpy(zero_copy_only=False) & (
+            cx.functions.column("instances").to_numpy() > 0
+        )
+        self.by_name: dict[int, int] = {}
+        for fid in np.flatnonzero(code).tolist():
+            self.by_name.setdefault(int(names[fid]), fid)
+
+    def fid_of(self, row: int) -> int | None:
+        root = int(self.root[row])
+        if root in self.by_root:
+            return self.by_root[root]
+        return self.by_name.get(int(self.name[root])) if self.external[root] else None
 
 
 # -- by symbol (bpftrace, kprobe_events) ---------------------------------------------------------
@@ -294,11 +323,24 @@ def _symbol_landings(cx: Context, res: Resolution, name: str, rows: list[int]) -
         if kind in ("fentry", "fexit") and "." in name:
             res.errors.append(f"{name}: BTF has no suffixed clone (pahole skips it), {kind} cannot attach")
             continue
-        if p.offset:
+        if p.offset and p.offset >= int(cx.sym_size[srow]):
+            res.errors.append(_outside(p, name, int(cx.sym_size[srow])))
+        elif p.offset:
             res.landings.append(Landing(addr + p.offset, fid, ps.STATEMENT, row, how=f"{name}+{p.offset:#x}"))
         else:
             entry, how = places(cx).entry(row) if row >= 0 else (addr, "symbol address")
             res.landings.append(Landing(entry, fid, ps.RETURN if p.is_return else ps.ENTRY, row, how=how))
+
+
+def _outside(p: ps.ProbePoint, name: str, size: int) -> str:
+    """What the tool answers to an offset at or past the end of the symbol."""
+    off = p.offset or 0
+    if p.tool == "bpftrace":  # attached_probe.cpp: func_offset >= sym.size
+        return f"bpftrace: \"Offset outside the function bounds ('{name}' size is {size})\""
+    if off > 0xFFFF_FFFF:  # trace_kprobe.c: offset > UINT_MAX is BAD_PROBE_ADDR
+        return f'kprobe_events: "Invalid probed address or symbol" ({name}+{off:#x}: an offset is at most 32 bits)'
+    # kprobes.c _kprobe_addr: sym + off is re-based onto whichever symbol holds it
+    return f"{name}+{off:#x} is past the end of {name} ({size} bytes): the kernel would probe another function there"
 
 
 def _suggest_clones(cx: Context, res: Resolution, name: str) -> None:

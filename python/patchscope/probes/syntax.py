@@ -18,7 +18,7 @@ A malformed point raises :class:`ProbeSyntaxError` with the offset of the offend
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 #: What a probe point asks for at the places it resolves to.
@@ -46,6 +46,10 @@ class ProbeSyntaxError(ValueError):
     def pointer(self) -> str:
         """Two lines: the probe point, and a caret under the offending character."""
         return f"{self.text}\n{' ' * self.pos}^"
+
+
+class ProbeFileError(ValueError):
+    """A probe file that cannot be read, or not as one: the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ _NUMBER = re.compile(r"(0[xX][0-9a-fA-F]+|\d+)\Z")
 
 def parse(text: str) -> ProbePoint:
     """One probe point in any dialect, told apart by its shape."""
+    _check_utf8(text)
     s = text.strip()
     if not s:
         raise ProbeSyntaxError(text, 0, "empty probe point")
@@ -115,10 +120,39 @@ def parse(text: str) -> ProbePoint:
         if re.match(r"[pr]\d*(:\S*)?\s", s):
             return parse_kprobe_event(s)
         if _NUMBER.match(s):
-            return ProbePoint(text=s, tool="address", mode=ADDRESS, address=int(s, 0))
+            return ProbePoint(text=s, tool="address", mode=ADDRESS, address=number(s, s, 0, "an address"))
         return parse_perf(s)
     except ProbeSyntaxError as e:
         raise ProbeSyntaxError(text, e.pos + lead, e.message) from None
+
+
+#: A byte that is not UTF-8, as Python decodes it from argv or a file (``surrogateescape``).
+_RAW_BYTE = re.compile("[\udc80-\udcff]")
+
+#: Addresses and offsets are 64-bit in every tool; a DWARF line number is 32-bit.
+ADDRESS_BITS, LINE_BITS = 64, 32
+
+
+def _check_utf8(text: str) -> None:
+    """A byte that is not UTF-8 names nothing any tool could match: say where it is (the
+    point's text shows U+FFFD there, so it can still be printed)."""
+    m = _RAW_BYTE.search(text)
+    if m:
+        shown = _RAW_BYTE.sub("\ufffd", text)
+        raise ProbeSyntaxError(shown, m.start(), f"byte {ord(m.group()) - 0xDC00:#04x} is not UTF-8")
+
+
+def number(digits: str, text: str, at: int, what: str, bits: int = ADDRESS_BITS) -> int:
+    """``digits`` (decimal or 0x hex, as ``_NUMBER`` matched them) as an int, refused past
+    ``bits`` bits before any conversion: a 5,000-digit number is one point's error."""
+    hexa = digits[:2] in ("0x", "0X")
+    body = (digits[2:] if hexa else digits).lstrip("0")
+    # a hex digit is 4 bits, a decimal one more than 3
+    value = int(body or "0", 16 if hexa else 10) if len(body) <= (bits // 4 if hexa else bits // 3 + 1) else -1
+    if not 0 <= value < 1 << bits:
+        shown = digits if len(digits) <= 24 else digits[:24] + "…"
+        raise ProbeSyntaxError(text, at, f"{what} {shown} does not fit in {bits} bits")
+    return value
 
 
 # -- SystemTap ---------------------------------------------------------------------------------
@@ -129,6 +163,14 @@ class _Component:
     name: str
     arg: str | int | None
     pos: int
+    #: Where the argument's text starts (inside its quotes).
+    at: int = 0
+    #: The indices in ``arg`` of characters written escaped (``\"``): each is one more in the text.
+    escapes: tuple[int, ...] = ()
+
+    def place(self, k: int) -> int:
+        """The position in the point's text of ``arg[k]``."""
+        return self.at + k + sum(e <= k for e in self.escapes)
 
 
 class _Scanner:
@@ -136,6 +178,8 @@ class _Scanner:
 
     def __init__(self, text: str, pos: int = 0) -> None:
         self.text, self.pos = text, pos
+        #: The escapes of the last string read (see ``_Component.escapes``).
+        self.escapes: list[int] = []
 
     def error(self, message: str, pos: int | None = None) -> ProbeSyntaxError:
         return ProbeSyntaxError(self.text, self.pos if pos is None else pos, message)
@@ -163,9 +207,11 @@ class _Scanner:
     def string(self) -> str:
         start = self.pos
         self.expect('"')
-        out = []
+        out: list[str] = []
+        self.escapes = []
         while self.peek() not in ('"', ""):
             if self.peek() == "\\":
+                self.escapes.append(len(out))
                 self.pos += 1
             out.append(self.peek())
             self.pos += 1
@@ -180,8 +226,9 @@ class _Scanner:
         m = re.compile(r"-?(0[xX][0-9a-fA-F]+|\d+)").match(self.text, self.pos)
         if not m:
             raise self.error("expected a string or a number")
+        value = number(m.group(1), self.text, m.start(1), "the number")
         self.pos = m.end()
-        return int(m.group(), 0)
+        return -value if m.group().startswith("-") else value
 
     def components(self) -> list[_Component]:
         parts = []
@@ -189,11 +236,13 @@ class _Scanner:
             pos = self.pos
             name = self.identifier()
             arg: str | int | None = None
+            at, self.escapes = pos, []
             if self.peek() == "(":
                 self.pos += 1
+                at = self.pos + (self.peek() == '"')
                 arg = self.literal()
                 self.expect(")")
-            parts.append(_Component(name, arg, pos))
+            parts.append(_Component(name, arg, pos, at, tuple(self.escapes)))
             if self.peek() != ".":
                 return parts
             self.pos += 1
@@ -219,12 +268,11 @@ def _stap_point(text: str, parts: list[_Component], optional: bool) -> ProbePoin
     if not rest or rest[0].name not in ("function", "statement"):
         pos = rest[0].pos if rest else len(text)
         raise ProbeSyntaxError(text, pos, 'expected .function("…") or .statement("…")')
-    what, arg = rest[0], rest[0].arg
-    if arg is None:
+    what = rest[0]
+    if what.arg is None:
         raise ProbeSyntaxError(text, what.pos + len(what.name), f'.{what.name} needs ("PATTERN")')
     base = ProbePoint(text=text, tool="stap", mode=ENTRY, target=target, optional=optional)
-    stap = _stap_statement if what.name == "statement" else _stap_function
-    point = stap(text, what.pos, arg, base)
+    point = _stap_statement(text, what, base) if what.name == "statement" else _stap_function(text, what, base)
     return _stap_suffixes(text, rest[1:], point)
 
 
@@ -240,38 +288,39 @@ def _stap_target(text: str, head: _Component) -> str:
     raise ProbeSyntaxError(text, head.pos, 'expected kernel, module("NAME") or process("PATH")')
 
 
-def _stap_function(text: str, pos: int, arg: str | int, base: ProbePoint) -> ProbePoint:
-    """``.function(arg)``, the component at ``pos``."""
-    if not isinstance(arg, str):
-        raise ProbeSyntaxError(text, pos, ".function takes a string pattern")
-    at = text.index(arg, pos) if arg else pos
-    func, file, line = _function_spec(arg, text, at)
+def _stap_function(text: str, what: _Component, base: ProbePoint) -> ProbePoint:
+    if not isinstance(what.arg, str):
+        raise ProbeSyntaxError(text, what.pos, ".function takes a string pattern")
+    func, file, line = _function_spec(what.arg, text, what.place)
     return replace(base, function=func, file=file, line=line)
 
 
-def _stap_statement(text: str, pos: int, arg: str | int, base: ProbePoint) -> ProbePoint:
-    """``.statement(arg)``, the component at ``pos``."""
-    if isinstance(arg, int):
-        return replace(base, mode=ADDRESS, address=arg)
-    at = text.index(arg, pos) if arg else pos
-    func, file, line = _function_spec(arg, text, at)
+def _stap_statement(text: str, what: _Component, base: ProbePoint) -> ProbePoint:
+    if isinstance(what.arg, int):
+        if what.arg < 0:
+            raise ProbeSyntaxError(text, what.at, "an address is not negative")
+        return replace(base, mode=ADDRESS, address=what.arg)
+    if what.arg is None:
+        raise ProbeSyntaxError(text, what.pos, ".statement takes a pattern or an address")
+    func, file, line = _function_spec(what.arg, text, what.place)
     if line is None:
-        raise ProbeSyntaxError(text, at + len(arg), 'a statement needs a line: "FUNC@FILE:LINE"')
+        raise ProbeSyntaxError(text, what.place(len(what.arg)), 'a statement needs a line: "FUNC@FILE:LINE"')
     return replace(base, mode=STATEMENT, function=func, file=file, line=line)
 
 
-def _function_spec(spec: str, text: str, at: int) -> tuple[str, str | None, LineSpec | None]:
-    """``FUNC[@FILE[:LINE]]``, ``FUNC:LINE`` (stap: relative with ``+``)."""
+def _function_spec(spec: str, text: str, place: Callable[[int], int]) -> tuple[str, str | None, LineSpec | None]:
+    """``FUNC[@FILE[:LINE]]``, ``FUNC:LINE`` (stap: relative with ``+``); ``place`` gives the
+    position in ``text`` of a character of ``spec``."""
     func, _, where = spec.partition("@")
     file, line = where, None
     if ":" in where:
         file, _, ln = where.partition(":")
-        line = _line_spec(ln, text, at + len(func) + 1 + len(file) + 1)
+        line = _line_spec(ln, text, place(len(func) + 1 + len(file) + 1))
     elif ":" in func:
         func, _, ln = func.partition(":")
-        line = _line_spec(ln, text, at + len(func) + 1)
+        line = _line_spec(ln, text, place(len(func) + 1))
     if not func:
-        raise ProbeSyntaxError(text, at, 'empty function pattern (use "*" for every function)')
+        raise ProbeSyntaxError(text, place(0), 'empty function pattern (use "*" for every function)')
     return func, file or None, line
 
 
@@ -281,8 +330,9 @@ def _line_spec(s: str, text: str, at: int) -> LineSpec:
     m = re.fullmatch(r"(\+)?(\d+)(?:-(\d+))?", s)
     if not m:
         raise ProbeSyntaxError(text, at, f"bad line number {s!r} (N, N-M, +N or *)")
-    low = int(m.group(2))
-    return LineSpec(low, int(m.group(3) or low), relative=bool(m.group(1)))
+    low = number(m.group(2), text, at, "line", LINE_BITS)
+    high = number(m.group(3), text, at + m.start(3), "line", LINE_BITS) if m.group(3) else low
+    return LineSpec(low, high, relative=bool(m.group(1)))
 
 
 def _stap_suffixes(text: str, parts: list[_Component], point: ProbePoint) -> ProbePoint:
@@ -301,45 +351,65 @@ def _stap_suffixes(text: str, parts: list[_Component], point: ProbePoint) -> Pro
     return point
 
 
+#: Each use of an alias repeats its points: a few MiB of script could name billions.
+MAX_POINTS = 1_000_000
+
+
 def stp_probe_points(source: str, name: str = "script.stp") -> list[ProbePoint | ProbeSyntaxError]:
     """Every probe point of a SystemTap script, with plain aliases (``probe a = kernel.…``)
     expanded; a point that does not parse is returned as its error, the others still are."""
-    aliases: dict[str, list[str]] = {}
     out: list[ProbePoint | ProbeSyntaxError] = []
+    for text, where, reads in _expanded(source, name):
+        point = _parse_from(text, where)
+        if isinstance(point, ProbePoint):
+            point = replace(point, args=point.args + tuple(dict.fromkeys(reads)))
+        out.append(point)
+    return out
+
+
+def _expanded(source: str, name: str) -> list[tuple[str, str, list[str]]]:
+    """(point text, ``file:LINE``, variables read) of every point once aliases are expanded,
+    counted before any is parsed."""
+    aliases: dict[str, list[str]] = {}
+    out: list[tuple[str, str, list[str]]] = []
     for lineno, head, points, is_alias, reads in _stp_probes(source):
-        where = f"{name}:{lineno}"
         if is_alias:
             aliases[head] = points
             continue
         for p in points:
-            for text in aliases.get(p.rstrip("?!"), [p]):
-                point = _parse_from(text, where)
-                if isinstance(point, ProbePoint):
-                    point = replace(point, args=point.args + tuple(dict.fromkeys(reads)))
-                out.append(point)
+            texts = aliases.get(p.rstrip("?!"), [p])
+            if len(out) + len(texts) > MAX_POINTS:
+                raise ProbeFileError(f"{name}: more than {MAX_POINTS:,} probe points once aliases are expanded")
+            out += [(text, f"{name}:{lineno}", reads) for text in texts]
     return out
 
 
+#: An unterminated comment, string or embedded C runs to the end of the script (where stap
+#: stops with an error): matched at once, never rescanned from each later position.
 _STP_TOKENS = re.compile(
-    r'(?P<skip>\#[^\n]*|//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\])*"|%\{.*?%\}|\s+)|(?P<open>\{)|(?P<close>\})|(?P<word>\w+)',
+    r'(?P<skip>\#[^\n]*|//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:\\.|[^"\\])*(?:"|\Z)|%\{.*?(?:%\}|\Z)|\s+|[^\w\s{}"#/%]+)'
+    r"|(?P<open>\{)|(?P<close>\})|(?P<word>\w+)",
     re.S,
 )
 
 
 def _stp_probes(source: str) -> list[tuple[int, str, list[str], bool, list[str]]]:
     """(line, alias name, point texts, is_alias, ``$variables`` its body reads) of each
-    top-level ``probe`` statement."""
+    top-level ``probe`` statement, in one pass over the script."""
     found = []
-    depth, header_end = 0, 0
+    depth, done = 0, 0
+    line, counted = 1, 0
     for m in _tokens(source):
-        if m.start() < header_end:
+        if m.start() < done:  # inside a probe already read
             continue
         depth = max(depth + bool(m.group("open")) - bool(m.group("close")), 0)
         if depth == 0 and m.group("word") == "probe":
+            line += source.count("\n", counted, m.start())
+            counted = m.start()
             header_end = _header_end(source, m.end())
-            header = source[m.end() : header_end]
-            reads = _TARGET_VAR.findall(source[header_end : _body_end(source, header_end)])
-            found.append((source.count("\n", 0, m.start()) + 1, *_probe_header(header), reads))
+            done = _body_end(source, header_end)  # its braces balance: depth stays 0
+            reads = _TARGET_VAR.findall(source[header_end:done])
+            found.append((line, *_probe_header(source[m.end() : header_end]), reads))
     return found
 
 
@@ -348,7 +418,7 @@ def _tokens(source: str, pos: int = 0) -> Iterator[re.Match[str]]:
     (``%{ … %}``) are matched whole, so nothing inside them counts."""
     while pos < len(source):
         m = _STP_TOKENS.match(source, pos)
-        if not m:
+        if not m:  # a lone / or % that starts no comment nor embedded C
             pos += 1
             continue
         pos = m.end()
@@ -361,7 +431,8 @@ def _header_end(source: str, pos: int) -> int:
     while i < len(source):
         c = source[i]
         if c == '"':
-            i = source.index('"', i + 1) + 1 if '"' in source[i + 1 :] else len(source)
+            close = source.find('"', i + 1)
+            i = close + 1 if close >= 0 else len(source)
             continue
         depth += c == "("
         depth -= c == ")"
@@ -444,12 +515,12 @@ def _perf_tail(text: str, at: int, tail: str, point: ProbePoint) -> ProbePoint:
     if kind == "+":
         if not _NUMBER.match(value) or point.function is None:
             raise ProbeSyntaxError(text, at + 1, "+OFFS needs a function and a number")
-        return replace(point, mode=STATEMENT, offset=int(value, 0))
+        return replace(point, mode=STATEMENT, offset=number(value, text, at + 1, "offset"))
     m = re.fullmatch(r"(\d+)(%return)?", value)
     if not m or m.group(2):
         raise ProbeSyntaxError(text, at + 1, f"bad line number {value!r}")
-    relative = point.function is not None
-    return replace(point, mode=STATEMENT, line=LineSpec(int(m.group(1)), int(m.group(1)), relative=relative))
+    line = number(m.group(1), text, at + 1, "line", LINE_BITS)
+    return replace(point, mode=STATEMENT, line=LineSpec(line, line, relative=point.function is not None))
 
 
 def _perf_args(argtext: str) -> tuple[str, ...]:
@@ -504,17 +575,20 @@ def _symbol_offset(text: str, at: int, spec: str, base: ProbePoint) -> ProbePoin
     if not spec:
         raise ProbeSyntaxError(text, at, "expected a function name")
     if _NUMBER.match(spec):
-        return replace(base, mode=ADDRESS, address=int(spec, 0))
+        return replace(base, mode=ADDRESS, address=number(spec, text, at, "an address"))
     name, plus, off = spec.partition("+")
     if not _C_NAME.match(name):
         bad = next((i for i, c in enumerate(name) if not (c.isalnum() or c in "_.*?[]")), 0)
         raise ProbeSyntaxError(text, at + bad, f"{name!r} is not a function name")
     if plus:
+        if base.notes and base.notes[0] in ("fentry", "fexit"):  # BTF names a function, never a place in it
+            raise ProbeSyntaxError(text, at + len(name), f"{base.notes[0]} takes no offset")
         if not _NUMBER.match(off):
             raise ProbeSyntaxError(text, at + len(name) + 1, f"bad offset {off!r}")
-        if base.mode == RETURN and int(off, 0):
+        offset = number(off, text, at + len(name) + 1, "offset")
+        if base.mode == RETURN and offset:
             raise ProbeSyntaxError(text, at + len(name) + 1, "a return probe takes no offset")
-        return replace(base, function=name, offset=int(off, 0), mode=base.mode if base.is_return else STATEMENT)
+        return replace(base, function=name, offset=offset, mode=base.mode if base.is_return else STATEMENT)
     return replace(base, function=name)
 
 
@@ -535,11 +609,22 @@ def parse_kprobe_event(text: str) -> ProbePoint:
     return _symbol_offset(text, at, spec, base)
 
 
+#: A probe file is read whole: past this size it is no list of probe points (``/dev/zero``).
+PROBE_FILE_LIMIT = 16 << 20
+
+
 def load_points(path: str) -> list[ProbePoint | ProbeSyntaxError]:
     """The probe points of a file: a SystemTap script (``.stp``), else one point per line
     (blank lines and ``#`` comments skipped)."""
-    with open(path) as f:
-        text = f.read()
+    try:
+        with open(path, "rb") as f:
+            data = f.read(PROBE_FILE_LIMIT + 1)
+    except OSError as e:
+        raise ProbeFileError(f"{path}: {e.strerror}") from None
+    if len(data) > PROBE_FILE_LIMIT:
+        raise ProbeFileError(f"{path}: larger than {PROBE_FILE_LIMIT >> 20} MiB, too large for a probe file")
+    # a byte that is not UTF-8 stays where it is, and the point holding it gets a caret there
+    text = data.decode("utf-8", "surrogateescape")
     if path.endswith(".stp"):
         return stp_probe_points(text, path)
     out: list[ProbePoint | ProbeSyntaxError] = []
