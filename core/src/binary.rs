@@ -79,6 +79,15 @@ impl Binary {
 
     /// Sections, symbols, kernel tables and every DWARF table of the binary.
     pub fn scan(&self) -> Result<Scan> {
+        let scan = self.scan_tables();
+        let found = [&self.debug, &self.sup].into_iter().flatten().map(|f| &f.map);
+        for m in std::iter::once(&self.file).chain(found) {
+            m.release_pages();
+        }
+        scan
+    }
+
+    fn scan_tables(&self) -> Result<Scan> {
         let clock = Clock::new();
         let bin_obj = self.file.parse()?;
         let id = elf::identity(&bin_obj);
