@@ -71,6 +71,11 @@ impl Mapped {
         Ok(Mapped { path: path.to_path_buf(), map })
     }
 
+    /// The CRC-32 of the whole file (the cache's key: the bytes every scan reads).
+    pub fn crc32(&self) -> u32 {
+        crate::checksum::crc32(&self.map)
+    }
+
     pub fn parse(&self) -> Result<object::File<'_>> {
         if self.map.len() < 4 || &self.map[..4] != b"\x7fELF" {
             return Err(Error::new(format!("{}: not an ELF file", self.path.display())));
