@@ -110,12 +110,13 @@ def load(key: str, label: str = "") -> Columns | None:
     d = cache_root() / key
     if not d.is_dir():
         return None
-    problem = _check(d)
+    listed, problem = _check(d)
     if problem is None:
         try:
             info = json.loads((d / "info.json").read_text())
             pool = cast(pa.LargeStringArray, _read(d / "strings.arrow").column(0).combine_chunks())
-            raw = {p.stem: _read(p) for p in d.glob("*.arrow") if p.stem != "strings"}
+            # Only the files the manifest vouches for: a stray one is no table of this entry.
+            raw = {n[: -len(".arrow")]: _read(d / n) for n in listed if n.endswith(".arrow") and n != "strings.arrow"}
         except (OSError, ValueError, pa.ArrowException) as e:
             problem = f"{type(e).__name__}"
         else:
@@ -126,21 +127,21 @@ def load(key: str, label: str = "") -> Columns | None:
     return None
 
 
-def _check(d: Path) -> str | None:
-    """What is wrong with the files of an entry or product against its manifest, or None."""
+def _check(d: Path) -> tuple[list[str], str | None]:
+    """The files the manifest of an entry or product lists, and what is wrong with them, or None."""
     try:
         files: dict[str, list[int]] = json.loads((d / MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
-        return f"{MANIFEST}: missing"
+        return [], f"{MANIFEST}: missing"
     names = sorted(files)
     for name, got in zip(names, _core.crc32_files([str(d / n) for n in names])):
         if got is None:
-            return f"{name}: missing"
+            return names, f"{name}: missing"
         if got[0] != files[name][0]:
-            return f"{name}: length"
+            return names, f"{name}: length"
         if got[1] != files[name][1]:
-            return f"{name}: checksum"
-    return None
+            return names, f"{name}: checksum"
+    return names, None
 
 
 def _touch(path: Path) -> None:
@@ -233,9 +234,10 @@ def abandon_writes() -> None:
                     break
 
 
-def save(key: str, cols: Columns, path: str = "") -> bool:
-    """Writes an entry atomically, replacing a damaged one; returns whether it was written.
-    Then sweeps the folders of dead writers and evicts down to the size cap."""
+def save(key: str, cols: Columns, path: str = "") -> None:
+    """Writes an entry atomically, replacing a damaged one (an ``OSError`` if the cache cannot
+    be written: :func:`in_background` says so once). Then sweeps the folders of dead writers
+    and evicts down to the size cap."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     _sweep(root)
@@ -252,7 +254,6 @@ def save(key: str, cols: Columns, path: str = "") -> bool:
         shutil.rmtree(tmp, ignore_errors=True)
     _in_use.add(key)
     evict(root, cache_max())
-    return True
 
 
 def _write_manifest(d: Path, extra: dict[str, str]) -> None:
@@ -395,7 +396,7 @@ def load_derived(key: str, name: str, label: str = "") -> Any | None:
         return None
     if meta.get("format") != FORMAT or meta.get("code") != code_fingerprint():
         return None  # a product of older code: rebuilt without a word
-    problem = _check(d)
+    _, problem = _check(d)
     if problem is None:
         try:
             return _DERIVED[meta["class"]](**{f: _read(d / f"{f}.arrow") for f in meta["fields"]})
