@@ -171,3 +171,22 @@ def test_cache_list_and_clear(setup: tuple[Path, Path, str]) -> None:
     cleared = run("cache", "--clear", cache=cache)
     assert cleared.returncode == 0 and cleared.stdout.startswith("removed ")
     assert list(cache.iterdir()) == []
+
+
+def test_killed_writers_temporary_swept_by_the_next_write(vmlinux: Path, tmp_path: Path) -> None:
+    """kill -9 during the cache write of a vmlinux leaves its ``.tmp-<pid>-`` folder (no
+    handler runs); the next run that writes the cache removes it."""
+    cache = tmp_path / "cache"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "patchscope.cli.main", "functions", str(vmlinux)],
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PATCHSCOPE_CACHE": str(cache)},
+    )
+    start = time.monotonic()
+    while not any(cache.glob(".tmp-*")) and p.poll() is None and time.monotonic() - start < 60:
+        time.sleep(0.02)
+    p.kill()
+    p.wait()
+    assert [t.name.startswith(f".tmp-{p.pid}-") for t in cache.glob(".tmp-*")] == [True]
+    assert run("functions", X86, cache=cache).returncode == 0
+    assert not list(cache.rglob(".tmp-*"))
