@@ -8,11 +8,13 @@ from patchscope.index.cache import Entry
 
 
 def size(n: int) -> str:
-    for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024  # type: ignore[assignment]
-    raise AssertionError("unreachable")
+    """``186.0M``: bytes in the largest unit (up to G) that keeps the number under 1024."""
+    value, unit = float(n), "B"
+    for u in "KMG":
+        if value < 1024:
+            break
+        value, unit = value / 1024, u
+    return f"{n}B" if unit == "B" else f"{value:.1f}{unit}"
 
 
 def listing(entries: list[Entry]) -> list[str]:
