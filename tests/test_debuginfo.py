@@ -114,7 +114,8 @@ def test_dwz_supplementary_file_under_debug_root(tmp_path: Path) -> None:
 
 
 def test_cache_key_follows_the_supplementary_file(tmp_path: Path) -> None:
-    """A scan reads the ``.alt``'s units: a changed ``.alt`` must not be served from the cache."""
+    """A scan reads the ``.alt``'s units: a changed ``.alt`` must not be served from the cache;
+    a touched one (same bytes) keeps its key."""
     import os
 
     from patchscope.index import cache
@@ -125,6 +126,9 @@ def test_cache_key_follows_the_supplementary_file(tmp_path: Path) -> None:
     before = cache.cache_key(path, patchscope.open(path, use_cache=False).core.identify())
     sup = tmp_path / altlink(path)[0]
     os.utime(sup, ns=(sup.stat().st_atime_ns, sup.stat().st_mtime_ns + 10**9))
+    assert cache.cache_key(path, patchscope.open(path, use_cache=False).core.identify()) == before
+    with sup.open("ab") as f:
+        f.write(b"\0")
     after = cache.cache_key(path, patchscope.open(path, use_cache=False).core.identify())
     assert before != after
 

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use object::Object;
+use rayon::prelude::*;
 
 use crate::code::{self, fingerprint, Opened};
 use crate::dwarf;
@@ -74,7 +75,19 @@ impl Binary {
             ("debug_build_id", self.debug_build_id().unwrap_or_default()),
             ("sup_file", path(&self.sup)),
             ("sup_build_id", self.sup_build_id().unwrap_or_default()),
+            ("content", self.content_crc()),
         ])
+    }
+
+    /// The CRC-32 of the file, its debug file and its supplementary file, hashed in parallel:
+    /// an edit in place that keeps size and mtime changes it, a `touch` does not.
+    fn content_crc(&self) -> String {
+        let maps: Vec<&Mapped> = std::iter::once(&self.file)
+            .chain(self.debug.iter().map(|d| &d.map))
+            .chain(self.sup.iter().map(|s| &s.map))
+            .collect();
+        let crcs: Vec<u32> = maps.par_iter().map(|m| m.crc32()).collect();
+        crcs.iter().map(|c| format!("{c:08x}")).collect::<Vec<_>>().join("-")
     }
 
     /// Sections, symbols, kernel tables and every DWARF table of the binary.

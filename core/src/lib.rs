@@ -12,6 +12,7 @@ macro_rules! consts {
 }
 
 pub mod binary;
+pub mod checksum;
 pub mod code;
 pub mod dwarf;
 pub mod elf;

@@ -99,7 +99,8 @@ impl Binary {
         self.0.debug_build_id()
     }
 
-    /// What the cache key needs: `{"build_id", "debug_file", "debug_build_id"}`.
+    /// What the cache key needs: the build-ids and paths of the three files and `content`,
+    /// the CRC-32 of their bytes.
     fn identify(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
         let found = guarded(py, &self.0.path, || self.0.identify())?;
         let d = PyDict::new(py);
@@ -209,6 +210,16 @@ fn clone_shape(name: &str) -> String {
     String::from_utf8_lossy(&crate::elf::clone_shape(name.as_bytes())).into_owned()
 }
 
+/// `(size, crc32)` of each file, hashed in parallel with the GIL released; `None` for a
+/// file that cannot be read. The cache checks its files against its manifest with it.
+#[pyfunction]
+fn crc32_files(py: Python<'_>, paths: Vec<std::path::PathBuf>) -> Vec<Option<(u64, u32)>> {
+    py.detach(|| {
+        let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
+        crate::checksum::crc32_files(&refs)
+    })
+}
+
 /// The core's groups of constants, each exported as a class of that name whose attributes
 /// are the constants (`_core.kind.RETURN`): the values of the tables' coded columns.
 const CONSTANTS: &[(&str, &[(&str, u64)])] = &[
@@ -241,6 +252,7 @@ fn add_group(m: &Bound<'_, PyModule>, name: &str, consts: &[(&str, u64)]) -> PyR
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Binary>()?;
     m.add_function(wrap_pyfunction!(clone_shape, m)?)?;
+    m.add_function(wrap_pyfunction!(crc32_files, m)?)?;
     for (name, consts) in CONSTANTS {
         add_group(m, name, consts)?;
     }

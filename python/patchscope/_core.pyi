@@ -55,7 +55,8 @@ class Binary:
     @property
     def debug_build_id(self) -> str | None: ...
     def identify(self) -> dict[str, str]:
-        """What the cache key needs: the build-ids, paths of the debug and supplementary files."""
+        """What the cache key needs: the build-ids, paths of the debug and supplementary files,
+        and ``content``, the CRC-32 of the three files' bytes (hex, joined by ``-``)."""
     def scan(self) -> _Answer:
         """Every table: sections, symbols, kernel tables, DWARF units, subprograms, …"""
     def variables(self, scopes: _U64s) -> _Answer:
@@ -77,6 +78,9 @@ class Binary:
 def clone_shape(name: str) -> str:
     """``foo.isra.3.cold`` → ``foo.isra.cold``: a symbol name without the numbers a compiler
     gives clones and statics (and without ``.llvm.<hash>``), as the fingerprints name symbols."""
+
+def crc32_files(paths: list[str]) -> list[tuple[int, int] | None]:
+    """``(size, crc32)`` of each file, hashed in parallel; None for a file that cannot be read."""
 
 #: ``target`` of no target (code tables).
 NO_TARGET: Final[int]

@@ -27,6 +27,7 @@ COMMANDS = {
         "stats",
         "experiments over builds (inlining, clones, inline-site arguments, bands) as tables and plots",
     ),
+    "cache": ("cache", "the on-disk index cache: list its entries (--list) or remove them (--clear)"),
 }
 
 
@@ -44,8 +45,10 @@ def parser(commands: Iterable[str] = COMMANDS) -> argparse.ArgumentParser:
     for name, (_, text) in COMMANDS.items():
         sp = sub.add_parser(name, help=text, description=text)
         if name in commands:
-            common.add_binary_options(sp)
-            command(name).add_arguments(sp)
+            module = command(name)
+            if getattr(module, "BINARY", True):
+                common.add_binary_options(sp)
+            module.add_arguments(sp)
     return p
 
 

@@ -113,7 +113,7 @@ class Binary:
         """A product of the tables, kept in the cache beside them (tables of a dataclass)."""
         if self.cache_key is None:
             return build()
-        found: T | None = cache.load_derived(self.cache_key, name) if self.from_cache else None
+        found: T | None = cache.load_derived(self.cache_key, name, self.path.name) if self.from_cache else None
         if found is not None:
             return found
         value = build()
@@ -170,16 +170,18 @@ def open(
     p = Path(path)
     dbg = str(debug_file) if debug_file is not None else None
     core = _core.Binary(str(p), dbg, debug_roots)
-    key = cache.cache_key(p, core.identify()) if use_cache else None
-    if key is not None:
+    ident = core.identify() if use_cache else None
+    key = cache.cache_key(p, ident) if ident is not None else None
+    if ident is not None and key is not None:
         cache.wait()  # an entry this process is still writing
-        cols = cache.load(key)
+        cols = cache.load(key, p.name)
         if cols is not None:
-            cols.info["path"] = str(p)  # the same build may have been indexed under another name
+            # The same bytes may have been indexed under other names: the key is the content.
+            cols.info.update(path=str(p), debug_file=ident["debug_file"], sup_file=ident["sup_file"])
             return Binary(p, core, cols, from_cache=True, cache_key=key)
     if progress:
         progress(f"indexing {p.name}")
     cols = Columns.from_core(core.scan())
     if key is not None:
-        cache.in_background(lambda: cache.save(key, cols))
+        cache.in_background(lambda: cache.save(key, cols, str(p.resolve())))
     return Binary(p, core, cols, from_cache=False, cache_key=key)
