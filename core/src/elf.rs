@@ -83,12 +83,12 @@ impl Mapped {
         }
     }
 
-    /// The CRC-32 of the whole file (the cache's key: the bytes every scan reads). Its
-    /// pages are given back after, as after a scan: a warm run reads little else.
+    /// The CRC-32 of the whole file (the cache's key: the bytes every scan reads).
     pub fn crc32(&self) -> u32 {
-        let crc = crate::checksum::crc32(&self.map);
-        self.release_pages();
-        crc
+        match &self.map {
+            Bytes::Read(v) => crate::checksum::crc32(v),
+            Bytes::Mapped(m) => crate::checksum::crc32_map(m),
+        }
     }
 
     pub fn parse(&self) -> Result<object::File<'_>> {
