@@ -158,7 +158,8 @@ def test_lru_eviction_under_a_tiny_cap(tmp_path: Path) -> None:
 
 
 def entry_of(cache: Path, binary: Path) -> Path:
-    (d,) = [d for d in cache.iterdir() if str(binary) in (d / "manifest.json").read_text()]
+    entries = [d for d in cache.iterdir() if not d.name.startswith(".")]  # .contents, .tmp-*
+    (d,) = [d for d in entries if str(binary) in (d / "manifest.json").read_text()]
     return d
 
 
@@ -190,3 +191,21 @@ def test_killed_writers_temporary_swept_by_the_next_write(vmlinux: Path, tmp_pat
     assert [t.name.startswith(f".tmp-{p.pid}-") for t in cache.glob(".tmp-*")] == [True]
     assert run("functions", X86, cache=cache).returncode == 0
     assert not list(cache.rglob(".tmp-*"))
+
+
+def test_content_is_remembered_by_stat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm open does not re-read the binary to know its content: the CRC is kept by the
+    files' stat, which any write (and any touch) changes through the ctime."""
+    import patchscope
+    from patchscope.index import cache
+
+    monkeypatch.setenv("PATCHSCOPE_CACHE", str(tmp_path / "cache"))
+    binary = tmp_path / "corpus"
+    shutil.copy2(X86, binary)
+    core = patchscope.open(binary, use_cache=False).core
+    real = cache.identity(core)["content"]
+    (memo,) = (tmp_path / "cache" / cache.CONTENTS).iterdir()
+    memo.write_text("remembered")
+    assert cache.identity(core)["content"] == "remembered"
+    os.utime(binary)  # moves the ctime, whatever the mtime is set to
+    assert cache.identity(core)["content"] == real

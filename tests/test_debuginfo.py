@@ -123,13 +123,13 @@ def test_cache_key_follows_the_supplementary_file(tmp_path: Path) -> None:
     for f in ("corpus", altlink(BIN / "x86_64-dwz/corpus")[0]):
         shutil.copy(BIN / "x86_64-dwz" / f, tmp_path / f)
     path = tmp_path / "corpus"
-    before = cache.cache_key(path, patchscope.open(path, use_cache=False).core.identify())
+    before = cache.cache_key(cache.identity(patchscope.open(path, use_cache=False).core))
     sup = tmp_path / altlink(path)[0]
     os.utime(sup, ns=(sup.stat().st_atime_ns, sup.stat().st_mtime_ns + 10**9))
-    assert cache.cache_key(path, patchscope.open(path, use_cache=False).core.identify()) == before
+    assert cache.cache_key(cache.identity(patchscope.open(path, use_cache=False).core)) == before
     with sup.open("ab") as f:
         f.write(b"\0")
-    after = cache.cache_key(path, patchscope.open(path, use_cache=False).core.identify())
+    after = cache.cache_key(cache.identity(patchscope.open(path, use_cache=False).core))
     assert before != after
 
 

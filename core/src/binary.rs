@@ -75,13 +75,13 @@ impl Binary {
             ("debug_build_id", self.debug_build_id().unwrap_or_default()),
             ("sup_file", path(&self.sup)),
             ("sup_build_id", self.sup_build_id().unwrap_or_default()),
-            ("content", self.content_crc()),
         ])
     }
 
-    /// The CRC-32 of the file, its debug file and its supplementary file, hashed in parallel:
-    /// an edit in place that keeps size and mtime changes it, a `touch` does not.
-    fn content_crc(&self) -> String {
+    /// The CRC-32 of the file, its debug file and its supplementary file, hashed in parallel
+    /// (hex, joined by `-`): an edit in place that keeps size and mtime changes it, a `touch`
+    /// does not.
+    pub fn content(&self) -> String {
         let maps: Vec<&Mapped> = std::iter::once(&self.file)
             .chain(self.debug.iter().map(|d| &d.map))
             .chain(self.sup.iter().map(|s| &s.map))

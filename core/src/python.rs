@@ -99,8 +99,7 @@ impl Binary {
         self.0.debug_build_id()
     }
 
-    /// What the cache key needs: the build-ids and paths of the three files and `content`,
-    /// the CRC-32 of their bytes.
+    /// What the cache key needs besides the content: the build-ids and paths of the three files.
     fn identify(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
         let found = guarded(py, &self.0.path, || self.0.identify())?;
         let d = PyDict::new(py);
@@ -108,6 +107,11 @@ impl Binary {
             d.set_item(k, v)?;
         }
         Ok(d.unbind())
+    }
+
+    /// The CRC-32 of the three files' bytes (hex, joined by `-`), read in parallel.
+    fn content(&self, py: Python<'_>) -> PyResult<String> {
+        guarded(py, &self.0.path, || Ok(self.0.content()))
     }
 
     /// Every table. Returns `{"info": {..}, "strings": (offsets, data), "tables": {name:

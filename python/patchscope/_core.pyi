@@ -55,8 +55,10 @@ class Binary:
     @property
     def debug_build_id(self) -> str | None: ...
     def identify(self) -> dict[str, str]:
-        """What the cache key needs: the build-ids, paths of the debug and supplementary files,
-        and ``content``, the CRC-32 of the three files' bytes (hex, joined by ``-``)."""
+        """What the cache key needs besides the content: the build-ids, and the paths of the
+        debug and supplementary files."""
+    def content(self) -> str:
+        """The CRC-32 of the three files' bytes (hex, joined by ``-``)."""
     def scan(self) -> _Answer:
         """Every table: sections, symbols, kernel tables, DWARF units, subprograms, …"""
     def variables(self, scopes: _U64s) -> _Answer:

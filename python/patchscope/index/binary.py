@@ -170,8 +170,8 @@ def open(
     p = Path(path)
     dbg = str(debug_file) if debug_file is not None else None
     core = _core.Binary(str(p), dbg, debug_roots)
-    ident = core.identify() if use_cache else None
-    key = cache.cache_key(p, ident) if ident is not None else None
+    ident = cache.identity(core) if use_cache else None
+    key = cache.cache_key(ident) if ident is not None else None
     if ident is not None and key is not None:
         cache.wait()  # an entry this process is still writing
         cols = cache.load(key, p.name)

@@ -77,14 +77,52 @@ def cache_max() -> int:
     return int(m[1]) << (10 * " KMGT".index(m[2].upper() or " "))
 
 
-def cache_key(path: Path, ident: dict[str, str]) -> str:
-    """A key from the identities of the files a scan reads (``_core.Binary.identify``): their
-    build-ids and the CRC-32 of their content (a stripped or patched copy shares the build-id)."""
+def identity(core: _core.Binary) -> dict[str, str]:
+    """What the key is made of: ``core.identify()`` and the files' :func:`content`."""
+    ident = core.identify()
+    ident["content"] = content(core, ident)
+    return ident
+
+
+def cache_key(ident: dict[str, str]) -> str:
+    """A key from the identities of the files a scan reads (:func:`identity`): their
+    build-ids and the CRC-32 of their bytes (a stripped or patched copy shares the build-id)."""
     # The core's build, not just its version: tables change shape between builds.
     core = Path(_core.__file__).stat()
     parts = [f"core={_core.__version__}:{core.st_size}:{core.st_mtime_ns}", f"format={FORMAT}"]
     parts += [f"{k}={ident[k]}" for k in ("build_id", "debug_build_id", "sup_build_id", "content")]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+#: Where the content CRC of files is remembered by their stat (not an entry: its name hides it).
+CONTENTS = ".contents"
+
+
+def content(core: _core.Binary, ident: dict[str, str]) -> str:
+    """The CRC-32 of the files' bytes (``core.content()``), remembered by their stat. A file
+    whose device, inode, size, mtime and ctime are what they were when it was hashed has not
+    been written since (every write, and every ``touch``, moves the ctime, which no user can
+    set back), so a warm run need not read 600 MB of vmlinux again to know it."""
+    stamps = []
+    for f in (str(core.path), ident["debug_file"], ident["sup_file"]):
+        if f:
+            st = os.stat(f)
+            stamps.append(f"{os.path.realpath(f)}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
+    # surrogateescape: a path given with bytes that are not UTF-8 is hashed as those bytes
+    memo = cache_root() / CONTENTS / hashlib.sha256("\n".join(stamps).encode(errors="surrogateescape")).hexdigest()[:32]
+    try:
+        return memo.read_text()
+    except OSError:
+        pass
+    crc = core.content()
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".tmp-{os.getpid()}-{memo.name}")
+        tmp.write_text(crc)
+        os.replace(tmp, memo)
+    except OSError:
+        pass  # then the next run hashes again: slower, never wrong
+    return crc
 
 
 _warned: set[str] = set()
