@@ -236,7 +236,7 @@ def _scratch_dir(root: Path) -> Path:
 def _publish(tmp: Path, dest: Path) -> None:
     """Renames ``tmp`` onto ``dest``; a damaged ``dest`` is moved aside first (a rename onto a
     non-empty folder fails) and removed after."""
-    _sync_dir(tmp)
+    _sync(tmp)
     with _scratch_lock:
         if _abandoned:
             raise OSError("the cache is closed")
@@ -245,13 +245,15 @@ def _publish(tmp: Path, dest: Path) -> None:
             os.replace(dest, old)
         os.replace(tmp, dest)
         _scratch.discard(tmp)
-    _sync_dir(dest.parent)
+    _sync(dest.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _sync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
+def _sync(path: Path) -> None:
+    """fsync of a file or a folder by any descriptor of it (Arrow's writer keeps none we can
+    reach; a folder's own descriptor makes a rename in it durable)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -299,22 +301,13 @@ def _write_manifest(d: Path, extra: dict[str, str]) -> None:
     the rest is complete."""
     names = sorted(p.name for p in d.iterdir() if p.is_file())
     for n in names:
-        _sync_file(d / n)
+        _sync(d / n)
     sums = _core.crc32_files([str(d / n) for n in names])
     files = {n: list(s) for n, s in zip(names, sums) if s is not None}
     with open(d / MANIFEST, "w") as f:
         json.dump({**extra, "files": files}, f)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _sync_file(path: Path) -> None:
-    # Arrow's writer keeps no descriptor we can fsync; any descriptor of the file flushes it.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _alive(pid: int) -> bool:
