@@ -209,3 +209,64 @@ def test_content_is_remembered_by_stat(tmp_path: Path, monkeypatch: pytest.Monke
     assert cache.identity(core)["content"] == "remembered"
     os.utime(binary)  # moves the ctime, whatever the mtime is set to
     assert cache.identity(core)["content"] == real
+
+
+def test_any_damage_to_any_cache_file_is_rebuilt() -> None:
+    """Fuzzed: a byte flipped, a file cut short, emptied or removed, anywhere in an entry or
+    its derived products — the next run gives the same tables and findings as a fresh index.
+    ``PATCHSCOPE_FUZZ_EXAMPLES`` runs more."""
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    import patchscope
+    from patchscope.index import cache
+    from patchscope.rules import findings
+
+    def index(binary: Path) -> tuple[Any, ...]:
+        b = patchscope.open(binary)
+        out = (b.inventory.functions, b.inventory.instances, b.machine.events, findings(b).findings)
+        cache.wait()  # the derived products' writes
+        return out
+
+    root = Path(tempfile.mkdtemp(prefix="patchscope-fuzz-cache-"))
+    old = os.environ.get("PATCHSCOPE_CACHE")
+    os.environ["PATCHSCOPE_CACHE"] = str(root / "cache")
+    try:
+        binary = root / "corpus"
+        shutil.copy2(X86, binary)
+        fresh = index(binary)
+        files = sorted(p for p in (root / "cache").rglob("*") if p.is_file() and ".contents" not in p.parts)
+        assert len(files) > 10
+
+        @settings(
+            max_examples=int(os.environ.get("PATCHSCOPE_FUZZ_EXAMPLES", "12")),
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        )
+        @given(st.sampled_from(range(len(files))), st.sampled_from(["flip", "cut", "empty", "remove"]), st.floats(0, 1))
+        def damaged_then_read(which: int, how: str, where: float) -> None:
+            shutil.rmtree(root / "cache", ignore_errors=True)
+            index(binary)  # the entry again, every file in place
+            path = files[which]
+            data = path.read_bytes()
+            at = min(int(where * len(data)), max(len(data) - 1, 0))
+            if how == "flip" and data:
+                path.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+            elif how == "cut":
+                path.write_bytes(data[:at])
+            elif how == "empty":
+                path.write_bytes(b"")
+            else:
+                path.unlink()
+            got = index(binary)
+            assert all(a.equals(b) for a, b in zip(got, fresh))
+
+        damaged_then_read()
+    finally:
+        if old is None:
+            os.environ.pop("PATCHSCOPE_CACHE", None)
+        else:
+            os.environ["PATCHSCOPE_CACHE"] = old
+        shutil.rmtree(root, ignore_errors=True)
