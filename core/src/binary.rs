@@ -28,6 +28,11 @@ impl Found {
     }
 }
 
+/// The path of a file found, or "" when there is none (as the `info` and `identify` columns say).
+fn path_of(found: &Option<Found>) -> String {
+    found.as_ref().map(|f| f.map.path.display().to_string()).unwrap_or_default()
+}
+
 pub struct Binary {
     pub path: PathBuf,
     file: Mapped,
@@ -68,12 +73,11 @@ impl Binary {
     /// What the cache key of a scan needs: `build_id`, `debug_file`, `debug_build_id`,
     /// `sup_file`, `sup_build_id` (a scan reads the supplementary file's units too).
     pub fn identify(&self) -> Result<Vec<(&'static str, String)>> {
-        let path = |f: &Option<Found>| f.as_ref().map(|f| f.map.path.display().to_string()).unwrap_or_default();
         Ok(vec![
             ("build_id", self.build_id()?.unwrap_or_default()),
-            ("debug_file", path(&self.debug)),
+            ("debug_file", path_of(&self.debug)),
             ("debug_build_id", self.debug_build_id().unwrap_or_default()),
-            ("sup_file", path(&self.sup)),
+            ("sup_file", path_of(&self.sup)),
             ("sup_build_id", self.sup_build_id().unwrap_or_default()),
         ])
     }
@@ -82,21 +86,20 @@ impl Binary {
     /// (hex, joined by `-`): an edit in place that keeps size and mtime changes it, a `touch`
     /// does not.
     pub fn content(&self) -> String {
-        let maps: Vec<&Mapped> = std::iter::once(&self.file)
-            .chain(self.debug.iter().map(|d| &d.map))
-            .chain(self.sup.iter().map(|s| &s.map))
-            .collect();
+        let maps: Vec<&Mapped> = self.maps().collect();
         let crcs: Vec<u32> = maps.par_iter().map(|m| m.crc32()).collect();
         crcs.iter().map(|c| format!("{c:08x}")).collect::<Vec<_>>().join("-")
+    }
+
+    /// The file, then its debug file and its supplementary file where there are any.
+    fn maps(&self) -> impl Iterator<Item = &Mapped> {
+        std::iter::once(&self.file).chain([&self.debug, &self.sup].into_iter().flatten().map(|f| &f.map))
     }
 
     /// Sections, symbols, kernel tables and every DWARF table of the binary.
     pub fn scan(&self) -> Result<Scan> {
         let scan = self.scan_tables();
-        let found = [&self.debug, &self.sup].into_iter().flatten().map(|f| &f.map);
-        for m in std::iter::once(&self.file).chain(found) {
-            m.release_pages();
-        }
+        self.maps().for_each(Mapped::release_pages);
         scan
     }
 
@@ -116,13 +119,13 @@ impl Binary {
         ];
         let debug_obj = self.debug.as_ref().map(|d| d.map.parse()).transpose()?;
         let dwarf_obj = debug_obj.as_ref().unwrap_or(&bin_obj);
-        info.push(("debug_file", self.debug.as_ref().map(|d| d.map.path.display().to_string()).unwrap_or_default()));
+        info.push(("debug_file", path_of(&self.debug)));
         let altlink = elf::identity(dwarf_obj).altlink;
         info.push((
             "altlink",
             altlink.map(|(n, b)| format!("{} {}", String::from_utf8_lossy(n), elf::hex(b))).unwrap_or_default(),
         ));
-        info.push(("sup_file", self.sup.as_ref().map(|s| s.map.path.display().to_string()).unwrap_or_default()));
+        info.push(("sup_file", path_of(&self.sup)));
         let has_dwarf = elf::has_dwarf(dwarf_obj);
         info.push((
             "dwarf",
@@ -307,10 +310,8 @@ fn find_sup(dwarf_path: &Path, name: &str, build_id: &str, roots: &[PathBuf]) ->
         }
     }
     candidates.into_iter().find_map(|(p, how)| {
-        let m = Mapped::open(&p).ok()?;
-        let matches =
-            m.parse().ok().and_then(|f| elf::identity(&f).build_id.map(elf::hex)).is_some_and(|b| b == build_id);
-        matches.then_some(Found { map: m, how })
+        let found = Found { map: Mapped::open(&p).ok()?, how };
+        (found.build_id().as_deref() == Some(build_id)).then_some(found)
     })
 }
 

@@ -107,7 +107,7 @@ class Binary:
     def plt_names(self) -> pa.Table:
         """PLT stubs (``got`` 0) and GOT slots (``got`` 1) by the symbol their dynamic
         relocation names: ``address``, ``name``, ``got``."""
-        return Columns.from_core(self.core.plt_names()).table("plt_names")
+        return machine.plt_names(self.core)
 
     def derived(self, name: str, build: Callable[[], T]) -> T:
         """A product of the tables, kept in the cache beside them (tables of a dataclass)."""

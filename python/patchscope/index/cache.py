@@ -1,8 +1,9 @@
 """The on-disk cache: a scan's raw tables as uncompressed Arrow IPC files, memory-mapped on
 load so that a second run over the same binary reads nothing it does not touch.
 
-A store that cannot lie. Keyed by content: the build-ids and the CRC-32 of every byte of the
-binary, its debug file and its supplementary file (``_core.Binary.identify``), with the core's
+A store that cannot lie. Keyed by content: the build-ids (``_core.Binary.identify``) and the
+CRC-32 of every byte of the binary, its debug file and its supplementary file
+(``_core.Binary.content``, remembered by the files' stat: see :func:`content`), with the core's
 build — an edit in place that keeps size and mtime is seen, a ``touch`` re-indexes nothing.
 Each entry (and each derived product beside it, under ``derived/<name>/``) ends with a
 manifest of its files' sizes and CRC-32s, written last and checked on every load: a damaged,

@@ -109,6 +109,12 @@ def instructions(core: _core.Binary, low: int, high: int) -> list[Instruction]:
     return cast("list[Instruction]", Columns.from_core(core.instructions(low, high)).table("insns").to_pylist())
 
 
+def plt_names(core: _core.Binary) -> pa.Table:
+    """PLT stubs (``got`` 0) and GOT slots (``got`` 1) by the symbol their dynamic relocation
+    names: ``address``, ``name``, ``got``."""
+    return Columns.from_core(core.plt_names()).table("plt_names")
+
+
 def probe_sites(core: _core.Binary, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:
     """For each address, the instruction holding it when decoding linearly from its start
     (``insn`` equals the address exactly on an instruction boundary), with its first 16 bytes."""
