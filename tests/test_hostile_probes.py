@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -114,6 +115,47 @@ def test_offset_past_the_end_on_the_kernel(kernel: patchscope.Binary) -> None:
     (rec,) = judge(kernel, "vfs_read+0x100000")
     assert rec["errors"] == ['perf: "Specified offset is out of vfs_read" (vfs_read+0x100000)']
     assert not rec["landings"]
+
+
+def perf_places(target: list[str], point: str) -> bool:
+    """Whether perf probe itself (a dry run, ``-D``) would place ``point``."""
+    r = subprocess.run(["perf", "probe", *target, "-D", point], capture_output=True, text=True, timeout=120)
+    return r.returncode == 0
+
+
+def places_it(binary: Path | patchscope.Binary, point: str) -> bool:
+    (rec,) = judge(binary, point)
+    assert bool(rec["landings"]) != bool(rec["errors"]), rec
+    return bool(rec["landings"])
+
+
+needs_perf = pytest.mark.skipif(shutil.which("perf") is None, reason="perf absent (Debian's linux-perf)")
+
+
+@needs_perf
+@pytest.mark.parametrize("offset", [0, 4, 49, 51, 1000])
+def test_offsets_as_perf_itself_places_them(offset: int) -> None:
+    """tree_sum is 50 bytes: perf 6.1 places 0..50 and refuses past that."""
+    point = f"tree_sum+{offset}"
+    assert places_it(X86, point) == perf_places(["-x", str(X86)], point)
+
+
+@needs_perf
+@pytest.mark.xfail(
+    strict=True,
+    reason="perf 6.1 also places an offset equal to the symbol's size (its check is "
+    "offs > size, util/probe-event.c); patchscope refuses it, as outside the function",
+)
+def test_offset_at_the_end_as_perf_places_it() -> None:
+    assert places_it(X86, "tree_sum+50") == perf_places(["-x", str(X86)], "tree_sum+50")
+
+
+@needs_perf
+@pytest.mark.parametrize("offset", [0x10, 0x30B, 0x30D, 0x100000])
+def test_kernel_offsets_as_perf_itself_places_them(vmlinux: Path, kernel: patchscope.Binary, offset: int) -> None:
+    """vfs_read is 0x30c bytes in 6.1.0-56."""
+    point = f"vfs_read+{offset:#x}"
+    assert places_it(kernel, point) == perf_places(["-k", str(vmlinux)], point)
 
 
 @pytest.mark.parametrize(
