@@ -34,7 +34,7 @@ def commands(binary: Path, old_binary: Path | None) -> list[tuple[str, list[str]
         ("index, warm cache", ["functions", b, "no_such_function_xyz"], False),
         ("function (warm)", ["function", b, "vfs_read" if old_binary else "main"], False),
         ("scan --format json (warm)", ["scan", b, "--format", "json", "-o", "/dev/null"], False),
-        ("list function(\"vfs_*\") -v", ["list", b, 'kernel.function("vfs_*")', "-v"], False),
+        ('list function("vfs_*") -v', ["list", b, 'kernel.function("vfs_*")', "-v"], False),
         (
             "check 4 points",
             [
@@ -49,7 +49,7 @@ def commands(binary: Path, old_binary: Path | None) -> list[tuple[str, list[str]
             ],
             False,
         ),
-        ("check function(\"tcp_*\")", ["check", b, 'kernel.function("tcp_*")', "-o", "/dev/null"], False),
+        ('check function("tcp_*")', ["check", b, 'kernel.function("tcp_*")', "-o", "/dev/null"], False),
     ]
     if old_binary is not None:
         cmds.append(("diff OLD NEW (warm)", ["diff", str(old_binary), b, "-o", "/dev/null"], False))

@@ -31,12 +31,14 @@ def fixture_path(variant: str) -> Path:
     return FIXTURES / expected(variant)["file"]
 
 
-def vmlinux_path(abi: str = "6.1.0-56") -> Path | None:
-    env = os.environ.get(f"PATCHSCOPE_VMLINUX_{abi.replace('.', '_').replace('-', '_')}")
+def vmlinux_path(abi: str = "6.1.0-56", arch: str = "amd64") -> Path | None:
+    tag = abi.replace(".", "_").replace("-", "_")
+    tag = tag if arch == "amd64" else f"{arch}_{tag}"
+    env = os.environ.get(f"PATCHSCOPE_VMLINUX_{tag}")
     if env:
         return Path(env)
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    p = cache / "patchscope-kernels" / "amd64" / abi / f"vmlinux-{abi}-amd64"
+    p = cache / "patchscope-kernels" / arch / abi / f"vmlinux-{abi}-{arch}"
     return p if p.is_file() else None
 
 

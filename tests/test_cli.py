@@ -281,11 +281,14 @@ def test_undecodable_machine_code_lists_from_dwarf() -> None:
 @pytest.mark.parametrize("moment", ["core-scan", "cache-write"])
 def test_signal_ends_a_run_at_once_and_cleanly(sig: signal.Signals, moment: str, vmlinux: Path, tmp_path: Path) -> None:
     """During the core's scan (GIL released) and during the cache's background writes: the
-    exit is at once, with 128 + the signal, one line, no ``.tmp-*`` entry and no ``-o`` file."""
+    exit is at once, with 128 + the signal, one line, no ``.tmp-*`` entry and no ``-o`` file.
+    Started as the console script starts it: a signal sent while a loaded machine is still
+    importing is held until the run can end cleanly."""
     cache, out = tmp_path / "cache", tmp_path / "out" / "scan.txt"
     out.parent.mkdir()
+    program = "import patchscope.cli.program as p; p.run()"
     p = subprocess.Popen(
-        [sys.executable, "-m", "patchscope.cli.main", "scan", str(vmlinux), "-o", str(out)],
+        [sys.executable, "-c", program, "scan", str(vmlinux), "-o", str(out)],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PATCHSCOPE_CACHE": str(cache)},
@@ -309,6 +312,29 @@ def test_signal_ends_a_run_at_once_and_cleanly(sig: signal.Signals, moment: str,
     assert not list(cache.rglob(".tmp-*")) and not list(out.parent.iterdir())
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_signal_while_the_program_starts_is_held_not_a_traceback(sig: signal.Signals) -> None:
+    """A signal that lands while the program's modules are still being imported (here: sent
+    right after the console script's module, before ``interrupt.install``) waits for the run to
+    take it: 128 + the signal, one line, no KeyboardInterrupt traceback from an import."""
+    code = (
+        "import os, signal, sys\n"
+        "import patchscope.cli.program as program\n"
+        f"os.kill(os.getpid(), {int(sig)})\n"
+        "import patchscope.cli.main, patchscope.cli.common  # more imports after the signal\n"
+        "sys.argv = ['patchscope', 'scan', sys.argv[1]]\n"
+        "program.run()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(X86)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig]
+    assert r.stderr == f"patchscope: error: {'interrupted' if sig == signal.SIGINT else 'terminated'}\n"
+
+
+def test_console_script_starts_at_the_program_module() -> None:
+    """The entry point is the module that holds the signals first (pyproject's console script)."""
+    assert 'patchscope = "patchscope.cli.program:run"' in (ROOT / "pyproject.toml").read_text()
+
+
 def test_binary_truncated_during_a_run(tmp_path: Path) -> None:
     """Another process truncates the binary after it was opened: a mapped file would kill the
     reader with SIGBUS; a file of this size is read whole and the queries go on."""
@@ -322,3 +348,14 @@ def test_binary_truncated_during_a_run(tmp_path: Path) -> None:
     )
     r = subprocess.run([sys.executable, "-c", code, str(binary)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout == "True\n", r.stderr
+
+
+def test_check_cpu_is_arm64_only_and_named() -> None:
+    """``check --cpu``: one clear line for a binary whose boot-time patching is not modelled per
+    CPU, and for a CPU that is neither a known QEMU model nor cpucaps."""
+    r = run("check", X86, "kprobe:hot_sum", "--cpu", "max")
+    assert r.returncode == 2
+    one_error_line(r, "--cpu applies to arm64 kernels")
+    r = run("check", BIN / "aarch64/corpus", "kprobe:hot_sum", "--cpu", "cortex-a99")
+    assert r.returncode == 2
+    one_error_line(r, "unknown arm64 CPU 'cortex-a99'")

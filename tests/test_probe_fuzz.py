@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import patchscope
 from conftest import BIN
+from patchscope.probes import scripts
 from patchscope.probes import syntax as ps
 from patchscope.report import check
 
@@ -32,6 +33,8 @@ GRAMMAR = [
     *("%return", ";", "=", "*", "?", "!", " ", ",", "kprobe:", "kretprobe:", "uprobe:", "fentry:"),
     *("fexit:", "kfunc:", "ur:", "p ", "r ", "p:", "r5:", "0x", "0", "7", "18446744073709551616"),
     *("main", "tree_sum", "a.c", "/bin/x", "$var", "%ax", "if", "\n", "{", "}", "/*", "*/", "#"),
+    *("BEGIN", "END", "tracepoint:", "t:", "interval:s:1", "/pid == 1/", "override(-12)", "$1", "@x"),
+    *("#include <x.h>", "struct s { int a; };", "config = {", "fn f(): int {", "//", "'", "`"),
 ]
 #: A byte that is not UTF-8, as Python decodes it (``surrogateescape``).
 RAW_BYTES = st.characters(min_codepoint=0xDC80, max_codepoint=0xDCFF)
@@ -58,17 +61,28 @@ def test_any_text_is_a_point_or_a_caret_error(text: str) -> None:
 
 @fuzz
 @given(TEXT)
+@example("$1\udc80")  # found by this test: an error's text holding a byte that is not UTF-8
 def test_any_script_is_points_and_caret_errors(source: str) -> None:
-    for p in ps.stp_probe_points("probe " + source) + ps.stp_probe_points(source):
+    for p in scripts.stp_probe_points("probe " + source) + scripts.stp_probe_points(source):
         assert isinstance(p, ps.ProbePoint | ps.ProbeSyntaxError)
         if isinstance(p, ps.ProbeSyntaxError):
             assert 0 <= p.pos <= len(p.text)
             p.pointer().encode()
 
 
-#: A word that starts another dialect (``f:1`` is bpftrace's fentry, not perf's line 1).
-HEADS = {"kernel", "module", "process", "kprobe", "kretprobe", "uprobe", "uretprobe", "fentry", "fexit"}
-HEADS |= {"kfunc", "kretfunc", "k", "kr", "u", "ur", "f", "fr"}
+@fuzz
+@given(TEXT)
+def test_any_bpftrace_program_is_points_and_caret_errors(source: str) -> None:
+    for p in scripts.bt_probe_points(source) + scripts.bt_probe_points(source + " { @[probe] = count(); }"):
+        assert isinstance(p, ps.ProbePoint | ps.ProbeSyntaxError)
+        if isinstance(p, ps.ProbeSyntaxError):
+            assert 0 <= p.pos <= len(p.text)
+            p.pointer().encode()
+
+
+#: A word that starts another dialect (``f:1`` is bpftrace's fentry, ``h:1`` its hardware
+#: probe, not perf's line 1: such a perf point is written as its whole ``perf probe`` line).
+HEADS = {"kernel", "module", "process", *ps.BPFTRACE_TYPES}
 NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True).filter(lambda n: n not in HEADS)
 FILE = st.from_regex(r"[a-z][a-z0-9_/]{0,12}\.c", fullmatch=True)
 LINE = st.integers(1, (1 << ps.LINE_BITS) - 1 - 50)

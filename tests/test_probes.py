@@ -10,6 +10,7 @@ import pytest
 import patchscope
 from conftest import BIN
 from patchscope.index.context import Context
+from patchscope.probes import scripts
 from patchscope.probes import syntax as ps
 from patchscope.probes.resolve import resolve
 
@@ -86,7 +87,7 @@ function f() { probe_x = 1 }
 probe my_open { println($filename, $$vars) }
 probe kernel.function("c" { }
 """
-    points = ps.stp_probe_points(script, "t.stp")
+    points = scripts.stp_probe_points(script, "t.stp")
     good = [p for p in points if isinstance(p, ps.ProbePoint)]
     bad = [p for p in points if isinstance(p, ps.ProbeSyntaxError)]
     assert [(p.function, p.mode, p.origin) for p in good] == [
@@ -120,15 +121,19 @@ def test_stap_misses_the_part_body_perf_does_not(cx) -> None:
 
 
 def test_perf_fails_on_cold_split_stap_does_not(cx) -> None:
+    # a PIE: perf's DWARF pass fails, its symbol table places the entry; with a variable it
+    # needs DWARF and fails (perf probe -x corpus -D 'hot_sum' / 'hot_sum n')
     landings, _, errors = _where(cx, "hot_sum")
-    assert not landings and "Failed to find symbol at" in errors[0]
+    assert landings == [("hot_sum", "entry")] and not errors
+    landings, _, errors = _where(cx, "hot_sum n")
+    assert not landings and errors == ['perf: "Failed to find symbol at 0x1490"']
     landings, _, _ = _where(cx, 'process("x").function("hot_sum")')
     assert landings == [("hot_sum", "entry")]
 
 
 def test_symbol_probes_need_the_clone_name(cx) -> None:
     _, _, errors = _where(cx, "kprobe:compute_level")
-    assert "no symbol compute_level in this build; it has compute_level.isra.0" in errors[0]
+    assert "no symbol compute_level in this build, only as the clone compute_level.isra.0" in errors[0]
     r = resolve(cx, ps.parse("uprobe:x:compute_level.isra.0"))
     assert [lnd.address for lnd in r.landings] == [_symbols()["compute_level.isra.0"]]
 
@@ -149,9 +154,20 @@ def test_offset_and_raw_address(cx) -> None:
 
 
 def test_line_probe_in_inlined_copies(cx) -> None:
-    r = resolve(cx, ps.parse("buf_process:2"))  # part.c:6, two copies inlined into part_entry
-    assert len(r.landings) == 2
+    # part.c:6, in three copies inlined into part_entry: stap probes each copy's lowest row
+    r = resolve(cx, ps.parse('process("x").statement("buf_process@src/part.c:6")'))
+    assert len(r.landings) == 3
     assert all(lnd.line and lnd.line.line == 6 and lnd.line.inline_chain[0] == "buf_process" for lnd in r.landings)
+
+
+def test_perf_refuses_a_line_sharing_its_address(cx) -> None:
+    # perf probe -x corpus -D buf_process:2 (part.c:6): the first is_stmt row at 0x17c6 is
+    # part.c:24, so perf refuses the whole point and names that line
+    r = resolve(cx, ps.parse("buf_process:2"))
+    assert not r.landings
+    assert r.errors == [
+        'perf: "This line is sharing the address with other lines. Please try to probe at src/part.c:24 instead."'
+    ]
 
 
 def test_return_probes_reach_out_of_line_only(cx) -> None:
@@ -162,7 +178,7 @@ def test_return_probes_reach_out_of_line_only(cx) -> None:
 
 def test_diff_probes_between_o2_and_o3(tmp_path) -> None:
     """-O3 inlines drain everywhere (drain.part.0 is gone) and adds scale_mixed.constprop.0."""
-    from patchscope.probes.syntax import load_points
+    from patchscope.probes.scripts import load_points
     from patchscope.report import probe_diff
 
     f = tmp_path / "probes.txt"

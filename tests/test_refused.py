@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import patchscope
 from conftest import BIN, ROOT
 from patchscope import rules
 from patchscope.index.context import Context
-from patchscope.rules import refused
+from patchscope.rules import refused, refused_arm64
 
 
 def context(variant: str) -> Context:
@@ -446,7 +447,12 @@ def test_vmlinux_arm64_entries_and_blacklist(arm64: Context) -> None:
     values = arm64.b.kernel_pointers.column("value").to_numpy()
     assert len(values) == 44_372 and (values != 0).all()
     img = arm64.shared(refused.KernelImage)
-    assert {kind: len(v[0]) for kind, v in img.sites.items()} == {"jump-label": 7530, "bug": 7270, "extable": 789}
+    assert {kind: len(v[0]) for kind, v in img.sites.items()} == {
+        "jump-label": 7530,
+        "bug": 7270,
+        "extable": 789,
+        "alternative": 30362,  # 0x58f38 bytes of 12-byte struct alt_instr
+    }
     assert vm(arm64, "kprobe_breakpoint_handler")[0][0] == "kprobe-blacklist"
     assert vm(arm64, "do_debug_exception")[0][0] == "kprobe-blacklist"
 
@@ -483,3 +489,186 @@ def test_vmlinux_arm64_dwarf_meets_symbols_over_the_patchable_entry(arm64: Conte
     assert arm64.instance_symbol(row) == "vfs_read"
     assert arm64.inst_low(row) == 0xFFFF8000083AB520 and int(arm64.inst.column("entry_pc")[row].as_py()) != 0
     assert arm64.b.inventory.functions.column("status").to_pylist().count("symbol-only") < 1000
+
+
+ARM64_BOOTED = ROOT / "tests/data/debian-6.1.0-56-arm64"
+#: busybox's strerror text of each errno a kprobe_events write returned
+STRERROR = {
+    "ok": None,
+    "Invalid argument": "EINVAL",
+    "No such file or directory": "ENOENT",
+    "Cannot assign requested address": "EADDRNOTAVAIL",
+    "Invalid or incomplete multibyte or wide character": "EILSEQ",
+}
+
+
+def booted_answers(cx: Context, cpu: str) -> list[tuple[str, int, bool, str | None]]:
+    """(probe id, address, given by name, errno or None) of each kprobe_events definition the
+    booted arm64 kernel answered on QEMU's ``cpu`` (tests/data/debian-6.1.0-56-arm64/README.md)."""
+    out = []
+    for line in (ARM64_BOOTED / f"kprobe_events-{cpu}").read_text().splitlines():
+        pid, target, answer = line.split(" ", 2)
+        by_name = not target.startswith("0x")
+        sym, _, off = target.partition("+")
+        address = at(cx, sym, int(off, 16)) if by_name else int(target, 16)
+        out.append((pid, address, by_name, STRERROR[answer.split(" | ")[0]]))
+    return out
+
+
+def test_vmlinux_arm64_ftrace_list_equals_the_booted_kernels(arm64: Context) -> None:
+    """available_filter_functions of the booted kernel, line for line as a multiset: the
+    kallsyms name of every ftrace record (rec->ip, the second patchable NOP) in the core text,
+    42,038 of them, no __ftrace_invalid_address___ line; aliases named as kallsyms orders them."""
+    from collections import Counter
+
+    img = arm64.shared(refused.KernelImage)
+    (lo, hi), recs = img.text[0], img.records
+    recs = recs[(recs >= lo) & (recs < hi)]
+    _, _, _, names = img.kallsyms.containing_all(recs)
+    ours = Counter(arm64.string(int(n)) for n in names.tolist())
+    theirs = Counter((ARM64_BOOTED / "available_filter_functions").read_text().split())
+    assert sum(theirs.values()) == 42_038
+    assert ours == theirs
+
+
+def test_vmlinux_arm64_blacklist_equals_the_booted_kernels(arm64: Context) -> None:
+    """/sys/kernel/debug/kprobes/blacklist of the booted kernel (nokaslr: link-time addresses):
+    the same 553 ranges under the same names — the idmap and hyp idmap texts included, the SDEI
+    trampolines (NOKPROBE_SYMBOL, but after _etext) and the $d/$x mapping symbols left out."""
+    ref = []
+    for line in (ARM64_BOOTED / "kprobes_blacklist").read_text().splitlines():
+        span, name = line.split("\t")
+        lo, hi = span.split("-")
+        ref.append((int(lo, 16), int(hi, 16), name))
+    ours = [(e.start, e.end, e.name) for e in arm64.shared(refused.KernelImage).blacklist.entries]
+    assert len(ref) == 553
+    assert sorted(ours) == sorted(ref)
+    assert {n for _, _, n in ours} >= {"__cpu_setup", "__kvm_nvhe____kvm_hyp_init"}
+    assert "__sdei_asm_entry_trampoline" not in {n for _, _, n in ours}
+
+
+@pytest.mark.parametrize("model", ["cortex-a57", "max"])
+def test_vmlinux_arm64_kprobe_events_answers(arm64: Context, model: str) -> None:
+    """The booted kernel's answer to 1,271 kprobe_events definitions (entries, the ftrace NOP,
+    clones, notrace code, every rejected instruction class, MRS of DAIF and of other registers,
+    LL/SC and LDAR windows, LSE, jump-label/BUG/extable/alternative sites, random instructions),
+    on two QEMU CPUs: told the CPU (``cpu=``), every prediction equals the kernel's answer; not
+    told, every answer that differs is one the prediction marks as depending on the CPU."""
+    answers = booted_answers(arm64, model)
+    addrs = [a for _, a, _, _ in answers]
+    assert len(answers) == 1271
+    told = refused.refusals(arm64, addrs, cpu=refused_arm64.a64_cpu(model))
+    assert [refused.answer(f, E, by_name) for (_, _, by_name, _), f in zip(answers, told)] == [
+        errno for _, _, _, errno in answers
+    ]
+    assert all(r.certain for f in told for r in f)
+    blind = refused.refusals(arm64, addrs)
+    differ = [f for (_, _, by_name, errno), f in zip(answers, blind) if refused.answer(f, E, by_name) != errno]
+    assert all(not f[0].certain and f[0].evidence["cpu_dependent"] for f in differ)
+    refusing = {pid.split("_")[0] for pid, _, _, errno in answers if errno}
+    assert {"mrsdaif", "llsc", "ldarwin", "ftracenop", "rej8", "bug", "jumplabel", "notrace"} <= refusing
+    assert not any(errno for pid, _, _, errno in answers if pid.startswith(("mrsother_", "afterstore_")))
+
+
+def test_vmlinux_arm64_cpu_dependent_answers(arm64: Context) -> None:
+    """Where the two CPUs' kernels answered differently: an `ldr` that the Cortex-A57 erratum
+    832075 alternative turns into `ldar` (which 6.1's load-exclusive mask takes for an open
+    LL/SC sequence), and LL/SC sequences that max's LSE atomics alternative replaces."""
+    a57, mx = booted_answers(arm64, "cortex-a57"), booted_answers(arm64, "max")
+    changed = [a for (_, a, _, e1), (_, _, _, e2) in zip(a57, mx) if e1 != e2]
+    assert len(changed) == 33
+    caps = {c for f in refused.refusals(arm64, changed) for r in f for c in r.evidence.get("cpu_dependent", [])}
+    assert {"WORKAROUND_DEVICE_LOAD_ACQUIRE", "HAS_LSE_ATOMICS"} <= caps
+    ldr = at(arm64, "arm_smmu_context_fault", 0xB4)
+    (r,) = refused.refusals(arm64, [ldr])[0]
+    assert (r.reason, r.certain) == ("atomic-window", False)
+    assert r.message.split(": ", 1)[1].startswith("depends on the CPU: refused with ")
+    assert refused.refusals(arm64, [ldr], cpu=refused_arm64.a64_cpu("max")) == [[]]
+
+
+def test_arm64_cpu_spec() -> None:
+    assert (
+        refused_arm64.a64_cpu("lse,PAN")
+        == refused_arm64.a64_cpu("has_lse_atomics,pan")
+        == {
+            refused_arm64.A64_CPUCAPS.index("HAS_LSE_ATOMICS"),
+            refused_arm64.A64_CPUCAPS.index("HAS_PAN"),
+        }
+    )
+    with pytest.raises(ValueError, match="unknown arm64 CPU 'cortex-a99'"):
+        refused_arm64.a64_cpu("cortex-a99")
+
+
+def test_vmlinux_arm64_check_bands_by_cpu(arm64: Context) -> None:
+    """``patchscope check``: a refusal that depends on the CPU is gray; told the CPU, it is the
+    kernel's answer on that CPU (accepted on max, refused on the Cortex-A57)."""
+    from patchscope.probes import syntax as ps
+    from patchscope.report import check
+
+    point = [ps.parse("kprobe:arm_smmu_context_fault+0xb4")]
+    verdicts = [
+        check.document(arm64.b, point, cpu)["points"][0]["verdict"]
+        for cpu in (None, refused_arm64.a64_cpu("max"), refused_arm64.a64_cpu("cortex-a57"))
+    ]
+    assert verdicts == ["gray", "safe", "hazardous"]
+
+
+# -- Debian 6.1 ppc64el, armhf, s390x: the lists ----------------------------------------------------
+
+
+def booted_lists(arch: str, abi: str, flavour: str) -> tuple[Context, Path]:
+    """The Debian vmlinux of ``arch`` (skipped when absent) and its booted kernel's lists."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    p = cache / f"patchscope-kernels/{arch}/{abi}/vmlinux-{abi}-{flavour}"
+    if not p.is_file():
+        pytest.skip(f"Debian {abi} {arch} vmlinux absent (fetch-debian-kernel.sh -a {arch} {abi})")
+    return Context(patchscope.open(p)), ROOT / f"tests/data/debian-{abi}-{arch}"
+
+
+def ftrace_names(cx: Context) -> Counter[str]:
+    """The kallsyms names of the ftrace records in the core text: available_filter_functions."""
+    img = cx.shared(refused.KernelImage)
+    (lo, hi), recs = img.text[0], img.records
+    _, _, _, names = img.kallsyms.containing_all(recs[(recs >= lo) & (recs < hi)])
+    return Counter(cx.string(int(n)) for n in names.tolist())
+
+
+def blacklist_lines(booted: Path) -> Counter[tuple[int, int, str]]:
+    out: Counter[tuple[int, int, str]] = Counter()
+    for line in (booted / "kprobes_blacklist").read_text().splitlines():
+        span, name = line.split("\t")
+        start, end = span.split("-")
+        out[(int(start, 16), int(end, 16), name)] += 1
+    return out
+
+
+@pytest.mark.parametrize(
+    ("arch", "flavour", "traced", "listed"),
+    [("ppc64el", "powerpc64le", 32_264, 200), ("armhf", "armmp", 37_353, 122)],
+)
+def test_vmlinux_lists_equal_the_booted_kernels(arch: str, flavour: str, traced: int, listed: int) -> None:
+    """tests/data/debian-6.1.0-56-ppc64el and -armhf: the booted kernel's
+    available_filter_functions (as a multiset of the kallsyms names of the ftrace records) and
+    kprobes/blacklist (ranges and names) equal patchscope's, with no rule of their own."""
+    cx, booted = booted_lists(arch, "6.1.0-56", flavour)
+    theirs = Counter((booted / "available_filter_functions").read_text().split())
+    assert sum(theirs.values()) == traced
+    assert ftrace_names(cx) == theirs
+    ref = blacklist_lines(booted)
+    assert sum(ref.values()) == listed
+    assert Counter((e.start, e.end, e.name) for e in cx.shared(refused.KernelImage).blacklist.entries) == ref
+
+
+def test_vmlinux_s390x_lists_equal_the_booted_kernels() -> None:
+    """tests/data/debian-6.1.0-50-s390x: available_filter_functions (28,378) and the blacklist
+    (120 lines) equal patchscope's. The kernel lists `__kretprobe_trampoline` twice
+    (NOKPROBE_SYMBOL and .kprobes.text), and its `_kprobe_blacklist` entry is an R_390_64
+    relocation against the symbol, not an R_390_RELATIVE one: the core resolves both."""
+    cx, booted = booted_lists("s390x", "6.1.0-50", "s390x")
+    theirs = Counter((booted / "available_filter_functions").read_text().split())
+    assert sum(theirs.values()) == 28_378
+    assert ftrace_names(cx) == theirs
+    ref = blacklist_lines(booted)
+    assert sum(ref.values()) == 120
+    assert Counter((e.start, e.end, e.name) for e in cx.shared(refused.KernelImage).blacklist.entries) == ref
+    assert [n for (_, _, n), k in ref.items() if k > 1] == ["kprobe_exceptions_notify", "__kretprobe_trampoline"]

@@ -227,8 +227,10 @@ def test_kernel_blacklist_in_miniature() -> None:
         ("kprobe-blacklist", "do_int3", "NOKPROBE_SYMBOL"),
         ("kprobe-blacklist", "kprobe_handler", "NOKPROBE_SYMBOL"),
         ("kprobe-blacklist", "kprobe_int3_handler", "NOKPROBE_SYMBOL"),
+        ("kprobe-blacklist", "get_kprobe", "NOKPROBE_SYMBOL"),
         ("kprobe-blacklist", "kprobe_fault_handler", ".kprobes.text"),
         ("noinstr", "exc_nmi", "noinstr text"),
+        ("noinstr", "exc_int3", "noinstr text"),
         ("entry-text", "entry_syscall", "entry text"),
     }
     b = patchscope.open(BIN / "x86_64-kprobes/corpus")
@@ -238,10 +240,36 @@ def test_kernel_blacklist_in_miniature() -> None:
     assert band["exc_nmi"] == "hazardous" and band["ordinary"] != "hazardous"
 
 
-def test_machinery_reachable() -> None:
-    (r,) = by_code("x86_64-kprobes")["machinery-reachable"]
-    assert r["evidence"]["path"] == ["kprobe_int3_handler", "machinery_helper"]
+def test_machinery_reach_split_by_the_guard() -> None:
+    found = by_code("x86_64-kprobes")
+    (before,) = found["machinery-recursion"]  # exc_int3 runs it before kprobe_int3_handler's guard
+    assert before["function"] == "trap_helper" and before["evidence"]["path"] == ["exc_int3", "trap_helper"]
+    assert before["evidence"]["recurses"] == ["int3"] and before["band"] == "hazardous"
+    (after,) = found["machinery-reachable"]
+    assert after["evidence"]["path"] == ["kprobe_int3_handler", "machinery_helper"]
+    assert after["evidence"]["phase"] == "after-guard" and not after["evidence"]["guessed"]
     assert "machinery-reachable" not in by_code("x86_64")  # no kprobe handler, no machinery
+
+
+def test_blacklisted_code_inlined_elsewhere() -> None:
+    from elftools.elf.elffile import ELFFile
+
+    found = by_code("x86_64-kprobes")
+    copies = {
+        r["evidence"]["caller"]: (r["code"], int(r["evidence"]["address"], 16))
+        for r in found["blacklisted-copy"] + found["blacklisted-copy-in-machinery"]
+    }
+    assert {c: code for c, (code, _) in copies.items()} == {
+        "register_kprobe": "blacklisted-copy",
+        "machinery_helper": "blacklisted-copy-in-machinery",  # the handler runs it
+    }
+    with open(BIN / "x86_64-kprobes/corpus", "rb") as f:  # pyelftools: each copy lies in its caller's symbol
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        spans = {s.name: (s["st_value"], s["st_value"] + s["st_size"]) for s in symtab.iter_symbols()}
+    assert all(spans[c][0] <= a < spans[c][1] for c, (_, a) in copies.items())
+    (protected,) = found["inlined-into-blacklisted"]  # get_kprobe's own copies are the findings above
+    assert protected["function"] == "kprobe_running" and protected["evidence"]["open_copies"] == 1
+    assert [p["caller"] for p in protected["evidence"]["protected"]] == ["kprobe_int3_handler"]
 
 
 def test_systemtap_blocklist_second_opinion() -> None:
@@ -262,5 +290,5 @@ def test_systemtap_blocklist_4_8_additions() -> None:
     """stap 4.8's dwflpp::build_kernel_blocklist adds these unconditionally (strings /usr/bin/stap)."""
     from patchscope.rules import peers
 
-    assert peers._STAP_FUNCTIONS.match("smaps_pte_range") and peers._STAP_FUNCTIONS.match("special_mapping_fault")
+    assert peers.STAP_FUNCTIONS.match("smaps_pte_range") and peers.STAP_FUNCTIONS.match("special_mapping_fault")
     assert peers._STAP_FILES.match("fs/seq_file.c") and not peers._STAP_FILES.match("fs/seq_file.h")

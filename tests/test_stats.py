@@ -133,6 +133,7 @@ def test_version_shapes(doc: dict[str, Any]) -> None:
             {
                 "name": "scale_mixed",
                 "decl_file": "src/constprop.c",
+                "versions": 2,
                 "instances": ["scale_mixed", "scale_mixed.constprop.0"],
             }
         ],
@@ -140,7 +141,7 @@ def test_version_shapes(doc: dict[str, Any]) -> None:
     assert o3["max_instances"] == 2 and o2["max_instances"] == 1
     assert o2["functions_with_several_versions"] == 6 and o3["functions_with_several_versions"] == 7
     drain = o2["shapes"]["one-clone"]["examples"] + o2["shapes"]["cold-part"]["examples"]
-    assert {"name": "drain", "decl_file": "src/combo.c", "instances": ["drain.part.0 +cold"]} in drain
+    assert {"name": "drain", "decl_file": "src/combo.c", "versions": 1, "instances": ["drain.part.0 +cold"]} in drain
 
 
 # -- 3. arguments at inline sites -----------------------------------------------------------------

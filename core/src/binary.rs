@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use object::Object;
 use rayon::prelude::*;
 
-use crate::code::{self, fingerprint, Opened};
+use crate::code::{self, fingerprint, pointers, Opened};
 use crate::dwarf;
 use crate::elf::{self, Mapped};
 use crate::error::{Error, Result};
@@ -205,9 +205,20 @@ impl Binary {
         code::instructions(&self.opened()?, low, high)
     }
 
+    /// The `insns` table of many ranges, with their index in `range` (see [`code::instructions_of`]).
+    pub fn instructions_of(&self, lows: &[u64], highs: &[u64]) -> Result<Scan> {
+        code::instructions_of(&self.opened()?, lows, highs)
+    }
+
     /// The `probe_sites` table (see [`code::probe_sites`]).
     pub fn probe_sites(&self, starts: &[u64], addresses: &[u64]) -> Result<Scan> {
         code::probe_sites(&self.opened()?, starts, addresses)
+    }
+
+    /// The `liveness` table (see [`code::liveness::liveness`]).
+    pub fn liveness(&self, ranges: [&[u64]; 3], ids: &[u64], addresses: &[u64], regs: &[u64]) -> Result<Scan> {
+        let [fids, lows, highs] = ranges;
+        code::liveness::liveness(&self.opened()?, fids, lows, highs, ids, addresses, regs)
     }
 
     /// The `code_fingerprints` table (see [`fingerprint::fingerprints`]).
@@ -223,6 +234,12 @@ impl Binary {
     /// The `plt_names` table: PLT stubs and GOT slots by name (see [`fingerprint::plt_names`]).
     pub fn plt_names(&self) -> Result<Scan> {
         fingerprint::plt_names(&self.opened()?)
+    }
+
+    /// The `function_pointers` table: function addresses stored in data (see
+    /// [`pointers::function_pointers`]).
+    pub fn function_pointers(&self) -> Result<Scan> {
+        pointers::function_pointers(&self.opened()?)
     }
 
     /// The file parsed for decoding, with its debug file's symbols when it has none.

@@ -3,6 +3,7 @@
 //! supplementary file).
 
 pub mod reloc;
+mod truncation;
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -17,6 +18,8 @@ use crate::table::{Chunk, Strings, Table};
 /// A file in memory, read whole or mapped. Every table borrows from it, without copies.
 pub struct Mapped {
     pub path: PathBuf,
+    // Before `map`: fields drop in order, so the range is unregistered before it is unmapped.
+    _guard: Option<truncation::Guard>,
     map: Bytes,
 }
 
@@ -26,7 +29,8 @@ const READ_WHOLE: u64 = 64 << 20;
 /// A mapped file that another process truncates while it is read kills the reader with
 /// SIGBUS. A file of modest size (a module, a program, a library) is read whole instead,
 /// as fast from the page cache, and is then immune; a vmlinux with its DWARF, hundreds of
-/// megabytes of which a run reads a part, stays mapped.
+/// megabytes of which a run reads a part, stays mapped, and [`truncation`] turns that
+/// SIGBUS into one line.
 enum Bytes {
     Read(Vec<u8>),
     Mapped(memmap2::Mmap),
@@ -54,6 +58,7 @@ impl Mapped {
             return Err(Error::new(format!("{}: not a regular file", path.display())));
         }
         let mut file = File::open(path).map_err(|e| Error::new(format!("{}: {}", path.display(), io_reason(&e))))?;
+        let mut guard = None;
         let map = if meta.len() <= READ_WHOLE {
             // The allocator aligns it to 16 bytes, as the ELF structures `object` reads in
             // place need (it checks: a misaligned buffer would be called malformed, not misread).
@@ -61,14 +66,14 @@ impl Mapped {
             file.read_to_end(&mut bytes).map_err(|e| Error::new(format!("{}: {}", path.display(), io_reason(&e))))?;
             Bytes::Read(bytes)
         } else {
-            // SAFETY: the map is read-only; a file this large truncated underneath us by
-            // another process is outside what a reader of this kind can defend against.
-            Bytes::Mapped(
-                unsafe { memmap2::Mmap::map(&file) }
-                    .map_err(|e| Error::new(format!("{}: cannot map: {e}", path.display())))?,
-            )
+            // SAFETY: the map is read-only; the file truncated underneath us by another
+            // process is the one way it can fail, and the guard answers that.
+            let map = unsafe { memmap2::Mmap::map(&file) }
+                .map_err(|e| Error::new(format!("{}: cannot map: {e}", path.display())))?;
+            guard = Some(truncation::guard(map.as_ptr(), map.len(), path));
+            Bytes::Mapped(map)
         };
-        Ok(Mapped { path: path.to_path_buf(), map })
+        Ok(Mapped { path: path.to_path_buf(), _guard: guard, map })
     }
 
     /// Gives the mapped pages back (they stay in the page cache, and a later read faults

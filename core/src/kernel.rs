@@ -1,5 +1,7 @@
 //! The kernel's pointer tables: `__mcount_loc` / `__patchable_function_entries` (ftrace call
-//! sites) and `_kprobe_blacklist` (`NOKPROBE_SYMBOL`), read as the kernel reads them.
+//! sites), `_kprobe_blacklist` (`NOKPROBE_SYMBOL`) and `_error_injection_whitelist`
+//! (`ALLOW_ERROR_INJECTION`: `struct error_injection_entry { unsigned long addr; int etype; }`,
+//! two words per entry, the function and its `EI_ETYPE_*`), read as the kernel reads them.
 //!
 //! In a linked vmlinux they are not sections of their own but runs of `.init.data` between
 //! `__start_*` / `__stop_*` symbols; in a module they are sections, filled in by relocations.
@@ -18,6 +20,8 @@ const TABLES: &[(&str, &str, &str)] = &[
     ("__mcount_loc", "__start_mcount_loc", "__stop_mcount_loc"),
     ("_kprobe_blacklist", "__start_kprobe_blacklist", "__stop_kprobe_blacklist"),
     ("__patchable_function_entries", "__start_patchable_function_entries", "__stop_patchable_function_entries"),
+    // 6.1 include/asm-generic/vmlinux.lds.h ERROR_INJECT_WHITELIST()
+    ("_error_injection_whitelist", "__start_error_injection_whitelist", "__stop_error_injection_whitelist"),
 ];
 
 /// One row per entry: which table, the entry's own address, and the pointer it holds.
@@ -74,7 +78,7 @@ fn read_section(file: &object::File, name: &str) -> Vec<(u64, Vec<u8>)> {
     }
 }
 
-fn read_word(b: &[u8], little: bool) -> u64 {
+pub(crate) fn read_word(b: &[u8], little: bool) -> u64 {
     let mut buf = [0u8; 8];
     if little {
         buf[..b.len()].copy_from_slice(b);
@@ -85,12 +89,14 @@ fn read_word(b: &[u8], little: bool) -> u64 {
     }
 }
 
-/// `r_offset → addend` of the dynamic `R_*_RELATIVE` relocations (`.rela.dyn`).
+/// `r_offset → value` of the dynamic relocations (`.rela.dyn`): the addend of an `R_*_RELATIVE`
+/// one, S + A of an absolute one against a symbol (s390x keeps `R_390_64` against global
+/// symbols such as `__kretprobe_trampoline` in `_kprobe_blacklist`).
 ///
 /// Read from every allocated RELA section rather than through `object`'s dynamic relocations,
 /// which skips a section not linked to `.dynsym`: the arm64 vmlinux links `.rela.dyn` to
 /// `.symtab` (sh_link), so its 198,589 relocations would be lost.
-fn relative_relocs(file: &object::File) -> HashMap<u64, u64> {
+pub(crate) fn relative_relocs(file: &object::File) -> HashMap<u64, u64> {
     let mut out = HashMap::new();
     let (width, little) = (if file.is_64() { 8 } else { 4 }, file.is_little_endian());
     for s in file.sections() {
@@ -102,12 +108,37 @@ fn relative_relocs(file: &object::File) -> HashMap<u64, u64> {
         for e in data.chunks_exact(3 * width) {
             let info = read_word(&e[width..2 * width], little);
             let r_type = if width == 8 { info & 0xffff_ffff } else { info & 0xff };
+            let (at, addend) = (read_word(&e[..width], little), read_word(&e[2 * width..], little));
             if is_relative(file.architecture(), object::elf::RelocationType(r_type as u32)) {
-                out.insert(read_word(&e[..width], little), read_word(&e[2 * width..], little));
+                out.insert(at, addend);
+            } else if is_absolute(file.architecture(), object::elf::RelocationType(r_type as u32)) {
+                let index = if width == 8 { info >> 32 } else { info >> 8 };
+                if let Some(value) = symbol_value(file, index as usize) {
+                    out.insert(at, value.wrapping_add(addend));
+                }
             }
         }
     }
     out
+}
+
+/// The symbol a dynamic relocation names: `.dynsym` when the file has one (s390x links
+/// `.rela.dyn` to it), else `.symtab` (the arm64 vmlinux links `.rela.dyn` there).
+fn symbol_value(file: &object::File, index: usize) -> Option<u64> {
+    let table = file.dynamic_symbol_table().or_else(|| file.symbol_table())?;
+    object::ObjectSymbolTable::symbol_by_index(&table, object::SymbolIndex(index)).ok().map(|s| s.address())
+}
+
+fn is_absolute(arch: object::Architecture, r_type: object::elf::RelocationType) -> bool {
+    use object::{elf, Architecture as A};
+    match arch {
+        A::Aarch64 => r_type == elf::R_AARCH64_ABS64,
+        A::X86_64 => r_type == elf::R_X86_64_64,
+        A::PowerPc64 => r_type == elf::R_PPC64_ADDR64,
+        A::Riscv64 => r_type == elf::R_RISCV_64,
+        A::S390x => r_type == elf::R_390_64,
+        _ => false,
+    }
 }
 
 fn is_relative(arch: object::Architecture, r_type: object::elf::RelocationType) -> bool {
@@ -191,7 +222,9 @@ const RELATIVE_JUMP_LABELS: &[&str] = &["x86_64", "aarch64", "riscv64", "ppc64le
 /// The layouts, from the 6.1 headers: `struct jump_entry` (include/linux/jump_label.h, relative
 /// form), `struct static_call_site` (include/linux/static_call_types.h), `struct bug_entry`
 /// (include/asm-generic/bug.h, relative pointers), `struct exception_table_entry` (x86 and
-/// arm64: `int insn, fixup` + data), `struct alt_instr` (arch/x86/include/asm/alternative.h),
+/// arm64: `int insn, fixup` + data), `struct alt_instr` (arch/x86/include/asm/alternative.h;
+/// arm64's, arch/arm64/include/asm/alternative.h, has the same layout: its `u16` is the cpucap,
+/// with bit 15 for a callback that patches the site itself),
 /// `struct paravirt_patch_site` (arch/x86/include/asm/paravirt_types.h).
 const SITE_TABLES: &[SiteTable] = &[
     SiteTable {
@@ -257,7 +290,7 @@ const SITE_TABLES: &[SiteTable] = &[
         target: Some(Field::Rel32(4)),
         key: None,
         flags: &[(12, 8)], // the CPU feature bit
-        arches: &["x86_64"],
+        arches: &["x86_64", "aarch64"],
     },
     SiteTable {
         kind: "paravirt",

@@ -145,10 +145,39 @@ impl Binary {
         to_python(py, found)
     }
 
+    /// The instructions of many ranges, each decoded from its low end: table `insns` as
+    /// `instructions` gives it, plus `range` (the index of the range in `lows`/`highs`).
+    fn instructions_of(&self, py: Python<'_>, lows: U64s, highs: U64s) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || self.0.instructions_of(&lows.values()?, &highs.values()?))?;
+        to_python(py, found)
+    }
+
     /// For each `(starts[i], addresses[i])`, the instruction holding the address when
     /// decoding linearly from the start: table `probe_sites` (patchscope_core::code::probe_sites).
     fn probe_sites(&self, py: Python<'_>, starts: U64s, addresses: U64s) -> PyResult<Py<PyDict>> {
         let found = guarded(py, &self.0.path, || self.0.probe_sites(&starts.values()?, &addresses.values()?))?;
+        to_python(py, found)
+    }
+
+    /// For each query `(ids[q], addresses[q], regs[q])`: whether DWARF register `regs[q]` is
+    /// read at `addresses[q]` before it is overwritten, in the function whose ranges are the
+    /// rows of `(function_ids, lows, highs)` with that id: table `liveness` (live, reader,
+    /// writer, status; patchscope_core::code::liveness).
+    #[allow(clippy::too_many_arguments)]
+    fn liveness(
+        &self,
+        py: Python<'_>,
+        function_ids: U64s,
+        lows: U64s,
+        highs: U64s,
+        ids: U64s,
+        addresses: U64s,
+        regs: U64s,
+    ) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || {
+            let (f, l, h) = (function_ids.values()?, lows.values()?, highs.values()?);
+            self.0.liveness([&f, &l, &h], &ids.values()?, &addresses.values()?, &regs.values()?)
+        })?;
         to_python(py, found)
     }
 
@@ -174,6 +203,13 @@ impl Binary {
     /// PLT stubs (`got` 0) and GOT slots (`got` 1) by the symbol their relocation names.
     fn plt_names(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
         let found = guarded(py, &self.0.path, || self.0.plt_names())?;
+        to_python(py, found)
+    }
+
+    /// Function addresses stored in the image's data: table `function_pointers` (at, value,
+    /// section), every aligned word of an allocated non-code section holding a function's address.
+    fn function_pointers(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || self.0.function_pointers())?;
         to_python(py, found)
     }
 
@@ -233,6 +269,8 @@ const CONSTANTS: &[(&str, &[(&str, u64)])] = &[
     ("status", crate::code::status::ALL),
     ("site_status", crate::code::site_status::ALL),
     ("how", crate::code::fingerprint::how::ALL),
+    ("live_status", crate::code::liveness::live_status::ALL),
+    ("live_query", crate::code::liveness::query::ALL),
     ("location_kind", crate::dwarf::location::kind::ALL),
     ("location_flag", crate::dwarf::location::flag::ALL),
     ("spflag", crate::dwarf::spflag::ALL),

@@ -728,6 +728,30 @@ fn fixture_errors_and_instructions() {
     assert_eq!(kinds[xend], u64::from(kind::TM_END));
 }
 
+/// Many ranges in one call: each range's rows as `instructions` gives them alone, in order,
+/// tagged with the range's index; a range no section holds has none.
+#[test]
+fn instructions_of_many_ranges() {
+    let p = fixture("x86_64/corpus");
+    let b = open(&p);
+    let ranges: Vec<(u64, u64)> =
+        ["tm_increment", "hot_sum"].iter().map(|n| symbol(&p, n)).map(|(a, size)| (a, a + size)).collect();
+    let lows = [ranges[0].0, 0xdead_0000, ranges[1].0];
+    let highs = [ranges[0].1, 0xdead_0010, ranges[1].1];
+    let many = b.instructions_of(&lows, &highs).unwrap();
+    let t = table(&many, "insns");
+    let mut expected_range = Vec::new();
+    let mut expected_address = Vec::new();
+    for (r, (lo, hi)) in [(0u64, ranges[0]), (2, ranges[1])] {
+        let alone = b.instructions(lo, hi).unwrap();
+        let addresses = u64s(table(&alone, "insns"), "address");
+        expected_range.extend(std::iter::repeat_n(r, addresses.len()));
+        expected_address.extend(addresses);
+    }
+    assert_eq!(u64s(t, "range"), expected_range);
+    assert_eq!(u64s(t, "address"), expected_address);
+}
+
 #[test]
 fn u64_bytes() {
     let b: Vec<u8> = [1u64, u64::MAX].iter().flat_map(|v| v.to_ne_bytes()).collect();

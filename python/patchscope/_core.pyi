@@ -67,8 +67,15 @@ class Binary:
         """Tables ``code_ranges`` and ``code_events`` of function ranges."""
     def instructions(self, low: int, high: int) -> _Answer:
         """Table ``insns`` of ``[low, high)``."""
+    def instructions_of(self, lows: _U64s, highs: _U64s) -> _Answer:
+        """Table ``insns`` of many ranges, each decoded from its low end, with ``range``: the
+        index of its range."""
     def probe_sites(self, starts: _U64s, addresses: _U64s) -> _Answer:
         """Table ``probe_sites``: the instruction holding each address, decoding from its start."""
+    def liveness(
+        self, function_ids: _U64s, lows: _U64s, highs: _U64s, ids: _U64s, addresses: _U64s, regs: _U64s
+    ) -> _Answer:
+        """Table ``liveness``: whether each query's register is read before it is overwritten."""
     def fingerprints(self, function_ids: _U64s, lows: _U64s, highs: _U64s) -> _Answer:
         """Table ``code_fingerprints``: one CRC-32 per range, the first range of an id its entry."""
     def normal_form(self, low: int, high: int, entry: bool = True) -> _Answer:
@@ -76,6 +83,11 @@ class Binary:
     def plt_names(self) -> _Answer:
         """Table ``plt_names`` (address, name, got): PLT stubs (``got`` 0) and GOT slots (``got``
         1) by the symbol their dynamic relocation names."""
+
+    def function_pointers(self) -> _Answer:
+        """Table ``function_pointers`` (at, value, section): every aligned word of an allocated,
+        non-code section holding a function symbol's address (relocated by the image's own
+        ``R_*_RELATIVE`` relocations where the file holds zero)."""
 
 def clone_shape(name: str) -> str:
     """``foo.isra.3.cold`` → ``foo.isra.cold``: a symbol name without the numbers a compiler
@@ -164,6 +176,19 @@ class site_status:
     DECODE_ERROR: Final[int]
     BAD_START: Final[int]
 
+class live_status:
+    """Bits of ``liveness.status`` (core: ``code::liveness::live_status``)."""
+
+    NOT_INSN: Final[int]
+    UNSUPPORTED: Final[int]
+    UNFOLLOWED: Final[int]
+
+class live_query:
+    """A ``liveness`` query's ``regs`` value for a frame slot: ``SLOT`` | the offset from the
+    CFA (32 bits, signed) | the size in bytes << 32 (core: ``code::liveness::query``)."""
+
+    SLOT: Final[int]
+
 class how:
     """``normal_form.how``: what the fingerprint made of a field (core: ``code::fingerprint::how``)."""
 
@@ -200,6 +225,8 @@ class location_flag:
     FRAME_BASE: Final[int]
     #: Memory at the static address value.
     STATIC: Final[int]
+    #: In pieces, one of which has no location.
+    PIECE_MISSING: Final[int]
 
 class spflag:
     """Bits of ``subprograms.flags`` (core: ``dwarf::spflag``)."""

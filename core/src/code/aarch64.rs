@@ -315,3 +315,217 @@ fn atomic_name(w: u32, i: &Insn) -> String {
     };
     format!("{base}{suffix}")
 }
+
+// ---- the registers an instruction reads and writes, for the liveness (`liveness.rs`) ----
+//
+// A register set is a `u64`: bit n for xn/wn (n < 31), bit 31 for sp, bit 32 + n for vn (its
+// b/h/s/d/q views alike). Register 31 of an operand is the zero register except where the
+// Arm ARM says `Xn|SP`. What is not decoded here reads everything and writes nothing: the
+// liveness then errs towards "the register is read".
+
+/// Every register: the answer for an instruction not decoded.
+pub(super) const EVERY: u64 = u64::MAX;
+/// The stack pointer's bit.
+pub(super) const SP: u64 = 1 << 31;
+/// v0–v31.
+pub(super) const VECTORS: u64 = 0xFFFF_FFFF << 32;
+
+/// xn, nothing for 31 (xzr).
+fn x(r: u32) -> u64 {
+    if r == 31 {
+        0
+    } else {
+        1 << r
+    }
+}
+
+/// xn, sp for 31.
+fn xsp(r: u32) -> u64 {
+    1 << r
+}
+
+fn v(r: u32) -> u64 {
+    1 << (32 + r)
+}
+
+/// A register pair (CASP, whose first register is even).
+fn x2(r: u32) -> u64 {
+    x(r) | x(r + 1)
+}
+
+/// Rm: bits 20:16 (also Rs).
+fn rm(w: u32) -> u32 {
+    (w >> 16) & 31
+}
+
+/// Ra, Rt2: bits 14:10.
+fn ra(w: u32) -> u32 {
+    (w >> 10) & 31
+}
+
+/// The registers `w` reads and those it writes whole, by the A64 encoding groups (op0, bits
+/// 28:25). Flags (NZCV) are not tracked. A call's and a return's ABI effects are the
+/// liveness's; here only the operands the encoding names.
+pub(super) fn registers(w: u32) -> (u64, u64) {
+    let (uses, defs) = match (w >> 25) & 0xF {
+        0b1000 | 0b1001 => dp_immediate(w),
+        0b1010 | 0b1011 => branch_system(w),
+        0b0101 | 0b1101 => dp_register(w),
+        // SIMD & FP data processing: read as every vector and the general register in Rn
+        // (SCVTF, FMOV, DUP, INS from one); the general registers it writes (FMOV, FCVTZS,
+        // UMOV to one) not counted as written
+        0b0111 | 0b1111 => (VECTORS | x(rn(w)), 0),
+        op0 if op0 & 0b0101 == 0b0100 => load_store(w),
+        _ => (EVERY, 0),
+    };
+    (uses, defs & !uses)
+}
+
+/// Data processing, immediate (op0 100x).
+fn dp_immediate(w: u32) -> (u64, u64) {
+    let (d, n) = (rd(w), rn(w));
+    let opc = (w >> 29) & 3;
+    match (w >> 23) & 7 {
+        0 | 1 => (0, x(d)), // ADR, ADRP
+        // ADD/ADDS/SUB/SUBS #imm: Xn|SP; Xd|SP unless flags are set (S, bit 29)
+        2 => (xsp(n), if opc & 1 == 1 { x(d) } else { xsp(d) }),
+        // logical #imm: Xd|SP but for ANDS (opc 11)
+        4 => (x(n), if opc == 3 { x(d) } else { xsp(d) }),
+        // MOVN, MOVZ write Xd; MOVK (opc 11) keeps the rest of it
+        5 if opc == 3 => (x(d), x(d)),
+        5 => (0, x(d)),
+        // SBFM, UBFM; BFM (opc 01) keeps the rest of Xd
+        6 => (x(n) | if opc == 1 { x(d) } else { 0 }, x(d)),
+        7 => (x(n) | x(rm(w)), x(d)), // EXTR
+        _ => (EVERY, 0),              // with tags (MTE)
+    }
+}
+
+/// Branches, exception generation and system instructions (op0 101x).
+fn branch_system(w: u32) -> (u64, u64) {
+    let (t, n) = (rd(w), rn(w));
+    if is(w, CBZ) || is(w, TBZ) {
+        return (x(t), 0);
+    }
+    if is(w, B_BL) || is(w, B_COND) {
+        return (0, 0);
+    }
+    // BR, BLR, RET and their authenticating forms (bit 11), whose modifier is in bits 4:0
+    // (Xm|SP; RETAA: sp and x30)
+    if w & 0xFE1F_F000 == 0xD61F_0000 && matches!((w >> 21) & 0xF, 0 | 1 | 2 | 8 | 9) {
+        let auth = if w & (1 << 11) != 0 { xsp(t) | x(30) } else { 0 };
+        return (x(n) | auth, 0);
+    }
+    if w & 0xFF00_0000 == 0xD400_0000 {
+        // BRK, HLT (a BUG or WARN reads registers to print them, not to change the path)
+        // and SVC, HVC, SMC (a call into the kernel or firmware: any register)
+        return if matches!(w & EXCEPTION, BRK | HLT) { (0, 0) } else { (EVERY, 0) };
+    }
+    if w & 0xFFC0_0000 == 0xD500_0000 {
+        // hints: NOP, BTI; PACIASP, AUTIASP… sign or check x30 with sp, x17 with x16
+        if w & 0xFFFF_F01F == 0xD503_201F {
+            let plain = w == 0xD503_201F || w & 0xFFFF_FF3F == 0xD503_241F;
+            return if plain { (0, 0) } else { (x(16) | x(17) | x(30) | SP, 0) };
+        }
+        // MRS, SYSL (L, bit 21) write Xt; MSR, SYS read it; barriers name xzr
+        return if w & (1 << 21) != 0 { (0, x(t)) } else { (x(t), 0) };
+    }
+    if is(w, UDF) {
+        return (0, 0);
+    }
+    (EVERY, 0)
+}
+
+/// Data processing, register (op0 x101).
+fn dp_register(w: u32) -> (u64, u64) {
+    let (d, n, m) = (rd(w), rn(w), rm(w));
+    if w & (1 << 28) == 0 {
+        // ADD/SUB (extended register): Xn|SP, and Xd|SP unless flags are set
+        if w & (1 << 24) != 0 && w & (1 << 21) != 0 {
+            return (xsp(n) | x(m), if w & (1 << 29) != 0 { x(d) } else { xsp(d) });
+        }
+        // logical and ADD/SUB (shifted register)
+        return (x(n) | x(m), x(d));
+    }
+    if w & (1 << 24) != 0 {
+        return (x(n) | x(m) | x(ra(w)), x(d)); // MADD, MSUB, SMADDL, UMULH …
+    }
+    match (w >> 21) & 7 {
+        // ADC, SBC; RMIF, SETF (flags only)
+        0 if (w >> 10) & 0x3F == 0 => (x(n) | x(m), x(d)),
+        0 => (x(n), 0),
+        // CCMN, CCMP: register (bit 11 clear) or immediate; flags only
+        2 => (x(n) | if w & (1 << 11) == 0 { x(m) } else { 0 }, 0),
+        4 => (x(n) | x(m), x(d)), // CSEL, CSINC, CSINV, CSNEG
+        // two sources: UDIV, SDIV, LSLV …, CRC32*, PACGA
+        6 if w & (1 << 30) == 0 => (xsp(n) | x(m), x(d)),
+        // one source: RBIT, REV, CLZ, CLS; PAC*/AUT* (opcode2 = 1) sign Xd with Xn|SP
+        6 if m != 0 => (xsp(n) | x(d), x(d)),
+        6 => (x(n), x(d)),
+        _ => (EVERY, 0),
+    }
+}
+
+/// Loads and stores (op0 x1x0).
+fn load_store(w: u32) -> (u64, u64) {
+    let (t, n, m, t2) = (rd(w), rn(w), rm(w), ra(w));
+    let vector = w & (1 << 26) != 0;
+    let reg = |r: u32| if vector { v(r) } else { x(r) };
+    if w & 0x3F00_0000 == 0x0800_0000 {
+        let (o2, l, o1) = ((w >> 23) & 1, (w >> 22) & 1, (w >> 21) & 1);
+        return match (o2, o1) {
+            (0, 1) if w >> 31 == 0 => (x2(m) | x2(t) | xsp(n), x2(m)), // CASP: Rs pair compared and loaded
+            (0, _) if l == 1 => (xsp(n), x(t) | if o1 == 1 { x(t2) } else { 0 }), // LDXR, LDXP
+            (0, _) => (xsp(n) | x(t) | if o1 == 1 { x(t2) } else { 0 }, x(m)), // STXR, STXP: status in Ws
+            (_, 1) => (xsp(n) | x(m) | x(t), x(m)),                    // CAS: Rs compared and loaded
+            _ if l == 1 => (xsp(n), x(t)),                             // LDAR, LDLAR
+            _ => (xsp(n) | x(t), 0),                                   // STLR, STLLR
+        };
+    }
+    // load register (literal); PRFM (opc 11)
+    if w & 0x3B00_0000 == 0x1800_0000 {
+        return if !vector && w >> 30 == 3 { (0, 0) } else { (0, reg(t)) };
+    }
+    // LDP, STP, LDNP, STNP, LDPSW: writeback with post- and pre-index (bit 23)
+    if w & 0x3A00_0000 == 0x2800_0000 {
+        let back = if w & (1 << 23) != 0 { xsp(n) } else { 0 };
+        let pair = reg(t) | reg(t2);
+        return if w & (1 << 22) != 0 { (xsp(n), pair | back) } else { (xsp(n) | pair, back) };
+    }
+    // LSE atomics: Rs is the operand, Rt gets the old value; LDAPR (o3 with opc ≠ 000)
+    if w & 0x3F20_0C00 == 0x3820_0000 {
+        let ldapr = (w >> 15) & 1 == 1 && (w >> 12) & 7 != 0;
+        return if ldapr { (xsp(n), x(t)) } else { (xsp(n) | x(m), x(t)) };
+    }
+    // load/store register: unsigned offset (bits 25:24 = 01) or the bits-25:24 = 00 forms
+    let unsigned = w & 0x3B00_0000 == 0x3900_0000;
+    if !unsigned && w & 0x3B00_0000 != 0x3800_0000 {
+        // SIMD structures (LD1…ST4): every vector, and Rm of a post-index by register
+        if w & 0xBF00_0000 == 0x0C00_0000 {
+            return (VECTORS | xsp(n) | if w & (1 << 23) != 0 { x(m) } else { 0 }, 0);
+        }
+        return (EVERY, 0);
+    }
+    let (size, opc, op) = (w >> 30, (w >> 22) & 3, (w >> 10) & 3);
+    let wide = w & (1 << 21) != 0;
+    let (index, back) = match (unsigned, wide, op) {
+        (true, ..) => (0, 0),
+        (false, false, 1 | 3) => (0, xsp(n)), // post-index, pre-index
+        (false, false, _) => (0, 0),          // unscaled, unprivileged
+        (false, true, 2) => (x(m), 0),        // register offset
+        // LDRAA, LDRAB: writeback with bit 11
+        (false, true, 1 | 3) if !vector && size == 3 => {
+            return (xsp(n), x(t) | if op == 3 { xsp(n) } else { 0 });
+        }
+        _ => return (EVERY, 0),
+    };
+    let load = if vector { opc & 1 == 1 } else { opc != 0 };
+    if !vector && size == 3 && opc == 2 {
+        return (xsp(n) | index, back); // PRFM
+    }
+    if load {
+        (xsp(n) | index, reg(t) | back)
+    } else {
+        (xsp(n) | index | reg(t), back)
+    }
+}

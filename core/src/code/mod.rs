@@ -17,6 +17,8 @@
 mod aarch64;
 pub mod fingerprint;
 mod image;
+pub mod liveness;
+pub mod pointers;
 mod ppc;
 mod riscv;
 mod text;
@@ -758,15 +760,30 @@ fn events_table(ids: Vec<u64>, ev: &[Event]) -> Table {
 
 /// The `insns` table of `[low, high)`: every instruction with its kind and text.
 pub fn instructions(o: &Opened, low: u64, high: u64) -> Result<Scan> {
+    if Image::new(&o.file).code(low, high).status & status::NO_BYTES != 0 {
+        return Err(Error::new(format!("{}: no section holds code at {low:#x}", o.path.display())));
+    }
+    instructions_of(o, &[low], &[high])
+}
+
+/// The `insns` table of many ranges at once, each decoded from its low end, with the index of
+/// its range in column `range`: the decoder (symbols, thunks, relocations) is built once, which
+/// costs more than decoding one function. A range no section holds gives no row.
+pub fn instructions_of(o: &Opened, lows: &[u64], highs: &[u64]) -> Result<Scan> {
     let mut strings = Strings::default();
     let dec = Decoder::for_file(&o.file, o.symbols(), &mut strings)?;
     let img = Image::new(&o.file);
-    let code = img.code(low, high);
-    if code.status & status::NO_BYTES != 0 {
-        return Err(Error::new(format!("{}: no section holds code at {low:#x}", o.path.display())));
+    let (mut insns, mut text, mut range) = (Vec::new(), Vec::new(), Vec::new());
+    for (r, (&low, &high)) in lows.iter().zip(highs).enumerate() {
+        let code = img.code(low, high);
+        if code.status & status::NO_BYTES != 0 {
+            continue;
+        }
+        let found = dec.decode(code.bytes, low);
+        text.extend(dec.texts(code.bytes, low, &found).into_iter().map(|s| strings.intern_owned(s.into_bytes())));
+        range.extend(std::iter::repeat_n(r as u32, found.len()));
+        insns.extend(found);
     }
-    let insns = dec.decode(code.bytes, low);
-    let text = dec.texts(code.bytes, low, &insns).into_iter().map(|s| strings.intern_owned(s.into_bytes())).collect();
     let table = Table::new(vec![
         ("address", Chunk::U64(insns.iter().map(|i| i.address).collect())),
         ("size", Chunk::U8(insns.iter().map(|i| i.size).collect())),
@@ -775,12 +792,9 @@ pub fn instructions(o: &Opened, low: u64, high: u64) -> Result<Scan> {
         ("extra", Chunk::U32(insns.iter().map(|i| i.extra).collect())),
         ("text", Chunk::Str(text)),
         ("target_name", Chunk::Str(insns.iter().map(|i| i.name).collect())),
+        ("range", Chunk::U32(range)),
     ]);
-    let info = vec![
-        ("path", o.path.display().to_string()),
-        ("arch", elf::arch_name(&o.file).to_string()),
-        ("status", code.status.to_string()),
-    ];
+    let info = vec![("path", o.path.display().to_string()), ("arch", elf::arch_name(&o.file).to_string())];
     let (string_offsets, string_data) = strings.to_arrow();
     Ok(Scan { info, tables: vec![("insns", table)], string_offsets, string_data })
 }

@@ -47,6 +47,9 @@ pub mod flag {
         pub const FRAME_BASE: u8 = 4;
         /// In memory at the static address `value` (`DW_OP_addr`). Variables table only.
         pub const STATIC: u8 = 8;
+        /// In pieces, one of which has no location (a `DW_OP_piece` with nothing before it):
+        /// that part of the value is gone.
+        pub const PIECE_MISSING: u8 = 16;
     }
 }
 
@@ -87,6 +90,8 @@ pub fn classify<R: Reader<Offset = usize>>(expr: Expression<R>, encoding: Encodi
     let mut literal: Option<i64> = None;
     let mut implicit: Option<i64> = None;
     let mut n = 0;
+    // a piece whose own location is empty: nothing since the start or the last piece
+    let (mut located, mut missing) = (false, false);
     loop {
         let op = match ops.next() {
             Ok(Some(op)) => op,
@@ -94,9 +99,14 @@ pub fn classify<R: Reader<Offset = usize>>(expr: Expression<R>, encoding: Encodi
             Err(_) => return Loc::ERROR,
         };
         n += 1;
+        located |= !matches!(op, Operation::Piece { .. });
         match &op {
             Operation::StackValue => stack_value = true,
-            Operation::Piece { .. } => piece = true,
+            Operation::Piece { .. } => {
+                piece = true;
+                missing |= !located;
+                located = false;
+            }
             Operation::EntryValue { .. } => entry = true,
             Operation::ParameterRef { .. } => param_ref = true,
             Operation::ImplicitPointer { .. } => implicit_ptr = true,
@@ -127,7 +137,8 @@ pub fn classify<R: Reader<Offset = usize>>(expr: Expression<R>, encoding: Encodi
         return Loc::constant(v);
     }
     if piece {
-        return Loc::of(kind::COMPOSITE, reg);
+        let loc = Loc::of(kind::COMPOSITE, reg);
+        return if missing { loc.with_flags(flag::PIECE_MISSING) } else { loc };
     }
     if stack_value {
         return match (literal, n) {
@@ -219,6 +230,9 @@ mod tests {
         assert_eq!(loc(&[0x77, 0x08, 0x9f]).kind, kind::COMPUTED);
         // DW_OP_reg0; DW_OP_piece 8; DW_OP_reg1; DW_OP_piece 8
         assert_eq!(loc(&[0x50, 0x93, 0x08, 0x51, 0x93, 0x08]), Loc::of(kind::COMPOSITE, 0));
+        // DW_OP_reg0; DW_OP_piece 8; DW_OP_piece 8: the second half is gone
+        let half = Loc::of(kind::COMPOSITE, 0).with_flags(flag::PIECE_MISSING);
+        assert_eq!(loc(&[0x50, 0x93, 0x08, 0x93, 0x08]), half);
         // DW_OP_implicit_value 4 bytes = 7
         assert_eq!(loc(&[0x9e, 0x04, 7, 0, 0, 0]), Loc::constant(7));
         assert_eq!(loc(&[0xff]).kind, kind::ERROR);

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from patchscope.index.binary import Binary
+    from patchscope.index.tree import Tree
+    from patchscope.probes import syntax as ps
 
 
 class UserError(Exception):
@@ -43,16 +45,48 @@ def core_error(e: Exception) -> bool:
 
 
 def add_binary_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("binary", help="ELF file: vmlinux, a .ko module, an executable or a shared library")
+    p.add_argument(
+        "binary",
+        help="ELF file: vmlinux, a .ko module, an executable or a shared library; or a kernel tree folder "
+        "(lib/modules/RELEASE of a debug package, an extracted package, a build directory)",
+    )
+    p.add_argument(
+        "-r",
+        "--release",
+        metavar="RELEASE",
+        help="in place of BINARY: the kernel tree of RELEASE (/usr/lib/debug/lib/modules)",
+    )
     p.add_argument("--debug-file", metavar="FILE", help="separate debug file (default: found by build-id or debuglink)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE instead of standard output")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk index cache")
 
 
+def kernel_tree(args: argparse.Namespace) -> Tree | None:
+    """The kernel tree the command runs over (a folder given, or ``-r RELEASE``), or None for
+    one binary."""
+    from patchscope.index import tree
+
+    if args.binary is None and args.release is None:
+        raise UserError("give a BINARY, a kernel tree folder or -r RELEASE")
+    if args.release is None and not os.path.isdir(args.binary):
+        return None
+    try:
+        t = tree.find(args.binary, args.release)
+    except tree.TreeError as e:
+        raise UserError(str(e)) from None
+    if getattr(args, "debug_file", None):
+        raise UserError("--debug-file names one binary's debug file; a kernel tree has its own")
+    return t
+
+
 def open_binary(args: argparse.Namespace) -> Binary:
     from rich.console import Console  # here, not above: ``patchscope --help`` needs no rich
 
+    if args.binary is None or os.path.isdir(args.binary):
+        raise UserError(
+            f"{args.command} takes one binary; a kernel tree is for scan, functions, list, check, diff and stats"
+        )
     err = Console(stderr=True)
     status = err.status(f"indexing {Path(args.binary).name}") if err.is_terminal else contextlib.nullcontext()
     try:
@@ -70,7 +104,18 @@ def open_binary(args: argparse.Namespace) -> Binary:
 
 #: The arguments that name files a command reads (``check``'s PROBE list holds its .stp files,
 #: ``diff --probes`` is one; ``--debug-for`` is BINARY=FILE).
-INPUTS = ("binary", "debug_file", "new", "new_debug_file", "more", "probe_file", "probes", "debug_for")
+INPUTS = (
+    "binary",
+    "debug_file",
+    "new",
+    "new_debug_file",
+    "more",
+    "probe_file",
+    "probes",
+    "debug_for",
+    "old",
+    "old_debug_file",
+)
 
 #: The exit status of a run whose reader closed the pipe early when the command itself had
 #: nothing to say: 128 + SIGPIPE, what a shell reports for a writer the closed pipe killed.
@@ -82,6 +127,18 @@ _reader_left = False
 #: place of those bytes: written out as those bytes again (where rich does not show them as
 #: U+FFFD), never an encoding error, as standard output does in a C locale.
 PATH_BYTES = "surrogateescape"
+
+
+def probe_file(path: str, info: dict[str, str] | None = None) -> list[ps.ProbePoint | ps.ProbeSyntaxError]:
+    """The points of a probe file or script, read against the build ``info`` describes (its
+    release, architecture and config: a script's preprocessor asks them); a file that cannot be
+    read is one line."""
+    from patchscope.probes import scripts, syntax
+
+    try:
+        return scripts.load_points(path, scripts.build_of(info or {}))
+    except syntax.ProbeFileError as e:
+        raise UserError(str(e)) from None
 
 
 def refuse_to_overwrite_inputs(args: argparse.Namespace) -> None:
@@ -173,15 +230,27 @@ def _replacing(name: str) -> Iterator[IO[str]]:
 
 
 def console(out: IO[str]) -> Console:
-    """A console for ``out``; a file or pipe gets wide lines, since nobody reads it at 80 columns."""
+    """A console for ``out``; a file or pipe gets its lines whole (tables 240 columns wide),
+    since nobody reads it at 80 columns."""
     from rich.console import Console
+    from rich.text import Text
+
+    tty = out.isatty()
 
     class Output(Console):
         def on_broken_pipe(self) -> None:
             """rich's own exits with status 1; ``_stdout`` keeps the command's."""
             raise BrokenPipeError
 
-    tty = out.isatty()
+        def print(self, *objects: Any, **options: Any) -> None:
+            """Lines of text to a file or pipe are written as they are: no style reaches it
+            anyway, and rich's layout of each line (measured, wrapped, flushed) made a check
+            of 20,000 points spend a minute printing."""
+            if tty or set(options) - {"style"} or not all(isinstance(o, Text) for o in objects):
+                super().print(*objects, **options)
+            else:
+                self.file.write(" ".join(o.plain for o in objects) + "\n")
+
     return Output(file=out, highlight=False, width=None if tty else 240, force_terminal=tty or None)
 
 

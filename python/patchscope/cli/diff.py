@@ -8,9 +8,12 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from patchscope.cli import common
-from patchscope.probes import syntax as ps
+import patchscope
+from patchscope.cli import common, pool
+from patchscope.index.binary import Binary
+from patchscope.index.tree import Tree
 from patchscope.report import diff as report
+from patchscope.report import tree as tree_report
 
 TABLE_LIMIT = 2000
 
@@ -24,11 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    old_tree = common.kernel_tree(args)
+    if old_tree is not None:
+        return run_trees(args, old_tree)
     old = common.open_binary(args)
     new = common.open_binary(
         argparse.Namespace(**{**vars(args), "binary": args.new, "debug_file": args.new_debug_file})
     )
-    doc = report.document(old, new, _points(args.probes) if args.probes else None)
+    doc = report.document(old, new, common.probe_file(args.probes, new.info) if args.probes else None)
 
     def show(con: Any) -> None:
         if "probes" in doc:
@@ -40,11 +46,49 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _points(path: str) -> list[ps.ProbePoint | ps.ProbeSyntaxError]:
+def run_trees(args: argparse.Namespace, old: Tree) -> int:
+    """Two kernel trees: which modules were added and removed, and how each one in both
+    changed — every pair compared in the pool."""
+    if args.probes:
+        raise common.UserError("--probes with two kernel trees: check the points against each tree")
+    new = common.kernel_tree(argparse.Namespace(binary=args.new, release=None, debug_file=None))
+    if new is None:
+        raise common.UserError(f"{args.new}: not a folder; diff compares a tree with a tree")
+    args.new_tree = new
+    both = [n for n, _ in old.binaries() if n in dict(new.binaries())]
+    results = pool.run(args, old, diff_pair, names=both)
+    doc = tree_report.diff_document(old, new, [(p.name, p.doc) for p in results.done if p.doc], results.failures())
+    common.emit(args, doc, lambda con: render_trees(con, doc))
+    return pool.exit_status(results)
+
+
+def diff_pair(args: argparse.Namespace, name: str, old: Binary) -> dict[str, Any]:
+    """In a worker: binary ``name`` of the old tree against its namesake in the new one."""
+    path = dict(args.new_tree.binaries())[name]
+    wrong = args.new_tree.check_module(name) if name in args.new_tree.modules else None
+    if wrong:
+        raise common.UserError(wrong)
     try:
-        return ps.load_points(path)
-    except ps.ProbeFileError as e:
+        new = patchscope.open(path, use_cache=not args.no_cache)
+    except patchscope.BinaryError as e:
         raise common.UserError(str(e)) from None
+    return report.document(old, new)
+
+
+def render_trees(con: Any, doc: dict[str, Any]) -> None:
+    s = doc["summary"]
+    con.print(
+        f"{doc['old']['root']} → {doc['new']['root']}: {s['changed']} binaries changed, {s['unchanged']} unchanged, "
+        f"{len(doc['added'])} added, {len(doc['removed'])} removed, {len(doc['failed'])} failed",
+        markup=False,
+    )
+    for part in doc["binaries"]:
+        if part["changes"]:
+            counts = ", ".join(f"{v} {k}" for k, v in part["changes"].items())
+            con.print(Text.assemble((part["name"], "bold"), f": {counts}"))
+    for word in ("added", "removed"):
+        if doc[word]:
+            con.print(Text(f"{word}: {' '.join(doc[word])}"))
 
 
 def render_probes(con: Any, probes: list[dict[str, Any]]) -> None:

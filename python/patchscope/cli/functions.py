@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
-from patchscope.cli import common
+from patchscope.cli import common, pool
+from patchscope.index.binary import Binary
+from patchscope.index.tree import Tree
 from patchscope.report import inventory
+from patchscope.report import tree as tree_report
 
 #: Above this many functions, plain lines instead of a table (rich lays out a table whole).
 TABLE_LIMIT = 2000
@@ -21,13 +25,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    b = common.open_binary(args)
-    doc = inventory.document(b, args.pattern, args.verbose or args.format == "json")
+    tree = common.kernel_tree(args)
+    if tree is not None:
+        return run_tree(args, tree)
+    doc = functions(args, "", common.open_binary(args))
     common.emit(args, doc, lambda con: render(con, doc, args.verbose))
     if not doc["functions"] and args.pattern:
         common.warn(f"no source function matches {args.pattern!r}")
         return 1
     return 0
+
+
+def functions(args: argparse.Namespace, name: str, b: Binary) -> dict[str, Any]:
+    return inventory.document(b, args.pattern, args.verbose or args.format == "json")
+
+
+def run_tree(args: argparse.Namespace, tree: Tree) -> int:
+    """The inventory of every binary of the tree, each function named ``BINARY:NAME``."""
+    results = pool.run(args, tree, functions)
+    parts = [(p.name, p.path, p.doc) for p in results.done if p.doc is not None]
+    doc = tree_report.document(tree, parts, results.failures())
+    summary: Counter[str] = Counter()
+    for _, _, d in parts:
+        summary.update(d["summary"])
+    merged = {
+        "binary": {"path": str(tree.root)},
+        "summary": summary,
+        "functions": [{**f, "name": f"{name}:{f['name']}"} for name, _, d in parts for f in d["functions"]],
+    }
+    common.emit(args, doc, lambda con: render(con, merged, args.verbose))
+    if not merged["functions"] and args.pattern:
+        common.warn(f"no source function matches {args.pattern!r}")
+        return pool.exit_status(results, 1)
+    return pool.exit_status(results)
 
 
 def instance_text(i: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from types import ModuleType
 
-from patchscope.cli import common, interrupt
+from patchscope.cli import common
 
 #: Each command: the module that implements it (``patchscope.cli.<module>``, imported only
 #: when that command runs, so that ``--help`` loads no index or rule) and its help line.
@@ -27,6 +27,11 @@ COMMANDS = {
         "stats",
         "experiments over builds (inlining, clones, inline-site arguments, bands) as tables and plots",
     ),
+    "survey": (
+        "survey",
+        "many builds (kernel trees or binaries) as one Parquet dataset, on a Dask cluster",
+    ),
+    "report": ("report", "a static HTML site of the spectrum (overview, every function, disassembly) in -o DIR"),
     "cache": ("cache", "the on-disk index cache: list its entries (--list) or remove them (--clear)"),
 }
 
@@ -57,6 +62,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ``TRAILING``) may continue after options: ``check BIN --format json P1 P2``. argparse's own
     ``parse_intermixed_args`` does not work with subcommands."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    argv, release = _release(argv)
     p = parser([a for a in argv if not a.startswith("-")][:1])
     args, extra = p.parse_known_args(argv)
     trailing = getattr(command(args.command), "TRAILING", None)
@@ -64,7 +70,25 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         setattr(args, trailing, getattr(args, trailing) + extra)
+    if release is not None:
+        args.binary, args.release = None, release
     return args
+
+
+def _release(argv: list[str]) -> tuple[list[str], str | None]:
+    """``-r RELEASE`` names the kernel tree in place of BINARY: taken out of ``argv``, and an
+    empty BINARY put after the command, so that the positional arguments that follow keep their
+    places (argparse cannot leave out a positional that others follow)."""
+    for i, a in enumerate(argv):
+        if a == "--":
+            break
+        if a in ("-r", "--release") and i + 1 < len(argv):
+            rest = argv[:i] + argv[i + 2 :]
+            return [*rest[:1], "", *rest[1:]], argv[i + 1]
+        if a.startswith("--release="):
+            rest = argv[:i] + argv[i + 1 :]
+            return [*rest[:1], "", *rest[1:]], a.partition("=")[2]
+    return argv, None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,12 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return common.fail(f"internal error: {type(e).__name__}: {e} (set PATCHSCOPE_DEBUG=1 for details)")
 
 
-def program() -> None:
-    """The ``patchscope`` program: its signals are handled before a command's modules load."""
-    interrupt.install()
+def run() -> None:
+    """The ``patchscope`` program, once :mod:`patchscope.cli.program` has taken the signals."""
     sys.stdout.reconfigure(errors=common.PATH_BYTES)  # type: ignore[union-attr]
     sys.exit(main())
 
 
 if __name__ == "__main__":
-    program()
+    from patchscope.cli import program
+
+    program.run()

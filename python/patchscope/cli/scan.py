@@ -8,8 +8,11 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from patchscope.cli import common
+from patchscope.cli import common, pool
+from patchscope.index.binary import Binary
+from patchscope.index.tree import Tree
 from patchscope.report import findings as report
+from patchscope.report import tree as tree_report
 from patchscope.rules import CODES, Band
 
 TABLE_LIMIT = 2000
@@ -22,10 +25,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    b = common.open_binary(args)
-    doc = report.document(b, args.band, args.code, with_findings=args.format == "json", summary_only=args.summary)
+    tree = common.kernel_tree(args)
+    if tree is not None:
+        return run_tree(args, tree)
+    doc = scan(args, "", common.open_binary(args))
     common.emit(args, doc, lambda con: render(con, doc))
     return 0
+
+
+def scan(args: argparse.Namespace, name: str, b: Binary) -> dict[str, Any]:
+    return report.document(b, args.band, args.code, with_findings=args.format == "json", summary_only=args.summary)
+
+
+def run_tree(args: argparse.Namespace, tree: Tree) -> int:
+    """Every binary of the tree in a pool; one document with each binary's part and, added up,
+    the summary of the whole kernel."""
+    results = pool.run(args, tree, scan)
+    parts = [(p.name, p.path, p.doc) for p in results.done if p.doc is not None]
+    doc = tree_report.document(tree, parts, results.failures())
+    doc["summary"] = tree_report.scan_summary([d for _, _, d in parts])
+    if args.summary:
+        for part in doc["binaries"]:
+            part.pop("codes")  # the same for every binary: once, at the top
+    doc["codes"] = report.codes()
+
+    def show(con: Any) -> None:
+        if not parts:
+            con.print(f"{tree.root}: no binary could be analysed", markup=False)
+            return
+        arch = parts[0][2]["binary"]["arch"]
+        head = {"binary": {"path": f"{tree.root} ({len(parts)} binaries, {len(results.failed)} failed)", "arch": arch}}
+        functions = [{**f, "name": f"{name}:{f['name']}"} for name, _, d in parts for f in d["functions"]]
+        render(con, {**head, "summary": doc["summary"], "codes": doc["codes"], "functions": functions})
+
+    common.emit(args, doc, show)
+    return pool.exit_status(results)
 
 
 def render(con: Any, doc: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """``patchscope stats BINARY [BINARY...]``: the inlining, cloning, inline-argument and band
-experiments, side by side, as tables (standard output) and plots (``--plots DIR``)."""
+experiments, side by side, as tables (standard output) and plots (``--plots DIR``). A BINARY
+may be a kernel tree: one build, every binary of it in the pool, the counts added up."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from patchscope.cli import common
+from patchscope.cli import common, pool
+from patchscope.index.binary import Binary
+from patchscope.index.tree import Tree
 from patchscope.report import stats as report
-from patchscope.report.stats_plots import write_plots
+from patchscope.report import survey_stats as survey_report
+from patchscope.report.stats_plots import write_plots, write_survey_plot
 
 Row = tuple[str, list[str]]
 
@@ -52,18 +56,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = [args.binary, *args.more]
+    paths = [args.binary, *args.more]  # BINARY is None with -r RELEASE
+    if any(p and survey_report.is_dataset(p) for p in paths):
+        return run_dataset(args, paths)
     debug = _debug_files(args, paths)
-    binaries, opened = [], []
-    for path in paths:
-        t0 = time.perf_counter()
-        binaries.append(
-            common.open_binary(argparse.Namespace(**{**vars(args), "binary": path, "debug_file": debug[path]}))
+    labels = report.short_labels([p or args.release for p in paths])
+    recs: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
+    for i, (path, label) in enumerate(zip(paths, labels)):
+        one = argparse.Namespace(
+            **{**vars(args), "binary": path, "debug_file": debug[path], "release": args.release if i == 0 else None}
         )
-        opened.append(round(time.perf_counter() - t0, 3))
-    doc = report.document(binaries, examples=args.examples, top=args.top)
-    for rec, seconds in zip(doc["binaries"], opened):
-        rec["seconds"] = {"open": seconds, **rec["seconds"]}
+        tree = common.kernel_tree(one)
+        if tree is None:
+            recs.append(_binary_record(one, label))
+        else:
+            rec, lost = _tree_record(one, tree, label)
+            recs.append(rec)
+            failed += [{"build": rec["label"], **f} for f in lost]
+    doc: dict[str, Any] = {"schema": report.SCHEMA, "version": report.VERSION, "binaries": recs}
+    if failed:
+        doc["failed"] = failed
     if args.plots:
         t0 = time.perf_counter()
         try:
@@ -72,7 +85,47 @@ def run(args: argparse.Namespace) -> int:
             raise common.UserError(f"{args.plots}: {e.strerror}") from None
         doc["plot_seconds"] = round(time.perf_counter() - t0, 3)
     common.emit(args, doc, lambda con: render(con, doc))
+    return 2 if failed else 0
+
+
+def run_dataset(args: argparse.Namespace, paths: list[str | None]) -> int:
+    """A survey dataset: experiment 1 and the bands build by build, and the functions whose
+    inlining changed between builds."""
+    if len(paths) > 1:
+        raise common.UserError("stats reads one survey dataset, alone: its builds are its columns")
+    doc = survey_report.document(Path(str(paths[0])), args.examples)
+    if args.plots:
+        try:
+            doc["plots"] = write_survey_plot(doc, Path(args.plots), args.plot_format)
+        except OSError as e:
+            raise common.UserError(f"{args.plots}: {e.strerror}") from None
+    common.emit(args, doc, lambda con: render_dataset(con, doc))
     return 0
+
+
+def _binary_record(args: argparse.Namespace, label: str) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    b = common.open_binary(args)
+    opened = round(time.perf_counter() - t0, 3)
+    rec = report.of_binary(b, label, args.examples, args.top)
+    rec["seconds"] = {"open": opened, **rec["seconds"]}
+    return rec
+
+
+def _tree_record(args: argparse.Namespace, tree: Tree, label: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """A kernel tree as one build: every binary's experiments in the pool, added up; the
+    binaries that failed (each named on stderr too)."""
+    results = pool.run(args, tree, experiments)
+    parts = [(p.name, p.doc) for p in results.done if p.doc is not None]
+    if not parts:
+        raise common.UserError(f"{tree.root}: no binary of the tree could be analysed")
+    rec = report.added_up(parts, tree.release or label, str(tree.root), args.examples, args.top)
+    return rec, results.failures()
+
+
+def experiments(args: argparse.Namespace, name: str, b: Binary) -> dict[str, Any]:
+    """In a worker: the experiments on one binary of a tree."""
+    return report.of_binary(b, name, args.examples, args.top)
 
 
 def _debug_files(args: argparse.Namespace, paths: Sequence[str]) -> dict[str, str | None]:
@@ -93,7 +146,10 @@ def render(con: Any, doc: dict[str, Any]) -> None:
     recs = doc["binaries"]
     labels = [r["label"] for r in recs]
     for r in recs:
-        con.print(f"{r['label']}: {r['path']} ({r['arch']}, build-id {r['build_id'] or '-'})", markup=False)
+        what = f"{r['binaries']} binaries" if "binaries" in r else f"build-id {r['build_id'] or '-'}"
+        con.print(f"{r['label']}: {r['path']} ({r['arch']}, {what})", markup=False)
+    for f in doc.get("failed", []):
+        con.print(f"{f['build']}: {f['binary']} failed: {f['error']}", markup=False)
     _side_by_side(con, "1. .call vs .inline: source functions and call sites", labels, _call_rows(recs))
     _side_by_side(con, "2. several versions of one function in one build", labels, _version_rows(recs))
     _examples(con, recs)
@@ -105,6 +161,39 @@ def render(con: Any, doc: dict[str, Any]) -> None:
         con.print(f"plot {name}: {path}", markup=False)
     if "plot_seconds" in doc:
         con.print(f"plots written in {doc['plot_seconds']:.2f} s", markup=False)
+
+
+def render_dataset(con: Any, doc: dict[str, Any]) -> None:
+    recs = doc["builds"]
+    labels = [r["label"] for r in recs]
+    con.print(f"{doc['dataset']}: {len(recs)} builds, {doc['failed']} binaries failed", markup=False)
+    rows: list[Row] = [("binaries", [_n(r["binaries"]) for r in recs])]
+    rows.append(("source functions (DWARF)", [_n(r["source_functions"]) for r in recs]))
+    rows += [
+        (f"  {s}", [_pct(r["functions"][s], r["source_functions"]) for r in recs]) for s in survey_report.STATUSES[:3]
+    ]
+    rows.append(("symbol-only functions (no DWARF)", [_n(r["functions"][report.SYMBOL_ONLY]) for r in recs]))
+    rows.append(("out-of-line instances", [_n(r["instances"]) for r in recs]))
+    rows.append(("inline sites", [_n(r["inline_sites"]) for r in recs]))
+    _side_by_side(con, "1. .call vs .inline across builds", labels, rows)
+    total = [sum(r["functions_by_band"].values()) for r in recs]
+    bands = (
+        [
+            (f"  {b}", [_pct(r["functions_by_band"][b], n) for r, n in zip(recs, total)])
+            for b in recs[0]["functions_by_band"]
+        ]
+        if recs
+        else []
+    )
+    _side_by_side(con, "bands (functions)", labels, [("functions", [_n(n) for n in total]), *bands])
+    changed = doc["inlining_changed"]
+    con.print()
+    con.print(f"functions whose inlining changed between builds: {changed['functions']:,}", markup=False)
+    for e in changed["examples"]:
+        how = ", ".join(f"{b} {s}" for b, s in e["statuses"].items())
+        con.print(Text(f"  {e['binary']}:{e['name']} ({e['decl_file'] or '-'}): {how}"))
+    for name, path in doc.get("plots", {}).items():
+        con.print(f"plot {name}: {path}", markup=False)
 
 
 def _side_by_side(con: Any, title: str, labels: list[str], rows: Iterable[Row]) -> None:

@@ -108,7 +108,9 @@ def content(core: _core.Binary, ident: dict[str, str]) -> str:
     for f in (str(core.path), ident["debug_file"], ident["sup_file"]):
         if f:
             st = os.stat(f)
-            stamps.append(f"{os.path.realpath(f)}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
+            stamps.append(
+                f"{os.path.realpath(f)}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+            )
     # surrogateescape: a path given with bytes that are not UTF-8 is hashed as those bytes
     memo = cache_root() / CONTENTS / hashlib.sha256("\n".join(stamps).encode(errors="surrogateescape")).hexdigest()[:32]
     try:
@@ -281,7 +283,9 @@ def save(key: str, cols: Columns, path: str = "") -> None:
     and evicts down to the size cap."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    _sweep(root)
+    if root not in _swept:
+        _sweep(root)
+        _swept.add(root)
     tmp = _scratch_dir(root)
     try:
         (tmp / "info.json").write_text(json.dumps(cols.info))
@@ -294,7 +298,7 @@ def save(key: str, cols: Columns, path: str = "") -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _in_use.add(key)
-    evict(root, cache_max())
+    _keep_under_cap(root, _size(root / key))
 
 
 def _write_manifest(d: Path, extra: dict[str, str]) -> None:
@@ -319,6 +323,31 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # another user's live process
     return True
+
+
+#: The caches whose dead writers' folders this process removed (once: a run over a kernel tree
+#: writes thousands of entries, and each sweep globs every one of them).
+_swept: set[Path] = set()
+#: The cache's size as last counted, plus what this process wrote since; and what it wrote
+#: since that count.
+_size_estimate: dict[Path, int] = {}
+_written_since: dict[Path, int] = {}
+
+
+def _keep_under_cap(root: Path, written: int) -> None:
+    """Evicts when the cache may be over its cap. Counting it walks every entry, so it is
+    counted once, then again only when this process's own writes since bring the estimate over
+    the cap or reach a sixteenth of it (other processes write too): a kernel tree's thousands of
+    entries are each counted a few times, not once per entry written."""
+    cap = cache_max()
+    since = _written_since.get(root, 0) + written
+    estimate = _size_estimate.get(root, 0) + written
+    if root in _size_estimate and estimate <= cap and since < cap // 16:
+        _size_estimate[root], _written_since[root] = estimate, since
+        return
+    evict(root, cap)
+    _size_estimate[root] = sum(e.size for e in entries(root))
+    _written_since[root] = 0
 
 
 def _sweep(root: Path) -> None:
@@ -455,7 +484,7 @@ def save_derived(key: str, name: str, value: Any) -> None:
         _publish(tmp, root / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    evict(cache_root(), cache_max())
+    _keep_under_cap(cache_root(), _size(root / name))
 
 
 def _write(path: Path, table: pa.Table) -> None:

@@ -105,13 +105,28 @@ class Context:
         """The instructions of ``[low, high)``, decoded from ``low``."""
         return self.b.instructions(low, high)
 
+    def instructions_of(self, lows: np.ndarray, highs: np.ndarray) -> tuple[pa.Table, list[str]]:
+        """The instructions of many ranges, each decoded from its low end: table ``insns`` (with
+        ``range``, the index of its range, and ``text`` an index into the strings beside it)."""
+        return self.b.instructions_of(lows, highs)
+
     def probe_sites(self, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:
         """The instruction holding each address, decoding from its start."""
         return self.b.probe_sites(starts, addresses)
 
+    def liveness(self, rows: np.ndarray, addresses: np.ndarray, regs: np.ndarray) -> pa.Table:
+        """Whether DWARF register ``regs[i]`` is read at ``addresses[i]`` of instance
+        ``rows[i]`` before it is overwritten (``index.machine.liveness``)."""
+        return self.b.liveness(rows, addresses, regs)
+
     def plt_names(self) -> pa.Table:
         """PLT stubs and GOT slots by the symbol their dynamic relocation names."""
         return self.b.plt_names()
+
+    @cached_property
+    def function_pointers(self) -> pa.Table:
+        """Function addresses stored in the image's data (``at``, ``value``, ``section``)."""
+        return self.b.function_pointers()
 
     def find_functions(self, pattern: str | None) -> Iterator[int]:
         """Ids of the source functions whose name matches the shell glob ``pattern``."""

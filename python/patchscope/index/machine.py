@@ -109,10 +109,47 @@ def instructions(core: _core.Binary, low: int, high: int) -> list[Instruction]:
     return cast("list[Instruction]", Columns.from_core(core.instructions(low, high)).table("insns").to_pylist())
 
 
+def range_columns(instances: pa.Table) -> tuple[bytes, bytes, bytes]:
+    """Every range of every instance as the core takes them: ids, lows, highs."""
+    return _range_columns(instances)
+
+
+def liveness(
+    core: _core.Binary, ranges: tuple[bytes, bytes, bytes], rows: np.ndarray, addresses: np.ndarray, regs: np.ndarray
+) -> pa.Table:
+    """For each (instance row, address, DWARF register): whether the register is read at the
+    address before it is overwritten, over the instance's control-flow graph (every range):
+    ``live``, ``reader``/``writer`` (the instruction that reads / overwrites it first,
+    ``_core.NO_TARGET`` when none), ``status`` (``_core.live_status``). ``ranges``: every
+    instance's, from :func:`range_columns`."""
+    ids = np.ascontiguousarray(rows, np.uint64).tobytes()
+    at = np.ascontiguousarray(addresses, np.uint64).tobytes()
+    reg = np.ascontiguousarray(regs, np.uint64).tobytes()
+    found = core.liveness(*ranges, ids, at, reg)
+    return Columns.from_core(found).table("liveness")
+
+
+def instructions_of(core: _core.Binary, lows: np.ndarray, highs: np.ndarray) -> tuple[pa.Table, list[str]]:
+    """Every instruction of many ranges, each decoded from its low end, in one core call: table
+    ``insns`` as the core wrote it (``range``: the index of its range; ``text``: an index into
+    the strings returned beside it)."""
+    found = core.instructions_of(
+        np.ascontiguousarray(lows, np.uint64).tobytes(), np.ascontiguousarray(highs, np.uint64).tobytes()
+    )
+    cols = Columns.from_core(found)
+    return cols.raw["insns"], cols.strings()
+
+
 def plt_names(core: _core.Binary) -> pa.Table:
     """PLT stubs (``got`` 0) and GOT slots (``got`` 1) by the symbol their dynamic relocation
     names: ``address``, ``name``, ``got``."""
     return Columns.from_core(core.plt_names()).table("plt_names")
+
+
+def function_pointers(core: _core.Binary) -> pa.Table:
+    """Function addresses stored in the image's data: ``at`` (the word), ``value`` (the
+    function's address), ``section``."""
+    return Columns.from_core(core.function_pointers()).table("function_pointers")
 
 
 def probe_sites(core: _core.Binary, starts: np.ndarray, addresses: np.ndarray) -> pa.Table:

@@ -11,7 +11,7 @@ addresses, for many (scope, address) pairs at once, without a Python object per 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +38,8 @@ STATES = {
 }
 #: The state of a variable whose lexical block does not cover the address.
 OUT_OF_SCOPE = "out-of-scope"
+#: The state of a value in pieces of which one has no location (``location_flag.PIECE_MISSING``).
+PIECES_MISSING = "pieces-missing"
 _STATE_NAMES = np.array([STATES.get(k, "unreadable") for k in range(max(STATES) + 1)], object)
 
 
@@ -66,6 +68,11 @@ class VariableAt:
     multiple: bool = False
     view_only: bool = False
     in_block: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """Its fields as a dict (``dataclasses.asdict`` deep-copies field by field: ten times
+        slower over the thousands of variables of a probe file's landings)."""
+        return {**vars(self), "locations": list(self.locations)}
 
 
 def scope_variables(binary: Binary, scopes: list[int] | np.ndarray) -> tuple[pa.Table, pa.Table]:
@@ -96,7 +103,9 @@ def variables_at_table(binary: Binary, pairs: list[tuple[int, int]]) -> pa.Table
     """:func:`variables_at_many` as one table, without a Python object per variable: one row
     per pair and variable, ordered by pair and source order. Columns: ``pair`` (index into
     ``pairs``), ``scope``, ``address``, ``die``, ``position`` and the fields of
-    :class:`VariableAt`."""
+    :class:`VariableAt`, and ``kind`` and ``reg``: the chosen location's ``_core.location_kind``
+    (``NONE`` when none binds) and DWARF register (``_core.NO_REG`` when none), its ``value``
+    (the offset of a memory location, the constant) and ``flags`` (``_core.location_flag``)."""
     scope = np.array([p[0] for p in pairs], dtype=np.uint64)
     address = np.array([p[1] for p in pairs], dtype=np.uint64)
     variables, blocks = scope_variables(binary, scope)
@@ -104,7 +113,10 @@ def variables_at_table(binary: Binary, pairs: list[tuple[int, int]]) -> pa.Table
 
 
 def _at(variables: pa.Table, blocks: pa.Table, scope: np.ndarray, address: np.ndarray, arch: str) -> pa.Table:
-    v = {name: variables.column(name).to_numpy() for name in ("scope", "die", "low", "high", "kind", "flags")}
+    v = {
+        name: variables.column(name).to_numpy()
+        for name in ("scope", "die", "low", "high", "kind", "flags", "reg", "value")
+    }
     # The rows of each pair: the core returns each scope's rows together, in DIE order.
     pair, row = _expand(np.searchsorted(v["scope"], scope, "left"), np.searchsorted(v["scope"], scope, "right"))
     a = address[pair]
@@ -123,7 +135,9 @@ def _at(variables: pa.Table, blocks: pa.Table, scope: np.ndarray, address: np.nd
     at = row[first]
     block = variables.column("block").to_numpy()[at]
     in_scope = _in_block(block, a[first], blocks)
-    state = np.where(in_scope, _STATE_NAMES[np.where(chosen, v["kind"][at], _core.location_kind.NONE)], OUT_OF_SCOPE)
+    kind = np.where(chosen, v["kind"][at], _core.location_kind.NONE)
+    state = np.where(in_scope, _STATE_NAMES[kind], OUT_OF_SCOPE)
+    state[in_scope & chosen & ((v["flags"][at] & _core.location_flag.PIECE_MISSING) != 0)] = PIECES_MISSING
     listed = order[binds[order]]  # by group, the chosen first
     listed = listed[in_scope[group[listed]]]
     offsets = np.zeros(len(first) + 1, np.int64)
@@ -146,6 +160,10 @@ def _at(variables: pa.Table, blocks: pa.Table, scope: np.ndarray, address: np.nd
             "multiple": pa.array(in_scope & (count > 1)),
             "view_only": pa.array(in_scope & chosen & view[first]),
             "in_block": pa.array(block != _core.NO_DIE),
+            "kind": pa.array(np.where(in_scope, kind, _core.location_kind.NONE).astype(np.uint8)),
+            "reg": pa.array(np.where(in_scope & chosen, v["reg"][at], _core.NO_REG).astype(np.uint16)),
+            "value": pa.array(np.where(in_scope & chosen, v["value"][at], 0).astype(np.int64)),
+            "flags": pa.array(np.where(in_scope & chosen, v["flags"][at], 0).astype(np.uint8)),
         }
     )
 

@@ -7,7 +7,7 @@ one verdict: a band, or ``unresolved`` when the tool would place no probe."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
@@ -18,6 +18,15 @@ from patchscope.index.context import Context
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch
 from patchscope.probes.resolve import Landing, Resolution, resolve
+from patchscope.probes.writes import (
+    GURU_NOTE,
+    LandingWrite,
+    judge_writes,
+    override_reasons,
+    partial,
+    write_reasons,
+    writes_in,
+)
 from patchscope.rules import Findings, findings, refused
 from patchscope.rules.finding import CODES, Band, Code, hexa
 from patchscope.rules.kprobe_target import Refusal
@@ -29,6 +38,7 @@ from patchscope.rules.points import (
     VAR_MULTIPLE_LOCATIONS,
     VAR_UNAVAILABLE,
 )
+from patchscope.rules.writes import WriteVerdict, variable_writes
 
 #: Findings on a function or instance that concern a probe at its entry.
 AT_ENTRY = frozenset(
@@ -46,8 +56,10 @@ AT_ENTRY = frozenset(
 AT_RETURN = AT_ENTRY | {"tail-call-exit", "noreturn", "return-probe-refused"}
 #: ... and at one of its inline sites: no call, no return, arguments maybe gone.
 AT_INLINE = frozenset({"fully-inlined", "selectively-inlined", "inline-args-differ"})
+#: ... and at that one inline site: findings about one inlined copy, matched by its address.
+AT_COPY = frozenset({"blacklisted-copy", "blacklisted-copy-in-machinery"})
 #: Findings about the code an address is in, whichever function the probe was aimed at.
-AT_ADDRESS = frozenset({"kprobe-blacklist", "noinstr", "entry-text", "machinery-reachable"})
+AT_ADDRESS = frozenset({"kprobe-blacklist", "noinstr", "entry-text", "machinery-reachable", "machinery-recursion"})
 #: Findings about a region of addresses, named in their evidence as ``low``..``high``.
 IN_REGION = frozenset({"llsc-window", "tm-region"})
 
@@ -79,6 +91,7 @@ class FindingsAt:
         self.by_fid: dict[int, list[int]] = {}
         self.by_instance: dict[int, list[int]] = {}
         self.instance = cast("list[int]", t.column("instance").to_pylist())
+        self.address = cast("list[int | None]", t.column("address").to_pylist())
         for i, (fid, inst) in enumerate(zip(cast("list[int]", t.column("fid").to_pylist()), self.instance)):
             self.by_fid.setdefault(fid, []).append(i)
             if inst >= 0:
@@ -91,18 +104,23 @@ class FindingsAt:
     def at(self, landing: Landing, tool: str) -> list[Reason]:
         """The findings that concern a probe at ``landing``."""
         wanted = {ps.RETURN: AT_RETURN, ps.ENTRY: AT_ENTRY, ps.INLINE: AT_INLINE}.get(landing.kind, frozenset())
-        if tool == "stap":
-            wanted = wanted | {"systemtap-blocklist"}
         if landing.kind == ps.ENTRY and tool in refused.THROUGH_TRACE_KPROBE:  # "Could not probe notrace function"
             wanted = wanted | {"no-ftrace-site"}
         picked = []
         for i in self.by_fid.get(landing.fid, []):
-            if self.code[i] in wanted and self.instance[i] in (-1, landing.instance):
+            if self._concerns(i, landing, wanted):
                 picked.append(i)
         for i in self.by_instance.get(landing.instance, []):
             if self.code[i] in AT_ADDRESS or (self.code[i] in IN_REGION and _inside(self.evidence[i], landing.address)):
                 picked.append(i)
         return [self.reason(i) for i in dict.fromkeys(picked)]
+
+    def _concerns(self, i: int, landing: Landing, wanted: frozenset[str]) -> bool:
+        """Whether finding ``i`` of the landing's function concerns it: one of the ``wanted``
+        codes on its instance or the whole function, or, at an inline site, that copy's own."""
+        if self.code[i] in wanted and self.instance[i] in (-1, landing.instance):
+            return True
+        return landing.kind == ps.INLINE and self.code[i] in AT_COPY and self.address[i] == landing.address
 
 
 def _inside(evidence: str, addr: int) -> bool:
@@ -138,6 +156,9 @@ def variable_reasons(variables: list[dict[str, Any]], wanted: tuple[str, ...]) -
             continue
         if v["state"] in ("optimized-out", "out-of-scope", "implicit-pointer"):
             out.append(Reason.of(VAR_UNAVAILABLE, f"{v['name']} is {v['state']} here", variable=v))
+        elif v.get("view_only"):  # a probe placed by address selects no later view
+            why = f"{v['name']} is bound only in a later location view of this address, which no probe selects"
+            out.append(Reason.of(VAR_UNAVAILABLE, why, variable=v))
         elif v["state"] in ("entry-value-only", "parameter-ref"):
             out.append(Reason.of(VAR_ENTRY_VALUE_ONLY, f"{v['name']} exists only as the caller's value", variable=v))
         if v.get("multiple"):
@@ -198,8 +219,11 @@ def worst(reasons: list[Reason]) -> Band:
 
 
 UNRESOLVED = "unresolved"
+#: A point that places no probe in code (``begin``, timers, ``-:ev``), or that its tool would
+#: not place (a later alternative of stap's ``!``): nothing to judge, nothing to fear.
+NO_CODE = "no-code"
 #: Exit status per overall verdict: a CI job gates on it.
-EXIT = {Band.SAFE.label: 0, Band.GRAY.label: 1, Band.HAZARDOUS.label: 2, UNRESOLVED: 2}
+EXIT = {NO_CODE: 0, Band.SAFE.label: 0, Band.GRAY.label: 1, Band.HAZARDOUS.label: 2, UNRESOLVED: 2}
 
 
 def syntax_error(e: ps.ProbeSyntaxError) -> str:
@@ -209,7 +233,7 @@ def syntax_error(e: ps.ProbeSyntaxError) -> str:
 
 def overall(verdicts: list[str]) -> str:
     """The worst of several verdicts; ``unresolved`` is worse than ``hazardous``."""
-    return max(verdicts, key=lambda v: EXIT[v] * 2 + (v == UNRESOLVED), default=Band.SAFE.label)
+    return max(verdicts, key=lambda v: EXIT[v] * 2 + (v == UNRESOLVED) - (v == NO_CODE), default=Band.SAFE.label)
 
 
 @dataclass
@@ -219,6 +243,8 @@ class LandingVerdict:
     landing: Landing
     reasons: list[Reason]
     variables: list[dict[str, Any]]
+    #: the handler's writes, judged here
+    writes: list[LandingWrite] = field(default_factory=list)
 
     @property
     def band(self) -> Band:
@@ -240,55 +266,122 @@ class PointVerdict:
 class Judge:
     """Judges probe points against one binary, whose findings are computed (or loaded) once."""
 
-    def __init__(self, binary: Binary) -> None:
+    def __init__(self, binary: Binary, cpu: frozenset[int] | None = None) -> None:
         self.cx = Context(binary)
         self.at = FindingsAt(findings(binary))
+        self._judged: dict[ps.ProbePoint, PointVerdict] = {}
+        self.cpu = cpu  # arm64 cpucaps the kernel runs with (refused.refusals), None: unknown
 
     def __call__(self, point: ps.ProbePoint) -> PointVerdict:
-        cx, res = self.cx, resolve(self.cx, point)
-        landings = [
-            LandingVerdict(lnd, self._findings_at(lnd, point.tool) + here + variable_reasons(vs, point.args), vs)
-            for lnd, vs, here in zip(res.landings, _variables(cx, res.landings), _address_reasons(cx, res))
+        return self.many([point])[0]
+
+    def many(self, points: list[ps.ProbePoint]) -> list[PointVerdict]:
+        """Every point at once, each judged once per batch whatever the number of times (and
+        places in a script) it is written: a generated probe list repeats points by the
+        thousand."""
+        keys = [replace(p, origin=None) for p in points]
+        fresh = list(dict.fromkeys(k for k in keys if k not in self._judged))
+        self._judged.update(zip(fresh, self._judge(fresh)))
+        return [replace(self._judged[k], point=p) for k, p in zip(keys, points)]
+
+    def _judge(self, points: list[ps.ProbePoint]) -> list[PointVerdict]:
+        """The variables, the write verdicts and the address checks of all the points'
+        landings are one core query each, however many points a probe file holds."""
+        cx = self.cx
+        resolutions = [resolve(cx, p) for p in points]
+        flat = [lnd for r in resolutions for lnd in r.landings]
+        variables = iter(_variables(cx, flat))
+        writable = iter(variable_writes(cx, [(lnd.instance, s, lnd.address) for lnd, s in zip(flat, scopes(cx, flat))]))
+        here = iter(_address_reasons(cx, resolutions, self.cpu))
+        return [
+            self._verdict(
+                res, [next(variables) for _ in res.landings], [next(writable) for _ in res.landings], next(here)
+            )
+            for res in resolutions
         ]
-        own = point_reasons(cx, res)
+
+    def _verdict(
+        self,
+        res: Resolution,
+        variables: list[list[dict[str, Any]]],
+        writable: list[dict[str, WriteVerdict]],
+        here: list[list[Reason]],
+    ) -> PointVerdict:
+        cx, point = self.cx, res.point
+        writes = _writes(cx, point, res, variables, writable)
+        landings = [
+            LandingVerdict(
+                lnd,
+                self._findings_at(lnd, point.tool)
+                + at
+                + variable_reasons(vs, point.args)
+                + [Reason.of(c, m, **ev) for c, m, ev in write_reasons(ws) + override_reasons(cx, point, lnd)],
+                vs,
+                ws,
+            )
+            for lnd, vs, at, ws in zip(res.landings, variables, here, writes)
+        ]
+        own = point_reasons(cx, res) + [
+            Reason.of(c, m, **ev) for c, m, ev in partial(writes, [hexa(lnd.address) for lnd in res.landings])
+        ]
         if res.landings:
             verdict = max([lv.band for lv in landings] + [worst(own)]).label
+        elif point.mode == ps.NO_CODE:
+            verdict = NO_CODE
         else:
-            verdict = Band.SAFE.label if point.optional else UNRESOLVED
+            verdict = Band.SAFE.label if point.optional or res.events else UNRESOLVED
         return PointVerdict(point, res, landings, own, verdict)
 
     def _findings_at(self, lnd: Landing, tool: str) -> list[Reason]:
         return self.at.at(lnd, tool) if lnd.fid >= 0 else []
 
 
-def _address_reasons(cx: Context, res: Resolution) -> list[list[Reason]]:
-    """What the address itself says at each landing: the kernel's refusal for kernel code, an
-    instruction cut in two for user-space code (no kernel check stands in front of a uprobe)."""
-    if res.point.target.startswith("process:"):
-        return mid_instruction(cx, res.landings)
+def _address_reasons(
+    cx: Context, resolutions: list[Resolution], cpu: frozenset[int] | None
+) -> list[list[list[Reason]]]:
+    """What the address itself says at each landing of each point: the kernel's refusal for
+    kernel code (gray when no refusal is certain: it depends on bytes the kernel patches at boot,
+    such as the CPU's alternatives), an instruction cut in two for user-space code (no kernel check stands in front
+    of a uprobe). One query for the user-space landings, one for the kernel's."""
+    user = [lnd for r in resolutions if r.point.target.startswith("process:") for lnd in r.landings]
+    kernel = [lnd.address for r in resolutions if not r.point.target.startswith("process:") for lnd in r.landings]
+    cut = iter(mid_instruction(cx, user))
+    found = iter(_refusals(cx, kernel, cpu))
     c = refused.REFUSED_ADDRESS
-    return [
-        [Reason(c.name, c.band, found[0].message, refused.evidence(lnd.address, found))] if found else []
-        for lnd, found in zip(res.landings, _refusals(cx, res))
-    ]
+    out = []
+    for res in resolutions:
+        if res.point.target.startswith("process:"):
+            out.append([next(cut) for _ in res.landings])
+            continue
+        by_name = res.point.function is not None and res.point.address is None
+        reasons = []
+        for lnd in res.landings:
+            rs = [
+                r
+                for r in refused.for_tool(next(found), res.point.tool, by_name)
+                # code no instance describes (an assembly entry) has no findings to carry the blacklist's
+                if r.reason not in refused.BLACKLIST_REASONS or lnd.instance < 0
+            ]
+            reasons.append([Reason(c.name, _band(rs), rs[0].message, refused.evidence(lnd.address, rs))] if rs else [])
+        out.append(reasons)
+    return out
 
 
-def _refusals(cx: Context, res: Resolution) -> list[list[Refusal]]:
-    """What the kernel answers at each landing of a kernel or module point, for the point's
-    tool; the blacklist's refusals are left to its own findings (kprobe-blacklist …)."""
-    point = res.point
-    none: list[list[Refusal]] = [[] for _ in res.landings]
-    if not res.landings:
+def _band(found: list[Refusal]) -> Band:
+    return refused.REFUSED_ADDRESS.band if any(r.certain for r in found) else Band.GRAY
+
+
+def _refusals(cx: Context, addresses: list[int], cpu: frozenset[int] | None) -> list[list[Refusal]]:
+    """What the kernel answers at each address (nothing for a binary with no kprobes); which
+    of it concerns a point's tool is for the caller to pick, the blacklist's refusals being
+    left to its own findings (kprobe-blacklist …)."""
+    none: list[list[Refusal]] = [[] for _ in addresses]
+    if not addresses:
         return none
     try:
-        found = refused.refusals(cx, [lnd.address for lnd in res.landings])
+        return refused.refusals(cx, addresses, cpu=cpu)
     except ValueError:  # not a kernel image or module: no kprobes
         return none
-    by_name = point.function is not None and point.address is None
-    return [
-        [r for r in refused.for_tool(rs, point.tool, by_name) if r.reason not in refused.BLACKLIST_REASONS]
-        for rs in found
-    ]
 
 
 def scopes(cx: Context, landings: list[Landing]) -> list[int]:
@@ -309,6 +402,25 @@ def _site_dies(cx: Context) -> np.ndarray:
     return cx.sites.column("die").to_numpy()
 
 
+def _writes(
+    cx: Context,
+    point: ps.ProbePoint,
+    res: Resolution,
+    variables: list[list[dict[str, Any]]],
+    verdicts: list[dict[str, WriteVerdict]],
+) -> list[list[LandingWrite]]:
+    """Each variable's write verdict at each landing (``write`` in its record), and the
+    handler's writes judged (noted in ``res.notes`` when they need guru mode)."""
+    landings, notes = res.landings, res.notes
+    if point.tool == "stap" and any(w.name != "override" for w in writes_in(point.handler)):
+        notes.append(GURU_NOTE)
+    for vs, found in zip(variables, verdicts):
+        for v in vs:
+            if v["name"] in found:
+                v["write"] = found[v["name"]].record()
+    return judge_writes(cx, point, landings, verdicts)
+
+
 def _variables(cx: Context, landings: list[Landing]) -> list[list[dict[str, Any]]]:
     pairs = list(zip(scopes(cx, landings), (lnd.address for lnd in landings)))
     known = [i for i, (scope, _) in enumerate(pairs) if scope != _core.NO_DIE]
@@ -316,5 +428,5 @@ def _variables(cx: Context, landings: list[Landing]) -> list[list[dict[str, Any]
     if known:
         found = cx.variables_at([pairs[i] for i in known])
         for i, vs in zip(known, found):
-            out[i] = [asdict(v) for v in vs]
+            out[i] = [v.record() for v in vs]
     return out

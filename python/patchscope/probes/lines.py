@@ -110,7 +110,16 @@ def line_addresses(cx: Context, file: str | None, spec: LineSpec, fids: list[int
     if fids is not None:
         picked = picked[_inside(cx, fids, ix.address[picked])]
     first = np.unique(ix.address[picked], return_index=True)[1]
-    return [_match(cx, int(r)) for r in picked[first].tolist()]
+    return [
+        line_match(
+            cx,
+            int(ix.address[r]),
+            cx.string(int(ix.file[r])),
+            int(ix.line[r]),
+            bool(ix.flags[r] & _core.lineflag.IS_STMT),
+        )
+        for r in picked[first].tolist()
+    ]
 
 
 def _targets(
@@ -142,22 +151,14 @@ def _inside(cx: Context, fids: list[int], addrs: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _match(cx: Context, r: int) -> LineMatch:
+def line_match(cx: Context, addr: int, file: str, line: int, is_stmt: bool) -> LineMatch:
+    """The row at ``addr`` as a line probe lands there: the other lines
+    starting at the address, the inline chain holding it."""
     ix = line_index(cx)
-    addr = int(ix.address[r])
     here = ix.rows_at(addr)
-    also = [
-        f"{cx.string(int(f))}:{int(n)}"
-        for f, n in zip(ix.file[here].tolist(), ix.line[here].tolist())
-        if (f, n) != (ix.file[r], ix.line[r])
-    ]
-    m = LineMatch(
-        addr,
-        cx.string(int(ix.file[r])),
-        int(ix.line[r]),
-        bool(ix.flags[r] & _core.lineflag.IS_STMT),
-        list(dict.fromkeys(also)),
-    )
+    rows = [(cx.string(int(f)), int(n)) for f, n in zip(ix.file[here].tolist(), ix.line[here].tolist())]
+    also = [f"{f}:{n}" for f, n in rows if (f, n) != (file, line)]
+    m = LineMatch(addr, file, line, is_stmt, list(dict.fromkeys(also)))
     row = places(cx).instance_at(addr)
     if row >= 0:
         chain = inline_sites_at(cx, row, addr)

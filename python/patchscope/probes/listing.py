@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +25,7 @@ from patchscope.probes.judge import scopes
 from patchscope.probes.places import places
 from patchscope.probes.resolve import Landing, Resolution, resolve
 from patchscope.rules.finding import hexa
+from patchscope.rules.writes import variable_writes
 
 #: Variable states a probe can read a value from.
 READABLE = frozenset({"register", "memory", "constant", "computed", "pieces"})
@@ -40,14 +42,19 @@ class Line:
     variables: list[str]
     #: ``pc=`` of each address the line stands for (one, with ``-v``).
     pcs: list[int] = field(default_factory=list)
+    #: ``--writes``: by variable, what a write to it at the line's one address would do.
+    writes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def text(self, verbose: bool) -> str:
         pcs = f" pc={','.join(hexa(a) for a in self.pcs)}" if verbose else ""
-        return " ".join([self.point + pcs, *self.variables])
+        writes = [f"{name}={w['verdict']}" for name, w in self.writes.items()]
+        return " ".join([self.point + pcs, *self.variables, *(["writes:", *writes] if writes else [])])
 
 
-def listing(binary: Binary, pattern: str, verbose: bool) -> tuple[list[Line], list[str]]:
-    """The lines for ``pattern`` (a SystemTap function or statement point) and any errors."""
+def listing(binary: Binary, pattern: str, verbose: bool, writes: bool = False) -> tuple[list[Line], list[str]]:
+    """The lines for ``pattern`` (a SystemTap function or statement point) and any errors;
+    ``writes`` (one line per address): what a write to each variable there would do."""
+    verbose = verbose or writes
     cx = Context(binary)
     point = ps.parse(pattern)
     if point.tool != "stap":
@@ -56,9 +63,15 @@ def listing(binary: Binary, pattern: str, verbose: bool) -> tuple[list[Line], li
     parts = _part_bodies(cx, res)
     landings = res.landings + parts
     at = variables_at_table(binary, list(zip(scopes(cx, landings), (lnd.address for lnd in landings))))
-    lines = list(_lines(cx, point, landings, at, verbose))
+    lines = list(_lines(cx, point, landings, at, verbose, _write_verdicts(cx, landings) if writes else None))
     # resolve's "no such function" when a .part body is all there is
     return lines, [] if parts and not res.landings else res.errors
+
+
+def _write_verdicts(cx: Context, landings: list[Landing]) -> list[dict[str, dict[str, Any]]]:
+    """At each landing: the write verdict of every variable there."""
+    places = [(lnd.instance, scope, lnd.address) for lnd, scope in zip(landings, scopes(cx, landings))]
+    return [{name: v.record() for name, v in found.items()} for found in variable_writes(cx, places)]
 
 
 def _part_bodies(cx: Context, res: Resolution) -> list[Landing]:
@@ -86,7 +99,14 @@ def _instance_name(cx: Context, row: int, fid: int) -> str:
     return cx.fn_name[fid]
 
 
-def _lines(cx: Context, point: ps.ProbePoint, landings: list[Landing], at: pa.Table, verbose: bool) -> Iterator[Line]:
+def _lines(
+    cx: Context,
+    point: ps.ProbePoint,
+    landings: list[Landing],
+    at: pa.Table,
+    verbose: bool,
+    writes: list[dict[str, dict[str, Any]]] | None = None,
+) -> Iterator[Line]:
     groups: dict[tuple[int, int, str], list[int]] = {}
     for i, lnd in enumerate(landings):
         key = (lnd.fid, i if verbose else lnd.instance if lnd.kind != ps.INLINE else -1, lnd.kind)
@@ -100,7 +120,8 @@ def _lines(cx: Context, point: ps.ProbePoint, landings: list[Landing], at: pa.Ta
         first = landings[members[0]]
         name = _instance_name(cx, first.instance, fid) if kind != ps.INLINE and first.instance >= 0 else cx.fn_name[fid]
         variables = ["$return", *variables] if kind == ps.RETURN else variables
-        yield Line(_point_text(cx, point, fid, name, kind), variables, [landings[i].address for i in members])
+        pcs = [landings[i].address for i in members]
+        yield Line(_point_text(cx, point, fid, name, kind), variables, pcs, writes[members[0]] if writes else {})
 
 
 def _point_text(cx: Context, point: ps.ProbePoint, fid: int, name: str, kind: str) -> str:
@@ -112,7 +133,7 @@ def _point_text(cx: Context, point: ps.ProbePoint, fid: int, name: str, kind: st
         if target == "kernel"
         else f'module("{target[7:]}")'
         if target.startswith("module:")
-        else f'process("{target[8:]}")'
+        else f'process("{target[8:] or cx.path.resolve()}")'  # stap -x names the program by its path
     )
     suffix = {ps.INLINE: ".inline", ps.RETURN: ".return"}.get(kind, "")
     if point.mode == ps.CALL and kind == ps.ENTRY:

@@ -3,7 +3,8 @@
 The tools resolve the same name differently (SystemTap's ``dwflpp``, perf's probe finder,
 bpftrace's probe matcher, the kernel's ``trace_kprobe``; docs/list-vs-stap.md): SystemTap
 and perf read DWARF and reach inline sites, but stap misses the out-of-line ``.part`` body and
-perf 6.1 fails on a function with a ``.cold`` part; bpftrace and kprobe_events take symbol
+perf 6.1 reads DWARF first and falls back to the symbol table when that fails
+(``probes/perf.py``); bpftrace and kprobe_events take symbol
 names, so a clone must be named with its suffix and inline sites are never reached; fentry
 attaches through BTF, which pahole builds without any suffixed clone. Each resolution says
 where the tool lands, which places the source function runs at it does not reach, and why.
@@ -11,8 +12,11 @@ where the tool lands, which places the source function runs at it does not reach
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import fnmatch
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +26,12 @@ from patchscope import _core
 from patchscope.index.context import Context
 from patchscope.index.functions import origin_roots, rows_of
 from patchscope.index.tables import pool_indices
+from patchscope.probes import perf, stap
 from patchscope.probes import syntax as ps
-from patchscope.probes.lines import LineMatch, file_matches, line_addresses, prologue_end
+from patchscope.probes.lines import LineMatch, file_matches, line_addresses, line_match, prologue_end
 from patchscope.probes.places import places
 from patchscope.rules.finding import hexa
+from patchscope.rules.kernel import blacklist
 
 
 @dataclass
@@ -62,33 +68,188 @@ class Resolution:
     #: Why the tool would place no probe at all (the point is then unresolved).
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The tracepoints a tracepoint point names in this build (no address: nothing is patched).
+    events: list[str] = field(default_factory=list)
 
 
 def resolve(cx: Context, point: ps.ProbePoint) -> Resolution:
     res = Resolution(point)
+    if point.mode in _NOT_CODE:
+        _NOT_CODE[point.mode](cx, res)
+        return res
     _check_target(cx, res)
+    if res.errors:
+        return res
     if point.mode == ps.ADDRESS:
         _at_address(cx, res, point.address or 0)
-    elif point.tool in ("bpftrace", "kprobe_events"):
+    elif point.by_symbol:
         _by_symbol(cx, res)
+    elif point.tool == "perf" and point.mode == ps.STATEMENT and point.function and point.line is not None:
+        _perf_by_line(cx, res)
+    elif point.tool == "stap" and point.mode == ps.STATEMENT and point.function and point.line and not point.line.any:
+        _stap_by_line(cx, res)
     elif point.mode == ps.STATEMENT and (point.line is not None or point.lazy is not None):
         _by_line(cx, res)
+    elif point.tool == "perf":
+        _by_perf(cx, res)
     else:
         _by_dwarf(cx, res)
+    if point.tool == "perf":
+        res.notes += dict.fromkeys(n for lnd in res.landings if (n := perf.shared_name(cx, lnd.address)))
+    if point.tool == "stap":
+        _skip_init_exit(cx, res)
+        _skip_blocklisted(cx, res)
     if not res.landings and not res.errors:
         res.errors.append(f"{point.text}: no such function or line in {cx.path.name}")
+    module = point.target.partition(":")[2] if point.target.startswith("module:") else ""
+    unmatched = res.errors and res.errors[-1].endswith(cx.path.name)
+    if unmatched and point.function and not module and not any(c in point.function for c in "*?["):
+        res.errors[-1] += _closest(cx, point.function)
+    if module and not res.landings and _kernel(cx):
+        res.errors = [f"not in this binary: a function of module {module}, in its .ko", *res.errors]
     return res
+
+
+def _no_code(cx: Context, res: Resolution) -> None:
+    res.notes.append(f"places no probe in code: {res.point.kind}")
+
+
+def _tracepoint(cx: Context, res: Resolution) -> None:
+    """A tracepoint is a stable interface the kernel built in: it resolves when this build has
+    it (``__tracepoint_NAME``; a syscall's ``sys_enter_X``/``sys_exit_X`` from
+    ``__syscall_meta__X``, CONFIG_FTRACE_SYSCALLS)."""
+    p = res.point
+    names = cx.shared(_tracepoints)
+    pattern = p.function or ""
+    hits = (
+        [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if any(c in pattern for c in "*?[")
+        else ([pattern] if pattern in names else [])
+    )
+    if hits:
+        res.events += hits
+        res.notes.append(f"a tracepoint ({len(hits)} in this build): a stable interface, no code is patched")
+    else:
+        res.errors.append(f"no tracepoint {pattern} in this build" + _closest_in(pattern, names))
+
+
+def _tracepoints(cx: Context) -> set[str]:
+    out = set()
+    for n in np.unique(cx.sym["name"]).tolist():
+        n = cx.string(n)
+        if n and n.startswith("__tracepoint_"):
+            out.add(n[len("__tracepoint_") :])
+        elif n and n.startswith("__syscall_meta__"):
+            out.update((f"sys_enter_{n[16:]}", f"sys_exit_{n[16:]}"))
+    return out
+
+
+def _alias(cx: Context, res: Resolution) -> None:
+    res.errors.append(
+        f"{res.point.kind}: a SystemTap tapset alias, not expanded here (its tapset defines which functions it probes)"
+    )
+
+
+def _label(cx: Context, res: Resolution) -> None:
+    res.errors.append(f'.label("{res.point.callee}"): the index holds no DWARF labels; not resolved')
+
+
+_NOT_CODE = {ps.NO_CODE: _no_code, ps.TRACEPOINT: _tracepoint, ps.ALIAS: _alias, ps.LABEL: _label}
+
+
+def _skip_init_exit(cx: Context, res: Resolution) -> None:
+    """SystemTap skips functions in init and exit text, which is freed or never run once the
+    kernel is up (tapsets.cxx ``dwarf_query::add_probe_point``: "skipping … in init/exit
+    section"), with a warning: they are left out, not judged."""
+    if not _kernel(cx) or not res.landings:
+        return
+    start, end, names = cx.sections
+    addrs = np.array([lnd.address for lnd in res.landings], np.uint64)
+    i = np.maximum(np.searchsorted(start, addrs, "right") - 1, 0)
+    gone = np.array([n.startswith((".init", ".exit")) for n in names], bool)[i] & (addrs < end[i])
+    if gone.any():
+        skipped = sorted({cx.fn_name[lnd.fid] for lnd, g in zip(res.landings, gone.tolist()) if g and lnd.fid >= 0})
+        res.landings = [lnd for lnd, g in zip(res.landings, gone.tolist()) if not g]
+        res.notes.append(
+            f"stap skips {int(gone.sum())} place(s) in init/exit text, as it warns: {', '.join(skipped[:5])}"
+        )
+
+
+def _skip_blocklisted(cx: Context, res: Resolution) -> None:
+    """SystemTap's own blocklist (``probes/stap.py``): the probes it warns about and skips;
+    the others at a ppc64 global entry move to the local entry (``get_lep``)."""
+    kept = []
+    for lnd in res.landings:
+        rule = stap.blocklisted(cx, lnd.fid, lnd.kind, lnd.address) if lnd.fid >= 0 else None
+        if rule:
+            res.notes.append(f"stap skips {cx.fn_name[lnd.fid]} at {hexa(lnd.address)}: {rule} (its blocklist)")
+        else:
+            kept.append(dataclasses.replace(lnd, address=stap.local_entry(cx, lnd.address)))
+    if res.landings and not kept:
+        res.errors.append(f"stap: every place of {res.point.text} is on its blocklist")
+    res.landings = kept
+
+
+def _closest(cx: Context, name: str) -> str:
+    """Why a name is not found: the clones it has under other names, else the closest names."""
+    stem = name.split(".")[0]
+    inlined = [f for f in matching_functions(cx, stem, None, glob=False) if not cx.instances_of.get(f)]
+    if inlined and stem == name:
+        n = sum(len(cx.sites_of(f)) for f in inlined)
+        return f": {name} is inlined wherever it is called ({n} inline sites), no symbol is left to probe"
+    clones = sorted(n for n in cx.shared(_symbols_by_stem).get(stem, []) if n != name)
+    if clones:
+        return f", only as the clone {', '.join(clones[:4])}: name one of them"
+    return ": renamed or inlined away in this build?" + _closest_in(name, cx.shared(_NamesByWord).around(name))
+
+
+def _symbols_by_stem(cx: Context) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for n in places(cx).symbol_names:
+        out.setdefault(n.split(".")[0], []).append(n)
+    return out
+
+
+class _NamesByWord(dict[str, list[str]]):
+    """Every function and symbol name of the binary under each word of it (``vfs_read``: under
+    ``vfs`` and ``read``), words of three characters or more: difflib over 80,000 names takes
+    a second a name, over the few hundred that share a word, milliseconds."""
+
+    def __init__(self, cx: Context) -> None:
+        super().__init__()
+        for n in {n for n in cx.fn_name if n} | set(places(cx).symbol_names):
+            for w in set(_words(n)):
+                self.setdefault(w, []).append(n)
+
+    def around(self, name: str) -> set[str]:
+        """The names of about ``name``'s length that share one of its words (a typo may be in
+        any word: ``vfs_raed`` meets ``vfs_read`` through ``vfs``)."""
+        return {n for w in _words(name) for n in self.get(w, ()) if abs(len(n) - len(name)) <= 3}
+
+
+def _words(name: str) -> list[str]:
+    return [w for w in re.split(r"[_.]+", name) if len(w) >= 3]
+
+
+def _closest_in(name: str, names: Iterable[str]) -> str:
+    near = difflib.get_close_matches(name, sorted(names), n=4, cutoff=0.75)
+    return f" closest: {', '.join(near)}" if near else ""
 
 
 def _check_target(cx: Context, res: Resolution) -> None:
     """The point names a module or a program: say so when it is not the binary checked."""
     kind, _, name = res.point.target.partition(":")
     here = cx.path.name
-    if kind == "module" and here.split(".")[0].replace("-", "_") != name.replace("-", "_"):
+    if kind == "process" and _kernel(cx):
+        res.errors.append(f"a user-space point (of {name or 'a process'}): check it against that program, not {here}")
+    elif kind == "module" and any(c in name for c in "*?[") and _kernel(cx):
+        # tapsets.cxx: module("*") iterates over modules only, never the kernel itself
+        res.errors.append(f'module("{name}") matches modules only, never the kernel: {here} is not one')
+    elif kind == "module" and not fnmatch.fnmatchcase(here.split(".")[0].replace("-", "_"), name.replace("-", "_")):
         res.notes.append(f"the point is for module {name}; checked against {here}")
     elif kind == "process" and name and Path(name).name != here:
         res.notes.append(f"the point is for {name}; checked against {here}")
-    elif kind == "kernel" and res.point.tool == "stap" and not cx.is_kernel():
+    elif kind == "kernel" and res.point.tool == "stap" and not _kernel(cx):
         res.notes.append(f"the point is for the kernel; {here} is not a kernel image")
 
 
@@ -98,11 +259,34 @@ def _check_target(cx: Context, res: Resolution) -> None:
 def matching_functions(cx: Context, pattern: str, file: str | None, glob: bool = True) -> list[int]:
     """Source functions named ``pattern`` (a shell glob), declared in a file matching ``file``
     (SystemTap and perf match ``@FILE`` against the end of the path)."""
-    fids = [f for f in cx.find_functions(pattern) if glob or cx.fn_name[f] == pattern]
+    if any(c in pattern for c in "*?["):
+        fids = [f for f in cx.find_functions(pattern) if glob or cx.fn_name[f] == pattern]
+    else:  # a plain name, looked up once per binary: a probe file may name thousands
+        fids = cx.shared(_FunctionsByName).get(pattern, [])
     if file:
-        decl = cx.functions.column("decl_file")
-        fids = [f for f in fids if file_matches(decl[f].as_py() or "", file)]
+        decl = cx.shared(_decl_files)
+        wanted = {d for d in {decl[f] for f in fids} if file_matches(d or "", file)}  # each file once
+        fids = [f for f in fids if decl[f] in wanted]
     return fids
+
+
+class _FunctionsByName(dict[str, list[int]]):
+    """Source function ids by name, in id order."""
+
+    def __init__(self, cx: Context) -> None:
+        super().__init__()
+        for fid, name in enumerate(cx.fn_name):
+            self.setdefault(name, []).append(fid)
+
+
+def _kernel(cx: Context) -> bool:
+    """Whether the binary is a kernel image, asked once (each question scans the string pool)."""
+    return cx.shared(Context.is_kernel)
+
+
+def _decl_files(cx: Context) -> list[str | None]:
+    files: list[str | None] = cx.functions.column("decl_file").to_pylist()
+    return files
 
 
 def _by_dwarf(cx: Context, res: Resolution) -> None:
@@ -113,13 +297,14 @@ def _by_dwarf(cx: Context, res: Resolution) -> None:
         fids = [f for f in fids if p.line.any or p.line.low <= line[f] <= p.line.high]
     if p.mode == ps.EXPORTED:
         fids = [f for f in fids if _exported(cx, f)]
-    if p.tool == "perf":
-        fids = [f for f in fids if not _perf_refuses(cx, res, f)]
+    if p.tool == "stap" and any(stap.dwarf_without_code(cx, f) for f in fids):
+        res.notes.append("stap matches a DWARF DIE of that name with no code (folded by ICF): it probes nothing there")
+        fids = [f for f in fids if not stap.dwarf_without_code(cx, f)]
     for fid in fids:
         if p.mode == ps.CALLEES:
             _callees(cx, res, fid)
-        elif p.mode != ps.INLINE:
-            _out_of_line(cx, res, fid)
+        elif p.mode != ps.INLINE or (p.tool == "stap" and cx.fn_status[fid] == "symbol-only"):
+            _out_of_line(cx, res, fid)  # stap's query_module_symtab: a bare symbol even for .inline
         if p.mode not in (ps.ENTRY, ps.INLINE, ps.CALLEES) and cx.sites_of(fid).size:
             res.missed.append(_missed_sites(cx, fid, f"{p.mode} probes reach out-of-line entries only"))
     if p.mode in (ps.ENTRY, ps.INLINE):
@@ -128,24 +313,9 @@ def _by_dwarf(cx: Context, res: Resolution) -> None:
 
 def _exported(cx: Context, fid: int) -> bool:
     name = cx.fn_name[fid]
-    if cx.is_kernel():
+    if _kernel(cx):
         return bool(cx.symbol_addresses([f"__ksymtab_{name}"]))
     return bool(cx.functions.column("external")[fid].as_py())
-
-
-def _perf_refuses(cx: Context, res: Resolution, fid: int) -> bool:
-    """perf 6.1 cannot resolve a function whose DIE has a ``.cold`` range: "Failed to find
-    symbol at 0x…" (tools/perf/util/probe-finder.c trusts DW_AT_low_pc of a DW_AT_ranges DIE)."""
-    for row in cx.instances_of.get(fid, []):
-        if cx.inst_range_count[row] > 1 and any(
-            int(cx.sym["suffix_kinds"][s]) & _core.suffix.COLD for s in cx.inst_symbols(row)
-        ):
-            res.errors.append(
-                f"perf probe 6.1 fails on {cx.instance_symbol(row)}: its DWARF has a .cold range "
-                f'("Failed to find symbol at {hexa(cx.inst_low(row))}")'
-            )
-            return True
-    return False
 
 
 def _out_of_line(cx: Context, res: Resolution, fid: int) -> None:
@@ -205,6 +375,9 @@ def _inline_sites(cx: Context, res: Resolution, fids: list[int]) -> None:
     site_rank = rank[cx.site_fid]
     sites = np.flatnonzero(site_rank >= 0)
     sites = sites[np.argsort(site_rank[sites], kind="stable")]
+    if res.point.tool == "stap":  # inline_dupes: one probe per entry pc, the first site's (DIE order)
+        pairs = np.stack([cx.site_fid[sites].astype(np.uint64), cx.site_entry_pc[sites].astype(np.uint64)])
+        sites = sites[np.sort(np.unique(pairs, axis=1, return_index=True)[1])]
     names = cx.site_caller_name[sites].tolist()
     res.landings += [
         Landing(addr, fid, ps.INLINE, caller, site, how=f"inlined into {cx.string(name) or '?'}")
@@ -295,13 +468,20 @@ def _by_symbol(cx: Context, res: Resolution) -> None:
     p = res.point
     pl = places(cx)
     pattern = p.function or ""
-    names = [n for n in pl.symbol_names if fnmatch.fnmatchcase(n, pattern)] if p.glob else [pattern]
-    names = [n for n in names if n in pl.symbol_names]
-    if p.tool == "bpftrace" and p.glob and any(c in pattern for c in "*?["):
-        hidden = [n for n in names if ".part." in n]
-        names = [n for n in names if ".part." not in n]
-        if hidden:
-            res.notes.append(f"bpftrace leaves .part symbols out of wildcard matches: {', '.join(hidden[:5])}")
+    if p.tool == "bpftrace" and "*" in pattern:
+        names = _bpftrace_wildcard(cx, res, pattern)
+    else:
+        # bpftrace's only wildcard is "*" (util/wildcard.cpp): "tree?sum" names no symbol
+        wild = p.glob and p.tool != "bpftrace" and any(c in pattern for c in "*?[")
+        names = [n for n in pl.symbol_names if fnmatch.fnmatchcase(n, pattern)] if wild else [pattern]
+        names = [n for n in names if n in pl.symbol_names]
+    if not names and pattern and not any(c in pattern for c in "*?["):
+        asm = _untyped_code_symbol(cx, pattern)
+        if asm is not None:
+            names, symbols = [pattern], {pattern: [asm]}
+            _symbol_landings(cx, res, pattern, symbols[pattern])
+            res.notes.append(f"{pattern} is an untyped (assembly) symbol: kallsyms and kprobes take it as a function")
+            return
     if not names:
         _suggest_clones(cx, res, pattern)
         return
@@ -310,13 +490,68 @@ def _by_symbol(cx: Context, res: Resolution) -> None:
     _unreached_by_symbol(cx, res)
 
 
+def _bpftrace_wildcard(cx: Context, res: Resolution, pattern: str) -> list[str]:
+    """bpftrace expands a wildcard over the traceable functions only — those with an ftrace
+    site, outside init text, not on the kprobe blacklist (probe_matcher.cpp
+    ``get_symbols_from_traceable_funcs``), ``.part.`` variants dropped — and only ``*`` is a
+    wildcard there (util/wildcard.cpp ``wildcard_match``)."""
+    rx = re.compile(".*".join(re.escape(t) for t in pattern.split("*")), re.S)
+    traceable = cx.shared(_traceable)
+    names = [n for n in traceable if rx.fullmatch(n) and ".part." not in n]
+    known = places(cx).symbol_names
+    left = sorted(n for n in known if rx.fullmatch(n) and n not in traceable)
+    if left:
+        res.notes.append(
+            f"bpftrace's wildcard leaves out {len(left)} symbol(s) it cannot trace "
+            f"(no ftrace site, init text, blacklisted or .part): {', '.join(left[:5])}"
+        )
+    return [n for n in names if n in known]
+
+
+def _names_at(cx: Context, addresses: np.ndarray) -> set[str]:
+    """:meth:`Context.name_at` of many addresses: those at a symbol's own address (every
+    record of an x86 kernel: its ``__fentry__`` call is the entry) looked up at once."""
+    rows, addrs = cx.code_symbols
+    i = np.minimum(np.searchsorted(addrs, addresses, "left"), max(len(addrs) - 1, 0))
+    exact = addrs[i] == addresses if len(addrs) else np.zeros(len(addresses), bool)
+    names = {cx.string(n) for n in np.unique(cx.sym["name"][rows[i[exact]]]).tolist()}
+    return names | {cx.name_at(int(a)) for a in addresses[~exact].tolist()}
+
+
+def _traceable(cx: Context) -> set[str]:
+    """The names a booted kernel lists in ``available_filter_functions`` less its kprobe
+    blacklist: the symbol at each ``__mcount_loc`` record outside init text."""
+    pl = places(cx)
+    if not pl.entries.applies:
+        return set(pl.symbol_names)
+    start, _, sections = cx.sections
+    records = pl.entries.records
+    i = np.maximum(np.searchsorted(start, records, "right") - 1, 0)
+    init = np.array([n.startswith(".init") for n in sections], bool)[i]
+    names = _names_at(cx, records[~init])
+    blacklisted = set(blacklist(cx).names)
+    return {n for n in names if "+" not in n and not n.startswith(".") and n not in blacklisted}
+
+
+def _untyped_code_symbol(cx: Context, name: str) -> int | None:
+    """The symbol row of an untyped symbol in a text section (``entry_SYSCALL_64``,
+    ``asm_exc_page_fault``): the kernel's kallsyms lists it as a function."""
+    rows, addrs = cx.code_symbols
+    addr = cx.symbol_addresses([name]).get(name)
+    if addr is None or "text" not in (cx.section_at(addr)[0] or ""):
+        return None
+    here = rows[np.searchsorted(addrs, addr, "left") : np.searchsorted(addrs, addr, "right")].tolist()
+    hits = [int(r) for r in here if cx.string(cx.sym["name"][r]) == name]
+    return hits[0] if hits else None
+
+
 def _symbol_landings(cx: Context, res: Resolution, name: str, rows: list[int]) -> None:
     p = res.point
     kind = p.notes[0] if p.notes else ""
     if len(rows) > 1 and p.tool == "kprobe_events":
         res.errors.append(f"{name} names {len(rows)} functions: kprobe_events refuses it (EADDRNOTAVAIL)")
         return
-    for srow in rows[:1] if p.tool == "kprobe_events" else rows:
+    for srow in rows[:1] if p.tool in ("kprobe_events", "fail_function") else rows:
         addr = int(cx.sym["address"][srow])
         row = places(cx).instance_at(addr)
         fid = int(cx.inst_fid[row]) if row >= 0 else -1
@@ -327,8 +562,10 @@ def _symbol_landings(cx: Context, res: Resolution, name: str, rows: list[int]) -
             res.errors.append(_outside(p, name, int(cx.sym_size[srow])))
         elif p.offset:
             res.landings.append(Landing(addr + p.offset, fid, ps.STATEMENT, row, how=f"{name}+{p.offset:#x}"))
+        elif row < 0 or addr != int(cx.inst_main_range[0][row]):  # a .cold part's own symbol
+            res.landings.append(Landing(addr, fid, ps.RETURN if p.is_return else ps.ENTRY, row, how=f"symbol {name}"))
         else:
-            entry, how = places(cx).entry(row) if row >= 0 else (addr, "symbol address")
+            entry, how = places(cx).entry(row)
             res.landings.append(Landing(entry, fid, ps.RETURN if p.is_return else ps.ENTRY, row, how=how))
 
 
@@ -344,11 +581,12 @@ def _outside(p: ps.ProbePoint, name: str, size: int) -> str:
 
 
 def _suggest_clones(cx: Context, res: Resolution, name: str) -> None:
-    """A symbol probe names one build's clone: say which copies of that function this build has."""
-    stem = name.split(".")[0]
-    others = sorted(n for n in places(cx).symbol_names if n.split(".")[0] == stem and n != name)
-    if others:
-        res.errors.append(f"no symbol {name} in this build; it has {', '.join(others[:5])}: name one of them")
+    """A symbol probe names one build's clone: say which copies of that function this build
+    has, or the closest names."""
+    if any(c in name for c in "*?["):
+        return  # resolve() says nothing matched
+    why = "" if res.point.target.startswith("module:") else _closest(cx, name)
+    res.errors.append(f"no symbol {name} in this build" + why)
 
 
 def _unreached_by_symbol(cx: Context, res: Resolution) -> None:
@@ -386,4 +624,136 @@ def _by_line(cx: Context, res: Resolution) -> None:
     for m in line_addresses(cx, p.file, p.line, fids):
         row = places(cx).instance_at(m.address)
         fid = int(cx.inst_fid[row]) if row >= 0 else -1
+        res.landings.append(Landing(m.address, fid, ps.STATEMENT, row, m.site, how=m.describe(), line=m))
+
+
+def _stap_by_line(cx: Context, res: Resolution) -> None:
+    """``statement("F@FILE:N")`` as stap places it (``probes/stap.py``): a line per DIE of F."""
+    p = res.point
+    assert p.line is not None and p.function
+    found, error = stap.line_places(cx, matching_functions(cx, p.function, p.file), p.line)
+    if error:
+        res.errors.append(f'stap: "{error}"')
+    for s in found:
+        m = line_match(cx, s.address, cx.functions.column("decl_file")[s.fid].as_py() or "", s.line, True)
+        res.landings.append(Landing(s.address, s.fid, ps.STATEMENT, s.instance, s.site, how=m.describe(), line=m))
+
+
+# -- perf probe: its DWARF pass, then its symbol-table fallback (probes/perf.py) -----------------
+
+
+def _by_perf(cx: Context, res: Resolution) -> None:
+    p = res.point
+    if p.is_return:  # try_to_find_probe_trace_events: "The retprobe doesn't need debuginfo" (5.12)
+        res.notes.append("perf takes a return probe from the symbol table, never from DWARF")
+        _perf_symbols(cx, res)
+        return
+    fids = [f for f in matching_functions(cx, p.function or "*", p.file) if cx.fn_status[f] != "symbol-only"]
+    error = _perf_dwarf_pass(cx, res, fids)
+    if not error:
+        if not res.landings:
+            res.errors.append(f"perf: \"Probe point '{p.text}' not found.\"")
+        return
+    res.landings.clear()
+    if p.file or p.args:  # perf_probe_event_need_dwarf: no fallback
+        res.errors.append(f'perf: "{error}"')
+        return
+    res.notes.append(f'perf\'s DWARF pass fails ("{error}"): it falls back to the symbol table')
+    _perf_symbols(cx, res)
+
+
+def _perf_symbols(cx: Context, res: Resolution) -> None:
+    p = res.point
+    placed, error = perf.symbol_fallback(cx, p.function or "*", p.offset or 0, p.is_return)
+    if error:
+        res.errors.append(f'perf: "{error}"')
+    kind = ps.RETURN if p.is_return else ps.STATEMENT if p.offset else ps.ENTRY
+    for addr, name in placed:
+        row = places(cx).instance_at(addr)
+        fid = int(cx.inst_fid[row]) if row >= 0 else -1
+        res.landings.append(Landing(addr, fid, kind, row, how=f"symbol {name}+{p.offset or 0:#x}"))
+    _unreached_by_symbol(cx, res)
+
+
+def _perf_dwarf_pass(cx: Context, res: Resolution, fids: list[int]) -> str:
+    """``probe_point_search_cb``: a function with an abstract DIE through its instances in DIE
+    order (``die_walk_instances``: out-of-line copies and inline sites; the first "not found"
+    ends the walk quietly, keeping what it placed), any other at its own entry; the first
+    error perf meets, or ""."""
+    for fid in fids:
+        abstract = cx.sites_of(fid).size > 0 or any(
+            cx.origin_of(int(cx.inst_die[r])) != _core.NO_DIE for r in cx.instances_of.get(fid, [])
+        )
+        for die, row, site in _perf_instances(cx, fid):
+            error = _perf_place(cx, res, fid, row, site)
+            if error and (error.startswith("Specified offset") or not abstract):
+                return error
+            if error:
+                res.notes.append(f'perf stops at DIE {die:#x} ("{error}"), keeping the places before it')
+                break
+    if len(res.landings) > perf.MAX_PROBES:
+        return f"Too many( > {perf.MAX_PROBES}) probe point found."
+    return ""
+
+
+def _perf_instances(cx: Context, fid: int) -> list[tuple[int, int, int]]:
+    """(DIE, instance row, inline site row or -1) of ``fid``'s instances, in DIE order, less
+    the redundant inline sites perf skips."""
+    out = [(int(cx.inst_die[r]), r, -1) for r in cx.instances_of.get(fid, []) if cx.inst_die[r] != _core.NO_DIE]
+    dies = cx.sites.column("die").to_numpy()
+    out += [
+        (int(dies[s]), int(cx.caller_instance[s]), s)
+        for s in cx.sites_of(fid).tolist()
+        if not perf.redundant_site(cx, s)
+    ]
+    return sorted(out)
+
+
+def _perf_place(cx: Context, res: Resolution, fid: int, row: int, site: int) -> str | None:
+    """One instance (or inline site) of ``fid`` as ``call_probe_finder`` converts it."""
+    off = res.point.offset or 0
+    if site >= 0:
+        addr = int(cx.site_entry_pc[site]) + off
+        error = perf.no_symbol_at(cx, row, addr)
+        if not error:
+            how = f"inlined into {cx.site_caller(site)}"
+            res.landings.append(Landing(addr, fid, ps.INLINE, row, site, how=how))
+        return error
+    addr = int(cx.inst_main_range[0][row]) + off
+    if off and places(cx).instance_at(addr) != row:  # convert_to_trace_point: dwarf_haspc
+        return f"Specified offset is out of {cx.fn_name[fid]}"
+    error = perf.no_symbol_at(cx, row, addr)
+    if error:
+        return error
+    if off:
+        res.landings.append(Landing(addr, fid, ps.STATEMENT, row, how=f"{cx.instance_symbol(row)}+{off:#x}"))
+    else:
+        entry, how = places(cx).entry(row)
+        res.landings.append(Landing(entry, fid, ps.ENTRY, row, how=how))
+    return None
+
+
+def _perf_by_line(cx: Context, res: Resolution) -> None:
+    p = res.point
+    assert p.line is not None and p.function
+    if p.line.relative and p.line.low == p.line.high == 0:  # F:0 is no line: the entry
+        text = p.function + (f"@{p.file}" if p.file else "")  # synthesize_perf_probe_point
+        entry = resolve(cx, dataclasses.replace(p, text=text, mode=ps.ENTRY, line=None))
+        res.landings, res.errors, res.notes, res.missed = entry.landings, entry.errors, entry.notes, entry.missed
+        return
+    fids = [f for f in matching_functions(cx, p.function, p.file) if cx.fn_status[f] != "symbol-only"]
+    found = perf.line_places(cx, fids, p.line)
+    if found.error:
+        res.errors.append(f'perf: "{found.error}"')
+    elif not found.matches:
+        res.errors.append(f"perf: \"Probe point '{p.text}' not found.\"")
+    for m in found.matches:
+        row = places(cx).instance_at(m.address)
+        fid = int(cx.inst_fid[row]) if row >= 0 else -1
+        if m.site >= 0:
+            fid = int(cx.site_fid[m.site]) if int(cx.site_fid[m.site]) in fids else fid
+        if fid not in fids:
+            res.notes.append(
+                f"line {m.line} is past the end of {p.function}: perf probes it in {cx.name_at(m.address)}"
+            )
         res.landings.append(Landing(m.address, fid, ps.STATEMENT, row, m.site, how=m.describe(), line=m))

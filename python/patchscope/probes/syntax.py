@@ -4,7 +4,7 @@ Four dialects, each faithful to its tool's grammar:
 
 - SystemTap: ``kernel.function("PATTERN[@FILE[:LINE]]")[.call|.inline|.return|.exported|
   .callee("X")|.callees]``, ``kernel.statement("…")``, ``module("M").…``, ``process("PATH").…``,
-  and whole ``.stp`` files (see :func:`stp_probe_points`).
+  and whole ``.stp`` files (see :func:`patchscope.probes.scripts.stp_probe_points`).
 - perf probe: ``[[GRP:]EVENT=]FUNC[@SRC][:RLN|+OFFS|%return|;PTN] [ARG…]`` and
   ``SRC[:ALN|;PTN] [ARG…]`` (tools/perf/util/probe-event.c ``parse_perf_probe_point``).
 - bpftrace: ``kprobe:F[+OFF]``, ``kretprobe:F``, ``uprobe:BIN:F``, ``uretprobe:BIN:F``,
@@ -18,7 +18,8 @@ A malformed point raises :class:`ProbeSyntaxError` with the offset of the offend
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 #: What a probe point asks for at the places it resolves to.
@@ -32,12 +33,23 @@ ENTRY, CALL, INLINE, RETURN, EXPORTED, CALLEES, STATEMENT, ADDRESS = (
     "statement",  # a source line (or FUNC+OFF / FUNC:RLN)
     "address",
 )
+#: A probe that patches no code: timers, begin/end, perf counters, deletions (``-:ev``).
+NO_CODE = "no-code"
+#: A tracepoint (stap ``kernel.trace``, bpftrace ``tracepoint:``/``rawtracepoint:``): a
+#: stable interface the kernel built in, judged by whether this build has it.
+TRACEPOINT = "tracepoint"
+#: A SystemTap tapset alias (``syscall.open``, ``vfs.read``) that was not expanded.
+ALIAS = "alias"
+#: stap ``.label("L")``: a C label inside a function.
+LABEL = "label"
 
 
 class ProbeSyntaxError(ValueError):
     """A probe point that does not parse; ``pos`` is the offset of the offending character."""
 
     def __init__(self, text: str, pos: int, message: str) -> None:
+        # a byte that is not UTF-8 is shown as U+FFFD, so that any error can be printed
+        text, message = _RAW_BYTE.sub("\ufffd", text), _RAW_BYTE.sub("\ufffd", message)
         super().__init__(message)
         self.text, self.pos, self.message = text, pos, message
         #: ``file.stp:LINE`` when the point came from a script.
@@ -94,7 +106,21 @@ class ProbePoint:
     origin: str | None = None
     #: Whether the function name was matched as a glob pattern (every tool but kprobe_events).
     glob: bool = True
+    #: The handler's text, braces included, when the point came from a script (its writes:
+    #: :mod:`patchscope.probes.writes`).
+    handler: str = ""
     notes: tuple[str, ...] = field(default=())
+    #: stap's ``!``: once this point resolves, the later points of its header are not placed.
+    sufficient: bool = False
+    #: The header (or command line) the point was written in, when it holds several points.
+    header: str | None = None
+    #: Why the point places no probe in code (``NO_CODE``), or what a ``TRACEPOINT`` names.
+    kind: str = ""
+
+    @property
+    def by_symbol(self) -> bool:
+        """Resolved through the symbol table, as kprobes resolve a name (not through DWARF)."""
+        return self.tool in ("bpftrace", "kprobe_events", "fail_function") or self.kind == "kprobe"
 
     @property
     def is_return(self) -> bool:
@@ -113,17 +139,35 @@ def parse(text: str) -> ProbePoint:
         raise ProbeSyntaxError(text, 0, "empty probe point")
     lead = len(text) - len(text.lstrip())
     try:
-        if re.match(r"(kernel|module|process)\b", s):
+        if _is_stap(s):
             return parse_stap(s)
-        if re.match(r"(kprobe|kretprobe|uprobe|uretprobe|fentry|fexit|kfunc|kretfunc|k|kr|u|ur|f|fr):", s):
-            return parse_bpftrace(s)
-        if re.match(r"[pr]\d*(:\S*)?\s", s):
+        if s.startswith("fail_function:"):
+            return parse_fail_function(s)
+        if re.match(r"[pr]\d*(:\S*)?\s|-:", s):
             return parse_kprobe_event(s)
+        if _is_bpftrace(s):
+            return parse_bpftrace(s)
         if _NUMBER.match(s):
             return ProbePoint(text=s, tool="address", mode=ADDRESS, address=number(s, s, 0, "an address"))
         return parse_perf(s)
     except ProbeSyntaxError as e:
         raise ProbeSyntaxError(text, e.pos + lead, e.message) from None
+
+
+#: What only a SystemTap point starts with (a lone word such as ``begin`` is no perf function:
+#: perf probe's FUNC is a C name, and these are stap's families).
+_STAP_HEAD = re.compile(
+    r"(kernel|module|process|kprobe|timer|procfs|perf)\s*[.(]|(begin|end|error|never)\b\s*([?!(]|\Z)"
+)
+
+
+def _is_stap(s: str) -> bool:
+    return bool(_STAP_HEAD.match(s)) and not _is_bpftrace(s)
+
+
+def _is_bpftrace(s: str) -> bool:
+    head, colon, _ = s.partition(":")
+    return (bool(colon) or head in ("BEGIN", "END")) and head in BPFTRACE_TYPES
 
 
 #: A byte that is not UTF-8, as Python decodes it from argv or a file (``surrogateescape``).
@@ -138,8 +182,7 @@ def _check_utf8(text: str) -> None:
     point's text shows U+FFFD there, so it can still be printed)."""
     m = _RAW_BYTE.search(text)
     if m:
-        shown = _RAW_BYTE.sub("\ufffd", text)
-        raise ProbeSyntaxError(shown, m.start(), f"byte {ord(m.group()) - 0xDC00:#04x} is not UTF-8")
+        raise ProbeSyntaxError(text, m.start(), f"byte {ord(m.group()) - 0xDC00:#04x} is not UTF-8")
 
 
 def number(digits: str, text: str, at: int, what: str, bits: int = ADDRESS_BITS) -> int:
@@ -222,7 +265,13 @@ class _Scanner:
 
     def literal(self) -> str | int:
         if self.peek() == '"':
-            return self.string()
+            text, escapes = self.string(), self.escapes
+            while self._ahead('"'):  # adjacent strings are one (stap's lexer joins them)
+                self.skip_space()
+                more = self.string()
+                escapes, text = escapes + [len(text) + e for e in self.escapes], text + more
+            self.escapes = escapes
+            return text
         m = re.compile(r"-?(0[xX][0-9a-fA-F]+|\d+)").match(self.text, self.pos)
         if not m:
             raise self.error("expected a string or a number")
@@ -230,50 +279,173 @@ class _Scanner:
         self.pos = m.end()
         return -value if m.group().startswith("-") else value
 
-    def components(self) -> list[_Component]:
-        parts = []
+    def _ahead(self, ch: str) -> bool:
+        """Whether ``ch`` comes next once spaces are skipped (the cursor stays: spaces between
+        a point's tokens are allowed, as stap's lexer allows them)."""
+        at = self.pos
+        while at < len(self.text) and self.text[at].isspace():
+            at += 1
+        return self.text.startswith(ch, at)
+
+    def component(self) -> _Component:
+        pos = self.pos
+        name = self.identifier()
+        arg: str | int | None = None
+        at, self.escapes = pos, []
+        if self._ahead("("):
+            self.skip_space()
+            self.pos += 1
+            self.skip_space()
+            at = self.pos + (self.peek() == '"')
+            arg = self.literal()
+            self.skip_space()
+            self.expect(")")
+        return _Component(name, arg, pos, at, tuple(self.escapes))
+
+    def sequences(self) -> list[list[_Component]]:
+        """The component lists a point stands for: ``kernel.{function("a"), function("b")}.return``
+        is two (parse.cxx ``parse_component``: a brace group is a list of point tails, each
+        may end in ``?`` or ``!``, kept as a marker component)."""
+        seqs: list[list[_Component]] = [[]]
         while True:
-            pos = self.pos
-            name = self.identifier()
-            arg: str | int | None = None
-            at, self.escapes = pos, []
-            if self.peek() == "(":
+            if self.peek() == "{":
+                seqs = [s + g for g in self._group() for s in seqs]
+                if len(seqs) > MAX_POINTS:
+                    raise self.error(f"more than {MAX_POINTS:,} probe points in one brace group")
+            else:
+                part = self.component()
+                seqs = [[*s, part] for s in seqs]
+            if not self._ahead("."):
+                return seqs
+            self.skip_space()
+            self.pos += 1
+            self.skip_space()
+
+    def _group(self) -> list[list[_Component]]:
+        self.expect("{")
+        out: list[list[_Component]] = []
+        while True:
+            self.skip_space()
+            alternatives = self.sequences()
+            self.skip_space()
+            while self.peek() in ("?", "!"):
+                alternatives = [[*a, _Component(self.peek(), None, self.pos)] for a in alternatives]
                 self.pos += 1
-                at = self.pos + (self.peek() == '"')
-                arg = self.literal()
-                self.expect(")")
-            parts.append(_Component(name, arg, pos, at, tuple(self.escapes)))
-            if self.peek() != ".":
-                return parts
+                self.skip_space()
+            out += alternatives
+            if self.peek() != ",":
+                self.expect("}")
+                return out
             self.pos += 1
 
 
 def parse_stap(text: str) -> ProbePoint:
+    """One SystemTap point (a brace group naming several is refused: see :func:`stap_points`)."""
+    points = stap_points(text)
+    if len(points) > 1:
+        raise ProbeSyntaxError(text, text.index("{"), f"this names {len(points)} probe points")
+    return points[0]
+
+
+def stap_points(text: str) -> list[ProbePoint]:
+    """``COMPONENTS[?|!][ if (COND)]``, each brace group expanded (in the order stap expands it)."""
+    _check_utf8(text)
     sc = _Scanner(text)
-    parts = sc.components()
-    optional = False
+    seqs = sc.sequences()
+    end = sc.pos
+    optional = sufficient = False
     sc.skip_space()
     while sc.peek() in ("?", "!"):
         optional = True
+        sufficient |= sc.peek() == "!"
         sc.pos += 1
     sc.skip_space()
-    if sc.peek() and not text.startswith("if", sc.pos):
+    if sc.peek() and not re.match(r"if\s*\(", text[sc.pos :]):
         raise sc.error(f"unexpected {sc.peek()!r} after the probe point")
-    return _stap_point(text, parts, optional)
+    out = []
+    for seq in seqs:
+        marks = [c.name for c in seq if c.name in ("?", "!")]
+        parts = [c for c in seq if c.name not in ("?", "!")]
+        point = _stap_point(text, parts, optional or bool(marks))
+        point = replace(point, sufficient=sufficient or "!" in marks)
+        tail = "".join(marks) + text[end:].strip()
+        out.append(replace(point, text=_spelled(parts, tail)) if len(seqs) > 1 else point)
+    return out
+
+
+def _spelled(parts: list[_Component], tail: str) -> str:
+    """One expanded alternative of a brace group, written out."""
+
+    def one(c: _Component) -> str:
+        if c.arg is None:
+            return c.name
+        arg = str(c.arg) if isinstance(c.arg, int) else '"' + c.arg.replace('"', '\\"') + '"'
+        return f"{c.name}({arg})"
+
+    return ".".join(one(c) for c in parts) + (f" {tail}" if tail and tail[0] not in "?!" else tail)
+
+
+#: Probe families that patch no code (tapsets/*.stp, stap's man page "PROBE POINT FAMILIES").
+_STAP_NO_CODE = {
+    "begin": "runs when the session starts",
+    "end": "runs when the session ends",
+    "error": "runs when the session stops on an error",
+    "never": "never runs",
+    "timer": "a timer",
+    "procfs": "a file under /proc/systemtap",
+    "perf": "a perf counter event",
+    "netfilter": None,  # a tapset alias (netfilter.ipv4.*), not a family
+}
 
 
 def _stap_point(text: str, parts: list[_Component], optional: bool) -> ProbePoint:
     head, rest = parts[0], parts[1:]
+    base = ProbePoint(text=text, tool="stap", mode=ENTRY, optional=optional)
+    if _STAP_NO_CODE.get(head.name):
+        return replace(base, mode=NO_CODE, kind=f"{head.name}: {_STAP_NO_CODE[head.name]}")
+    if head.name == "kprobe":
+        return _stap_kprobe(text, rest, replace(base, kind="kprobe", glob=True))
+    if head.name not in ("kernel", "module", "process"):
+        return replace(base, mode=ALIAS, kind=".".join(p.name for p in parts), function=head.name)
     target = _stap_target(text, head)
+    if rest and rest[0].name == "data" and head.name == "kernel":
+        return replace(base, mode=NO_CODE, kind="data: a hardware watchpoint on data, no code is patched")
+    if rest and rest[0].name == "trace" and isinstance(rest[0].arg, str) and head.name == "kernel":
+        return replace(base, mode=TRACEPOINT, function=rest[0].arg, kind="tracepoint")
+    if target.startswith("process:") and (not rest or rest[0].name not in ("function", "statement")):
+        event = ".".join(p.name for p in rest) or "process"
+        why = "an SDT marker, placed by the program's build" if "mark" in event else "a process event (utrace)"
+        return replace(base, target=target, mode=NO_CODE, kind=f"{event}: {why}")
     if not rest or rest[0].name not in ("function", "statement"):
         pos = rest[0].pos if rest else len(text)
         raise ProbeSyntaxError(text, pos, 'expected .function("…") or .statement("…")')
     what = rest[0]
     if what.arg is None:
         raise ProbeSyntaxError(text, what.pos + len(what.name), f'.{what.name} needs ("PATTERN")')
-    base = ProbePoint(text=text, tool="stap", mode=ENTRY, target=target, optional=optional)
+    base = replace(base, target=target)
     point = _stap_statement(text, what, base) if what.name == "statement" else _stap_function(text, what, base)
     return _stap_suffixes(text, rest[1:], point)
+
+
+def _stap_kprobe(text: str, rest: list[_Component], base: ProbePoint) -> ProbePoint:
+    """``kprobe[.module("M")].function("F")[.return]``, ``kprobe.statement(ADDR).absolute``:
+    placed by symbol name through kallsyms, without DWARF (tapset-dwarfless)."""
+    if rest and rest[0].name == "module" and isinstance(rest[0].arg, str):
+        base, rest = replace(base, target=f"module:{rest[0].arg}"), rest[1:]
+    if not rest or rest[0].name not in ("function", "statement") or rest[0].arg is None:
+        pos = rest[0].pos if rest else len(text)
+        raise ProbeSyntaxError(text, pos, 'expected .function("NAME") or .statement(ADDRESS) after kprobe')
+    what, rest = rest[0], rest[1:]
+    if isinstance(what.arg, int):
+        point = replace(base, mode=ADDRESS, address=what.arg)
+    else:
+        point = replace(base, mode=CALL, function=what.arg)
+    for p in rest:
+        if p.name == "return" and point.mode == CALL:
+            point = replace(point, mode=RETURN)
+        elif p.name not in ("maxactive", "absolute"):
+            raise ProbeSyntaxError(text, p.pos, f"unexpected .{p.name} here")
+    return point
 
 
 def _stap_target(text: str, head: _Component) -> str:
@@ -281,9 +453,9 @@ def _stap_target(text: str, head: _Component) -> str:
         return "kernel"
     if head.name == "module" and isinstance(head.arg, str):
         return f"module:{head.arg}"
-    if head.name == "process" and isinstance(head.arg, str):
+    if head.name == "process" and head.arg is not None:
         return f"process:{head.arg}"
-    if head.name == "process" and head.arg is None:
+    if head.name == "process":
         return "process:"
     raise ProbeSyntaxError(text, head.pos, 'expected kernel, module("NAME") or process("PATH")')
 
@@ -313,8 +485,9 @@ def _function_spec(spec: str, text: str, place: Callable[[int], int]) -> tuple[s
     position in ``text`` of a character of ``spec``."""
     func, _, where = spec.partition("@")
     file, line = where, None
-    if ":" in where:
-        file, _, ln = where.partition(":")
+    sep = re.search(r"[:+]", where)  # tapsets.cxx parse_function_spec: find_first_of(":+")
+    if sep:
+        file, ln = where[: sep.start()], where[sep.start() + (sep.group() == ":") :]
         line = _line_spec(ln, text, place(len(func) + 1 + len(file) + 1))
     elif ":" in func:
         func, _, ln = func.partition(":")
@@ -344,6 +517,8 @@ def _stap_suffixes(text: str, parts: list[_Component], point: ProbePoint) -> Pro
             point = replace(point, mode=CALLEES, callee=p.arg)
         elif p.name == "callees":
             point = replace(point, mode=CALLEES, callee="*")
+        elif p.name == "label" and isinstance(p.arg, str):
+            point = replace(point, mode=LABEL, callee=p.arg)
         elif p.name in ("maxactive", "absolute", "nearest"):
             continue  # how the probe is placed, not where
         else:
@@ -355,122 +530,13 @@ def _stap_suffixes(text: str, parts: list[_Component], point: ProbePoint) -> Pro
 MAX_POINTS = 1_000_000
 
 
-def stp_probe_points(source: str, name: str = "script.stp") -> list[ProbePoint | ProbeSyntaxError]:
-    """Every probe point of a SystemTap script, with plain aliases (``probe a = kernel.…``)
-    expanded; a point that does not parse is returned as its error, the others still are."""
-    out: list[ProbePoint | ProbeSyntaxError] = []
-    for text, where, reads in _expanded(source, name):
-        point = _parse_from(text, where)
-        if isinstance(point, ProbePoint):
-            point = replace(point, args=point.args + tuple(dict.fromkeys(reads)))
-        out.append(point)
-    return out
-
-
-def _expanded(source: str, name: str) -> list[tuple[str, str, list[str]]]:
-    """(point text, ``file:LINE``, variables read) of every point once aliases are expanded,
-    counted before any is parsed."""
-    aliases: dict[str, list[str]] = {}
-    out: list[tuple[str, str, list[str]]] = []
-    for lineno, head, points, is_alias, reads in _stp_probes(source):
-        if is_alias:
-            aliases[head] = points
-            continue
-        for p in points:
-            texts = aliases.get(p.rstrip("?!"), [p])
-            if len(out) + len(texts) > MAX_POINTS:
-                raise ProbeFileError(f"{name}: more than {MAX_POINTS:,} probe points once aliases are expanded")
-            out += [(text, f"{name}:{lineno}", reads) for text in texts]
-    return out
-
-
-#: An unterminated comment, string or embedded C runs to the end of the script (where stap
-#: stops with an error): matched at once, never rescanned from each later position.
-_STP_TOKENS = re.compile(
-    r'(?P<skip>\#[^\n]*|//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:\\.|[^"\\])*(?:"|\Z)|%\{.*?(?:%\}|\Z)|\s+|[^\w\s{}"#/%]+)'
-    r"|(?P<open>\{)|(?P<close>\})|(?P<word>\w+)",
-    re.S,
-)
-
-
-def _stp_probes(source: str) -> list[tuple[int, str, list[str], bool, list[str]]]:
-    """(line, alias name, point texts, is_alias, ``$variables`` its body reads) of each
-    top-level ``probe`` statement, in one pass over the script."""
-    found = []
-    depth, done = 0, 0
-    line, counted = 1, 0
-    for m in _tokens(source):
-        if m.start() < done:  # inside a probe already read
-            continue
-        depth = max(depth + bool(m.group("open")) - bool(m.group("close")), 0)
-        if depth == 0 and m.group("word") == "probe":
-            line += source.count("\n", counted, m.start())
-            counted = m.start()
-            header_end = _header_end(source, m.end())
-            done = _body_end(source, header_end)  # its braces balance: depth stays 0
-            reads = _TARGET_VAR.findall(source[header_end:done])
-            found.append((line, *_probe_header(source[m.end() : header_end]), reads))
-    return found
-
-
-def _tokens(source: str, pos: int = 0) -> Iterator[re.Match[str]]:
-    """The script's braces and words from ``pos`` on; comments, strings and embedded C
-    (``%{ … %}``) are matched whole, so nothing inside them counts."""
-    while pos < len(source):
-        m = _STP_TOKENS.match(source, pos)
-        if not m:  # a lone / or % that starts no comment nor embedded C
-            pos += 1
-            continue
-        pos = m.end()
-        yield m
-
-
-def _header_end(source: str, pos: int) -> int:
-    """The offset of the ``{`` that opens the probe's body (strings and parentheses skipped)."""
-    depth, i = 0, pos
-    while i < len(source):
-        c = source[i]
-        if c == '"':
-            close = source.find('"', i + 1)
-            i = close + 1 if close >= 0 else len(source)
-            continue
-        depth += c == "("
-        depth -= c == ")"
-        if c == "{" and depth == 0:
-            return i
-        i += 1
-    return len(source)
-
-
-#: ``$name`` in a handler: a target variable read at the probe (``$$vars``, ``$return`` are not).
-_TARGET_VAR = re.compile(r"(?<![$\w])\$(?!return\b)([A-Za-z_]\w*)")
-
-
-def _body_end(source: str, start: int) -> int:
-    """The offset just past the ``}`` closing the body that opens at ``start``."""
-    depth = 0
-    for m in _tokens(source, start):
-        depth += bool(m.group("open")) - bool(m.group("close"))
-        if depth == 0:
-            return m.end()
-    return len(source)
-
-
-def _probe_header(header: str) -> tuple[str, list[str], bool]:
-    name, eq, rest = header.partition("=")
-    is_alias = bool(eq) and not rest.startswith("=") and '"' not in name and "(" not in name
-    points = rest if is_alias else header
-    texts = [t.strip() for t in _split_top(points, ",") if t.strip()]
-    return name.strip(), texts, is_alias
-
-
-def _split_top(s: str, sep: str) -> list[str]:
+def split_top(s: str, sep: str) -> list[str]:
     out, depth, start, quoted = [], 0, 0, False
     for i, c in enumerate(s):
         if c == '"' and (i == 0 or s[i - 1] != "\\"):
             quoted = not quoted
-        elif not quoted and c in "()":
-            depth += 1 if c == "(" else -1
+        elif not quoted and c in "({[)}]":
+            depth += 1 if c in "({[" else -1
         elif not quoted and depth == 0 and c == sep:
             out.append(s[start:i])
             start = i + 1
@@ -489,15 +555,23 @@ def parse_perf(text: str) -> ProbePoint:
     if event:
         start = event.end()
     body = spec[start:]
-    m = re.search(r"[;:+%]", body)
+    if re.fullmatch(r"%?sdt_\w+:\w+|%\w+:?\w*", body):  # a pre-defined SDT or cached event
+        return ProbePoint(text=text, tool="perf", mode=NO_CODE, kind="an SDT or cached event")
+    m = re.search(r"(?<!\\)[;:+%]", body)  # '\\' escapes a special character (ESCAPED CHARACTER)
     head, tail = (body[: m.start()], body[m.start() :]) if m else (body, "")
-    func, _, src = head.partition("@")
+    at = re.search(r"(?<!\\)@", head)
+    func, src = (head[: at.start()], head[at.end() :]) if at else (head, "")
+    func, src = _unescape(func), _unescape(src)
     base = ProbePoint(text=text, tool="perf", mode=ENTRY, args=_perf_args(argtext))
     if not func:
         raise ProbeSyntaxError(text, start, "expected a function or a source file name")
-    is_function = bool(src) or bool(_C_NAME.match(func))  # else SRC:ALN
+    is_function = bool(src) or bool(_C_NAME.match(func)) or "@" in func  # else SRC:ALN
     point = replace(base, function=func, file=src or None) if is_function else replace(base, file=func)
     return _perf_tail(text, start + len(head), tail, point)
+
+
+def _unescape(s: str) -> str:
+    return re.sub(r"\\([=@+:;])", r"\1", s)
 
 
 def _perf_tail(text: str, at: int, tail: str, point: ProbePoint) -> ProbePoint:
@@ -537,8 +611,217 @@ def _perf_args(argtext: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: perf probe's options that take a value (tools/perf/builtin-probe.c ``options``), by what
+#: they do to the points; ``None``: a query that places no probe.
+_PERF_VALUE_OPTIONS = {
+    "-a": "add",
+    "--add": "add",
+    "-D": "add",
+    "--definition": "add",
+    "-d": "del",
+    "--del": "del",
+    "-L": "line",
+    "--line": "line",
+    "-V": "vars",
+    "--vars": "vars",
+    "-m": "module",
+    "--module": "module",
+    "-x": "exec",
+    "--exec": "exec",
+    "-k": "vmlinux",
+    "--vmlinux": "vmlinux",
+    "-s": "source",
+    "--source": "source",
+    "--max-probes": "ignore",
+    "--target-ns": "ignore",
+    "--filter": "ignore",
+    "--symfs": "ignore",
+}
+_PERF_FLAGS = {
+    "-f",
+    "--force",
+    "-n",
+    "--dry-run",
+    "-q",
+    "--quiet",
+    "-v",
+    "--verbose",
+    "--no-inlines",
+    "--externs",
+    "--demangle",
+    "--no-demangle",
+    "--demangle-kernel",
+    "--cache",
+    "--bootconfig",
+    "-l",
+    "--list",
+    "-F",
+    "--funcs",
+    "--range",
+    "--no-range",
+}
+
+
+def perf_command(text: str) -> list[ProbePoint]:
+    """``[sudo] perf probe [OPTIONS] [PROBE…]`` as people paste it: every ``-a``/``--add``/
+    ``--add=``/``-D`` is a point, the words left over are one more (perf joins them,
+    ``parse_probe_event_argv``); ``-m``/``-x`` say where; ``--del``, ``-L``, ``-V``, ``-l``
+    place nothing."""
+    try:
+        words = shlex.split(text)
+    except ValueError as e:
+        raise ProbeSyntaxError(text, len(text), str(e)) from None
+    while words and words[0] in ("sudo", "$", "#"):
+        words = words[1:]
+    words = words[2:] if words[:2] == ["perf", "probe"] else words[1:]
+    target, adds, others, loose = "kernel", [], [], []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        name, eq, value = w.partition("=") if w.startswith("--") else (w[:2], "", w[2:])
+        if w.startswith("-") and not w[1:2].isdigit() and name in _PERF_VALUE_OPTIONS:
+            if not value and not eq:
+                i += 1
+                if i >= len(words):
+                    raise ProbeSyntaxError(text, len(text), f"{name} needs a value")
+                value = words[i]
+            what = _PERF_VALUE_OPTIONS[name]
+            if what == "add":
+                adds.append(value)
+            elif what in ("module", "exec"):
+                target = _perf_target(what, value)
+            elif what in ("del", "line", "vars"):
+                others.append(f"{name} {value}")
+        elif w.startswith("-") and w.partition("=")[0] in _PERF_FLAGS:
+            if w in ("-l", "--list", "-F", "--funcs"):
+                others.append(w)
+        elif w.startswith("-") and len(w) > 1:
+            raise ProbeSyntaxError(text, _find(text, w), f"unknown perf probe option {w}")
+        else:
+            loose.append(w)
+        i += 1
+    if loose and loose[0].startswith("/") and len(loose) > 1 and target == "kernel":
+        # "perf probe checks if the first argument after the options is an absolute path"
+        target = _perf_target("module" if loose[0].endswith(".ko") else "exec", loose.pop(0))
+    if loose:
+        adds.append(" ".join(loose))
+    out = [replace(parse_perf(spec), target=target, header=text if len(adds) > 1 else None) for spec in adds]
+    out += [
+        ProbePoint(text=f"perf probe {o}", tool="perf", mode=NO_CODE, kind=_PERF_QUERY[o.split()[0]]) for o in others
+    ]
+    if not out:
+        raise ProbeSyntaxError(text, len(text), "perf probe with nothing to add")
+    return out
+
+
+_PERF_QUERY = {
+    "-d": "deletes an event",
+    "--del": "deletes an event",
+    "-L": "lists lines",
+    "--line": "lists lines",
+    "-V": "lists variables",
+    "--vars": "lists variables",
+    "-l": "lists events",
+    "--list": "lists events",
+    "-F": "lists functions",
+    "--funcs": "lists functions",
+}
+
+
+def perf_tools(text: str, tool: str) -> ProbePoint:
+    """A line of Brendan Gregg's perf-tools ``kprobe``/``uprobe`` (``kprobe [-p PID] [-d SECS]
+    'p:ev SYM ARGS' [FILTER]``): its definition is a kprobe_events line, where ``p:SYM`` alone
+    also names the symbol, and ``uprobe``'s ``p:BIN:FUNC`` a program and its function."""
+    try:
+        words = shlex.split(text)
+    except ValueError as e:
+        raise ProbeSyntaxError(text, len(text), str(e)) from None
+    words = words[1:] if words[0] == "sudo" else words
+    rest = words[1:]
+    while rest and rest[0].startswith("-"):
+        rest = rest[2:] if rest[0] in ("-p", "-d", "-L") else rest[1:]
+    if not rest:
+        raise ProbeSyntaxError(text, len(text), f"{tool}: expected a probe definition")
+    spec = rest[0]
+    words = spec.split()
+    if tool == "kprobe" and re.match(r"[pr]:", spec) and (len(words) < 2 or re.search(r"[=%$]", words[1])):
+        # kernel/kprobe: "if probe name unspecified, default to function name"
+        spec = f"{spec[:2]}{words[0][2:]} {spec[2:]}"
+    u = re.fullmatch(r"([pr])(?::([A-Za-z_]\w*))?\s*(?:\s|:)([^\s:]+):(\S+)(.*)", spec) if tool == "uprobe" else None
+    if u:
+        kind, _, binary, func, args = u.groups()
+        point = parse_kprobe_event(f"{kind} {func}{args}")
+        return replace(point, text=spec, target=f"process:{binary}")
+    return replace(parse_kprobe_event(spec), text=spec)
+
+
+def _perf_target(what: str, value: str) -> str:
+    """``-m`` takes a module name or a .ko path; ``-x`` a program."""
+    if what == "exec":
+        return f"process:{value}"
+    stem = value.rsplit("/", 1)[-1].split(".ko")[0]
+    return f"module:{stem}"
+
+
+def _find(text: str, word: str) -> int:
+    at = text.find(word)
+    return max(at, 0)
+
+
+def parse_all(text: str) -> list[ProbePoint | ProbeSyntaxError]:
+    """Every point one argument or line names: a stap brace group or comma list, a bpftrace
+    header of several attach points, a whole ``perf probe`` command line, an ``echo … >
+    kprobe_events`` line; a point that does not parse is its error, the others still are."""
+    s = text.strip()
+    if _RAW_BYTE.search(text) or not s:
+        return [_one(text)]
+    echo = re.fullmatch(r"(?:sudo\s+)?echo\s+(?:-n\s+)?(['\"]?)(.*?)\1\s*>>?\s*\S*(?:k|u)probe_events", s)
+    if echo:
+        s = echo.group(2)
+    tool = re.match(r"(?:sudo\s+)?(?:\S*/)?(kprobe|uprobe)\s", s)
+    if tool:
+        try:
+            return [perf_tools(s, tool.group(1))]
+        except ProbeSyntaxError as e:
+            return [e]
+    if re.match(r"(sudo\s+)?perf\s+probe\b|perf-probe\b", s):
+        try:
+            return list(perf_command(s))
+        except ProbeSyntaxError as e:
+            return [e]
+    if _is_stap(s):
+        return _each(s, split_top(s, ","), stap_points)
+    if _is_bpftrace(s) and "," in s:
+        return _each(s, split_top(s, ","), lambda t: [parse_bpftrace(t)])
+    return [_one(s if echo else text)]
+
+
+def _each(
+    text: str, pieces: list[str], parse_one: Callable[[str], list[ProbePoint]]
+) -> list[ProbePoint | ProbeSyntaxError]:
+    out: list[ProbePoint | ProbeSyntaxError] = []
+    at = 0
+    for piece in pieces:
+        lead = len(piece) - len(piece.lstrip())
+        try:
+            points = parse_one(piece.strip())
+            out += [replace(p, header=text) if len(pieces) > 1 else p for p in points]
+        except ProbeSyntaxError as e:
+            out.append(ProbeSyntaxError(text, at + lead + e.pos, e.message))
+        at += len(piece) + 1
+    return out
+
+
+def _one(text: str) -> ProbePoint | ProbeSyntaxError:
+    try:
+        return parse(text)
+    except ProbeSyntaxError as e:
+        return e
+
+
 # -- bpftrace and kprobe_events ------------------------------------------------------------------
 
+#: bpftrace's probe types and their short names (src/ast/attachpoint.h ``probetypeName``).
 _BPFTRACE_KIND = {
     "k": "kprobe",
     "kr": "kretprobe",
@@ -548,26 +831,98 @@ _BPFTRACE_KIND = {
     "fr": "fexit",
     "kfunc": "fentry",
     "kretfunc": "fexit",
+    "t": "tracepoint",
+    "rt": "rawtracepoint",
+    "U": "usdt",
+    "p": "profile",
+    "i": "interval",
+    "s": "software",
+    "h": "hardware",
+    "w": "watchpoint",
+    "aw": "asyncwatchpoint",
+    "it": "iter",
 }
+#: Probe types that patch no code, and what each is instead.
+_BPFTRACE_NO_CODE = {
+    "BEGIN": "runs when the program starts",
+    "END": "runs when the program ends",
+    "begin": "runs when the program starts",
+    "end": "runs when the program ends",
+    "self": "a bpftrace signal",
+    "profile": "a timer on every CPU",
+    "interval": "a timer",
+    "software": "a software perf event",
+    "hardware": "a hardware perf counter",
+    "watchpoint": "a hardware watchpoint on data",
+    "asyncwatchpoint": "a hardware watchpoint on data",
+    "iter": "a BPF iterator over kernel objects",
+    "usdt": "an SDT marker, placed by the program's build",
+    "test": "a BPF test run",
+    "bench": "a BPF benchmark run",
+}
+BPFTRACE_TYPES = frozenset(_BPFTRACE_KIND) | set(_BPFTRACE_KIND.values()) | set(_BPFTRACE_NO_CODE)
+
+
+def _bpftrace_parts(text: str) -> list[tuple[int, str]]:
+    """The attach point cut at ``:`` outside quotes, each part with its offset (bpftrace's
+    ``AttachPointParser::lex_attachpoint``; quotes are dropped, a ``\\`` escapes inside them)."""
+    parts: list[tuple[int, str]] = []
+    start, quoted = 0, False
+    cur: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == ":" and not quoted:
+            parts.append((start, "".join(cur)))
+            start, cur = i + 1, []
+        elif c == '"':
+            quoted = not quoted
+        elif quoted and c == "\\" and i + 1 < len(text):
+            i += 1
+            cur.append(text[i])
+        else:
+            cur.append(c)
+        i += 1
+    parts.append((start, "".join(cur)))
+    return parts
 
 
 def parse_bpftrace(text: str) -> ProbePoint:
-    kind, _, rest = text.partition(":")
-    kind = _BPFTRACE_KIND.get(kind, kind)
-    at = len(kind) + 1 if text.startswith(kind) else text.index(":") + 1
-    base = ProbePoint(text=text, tool="bpftrace", mode=RETURN if kind in ("kretprobe", "uretprobe", "fexit") else CALL)
-    base = replace(base, notes=(kind,))
-    if kind in ("uprobe", "uretprobe"):
-        path, sep, rest = rest.rpartition(":")
-        if not sep or not path:
-            raise ProbeSyntaxError(text, at, f"{kind} needs BINARY:FUNCTION")
-        base = replace(base, target=f"process:{path}")
-        at += len(path) + 1
-    elif rest.count(":") == 1:  # kprobe:MODULE:FUNC, fentry:MODULE:FUNC
-        module, _, rest = rest.partition(":")
-        base = replace(base, target=f"module:{module}")
-        at += len(module) + 1
-    return _symbol_offset(text, at, rest, base)
+    """One attach point: ``TYPE:…`` as bpftrace's ``AttachPointParser`` splits it."""
+    _check_utf8(text)
+    parts = _bpftrace_parts(text)
+    kind = _BPFTRACE_KIND.get(parts[0][1], parts[0][1])
+    rest = parts[1:]
+    base = ProbePoint(text=text, tool="bpftrace", mode=CALL, notes=(kind,), kind=kind)
+    if kind in _BPFTRACE_NO_CODE:
+        return replace(base, mode=NO_CODE, kind=f"{kind}: {_BPFTRACE_NO_CODE[kind]}")
+    if kind in ("tracepoint", "rawtracepoint"):
+        return _bpftrace_tracepoint(text, kind, rest, base)
+    if kind not in ("kprobe", "kretprobe", "uprobe", "uretprobe", "fentry", "fexit"):
+        raise ProbeSyntaxError(text, 0, f"invalid probe type: {parts[0][1]}")
+    if kind in ("kretprobe", "uretprobe", "fexit"):
+        base = replace(base, mode=RETURN)
+    if kind.startswith("u"):
+        if len(rest) not in (2, 3):  # BIN:FUNC, BIN:LANG:FUNC
+            raise ProbeSyntaxError(text, len(text), f"{kind} needs BINARY:FUNCTION")
+        base = replace(base, target=f"process:{rest[0][1]}")
+    elif len(rest) == 2:  # kprobe:MODULE:FUNC, fentry:MODULE:FUNC
+        base = replace(base, target=f"module:{rest[0][1]}")
+    elif len(rest) != 1:
+        raise ProbeSyntaxError(text, len(text), f"{kind} takes 1 or 2 arguments, [MODULE:]FUNCTION")
+    at, spec = rest[-1]
+    return _symbol_offset(text, at, spec, base)
+
+
+def _bpftrace_tracepoint(text: str, kind: str, rest: list[tuple[int, str]], base: ProbePoint) -> ProbePoint:
+    if kind == "tracepoint" and len(rest) != 2:
+        raise ProbeSyntaxError(text, len(text), "tracepoint takes CATEGORY:NAME")
+    if kind == "rawtracepoint" and len(rest) not in (1, 2):
+        raise ProbeSyntaxError(text, len(text), "rawtracepoint takes [MODULE:]NAME")
+    category = rest[0][1] if kind == "tracepoint" else ""
+    if not rest[-1][1]:
+        raise ProbeSyntaxError(text, rest[-1][0], "expected a tracepoint name")
+    return replace(base, mode=TRACEPOINT, function=rest[-1][1], kind=category)
 
 
 def _symbol_offset(text: str, at: int, spec: str, base: ProbePoint) -> ProbePoint:
@@ -592,14 +947,45 @@ def _symbol_offset(text: str, at: int, spec: str, base: ProbePoint) -> ProbePoin
     return replace(base, function=name)
 
 
+def parse_fail_function(text: str) -> ProbePoint:
+    """``fail_function:FUNC[=RETVAL]``: what ``echo FUNC > /sys/kernel/debug/fail_function/inject``
+    (and ``echo RETVAL > …/FUNC/retval``) asks for; the kernel looks the exact symbol up
+    (kernel/fail_function.c ``fei_write``: ``kallsyms_lookup_name``)."""
+    spec = text[len("fail_function:") :]
+    name, eq, value = spec.partition("=")
+    base = ProbePoint(text=text, tool="fail_function", mode=CALL, glob=False)
+    if eq:
+        if not re.fullmatch(r"-?(0[xX][0-9a-fA-F]+|\d+)", value):
+            raise ProbeSyntaxError(text, len(text) - len(value), f"bad return value {value!r}")
+        base = replace(base, notes=(f"retval={int(value, 0)}",))
+    return _symbol_offset(text, len("fail_function:"), name, base)
+
+
 def parse_kprobe_event(text: str) -> ProbePoint:
-    """A line of tracefs ``kprobe_events`` / ``uprobe_events``."""
-    m = re.match(r"([pr])(\d*)(?::(\S*))?\s+(\S+)\s*(.*)", text)
+    """A line of tracefs ``kprobe_events`` / ``uprobe_events``, cut into words as the kernel
+    cuts it (trace_kprobe.c ``__trace_kprobe_create``, Linux 6.1): ``p[:[GRP/][EV]] [MOD:]SYM
+    [+OFFS]|ADDR [FETCHARGS]``, ``r[MAXACTIVE][:…] SYM[%return]…``, ``-:[GRP/]EV`` (a deletion,
+    which places nothing). Fetch-args follow the symbol and are never part of it."""
+    words = [(m.start(), m.group()) for m in re.finditer(r"\S+", text)]
+    head_at, head = words[0]
+    m = re.fullmatch(r"([pr-])(\d*)(?::(.*))?", head)
     if not m:
-        raise ProbeSyntaxError(text, 0, "expected p|r[:EVENT] SYMBOL[+OFFS] [ARGS]")
-    kind, spec = m.group(1), m.group(4)
+        raise ProbeSyntaxError(text, head_at, f"{head!r}: expected p, r or -, then :[GROUP/]EVENT")
+    kind, maxactive, event = m.groups()
+    if event is not None and not re.fullmatch(r"(?:[A-Za-z_]\w*/)?(?:[A-Za-z_]\w*)?", event):
+        raise ProbeSyntaxError(text, head_at + head.index(":") + 1, f"{event!r} is not [GROUP/]EVENT")
+    if kind == "-":
+        if maxactive or not event or len(words) > 1:
+            raise ProbeSyntaxError(text, head_at, "a deletion is -:[GROUP/]EVENT alone")
+        return ProbePoint(text=text, tool="kprobe_events", mode=NO_CODE, kind=f"deletes the event {event}")
+    if maxactive and kind == "p":  # MAXACT_NO_KPROBE
+        raise ProbeSyntaxError(text, head_at + 1, "maxactive is only for return probes (r)")
+    if len(words) < 2:
+        raise ProbeSyntaxError(text, len(text), "expected the probed symbol or address")
+    at, spec = words[1]
     base = ProbePoint(text=text, tool="kprobe_events", mode=RETURN if kind == "r" else CALL, glob=False)
-    at = m.start(4)
+    if spec.endswith("%return"):  # 5.11+: p SYM%return is a return probe
+        spec, base = spec[: -len("%return")], replace(base, mode=RETURN)
     if ":" in spec and not _NUMBER.match(spec):
         module, _, spec = spec.rpartition(":")
         target = f"process:{module}" if "/" in module else f"module:{module}"
@@ -607,36 +993,3 @@ def parse_kprobe_event(text: str) -> ProbePoint:
         at += len(module) + 1
     # 6.1's fetch-args are registers, stack slots, $argN and memory: none names a variable
     return _symbol_offset(text, at, spec, base)
-
-
-#: A probe file is read whole: past this size it is no list of probe points (``/dev/zero``).
-PROBE_FILE_LIMIT = 16 << 20
-
-
-def load_points(path: str) -> list[ProbePoint | ProbeSyntaxError]:
-    """The probe points of a file: a SystemTap script (``.stp``), else one point per line
-    (blank lines and ``#`` comments skipped)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(PROBE_FILE_LIMIT + 1)
-    except OSError as e:
-        raise ProbeFileError(f"{path}: {e.strerror}") from None
-    if len(data) > PROBE_FILE_LIMIT:
-        raise ProbeFileError(f"{path}: larger than {PROBE_FILE_LIMIT >> 20} MiB, too large for a probe file")
-    # a byte that is not UTF-8 stays where it is, and the point holding it gets a caret there
-    text = data.decode("utf-8", "surrogateescape")
-    if path.endswith(".stp"):
-        return stp_probe_points(text, path)
-    out: list[ProbePoint | ProbeSyntaxError] = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip() and not line.lstrip().startswith("#"):
-            out.append(_parse_from(line.strip(), f"{path}:{n}"))
-    return out
-
-
-def _parse_from(text: str, origin: str) -> ProbePoint | ProbeSyntaxError:
-    try:
-        return replace(parse(text), origin=origin)
-    except ProbeSyntaxError as e:
-        e.origin = origin
-        return e

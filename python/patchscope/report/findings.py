@@ -51,7 +51,7 @@ def document(
     rows = np.flatnonzero(keep)
     names = fn.column("name").to_pylist()
     order = rows[np.argsort(np.asarray([names[i] for i in rows], dtype=object), kind="stable")]
-    by_fid = _group(f.findings) if with_findings else {}
+    by_fid = by_function(f.findings) if with_findings else {}
     files, lines = fn.column("decl_file").to_pylist(), fn.column("decl_line").to_pylist()
     band_col, codes_col = bands.column("band").to_pylist(), bands.column("codes").to_pylist()
     functions = []
@@ -71,9 +71,14 @@ def document(
         "version": VERSION,
         "binary": {k: binary.info[k] for k in ("path", "arch", "kind", "build_id", "dwarf", "debug_file")},
         "summary": {"functions": fn.num_rows, "inlining": inlining(fn), **verdict.summary(bands, f.findings)},
-        "codes": {c.name: {"band": c.band.label, "summary": c.summary} for c in CODES.values()},
+        "codes": codes(),
         "functions": functions,
     }
+
+
+def codes() -> dict[str, dict[str, str]]:
+    """Every finding code's band and one-line meaning."""
+    return {c.name: {"band": c.band.label, "summary": c.summary} for c in CODES.values()}
 
 
 def inlining(functions: pa.Table) -> dict[str, int]:
@@ -82,7 +87,8 @@ def inlining(functions: pa.Table) -> dict[str, int]:
     return {s: counts.get(s, 0) for s in ("not-inlined", "fully-inlined", "selectively-inlined", "symbol-only")}
 
 
-def _group(table: pa.Table) -> dict[int, list[dict[str, Any]]]:
+def by_function(table: pa.Table) -> dict[int, list[dict[str, Any]]]:
+    """The finding records of each function id."""
     out: dict[int, list[dict[str, Any]]] = {}
     for fid, rec in zip(table.column("fid").to_pylist(), finding_records(table)):
         out.setdefault(fid, []).append(rec)

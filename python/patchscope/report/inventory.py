@@ -39,13 +39,16 @@ class InventoryView:
         self.bulk = bulk
 
     @cached_property
-    def _all(self) -> dict[str, list[dict[str, Any]]]:
-        cx = self.cx
-        return {"functions": cx.functions.to_pylist(), "inst": cx.inst.to_pylist(), "sites": cx.sites.to_pylist()}
+    def _all_functions(self) -> list[dict[str, Any]]:
+        return self.cx.functions.to_pylist()
+
+    @cached_property
+    def _all_inst(self) -> list[dict[str, Any]]:
+        return self.cx.inst.to_pylist()
 
     def _row(self, table: str, row: int) -> dict[str, Any]:
         if self.bulk:
-            return self._all[table][row]
+            return (self._all_functions if table == "functions" else self._all_inst)[row]
         t = {"functions": self.cx.functions, "inst": self.cx.inst, "sites": self.cx.sites}[table]
         return t.slice(row, 1).to_pylist()[0]
 
@@ -94,7 +97,28 @@ class InventoryView:
             "ranges": parts,
         }
 
+    @cached_property
+    def _all_sites(self) -> list[dict[str, Any]]:
+        """Every site's record, built column by column: a kernel has hundreds of thousands."""
+        cx = self.cx
+        sites = cx.sites
+        cols = [sites.column(c).to_pylist() for c in ("entry_pc", "depth", "call_file", "call_line", "die")]
+        callers = cx.site_caller_name.tolist()
+        return [
+            {
+                "entry_pc": f"{pc:#x}",
+                "caller": self.string(caller) or "?",
+                "depth": depth,
+                "call_file": file or None,
+                "call_line": line or None,
+                "die": f"{die:#x}",
+            }
+            for pc, depth, file, line, die, caller in zip(*cols, callers)
+        ]
+
     def _site(self, row: int) -> dict[str, Any]:
+        if self.bulk:
+            return self._all_sites[row]
         s = self._row("sites", row)
         return {
             "entry_pc": hexa(s["entry_pc"]),

@@ -1,4 +1,4 @@
-"""The ``stap -L`` listing as a document: ``patchscope.list`` v1 (``docs/schema/list-1.json``).
+"""The ``stap -L`` listing as a document: ``patchscope.list`` v2 (``docs/schema/list-2.json``).
 The lines themselves are :mod:`patchscope.probes.listing`."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from patchscope.probes.listing import Line
 from patchscope.rules.finding import hexa
 
 SCHEMA = "patchscope.list"
-VERSION = 1
+VERSION = 2
 
 
 def document(binary: Binary, pattern: str, lines: list[Line], errors: list[str]) -> dict[str, Any]:
@@ -20,5 +20,13 @@ def document(binary: Binary, pattern: str, lines: list[Line], errors: list[str])
         "binary": binary.info["path"],
         "pattern": pattern,
         "errors": errors,
-        "lines": [{"point": ln.point, "variables": ln.variables, "pcs": [hexa(a) for a in ln.pcs]} for ln in lines],
+        "lines": [
+            {
+                "point": ln.point,
+                "variables": ln.variables,
+                "pcs": [hexa(a) for a in ln.pcs],
+                **({"writes": ln.writes} if ln.writes else {}),
+            }
+            for ln in lines
+        ],
     }

@@ -13,6 +13,10 @@
 
 Counts only read the core's tables and the inventory; the rules are asked for ``bands`` alone.
 
+A kernel tree is one build: each binary's record is computed apart (in the pool) and
+:func:`added_up` adds the counts into one record of the same shape, the shares computed again
+from the sums, the examples and worst functions the tree's (named ``BINARY:NAME``).
+
 Schema ``patchscope.stats`` version 1.
 """
 
@@ -277,7 +281,12 @@ def versions(b: Binary, examples: int) -> dict[str, Any]:
         shapes[shape] = {
             "functions": len(rows),
             "examples": [
-                {"name": names[i], "decl_file": files[i], "instances": _instance_names(cx, inst, i)}
+                {
+                    "name": names[i],
+                    "decl_file": files[i],
+                    "versions": int((originals + clones)[i]),
+                    "instances": _instance_names(cx, inst, i),
+                }
                 for i in pick.tolist()
             ],
         }
@@ -475,3 +484,96 @@ def keys_by_total(dicts: Iterable[dict[str, int]]) -> list[str]:
         for k, n in d.items():
             total[k] = total.get(k, 0) + n
     return sorted(total, key=lambda k: (-total[k], k))
+
+
+# -- a kernel tree: its binaries' records added up -----------------------------------------------
+
+
+def added_up(
+    parts: Sequence[tuple[str, dict[str, Any]]], label: str, path: str, examples: int, top: int
+) -> dict[str, Any]:
+    """One record for several binaries' (``parts``: name and record of each, from
+    :func:`of_binary`): counts summed, shares of the sums, the examples and the worst functions
+    of all of them (each named ``BINARY:NAME``), seconds summed (CPU, not the run's wall time)."""
+    recs = [r for _, r in parts]
+    return {
+        "label": label,
+        "path": path,
+        "build_id": None,
+        "arch": recs[0]["arch"] if recs else "unknown",
+        "binaries": len(recs),
+        "calls": _calls_added(recs),
+        "versions": _versions_added(parts, examples),
+        "inline_args": _inline_args_added(parts, top),
+        "bands": {k: _summed(r["bands"][k] for r in recs) for k in ("functions_by_band", "functions_by_code")},
+        "seconds": _summed([r["seconds"] for r in recs], ndigits=3),
+    }
+
+
+def _summed(dicts: Iterable[dict[str, Any]], ndigits: int | None = None) -> dict[str, Any]:
+    """Counters added key by key, in the order the keys first come."""
+    out: dict[str, Any] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return {k: round(v, ndigits) for k, v in out.items()} if ndigits is not None else out
+
+
+def _ordered(out: dict[str, Any], like: list[dict[str, Any]]) -> dict[str, Any]:
+    """``out``'s keys in the order of one binary's record."""
+    return {k: out[k] for k in like[0]} if like else out
+
+
+def _by_count(d: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(d.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _calls_added(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    c = [r["calls"] for r in recs]
+    scalar = ("source_functions", "with_entry", "inlined", "called_functions")
+    out: dict[str, Any] = {"functions": _summed(x["functions"] for x in c)}
+    out |= {k: sum(x[k] for x in c) for k in scalar}
+    sites = _summed(x["call_sites"] for x in c)
+    inline = sites.get("inline", 0)
+    out["call_sites"] = sites
+    out["inlined_share_of_resolved"] = share(inline, inline + sites.get("here", 0))
+    out["inlined_share_of_all"] = share(inline, inline + sites.get("dwarf_calls", 0))
+    out["called_functions_by_inlined_share"] = _summed(x["called_functions_by_inlined_share"] for x in c)
+    return _ordered(out, c)
+
+
+def _versions_added(parts: Sequence[tuple[str, dict[str, Any]]], examples: int) -> dict[str, Any]:
+    v = [r["versions"] for _, r in parts]
+    shapes: dict[str, Any] = {}
+    for shape in v[0]["shapes"] if v else ():
+        picked = [
+            {**e, "name": f"{name}:{e['name']}"}
+            for name, r in parts
+            for e in r["versions"]["shapes"][shape]["examples"]
+        ]
+        picked.sort(key=lambda e: -e.get("versions", 0))  # stable: the vmlinux's first among equals
+        shapes[shape] = {"functions": sum(x["shapes"][shape]["functions"] for x in v), "examples": picked[:examples]}
+    scalar = ("functions_with_entry", "functions_with_several_versions", "several_copies_with_clones")
+    out = {
+        **{k: sum(x[k] for x in v) for k in scalar},
+        "shapes": shapes,
+        "instances_by_suffix": _by_count(_summed(x["instances_by_suffix"] for x in v)),
+        "max_instances": max((x["max_instances"] for x in v), default=0),
+    }
+    return _ordered(out, v)
+
+
+def _inline_args_added(parts: Sequence[tuple[str, dict[str, Any]]], top: int) -> dict[str, Any]:
+    a = [r["inline_args"] for _, r in parts]
+    scalar = ("sites", "param_sites", "param_sites_readable", "functions", "functions_all_readable_everywhere")
+    worst = [{**w, "name": f"{name}:{w['name']}"} for name, r in parts for w in r["inline_args"]["worst"]]
+    # as each binary ranks them: the most sites missing a parameter first
+    worst.sort(key=lambda w: -(w["some"] + w["none"]))
+    out = {
+        **{k: sum(x[k] for x in a) for k in scalar},
+        "sites_by_class": _summed(x["sites_by_class"] for x in a),
+        "param_sites_by_location": _by_count(_summed(x["param_sites_by_location"] for x in a)),
+        "functions_by_readable_share": _summed(x["functions_by_readable_share"] for x in a),
+        "worst": worst[:top],
+    }
+    return _ordered(out, a)

@@ -40,6 +40,39 @@ def write_plots(doc: dict[str, Any], folder: Path, fmt: str) -> dict[str, str]:
     return out
 
 
+def write_survey_plot(doc: dict[str, Any], folder: Path, fmt: str) -> dict[str, str]:
+    """Experiment 1 across the builds of a survey dataset, in one figure (``stats DATASET``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    recs = doc["builds"]
+    fig, ax = _figure(plt, recs, "1. .call vs .inline across builds", 2)
+    statuses = report.STATUSES[:3]
+    _bars(
+        ax[0],
+        ["not inlined", "fully inlined", "selectively\ninlined"],
+        [(r["label"], _percent(r["functions"], statuses)) for r in recs],
+        percent=True,
+        title="Source functions by inlining status",
+        axis_label="% of source functions (DWARF)",
+    )
+    _bars(
+        ax[1],
+        ["source\nfunctions", "out-of-line\ninstances", "inline\nsites"],
+        [(r["label"], [r["source_functions"], r["instances"], r["inline_sites"]]) for r in recs],
+        title="Functions, instances and inline sites",
+        axis_label="count",
+    )
+    _legend(fig, ax)
+    path = folder / f"survey-calls.{fmt}"
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+    plt.close(fig)
+    return {"survey-calls": str(path)}
+
+
 def _figure(
     plt: Any, recs: list[dict[str, Any]], title: str, panels: int, width: float = 6.0, rows: int = 0
 ) -> tuple[Any, Any]:

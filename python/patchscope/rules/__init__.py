@@ -11,7 +11,7 @@ import pyarrow as pa
 from patchscope.index.binary import Binary
 from patchscope.index.cache import derived_product
 from patchscope.index.context import Context
-from patchscope.rules import (  # noqa: F401  (points: its codes are part of the vocabulary)
+from patchscope.rules import (  # noqa: F401  (points, override, writes: their codes are part of the vocabulary)
     atomics,
     clones,
     entry,
@@ -19,11 +19,13 @@ from patchscope.rules import (  # noqa: F401  (points: its codes are part of the
     kernel,
     machinery,
     names,
+    override,
     peers,
     points,
     refused,
     returns,
     verdict,
+    writes,
 )
 from patchscope.rules.finding import CODES, Band, Code, Finding, to_table
 

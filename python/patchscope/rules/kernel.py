@@ -48,10 +48,14 @@ AREAS = [
 ]
 ARCH_AREAS = {
     "x86_64": [("__entry_text_start", "__entry_text_end", ENTRY_TEXT, "entry text")],
+    # arm64 6.1 arch_populate_kprobe_blacklist; the hyp idmap only when the kernel runs at EL1
+    # (is_kernel_in_hyp_mode() false: no VHE), as under QEMU without virtualization=on
     "aarch64": [
         ("__entry_text_start", "__entry_text_end", ENTRY_TEXT, "entry text"),
         ("__irqentry_text_start", "__irqentry_text_end", ENTRY_TEXT, "irqentry text"),
+        ("__idmap_text_start", "__idmap_text_end", ENTRY_TEXT, "idmap text"),
         ("__hyp_text_start", "__hyp_text_end", ENTRY_TEXT, "hyp text"),
+        ("__hyp_idmap_text_start", "__hyp_idmap_text_end", ENTRY_TEXT, "hyp idmap text"),
     ],
     "riscv64": [("__irqentry_text_start", "__irqentry_text_end", ENTRY_TEXT, "irqentry text")],
     "s390x": [("__irqentry_text_start", "__irqentry_text_end", ENTRY_TEXT, "irqentry text")],
@@ -59,6 +63,50 @@ ARCH_AREAS = {
 
 #: Symbol kinds kallsyms keeps (function, object, untyped); sections and files it drops.
 _KALLSYMS_KINDS = (_core.symkind.FUNC, _core.symkind.OBJECT, _core.symkind.NOTYPE)
+#: Names kallsyms never holds (6.1): scripts/mksysmap's filter (ARM mapping symbols ``$x``/``$d``,
+#: local labels, CRCs, ksymtab strings) and scripts/kallsyms.c ``is_ignored_symbol``.
+_KALLSYMS_IGNORED_PREFIXES = (
+    "$",
+    ".L",
+    "__crc_",
+    "__kstrtab_",
+    "__kstrtabns_",
+    "__efistub_",
+    "__kvm_nvhe_$",
+    "__kvm_nvhe_.L",
+    "__AArch64ADRPThunk_",
+    "__ARMV5PILongThunk_",
+    "__ARMV7PILongThunk_",
+    "__ThumbV7PILongThunk_",
+    "__LA25Thunk_",
+    "__microLA25Thunk_",
+    "__kcfi_typeid_",
+)
+_KALLSYMS_IGNORED_SUFFIXES = ("_from_arm", "_from_thumb", "_veneer")
+_KALLSYMS_IGNORED_MATCHES = (".long_branch.", ".plt_branch.")
+
+
+#: ELF ``st_bind`` of a weak symbol (the symbols table keeps the raw value).
+STB_WEAK = 2
+
+
+def _linker_provided(name: str) -> bool:
+    """scripts/kallsyms.c ``may_be_linker_script_provide_symbol``: ``__start_X``, ``__stop_X``,
+    ``__end_X``, ``__X_start``, ``__X_end``."""
+    return (
+        len(name) >= 8
+        and name.startswith("__")
+        and (name.startswith(("__start_", "__stop_", "__end_")) or name.endswith(("_start", "_end")))
+    )
+
+
+def _kallsyms_ignores(name: str) -> bool:
+    return (
+        name == "L0"
+        or name.startswith(_KALLSYMS_IGNORED_PREFIXES)
+        or name.endswith(_KALLSYMS_IGNORED_SUFFIXES)
+        or any(m in name for m in _KALLSYMS_IGNORED_MATCHES)
+    )
 
 
 @dataclass(frozen=True)
@@ -70,6 +118,23 @@ class Entry:
     code: Code
 
 
+def _alias_rank(cx: Context, names: np.ndarray, addr: np.ndarray) -> np.ndarray:
+    """scripts/kallsyms.c ``compare_symbols`` after the weak ones: among the symbols of one
+    address, the one kallsyms prints first is not a linker-script bound, has the fewest leading
+    underscores, then comes first in ``nm -n``'s order (by name, LC_COLLATE=C). Ranked only
+    where an address has several names."""
+    values, counts = np.unique(addr, return_counts=True)
+    shared = np.flatnonzero(np.isin(addr, values[counts > 1]))
+    text = [cx.string(int(i)) for i in names[shared].tolist()]
+    keys = sorted(
+        range(len(text)),
+        key=lambda k: (_linker_provided(text[k]), len(text[k]) - len(text[k].lstrip("_")), text[k].encode()),
+    )
+    rank = np.zeros(len(addr), np.int64)
+    rank[shared[keys]] = np.arange(1, len(keys) + 1)
+    return rank
+
+
 class Kallsyms:
     """The symbols kallsyms would have, sorted, with its notion of size."""
 
@@ -78,9 +143,13 @@ class Kallsyms:
         kind = sy.column("kind").to_numpy()
         names = sy.column("name").to_numpy()
         keep = np.isin(kind, _KALLSYMS_KINDS) & (sy.column("section").to_numpy() != 0) & (names != 0)
+        ids = np.unique(names[keep])
+        text = [cx.string(i) for i in ids.tolist()]
+        keep &= ~np.isin(names, ids[[_kallsyms_ignores(n) for n in text]])
         rows = np.flatnonzero(keep)
         addr = sy.column("address").to_numpy()[rows]
-        order = np.lexsort((kind[rows] != _core.symkind.FUNC, addr))  # at one address, functions first
+        weak = sy.column("binding").to_numpy()[rows] == STB_WEAK
+        order = np.lexsort((_alias_rank(cx, names[rows], addr), weak, addr))
         self.rows, self.addr = rows[order], addr[order]
         self.distinct = np.unique(self.addr)
         self.cx = cx
@@ -121,39 +190,72 @@ class Kallsyms:
         return starts
 
 
+#: A module's areas are sections of its own, added when it is loaded (kernel/module/main.c
+#: ``find_module_sections``: ``kprobes_text_start``, ``noinstr_text_start``; kernel/kprobes.c
+#: ``add_module_kprobe_blacklist``, beside the module's ``_kprobe_blacklist`` entries).
+MODULE_AREAS = [(".kprobes.text", KPROBE_BLACKLIST, ".kprobes.text"), (".noinstr.text", NOINSTR, "noinstr text")]
+
+
 class Blacklist:
-    """The rebuilt blacklist of one kernel image: its entries, in the kernel's order."""
+    """The rebuilt blacklist of one kernel image, or of one module as loading it adds to the
+    kernel's: its entries, in the kernel's order."""
 
     def __init__(self, cx: Context) -> None:
         self.cx = cx
         areas = AREAS + ARCH_AREAS.get(cx.arch, [])
         self.bounds = cx.symbol_addresses(["__start_kprobe_blacklist", *(n for a in areas for n in a[:2])])
-        self.kernel = "__start_kprobe_blacklist" in self.bounds
+        sections = cx.table("sections").column("name").to_pylist()
+        self.module = "__start_kprobe_blacklist" not in self.bounds and (
+            ".modinfo" in sections or ".gnu.linkonce.this_module" in sections
+        )
+        #: Whether the binary is kernel code a blacklist applies to: the image or a module.
+        self.kernel = "__start_kprobe_blacklist" in self.bounds or self.module
 
     @cached_property
     def entries(self) -> list[Entry]:
         if not self.kernel:
             return []
-        ks = Kallsyms(self.cx)
+        ks = self.cx.shared(Kallsyms)
         out: list[Entry] = []
         kp = self.cx.table("kernel_pointers")
         values = kp.filter(pc.equal(kp.column("table").cast(pa.string()), pa.scalar("_kprobe_blacklist"))).column(
             "value"
         )
-        text = _text_ranges(self.cx)
+        text = self._kernel_text()
         for v in values.to_numpy().tolist():
             hit = ks.containing(v) if _in(text, v) else None
             if hit:
                 out.append(Entry(*hit, "NOKPROBE_SYMBOL", KPROBE_BLACKLIST))
-        for start, stop, c, why in AREAS + ARCH_AREAS.get(self.cx.arch, []):
-            lo, hi = self.bounds.get(start), self.bounds.get(stop)
-            if lo is None or hi is None:
-                continue
+        for lo, hi, c, why in self._areas():
             for a in ks.starts_in(lo, hi):
                 hit = ks.containing(a)
                 if hit:
                     out.append(Entry(*hit, why, c))
         return out
+
+    def _areas(self) -> Iterator[tuple[int, int, Code, str]]:
+        """The blacklisted areas: between bounds symbols in an image, whole sections in a module."""
+        if self.module:
+            s = self.cx.table("sections")
+            names = s.column("name").to_pylist()
+            lows, sizes = s.column("address").to_numpy(), s.column("size").to_numpy()
+            for name, c, why in MODULE_AREAS:
+                for i in (i for i, n in enumerate(names) if n == name and sizes[i]):
+                    yield int(lows[i]), int(lows[i] + sizes[i]), c, why
+            return
+        for start, stop, c, why in AREAS + ARCH_AREAS.get(self.cx.arch, []):
+            lo, hi = self.bounds.get(start), self.bounds.get(stop)
+            if lo is not None and hi is not None:
+                yield lo, hi, c, why
+
+    def _kernel_text(self) -> list[tuple[int, int]]:
+        """Where ``kernel_text_address`` holds while init_kprobes runs (before init text is
+        freed): ``[_stext, _etext)`` and ``[_sinittext, _einittext)``. A NOKPROBE_SYMBOL elsewhere
+        (arm64's SDEI trampolines, in .entry.tramp.text after _etext) is skipped."""
+        pairs = (("_stext", "_etext"), ("_sinittext", "_einittext"))
+        b = self.cx.symbol_addresses([n for pair in pairs for n in pair])
+        spans = [(b[lo], b[hi]) for lo, hi in pairs if lo in b and hi in b]
+        return spans or _text_ranges(self.cx)
 
     @cached_property
     def _sorted(self) -> tuple[np.ndarray, np.ndarray, list[Entry]]:
@@ -164,6 +266,15 @@ class Blacklist:
         starts, ends, es = self._sorted
         i = int(np.searchsorted(starts, addr, "right")) - 1
         return es[i] if i >= 0 and addr < ends[i] else None
+
+    def holding(self, addrs: np.ndarray) -> np.ndarray:
+        """:meth:`at` of many addresses: the index in the sorted entries of the one holding
+        each, or -1."""
+        starts, ends, _ = self._sorted
+        if not len(starts):  # a module with no blacklist of its own
+            return np.full(len(addrs), -1, np.int64)
+        i = np.searchsorted(starts, addrs, "right") - 1
+        return np.where((i >= 0) & (addrs < ends[np.maximum(i, 0)]), i, -1)
 
     @cached_property
     def names(self) -> dict[str, Entry]:
@@ -190,7 +301,7 @@ def refused(cx: Context) -> Iterator[Finding]:
     """Each out-of-line instance whose entry the rebuilt blacklist covers, or whose stem is a
     blacklisted symbol (within_kprobe_blacklist's '.suffix' rule)."""
     bl = blacklist(cx)
-    if not bl.kernel:
+    if not bl.entries:
         return
     lows = cx.inst.column("low_pc").to_numpy()
     starts, ends, _ = bl._sorted

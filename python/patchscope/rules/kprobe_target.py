@@ -200,9 +200,13 @@ class Probes:
     vex: np.ndarray
     version: tuple[int, int] | None
     uncertain: np.ndarray
+    #: arm64: the cpucaps of the CPU the kernel runs on (``--cpu``), None when unknown
+    cpu: frozenset[int] | None = None
 
     @classmethod
-    def of(cls, img: KernelImage, addrs: np.ndarray, version: tuple[int, int] | None) -> Probes:
+    def of(
+        cls, img: KernelImage, addrs: np.ndarray, version: tuple[int, int] | None, cpu: frozenset[int] | None = None
+    ) -> Probes:
         found, start, end, name = img.kallsyms.containing_all(addrs)
         decode_from = np.where(found, start, addrs)
         sites = img.cx.probe_sites(decode_from, addrs)
@@ -232,6 +236,7 @@ class Probes:
             vex=sites.column("vex").to_numpy().astype(bool),
             version=version,
             uncertain=img.rewritten(at),
+            cpu=cpu,
         )
 
     def where(self, img: KernelImage, row: int) -> str:

@@ -27,7 +27,7 @@ SYSTEMTAP_BLOCKLIST = code(
 _STAP_SECTIONS = re.compile(
     r"^(\.init\.|\.exit\.|\.devinit\.|\.devexit\.|\.cpuinit\.|\.cpuexit\.|\.meminit\.|\.memexit\.)"
 )
-_STAP_FUNCTIONS = re.compile(
+STAP_FUNCTIONS = re.compile(
     "^("
     + "|".join(
         [
@@ -57,7 +57,7 @@ _STAP_FILES = re.compile(
     r"|.*/include/asm/io_64\.h|.*/include/asm/bitops\.h|drivers/ide/ide-iops\.c|arch/.*/kernel/paravirt\.c"
     r"|.*/include/asm/paravirt\.h|fs/seq_file\.c)$"
 )
-_STAP_USER_RETURN = re.compile(r"^(_start|__.*\.get_pc_thunk\..*)$")
+STAP_USER_RETURN = re.compile(r"^(_start|__.*\.get_pc_thunk\..*)$")
 
 
 def systemtap_blocklist(cx: Context) -> Iterator[Finding]:
@@ -67,7 +67,7 @@ def systemtap_blocklist(cx: Context) -> Iterator[Finding]:
     files = cx.functions.column("decl_file").to_pylist()
     # the name regexes run once per distinct name, in Arrow's RE2, not once per function in Python
     fn_names = cast("pa.DictionaryArray[Any, Any]", cx.functions.column("name").combine_chunks())
-    matched = pc.match_substring_regex(fn_names.dictionary, _STAP_FUNCTIONS.pattern).to_numpy(zero_copy_only=False)
+    matched = pc.match_substring_regex(fn_names.dictionary, STAP_FUNCTIONS.pattern).to_numpy(zero_copy_only=False)
     blocked_name = matched[fn_names.indices.to_numpy()]
     start, end, names = cx.sections
     lows = cx.inst.column("low_pc").to_numpy()
@@ -78,9 +78,9 @@ def systemtap_blocklist(cx: Context) -> Iterator[Finding]:
         row = first[fid]
         section = names[i[row]] if row >= 0 and i[row] >= 0 and lows[row] < end[i[row]] else None
         if kernel:
-            rule = _kernel_rule(cx.arch, name, files[fid] or "", section, bool(blocked_name[fid]))
+            rule = kernel_rule(cx.arch, name, files[fid] or "", section, bool(blocked_name[fid]))
         else:
-            rule = "return probes (no normal function-entry ABI)" if _STAP_USER_RETURN.match(name) else None
+            rule = "return probes (no normal function-entry ABI)" if STAP_USER_RETURN.match(name) else None
         if rule:
             yield Finding(
                 SYSTEMTAP_BLOCKLIST,
@@ -90,7 +90,7 @@ def systemtap_blocklist(cx: Context) -> Iterator[Finding]:
             )
 
 
-def _kernel_rule(arch: str, name: str, file: str, section: str | None, blocked_name: bool) -> str | None:
+def kernel_rule(arch: str, name: str, file: str, section: str | None, blocked_name: bool) -> str | None:
     if section and _STAP_SECTIONS.match(section):
         return f"in blocklisted section {section}"
     if section == ".kprobes.text":

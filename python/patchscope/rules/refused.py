@@ -38,7 +38,6 @@ import numpy as np
 from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.context import Context
-from patchscope.rules import kernel
 from patchscope.rules.finding import Band, Finding, code, hexa
 from patchscope.rules.kprobe_target import (
     BOOT_REWRITTEN,
@@ -51,7 +50,7 @@ from patchscope.rules.kprobe_target import (
     Rule,
     refusal,
 )
-from patchscope.rules.refused_arm64 import a64_unprobeable, atomic_window
+from patchscope.rules.refused_arm64 import a64_arch_prepare
 from patchscope.rules.refused_x86 import not_insn_boundary, x86_unprobeable
 
 REFUSED_ADDRESS = code(
@@ -65,15 +64,20 @@ REFUSED_ADDRESS = code(
 
 
 def refusals(
-    target: Binary | Context, addresses: Sequence[int] | np.ndarray, *, version: tuple[int, int] | None = None
+    target: Binary | Context,
+    addresses: Sequence[int] | np.ndarray,
+    *,
+    version: tuple[int, int] | None = None,
+    cpu: frozenset[int] | None = None,
 ) -> list[list[Refusal]]:
     """For each address, every reason the kernel would refuse a kprobe there, in the kernel's
     order: first the register_kprobe refusals, then those only the kprobe_events front end adds.
-    An empty list means accepted. ``version`` overrides the kernel release the image states.
+    An empty list means accepted. ``version`` overrides the kernel release the image states;
+    ``cpu`` (arm64 cpucaps, refused_arm64.a64_cpu) fixes the code the alternatives patch in.
     Raises ValueError for a binary that is neither a kernel image nor a module."""
     cx = target if isinstance(target, Context) else Context(target)
     img = cx.shared(KernelImage)
-    p = Probes.of(img, np.asarray(addresses, np.uint64), version or img.version)
+    p = Probes.of(img, np.asarray(addresses, np.uint64), version or img.version, cpu)
     out: list[list[Refusal]] = [[] for _ in range(len(p.addr))]
     for rule in RULES:
         for row, r in rule(img, p):
@@ -207,9 +211,9 @@ def blacklisted(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     bl = img.blacklist
     if not bl.kernel or not len(bl.entries):
         return
-    entry = _blacklist_entry(bl, p.at)
+    entry = bl.holding(p.at)
     dotted, base = img.bases(p.sym_name)
-    via_base = np.where((entry < 0) & dotted & (base != _core.NO_TARGET), _blacklist_entry(bl, base), -1)
+    via_base = np.where((entry < 0) & dotted & (base != _core.NO_TARGET), bl.holding(base), -1)
     es = bl._sorted[2]
     for row in np.flatnonzero(p.found & ((entry >= 0) | (via_base >= 0))).tolist():
         via = None if entry[row] >= 0 else img.cx.string(int(p.sym_name[row])).split(".", 1)[0]
@@ -227,14 +231,6 @@ def blacklisted(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
             why=e.why,
             via=via,
         )
-
-
-def _blacklist_entry(bl: kernel.Blacklist, addrs: np.ndarray) -> np.ndarray:
-    """Index in the blacklist's sorted entries of the one holding each address, or -1
-    (``Blacklist.at`` for many addresses)."""
-    starts, ends, _ = bl._sorted
-    i = np.searchsorted(starts, addrs, "right") - 1
-    return np.where((i >= 0) & (addrs < ends[np.maximum(i, 0)]), i, -1)
 
 
 def reserved_site(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
@@ -354,8 +350,7 @@ RULES: list[Rule] = [
     cfi_preamble,
     not_insn_boundary,
     x86_unprobeable,
-    a64_unprobeable,
-    atomic_window,
+    a64_arch_prepare,
     notrace_function,
     non_unique_symbol,
 ]

@@ -42,9 +42,14 @@ class Events:
         self.bounds = np.searchsorted(self.fid, np.arange(cx.inst.num_rows + 1))
 
     def of(self, row: int, *kinds: int) -> np.ndarray:
-        a, b = self.bounds[row], self.bounds[row + 1]
-        idx = np.arange(a, b)
-        return idx[np.isin(self.kind[a:b], kinds)]
+        a, b = int(self.bounds[row]), int(self.bounds[row + 1])
+        kind = self.kind[a:b]
+        # a few compares, not np.isin: its set-up costs more than a function's events, and
+        # ``function`` and ``report`` ask once per instance
+        hit = kind == kinds[0]
+        for k in kinds[1:]:
+            hit |= kind == k
+        return np.flatnonzero(hit) + a
 
     @cached_property
     def per_instance(self) -> dict[int, np.ndarray]:

@@ -1,0 +1,331 @@
+"""Whether a write takes: the band-aid's ``$var = v`` (SystemTap, guru mode), ``$return = v``,
+gdb's ``set var`` — judged at an address from the location lists and the machine code.
+
+SystemTap compiles a write to a target variable into a store to the location the DWARF gives
+at the probe address (``tapsets.cxx``, ``dwarf_var_expanding_visitor::visit_target_symbol``
+with ``lvalue``; ``loc2stap.cxx`` refuses what has no lvalue: "cannot write to member …
+computed value"). Whether the program then *sees* the store is another matter, which this
+module decides:
+
+- *not writable*: the variable has no location a store changes there — a constant, a value
+  computed from others (``DW_OP_stack_value``), the caller's value (``DW_OP_entry_value``), an
+  implicit pointer, nothing at all, or a value in pieces one of which is gone;
+- *no effect*: it is in a register that no path reads before overwriting it or leaving the
+  function (the core's liveness over the instance's code, ``core/src/code/liveness.rs``): GCC's
+  location lists keep naming a register after the variable's last use, until something else
+  is put there;
+- *spills over*: other variables, or parameters of inlined callees, are in the same register
+  at that address (one value, several names — common subexpressions, copies): the store
+  changes them all;
+- *takes*: some path reads the register before it changes.
+
+A variable in its frame slot (``DW_OP_fbreg``, on x86_64: GCC's frame base is the CFA) is
+judged the same way, from the slot's liveness (the core follows %rsp and %rbp and the loads and
+stores of the slot; a frame whose address escapes is read by every call). Other memory (a
+static, a slot addressed from another register) is not followed: a store there is unchecked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import pyarrow as pa
+
+from patchscope import _core
+from patchscope.index.abi import reg_name
+from patchscope.index.context import Context
+from patchscope.index.variables import variables_at_table
+from patchscope.rules.finding import Band, Code, code, hexa
+
+WRITE_NOT_WRITABLE = code(
+    "write-not-writable",
+    Band.HAZARDOUS,
+    "a write to the variable cannot take at the probed address: it has no location a store changes "
+    "(a constant, a computed value, only the caller's entry value, an implicit pointer, "
+    "optimized out, a piece missing)",
+)
+WRITE_NO_EFFECT = code(
+    "write-no-effect",
+    Band.HAZARDOUS,
+    "the variable's register (or frame slot) is not read again before it is overwritten or the function leaves: "
+    "the write changes nothing",
+)
+WRITE_SPILLS_OVER = code(
+    "write-spills-over",
+    Band.HAZARDOUS,
+    "other variables, or parameters of inlined callees, are in the same register there: the write changes them too",
+)
+WRITE_PARTIAL = code(
+    "write-partial",
+    Band.GRAY,
+    "the write takes at some of the places the probe fires and not at others, or only for some callers",
+)
+
+#: Verdicts of one write at one address.
+TAKES, NO_EFFECT, NOT_WRITABLE, SPILLS_OVER, UNCHECKED = (
+    "takes",
+    "no-effect",
+    "not-writable",
+    "spills-over",
+    "unchecked",
+)
+#: ``$return = v`` read by some callers only.
+PARTIAL = "partial"
+#: The code of each verdict that is a finding.
+CODE_OF: dict[str, Code] = {
+    NO_EFFECT: WRITE_NO_EFFECT,
+    NOT_WRITABLE: WRITE_NOT_WRITABLE,
+    SPILLS_OVER: WRITE_SPILLS_OVER,
+    PARTIAL: WRITE_PARTIAL,
+}
+
+#: Why a variable in each state has nothing a store changes.
+NOT_WRITABLE_WHY = {
+    "constant": "is a constant there (the compiler folded it): there is nothing to store into",
+    "computed": "is computed from other values there (DW_OP_stack_value): it has no storage",
+    "entry-value-only": "exists only as the caller's value at the call (DW_OP_entry_value): no storage of its own",
+    "parameter-ref": "is a parameter the IPA-SRA clone no longer has (DW_OP_GNU_parameter_ref)",
+    "implicit-pointer": "is a pointer to a value that is not in memory (DW_OP_implicit_pointer)",
+    "optimized-out": "has no location at this address (optimized out)",
+    "out-of-scope": "is not in scope at this address",
+    "pieces-missing": "is in pieces of which one has no location: part of the value is gone",
+    "unreadable": "has a location expression that cannot be decoded",
+}
+
+#: Bytes of the scalar types whose frame slot is followed (LP64); a pointer is 8.
+SLOT_BYTES = {
+    "char": 1,
+    "signed char": 1,
+    "unsigned char": 1,
+    "_Bool": 1,
+    "short int": 2,
+    "short unsigned int": 2,
+    "int": 4,
+    "unsigned int": 4,
+    "long int": 8,
+    "long unsigned int": 8,
+    "long long int": 8,
+    "long long unsigned int": 8,
+}
+
+
+def slot_query(offset: int, type_name: str) -> int | None:
+    """The core's liveness query for a frame slot at CFA + ``offset`` holding ``type_name``,
+    or ``None`` when the type's size is not known."""
+    bare = " ".join(w for w in type_name.split() if w not in ("volatile", "const"))
+    size = 8 if bare.endswith("*") else SLOT_BYTES.get(bare)
+    if size is None:
+        return None
+    return int(_core.live_query.SLOT) | (offset & 0xFFFF_FFFF) | size << 32
+
+
+#: The DWARF register that carries an integer return value.
+RETURN_REG = {"x86_64": 0, "aarch64": 0, "ppc64le": 3, "ppc64": 3, "riscv64": 10}
+
+
+@dataclass
+class WriteVerdict:
+    """What a write to one variable at one address would do."""
+
+    verdict: str
+    why: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "why": self.why, **({"evidence": self.evidence} if self.evidence else {})}
+
+
+def _instance_scopes(cx: Context) -> dict[int, list[int]]:
+    """The inline sites' DIEs of each concrete instance's DIE."""
+    out: dict[int, list[int]] = {}
+    functions = cast("list[int]", cx.sites.column("function").to_pylist())
+    for function, die in zip(functions, cast("list[int]", cx.sites.column("die").to_pylist())):
+        out.setdefault(function, []).append(die)
+    return out
+
+
+def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dict[str, WriteVerdict]]:
+    """For each place (instance row, scope DIE, address): every variable of the scope, by name,
+    and what a write to it there would do. The other scopes at the address (the instance and
+    its inline sites) are read too: their variables may share a register with the scope's."""
+    sites = cx.shared(_instance_scopes)
+    pairs: list[tuple[int, int]] = []
+    owner: list[tuple[int, bool]] = []  # (place, is the place's own scope)
+    for k, (row, scope, address) in enumerate(places):
+        if scope == _core.NO_DIE:
+            continue
+        inst_die = int(cx.inst_die[row]) if row >= 0 else _core.NO_DIE
+        others = [] if inst_die == _core.NO_DIE else [inst_die, *sites.get(inst_die, [])]
+        for s in dict.fromkeys([scope, *others]):
+            pairs.append((s, address))
+            owner.append((k, s == scope))
+    out: list[dict[str, WriteVerdict]] = [{} for _ in places]
+    if not pairs:
+        return out
+    t = variables_at_table(cx.b, pairs)
+    # the other scopes matter only where they hold a register
+    is_own = np.array([o[1] for o in owner], bool)[t.column("pair").to_numpy()]
+    t = t.filter(pa.array(is_own | (t.column("kind").to_numpy() == _core.location_kind.REGISTER)))
+    place = [owner[p][0] for p in cast("list[int]", t.column("pair").to_pylist())]
+    own = [owner[p][1] for p in cast("list[int]", t.column("pair").to_pylist())]
+    die = cast("list[int]", t.column("die").to_pylist())
+    name = cast("list[str]", t.column("name").to_pylist())
+    state = cast("list[str]", t.column("state").to_pylist())
+    reg = cast("list[int]", t.column("reg").to_pylist())
+    locations = cast("list[list[str]]", t.column("locations").to_pylist())
+    in_register = np.flatnonzero(t.column("kind").to_numpy() == _core.location_kind.REGISTER).tolist()
+    asked = {r: reg[r] for r in in_register}
+    if cx.arch == "x86_64":
+        asked.update(_frame_slots(t, own))
+    live = dict(zip(asked, _liveness(cx, [(places[place[r]], q) for r, q in asked.items()])))
+    by_reg: dict[tuple[int, int], list[int]] = {}
+    for r in in_register:
+        by_reg.setdefault((place[r], reg[r]), []).append(r)
+    for r in range(t.num_rows):
+        k = place[r]
+        if not own[r] or name[r] in out[k]:
+            continue
+        sharing = {name[o] for o in by_reg.get((k, reg[r]), []) if die[o] != die[r]} if r in in_register else set()
+        out[k][name[r]] = judge(name[r], state[r], locations[r], live.get(r), sorted(sharing))
+    return out
+
+
+def _frame_slots(t: pa.Table, own: list[bool]) -> dict[int, int]:
+    """The rows of the place's own variables in a frame slot, with their slot queries."""
+    kind, flags = t.column("kind").to_numpy(), t.column("flags").to_numpy()
+    rows = np.flatnonzero((kind == _core.location_kind.MEMORY) & ((flags & _core.location_flag.FRAME_BASE) != 0))
+    value, types = t.column("value").to_numpy(), t.column("type")
+    out: dict[int, int] = {}
+    for r in rows.tolist():
+        q = slot_query(int(value[r]), str(types[r])) if own[r] else None
+        if q is not None:
+            out[r] = q
+    return out
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """The core's answer for one register at one address."""
+
+    live: bool
+    reader: int | None
+    writer: int | None
+    #: some path reaches code that could not be followed, where everything counts as read
+    unfollowed: bool
+    #: the architecture is not analysed
+    unsupported: bool
+
+
+def _liveness(cx: Context, queries: list[tuple[tuple[int, int, int], int]]) -> list[Liveness]:
+    if not queries:
+        return []
+    rows = np.array([q[0][0] for q in queries], np.int64)
+    ok = rows >= 0
+    t = cx.liveness(
+        np.where(ok, rows, 0).astype(np.uint64),
+        np.array([q[0][2] for q in queries], np.uint64),
+        np.array([q[1] for q in queries], np.uint64),
+    )
+    none = _core.NO_TARGET
+    column = {n: cast("list[int]", t.column(n).to_pylist()) for n in ("live", "reader", "writer", "status")}
+    return [
+        Liveness(
+            bool(live) or not good,
+            reader if reader != none else None,
+            writer if writer != none else None,
+            bool(status & _core.live_status.UNFOLLOWED),
+            bool(status & (_core.live_status.UNSUPPORTED | _core.live_status.NOT_INSN)) or not good,
+        )
+        for live, reader, writer, status, good in zip(
+            column["live"],
+            column["reader"],
+            column["writer"],
+            column["status"],
+            ok.tolist(),
+        )
+    ]
+
+
+def judge(name: str, state: str, locations: list[str], live: Liveness | None, sharing: list[str]) -> WriteVerdict:
+    """The verdict of a write to ``name`` (in ``state`` at ``locations``) at one address."""
+    where = locations[0] if locations else ""
+    if state in NOT_WRITABLE_WHY:
+        return WriteVerdict(NOT_WRITABLE, f"{name} {NOT_WRITABLE_WHY[state]}", {"state": state, "locations": locations})
+    if state not in ("register", "memory") or live is None or live.unsupported:
+        return WriteVerdict(
+            UNCHECKED, f"{name} is in {where or state}: whether the code reads it again is not analysed"
+        )
+    holder = "register" if state == "register" else "slot"
+    if not live.live:
+        then = (
+            f"overwritten at {hexa(live.writer)}"
+            if live.writer is not None
+            else "never read again before the function leaves"
+        )
+        return WriteVerdict(
+            NO_EFFECT,
+            f"{name} is in {where}, which is {then}: a write there changes nothing",
+            {holder: where, "overwritten_at": hexa(live.writer) if live.writer is not None else None},
+        )
+    if sharing:
+        return WriteVerdict(
+            SPILLS_OVER,
+            f"{where} holds {', '.join(sharing)} as well as {name}: a write to {name} changes them too",
+            {
+                "register": where,
+                "shared_with": sharing,
+                "read_at": hexa(live.reader) if live.reader is not None else None,
+            },
+        )
+    read = f"read at {hexa(live.reader)}" if live.reader is not None else "read later"
+    if live.unfollowed:
+        read += " (code the analysis cannot follow: assumed read)"
+    return WriteVerdict(TAKES, f"{name} is in {where}, {read}", {holder: where, "read_at": _hex(live.reader)})
+
+
+def _hex(a: int | None) -> str | None:
+    return hexa(a) if a is not None else None
+
+
+#: Clones GCC makes only of functions whose every caller it sees: no call through a pointer.
+_CLONES = _core.suffix.ISRA | _core.suffix.CONSTPROP | _core.suffix.PART
+
+
+def return_write(cx: Context, instance: int) -> WriteVerdict:
+    """What ``$return = v`` at the returns of ``instance`` does: the callers that read the
+    return register after their call see it; those that do not, do not. Only a clone's callers
+    are all known: a function reached through a pointer or a tail jump may have callers that
+    read it, so there "every direct caller ignores it" is partial, not no effect."""
+    reg = RETURN_REG.get(cx.arch)
+    entry = cx.inst_low(instance)
+    ev = cx.machine.events
+    kinds, targets = ev.column("kind").to_numpy(), ev.column("target").to_numpy()
+    calls = np.flatnonzero((kinds == _core.kind.CALL_DIRECT) & (targets == entry))
+    if reg is None or len(calls) == 0:
+        return WriteVerdict(UNCHECKED, "no direct call to it in this binary: who reads the return value is not known")
+    callers = ev.column("function_id").to_numpy()[calls].astype(np.int64)
+    after = ev.column("address").to_numpy()[calls] + ev.column("size").to_numpy()[calls]
+    found = _liveness(cx, [((int(c), 0, int(a)), reg) for c, a in zip(callers, after)])
+    ignore = [
+        f"{cx.instance_symbol(int(c))} ({hexa(int(a))})" for c, a, lv in zip(callers, after, found) if not lv.live
+    ]
+    name = reg_name(cx.arch, reg)
+    tails = int(np.sum((kinds == _core.kind.TAIL_JUMP_DIRECT) & (targets == entry)))
+    all_known = bool(cx.inst_suffix_kinds[instance] & _CLONES) and tails == 0
+    if len(ignore) == len(found) and all_known:
+        return WriteVerdict(
+            NO_EFFECT,
+            f"none of its {len(found)} caller(s) reads %{name} after the call: the return value is ignored",
+            {"callers_ignoring": ignore},
+        )
+    if ignore:
+        unknown = "" if all_known else "; callers through a pointer or a tail jump are not known"
+        return WriteVerdict(
+            PARTIAL,
+            f"{len(ignore)} of its {len(found)} direct call site(s) ignore the return value: "
+            f"{', '.join(ignore[:6])}{unknown}",
+            {"callers_ignoring": ignore, "tail_jumps_to_it": tails},
+        )
+    return WriteVerdict(TAKES, f"every one of its {len(found)} call site(s) reads %{name} after the call")

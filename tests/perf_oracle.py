@@ -1,0 +1,122 @@
+"""perf probe itself as the oracle of ``check``'s perf predictions: each point asked of
+``perf probe -x/-k BINARY -D POINT`` (a dry run: nothing is registered, no root needed) and of
+``patchscope.probes.resolve``, the answers compared as (addresses, or refused with perf's own
+message). Used by tests/test_perf_oracle.py (the fixtures) and bench/perf_agreement.py (a vmlinux
+sample, whose answers are kept in tests/data/)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from patchscope.index.context import Context
+from patchscope.probes import syntax as ps
+from patchscope.probes.resolve import Landing, resolve
+
+
+@dataclass(frozen=True)
+class Answer:
+    #: The addresses probed, sorted; None when the point is refused.
+    addresses: tuple[int, ...] | None
+    #: perf's reason for a refusal (its last warning; both lines of "sharing the address").
+    message: str = ""
+    #: How many distinct places perf wrote (a kernel name several statics share stands for
+    #: all their addresses in ``addresses``).
+    places: int = 0
+
+
+_EVENT = re.compile(r"^[pr]:\S+ (\S+)$")
+
+
+def perf_answer(target: list[str], point: str, symbols: dict[str, list[int]] | None = None) -> Answer:
+    """perf's dry run; a kernel event names ``symbol+offset``, turned into addresses with
+    ``symbols`` (a static name several functions share gives each candidate: see
+    :func:`settle`)."""
+    r = subprocess.run(["perf", "probe", *target, "-D", point], capture_output=True, text=True, timeout=300)
+    lines = (r.stdout + r.stderr).splitlines()
+    events = [m.group(1) for line in lines if (m := _EVENT.match(line))]
+    said = [line.strip() for line in lines if not _EVENT.match(line) and "Error: Failed to add events" not in line]
+    if r.returncode != 0:
+        tail = said[-2:] if said and said[-1].startswith("Please try") else said[-1:]
+        return Answer(None, " ".join(tail))
+    return Answer(tuple(sorted({a for e in events for a in _addresses(e, symbols)})), places=len(set(events)))
+
+
+def _addresses(place: str, symbols: dict[str, list[int]] | None) -> list[int]:
+    where = place.rsplit(":", 1)[-1]
+    if where.startswith("0x"):
+        return [int(where, 16)]
+    name, _, off = where.partition("+")
+    assert symbols is not None, place
+    return [base + int(off or "0", 0) for base in symbols[name]]
+
+
+def settle(theirs: Answer, mine: Answer) -> Answer:
+    """perf's answer with each ambiguous ``symbol+offset`` read as the candidate patchscope
+    also found, when it found one (perf computed that very address, then wrote it by name)."""
+    if theirs.addresses is None or mine.addresses is None:
+        return theirs
+    if len(mine.addresses) == theirs.places and set(mine.addresses) <= set(theirs.addresses):
+        return mine
+    return Answer(theirs.addresses)
+
+
+def patchscope_answer(cx: Context, point: str) -> Answer:
+    res = resolve(cx, ps.parse(point))
+    if res.errors:
+        return Answer(None, " ".join(_quoted(e) for e in res.errors))
+    addresses = tuple(sorted({_asked(cx, lnd) for lnd in res.landings}))
+    return Answer(addresses, places=len(addresses))
+
+
+def _quoted(error: str) -> str:
+    """The tool's own words inside ``perf: "..."``."""
+    m = re.fullmatch(r'perf: "(.*)"', error)
+    return m.group(1) if m else error
+
+
+def _asked(cx: Context, lnd: Landing) -> int:
+    """The address perf writes for a landing: an entry at the function's first byte (the
+    kernel, not perf, moves a kprobe there to the ftrace call site)."""
+    if lnd.kind in (ps.ENTRY, ps.RETURN) and lnd.instance >= 0 and lnd.how == "ftrace call site":
+        return int(cx.inst_main_range[0][lnd.instance])
+    return lnd.address
+
+
+def function_points(cx: Context, names: list[str], lines: int) -> list[str]:
+    """Every kind perf takes for each function: its entry, ``%return``, ``F:0`` and lines 1..N."""
+    return [p for n in names for p in (n, f"{n}%return", *(f"{n}:{i}" for i in range(lines + 1)))]
+
+
+def probed_names(cx: Context) -> list[str]:
+    """Names of the functions with code: out-of-line or inlined."""
+    return sorted({cx.fn_name[f] for f in range(len(cx.fn_name)) if cx.instances_of.get(f) or cx.sites_of(f).size})
+
+
+def compare(
+    cx: Context, target: list[str], points: list[str], symbols: dict[str, list[int]] | None = None
+) -> list[tuple[str, Answer, Answer]]:
+    """(point, perf's answer, patchscope's) for every point, perf asked four at a time."""
+    with ThreadPoolExecutor(4) as pool:
+        theirs = list(pool.map(lambda p: perf_answer(target, p, symbols), points))
+    return [(p, t, patchscope_answer(cx, p)) for p, t in zip(points, theirs)]
+
+
+def agrees(theirs: Answer, mine: Answer) -> bool:
+    return settle(theirs, mine) == mine
+
+
+def absolute(path: Path) -> str:
+    return str(path.resolve())
+
+
+def point_kind(point: str) -> str:
+    """``function``, ``return`` or ``line`` (``F:0`` is a function entry to perf)."""
+    if point.endswith("%return"):
+        return "return"
+    if ":" in point and not point.endswith(":0"):
+        return "line"
+    return "function"

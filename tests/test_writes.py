@@ -1,0 +1,274 @@
+"""Writes in handlers (`$var = v`, `$return = v`) and their verdicts: read from the script,
+judged from the location lists and the register liveness, and proven by running them under
+gdb (tests/write_proof.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+import patchscope
+from patchscope import _core
+from patchscope.index.context import Context
+from patchscope.probes import scripts
+from patchscope.probes import syntax as ps
+from patchscope.probes.judge import Judge
+from patchscope.probes.writes import LandingWrite, Write, partial, writes_in
+from patchscope.rules.writes import NO_EFFECT, TAKES, WriteVerdict
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "fixtures/bin/x86_64-writes/corpus"
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def test_writes_are_read_from_the_handler() -> None:
+    body = '{ $a = 1; $b += 2; ++$n; $p->f |= 4; $q[2] = 0; if ($c == 3) print($d); $return = -12 # $x = 1\n "$y = 2" }'
+    found = [(w.name, w.path, w.op) for w in writes_in(body)]
+    assert found == [
+        ("a", "", "="),
+        ("b", "", "+="),
+        ("n", "", "++"),
+        ("p", "->f", "|="),
+        ("q", "[2]", "="),
+        ("return", "", "="),
+    ]
+    assert writes_in("{ print($a == $b, $c <= 2) }") == []
+
+
+def _point(tmp_path: Path, probe: str, body: str) -> ps.ProbePoint:
+    script = tmp_path / "w.stp"
+    script.write_text(f'probe process("{BIN}").{probe} {body}\n')
+    (point,) = scripts.load_points(str(script))
+    assert isinstance(point, ps.ProbePoint)
+    return point
+
+
+@pytest.fixture(scope="module")
+def judge() -> Judge:
+    return Judge(patchscope.open(BIN))
+
+
+def _writes(judge: Judge, point: ps.ProbePoint) -> list[list[dict[str, object]]]:
+    return [[w.record() for w in lv.writes] for lv in judge(point).landings]
+
+
+def test_constprop_parameter_is_not_writable(judge: Judge, tmp_path: Path) -> None:
+    v = judge(_point(tmp_path, 'function("scaled")', "{ $mode = 1 }"))
+    (lv,) = v.landings
+    assert [r.code for r in lv.reasons if r.code.startswith("write")] == ["write-not-writable"]
+    assert lv.writes[0].verdict.evidence["locations"] == ["=3"]
+    assert v.verdict == "hazardous"
+    assert any("stap -g" in n for n in v.resolution.notes)
+
+
+def test_dead_register_is_no_effect_and_live_one_takes(judge: Judge, tmp_path: Path) -> None:
+    # line 18 (sink(r)): b lives on in %rbx and is read by the final add; a only as an entry value
+    v = judge(_point(tmp_path, 'statement("dead_after_use@src/extra/writes.c:18")', "{ $a = 5; $b = 1 }"))
+    by_var = {w.write.name: w.verdict.verdict for lv in v.landings for w in lv.writes}
+    assert by_var == {"a": "not-writable", "b": "takes"}
+    # at the closing brace, b is still named %rbx, which the epilogue's pop gives back to the caller
+    v = judge(_point(tmp_path, 'statement("dead_after_use@src/extra/writes.c:21")', "{ $b = 1 }"))
+    (r,) = [r for lv in v.landings for r in lv.reasons if r.code == "write-no-effect"]
+    at = int(r.evidence["overwritten_at"], 16)
+    assert judge.cx.instructions(at, at + 16)[0]["text"] == "pop %rbx"
+
+
+def test_copy_spills_over(judge: Judge, tmp_path: Path) -> None:
+    (lv,) = judge(_point(tmp_path, 'function("shared_register")', "{ $a = 5 }")).landings
+    (r,) = [r for r in lv.reasons if r.code == "write-spills-over"]
+    assert r.evidence["shared_with"] == ["copy"] and r.evidence["register"] == "%rdi"
+
+
+def test_frame_slot_read_then_dead(judge: Judge, tmp_path: Path) -> None:
+    # in_frame's volatile slot (fbreg-40): line 74 reads it; at line 75 (sink(r)) nothing reads
+    # it before line 76 stores over it; then the return's load reads it again
+    def at(line: int) -> list[tuple[str, dict[str, object]]]:
+        v = judge(_point(tmp_path, f'statement("in_frame@src/extra/writes.c:{line}")', "{ $slot = 1 }"))
+        return [(w.verdict.verdict, w.verdict.evidence) for lv in v.landings for w in lv.writes]
+
+    ((verdict, evidence),) = at(74)
+    assert verdict == TAKES and evidence["slot"] == "fbreg-40"
+    reader = int(str(evidence["read_at"]), 16)
+    assert judge.cx.instructions(reader, reader + 8)[0]["text"] == "mov 8(%rsp),%rbp"
+    ((verdict, evidence),) = at(75)
+    assert verdict == NO_EFFECT
+    store = int(str(evidence["overwritten_at"]), 16)
+    assert judge.cx.instructions(store, store + 8)[0]["text"] == "mov %rax,8(%rsp)"
+
+
+def test_return_write_reads_the_callers(judge: Judge, tmp_path: Path) -> None:
+    (lv,) = judge(_point(tmp_path, 'function("computed").return', "{ $return = 1 }")).landings
+    assert lv.writes[0].verdict.verdict == TAKES
+    (lv,) = judge(_point(tmp_path, 'function("computed")', "{ $return = 1 }")).landings
+    assert lv.writes[0].verdict.verdict == "not-writable"  # no $return at an entry
+
+
+def test_partial_names_the_places_it_misses() -> None:
+    w = Write("x", "", "=", "$x =")
+    per = [[LandingWrite(w, WriteVerdict(TAKES, ""))], [LandingWrite(w, WriteVerdict(NO_EFFECT, ""))]]
+    ((c, _, evidence),) = partial(per, ["0x10", "0x20"])
+    assert c.name == "write-partial" and evidence["does_not"] == ["0x20"] and evidence["takes"] == ["0x10"]
+
+
+def test_liveness_against_the_instructions() -> None:
+    """At each instruction of loop_sum: %rdi (n) is read until the loop's last compare."""
+    cx = Context(patchscope.open(BIN))
+    row = [cx.instance_symbol(i) for i in range(len(cx.inst_die))].index("loop_sum")
+    low, high = cx.inst_ranges(row)[0]
+    insns = cx.instructions(low, high)
+    t = cx.liveness(
+        np.full(len(insns), row, np.uint64),
+        np.array([i["address"] for i in insns], np.uint64),
+        np.full(len(insns), 5, np.uint64),
+    )
+    live = dict(zip((i["text"] for i in insns), t.column("live").to_pylist()))
+    assert live["test %rdi,%rdi"] == 1
+    assert live["ret"] == 0  # %rdi is not read by a return
+    # every reader named is an instruction that mentions %rdi
+    texts = {i["address"]: i["text"] for i in insns}
+    for reader in t.column("reader").to_pylist():
+        assert reader == _core.NO_TARGET or "rdi" in texts[reader]
+
+
+def test_check_json_v2_validates(tmp_path: Path) -> None:
+    script = tmp_path / "w.stp"
+    script.write_text(f'probe process("{BIN}").function("scaled") {{ $mode = 1 }}\n')
+    out = tmp_path / "check.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "patchscope.cli.main", "check", str(BIN), str(script), "--format=json", "-o", out],
+        capture_output=True,
+    )
+    assert r.returncode == 2
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, json.loads((ROOT / "docs/schema/check-2.json").read_text()))
+    assert doc["points"][0]["landings"][0]["writes"][0]["verdict"] == "not-writable"
+
+
+A64 = ROOT / "fixtures/bin/aarch64-writes/corpus"
+
+
+@pytest.fixture(scope="module")
+def a64() -> Judge:
+    return Judge(patchscope.open(A64))
+
+
+def _a64_writes(a64: Judge, tmp_path: Path, probe: str, body: str) -> list[tuple[str, str, str]]:
+    script = tmp_path / "a.stp"
+    script.write_text(f'probe process("{A64}").{probe} {body}\n')
+    (point,) = scripts.load_points(str(script))
+    assert isinstance(point, ps.ProbePoint)
+    return [(w.write.name, w.verdict.verdict, w.verdict.why) for lv in a64(point).landings for w in lv.writes]
+
+
+def test_aarch64_dead_and_live_registers(a64: Judge, tmp_path: Path) -> None:
+    # line 18 (sink(r)), at the mov x19, x1: a's x0 is overwritten by the next mov, b's x1 read now
+    got = _a64_writes(a64, tmp_path, 'statement("dead_after_use@src/extra/writes.c:18")', "{ $a = 5; $b = 1 }")
+    assert [(n, v) for n, v, _ in got] == [("a", "no-effect"), ("b", "takes")]
+    at = int(got[0][2].split("overwritten at ")[1].split(":")[0], 16)
+    assert a64.cx.instructions(at, at + 4)[0]["text"] == "mov x0, x20"
+    # at the closing brace: b's x19 is restored by the epilogue's ldp before anyone reads it
+    got = _a64_writes(a64, tmp_path, 'statement("dead_after_use@src/extra/writes.c:21")', "{ $b = 1 }")
+    assert [v for _, v, _ in got] == ["takes", "no-effect", "not-writable"]
+    at = int(got[1][2].split("overwritten at ")[1].split(":")[0], 16)
+    assert a64.cx.instructions(at, at + 4)[0]["text"] == "ldp x19, x20, [sp, #0x10]"
+
+
+def test_aarch64_copy_spills_over_and_return_is_read(a64: Judge, tmp_path: Path) -> None:
+    got = _a64_writes(a64, tmp_path, 'statement("shared_register@src/extra/writes.c:29")', "{ $a = 5 }")
+    assert got[0][:2] == ("a", "spills-over") and "%x4 holds copy" in got[0][2]
+    got = _a64_writes(a64, tmp_path, 'function("computed").return', "{ $return = 1 }")
+    assert got[0][1] == TAKES
+
+
+@pytest.mark.parametrize("binary", [BIN, A64], ids=["x86_64", "aarch64"])
+def test_verdicts_agree_with_gdb(binary: Path) -> None:
+    """Every write gdb performs agrees with the verdict, but the disagreements
+    docs/write-proof.md explains (a call taken to read every argument register; the second
+    return register read by every return, whatever the return type). aarch64 runs under
+    qemu-user with gdb-multiarch."""
+    import write_proof
+
+    missing = write_proof.tools(binary)
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+    cx = Context(patchscope.open(binary))
+    found = write_proof.cases(binary)
+    write_proof.run_gdb(binary, found)
+    counted = write_proof.agreement(found)
+    assert counted["counted"] >= 100
+    for c in found:
+        if c.observed in write_proof.UNCOUNTED or c.agrees:
+            continue
+        assert (c.predicted, c.observed) == ("takes", "no-effect"), c
+        reader = int(c.why.rsplit("read at ", 1)[1].split()[0], 16)
+        assert cx.instructions(reader, reader + 16)[0]["text"].startswith(("call", "ret", "bl ")), c
+
+
+INJECT = ROOT / "fixtures/bin/x86_64-inject/corpus"
+VMLINUX = Path("/root/.cache/patchscope-kernels/amd64/6.1.0-56/vmlinux-6.1.0-56-amd64")
+
+
+@pytest.fixture(scope="module")
+def inject() -> Judge:
+    return Judge(patchscope.open(INJECT))
+
+
+def _codes(judge: Judge, text: str) -> dict[str, dict[str, object]]:
+    return {r.code: r.evidence for lv in judge(ps.parse(text)).landings for r in lv.reasons}
+
+
+def test_error_injection_list_is_rebuilt_from_the_section(inject: Judge) -> None:
+    """Cross-checked against the symbols the fixture's entries point to (readelf -x of the
+    section shows the same three (address, type) pairs)."""
+    from patchscope.rules.override import injection_list
+
+    found = injection_list(inject.cx)
+    at = inject.cx.symbol_addresses(["open_thing", "alloc_thing", "check_ok"])
+    assert found == {at["open_thing"]: "ERRNO", at["alloc_thing"]: "NULL", at["check_ok"]: "TRUE"}
+
+
+def test_fail_function_and_override_verdicts(inject: Judge) -> None:
+    assert not _codes(inject, "fail_function:open_thing=-12")
+    assert _codes(inject, "fail_function:open_thing=1")["override-bad-value"] == {"type": "ERRNO", "value": 1}
+    assert "override-refused" in _codes(inject, "fail_function:not_listed")
+    assert _codes(inject, "fail_function:check_ok")["override-misses-inlined"]["inlined_into"] == ["main"]
+    point = replace(ps.parse("kprobe:alloc_thing"), handler="{ override(-12) }")
+    (lv,) = inject(point).landings
+    assert [r.code for r in lv.reasons if r.code.startswith("override")] == ["override-bad-value"]
+
+
+def test_a_kernel_without_error_injection_cannot_override(judge: Judge) -> None:
+    # the writes fixture has no within_error_injection_list: nothing can be overridden
+    ev = _codes(judge, "fail_function:computed")["override-refused"]
+    assert "within_error_injection_list" in ev["missing"]
+
+
+@pytest.mark.skipif(not VMLINUX.exists(), reason="Debian 6.1.0-56 vmlinux not fetched")
+def test_debian_61_cannot_override() -> None:
+    """Debian's 6.1 amd64 config has no CONFIG_FUNCTION_ERROR_INJECTION: say so, do not guess."""
+    j = Judge(patchscope.open(VMLINUX))
+    point = replace(ps.parse("kprobe:do_sys_openat2"), handler="{ override(-12) }")
+    (lv,) = j(point).landings
+    (r,) = [r for r in lv.reasons if r.code == "override-refused"]
+    assert r.evidence["missing"] == ["within_error_injection_list", "bpf_override_return"]
+
+
+def test_list_writes_json_v2(tmp_path: Path) -> None:
+    out = tmp_path / "list.json"
+    point = f'process("{BIN}").function("shared_register")'
+    r = subprocess.run(
+        [sys.executable, "-m", "patchscope.cli.main", "list", str(BIN), point, "--writes", "--format=json", "-o", out],
+        capture_output=True,
+    )
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, json.loads((ROOT / "docs/schema/list-2.json").read_text()))
+    (line,) = doc["lines"]
+    assert line["writes"]["a"]["verdict"] == "spills-over" and line["writes"]["copy"]["verdict"] == "spills-over"
