@@ -11,26 +11,16 @@ the functions table, and a search of the 74,000 functions, timed by the page wit
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import Run, python, run, table, vmlinux
+from common import python, run, table, vmlinux
 
 INDEX = "import patchscope; b = patchscope.open({path!r}); b.inventory"
 SEARCHES = ("preallocate_pmds", "tcp_", "x")
-
-
-def timed(label: str, argv: list[str], env: dict[str, str]) -> tuple[Run, float]:
-    """A run and the CPU seconds it used (user + system, its children included): on a shared
-    machine the wall time says as much about the neighbours as about the command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    r = run(label, argv, env)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def size_mb(folder: Path) -> float:
@@ -86,15 +76,13 @@ def main() -> None:
     try:
         python(INDEX.format(path=str(path)), env, "index")
         label = "patchscope report, warm index, rules run" if not args.cache else "patchscope report"
-        runs = [timed(label, report, env), timed("patchscope report, findings cached", report, env)]
-        peer, peer_cpu = timed("patchscope scan --format json, findings cached", scan, env)
+        runs = [run(label, report, env), run("patchscope report, findings cached", report, env)]
+        peer = run("patchscope scan --format json, findings cached", scan, env)
         mb = size_mb(site)
         rows = [("", "seconds", "CPU seconds", "peak RSS MB", "vs scan --format json")]
-        for r, cpu in runs:
-            rows.append(
-                (r.label, f"{r.seconds:.1f}", f"{cpu:.1f}", f"{r.max_rss_mb:.0f}", f"{r.seconds / peer.seconds:.1f} x")
-            )
-        rows.append((peer.label, f"{peer.seconds:.1f}", f"{peer_cpu:.1f}", f"{peer.max_rss_mb:.0f}", "1.0 x"))
+        for r in [*runs, peer]:
+            ratio = f"{r.seconds / peer.seconds:.1f} x"
+            rows.append((r.label, f"{r.seconds:.1f}", f"{r.cpu_seconds:.1f}", f"{r.max_rss_mb:.0f}", ratio))
         print(table(rows))
         print(f"site: {mb:.1f} MB in {sum(1 for _ in site.rglob('*'))} files")
         if shutil.which("chromium") and shutil.which("chromedriver"):
