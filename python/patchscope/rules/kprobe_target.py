@@ -205,15 +205,22 @@ class Probes:
 
     @classmethod
     def of(
-        cls, img: KernelImage, addrs: np.ndarray, version: tuple[int, int] | None, cpu: frozenset[int] | None = None
+        cls,
+        img: KernelImage,
+        addrs: np.ndarray,
+        version: tuple[int, int] | None,
+        cpu: frozenset[int] | None = None,
+        at: np.ndarray | None = None,
     ) -> Probes:
-        found, start, end, name = img.kallsyms.containing_all(addrs)
-        decode_from = np.where(found, start, addrs)
-        sites = img.cx.probe_sites(decode_from, addrs)
-        at = addrs.copy()
-        endbr = found & (addrs == start) & (sites.column("kind").to_numpy() == _core.kind.ENDBR)
+        """``at``: where ``_kprobe_addr`` put each probe before the symbol lookup, when that is
+        not ``addrs`` (ppc64's ``kprobe_lookup_name`` for a probe given as ``SYM``)."""
+        at = addrs.copy() if at is None else at.copy()
+        found, start, end, name = img.kallsyms.containing_all(at)
+        decode_from = np.where(found, start, at)
+        sites = img.cx.probe_sites(decode_from, at)
+        endbr = found & (at == start) & (sites.column("kind").to_numpy() == _core.kind.ENDBR)
         if endbr.any():  # x86 IBT: a probe on the symbol lands after its ENDBR (arch_adjust_kprobe_addr)
-            at[endbr] = addrs[endbr] + np.uint64(4)
+            at[endbr] = at[endbr] + np.uint64(4)
             moved = img.cx.probe_sites(decode_from[endbr], at[endbr])
             sites = _replace_rows(sites, np.flatnonzero(endbr), moved)
         raw = np.stack([sites.column("bytes0").to_numpy(), sites.column("bytes1").to_numpy()], axis=1)

@@ -1,0 +1,165 @@
+"""register_kprobe's powerpc checks (arch/powerpc/kernel/kprobes.c, Linux 6.1): where a probe
+given as ``SYM`` lands (``kprobe_lookup_name``: the ftrace call site or the ELFv2 local entry),
+``arch_within_kprobe_blacklist`` (the exception vectors before ``__head_end``), and
+``arch_prepare_kprobe``: alignment, ``can_single_step`` (traps, ``sc``, the returns from
+interrupt, the power-saving instructions, ``mtmsr``/``mtmsrd``) and the second word of a
+prefixed instruction. Nothing looks at ``l?arx``/``st?cx.``: 6.1 accepts a probe inside a
+reservation window (the trap it plants clears the reservation, so such a probe can make the
+loop retry forever, but register_kprobe does not refuse it). An ftrace call site becomes an
+ftrace-based kprobe (KPROBES_ON_FTRACE) and skips ``arch_prepare_kprobe``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from patchscope.rules.finding import hexa
+from patchscope.rules.kprobe_target import KernelImage, Probes, Refusal, refusal
+
+#: Why ``can_single_step`` (arch/powerpc/include/asm/probes.h) says no, by the codes
+#: :func:`ppc_unsteppable` gives.
+PPC_WHY = (
+    None,
+    "a trap (tw/td/twi/tdi: BUG, WARN, or the kernel's own breakpoint)",
+    "a system call (sc/scv)",
+    "a return from interrupt (rfid/hrfid/urfid/rfi/rfci/rfmci/rfdi/rfscv)",
+    "a power-saving instruction (stop/doze/nap/sleep/rvwinkle)",
+    "a write to the MSR (mtmsr/mtmsrd)",
+)
+
+#: ``get_xop`` (bits 21..30) of opcode 19 that ``can_single_step`` refuses: RFID 18, RFMCI 38,
+#: RFDI 39, RFI 50, RFCI 51, RFSCV 82, HRFID 274, URFID 306 …
+PPC_XOP19_RETURNS = (18, 38, 39, 50, 51, 82, 274, 306)
+#: … and STOP 370, DOZE 402, NAP 434, SLEEP 466, RVWINKLE 498.
+PPC_XOP19_POWER = (370, 402, 434, 466, 498)
+#: Opcode 31: TRAP (tw) 4, TRAP_64 (td) 68; MTMSR 146, MTMSRD 178.
+PPC_XOP31_TRAPS = (4, 68)
+PPC_XOP31_MSR = (146, 178)
+#: ``OP_PREFIX``: the primary opcode of a prefixed (v3.1) instruction's first word.
+PPC_OP_PREFIX = 1
+#: ppc64's PAGE_SIZE as Debian builds it (CONFIG_PPC_64K_PAGES): the prefix check skips an
+#: address at a page's start (``p->addr & ~PAGE_MASK``).
+PPC_PAGE_SIZE = 0x10000
+#: ``ppc_function_entry``: the ELFv2 global entry `addis r2,r12,…` or `lis r2,…`, then
+#: `addi r2,r2,…` (``OP_RT_RA_MASK``); the local entry follows them.
+PPC_RT_RA_MASK = 0xFFFF0000
+PPC_ADDIS_R2_R12, PPC_LIS_R2, PPC_ADDI_R2_R2 = 0x3C4C0000, 0x3C400000, 0x38420000
+#: ``kprobe_lookup_name``: the ftrace location is within the first 16 bytes (-mprofile-kernel).
+PPC_FTRACE_WITHIN = 16
+
+
+def ppc_unsteppable(words: np.ndarray) -> np.ndarray:
+    """``can_single_step`` for many instruction words: the index in :data:`PPC_WHY` of why each
+    cannot be single-stepped, 0 when it can. By primary opcode (``get_op``) and, for 19 and 31,
+    the 10-bit extended opcode (``get_xop``), whatever the other bits."""
+    w = np.asarray(words, np.uint32)
+    op, xop = w >> np.uint32(26), (w >> np.uint32(1)) & np.uint32(0x3FF)
+    why = np.zeros(len(w), np.int8)
+    why[np.isin(op, (2, 3)) | ((op == 31) & np.isin(xop, PPC_XOP31_TRAPS))] = 1
+    why[op == 17] = 2
+    why[(op == 19) & np.isin(xop, PPC_XOP19_RETURNS)] = 3
+    why[(op == 19) & np.isin(xop, PPC_XOP19_POWER)] = 4
+    why[(op == 31) & np.isin(xop, PPC_XOP31_MSR)] = 5
+    return why
+
+
+def ppc_words(img: KernelImage, addrs: np.ndarray) -> np.ndarray:
+    """The instruction words at ``addrs``, in the image's byte order."""
+    w = img.words(addrs)
+    return w.byteswap() if img.arch in ("ppc64", "ppc") else w
+
+
+def is_elfv2(img: KernelImage) -> bool:
+    """ppc64 ELFv2 (little-endian): local entry points, no function descriptors. (Big-endian
+    ppc64 kernels are ELFv1, whose dot symbols kprobe_lookup_name prefers: not modelled.)"""
+    return img.arch == "ppc64le"
+
+
+def ppc_lookup_name(img: KernelImage, starts: np.ndarray) -> np.ndarray:
+    """``kprobe_lookup_name(SYM, 0)`` for symbols starting at ``starts`` (ELFv2 with
+    KPROBES_ON_FTRACE): the first ftrace record in ``[SYM, SYM + 16]`` (``ftrace_location_range``
+    is inclusive), else ``ppc_function_entry``: past the global entry's TOC setup, else SYM.
+    Where a probe given as ``SYM`` or ``SYM+0`` lands; ``SYM+OFFS`` with OFFS > 0 is not moved."""
+    starts = np.asarray(starts, np.uint64)
+    recs = img.records
+    out = starts.copy()
+    if not len(starts):
+        return out
+    if len(recs):
+        i = np.minimum(np.searchsorted(recs, starts, "left"), len(recs) - 1)
+        near = (recs[i] >= starts) & (recs[i] <= starts + np.uint64(PPC_FTRACE_WITHIN))
+        out[near] = recs[i][near]
+    else:
+        near = np.zeros(len(starts), bool)
+    first, second = ppc_words(img, starts), ppc_words(img, starts + np.uint64(4))
+    toc = np.isin(first & np.uint32(PPC_RT_RA_MASK), (PPC_ADDIS_R2_R12, PPC_LIS_R2)) & (
+        (second & np.uint32(PPC_RT_RA_MASK)) == PPC_ADDI_R2_R2
+    )
+    out[~near & toc] += np.uint64(8)
+    return out
+
+
+def ppc_head_text(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
+    """``arch_within_kprobe_blacklist``: ``[_stext, __head_end)``, the exception vectors and the
+    code that must sit at fixed low addresses, refused though /sys/kernel/debug/kprobes/blacklist
+    does not list it (``__kprobes_text``, the other half of the check, is in the list)."""
+    if not img.arch.startswith("ppc64"):
+        return
+    bounds = img.cx.symbol_addresses(["_stext", "__head_end"])
+    if len(bounds) != 2:
+        return
+    lo, hi = np.uint64(bounds["_stext"]), np.uint64(bounds["__head_end"])
+    for row in np.flatnonzero(p.found & (p.at >= lo) & (p.at < hi)).tolist():
+        yield refusal(
+            img,
+            p,
+            row,
+            "head-text",
+            "EINVAL",
+            f"in the head text [{hexa(lo)}, {hexa(hi)}): the exception vectors, which "
+            "arch_within_kprobe_blacklist refuses without listing them",
+            range=[hexa(lo), hexa(hi)],
+        )
+
+
+def ppc_arch_prepare(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
+    """powerpc ``arch_prepare_kprobe``, all EINVAL: a 4-byte aligned address, an instruction
+    ``can_single_step`` accepts, and not the second word of a prefixed instruction (the word
+    before it, unless the address starts a page, is not a prefix). An ftrace call site is an
+    ftrace-based kprobe: ``arch_prepare_kprobe_ftrace`` checks nothing."""
+    if not img.arch.startswith("ppc"):
+        return
+    recs = img.records
+    on_record = np.isin(p.at, recs) if len(recs) else np.zeros(len(p.at), bool)
+    rows = p.found & ~on_record
+    misaligned = (p.at & np.uint64(3)) != 0
+    why = ppc_unsteppable(ppc_words(img, p.at))
+    page_start = (p.at % np.uint64(PPC_PAGE_SIZE)) == 0
+    prefix = (ppc_words(img, p.at - np.uint64(4)) >> np.uint32(26)) == PPC_OP_PREFIX
+    suffix = ~page_start & prefix & img.arch.startswith("ppc64")
+    for row in np.flatnonzero(rows & (misaligned | (why > 0) | suffix)).tolist():
+        if misaligned[row]:
+            yield refusal(img, p, row, "misaligned", "EINVAL", "not 4-byte aligned (arch_prepare_kprobe)")
+            continue
+        word = int(ppc_words(img, p.at[row : row + 1])[0])
+        if why[row]:
+            yield refusal(
+                img,
+                p,
+                row,
+                "unprobeable-insn",
+                "EINVAL",
+                f"{PPC_WHY[why[row]]} ({word:08x}): can_single_step refuses it (arch_prepare_kprobe)",
+                word=f"{word:08x}",
+            )
+            continue
+        yield refusal(
+            img,
+            p,
+            row,
+            "prefixed-suffix",
+            "EINVAL",
+            f"the second word of the prefixed instruction at {hexa(p.at[row] - np.uint64(4))} (arch_prepare_kprobe)",
+            prefix=hexa(p.at[row] - np.uint64(4)),
+        )
