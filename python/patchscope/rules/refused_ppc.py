@@ -109,8 +109,8 @@ def ppc_head_text(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     bounds = img.cx.symbol_addresses(["_stext", "__head_end"])
     if len(bounds) != 2:
         return
-    lo, hi = np.uint64(bounds["_stext"]), np.uint64(bounds["__head_end"])
-    for row in np.flatnonzero(p.found & (p.at >= lo) & (p.at < hi)).tolist():
+    lo, hi = bounds["_stext"], bounds["__head_end"]
+    for row in np.flatnonzero(p.found & (p.at >= np.uint64(lo)) & (p.at < np.uint64(hi))).tolist():
         yield refusal(
             img,
             p,
