@@ -719,6 +719,30 @@ def test_vmlinux_ppc64el_register_kprobe_answers(ppc64el: Context) -> None:
     assert [refused.answer(f) for f in found] == [errno[answers[("s", n)][1]] for n in names]
 
 
+def test_vmlinux_ppc64el_feature_fixups(ppc64el: Context) -> None:
+    """Feature fixups rewrite 2,205 words at boot by CPU feature; only 6 change what
+    can_single_step says (a big-endian `b` read as `tdi`, the `mtmsrd` of denorm_assist and
+    unrecoverable_mce), each refused first for a certain reason, the head text or the
+    blacklist: no answer of this kernel depends on the CPU, and those 6 say they would."""
+    fixups = ppc64el.shared(refused_ppc.PpcFixups.of)
+    img = ppc64el.shared(refused.KernelImage)
+    assert len(fixups.at) == 2205
+    file, patched = refused_ppc.ppc_words(img, fixups.at), fixups.patched(img, fixups.at)
+    differ = fixups.at[refused_ppc.ppc_unsteppable(file) != refused_ppc.ppc_unsteppable(patched)]
+    assert [img.symbol_name(int(a)) for a in differ] == [
+        "start_first_256B",
+        "exc_real_0x200_machine_check",
+        "exc_real_0x700_program_check",
+        "denorm_assist+0x8",
+        "denorm_assist+0xc",
+        "unrecoverable_mce+0x4",
+    ]
+    for f in refused.refusals(ppc64el, differ):
+        first, last = f[0], [r for r in f if r.interface == K][-1]
+        assert first.certain and first.reason in ("head-text", "kprobe-blacklist")
+        assert (last.reason, last.certain, bool(last.evidence["cpu_dependent"])) == ("unprobeable-insn", False, True)
+
+
 def test_vmlinux_ppc64el_sym0_moves(ppc64el: Context) -> None:
     """vfs_read: `addis r2,r12` | `addi r2,r2` | `mflr r0` (local entry) | `bl _mcount` (the
     ftrace record) (objdump -d). `vfs_read` by name lands on the record, an ftrace-based kprobe;

@@ -6,14 +6,22 @@ interrupt, the power-saving instructions, ``mtmsr``/``mtmsrd``) and the second w
 prefixed instruction. Nothing looks at ``l?arx``/``st?cx.``: 6.1 accepts a probe inside a
 reservation window (the trap it plants clears the reservation, so such a probe can make the
 loop retry forever, but register_kprobe does not refuse it). An ftrace call site becomes an
-ftrace-based kprobe (KPROBES_ON_FTRACE) and skips ``arch_prepare_kprobe``."""
+ftrace-based kprobe (KPROBES_ON_FTRACE) and skips ``arch_prepare_kprobe``.
+
+The kernel decides on the words it runs: feature fixups (``__ftr_fixup``, ``__mmu_ftr_fixup``)
+patch alternative code in at boot by CPU feature. Where the file's word and the alternative
+differ in what ``can_single_step`` says, the answer depends on the CPU (``certain=False``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from patchscope.index.context import Context
+from patchscope.index.tree import elf_section
 from patchscope.rules.finding import hexa
 from patchscope.rules.kprobe_target import KernelImage, Probes, Refusal, refusal
 
@@ -123,43 +131,114 @@ def ppc_head_text(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
         )
 
 
+#: ``struct fixup_entry`` (asm/feature-fixups.h, ppc64): mask, value, then the start, end,
+#: alt_start and alt_end of the section as offsets from the entry itself.
+PPC_FIXUP_ENTRY = np.dtype([("mask", "<u8"), ("value", "<u8"), ("off", "<i8", (4,))])
+PPC_FIXUP_SECTIONS = ("__ftr_fixup", "__mmu_ftr_fixup", "__fw_ftr_fixup")
+PPC_NOP = 0x60000000
+
+
+@dataclass(frozen=True)
+class PpcFixups:
+    """The words feature fixups may patch in, word by word (``patch_feature_section``: the
+    alternative, then NOPs to the end of the section): each address (sorted), the word the
+    alternative puts there, and the feature mask of its entry."""
+
+    at: np.ndarray
+    word: np.ndarray
+    mask: np.ndarray
+
+    @classmethod
+    def of(cls, cx: Context) -> PpcFixups:
+        img = cx.shared(KernelImage)
+        # a module's entries are relocations against other sections: not read (the file's bytes hold 0)
+        linked = img.arch.startswith("ppc64") and not img.module
+        sections = {r["name"]: r for r in cx.table("sections").to_pylist()} if linked else {}
+        at, alt_at, masks = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint64)], [np.zeros(0, np.uint64)]
+        for name in (n for n in PPC_FIXUP_SECTIONS if n in sections):
+            raw = elf_section(cx.path, name) or b""
+            e = np.frombuffer(raw, PPC_FIXUP_ENTRY, len(raw) // PPC_FIXUP_ENTRY.itemsize)
+            base = int(sections[name]["address"])
+            for k, (off, mask) in enumerate(zip(e["off"].tolist(), e["mask"].tolist())):
+                start, end, alt_start, alt_end = (base + k * PPC_FIXUP_ENTRY.itemsize + o for o in off)
+                n, m = (end - start) // 4, min(end - start, alt_end - alt_start) // 4
+                at.append(start + np.uint64(4) * np.arange(n, dtype=np.uint64))
+                # past the alternative's end, NOPs: marked by a zero address, read as PPC_NOP
+                alt_at.append(
+                    np.r_[alt_start + np.uint64(4) * np.arange(m, dtype=np.uint64), np.zeros(n - m, np.uint64)]
+                )
+                masks.append(np.full(n, mask, np.uint64))
+        where, alt, mask = np.concatenate(at), np.concatenate(alt_at), np.concatenate(masks)
+        words = np.full(len(alt), PPC_NOP, np.uint32)
+        words[alt != 0] = ppc_words(img, alt[alt != 0])
+        order = np.argsort(where, kind="stable")
+        return cls(where[order], words[order], mask[order])
+
+    def patched(self, img: KernelImage, addrs: np.ndarray) -> np.ndarray:
+        """The word each address holds once its section's alternative is patched in (the file's
+        word where no fixup covers it)."""
+        w = ppc_words(img, addrs)
+        if not len(self.at) or not len(addrs):
+            return w
+        i = np.minimum(np.searchsorted(self.at, addrs), len(self.at) - 1)
+        patched: np.ndarray = np.where(self.at[i] == addrs, self.word[i], w)
+        return patched
+
+
 def ppc_arch_prepare(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     """powerpc ``arch_prepare_kprobe``, all EINVAL: a 4-byte aligned address, an instruction
     ``can_single_step`` accepts, and not the second word of a prefixed instruction (the word
     before it, unless the address starts a page, is not a prefix). An ftrace call site is an
-    ftrace-based kprobe: ``arch_prepare_kprobe_ftrace`` checks nothing."""
+    ftrace-based kprobe: ``arch_prepare_kprobe_ftrace`` checks nothing. The instruction is
+    decided as the file has it and as its feature fixup would patch it: refused if either
+    refuses, uncertain where they differ (the CPU's features decide which one runs)."""
     if not img.arch.startswith("ppc"):
         return
     recs = img.records
     on_record = np.isin(p.at, recs) if len(recs) else np.zeros(len(p.at), bool)
     rows = p.found & ~on_record
     misaligned = (p.at & np.uint64(3)) != 0
-    why = ppc_unsteppable(ppc_words(img, p.at))
+    fixups = img.cx.shared(PpcFixups.of)
+    file_word = ppc_words(img, p.at)
+    alt_word = fixups.patched(img, p.at)
+    why_file, why_alt = ppc_unsteppable(file_word), ppc_unsteppable(alt_word)
     page_start = (p.at % np.uint64(PPC_PAGE_SIZE)) == 0
     prefix = (ppc_words(img, p.at - np.uint64(4)) >> np.uint32(26)) == PPC_OP_PREFIX
     suffix = ~page_start & prefix & img.arch.startswith("ppc64")
-    for row in np.flatnonzero(rows & (misaligned | (why > 0) | suffix)).tolist():
+    for row in np.flatnonzero(rows & (misaligned | (why_file > 0) | (why_alt > 0) | suffix)).tolist():
         if misaligned[row]:
             yield refusal(img, p, row, "misaligned", "EINVAL", "not 4-byte aligned (arch_prepare_kprobe)")
-            continue
-        word = int(ppc_words(img, p.at[row : row + 1])[0])
-        if why[row]:
-            yield refusal(
-                img,
-                p,
-                row,
-                "unprobeable-insn",
-                "EINVAL",
-                f"{PPC_WHY[why[row]]} ({word:08x}): can_single_step refuses it (arch_prepare_kprobe)",
-                word=f"{word:08x}",
+        elif why_file[row] or why_alt[row]:
+            yield _unsteppable(
+                img, p, row, fixups, (int(file_word[row]), int(why_file[row])), (int(alt_word[row]), int(why_alt[row]))
             )
-            continue
-        yield refusal(
-            img,
-            p,
-            row,
-            "prefixed-suffix",
-            "EINVAL",
-            f"the second word of the prefixed instruction at {hexa(p.at[row] - np.uint64(4))} (arch_prepare_kprobe)",
-            prefix=hexa(p.at[row] - np.uint64(4)),
-        )
+        else:
+            at = hexa(p.at[row] - np.uint64(4))
+            text = f"the second word of the prefixed instruction at {at} (arch_prepare_kprobe)"
+            yield refusal(img, p, row, "prefixed-suffix", "EINVAL", text, prefix=at)
+
+
+def _unsteppable(
+    img: KernelImage, p: Probes, row: int, fixups: PpcFixups, file: tuple[int, int], alt: tuple[int, int]
+) -> tuple[int, Refusal]:
+    """The ``can_single_step`` refusal at one row, from the file's word or, when only the
+    feature fixup's word refuses, from that one; uncertain when only one of them refuses."""
+    (word, why), certain = (file if file[1] else alt), bool(file[1]) == bool(alt[1])
+    depends, cpu = "", dict[str, Any]()
+    if not certain:
+        i = int(np.searchsorted(fixups.at, p.at[row]))
+        mask = f"{int(fixups.mask[i]):#x}"
+        when = "as the file has it" if file[1] else "once its feature fixup is patched in"
+        depends = f"depends on the CPU: refused {when}, accepted otherwise (feature mask {mask}); "
+        cpu = {"cpu_dependent": [f"feature mask {mask}"], "fixup_word": f"{alt[0]:08x}"}
+    return refusal(
+        img,
+        p,
+        row,
+        "unprobeable-insn",
+        "EINVAL",
+        f"{depends}{PPC_WHY[why]} ({word:08x}): can_single_step refuses it (arch_prepare_kprobe)",
+        certain=certain,
+        word=f"{word:08x}",
+        **cpu,
+    )
