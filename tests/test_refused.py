@@ -758,6 +758,22 @@ def test_vmlinux_ppc64el_sym0_moves(ppc64el: Context) -> None:
     assert h.reason == "head-text"
 
 
+def test_vmlinux_ppc64el_check_moves_named_probes(ppc64el: Context) -> None:
+    """``check``: bpftrace's `kprobe:__do_sys_reboot` (a notrace function) is given to the kernel
+    by name, so its refusal is decided at the local entry, +8; SystemTap's probe of the same
+    function lands there itself (get_lep) and is not moved again."""
+    from patchscope.probes import syntax as ps
+    from patchscope.report import check
+
+    start = at(ppc64el, "__do_sys_reboot")
+    points = [ps.parse("kprobe:__do_sys_reboot"), ps.parse('kernel.function("__do_sys_reboot")')]
+    bpf, stap = check.document(ppc64el.b, points, None)["points"]
+    (lnd,) = bpf["landings"]
+    (r,) = [x for x in lnd["reasons"] if x["code"] == "refused-address"]
+    assert int(lnd["address"], 16) == start and r["evidence"]["refusals"][0]["probed_at"] == hex(start + 8)
+    assert [int(x["address"], 16) for x in stap["landings"]] == [start + 8] and stap["verdict"] == "safe"
+
+
 # -- Debian 6.1 ppc64el, armhf, s390x: the lists ----------------------------------------------------
 
 
