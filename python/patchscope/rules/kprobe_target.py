@@ -1,7 +1,7 @@
 """What a kprobe request is made of, as the refusal checks read it: the kernel image (its
 tables, release and code), the addresses asked about (the instruction holding each), and a
 refusal (reason, errno, interface). The checks themselves: rules/refused.py (the generic ones,
-in the kernel's order), rules/refused_x86.py, rules/refused_arm64.py."""
+in the kernel's order), rules/refused_x86.py, rules/refused_arm64.py, rules/refused_ppc.py."""
 
 from __future__ import annotations
 
