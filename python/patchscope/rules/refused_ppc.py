@@ -135,7 +135,7 @@ def ppc_head_text(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
 #: alt_start and alt_end of the section as offsets from the entry itself.
 PPC_FIXUP_ENTRY = np.dtype([("mask", "<u8"), ("value", "<u8"), ("off", "<i8", (4,))])
 PPC_FIXUP_SECTIONS = ("__ftr_fixup", "__mmu_ftr_fixup", "__fw_ftr_fixup")
-PPC_NOP = 0x60000000
+PPC_NOP_WORD = 0x60000000
 
 
 @dataclass(frozen=True)
@@ -163,13 +163,13 @@ class PpcFixups:
                 start, end, alt_start, alt_end = (base + k * PPC_FIXUP_ENTRY.itemsize + o for o in off)
                 n, m = (end - start) // 4, min(end - start, alt_end - alt_start) // 4
                 at.append(start + np.uint64(4) * np.arange(n, dtype=np.uint64))
-                # past the alternative's end, NOPs: marked by a zero address, read as PPC_NOP
+                # past the alternative's end, NOPs: marked by a zero address, read as PPC_NOP_WORD
                 alt_at.append(
                     np.r_[alt_start + np.uint64(4) * np.arange(m, dtype=np.uint64), np.zeros(n - m, np.uint64)]
                 )
                 masks.append(np.full(n, mask, np.uint64))
         where, alt, mask = np.concatenate(at), np.concatenate(alt_at), np.concatenate(masks)
-        words = np.full(len(alt), PPC_NOP, np.uint32)
+        words = np.full(len(alt), PPC_NOP_WORD, np.uint32)
         words[alt != 0] = ppc_words(img, alt[alt != 0])
         order = np.argsort(where, kind="stable")
         return cls(where[order], words[order], mask[order])
