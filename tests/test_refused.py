@@ -16,7 +16,7 @@ import patchscope
 from conftest import BIN, ROOT
 from patchscope import rules
 from patchscope.index.context import Context
-from patchscope.rules import refused, refused_arm64
+from patchscope.rules import refused, refused_arm64, refused_ppc
 
 
 def context(variant: str) -> Context:
@@ -611,6 +611,167 @@ def test_vmlinux_arm64_check_bands_by_cpu(arm64: Context) -> None:
         for cpu in (None, refused_arm64.a64_cpu("max"), refused_arm64.a64_cpu("cortex-a57"))
     ]
     assert verdicts == ["gray", "safe", "hazardous"]
+
+
+# -- powerpc (refused_ppc.py) and Debian 6.1.0-56 ppc64el ----------------------------------------
+
+
+def test_ppc_can_single_step() -> None:
+    """arch/powerpc/include/asm/probes.h, word by word (encodings from the Power ISA)."""
+    refused_words = {
+        0x7FE00008: 1,  # trap (tw 31,0,0)
+        0x0C000000: 1,  # twi 0,r0,0: never traps, refused all the same
+        0x0B090000: 1,  # tdi
+        0x7C000088: 1,  # td
+        0x44000002: 2,  # sc
+        0x44000001: 2,  # scv 0
+        0x4C000024: 3,  # rfid
+        0x4C000224: 3,  # hrfid
+        0x4C0000A4: 3,  # rfscv
+        0x4C0002E4: 4,  # stop
+        0x7C000124: 5,  # mtmsr r0
+        0x7D600164: 5,  # mtmsrd r11,0
+        0x7D610164: 5,  # mtmsrd r11,1
+    }
+    stepped = [0x7C0000A6, 0x4C00012C, 0x4E800020, 0x7C0802A6, 0x7C0004AC, 0x7C00F828, 0x7C00F92D, 0x60000000]
+    words = np.array([*refused_words, *stepped], np.uint32)  # mfmsr, isync, blr, mflr, sync, lwarx, stwcx., nop
+    assert refused_ppc.ppc_unsteppable(words).tolist() == [*refused_words.values(), *[0] * len(stepped)]
+
+
+PPC64EL_BOOTED = ROOT / "tests/data/debian-6.1.0-56-ppc64el"
+#: The kernel log line each refusal prints (kprobe_events' dmesg column), by our first reason;
+#: check_kprobe_address_safe's refusals print nothing.
+PPC_SAID = {
+    "notrace": "trace_kprobe: Could not probe notrace function",
+    "unprobeable-insn": "Cannot register a kprobe on instructions that can't be single stepped",
+    "misaligned": "Attempt to register kprobe at an unaligned address",
+    "prefixed-suffix": "Cannot register a kprobe on the second word of prefixed instruction",
+}
+
+
+@pytest.fixture(scope="module")
+def ppc64el() -> Context:
+    return booted_lists("ppc64el", "6.1.0-56", "powerpc64le")[0]
+
+
+def test_vmlinux_ppc64el_kprobe_events_answers(ppc64el: Context) -> None:
+    """The booted kernel's answer to 1,181 kprobe_events definitions (tests/data/debian-6.1.0-56-ppc64el:
+    `SYM+0` by name and by address, the global entry's `addi`, the local entry, the ftrace call
+    site and its neighbours, functions without a TOC setup, clones, notrace code, the blacklist
+    and head text, traps, mtmsrd, larx/stcx. windows, BUG/WARN, jump labels, feature fixups,
+    misaligned and random addresses): every errno equal, and the kernel log line of each
+    refusal is the one our first reason implies."""
+    answers = []
+    for line in (PPC64EL_BOOTED / "kprobe_events").read_text().splitlines():
+        pid, target, answer = line.split(" ", 2)
+        by_name = not target.startswith("0x")
+        sym, _, off = target.partition("+")
+        address = at(ppc64el, sym, int(off, 16)) if by_name else int(target, 16)
+        said = answer.split(" | dmesg: ")[1] if " | dmesg: " in answer else ""
+        answers.append((pid, address, by_name, STRERROR[answer.split(" | ")[0]], said))
+    assert len(answers) == 1181
+    found = refused.refusals(ppc64el, [a for _, a, _, _, _ in answers], by_name=[b for _, _, b, _, _ in answers])
+    ours = [refused.answer(f, E, by_name) for (_, _, by_name, _, _), f in zip(answers, found)]
+    assert ours == [errno for _, _, _, errno, _ in answers]
+    for (pid, _, by_name, errno, said), f in zip(answers, found):
+        if errno:
+            first = [r for r in f if r.interface == N and by_name] + [r for r in f if r.interface == E]
+            first = (first + [r for r in f if r.interface == K])[0]  # refused.answer's order
+            expected = PPC_SAID.get(first.reason, "")
+            assert said.startswith(expected) and (said == "") == (expected == ""), pid
+    refusing = {pid.split("_")[0] for pid, _, _, errno, _ in answers if errno}
+    assert {"rej1", "rej5", "twi0", "bug", "jumplabel", "head", "blacklisted", "misaligned", "notrace"} <= refusing
+    accepting = ("entry", "ftrace", "local", "tocaddi", "larx", "stcx", "window", "afterstcx", "ftrfixup", "mfmsr")
+    assert not any(errno for pid, _, _, errno, _ in answers if pid.startswith(tuple(c + "_" for c in accepting)))
+
+
+def test_vmlinux_ppc64el_register_kprobe_answers(ppc64el: Context) -> None:
+    """register_kprobe's own answers, from the kpcheck module in the booted kernel (no front end:
+    notrace code too): the 1,287 addresses of `regaddrs` (every kprobe_events target, and the
+    sc, rfid, stop, trap and mtmsrd of notrace code) and the 296 names of `regsyms` at offset 0,
+    where the probe landed (`kp.addr`) as well. Every errno and landing equal, and the log line
+    each attempt printed is the one our first reason implies. busybox's insmod retries a failed
+    finit_module with init_module, so every batch ran twice: both runs answered alike."""
+    answers: dict[tuple[str, str], tuple[int, int, str]] = {}
+    said = ""
+    for line in (PPC64EL_BOOTED / "register_kprobe").read_text().splitlines():
+        if not line.startswith("kpcheck "):
+            said = line  # printed by the attempt whose answer follows
+            continue
+        _, kind, what, *rest = line.split()
+        got = (int(rest[0] if kind == "s" else what, 16), int(rest[-1]), said)
+        assert answers.setdefault((kind, what), got) == got
+        said = ""
+    errno = {0: None, -22: "EINVAL"}
+    by_addr = [v for (kind, _), v in answers.items() if kind == "a"]
+    names = [what for kind, what in answers if kind == "s"]
+    assert (len(by_addr), len(names)) == (1287, 296)
+    found = refused.refusals(ppc64el, [a for a, _, _ in by_addr])
+    ours = [[r for r in f if r.interface == K] for f in found]
+    assert [refused.answer(f) for f in found] == [errno[ret] for _, ret, _ in by_addr]
+    assert [PPC_SAID.get(f[0].reason, "") if f else "" for f in ours] == [s for _, _, s in by_addr]
+    assert {f[0].reason for f in ours if f} >= {"unprobeable-insn", "prefixed-suffix", "head-text", "bug-site"}
+    starts = np.array([at(ppc64el, n) for n in names], np.uint64)
+    img = ppc64el.shared(refused.KernelImage)
+    landed = [answers[("s", n)][0] for n in names]
+    assert refused.by_name_lands(img, starts, True).tolist() == landed
+    found = refused.refusals(ppc64el, starts, by_name=True)
+    assert [refused.answer(f) for f in found] == [errno[answers[("s", n)][1]] for n in names]
+
+
+def test_vmlinux_ppc64el_feature_fixups(ppc64el: Context) -> None:
+    """Feature fixups rewrite 2,205 words at boot by CPU feature; only 6 change what
+    can_single_step says (a big-endian `b` read as `tdi`, the `mtmsrd` of denorm_assist and
+    unrecoverable_mce), each refused first for a certain reason, the head text or the
+    blacklist: no answer of this kernel depends on the CPU, and those 6 say they would."""
+    fixups = ppc64el.shared(refused_ppc.PpcFixups.of)
+    img = ppc64el.shared(refused.KernelImage)
+    assert len(fixups.at) == 2205
+    file, patched = refused_ppc.ppc_words(img, fixups.at), fixups.patched(img, fixups.at)
+    differ = fixups.at[refused_ppc.ppc_unsteppable(file) != refused_ppc.ppc_unsteppable(patched)]
+    assert [img.symbol_name(int(a)) for a in differ] == [
+        "start_first_256B",
+        "exc_real_0x200_machine_check",
+        "exc_real_0x700_program_check",
+        "denorm_assist+0x8",
+        "denorm_assist+0xc",
+        "unrecoverable_mce+0x4",
+    ]
+    for f in refused.refusals(ppc64el, differ):
+        first, last = f[0], [r for r in f if r.interface == K][-1]
+        assert first.certain and first.reason in ("head-text", "kprobe-blacklist")
+        assert (last.reason, last.certain, bool(last.evidence["cpu_dependent"])) == ("unprobeable-insn", False, True)
+
+
+def test_vmlinux_ppc64el_sym0_moves(ppc64el: Context) -> None:
+    """vfs_read: `addis r2,r12` | `addi r2,r2` | `mflr r0` (local entry) | `bl _mcount` (the
+    ftrace record) (objdump -d). `vfs_read` by name lands on the record, an ftrace-based kprobe;
+    by address it stays on the global entry, an ordinary one; both are accepted."""
+    v = at(ppc64el, "vfs_read")
+    img = ppc64el.shared(refused.KernelImage)
+    assert refused.by_name_lands(img, np.array([v, v + 8], np.uint64), True).tolist() == [v + 12, v + 8]
+    assert refused.by_name_lands(img, np.array([v], np.uint64), False) is None
+    assert refused.refusals(ppc64el, [v, v, v + 2], by_name=[True, False, False])[:2] == [[], []]
+    (r,) = refused.refusals(ppc64el, [v + 2])[0]
+    assert r.reason == "misaligned"
+    (h,) = [r for r in refused.refusals(ppc64el, [at(ppc64el, "_stext", 0x100)])[0] if r.interface == K]
+    assert h.reason == "head-text"
+
+
+def test_vmlinux_ppc64el_check_moves_named_probes(ppc64el: Context) -> None:
+    """``check``: bpftrace's `kprobe:__do_sys_reboot` (a notrace function) is given to the kernel
+    by name, so its refusal is decided at the local entry, +8; SystemTap's probe of the same
+    function lands there itself (get_lep) and is not moved again."""
+    from patchscope.probes import syntax as ps
+    from patchscope.report import check
+
+    start = at(ppc64el, "__do_sys_reboot")
+    points = [ps.parse("kprobe:__do_sys_reboot"), ps.parse('kernel.function("__do_sys_reboot")')]
+    bpf, stap = check.document(ppc64el.b, points, None)["points"]
+    (lnd,) = bpf["landings"]
+    (r,) = [x for x in lnd["reasons"] if x["code"] == "refused-address"]
+    assert int(lnd["address"], 16) == start and r["evidence"]["refusals"][0]["probed_at"] == hex(start + 8)
+    assert [int(x["address"], 16) for x in stap["landings"]] == [start + 8] and stap["verdict"] == "safe"
 
 
 # -- Debian 6.1 ppc64el, armhf, s390x: the lists ----------------------------------------------------

@@ -264,7 +264,8 @@ const SITE_TABLES: &[SiteTable] = &[
         target: None,
         key: None,
         flags: &[(12, 10), (8, 4)],
-        arches: &["x86_64", "aarch64", "riscv64"],
+        // ppc64 6.1: GENERIC_BUG_RELATIVE_POINTERS, the same 12-byte entry with BUGVERBOSE
+        arches: &["x86_64", "aarch64", "riscv64", "ppc64le", "ppc64"],
     },
     SiteTable {
         kind: "extable",

@@ -345,8 +345,15 @@ def _address_reasons(
     of a uprobe). One query for the user-space landings, one for the kernel's."""
     user = [lnd for r in resolutions if r.point.target.startswith("process:") for lnd in r.landings]
     kernel = [lnd.address for r in resolutions if not r.point.target.startswith("process:") for lnd in r.landings]
+    # a probe the kernel is given by name, which ppc64 moves from the symbol (kprobe_lookup_name)
+    named = [
+        r.point.function is not None and r.point.address is None and r.point.tool in refused.THROUGH_TRACE_KPROBE
+        for r in resolutions
+        if not r.point.target.startswith("process:")
+        for _ in r.landings
+    ]
     cut = iter(mid_instruction(cx, user))
-    found = iter(_refusals(cx, kernel, cpu))
+    found = iter(_refusals(cx, kernel, cpu, named))
     c = refused.REFUSED_ADDRESS
     out = []
     for res in resolutions:
@@ -371,7 +378,9 @@ def _band(found: list[Refusal]) -> Band:
     return refused.REFUSED_ADDRESS.band if any(r.certain for r in found) else Band.GRAY
 
 
-def _refusals(cx: Context, addresses: list[int], cpu: frozenset[int] | None) -> list[list[Refusal]]:
+def _refusals(
+    cx: Context, addresses: list[int], cpu: frozenset[int] | None, by_name: list[bool]
+) -> list[list[Refusal]]:
     """What the kernel answers at each address (nothing for a binary with no kprobes); which
     of it concerns a point's tool is for the caller to pick, the blacklist's refusals being
     left to its own findings (kprobe-blacklist …)."""
@@ -379,7 +388,7 @@ def _refusals(cx: Context, addresses: list[int], cpu: frozenset[int] | None) -> 
     if not addresses:
         return none
     try:
-        return refused.refusals(cx, addresses, cpu=cpu)
+        return refused.refusals(cx, addresses, cpu=cpu, by_name=by_name)
     except ValueError:  # not a kernel image or module: no kprobes
         return none
 

@@ -1,7 +1,7 @@
 """What a kprobe request is made of, as the refusal checks read it: the kernel image (its
 tables, release and code), the addresses asked about (the instruction holding each), and a
 refusal (reason, errno, interface). The checks themselves: rules/refused.py (the generic ones,
-in the kernel's order), rules/refused_x86.py, rules/refused_arm64.py."""
+in the kernel's order), rules/refused_x86.py, rules/refused_arm64.py, rules/refused_ppc.py."""
 
 from __future__ import annotations
 
@@ -205,15 +205,22 @@ class Probes:
 
     @classmethod
     def of(
-        cls, img: KernelImage, addrs: np.ndarray, version: tuple[int, int] | None, cpu: frozenset[int] | None = None
+        cls,
+        img: KernelImage,
+        addrs: np.ndarray,
+        version: tuple[int, int] | None,
+        cpu: frozenset[int] | None = None,
+        at: np.ndarray | None = None,
     ) -> Probes:
-        found, start, end, name = img.kallsyms.containing_all(addrs)
-        decode_from = np.where(found, start, addrs)
-        sites = img.cx.probe_sites(decode_from, addrs)
-        at = addrs.copy()
-        endbr = found & (addrs == start) & (sites.column("kind").to_numpy() == _core.kind.ENDBR)
+        """``at``: where ``_kprobe_addr`` put each probe before the symbol lookup, when that is
+        not ``addrs`` (ppc64's ``kprobe_lookup_name`` for a probe given as ``SYM``)."""
+        at = addrs.copy() if at is None else at.copy()
+        found, start, end, name = img.kallsyms.containing_all(at)
+        decode_from = np.where(found, start, at)
+        sites = img.cx.probe_sites(decode_from, at)
+        endbr = found & (at == start) & (sites.column("kind").to_numpy() == _core.kind.ENDBR)
         if endbr.any():  # x86 IBT: a probe on the symbol lands after its ENDBR (arch_adjust_kprobe_addr)
-            at[endbr] = addrs[endbr] + np.uint64(4)
+            at[endbr] = at[endbr] + np.uint64(4)
             moved = img.cx.probe_sites(decode_from[endbr], at[endbr])
             sites = _replace_rows(sites, np.flatnonzero(endbr), moved)
         raw = np.stack([sites.column("bytes0").to_numpy(), sites.column("bytes1").to_numpy()], axis=1)

@@ -6,7 +6,7 @@ end (kernel/trace/trace_kprobe.c: tracefs ``kprobe_events`` and the ``perf_kprob
 perf and bpftrace open) refuses more before it gets there: a function ftrace cannot trace, and
 a symbol name that is not unique.
 
-Each rule — below, and the arch checks in refused_x86.py and refused_arm64.py — is one check of
+Each rule — below, and the arch checks in refused_x86.py, refused_arm64.py and refused_ppc.py — is one check of
 the kernel, as written in Linux 6.1 (Debian's linux-source-6.1 6.1.192, the source of the
 6.1.0-56 kernel the project was checked against; docs/findings/refused-address.md lists the
 checks), in the order the kernel makes them, so the first refusal of an address is the error it
@@ -21,7 +21,10 @@ returns:
 * ``arch_prepare_kprobe``. x86: ``can_probe`` (an instruction boundary, decoding from the
   kallsyms symbol: ``EILSEQ``), ``__copy_instruction`` (``EINVAL``), ``prepare_emulation``
   (``EOPNOTSUPP``). arm64: alignment, ``search_exception_tables``, ``arm_kprobe_decode_insn``
-  with its backward scan for an open load-exclusive (all ``EINVAL``).
+  with its backward scan for an open load-exclusive (all ``EINVAL``). powerpc: alignment,
+  ``can_single_step``, the suffix of a prefixed instruction (all ``EINVAL``); before them
+  ``arch_within_kprobe_blacklist`` refuses the head text, and a probe given as ``SYM`` moves
+  to the ftrace call site or the local entry (``kprobe_lookup_name``, ``by_name``).
 
 The running kernel rewrites some of its code at boot (alternatives, paravirt calls, retpolines,
 return thunks): inside those sites an answer that depends on the instruction bytes is read from
@@ -51,6 +54,7 @@ from patchscope.rules.kprobe_target import (
     refusal,
 )
 from patchscope.rules.refused_arm64 import a64_arch_prepare
+from patchscope.rules.refused_ppc import is_elfv2, ppc_arch_prepare, ppc_head_text, ppc_lookup_name
 from patchscope.rules.refused_x86 import not_insn_boundary, x86_unprobeable
 
 REFUSED_ADDRESS = code(
@@ -69,19 +73,39 @@ def refusals(
     *,
     version: tuple[int, int] | None = None,
     cpu: frozenset[int] | None = None,
+    by_name: Sequence[bool] | np.ndarray | bool = False,
 ) -> list[list[Refusal]]:
     """For each address, every reason the kernel would refuse a kprobe there, in the kernel's
     order: first the register_kprobe refusals, then those only the kprobe_events front end adds.
     An empty list means accepted. ``version`` overrides the kernel release the image states;
     ``cpu`` (arm64 cpucaps, refused_arm64.a64_cpu) fixes the code the alternatives patch in.
+    ``by_name`` (per address, or for all): the probe names the symbol starting there (``SYM``,
+    ``SYM+0``), which ppc64 moves (:func:`by_name_lands`).
     Raises ValueError for a binary that is neither a kernel image nor a module."""
     cx = target if isinstance(target, Context) else Context(target)
     img = cx.shared(KernelImage)
-    p = Probes.of(img, np.asarray(addresses, np.uint64), version or img.version, cpu)
+    addrs = np.asarray(addresses, np.uint64)
+    p = Probes.of(img, addrs, version or img.version, cpu, at=by_name_lands(img, addrs, by_name))
     out: list[list[Refusal]] = [[] for _ in range(len(p.addr))]
     for rule in RULES:
         for row, r in rule(img, p):
             out[row].append(r)
+    return out
+
+
+def by_name_lands(
+    img: KernelImage, addrs: np.ndarray, by_name: Sequence[bool] | np.ndarray | bool
+) -> np.ndarray | None:
+    """Where ``_kprobe_addr`` puts a probe given as ``SYM+0`` for each address (None: all where
+    asked). ppc64 ELFv2 only: ``kprobe_lookup_name`` moves it to the ftrace call site or the local
+    entry; a probe by address, or at ``SYM+OFFS`` with OFFS > 0, stays."""
+    named = np.broadcast_to(np.asarray(by_name, bool), addrs.shape)
+    if not is_elfv2(img) or not named.any():
+        return None
+    found, start, _, _ = img.kallsyms.containing_all(addrs)
+    move = named & found & (addrs == start)
+    out = addrs.copy()
+    out[move] = ppc_lookup_name(img, addrs[move])
     return out
 
 
@@ -345,12 +369,14 @@ RULES: list[Rule] = [
     ftrace_record,
     not_kernel_text,
     blacklisted,
+    ppc_head_text,
     reserved_site,
     bug_site,
     cfi_preamble,
     not_insn_boundary,
     x86_unprobeable,
     a64_arch_prepare,
+    ppc_arch_prepare,
     notrace_function,
     non_unique_symbol,
 ]
