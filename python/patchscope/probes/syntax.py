@@ -216,6 +216,13 @@ class _Component:
         return self.at + k + sum(e <= k for e in self.escapes)
 
 
+#: ``\s`` is ``str.isspace``'s set: the scanner's steps as single matches (a script of 32,000
+#: probes is read a character at a time otherwise).
+_SPACES = re.compile(r"\s*")
+_IDENTIFIER = re.compile(r"[A-Za-z_*][A-Za-z0-9_*]*")
+_PLAIN_STRING = re.compile(r'"([^"\\]*)"')
+
+
 class _Scanner:
     """A cursor over one probe point, raising errors at its position."""
 
@@ -231,8 +238,7 @@ class _Scanner:
         return self.text[self.pos] if self.pos < len(self.text) else ""
 
     def skip_space(self) -> None:
-        while self.peek().isspace():
-            self.pos += 1
+        self.pos = _SPACES.match(self.text, self.pos).end()  # type: ignore[union-attr]  # matches ""
 
     def expect(self, ch: str) -> None:
         if self.peek() != ch:
@@ -241,13 +247,17 @@ class _Scanner:
         self.pos += 1
 
     def identifier(self) -> str:
-        m = re.compile(r"[A-Za-z_*][A-Za-z0-9_*]*").match(self.text, self.pos)
+        m = _IDENTIFIER.match(self.text, self.pos)
         if not m:
             raise self.error("expected a probe point component (an identifier)")
         self.pos = m.end()
         return m.group()
 
     def string(self) -> str:
+        plain = _PLAIN_STRING.match(self.text, self.pos)
+        if plain:  # no escape: the text between the quotes, as the loop below would read it
+            self.pos, self.escapes = plain.end(), []
+            return plain.group(1)
         start = self.pos
         self.expect('"')
         out: list[str] = []
@@ -282,10 +292,7 @@ class _Scanner:
     def _ahead(self, ch: str) -> bool:
         """Whether ``ch`` comes next once spaces are skipped (the cursor stays: spaces between
         a point's tokens are allowed, as stap's lexer allows them)."""
-        at = self.pos
-        while at < len(self.text) and self.text[at].isspace():
-            at += 1
-        return self.text.startswith(ch, at)
+        return self.text.startswith(ch, _SPACES.match(self.text, self.pos).end())  # type: ignore[union-attr]
 
     def component(self) -> _Component:
         pos = self.pos
@@ -367,7 +374,8 @@ def stap_points(text: str) -> list[ProbePoint]:
         marks = [c.name for c in seq if c.name in ("?", "!")]
         parts = [c for c in seq if c.name not in ("?", "!")]
         point = _stap_point(text, parts, optional or bool(marks))
-        point = replace(point, sufficient=sufficient or "!" in marks)
+        if sufficient or "!" in marks:
+            point = replace(point, sufficient=True)
         tail = "".join(marks) + text[end:].strip()
         out.append(replace(point, text=_spelled(parts, tail)) if len(seqs) > 1 else point)
     return out
@@ -422,7 +430,7 @@ def _stap_point(text: str, parts: list[_Component], optional: bool) -> ProbePoin
     what = rest[0]
     if what.arg is None:
         raise ProbeSyntaxError(text, what.pos + len(what.name), f'.{what.name} needs ("PATTERN")')
-    base = replace(base, target=target)
+    base = ProbePoint(text=text, tool="stap", mode=ENTRY, optional=optional, target=target)
     point = _stap_statement(text, what, base) if what.name == "statement" else _stap_function(text, what, base)
     return _stap_suffixes(text, rest[1:], point)
 
@@ -464,7 +472,8 @@ def _stap_function(text: str, what: _Component, base: ProbePoint) -> ProbePoint:
     if not isinstance(what.arg, str):
         raise ProbeSyntaxError(text, what.pos, ".function takes a string pattern")
     func, file, line = _function_spec(what.arg, text, what.place)
-    return replace(base, function=func, file=file, line=line)
+    # built at once rather than by replace(): a script's every .function point comes here
+    return ProbePoint(text, "stap", base.mode, base.target, func, file, line, optional=base.optional)
 
 
 def _stap_statement(text: str, what: _Component, base: ProbePoint) -> ProbePoint:
@@ -531,6 +540,8 @@ MAX_POINTS = 1_000_000
 
 
 def split_top(s: str, sep: str) -> list[str]:
+    if sep not in s:  # one piece: most headers
+        return [s]
     out, depth, start, quoted = [], 0, 0, False
     for i, c in enumerate(s):
         if c == '"' and (i == 0 or s[i - 1] != "\\"):
