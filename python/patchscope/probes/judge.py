@@ -22,6 +22,7 @@ from patchscope.probes.writes import (
     GURU_NOTE,
     LandingWrite,
     judge_writes,
+    write_errors,
     override_reasons,
     partial,
     write_reasons,
@@ -261,6 +262,8 @@ class PointVerdict:
     reasons: list[Reason]
     #: a band's label, or ``unresolved``
     verdict: str
+    #: the handler's writes that cannot be meant, each with a caret under its text (``unresolved``)
+    write_errors: list[ps.ProbeSyntaxError] = field(default_factory=list)
 
 
 class Judge:
@@ -330,7 +333,12 @@ class Judge:
             verdict = NO_CODE
         else:
             verdict = Band.SAFE.label if point.optional or res.events else UNRESOLVED
-        return PointVerdict(point, res, landings, own, verdict)
+        places = [
+            f"{hexa(lnd.address)} ({cx.fn_name[lnd.fid]})" if lnd.fid >= 0 else hexa(lnd.address)
+            for lnd in res.landings
+        ]
+        bad = write_errors(point, places, res.landings, variables, cx.arch)
+        return PointVerdict(point, res, landings, own, UNRESOLVED if bad else verdict, bad)
 
     def _findings_at(self, lnd: Landing, tool: str) -> list[Reason]:
         return self.at.at(lnd, tool) if lnd.fid >= 0 else []

@@ -27,6 +27,10 @@ from patchscope.rules.writes import (
     UNCHECKED,
     WRITE_PARTIAL,
     WriteVerdict,
+    does_not_fit,
+    has_members,
+    indexable,
+    is_scalar,
     return_write,
 )
 
@@ -64,18 +68,145 @@ class Write:
 
 
 def writes_in(handler: str) -> list[Write]:
-    """The writes to target variables in a handler's text, in order."""
-    code = _SKIP.sub(lambda m: " " * len(m.group()), handler)
+    """The writes to target variables in a handler's text, in order (each written once)."""
+    code = _code(handler)
+    out = [site.write for site in _sites(code)]
+    for m in _OVERRIDE.finditer(code):
+        out.append(Write("override", "", "override", m.group().strip()))
+    return list(dict.fromkeys(out))
+
+
+def _code(handler: str) -> str:
+    """The handler with its strings, comments and embedded C blanked: offsets stay true."""
+    return _SKIP.sub(lambda m: " " * len(m.group()), handler)
+
+
+@dataclass(frozen=True)
+class _Site:
+    """A write where the handler has it: offsets of its ``$``, of its member or index path."""
+
+    write: Write
+    name_at: int
+    path_at: int
+    #: where the stored value starts (after ``=``), -1 for the other operators
+    value_at: int
+
+
+def _sites(code: str) -> list[_Site]:
     out = []
     for m in _WRITE.finditer(code):
         op = m.group("pre") or m.group("op")
         if not op:
             continue
-        path = re.sub(r"\s+", "", m.group("path") or "")
-        out.append(Write(m.group("name"), path, op, m.group().strip()))
-    for m in _OVERRIDE.finditer(code):
-        out.append(Write("override", "", "override", m.group().strip()))
-    return list(dict.fromkeys(out))
+        raw = m.group("path") or ""
+        path = re.sub(r"\s+", "", raw)
+        path_at = m.start("path") + len(raw) - len(raw.lstrip())
+        value_at = m.end("op") if m.group("op") == "=" else -1
+        out.append(_Site(Write(m.group("name"), path, op, m.group().strip()), m.start("name") - 1, path_at, value_at))
+    return out
+
+
+#: A literal stored whole: a string (adjacent ones are one), or an integer (decimal, 0x hex,
+#: 0 octal), alone up to the statement's end.
+_LITERAL = re.compile(
+    r'\s*(?:(?P<string>"(?:\\.|[^"\\])*"(?:\s*"(?:\\.|[^"\\])*")*)|(?P<number>-?\s*(?:0[xX][0-9a-fA-F]+|\d+)))'
+)
+_STATEMENT_END = re.compile(r"\s*(?:[;}\n]|\Z|(?=[$@A-Za-z_]))")
+#: ``@defined($x)``, ``@choose_defined($a, $b)``: the handler allows for ``$x`` being absent.
+_GUARDED = re.compile(r"@(?:defined|choose_defined)\s*\(([^;{}]*?)\)")
+
+
+def write_errors(
+    point: ps.ProbePoint, places: list[str], landings: list[Landing], variables: list[list[dict[str, Any]]], arch: str
+) -> list[ps.ProbeSyntaxError]:
+    """The handler's writes that cannot be what its author meant, each an error with a caret
+    under the offending text: a variable that does not exist where the probe fires, a field
+    or an index of a number, a value the variable's type cannot hold. stap refuses the first
+    two ("unable to find local", "invalid access"), and stores the low bytes of the third.
+    Only SystemTap's ``$x`` are target variables (bpftrace's are its own scratch ones), and
+    only at landings whose variables the DWARF gives (``kprobe.function`` has none).
+    ``places`` names each landing for the messages."""
+    if point.tool != "stap" or point.kind == "kprobe" or "$" not in point.handler:
+        return []
+    handler, code = point.handler, _code(point.handler)
+    guarded = {v for g in _GUARDED.findall(code) for v in re.findall(r"\$(\w+)", g)}
+    known = [(place, vs) for place, lnd, vs in zip(places, landings, variables) if lnd.instance >= 0 or lnd.site >= 0]
+    found: dict[tuple[int, str], None] = {}
+    for site in _sites(code):
+        if site.write.name == "return":
+            continue
+        absent = [(place, vs) for place, vs in known if _variable(vs, site.write.name) is None]
+        if absent and site.write.name not in guarded:
+            found[site.name_at, _absent(site.write.name, absent, len(known))] = None
+        for _, vs in known:
+            var = _variable(vs, site.write.name)
+            bad = _misfit(site, handler, code, var, arch) if var else None
+            if bad:
+                found[bad] = None
+    return [_caret(point, handler, at, message) for at, message in found]
+
+
+def _variable(vs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next((v for v in vs if v["name"] == name and v["state"] != "out-of-scope"), None)
+
+
+def _absent(name: str, absent: list[tuple[str, list[dict[str, Any]]]], of: int) -> str:
+    """Where ``$name`` does not exist, and what does there."""
+    place, vs = absent[0]
+    if len(absent) < of:
+        shown = ", ".join(p for p, _ in absent[:4]) + (" …" if len(absent) > 4 else "")
+        return f"no variable ${name} at {len(absent)} of the {of} places the probe fires: {shown}"
+    here = sorted({f"${v['name']}" for v in vs if v["state"] != "out-of-scope"})
+    seen = f"in scope there: {', '.join(here[:8])}{' …' if len(here) > 8 else ''}" if here else "none is in scope"
+    return f"no variable ${name} at {place}{f' (nor at the {of - 1} other places)' if of > 1 else ''}: {seen}"
+
+
+def _misfit(site: _Site, handler: str, code: str, var: dict[str, Any], arch: str) -> tuple[int, str] | None:
+    """(offset in the handler, why) when the write does not fit the variable's type."""
+    name, kind, path = site.write.name, var["type"], site.write.path
+    if path.startswith(("->", ".")) and has_members(kind) is False:
+        return site.path_at, f"${name} is {kind}, no struct nor a pointer to one: it has no field {path.lstrip('.->')}"
+    if path.startswith("[") and indexable(kind) is False:
+        return site.path_at, f"${name} is {kind}, neither an array nor a pointer: {path} indexes nothing"
+    if path or site.value_at < 0:
+        return None
+    m = _LITERAL.match(handler, site.value_at)
+    if not m or not _STATEMENT_END.match(code, m.end()):
+        return None  # an expression: its value is not known here
+    if m.group("string"):
+        return (m.start("string"), f"${name} is {kind}: a string cannot be stored in it") if is_scalar(kind) else None
+    digits = re.sub(r"\s+", "", m.group("number"))
+    value = _integer(digits)
+    why = does_not_fit(kind, value, "x" in digits.lower(), arch) if value is not None else None
+    return (m.start("number"), f"${name}: {why}") if why else None
+
+
+def _caret(point: ps.ProbePoint, handler: str, at: int, message: str) -> ps.ProbeSyntaxError:
+    """The error on the handler's line that holds offset ``at`` (tabs as one space each, so
+    that the caret stands under the character)."""
+    start = handler.rfind("\n", 0, at) + 1
+    end = handler.find("\n", at)
+    line = handler[start : end if end >= 0 else len(handler)].replace("\t", " ")
+    lead = len(line) - len(line.lstrip())
+    e = ps.ProbeSyntaxError(line.strip(), at - start - lead, message)
+    e.origin = point.origin
+    return e
+
+
+def _integer(digits: str) -> int | None:
+    """A stap integer literal: decimal, ``0x`` hex, or octal with a leading ``0`` (``None``
+    for ``09``, which is none); past 40 digits, a value no type holds (Python refuses to
+    convert 4,300 digits, and no variable is wider than 128 bits)."""
+    negative, body = digits.startswith("-"), digits.lstrip("-")
+    if len(body) > 40:
+        value = 1 << 200
+    elif len(body) > 1 and body[0] == "0" and body[1] not in "xX":
+        if not set(body) <= set("01234567"):
+            return None
+        value = int(body, 8)
+    else:
+        value = int(body, 0)
+    return -value if negative else value
 
 
 def override_value(point: ps.ProbePoint) -> tuple[bool, int | None]:

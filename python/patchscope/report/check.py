@@ -144,7 +144,8 @@ def _point(cx: Context, v: PointVerdict) -> dict[str, Any]:
         "tool": point.tool,
         "origin": point.origin,
         "verdict": v.verdict,
-        "errors": res.errors,
+        **({"pointer": "\n".join(e.pointer() for e in v.write_errors)} if v.write_errors else {}),
+        "errors": res.errors + [f"in the handler: {e.message}" for e in v.write_errors],
         "notes": res.notes
         + list(point.notes if point.tool == "stap" else ())
         + (["optional point (?): resolving to nothing is allowed"] if point.optional else []),
