@@ -22,9 +22,9 @@ from patchscope.probes.writes import (
     GURU_NOTE,
     LandingWrite,
     judge_writes,
-    write_errors,
     override_reasons,
     partial,
+    write_errors,
     write_reasons,
     writes_in,
 )

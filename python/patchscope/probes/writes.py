@@ -158,7 +158,8 @@ def _absent(name: str, absent: list[tuple[str, list[dict[str, Any]]]], of: int) 
         return f"no variable ${name} at {len(absent)} of the {of} places the probe fires: {shown}"
     here = sorted({f"${v['name']}" for v in vs if v["state"] != "out-of-scope"})
     seen = f"in scope there: {', '.join(here[:8])}{' …' if len(here) > 8 else ''}" if here else "none is in scope"
-    return f"no variable ${name} at {place}{f' (nor at the {of - 1} other places)' if of > 1 else ''}: {seen}"
+    others = "" if of == 1 else " (nor at the other place)" if of == 2 else f" (nor at the {of - 1} other places)"
+    return f"no variable ${name} at {place}{others}: {seen}"
 
 
 def _misfit(site: _Site, handler: str, code: str, var: dict[str, Any], arch: str) -> tuple[int, str] | None:
