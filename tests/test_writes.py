@@ -436,3 +436,21 @@ def test_a_hex_literal_may_be_a_signed_types_bit_pattern() -> None:
 )
 def test_which_types_have_fields_and_indices(kind: str, members: bool | None, index: bool | None) -> None:
     assert has_members(kind) is members and indexable(kind) is index
+
+
+def test_bad_writes_survive_the_merge_of_a_trees_binaries(tmp_path: Path) -> None:
+    """Against a kernel tree a point's records from each binary are merged into one: its bad
+    writes are kept, each once."""
+    from patchscope.report import check as report
+
+    script = tmp_path / "bad.stp"
+    script.write_text(BAD.format(bin=BIN))
+    points = scripts.load_points(str(script))
+    doc = report.document(patchscope.open(BIN), points)
+    values = doc["points"][3]
+    point = points[3]
+    assert isinstance(point, ps.ProbePoint)
+    merged = report.merged(point, [("a", values), ("b", values)])
+    assert merged["errors"] == values["errors"] and merged["pointer"] == values["pointer"]
+    good = report.merged(point, [("a", doc["points"][1])])
+    assert "pointer" not in good and good["errors"] == []

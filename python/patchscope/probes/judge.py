@@ -232,6 +232,11 @@ def syntax_error(e: ps.ProbeSyntaxError) -> str:
     return f"syntax error at character {e.pos + 1}: {e.message}"
 
 
+def write_error(e: ps.ProbeSyntaxError) -> str:
+    """Why a point whose handler writes what it cannot mean is ``unresolved``."""
+    return f"in the handler: {e.message}"
+
+
 def overall(verdicts: list[str]) -> str:
     """The worst of several verdicts; ``unresolved`` is worse than ``hazardous``."""
     return max(verdicts, key=lambda v: EXIT[v] * 2 + (v == UNRESOLVED) - (v == NO_CODE), default=Band.SAFE.label)
