@@ -10,14 +10,16 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import patchscope
 from conftest import BIN
-from patchscope.probes import scripts
+from patchscope.probes import scripts, writes
 from patchscope.probes import syntax as ps
+from patchscope.probes.resolve import Landing
 from patchscope.report import check
 
 X86 = BIN / "x86_64/corpus"
@@ -228,8 +230,13 @@ ORDINARY = 'probe process("x").function("tree_sum") { println($n) }\n'
         "".join(f'probe kernel.function("f{i}") {{}}\n' for i in range(32_000)),  # each point parsed
         # each conditional once checked every probe against every unknown branch: 8 s for 20,000
         "".join(f'%( CONFIG_X{i} == "y" %? probe kernel.function("g{i}") {{}} %)\n' for i in range(16_000)),
+        "@define a(" * 100_000,  # each unclosed parameter list was read to the end: 27 s
+        'probe kernel.function("f") {' + "@defined(" * 100_000 + "}",  # each unclosed guard too
     ],
-    ids=["probes", "comments", "quotes", "embedded-c", "header-strings", "braces", "distinct", "conditional"],
+    ids=[
+        *("probes", "comments", "quotes", "embedded-c", "header-strings", "braces", "distinct", "conditional"),
+        *("define-parameters", "defined-guards"),
+    ],
 )
 def test_the_stp_reader_is_linear(script: str) -> None:
     """A megabyte of script is read in well under a second (the bound is generous for a
@@ -246,6 +253,22 @@ def test_a_script_ending_inside_a_string_on_a_backslash_is_read(tail: str) -> No
     points = scripts.stp_probe_points('probe kernel.function("a") {}\n' + tail)
     assert [p.function for p in points if isinstance(p, ps.ProbePoint)][:1] == ["a"]
     assert scripts.blank_comments(tail) == tail
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [" " * 1_000_000, "/* " * 350_000, "$x[" * 350_000, '$x = "' * 150_000, "@defined(" * 100_000],
+    ids=["spaces", "comments", "indices", "strings", "guards"],
+)
+def test_the_write_reader_is_linear(handler: str) -> None:
+    """The handler's writes are read in linear time too: a run of spaces was rescanned from
+    each of its characters (1 MB: minutes), an unclosed comment from each ``/*``."""
+    point = replace(ps.parse('process("x").function("f")'), handler=handler)
+    start = time.process_time()
+    writes.writes_in(handler)
+    landing = Landing(0x1000, -1, ps.ENTRY, instance=0)
+    writes.write_errors(point, ["0x1000"], [landing], [[{"name": "x", "type": "char", "state": "register"}]], "x86_64")
+    assert time.process_time() - start < 5
 
 
 def test_diff_refuses_a_probe_file_without_end_too() -> None:

@@ -300,8 +300,9 @@ def _stp_header(header: str) -> tuple[str | None, list[tuple[int, str]]]:
 
 #: ``$name`` in a handler: a target variable read at the probe (``$$vars``, ``$return`` are not).
 _TARGET_VAR = re.compile(r"(?<![$\w])\$(?!return\b)([A-Za-z_]\w*)")
-#: ``@defined($x)``, ``@choose_defined($a, $b)``: a variable that may be absent.
-_GUARD = re.compile(r"@(?:defined|choose_defined)\s*\(([^;{}]*?)\)")
+#: ``@defined($x)``, ``@choose_defined($a, $b)``: a variable that may be absent (up to 500
+#: characters: an unclosed one must not be rescanned to the end from each of thousands).
+_GUARD = re.compile(r"@(?:defined|choose_defined)\s*\(([^;{}]{0,500}?)\)")
 
 
 def target_reads(body: str) -> list[str]:
@@ -421,7 +422,7 @@ def _substitute(text: str, args: tuple[str, ...]) -> str | ProbeSyntaxError:
 
 _PP = re.compile(
     r'(?P<skip>(?<![$@])\#[^\n]*|//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:\\.|[^"\\\n])*(?:"|\\?\Z|(?=\n))|%\{.*?(?:%\}|\Z))'
-    r"|(?P<define>@define\s+\w+(?:\s*\([^)]*\))?\s*%\()|(?P<open>%\()|(?P<then>%\?)|(?P<orelse>%:)|(?P<close>%\))",
+    r"|(?P<define>@define\s+\w+(?:\s*\(\s*(?:\w+\s*(?:,\s*\w+\s*)*)?\))?\s*%\()|(?P<open>%\()|(?P<then>%\?)|(?P<orelse>%:)|(?P<close>%\))",
     re.S,
 )
 

@@ -34,11 +34,14 @@ from patchscope.rules.writes import (
     return_write,
 )
 
-#: Strings, comments and embedded C: nothing in them is a write.
-_SKIP = re.compile(r'"(?:\\.|[^"\\])*"|#[^\n]*|//[^\n]*|/\*.*?\*/|%\{.*?%\}', re.S)
+#: Strings, comments and embedded C: nothing in them is a write. One left open runs to the end
+#: (as the script reader reads it): matched once, not again from each later start.
+_SKIP = re.compile(r'"(?:\\.|[^"\\])*(?:"|\\?\Z)|#[^\n]*|//[^\n]*|/\*.*?(?:\*/|\Z)|%\{.*?(?:%\}|\Z)', re.S)
 #: ``$x …op`` and ``++$x`` / ``--$x``: the target, its member or index path, the operator.
+#: Each repetition stops at a character it cannot take (spaces only after ``++``, an index at
+#: the next ``[``), so that no start rescans a long run: a handler of hostile text is linear.
 _WRITE = re.compile(
-    r"(?<![$\w])(?P<pre>\+\+|--)?\s*\$(?P<name>[A-Za-z_]\w*)(?P<path>(?:\s*(?:->|\.)\s*\w+|\s*\[[^\]\n]*\])*)"
+    r"(?<![$\w])(?:(?P<pre>\+\+|--)\s*)?\$(?P<name>[A-Za-z_]\w*)(?P<path>(?:\s*(?:->|\.)\s*\w+|\s*\[[^\[\]\n]*\])*)"
     r"\s*(?P<op>\+\+|--|(?:<<|>>|[-+*/%&|^])?=(?!=))?"
 )
 
@@ -113,7 +116,7 @@ _LITERAL = re.compile(
 )
 _STATEMENT_END = re.compile(r"\s*(?:[;}\n]|\Z|(?=[$@A-Za-z_]))")
 #: ``@defined($x)``, ``@choose_defined($a, $b)``: the handler allows for ``$x`` being absent.
-_GUARDED = re.compile(r"@(?:defined|choose_defined)\s*\(([^;{}]*?)\)")
+_GUARDED = re.compile(r"@(?:defined|choose_defined)\s*\(([^;{}]{0,500}?)\)")
 
 
 def write_errors(
@@ -130,66 +133,93 @@ def write_errors(
         return []
     handler, code = point.handler, _code(point.handler)
     guarded = {v for g in _GUARDED.findall(code) for v in re.findall(r"\$(\w+)", g)}
-    known = [(place, vs) for place, lnd, vs in zip(places, landings, variables) if lnd.instance >= 0 or lnd.site >= 0]
+    # each landing's variables by name, once: a point may land at thousands of places
+    known = [
+        (place, {v["name"]: v for v in vs if v["state"] != "out-of-scope"})
+        for place, lnd, vs in zip(places, landings, variables)
+        if lnd.instance >= 0 or lnd.site >= 0
+    ]
     found: dict[tuple[int, str], None] = {}
     for site in _sites(code):
-        if site.write.name == "return":
+        name = site.write.name
+        if name == "return":
             continue
-        absent = [(place, vs) for place, vs in known if _variable(vs, site.write.name) is None]
-        if absent and site.write.name not in guarded:
-            found[site.name_at, _absent(site.write.name, absent, len(known))] = None
-        for _, vs in known:
-            var = _variable(vs, site.write.name)
-            bad = _misfit(site, handler, code, var, arch) if var else None
+        absent = [(place, vs) for place, vs in known if name not in vs]
+        if absent and name not in guarded:
+            found[site.name_at, _absent(name, absent, len(known))] = None
+        value = _value(site, handler, code)
+        for kind in dict.fromkeys(vs[name]["type"] for _, vs in known if name in vs):
+            bad = _misfit(site, kind, value, arch)
             if bad:
                 found[bad] = None
     return [_caret(point, handler, at, message) for at, message in found]
 
 
-def _variable(vs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
-    return next((v for v in vs if v["name"] == name and v["state"] != "out-of-scope"), None)
-
-
-def _absent(name: str, absent: list[tuple[str, list[dict[str, Any]]]], of: int) -> str:
+def _absent(name: str, absent: list[tuple[str, dict[str, Any]]], of: int) -> str:
     """Where ``$name`` does not exist, and what does there."""
     place, vs = absent[0]
     if len(absent) < of:
         shown = ", ".join(p for p, _ in absent[:4]) + (" …" if len(absent) > 4 else "")
         return f"no variable ${name} at {len(absent)} of the {of} places the probe fires: {shown}"
-    here = sorted({f"${v['name']}" for v in vs if v["state"] != "out-of-scope"})
+    here = sorted(f"${v}" for v in vs)
     seen = f"in scope there: {', '.join(here[:8])}{' …' if len(here) > 8 else ''}" if here else "none is in scope"
     others = "" if of == 1 else " (nor at the other place)" if of == 2 else f" (nor at the {of - 1} other places)"
     return f"no variable ${name} at {place}{others}: {seen}"
 
 
-def _misfit(site: _Site, handler: str, code: str, var: dict[str, Any], arch: str) -> tuple[int, str] | None:
-    """(offset in the handler, why) when the write does not fit the variable's type."""
-    name, kind, path = site.write.name, var["type"], site.write.path
+def _value(site: _Site, handler: str, code: str) -> tuple[int, str | int, bool] | None:
+    """(offset, value, written in hex) of the literal a plain ``=`` stores: a string's text as
+    written, or an integer; ``None`` for an expression, whose value is not known here, or
+    another operator."""
+    if site.write.path or site.value_at < 0:
+        return None
+    m = _LITERAL.match(handler, site.value_at)
+    if not m or not _STATEMENT_END.match(code, m.end()):
+        return None
+    if m.group("string"):
+        return m.start("string"), m.group("string"), False
+    digits = re.sub(r"\s+", "", m.group("number"))
+    value = _integer(digits)
+    return (m.start("number"), value, "x" in digits.lower()) if value is not None else None
+
+
+def _misfit(site: _Site, kind: str, value: tuple[int, str | int, bool] | None, arch: str) -> tuple[int, str] | None:
+    """(offset in the handler, why) when the write does not fit the variable's type ``kind``."""
+    name, path = site.write.name, site.write.path
     if path.startswith(("->", ".")) and has_members(kind) is False:
         return site.path_at, f"${name} is {kind}, no struct nor a pointer to one: it has no field {path.lstrip('.->')}"
     if path.startswith("[") and indexable(kind) is False:
         return site.path_at, f"${name} is {kind}, neither an array nor a pointer: {path} indexes nothing"
-    if path or site.value_at < 0:
+    if value is None:
         return None
-    m = _LITERAL.match(handler, site.value_at)
-    if not m or not _STATEMENT_END.match(code, m.end()):
-        return None  # an expression: its value is not known here
-    if m.group("string"):
-        return (m.start("string"), f"${name} is {kind}: a string cannot be stored in it") if is_scalar(kind) else None
-    digits = re.sub(r"\s+", "", m.group("number"))
-    value = _integer(digits)
-    why = does_not_fit(kind, value, "x" in digits.lower(), arch) if value is not None else None
-    return (m.start("number"), f"${name}: {why}") if why else None
+    at, literal, hex_digits = value
+    if isinstance(literal, str):
+        return (at, f"${name} is {kind}: a string cannot be stored in it") if is_scalar(kind) else None
+    why = does_not_fit(kind, literal, hex_digits, arch)
+    return (at, f"${name}: {why}") if why else None
+
+
+#: How much of a long handler line an error shows either side of its caret.
+_SHOWN = 72
 
 
 def _caret(point: ps.ProbePoint, handler: str, at: int, message: str) -> ps.ProbeSyntaxError:
     """The error on the handler's line that holds offset ``at`` (tabs as one space each, so
-    that the caret stands under the character)."""
-    start = handler.rfind("\n", 0, at) + 1
-    end = handler.find("\n", at)
-    line = handler[start : end if end >= 0 else len(handler)].replace("\t", " ")
+    that the caret stands under the character); of a long line, the part around the caret,
+    cut with ``…`` — found within that window, so that thousands of errors on a megabyte
+    line cost no more than the line."""
+    low, high = max(at - _SHOWN, 0), min(at + _SHOWN, len(handler))
+    start = handler.rfind("\n", low, at) + 1 or low
+    end = handler.find("\n", at, high)
+    end = high if end < 0 else end
+    line = handler[start:end].replace("\t", " ")
     lead = len(line) - len(line.lstrip())
-    e = ps.ProbeSyntaxError(line.strip(), at - start - lead, message)
+    text, pos = line.strip(), at - start - lead
+    if start == low and low > 0 and handler[low - 1] != "\n":
+        text, pos = "…" + text, pos + 1
+    if end == high and high < len(handler) and handler[high] != "\n":
+        text += "…"
+    e = ps.ProbeSyntaxError(text, pos, message)
     e.origin = point.origin
     return e
 
