@@ -271,6 +271,18 @@ def test_the_write_reader_is_linear(handler: str) -> None:
     assert time.process_time() - start < 5
 
 
+@pytest.mark.parametrize(
+    "program",
+    ["typedef int a;\n" * 70_000 + "BEGIN {}", "kprobe:f { $x = 1; }\n" * 50_000, "struct s { int a; }\n" * 50_000],
+    ids=["typedefs", "probes", "structs"],
+)
+def test_the_bt_reader_is_linear(program: str) -> None:
+    """Each typedef once looked for the next brace, to the end: 10,000 of them took 78 s."""
+    start = time.process_time()
+    scripts.bt_probe_points(program)
+    assert time.process_time() - start < 5
+
+
 def test_diff_refuses_a_probe_file_without_end_too() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "patchscope.cli.main", "diff", X86, X86, "--probes", "/dev/zero"],
