@@ -10,14 +10,16 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import patchscope
 from conftest import BIN
-from patchscope.probes import scripts
+from patchscope.probes import scripts, writes
 from patchscope.probes import syntax as ps
+from patchscope.probes.resolve import Landing
 from patchscope.report import check
 
 X86 = BIN / "x86_64/corpus"
@@ -225,14 +227,59 @@ ORDINARY = 'probe process("x").function("tree_sum") { println($n) }\n'
         "%{ " * 350_000,
         'probe process("x").function("a") ' + '"b", ' * 25_000 + "{}",
         "{" * 1_000_000,
+        "".join(f'probe kernel.function("f{i}") {{}}\n' for i in range(32_000)),  # each point parsed
+        # each conditional once checked every probe against every unknown branch: 8 s for 20,000
+        "".join(f'%( CONFIG_X{i} == "y" %? probe kernel.function("g{i}") {{}} %)\n' for i in range(16_000)),
+        "@define a(" * 100_000,  # each unclosed parameter list was read to the end: 27 s
+        'probe kernel.function("f") {' + "@defined(" * 100_000 + "}",  # each unclosed guard too
     ],
-    ids=["probes", "comments", "quotes", "embedded-c", "header-strings", "braces"],
+    ids=[
+        *("probes", "comments", "quotes", "embedded-c", "header-strings", "braces", "distinct", "conditional"),
+        *("define-parameters", "defined-guards"),
+    ],
 )
 def test_the_stp_reader_is_linear(script: str) -> None:
     """A megabyte of script is read in well under a second (the bound is generous for a
     loaded machine; a quadratic reader takes minutes)."""
     start = time.process_time()
     scripts.stp_probe_points(script)
+    assert time.process_time() - start < 5
+
+
+@pytest.mark.parametrize("tail", ['"\\', '"abc\\', 'probe kernel.function("f") { x = "\\'])
+def test_a_script_ending_inside_a_string_on_a_backslash_is_read(tail: str) -> None:
+    """A string cut by the end of the script right after its backslash matched no token (the
+    tokenizer's assert, an internal error); it runs to the end, as any unterminated string."""
+    points = scripts.stp_probe_points('probe kernel.function("a") {}\n' + tail)
+    assert [p.function for p in points if isinstance(p, ps.ProbePoint)][:1] == ["a"]
+    assert scripts.blank_comments(tail) == tail
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [" " * 1_000_000, "/* " * 350_000, "$x[" * 350_000, '$x = "' * 150_000, "@defined(" * 100_000],
+    ids=["spaces", "comments", "indices", "strings", "guards"],
+)
+def test_the_write_reader_is_linear(handler: str) -> None:
+    """The handler's writes are read in linear time too: a run of spaces was rescanned from
+    each of its characters (1 MB: minutes), an unclosed comment from each ``/*``."""
+    point = replace(ps.parse('process("x").function("f")'), handler=handler)
+    start = time.process_time()
+    writes.writes_in(handler)
+    landing = Landing(0x1000, -1, ps.ENTRY, instance=0)
+    writes.write_errors(point, ["0x1000"], [landing], [[{"name": "x", "type": "char", "state": "register"}]], "x86_64")
+    assert time.process_time() - start < 5
+
+
+@pytest.mark.parametrize(
+    "program",
+    ["typedef int a;\n" * 70_000 + "BEGIN {}", "kprobe:f { $x = 1; }\n" * 50_000, "struct s { int a; }\n" * 50_000],
+    ids=["typedefs", "probes", "structs"],
+)
+def test_the_bt_reader_is_linear(program: str) -> None:
+    """Each typedef once looked for the next brace, to the end: 10,000 of them took 78 s."""
+    start = time.process_time()
+    scripts.bt_probe_points(program)
     assert time.process_time() - start < 5
 
 

@@ -21,7 +21,7 @@ from patchscope.probes import scripts
 from patchscope.probes import syntax as ps
 from patchscope.probes.judge import Judge
 from patchscope.probes.writes import LandingWrite, Write, partial, writes_in
-from patchscope.rules.writes import NO_EFFECT, TAKES, WriteVerdict
+from patchscope.rules.writes import NO_EFFECT, TAKES, WriteVerdict, does_not_fit, has_members, indexable
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "fixtures/bin/x86_64-writes/corpus"
@@ -285,3 +285,172 @@ def test_list_writes_json_v2(tmp_path: Path) -> None:
     jsonschema.validate(doc, json.loads((ROOT / "docs/schema/list-2.json").read_text()))
     (line,) = doc["lines"]
     assert line["writes"]["a"]["verdict"] == "spills-over" and line["writes"]["copy"]["verdict"] == "spills-over"
+
+
+# -- bad writes: errors with a caret (issue 12, "Bad input") -------------------------------------
+
+BAD = """probe process("{bin}").function("loop_sum") {{ $nope = 1 }}
+probe process("{bin}").function("loop_sum") {{ $n = 5 }}
+probe process("{bin}").function("loop_sum") {{
+\tif ($n > 2)
+\t\t$n->f = 1 # a long has no field
+}}
+probe process("{bin}").function("main") {{ $argc = "str"; $argc = 4294967296; $argc = 0xffffffff; $h = -1 }}
+probe process("{bin}").function("loop_sum") {{ $n[0] = 1 }}
+"""
+
+
+def _caret_under(pointer: str) -> str:
+    """The text a two-line pointer's caret stands under, up to the next space."""
+    line, caret = pointer.split("\n")
+    return line[len(caret) - 1 :].split(" ")[0]
+
+
+def test_bad_writes_are_errors_with_a_caret_and_the_others_are_checked(tmp_path: Path) -> None:
+    script = tmp_path / "bad.stp"
+    script.write_text(BAD.format(bin=BIN))
+    r = subprocess.run(
+        [sys.executable, "-m", "patchscope.cli.main", "check", str(BIN), str(script), "--format=json"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and not r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, json.loads((ROOT / "docs/schema/check-2.json").read_text()))
+    nope, good, field, values, index = doc["points"]
+    assert good["verdict"] == "safe" and "pointer" not in good and not good["errors"]
+    assert nope["verdict"] == "unresolved"
+    assert nope["errors"] == ["in the handler: no variable $nope at 0x401310 (loop_sum): in scope there: $acc, $k, $n"]
+    assert _caret_under(nope["pointer"]) == "$nope"
+    assert field["verdict"] == "unresolved" and field["origin"].endswith("bad.stp:3")
+    assert field["errors"] == ["in the handler: $n is long int, no struct nor a pointer to one: it has no field f"]
+    assert field["pointer"].split("\n")[0] == "$n->f = 1 # a long has no field"  # the line, tabs gone
+    assert _caret_under(field["pointer"]) == "->f"
+    assert values["verdict"] == "unresolved"
+    assert values["errors"] == [
+        "in the handler: $argc is int: a string cannot be stored in it",
+        "in the handler: $argc: 4294967296 does not fit in int (-2147483648 to 2147483647 on x86_64)",
+        "in the handler: $h: -1 does not fit in long unsigned int (0 to 18446744073709551615 on x86_64)",
+    ]  # 0xffffffff is an int's bit pattern: allowed
+    lines = values["pointer"].split("\n")
+    assert [_caret_under("\n".join(lines[i : i + 2])) for i in (0, 2, 4)] == ['"str";', "4294967296;", "-1"]
+    assert index["errors"] == ["in the handler: $n is long int, neither an array nor a pointer: [0] indexes nothing"]
+    # the landings are still judged and shown
+    assert values["landings"][0]["writes"][0]["verdict"] == "takes"
+
+
+def test_bad_writes_in_the_text_report(tmp_path: Path) -> None:
+    """Each offending line, its caret, then its error."""
+    script = tmp_path / "bad.stp"
+    script.write_text(BAD.format(bin=BIN))
+    r = subprocess.run(
+        [sys.executable, "-m", "patchscope.cli.main", "check", str(BIN), str(script)], capture_output=True, text=True
+    )
+    assert r.returncode == 2
+    lines = r.stdout.splitlines()
+    at = lines.index('  $argc = "str"; $argc = 4294967296; $argc = 0xffffffff; $h = -1')
+    assert lines[at + 1] == "          ^"
+    assert lines[at + 2] == "  error: in the handler: $argc is int: a string cannot be stored in it"
+    assert lines[at + 3] == lines[at]
+    assert lines[at + 4] == "                         ^"
+    assert lines[-1] == "verdict: unresolved"
+
+
+def test_a_variable_missing_at_some_places_names_them(judge: Judge, tmp_path: Path) -> None:
+    """``twice`` is inlined twice: at the first instruction of one copy, ``y``'s lexical block
+    has not begun — stap would refuse the script ("unable to find local")."""
+    point = _point(tmp_path, 'function("twice")', "{ $y = 1 }")
+    (e,) = judge(point).write_errors
+    assert e.message == "no variable $y at 1 of the 2 places the probe fires: 0x401350 (twice)"
+    assert judge(point).verdict == "unresolved"
+    point = _point(tmp_path, 'function("twice")', "{ $a = 1 }")
+    (e,) = judge(point).write_errors
+    assert e.message == "no variable $a at 0x401350 (twice) (nor at the other place): in scope there: $x"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{ if (@defined($nope)) $nope = 1 }",  # stap compiles the other branch
+        "{ $n = $n + 300 }",  # an expression: its value is not known here
+        "{ $n += 1 << 70 }",  # a compound write: its verdict decides
+        "{ $n = 0x7fffffffffffffff }",
+        "{ $n = -9223372036854775808 }",
+        '{ printf("$nope = 1") /* $nope = 2 */ }',
+        "{ $return = 300 }",
+    ],
+)
+def test_writes_that_are_no_error(judge: Judge, tmp_path: Path, body: str) -> None:
+    assert judge(_point(tmp_path, 'function("loop_sum")', body)).write_errors == []
+
+
+def test_bpftrace_scratch_variables_are_not_target_variables(judge: Judge) -> None:
+    point = ps.parse_bpftrace(f"uprobe:{BIN}:loop_sum")
+    point = replace(point, handler="{ $nope = 1; $n = 300 }")
+    assert judge(point).write_errors == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "arch", "why"),
+    [
+        ("char", 300, "x86_64", "300 does not fit in char (-128 to 127 on x86_64)"),
+        ("char", 200, "x86_64", "200 does not fit in char (-128 to 127 on x86_64)"),
+        ("char", 200, "aarch64", None),  # unsigned there
+        ("char", -1, "aarch64", "-1 does not fit in char (0 to 255 on aarch64)"),
+        ("unsigned char const", 256, "x86_64", "256 does not fit in unsigned char (0 to 255 on x86_64)"),
+        ("_Bool", 2, "x86_64", "2 does not fit in _Bool (0 to 1 on x86_64)"),
+        ("u8", 255, "x86_64", None),
+        ("s16", 40000, "x86_64", "40000 does not fit in s16 (-32768 to 32767 on x86_64)"),
+        ("long int", 1 << 40, "arm", f"{1 << 40} does not fit in long int (-2147483648 to 2147483647 on arm)"),
+        ("long int", 1 << 40, "x86_64", None),
+        ("struct page*", 1 << 64, "x86_64", f"{1 << 64} does not fit in struct page* (0 to {(1 << 64) - 1} on x86_64)"),
+        ("my_typedef_t", 1 << 100, "x86_64", None),  # the spelling does not say
+        ("enum e", 1 << 100, "x86_64", None),
+    ],
+)
+def test_a_literal_fits_its_type(kind: str, value: int, arch: str, why: str | None) -> None:
+    assert does_not_fit(kind, value, False, arch) == why
+
+
+def test_a_hex_literal_may_be_a_signed_types_bit_pattern() -> None:
+    assert does_not_fit("char", 0xFF, True, "x86_64") is None
+    assert does_not_fit("int", 0xFFFFFFFF, True, "x86_64") is None
+    assert does_not_fit("int", 0x1FFFFFFFF, True, "x86_64") is not None
+
+
+@pytest.mark.parametrize(
+    ("kind", "members", "index"),
+    [
+        ("long int", False, False),
+        ("struct sk_buff*", True, True),
+        ("struct sk_buff* const", True, True),
+        ("struct sk_buff", True, False),
+        ("union u", True, False),
+        ("char const*", False, True),
+        ("char**", None, True),
+        ("int[]", None, True),
+        ("enum e", False, False),
+        ("size_t", False, False),
+        ("my_typedef_t", None, None),
+    ],
+)
+def test_which_types_have_fields_and_indices(kind: str, members: bool | None, index: bool | None) -> None:
+    assert has_members(kind) is members and indexable(kind) is index
+
+
+def test_bad_writes_survive_the_merge_of_a_trees_binaries(tmp_path: Path) -> None:
+    """Against a kernel tree a point's records from each binary are merged into one: its bad
+    writes are kept, each once."""
+    from patchscope.report import check as report
+
+    script = tmp_path / "bad.stp"
+    script.write_text(BAD.format(bin=BIN))
+    points = scripts.load_points(str(script))
+    doc = report.document(patchscope.open(BIN), points)
+    values = doc["points"][3]
+    point = points[3]
+    assert isinstance(point, ps.ProbePoint)
+    merged = report.merged(point, [("a", values), ("b", values)])
+    assert merged["errors"] == values["errors"] and merged["pointer"] == values["pointer"]
+    good = report.merged(point, [("a", doc["points"][1])])
+    assert "pointer" not in good and good["errors"] == []

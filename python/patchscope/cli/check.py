@@ -153,9 +153,14 @@ def judge_routed(args: argparse.Namespace, name: str, b: Binary) -> dict[str, An
 def render(con: Any, r: dict[str, Any]) -> None:
     origin = f"  ({r['origin']})" if r.get("origin") else ""
     con.print(Text.assemble((r["probe"], "bold"), origin, "  ", (r["verdict"], "bold")))
-    if "pointer" in r:
-        con.print(Text("  " + r["pointer"].replace("\n", "\n  ")), style="red")
-    for e in r["errors"]:
+    # each caret (two lines) over its error: the last errors are the ones with carets
+    carets = r["pointer"].split("\n") if "pointer" in r else []
+    pairs = [carets[i : i + 2] for i in range(0, len(carets), 2)]
+    plain = r["errors"][: len(r["errors"]) - len(pairs)] if pairs else r["errors"]
+    for e in plain:
+        con.print(Text(f"  error: {e}"), style="red")
+    for pair, e in zip(pairs, r["errors"][len(plain) :]):
+        con.print(Text("  " + "\n  ".join(pair)), style="red")
         con.print(Text(f"  error: {e}"), style="red")
     for n in r["notes"]:
         con.print(Text(f"  note: {n}"), style="dim")

@@ -14,7 +14,7 @@ from patchscope.index.binary import Binary
 from patchscope.index.builds import clone_shape
 from patchscope.index.context import Context
 from patchscope.probes import syntax as ps
-from patchscope.probes.judge import UNRESOLVED, Judge, syntax_error
+from patchscope.probes.judge import UNRESOLVED, Judge, syntax_error, write_error
 from patchscope.probes.resolve import Landing
 
 
@@ -53,7 +53,8 @@ def _side(judge: Judge, point: ps.ProbePoint | ps.ProbeSyntaxError) -> Side:
     if isinstance(point, ps.ProbeSyntaxError):
         return Side(UNRESOLVED, [syntax_error(point)], Counter())
     v = judge(point)
-    return Side(v.verdict, v.resolution.errors, Counter(_place(judge.cx, lv.landing) for lv in v.landings))
+    errors = v.resolution.errors + [write_error(e) for e in v.write_errors]
+    return Side(v.verdict, errors, Counter(_place(judge.cx, lv.landing) for lv in v.landings))
 
 
 def _place(cx: Context, lnd: Landing) -> str:

@@ -24,6 +24,7 @@ from patchscope.probes.writes import (
     judge_writes,
     override_reasons,
     partial,
+    write_errors,
     write_reasons,
     writes_in,
 )
@@ -231,6 +232,11 @@ def syntax_error(e: ps.ProbeSyntaxError) -> str:
     return f"syntax error at character {e.pos + 1}: {e.message}"
 
 
+def write_error(e: ps.ProbeSyntaxError) -> str:
+    """Why a point whose handler writes what it cannot mean is ``unresolved``."""
+    return f"in the handler: {e.message}"
+
+
 def overall(verdicts: list[str]) -> str:
     """The worst of several verdicts; ``unresolved`` is worse than ``hazardous``."""
     return max(verdicts, key=lambda v: EXIT[v] * 2 + (v == UNRESOLVED) - (v == NO_CODE), default=Band.SAFE.label)
@@ -261,6 +267,8 @@ class PointVerdict:
     reasons: list[Reason]
     #: a band's label, or ``unresolved``
     verdict: str
+    #: the handler's writes that cannot be meant, each with a caret under its text (``unresolved``)
+    write_errors: list[ps.ProbeSyntaxError] = field(default_factory=list)
 
 
 class Judge:
@@ -330,7 +338,12 @@ class Judge:
             verdict = NO_CODE
         else:
             verdict = Band.SAFE.label if point.optional or res.events else UNRESOLVED
-        return PointVerdict(point, res, landings, own, verdict)
+        places = [
+            f"{hexa(lnd.address)} ({cx.fn_name[lnd.fid]})" if lnd.fid >= 0 else hexa(lnd.address)
+            for lnd in res.landings
+        ]
+        bad = write_errors(point, places, res.landings, variables, cx.arch)
+        return PointVerdict(point, res, landings, own, UNRESOLVED if bad else verdict, bad)
 
     def _findings_at(self, lnd: Landing, tool: str) -> list[Reason]:
         return self.at.at(lnd, tool) if lnd.fid >= 0 else []

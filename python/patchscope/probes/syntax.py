@@ -216,6 +216,13 @@ class _Component:
         return self.at + k + sum(e <= k for e in self.escapes)
 
 
+#: ``\s`` is ``str.isspace``'s set: the scanner's steps as single matches (a script of 32,000
+#: probes is read a character at a time otherwise).
+_SPACES = re.compile(r"\s*")
+_IDENTIFIER = re.compile(r"[A-Za-z_*][A-Za-z0-9_*]*")
+_PLAIN_STRING = re.compile(r'"([^"\\]*)"')
+
+
 class _Scanner:
     """A cursor over one probe point, raising errors at its position."""
 
@@ -231,8 +238,7 @@ class _Scanner:
         return self.text[self.pos] if self.pos < len(self.text) else ""
 
     def skip_space(self) -> None:
-        while self.peek().isspace():
-            self.pos += 1
+        self.pos = _SPACES.match(self.text, self.pos).end()  # type: ignore[union-attr]  # matches ""
 
     def expect(self, ch: str) -> None:
         if self.peek() != ch:
@@ -241,13 +247,17 @@ class _Scanner:
         self.pos += 1
 
     def identifier(self) -> str:
-        m = re.compile(r"[A-Za-z_*][A-Za-z0-9_*]*").match(self.text, self.pos)
+        m = _IDENTIFIER.match(self.text, self.pos)
         if not m:
             raise self.error("expected a probe point component (an identifier)")
         self.pos = m.end()
         return m.group()
 
     def string(self) -> str:
+        plain = _PLAIN_STRING.match(self.text, self.pos)
+        if plain:  # no escape: the text between the quotes, as the loop below would read it
+            self.pos, self.escapes = plain.end(), []
+            return plain.group(1)
         start = self.pos
         self.expect('"')
         out: list[str] = []
@@ -282,10 +292,7 @@ class _Scanner:
     def _ahead(self, ch: str) -> bool:
         """Whether ``ch`` comes next once spaces are skipped (the cursor stays: spaces between
         a point's tokens are allowed, as stap's lexer allows them)."""
-        at = self.pos
-        while at < len(self.text) and self.text[at].isspace():
-            at += 1
-        return self.text.startswith(ch, at)
+        return self.text.startswith(ch, _SPACES.match(self.text, self.pos).end())  # type: ignore[union-attr]
 
     def component(self) -> _Component:
         pos = self.pos
@@ -350,6 +357,9 @@ def parse_stap(text: str) -> ProbePoint:
 def stap_points(text: str) -> list[ProbePoint]:
     """``COMPONENTS[?|!][ if (COND)]``, each brace group expanded (in the order stap expands it)."""
     _check_utf8(text)
+    plain = _plain_components(text)
+    if plain is not None:
+        return [_stap_point(text, plain, False)]
     sc = _Scanner(text)
     seqs = sc.sequences()
     end = sc.pos
@@ -367,10 +377,29 @@ def stap_points(text: str) -> list[ProbePoint]:
         marks = [c.name for c in seq if c.name in ("?", "!")]
         parts = [c for c in seq if c.name not in ("?", "!")]
         point = _stap_point(text, parts, optional or bool(marks))
-        point = replace(point, sufficient=sufficient or "!" in marks)
+        if sufficient or "!" in marks:
+            point = replace(point, sufficient=True)
         tail = "".join(marks) + text[end:].strip()
         out.append(replace(point, text=_spelled(parts, tail)) if len(seqs) > 1 else point)
     return out
+
+
+#: A point written plainly: ``name`` and ``name("…")`` components joined by dots, with no
+#: space, escape, number, brace group, mark or condition — most points of a script, cut by one
+#: match into what :meth:`_Scanner.sequences` would read, at a fraction of its cost.
+_PLAIN_COMPONENT = r'([A-Za-z_*][A-Za-z0-9_*]*)(?:\("([^"\\]*)"\))?'
+_PLAIN_POINT = re.compile(rf"{_PLAIN_COMPONENT}(?:\.{_PLAIN_COMPONENT})*\Z")
+_COMPONENT = re.compile(_PLAIN_COMPONENT)
+
+
+def _plain_components(text: str) -> list[_Component] | None:
+    if not _PLAIN_POINT.match(text):
+        return None
+    # each match ends where the next "." is: a string holds no quote, so none starts inside one
+    return [
+        _Component(m.group(1), m.group(2), m.start(), m.start(2) if m.group(2) is not None else m.start())
+        for m in _COMPONENT.finditer(text)
+    ]
 
 
 def _spelled(parts: list[_Component], tail: str) -> str:
@@ -422,7 +451,7 @@ def _stap_point(text: str, parts: list[_Component], optional: bool) -> ProbePoin
     what = rest[0]
     if what.arg is None:
         raise ProbeSyntaxError(text, what.pos + len(what.name), f'.{what.name} needs ("PATTERN")')
-    base = replace(base, target=target)
+    base = ProbePoint(text=text, tool="stap", mode=ENTRY, optional=optional, target=target)
     point = _stap_statement(text, what, base) if what.name == "statement" else _stap_function(text, what, base)
     return _stap_suffixes(text, rest[1:], point)
 
@@ -464,7 +493,8 @@ def _stap_function(text: str, what: _Component, base: ProbePoint) -> ProbePoint:
     if not isinstance(what.arg, str):
         raise ProbeSyntaxError(text, what.pos, ".function takes a string pattern")
     func, file, line = _function_spec(what.arg, text, what.place)
-    return replace(base, function=func, file=file, line=line)
+    # built at once rather than by replace(): a script's every .function point comes here
+    return ProbePoint(text, "stap", base.mode, base.target, func, file, line, optional=base.optional)
 
 
 def _stap_statement(text: str, what: _Component, base: ProbePoint) -> ProbePoint:
@@ -531,6 +561,8 @@ MAX_POINTS = 1_000_000
 
 
 def split_top(s: str, sep: str) -> list[str]:
+    if sep not in s:  # one piece: most headers
+        return [s]
     out, depth, start, quoted = [], 0, 0, False
     for i, c in enumerate(s):
         if c == '"' and (i == 0 or s[i - 1] != "\\"):

@@ -27,14 +27,21 @@ from patchscope.rules.writes import (
     UNCHECKED,
     WRITE_PARTIAL,
     WriteVerdict,
+    does_not_fit,
+    has_members,
+    indexable,
+    is_scalar,
     return_write,
 )
 
-#: Strings, comments and embedded C: nothing in them is a write.
-_SKIP = re.compile(r'"(?:\\.|[^"\\])*"|#[^\n]*|//[^\n]*|/\*.*?\*/|%\{.*?%\}', re.S)
+#: Strings, comments and embedded C: nothing in them is a write. One left open runs to the end
+#: (as the script reader reads it): matched once, not again from each later start.
+_SKIP = re.compile(r'"(?:\\.|[^"\\])*(?:"|\\?\Z)|#[^\n]*|//[^\n]*|/\*.*?(?:\*/|\Z)|%\{.*?(?:%\}|\Z)', re.S)
 #: ``$x …op`` and ``++$x`` / ``--$x``: the target, its member or index path, the operator.
+#: Each repetition stops at a character it cannot take (spaces only after ``++``, an index at
+#: the next ``[``), so that no start rescans a long run: a handler of hostile text is linear.
 _WRITE = re.compile(
-    r"(?<![$\w])(?P<pre>\+\+|--)?\s*\$(?P<name>[A-Za-z_]\w*)(?P<path>(?:\s*(?:->|\.)\s*\w+|\s*\[[^\]\n]*\])*)"
+    r"(?<![$\w])(?:(?P<pre>\+\+|--)\s*)?\$(?P<name>[A-Za-z_]\w*)(?P<path>(?:\s*(?:->|\.)\s*\w+|\s*\[[^\[\]\n]*\])*)"
     r"\s*(?P<op>\+\+|--|(?:<<|>>|[-+*/%&|^])?=(?!=))?"
 )
 
@@ -64,18 +71,173 @@ class Write:
 
 
 def writes_in(handler: str) -> list[Write]:
-    """The writes to target variables in a handler's text, in order."""
-    code = _SKIP.sub(lambda m: " " * len(m.group()), handler)
+    """The writes to target variables in a handler's text, in order (each written once)."""
+    code = _code(handler)
+    out = [site.write for site in _sites(code)]
+    for m in _OVERRIDE.finditer(code):
+        out.append(Write("override", "", "override", m.group().strip()))
+    return list(dict.fromkeys(out))
+
+
+def _code(handler: str) -> str:
+    """The handler with its strings, comments and embedded C blanked: offsets stay true."""
+    return _SKIP.sub(lambda m: " " * len(m.group()), handler)
+
+
+@dataclass(frozen=True)
+class _Site:
+    """A write where the handler has it: offsets of its ``$``, of its member or index path."""
+
+    write: Write
+    name_at: int
+    path_at: int
+    #: where the stored value starts (after ``=``), -1 for the other operators
+    value_at: int
+
+
+def _sites(code: str) -> list[_Site]:
     out = []
     for m in _WRITE.finditer(code):
         op = m.group("pre") or m.group("op")
         if not op:
             continue
-        path = re.sub(r"\s+", "", m.group("path") or "")
-        out.append(Write(m.group("name"), path, op, m.group().strip()))
-    for m in _OVERRIDE.finditer(code):
-        out.append(Write("override", "", "override", m.group().strip()))
-    return list(dict.fromkeys(out))
+        raw = m.group("path") or ""
+        path = re.sub(r"\s+", "", raw)
+        path_at = m.start("path") + len(raw) - len(raw.lstrip())
+        value_at = m.end("op") if m.group("op") == "=" else -1
+        out.append(_Site(Write(m.group("name"), path, op, m.group().strip()), m.start("name") - 1, path_at, value_at))
+    return out
+
+
+#: A literal stored whole: a string (adjacent ones are one), or an integer (decimal, 0x hex,
+#: 0 octal), alone up to the statement's end.
+_LITERAL = re.compile(
+    r'\s*(?:(?P<string>"(?:\\.|[^"\\])*"(?:\s*"(?:\\.|[^"\\])*")*)|(?P<number>-?\s*(?:0[xX][0-9a-fA-F]+|\d+)))'
+)
+_STATEMENT_END = re.compile(r"\s*(?:[;}\n]|\Z|(?=[$@A-Za-z_]))")
+#: ``@defined($x)``, ``@choose_defined($a, $b)``: the handler allows for ``$x`` being absent.
+_GUARDED = re.compile(r"@(?:defined|choose_defined)\s*\(([^;{}]{0,500}?)\)")
+
+
+def write_errors(
+    point: ps.ProbePoint, places: list[str], landings: list[Landing], variables: list[list[dict[str, Any]]], arch: str
+) -> list[ps.ProbeSyntaxError]:
+    """The handler's writes that cannot be what its author meant, each an error with a caret
+    under the offending text: a variable that does not exist where the probe fires, a field
+    or an index of a number, a value the variable's type cannot hold. stap refuses the first
+    two ("unable to find local", "invalid access"), and stores the low bytes of the third.
+    Only SystemTap's ``$x`` are target variables (bpftrace's are its own scratch ones), and
+    only at landings whose variables the DWARF gives (``kprobe.function`` has none).
+    ``places`` names each landing for the messages."""
+    if point.tool != "stap" or point.kind == "kprobe" or "$" not in point.handler:
+        return []
+    handler, code = point.handler, _code(point.handler)
+    guarded = {v for g in _GUARDED.findall(code) for v in re.findall(r"\$(\w+)", g)}
+    # each landing's variables by name, once: a point may land at thousands of places
+    known = [
+        (place, {v["name"]: v for v in vs if v["state"] != "out-of-scope"})
+        for place, lnd, vs in zip(places, landings, variables)
+        if lnd.instance >= 0 or lnd.site >= 0
+    ]
+    found: dict[tuple[int, str], None] = {}
+    for site in _sites(code):
+        name = site.write.name
+        if name == "return":
+            continue
+        absent = [(place, vs) for place, vs in known if name not in vs]
+        if absent and name not in guarded:
+            found[site.name_at, _absent(name, absent, len(known))] = None
+        value = _value(site, handler, code)
+        for kind in dict.fromkeys(vs[name]["type"] for _, vs in known if name in vs):
+            bad = _misfit(site, kind, value, arch)
+            if bad:
+                found[bad] = None
+    return [_caret(point, handler, at, message) for at, message in found]
+
+
+def _absent(name: str, absent: list[tuple[str, dict[str, Any]]], of: int) -> str:
+    """Where ``$name`` does not exist, and what does there."""
+    place, vs = absent[0]
+    if len(absent) < of:
+        shown = ", ".join(p for p, _ in absent[:4]) + (" …" if len(absent) > 4 else "")
+        return f"no variable ${name} at {len(absent)} of the {of} places the probe fires: {shown}"
+    here = sorted(f"${v}" for v in vs)
+    seen = f"in scope there: {', '.join(here[:8])}{' …' if len(here) > 8 else ''}" if here else "none is in scope"
+    others = "" if of == 1 else " (nor at the other place)" if of == 2 else f" (nor at the {of - 1} other places)"
+    return f"no variable ${name} at {place}{others}: {seen}"
+
+
+def _value(site: _Site, handler: str, code: str) -> tuple[int, str | int, bool] | None:
+    """(offset, value, written in hex) of the literal a plain ``=`` stores: a string's text as
+    written, or an integer; ``None`` for an expression, whose value is not known here, or
+    another operator."""
+    if site.write.path or site.value_at < 0:
+        return None
+    m = _LITERAL.match(handler, site.value_at)
+    if not m or not _STATEMENT_END.match(code, m.end()):
+        return None
+    if m.group("string"):
+        return m.start("string"), m.group("string"), False
+    digits = re.sub(r"\s+", "", m.group("number"))
+    value = _integer(digits)
+    return (m.start("number"), value, "x" in digits.lower()) if value is not None else None
+
+
+def _misfit(site: _Site, kind: str, value: tuple[int, str | int, bool] | None, arch: str) -> tuple[int, str] | None:
+    """(offset in the handler, why) when the write does not fit the variable's type ``kind``."""
+    name, path = site.write.name, site.write.path
+    if path.startswith(("->", ".")) and has_members(kind) is False:
+        return site.path_at, f"${name} is {kind}, no struct nor a pointer to one: it has no field {path.lstrip('.->')}"
+    if path.startswith("[") and indexable(kind) is False:
+        return site.path_at, f"${name} is {kind}, neither an array nor a pointer: {path} indexes nothing"
+    if value is None:
+        return None
+    at, literal, hex_digits = value
+    if isinstance(literal, str):
+        return (at, f"${name} is {kind}: a string cannot be stored in it") if is_scalar(kind) else None
+    why = does_not_fit(kind, literal, hex_digits, arch)
+    return (at, f"${name}: {why}") if why else None
+
+
+#: How much of a long handler line an error shows either side of its caret.
+_SHOWN = 72
+
+
+def _caret(point: ps.ProbePoint, handler: str, at: int, message: str) -> ps.ProbeSyntaxError:
+    """The error on the handler's line that holds offset ``at`` (tabs as one space each, so
+    that the caret stands under the character); of a long line, the part around the caret,
+    cut with ``…`` — found within that window, so that thousands of errors on a megabyte
+    line cost no more than the line."""
+    low, high = max(at - _SHOWN, 0), min(at + _SHOWN, len(handler))
+    start = handler.rfind("\n", low, at) + 1 or low
+    end = handler.find("\n", at, high)
+    end = high if end < 0 else end
+    line = handler[start:end].replace("\t", " ")
+    lead = len(line) - len(line.lstrip())
+    text, pos = line.strip(), at - start - lead
+    if start == low and low > 0 and handler[low - 1] != "\n":
+        text, pos = "…" + text, pos + 1
+    if end == high and high < len(handler) and handler[high] != "\n":
+        text += "…"
+    e = ps.ProbeSyntaxError(text, pos, message)
+    e.origin = point.origin
+    return e
+
+
+def _integer(digits: str) -> int | None:
+    """A stap integer literal: decimal, ``0x`` hex, or octal with a leading ``0`` (``None``
+    for ``09``, which is none); past 40 digits, a value no type holds (Python refuses to
+    convert 4,300 digits, and no variable is wider than 128 bits)."""
+    negative, body = digits.startswith("-"), digits.lstrip("-")
+    if len(body) > 40:
+        value = 1 << 200
+    elif len(body) > 1 and body[0] == "0" and body[1] not in "xX":
+        if not set(body) <= set("01234567"):
+            return None
+        value = int(body, 8)
+    else:
+        value = int(body, 0)
+    return -value if negative else value
 
 
 def override_value(point: ps.ProbePoint) -> tuple[bool, int | None]:

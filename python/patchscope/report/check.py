@@ -16,7 +16,16 @@ from patchscope.index.context import Context
 from patchscope.index.tree import Tree
 from patchscope.probes import route
 from patchscope.probes import syntax as ps
-from patchscope.probes.judge import NO_CODE, UNRESOLVED, Judge, LandingVerdict, PointVerdict, overall, syntax_error
+from patchscope.probes.judge import (
+    NO_CODE,
+    UNRESOLVED,
+    Judge,
+    LandingVerdict,
+    PointVerdict,
+    overall,
+    syntax_error,
+    write_error,
+)
 from patchscope.rules.finding import Band, hexa
 
 SCHEMA = "patchscope.check"
@@ -99,14 +108,27 @@ def merged(point: ps.ProbePoint, parts: list[tuple[str, dict[str, Any]]]) -> dic
     if not hits:
         return unresolved(point, f"{point.text}: resolves in none of the {len(parts)} binaries it names")
     first = hits[0][1]
+    carets = _carets([r for _, r in hits])
     return {
-        **first,
+        **{k: v for k, v in first.items() if k != "pointer"},
+        **({"pointer": "\n".join(c for c, _ in carets)} if carets else {}),
         "verdict": overall([r["verdict"] for _, r in hits]),
-        "errors": [],
+        "errors": [e for _, e in carets],
         "notes": sorted({n for _, r in hits for n in r["notes"]}),
         "findings": [f for _, r in hits for f in r["findings"]],
         "landings": [{"binary": name, **lnd} for name, r in hits for lnd in r["landings"]],
     }
+
+
+def _carets(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The handler's bad writes of a point's records from several binaries, once each: (caret,
+    two lines; error); a record's last errors are those its pointer shows."""
+    out: dict[tuple[str, str], None] = {}
+    for r in records:
+        lines = r["pointer"].split("\n") if "pointer" in r else []
+        pairs = ["\n".join(lines[i : i + 2]) for i in range(0, len(lines), 2)]
+        out.update(dict.fromkeys(zip(pairs, r["errors"][len(r["errors"]) - len(pairs) :])))
+    return list(out)
 
 
 def document_error(e: ps.ProbeSyntaxError) -> dict[str, Any]:
@@ -144,7 +166,8 @@ def _point(cx: Context, v: PointVerdict) -> dict[str, Any]:
         "tool": point.tool,
         "origin": point.origin,
         "verdict": v.verdict,
-        "errors": res.errors,
+        **({"pointer": "\n".join(e.pointer() for e in v.write_errors)} if v.write_errors else {}),
+        "errors": res.errors + [write_error(e) for e in v.write_errors],
         "notes": res.notes
         + list(point.notes if point.tool == "stap" else ())
         + (["optional point (?): resolving to nothing is allowed"] if point.optional else []),

@@ -329,3 +329,107 @@ def return_write(cx: Context, instance: int) -> WriteVerdict:
             {"callers_ignoring": ignore, "tail_jumps_to_it": tails},
         )
     return WriteVerdict(TAKES, f"every one of its {len(found)} call site(s) reads %{name} after the call")
+
+
+# -- what a type can take (the handler's bad writes) ---------------------------------------------
+
+#: Architectures whose plain ``char`` is signed (the psABIs: the others make it unsigned).
+SIGNED_CHAR_ARCHES = frozenset({"x86_64", "i386", "i686"})
+#: Architectures with 32-bit ``long`` and pointers (ILP32); the others are LP64.
+ILP32_ARCHES = frozenset({"arm", "i386", "i686", "ppc", "riscv32", "mips"})
+
+#: Integer types by the name the DWARF spells them with (base types as GCC names them, and the
+#: typedefs of the kernel and of <stdint.h> that nobody redefines): (bytes, signed); a byte
+#: count of 0 is ``long``'s, ``None`` signedness plain ``char``'s.
+INTEGER_TYPES: dict[str, tuple[int, bool | None]] = {
+    "char": (1, None),
+    "signed char": (1, True),
+    "unsigned char": (1, False),
+    "short int": (2, True),
+    "short unsigned int": (2, False),
+    "int": (4, True),
+    "unsigned int": (4, False),
+    "long int": (0, True),
+    "long unsigned int": (0, False),
+    "long long int": (8, True),
+    "long long unsigned int": (8, False),
+    "size_t": (0, False),
+    "ssize_t": (0, True),
+    **{f"{p}{b}": (b // 8, p.endswith("s")) for b in (8, 16, 32, 64) for p in ("u", "s", "__u", "__s")},
+    **{f"{p}int{b}_t": (b // 8, p == "") for b in (8, 16, 32, 64) for p in ("", "u")},
+}
+#: Types that hold only 0 and 1.
+BOOL_TYPES = frozenset({"_Bool", "bool"})
+#: Scalars that are no integer a handler can store (stap's values are 64-bit integers).
+OTHER_SCALARS = frozenset({"float", "double", "long double", "void"})
+_QUALIFIERS = (" const", " volatile", " restrict")
+
+
+def _unqualified(type_name: str) -> str:
+    """The type without the qualifiers of its outermost level (``char const*`` stays)."""
+    name = type_name.strip()
+    while name.endswith(_QUALIFIERS):
+        name = name.rsplit(" ", 1)[0]
+    return name
+
+
+def is_scalar(type_name: str) -> bool:
+    """A type known to be a number: an integer, a boolean, a float or an enumeration."""
+    name = _unqualified(type_name)
+    return name in INTEGER_TYPES or name in BOOL_TYPES or name in OTHER_SCALARS or name.startswith("enum ")
+
+
+def has_members(type_name: str) -> bool | None:
+    """Whether ``$x->f`` (stap's ``->`` is also C's ``.``) can name a field of ``type_name``: a
+    struct or union, or a pointer to one; not a number nor a pointer to one; ``None`` when the
+    spelling does not say (a typedef, a pointer to a pointer)."""
+    name = _unqualified(type_name)
+    if name.startswith(("struct ", "union ", "class ")):
+        return True
+    if name.endswith("*") and not name.endswith("**"):
+        pointee = _unqualified(name[:-1])
+        return True if pointee.startswith(("struct ", "union ", "class ")) else (False if is_scalar(pointee) else None)
+    return False if is_scalar(name) else None
+
+
+def indexable(type_name: str) -> bool | None:
+    """Whether ``$x[i]`` can index ``type_name``: a pointer or an array; not a number, a struct
+    or a union; ``None`` when the spelling does not say."""
+    name = _unqualified(type_name)
+    if name.endswith(("*", "[]")):
+        return True
+    return False if is_scalar(name) or name.startswith(("struct ", "union ")) else None
+
+
+def integer_range(type_name: str, arch: str) -> tuple[int, int] | None:
+    """The values an integer, boolean or pointer type holds on ``arch``; ``None`` when the
+    spelling does not say (a typedef, an enumeration, a struct)."""
+    name = _unqualified(type_name)
+    word = 4 if arch in ILP32_ARCHES else 8
+    if name.endswith("*"):
+        return 0, (1 << (8 * word)) - 1
+    if name in BOOL_TYPES:
+        return 0, 1
+    if name not in INTEGER_TYPES:
+        return None
+    size, signed = INTEGER_TYPES[name]
+    bits = 8 * (size or word)
+    if signed is None:
+        signed = arch in SIGNED_CHAR_ARCHES
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def does_not_fit(type_name: str, value: int, hex_digits: bool, arch: str) -> str | None:
+    """Why the literal ``value`` does not fit ``type_name`` on ``arch``, or ``None`` when it
+    does (or the type is not known). A hex literal may give a signed type's bit pattern
+    (``0xff`` for a ``char``), as C programmers write masks; a decimal one must be a value of
+    the type: stap stores the low bytes, and 300 in a ``char`` would be 44."""
+    span = integer_range(type_name, arch)
+    if span is None:
+        return None
+    low, high = span
+    if hex_digits and low < 0:
+        high = 2 * high + 1
+    if low <= value <= high:
+        return None
+    return f"{value} does not fit in {_unqualified(type_name)} ({low} to {high} on {arch})"
