@@ -26,7 +26,7 @@ from patchscope import _core
 from patchscope.index.context import Context
 from patchscope.index.functions import origin_roots, rows_of
 from patchscope.index.tables import pool_indices
-from patchscope.probes import perf, stap
+from patchscope.probes import perf, scripts, stap, tapsets
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch, file_matches, line_addresses, line_match, prologue_end
 from patchscope.probes.places import places
@@ -145,9 +145,55 @@ def _tracepoints(cx: Context) -> set[str]:
 
 
 def _alias(cx: Context, res: Resolution) -> None:
-    res.errors.append(
-        f"{res.point.kind}: a SystemTap tapset alias, not expanded here (its tapset defines which functions it probes)"
-    )
+    """A tapset alias (``syscall.open``): the points its tapset derives, each resolved as
+    written there (``probes/tapsets.py``), put together as this point's; when stap would print
+    an error on the way (a required target that places nothing), none."""
+    point = res.point
+    try:
+        lib = tapsets.library(cx.shared(_build))
+    except tapsets.NoLibrary as e:
+        res.errors.append(f"{point.kind}: a SystemTap tapset alias, not expanded: {e}")
+        return
+    done = cx.shared(_targets)
+
+    def place(p: ps.ProbePoint) -> str | None:
+        r = done.get(p)
+        if r is None:
+            r = done[p] = resolve(cx, p)
+        if r.landings or r.events or p.mode == ps.NO_CODE:
+            return None
+        return r.errors[0] if r.errors else f"{p.text}: no match"
+
+    found = tapsets.expand(lib, point, place)
+    names = ", ".join(f"{'.'.join(a.name)} ({a.where})" for a in found.aliases[:3])
+    more = f" and {len(found.aliases) - 3} more" if len(found.aliases) > 3 else ""
+    if found.errors:
+        res.errors += [f"stap stops on tapset alias {point.kind}: {e}" for e in found.errors[:4]]
+        return
+    placed = list(dict.fromkeys(found.placed))
+    shown = ", ".join(p.text for p in placed[:4]) + (f", … ({len(placed)} in all)" if len(placed) > 4 else "")
+    res.notes.append(f"tapset alias {names}{more}: probes {shown or 'nothing (optional)'}")
+    seen = set()
+    for p in placed:
+        r = done[p]
+        for lnd in r.landings:
+            if (lnd.address, lnd.kind) not in seen:
+                seen.add((lnd.address, lnd.kind))
+                res.landings.append(lnd)
+        res.missed += r.missed
+        res.events += [e for e in r.events if e not in res.events]
+        res.notes += [n for n in r.notes if n not in res.notes]
+    if placed and all(p.mode == ps.NO_CODE for p in placed):
+        res.point = dataclasses.replace(point, mode=ps.NO_CODE, kind=f"{point.kind}: {placed[0].kind}")
+
+
+def _build(cx: Context) -> scripts.Build:
+    return scripts.build_of(cx.info)
+
+
+def _targets(cx: Context) -> dict[ps.ProbePoint, Resolution]:
+    """The resolution of each point a tapset alias derives: ``syscall.*`` names many twice."""
+    return {}
 
 
 def _label(cx: Context, res: Resolution) -> None:
