@@ -176,6 +176,7 @@ def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dic
     reg = cast("list[int]", t.column("reg").to_pylist())
     locations = cast("list[list[str]]", t.column("locations").to_pylist())
     in_register = np.flatnonzero(t.column("kind").to_numpy() == _core.location_kind.REGISTER).tolist()
+    registered = set(in_register)  # asked of every row: a list would make the loop below quadratic
     asked = {r: reg[r] for r in in_register}
     if cx.arch == "x86_64":
         asked.update(_frame_slots(t, own))
@@ -187,7 +188,7 @@ def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dic
         k = place[r]
         if not own[r] or name[r] in out[k]:
             continue
-        sharing = {name[o] for o in by_reg.get((k, reg[r]), []) if die[o] != die[r]} if r in in_register else set()
+        sharing = {name[o] for o in by_reg.get((k, reg[r]), []) if die[o] != die[r]} if r in registered else set()
         out[k][name[r]] = judge(name[r], state[r], locations[r], live.get(r), sorted(sharing))
     return out
 
