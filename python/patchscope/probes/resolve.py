@@ -276,11 +276,8 @@ class _NamesByWord:
         if not words:
             return set()
         some = pc.match_substring_regex(self.names, "|".join(re.escape(w) for w in sorted(words)))
-        return {
-            n
-            for n in self.names.filter(some).to_pylist()
-            if abs(len(n) - len(name)) <= 3 and not words.isdisjoint(_words(n))
-        }
+        found: list[str] = self.names.filter(some).to_pylist()
+        return {n for n in found if abs(len(n) - len(name)) <= 3 and not words.isdisjoint(_words(n))}
 
 
 def _words(name: str) -> list[str]:

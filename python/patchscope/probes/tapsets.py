@@ -19,6 +19,7 @@ required target that places nothing is an error stap prints, and the script does
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import os
@@ -205,7 +206,8 @@ def expand(lib: Library, point: ps.ProbePoint, place: Placer) -> Expansion:
     ``place`` in the order stap derives them."""
     out = Expansion()
     try:
-        locations = [_Location(p, o or point.optional, s or point.sufficient) for p, o, s in ps.stap_locations(point.text)]
+        written = ps.stap_locations(point.text)
+        locations = [_Location(p, o or point.optional, s or point.sufficient) for p, o, s in written]
     except ps.ProbeSyntaxError as e:
         out.errors.append(f"{point.text}: {e.message}")
         return out
@@ -286,19 +288,17 @@ class _Deriver:
         if "*" in name and arg is None:
             for key, sub in sorted(node.children.items()):
                 if fnmatch.fnmatchcase(key, name):
-                    parts = loc.parts[:pos] + ((key, None),) + loc.parts[pos + 1 :]
-                    try:
+                    parts = (*loc.parts[:pos], (key, None), *loc.parts[pos + 1 :])
+                    with contextlib.suppress(_Failed):  # "Ignore semantic_errors while expanding wildcards"
                         self.match(sub, _Location(parts, loc.optional, loc.sufficient), pos + 1, parent_optional, chain)
-                    except _Failed:
-                        pass  # "Ignore semantic_errors while expanding wildcards"
             if len(self.out.placed) == before:
                 self.suffix(node, loc, pos, parent_optional, chain)
             if len(self.out.placed) == before and not loc.optional:
                 raise _Failed(f"{loc.text}: probe point mismatch: didn't find any wildcard matches")
             return
-        sub = node.children.get(name) if arg is None else None
-        if sub is not None:
-            self.match(sub, loc, pos + 1, parent_optional, chain)
+        child = node.children.get(name) if arg is None else None
+        if child is not None:
+            self.match(child, loc, pos + 1, parent_optional, chain)
             return
         self.suffix(node, loc, pos, parent_optional, chain)
         if len(self.out.placed) == before and not loc.optional:
@@ -337,7 +337,9 @@ class _Deriver:
 
 
 #: The heads of stap's own probe families, which a tapset may also name aliases under.
-_FAMILIES = frozenset({"kernel", "module", "process", "kprobe", "timer", "perf", "procfs", "begin", "end", "error", "never"})
+_FAMILIES = frozenset(
+    {"kernel", "module", "process", "kprobe", "timer", "perf", "procfs", "begin", "end", "error", "never"}
+)
 
 
 def _with_function(p: ps.ProbePoint, function: str) -> ps.ProbePoint:
