@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -276,7 +277,7 @@ class _NamesByWord:
         if not words:
             return set()
         some = pc.match_substring_regex(self.names, "|".join(re.escape(w) for w in sorted(words)))
-        found: list[str] = self.names.filter(some).to_pylist()
+        found = cast("list[str]", self.names.filter(some).to_pylist())  # no nulls: built from names
         return {n for n in found if abs(len(n) - len(name)) <= 3 and not words.isdisjoint(_words(n))}
 
 
