@@ -158,6 +158,7 @@ def _alias(cx: Context, res: Resolution) -> None:
         res.errors.append(f"{point.kind}: a SystemTap tapset alias, not expanded: {e}")
         return
     done = cx.shared(_targets)
+    elsewhere: dict[str, None] = {}  # modules whose targets are not in this binary
 
     def place(p: ps.ProbePoint) -> str | None:
         r = done.get(p)
@@ -165,9 +166,14 @@ def _alias(cx: Context, res: Resolution) -> None:
             r = done[p] = resolve(cx, p)
         if r.landings or r.events or p.mode == ps.NO_CODE:
             return None
+        if p.target.startswith("module:") and _kernel(cx):
+            elsewhere[p.target.partition(":")[2]] = None
         return r.errors[0] if r.errors else f"{p.text}: no match"
 
     found = tapsets.expand(lib, point, place)
+    res.notes += found.notes
+    if elsewhere:
+        res.notes.append(f"its targets in modules are not in this binary: {', '.join(elsewhere)}")
     names = ", ".join(f"{'.'.join(a.name)} ({a.where})" for a in found.aliases[:3])
     more = f" and {len(found.aliases) - 3} more" if len(found.aliases) > 3 else ""
     if found.errors:

@@ -54,6 +54,9 @@ class Alias:
     targets: tuple[str, ...]
     #: ``linux/sysc_open.stp:40``
     where: str
+    #: Why the definition may not be the build's: it stands in a preprocessor branch read on
+    #: an unknown condition (a ``CONFIG_*`` of a build whose config is not known).
+    unknown: str = ""
 
 
 @dataclass
@@ -104,7 +107,7 @@ def _load(root: str, release: str | None, arch: str | None, config: tuple[tuple[
     macros: dict[str, str] = {}
     for d in dirs:  # the .stpm files' macros are seen by every tapset
         for f in sorted((base / d).glob("*.stpm")):
-            macros.update(_macros(*_preprocessed(f, build)))
+            macros.update(_macros(*_preprocessed(f, build)[:2]))
     aliases: list[Alias] = []
     for d in dirs:
         for f in sorted((base / d).glob("*.stp")):
@@ -122,10 +125,11 @@ _MACRO = re.compile(r"@macro_\s+(\w+)\s*(\([^)]*\))?\s*%\(")
 _PP_MARK = re.compile(r'"(?:\\.|[^"\\\n])*"|#[^\n]*|//[^\n]*|/\*.*?\*/|(%\()|(%\))', re.S)
 
 
-def _preprocessed(path: Path, build: scripts.Build) -> tuple[str, str]:
-    """(original with ``@define`` renamed, its preprocessed text)."""
+def _preprocessed(path: Path, build: scripts.Build) -> tuple[str, str, list[tuple[int, int, str]]]:
+    """(original with ``@define`` renamed, its preprocessed text, the ranges read on an
+    unknown condition)."""
     text = _DEFINE.sub(_KEEP, path.read_text(errors="replace"))
-    return text, scripts.preprocess(text, build)[0]
+    return (text, *scripts.preprocess(text, build))
 
 
 def _macros(original: str, pre: str) -> dict[str, str]:
@@ -152,12 +156,14 @@ _USE = re.compile(r"@(\w+)\b(?!\s*\()")
 
 
 def _aliases(path: Path, name: str, build: scripts.Build, macros: dict[str, str]) -> Iterator[Alias]:
-    original, pre = _preprocessed(path, build)
+    original, pre, unknown = _preprocessed(path, build)
     local = {**macros, **_macros(original, pre)}
     for probe in scripts.stp_probes(pre):
-        if probe.alias:
+        if probe.alias and probe.points:
             targets = tuple(_USE.sub(lambda m: local.get(m.group(1), m.group()), t) for _, t in probe.points)
-            yield Alias(tuple(probe.alias.split(".")), targets, f"{name}:{probe.line}")
+            at = probe.points[0][0]
+            why = next((w.partition(";")[0] for lo, hi, w in unknown if lo <= at < hi), "")
+            yield Alias(tuple(probe.alias.split(".")), targets, f"{name}:{probe.line}", why)
 
 
 # -- derivation --------------------------------------------------------------------------------
@@ -199,6 +205,7 @@ class Expansion:
     placed: list[ps.ProbePoint] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     aliases: list[Alias] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def expand(lib: Library, point: ps.ProbePoint, place: Placer) -> Expansion:
@@ -263,16 +270,18 @@ class _Deriver:
         except ps.ProbeSyntaxError as e:
             raise _Failed(f"{loc.text}: {e.message}") from None
         for p in points:
-            if p.mode == ps.ALIAS:
+            if p.mode == ps.ALIAS and loc.parts[0][0] in _NO_CODE_FAMILIES:
+                p = replace(p, mode=ps.NO_CODE, kind=f"{loc.parts[0][0]}: {_NO_CODE_FAMILIES[loc.parts[0][0]]}")
+            elif p.mode == ps.ALIAS:
                 raise _Failed(f"{loc.text}: no probe family or tapset alias {p.kind}")
             alternatives = [p]
             if p.kind == "kprobe" and p.function and "{" in p.function:
                 # tapset-dwarfless matches its pattern with brace expansion (``__{ia32,x64}_sys_open``)
                 alternatives = [_with_function(p, f) for f in braces(p.function)]
-            why = [self.place(a) for a in alternatives]
-            if all(w is not None for w in why):
-                raise _Failed(why[0] or "")
-            self.out.placed += [a for a, w in zip(alternatives, why) if w is None]
+            failed = [self.place(a) for a in alternatives]
+            if all(w is not None for w in failed):
+                raise _Failed(failed[0] or "")
+            self.out.placed += [a for a, w in zip(alternatives, failed) if w is None]
 
     def match(self, node: _Node, loc: _Location, pos: int, parent_optional: bool, chain: tuple[Alias, ...]) -> None:
         """elaborate.cxx ``match_node::find_and_build``, over alias names."""
@@ -326,6 +335,12 @@ class _Deriver:
             raise _Failed(f"recursive loop in alias expansion of {loc.text} at {alias.where}")
         if alias not in self.out.aliases:
             self.out.aliases.append(alias)
+        if alias.unknown:
+            # it may not be the build's definition: what it fails to place is not held against the point
+            parent_optional = True
+            note = f"{'.'.join(alias.name)} ({alias.where}) may not be the build's: {alias.unknown}"
+            if note not in self.out.notes:
+                self.out.notes.append(note)
         targets = []
         for text in alias.targets:
             try:
@@ -336,9 +351,12 @@ class _Deriver:
         self.locations(targets, parent_optional or loc.optional, (*chain, alias), rethrow=bool(suffix))
 
 
+#: stap's families that patch no code and that the point syntax leaves to the tapsets.
+_NO_CODE_FAMILIES = {"netfilter": "a netfilter hook, no code is patched", "java": "a Byteman rule in a JVM"}
+
 #: The heads of stap's own probe families, which a tapset may also name aliases under.
 _FAMILIES = frozenset(
-    {"kernel", "module", "process", "kprobe", "timer", "perf", "procfs", "begin", "end", "error", "never"}
+    {"kernel", "module", "process", "kprobe", "timer", "perf", "procfs", "begin", "end", "error", "never", "netfilter"}
 )
 
 
