@@ -221,3 +221,17 @@ def test_the_installed_library_expands_syscall_open_on_6_1(monkeypatch: pytest.M
         'kprobe.function("__x64_sys_open")',
     ]
     assert not e.errors
+
+
+def test_a_definition_on_an_unknown_condition_is_tolerated_and_said() -> None:
+    e = expand("vfs.open", {"vfs_open"})
+    assert placed(e) == ['kernel.function("vfs_open")'] and not e.errors
+    assert "CONFIG_OLD_VFS unknown" in e.notes[0]
+    known = scripts.Build("6.1.0-56-amd64", "x86_64", {})
+    e = expand("vfs.open", {"vfs_open"}, known)
+    assert placed(e) == ['kernel.function("vfs_open")'] and not e.notes
+
+
+def test_a_netfilter_hook_places_no_code() -> None:
+    e = expand("netfilter.ipv4.pre_routing", set())
+    assert [p.mode for p in e.placed] == [ps.NO_CODE] and not e.errors
