@@ -181,7 +181,7 @@ def _alias(cx: Context, res: Resolution) -> None:
         return
     placed = list(dict.fromkeys(found.placed))
     shown = ", ".join(p.text for p in placed[:4]) + (f", … ({len(placed)} in all)" if len(placed) > 4 else "")
-    res.notes.append(f"tapset alias {names}{more}: probes {shown or 'nothing (optional)'}")
+    res.notes.insert(0, f"tapset alias {names}{more}: probes {shown or 'nothing (optional)'}")
     seen = set()
     for p in placed:
         r = done[p]
