@@ -137,13 +137,12 @@ def _tracepoint(cx: Context, res: Resolution) -> None:
 
 
 def _tracepoints(cx: Context) -> set[str]:
+    names = cx.pool.take(pa.array(np.unique(cx.sym["name"])))
     out = set()
-    for n in np.unique(cx.sym["name"]).tolist():
-        n = cx.string(n)
-        if n and n.startswith("__tracepoint_"):
-            out.add(n[len("__tracepoint_") :])
-        elif n and n.startswith("__syscall_meta__"):
-            out.update((f"sys_enter_{n[16:]}", f"sys_exit_{n[16:]}"))
+    for n in cast("list[str]", names.filter(pc.starts_with(names, "__tracepoint_")).to_pylist()):
+        out.add(n[len("__tracepoint_") :])
+    for n in cast("list[str]", names.filter(pc.starts_with(names, "__syscall_meta__")).to_pylist()):
+        out.update((f"sys_enter_{n[16:]}", f"sys_exit_{n[16:]}"))
     return out
 
 
@@ -275,6 +274,7 @@ class _NamesByWord:
 
     def __init__(self, cx: Context) -> None:
         self.names = pa.array(sorted({n for n in cx.fn_name if n} | set(places(cx).symbol_names)), pa.string())
+        self.lengths = pc.utf8_length(self.names).to_numpy().astype(np.int64)
 
     def around(self, name: str) -> set[str]:
         """The names of about ``name``'s length that share one of its words (a typo may be in
@@ -283,8 +283,9 @@ class _NamesByWord:
         if not words:
             return set()
         some = pc.match_substring_regex(self.names, "|".join(re.escape(w) for w in sorted(words)))
-        found = cast("list[str]", self.names.filter(some).to_pylist())  # no nulls: built from names
-        return {n for n in found if abs(len(n) - len(name)) <= 3 and not words.isdisjoint(_words(n))}
+        keep = some.to_numpy(zero_copy_only=False) & (np.abs(self.lengths - len(name)) <= 3)
+        found = cast("list[str]", self.names.filter(pa.array(keep)).to_pylist())  # no nulls: built from names
+        return {n for n in found if not words.isdisjoint(_words(n))}
 
 
 def _words(name: str) -> list[str]:
@@ -292,8 +293,25 @@ def _words(name: str) -> list[str]:
 
 
 def _closest_in(name: str, names: Iterable[str]) -> str:
-    near = difflib.get_close_matches(name, sorted(names), n=4, cutoff=0.75)
+    near = difflib.get_close_matches(name, _could_be_close(name, sorted(names), 0.75), n=4, cutoff=0.75)
     return f" closest: {', '.join(near)}" if near else ""
+
+
+def _could_be_close(name: str, names: list[str], cutoff: float) -> list[str]:
+    """The names whose ``quick_ratio`` with ``name`` (difflib's bound: the characters the two
+    share, counted with repeats) reaches ``cutoff``, counted for all names at once: difflib
+    computes it name by name in Python, and drops the others before it compares anything,
+    so its answer over these is its answer over all."""
+    if len(names) < 256 or not name.isascii() or not all(n.isascii() for n in names):
+        return names
+    data = np.frombuffer("".join(names).encode(), np.uint8)
+    lengths = np.fromiter(map(len, names), np.int64, len(names))
+    owner = np.repeat(np.arange(len(names)), lengths)
+    counts = np.bincount(owner * 256 + data, minlength=len(names) * 256).reshape(len(names), 256)
+    mine = np.bincount(np.frombuffer(name.encode(), np.uint8), minlength=256)
+    shared = np.minimum(counts, mine).sum(axis=1)
+    keep = 2.0 * shared / (lengths + len(name)) >= cutoff
+    return [n for n, k in zip(names, keep.tolist()) if k]
 
 
 def _check_target(cx: Context, res: Resolution) -> None:

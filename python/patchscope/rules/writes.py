@@ -137,13 +137,15 @@ class WriteVerdict:
         return {"verdict": self.verdict, "why": self.why, **({"evidence": self.evidence} if self.evidence else {})}
 
 
-def _instance_scopes(cx: Context) -> dict[int, list[int]]:
-    """The inline sites' DIEs of each concrete instance's DIE."""
-    out: dict[int, list[int]] = {}
-    functions = cast("list[int]", cx.sites.column("function").to_pylist())
-    for function, die in zip(functions, cast("list[int]", cx.sites.column("die").to_pylist())):
-        out.setdefault(function, []).append(die)
-    return out
+_NO_SITES = np.zeros(0, np.int64)
+
+
+def _instance_scopes(cx: Context) -> dict[int, np.ndarray]:
+    """The inline sites' DIEs of each concrete instance's DIE, in the sites' order."""
+    functions = cx.sites.column("function").to_numpy()
+    order = np.argsort(functions, kind="stable")
+    keys, starts = np.unique(functions[order], return_index=True)
+    return dict(zip(keys.tolist(), np.split(cx.sites.column("die").to_numpy()[order], starts[1:])))
 
 
 def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dict[str, WriteVerdict]]:
@@ -157,7 +159,7 @@ def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dic
         if scope == _core.NO_DIE:
             continue
         inst_die = int(cx.inst_die[row]) if row >= 0 else _core.NO_DIE
-        others = [] if inst_die == _core.NO_DIE else [inst_die, *sites.get(inst_die, [])]
+        others = [] if inst_die == _core.NO_DIE else [inst_die, *sites.get(inst_die, _NO_SITES).tolist()]
         for s in dict.fromkeys([scope, *others]):
             pairs.append((s, address))
             owner.append((k, s == scope))
