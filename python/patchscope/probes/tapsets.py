@@ -102,8 +102,7 @@ def library(build: scripts.Build) -> Library:
 def _load(root: str, release: str | None, arch: str | None, config: tuple[tuple[str, str], ...] | None) -> Library:
     build = scripts.Build(release, arch, dict(config) if config is not None else None)
     base = Path(root)
-    dirs = [d for d in (f"linux/{arch}" if arch else "", "linux", arch or "", "") if d or d == ""]
-    dirs = list(dict.fromkeys(dirs))
+    dirs = [f"linux/{arch}", "linux", arch, ""] if arch else ["linux", ""]  # main.cxx's order
     macros: dict[str, str] = {}
     for d in dirs:  # the .stpm files' macros are seen by every tapset
         for f in sorted((base / d).glob("*.stpm")):
