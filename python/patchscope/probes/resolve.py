@@ -171,12 +171,15 @@ def _alias(cx: Context, res: Resolution) -> None:
 
     found = tapsets.expand(lib, point, place)
     res.notes += found.notes
-    if elsewhere:
-        res.notes.append(f"its targets in modules are not in this binary: {', '.join(elsewhere)}")
+    modules = f"its targets in modules are not in this binary: {', '.join(elsewhere)}" if elsewhere else ""
+    if modules:
+        res.notes.append(modules)
     names = ", ".join(f"{'.'.join(a.name)} ({a.where})" for a in found.aliases[:3])
     more = f" and {len(found.aliases) - 3} more" if len(found.aliases) > 3 else ""
     if found.errors:
         res.errors += [f"stap stops on tapset alias {point.kind}: {e}" for e in found.errors[:4]]
+        if modules:
+            res.errors[0] += f" ({modules}: pass the kernel tree)"
         return
     placed = list(dict.fromkeys(found.placed))
     shown = ", ".join(p.text for p in placed[:4]) + (f", … ({len(placed)} in all)" if len(placed) > 4 else "")

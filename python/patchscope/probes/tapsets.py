@@ -272,7 +272,7 @@ class _Deriver:
             if p.mode == ps.ALIAS and loc.parts[0][0] in _NO_CODE_FAMILIES:
                 p = replace(p, mode=ps.NO_CODE, kind=f"{loc.parts[0][0]}: {_NO_CODE_FAMILIES[loc.parts[0][0]]}")
             elif p.mode == ps.ALIAS:
-                raise _Failed(f"{loc.text}: no probe family or tapset alias {p.kind}")
+                raise _Failed(f"{loc.text}: no probe family nor tapset alias of that name (probe point mismatch)")
             alternatives = [p]
             if p.kind == "kprobe" and p.function and "{" in p.function:
                 # tapset-dwarfless matches its pattern with brace expansion (``__{ia32,x64}_sys_open``)
