@@ -127,7 +127,10 @@ _PP_MARK = re.compile(r'"(?:\\.|[^"\\\n])*"|#[^\n]*|//[^\n]*|/\*.*?\*/|(%\()|(%\
 def _preprocessed(path: Path, build: scripts.Build) -> tuple[str, str, list[tuple[int, int, str]]]:
     """(original with ``@define`` renamed, its preprocessed text, the ranges read on an
     unknown condition)."""
-    text = _DEFINE.sub(_KEEP, path.read_text(errors="replace"))
+    try:
+        text = _DEFINE.sub(_KEEP, path.read_text(errors="replace"))
+    except OSError:  # unreadable: stap would stop on it; the other tapsets still count here
+        text = ""
     return (text, *scripts.preprocess(text, build))
 
 
