@@ -61,8 +61,9 @@ def main() -> None:
     args = p.parse_args()
 
     import patchscope
+    from patchscope.index.context import Context
     from patchscope.probes import scripts
-    from patchscope.report import check as report
+    from patchscope.probes.resolve import resolve
 
     stub = subprocess.run(
         ["bash", str(ROOT / "bench/stap_stub.sh"), "-k", args.vmlinux], capture_output=True, text=True, check=True
@@ -70,19 +71,23 @@ def main() -> None:
     b = patchscope.open(args.vmlinux)
     build = scripts.build_of(b.info)
     aliases = args.aliases or corpus_aliases()
-    points = [scripts.parse_line(f"stap -e 'probe {a} {{ }}'", build)[0] for a in aliases]
-    doc = report.document(b, points)
+    cx = Context(b)
     same = differ = both_refuse = 0
-    for alias, record in zip(aliases, doc["points"]):
+    for alias in aliases:
+        res = resolve(cx, scripts.parse_line(f"stap -e 'probe {alias} {{ }}'", build)[0])
         theirs = stap_functions(stub, alias)
         # a landing is named by its source function (kernel.function) or its symbol (kprobe)
-        names = [{(n or "").split(".")[0] for n in (lnd["function"], lnd["in"])} for lnd in record["landings"]]
-        ours = {n for ns in names for n in ns if n}
+        names = [
+            {cx.fn_name[lnd.fid] if lnd.fid >= 0 else "", cx.instance_symbol(lnd.instance) if lnd.instance >= 0 else ""}
+            for lnd in res.landings
+        ]
+        names = [{n.split(".")[0] for n in ns if n} for ns in names]
+        ours = {n for ns in names for n in ns}
         if isinstance(theirs, str):
-            agree = record["verdict"] == "unresolved"
+            agree = bool(res.errors) and not res.landings
             both_refuse += agree
             differ += not agree
-            print(f"{'=' if agree else '≠'} {alias}: stap refuses ({theirs[:100]}); ours {record['verdict']}")
+            print(f"{'=' if agree else '≠'} {alias}: stap refuses ({theirs[:100]}); ours {res.errors[:1]}")
             continue
         stems = {n.split(".")[0] for n in theirs}
         if all(ns & stems for ns in names) and stems <= ours:
