@@ -6,7 +6,9 @@ For each alias (default: those the corpus's SystemTap scripts use), ``stap -p2 -
 the probes it derives (``kprobe.function("__x64_sys_open") /* <- … */``); the functions they
 name are compared with the functions of the landings ``check`` gives the alias. Needs
 SystemTap and a stub build dir (bench/stap_stub.sh -k VMLINUX); stap reads the vmlinux's
-DWARF for each ``kernel.function``, about 5 s an alias here.
+DWARF for each ``kernel.function``, about 5 s an alias here. The stub has no kernel headers,
+so stap resolves no ``kernel.trace`` there and takes the alias's next alternative (``signal.send``:
+``send_sigqueue`` instead of the ``signal_generate`` tracepoint): such a difference is the stub's.
 """
 
 from __future__ import annotations
