@@ -276,8 +276,10 @@ class _NamesByWord:
     that do not resolve)."""
 
     def __init__(self, cx: Context) -> None:
-        self.names = pa.array(sorted({n for n in cx.fn_name if n} | set(places(cx).symbol_names)), pa.string())
-        self.lengths = pc.utf8_length(self.names).to_numpy().astype(np.int64)
+        names = sorted({n for n in cx.fn_name if n} | set(places(cx).symbol_names), key=lambda n: (len(n), n))
+        #: by length, so that the names of about one length are one slice
+        self.names = pa.array(names, pa.string())
+        self.lengths = np.fromiter(map(len, names), np.int64, len(names))
 
     def around(self, name: str) -> set[str]:
         """The names of about ``name``'s length that share one of its words (a typo may be in
@@ -285,9 +287,11 @@ class _NamesByWord:
         words = set(_words(name))
         if not words:
             return set()
-        some = pc.match_substring_regex(self.names, "|".join(re.escape(w) for w in sorted(words)))
-        keep = some.to_numpy(zero_copy_only=False) & (np.abs(self.lengths - len(name)) <= 3)
-        found = cast("list[str]", self.names.filter(pa.array(keep)).to_pylist())  # no nulls: built from names
+        lo = int(np.searchsorted(self.lengths, len(name) - 3, "left"))
+        hi = int(np.searchsorted(self.lengths, len(name) + 3, "right"))
+        near = self.names[lo:hi]
+        some = pc.match_substring_regex(near, "|".join(re.escape(w) for w in sorted(words)))
+        found = cast("list[str]", near.filter(some).to_pylist())  # no nulls: built from names
         return {n for n in found if not words.isdisjoint(_words(n))}
 
 
