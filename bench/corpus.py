@@ -216,6 +216,9 @@ def cmd_check(args: argparse.Namespace) -> None:
 def _reason(error: str) -> str:
     """An error message with its names taken out: the kinds of reason, counted."""
     for pattern, kind in [
+        (r"stap stops on tapset alias .*(mismatch|truncated)", "not a tapset alias (a script's own, or none)"),
+        (r"stap stops on tapset alias .*not in this binary", "tapset alias: its targets are in modules"),
+        (r"stap stops on tapset alias", "tapset alias: a required target does not resolve (stap stops)"),
         (r"tapset alias", "a SystemTap tapset alias, not expanded"),
         (r"matches modules only", 'module("*"): modules only, not the kernel'),
         (r"only as the clone", "named by its source name; the build has only a clone"),

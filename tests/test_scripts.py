@@ -444,3 +444,11 @@ def test_unresolved_names_say_why(kcx) -> None:  # type: ignore[no-untyped-def]
 def test_stap_skips_init_text(kcx) -> None:  # type: ignore[no-untyped-def]
     r = _resolve(kcx, 'kernel.function("start_kernel")')
     assert not r.landings and any("init/exit text" in n for n in r.notes)
+
+
+def test_systemtap_v_is_the_version_modelled() -> None:
+    from patchscope.probes import scripts
+
+    text = 'probe %( systemtap_v >= "2.6" %? kernel.function("new") %: kernel.function("old") %) { }'
+    (p,) = scripts.stp_probe_points(text)
+    assert p.function == "new" and not p.notes

@@ -363,3 +363,24 @@ def test_machinery_on_6_1_0_50() -> None:
     assert len(copies) == 15 and len({f.fid for f in copies}) == 4
     reach = list(machinery.machinery_reach(cx))
     assert len(reach) == 1917 and all(f.code is machinery.MACHINERY_REACHABLE for f in reach)
+
+
+def test_a_tapset_alias_lands_where_stap_derives_it(kernel: patchscope.Binary) -> None:
+    """``syscall.open`` on 6.1: no ``sys_open`` in DWARF, so the kprobe alternative with the
+    x86_64 wrappers — the four probes ``stap -p2`` derives for this kernel."""
+    from patchscope.index.context import Context
+    from patchscope.probes import scripts, tapsets
+    from patchscope.probes.resolve import resolve
+
+    if not (tapsets.tapset_dir() / "linux/sysc_open.stp").is_file():
+        pytest.skip("SystemTap's tapset library is not installed (systemtap-common)")
+    cx = Context(kernel)
+    (point,) = scripts.stp_probe_points("probe syscall.open { }")
+    res = resolve(cx, point)
+    assert not res.errors
+    assert sorted(cx.instance_symbol(lnd.instance) for lnd in res.landings) == [
+        "__ia32_compat_sys_open",
+        "__ia32_sys_open",
+        "__x64_compat_sys_open",
+        "__x64_sys_open",
+    ]

@@ -19,14 +19,17 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from patchscope import _core
 from patchscope.index.context import Context
 from patchscope.index.functions import origin_roots, rows_of
 from patchscope.index.tables import pool_indices
-from patchscope.probes import perf, stap
+from patchscope.probes import perf, scripts, stap, tapsets
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch, file_matches, line_addresses, line_match, prologue_end
 from patchscope.probes.places import places
@@ -134,20 +137,74 @@ def _tracepoint(cx: Context, res: Resolution) -> None:
 
 
 def _tracepoints(cx: Context) -> set[str]:
+    names = cx.pool.take(pa.array(np.unique(cx.sym["name"])))
     out = set()
-    for n in np.unique(cx.sym["name"]).tolist():
-        n = cx.string(n)
-        if n and n.startswith("__tracepoint_"):
-            out.add(n[len("__tracepoint_") :])
-        elif n and n.startswith("__syscall_meta__"):
-            out.update((f"sys_enter_{n[16:]}", f"sys_exit_{n[16:]}"))
+    for n in cast("list[str]", names.filter(pc.starts_with(names, "__tracepoint_")).to_pylist()):
+        out.add(n[len("__tracepoint_") :])
+    for n in cast("list[str]", names.filter(pc.starts_with(names, "__syscall_meta__")).to_pylist()):
+        out.update((f"sys_enter_{n[16:]}", f"sys_exit_{n[16:]}"))
     return out
 
 
 def _alias(cx: Context, res: Resolution) -> None:
-    res.errors.append(
-        f"{res.point.kind}: a SystemTap tapset alias, not expanded here (its tapset defines which functions it probes)"
-    )
+    """A tapset alias (``syscall.open``): the points its tapset derives, each resolved as
+    written there (``probes/tapsets.py``), put together as this point's; when stap would print
+    an error on the way (a required target that places nothing), none."""
+    point = res.point
+    try:
+        lib = tapsets.library(cx.shared(_build))
+    except tapsets.NoLibrary as e:
+        res.errors.append(f"{point.kind}: a SystemTap tapset alias, not expanded: {e}")
+        return
+    done = cx.shared(_targets)
+    elsewhere: dict[str, None] = {}  # modules whose targets are not in this binary
+
+    def place(p: ps.ProbePoint) -> str | None:
+        r = done.get(p)
+        if r is None:
+            r = done[p] = resolve(cx, p)
+        if r.landings or r.events or p.mode == ps.NO_CODE:
+            return None
+        if p.target.startswith("module:") and _kernel(cx):
+            elsewhere[p.target.partition(":")[2]] = None
+        return r.errors[0] if r.errors else f"{p.text}: no match"
+
+    found = tapsets.expand(lib, point, place)
+    res.notes += found.notes
+    modules = f"its targets in modules are not in this binary: {', '.join(elsewhere)}" if elsewhere else ""
+    if modules:
+        res.notes.append(modules)
+    names = ", ".join(f"{'.'.join(a.name)} ({a.where})" for a in found.aliases[:3])
+    more = f" and {len(found.aliases) - 3} more" if len(found.aliases) > 3 else ""
+    if found.errors:
+        res.errors += [f"stap stops on tapset alias {point.kind}: {e}" for e in found.errors[:4]]
+        if modules:
+            res.errors[0] += f" ({modules}: pass the kernel tree)"
+        return
+    placed = list(dict.fromkeys(found.placed))
+    shown = ", ".join(p.text for p in placed[:4]) + (f", … ({len(placed)} in all)" if len(placed) > 4 else "")
+    res.notes.insert(0, f"tapset alias {names}{more}: probes {shown or 'nothing (optional)'}")
+    seen = set()
+    for p in placed:
+        r = done[p]
+        for lnd in r.landings:
+            if (lnd.address, lnd.kind) not in seen:
+                seen.add((lnd.address, lnd.kind))
+                res.landings.append(lnd)
+        res.missed += r.missed
+        res.events += [e for e in r.events if e not in res.events]
+        res.notes += [n for n in r.notes if n not in res.notes]
+    if placed and all(p.mode == ps.NO_CODE for p in placed):
+        res.point = dataclasses.replace(point, mode=ps.NO_CODE, kind=f"{point.kind}: {placed[0].kind}")
+
+
+def _build(cx: Context) -> scripts.Build:
+    return scripts.build_of(cx.info)
+
+
+def _targets(cx: Context) -> dict[ps.ProbePoint, Resolution]:
+    """The resolution of each point a tapset alias derives: ``syscall.*`` names many twice."""
+    return {}
 
 
 def _label(cx: Context, res: Resolution) -> None:
@@ -210,21 +267,32 @@ def _symbols_by_stem(cx: Context) -> dict[str, list[str]]:
     return out
 
 
-class _NamesByWord(dict[str, list[str]]):
-    """Every function and symbol name of the binary under each word of it (``vfs_read``: under
-    ``vfs`` and ``read``), words of three characters or more: difflib over 80,000 names takes
-    a second a name, over the few hundred that share a word, milliseconds."""
+class _NamesByWord:
+    """Every function and symbol name of the binary, searched by each word of a name
+    (``vfs_read``: ``vfs`` and ``read``), words of three characters or more: difflib over
+    80,000 names takes a second a name, over the few hundred that share a word, milliseconds.
+    The names holding a word are found by one regular expression in C, then checked word by
+    word, rather than by indexing every word of every name first (seconds, for the few names
+    that do not resolve)."""
 
     def __init__(self, cx: Context) -> None:
-        super().__init__()
-        for n in {n for n in cx.fn_name if n} | set(places(cx).symbol_names):
-            for w in set(_words(n)):
-                self.setdefault(w, []).append(n)
+        names = sorted({n for n in cx.fn_name if n} | set(places(cx).symbol_names), key=lambda n: (len(n), n))
+        #: by length, so that the names of about one length are one slice
+        self.names = pa.array(names, pa.string())
+        self.lengths = np.fromiter(map(len, names), np.int64, len(names))
 
     def around(self, name: str) -> set[str]:
         """The names of about ``name``'s length that share one of its words (a typo may be in
         any word: ``vfs_raed`` meets ``vfs_read`` through ``vfs``)."""
-        return {n for w in _words(name) for n in self.get(w, ()) if abs(len(n) - len(name)) <= 3}
+        words = set(_words(name))
+        if not words:
+            return set()
+        lo = int(np.searchsorted(self.lengths, len(name) - 3, "left"))
+        hi = int(np.searchsorted(self.lengths, len(name) + 3, "right"))
+        near = self.names[lo:hi]
+        some = pc.match_substring_regex(near, "|".join(re.escape(w) for w in sorted(words)))
+        found = cast("list[str]", near.filter(some).to_pylist())  # no nulls: built from names
+        return {n for n in found if not words.isdisjoint(_words(n))}
 
 
 def _words(name: str) -> list[str]:
@@ -232,8 +300,25 @@ def _words(name: str) -> list[str]:
 
 
 def _closest_in(name: str, names: Iterable[str]) -> str:
-    near = difflib.get_close_matches(name, sorted(names), n=4, cutoff=0.75)
+    near = difflib.get_close_matches(name, _could_be_close(name, sorted(names), 0.75), n=4, cutoff=0.75)
     return f" closest: {', '.join(near)}" if near else ""
+
+
+def _could_be_close(name: str, names: list[str], cutoff: float) -> list[str]:
+    """The names whose ``quick_ratio`` with ``name`` (difflib's bound: the characters the two
+    share, counted with repeats) reaches ``cutoff``, counted for all names at once: difflib
+    computes it name by name in Python, and drops the others before it compares anything,
+    so its answer over these is its answer over all."""
+    if len(names) < 256 or not name.isascii() or not all(n.isascii() for n in names):
+        return names
+    data = np.frombuffer("".join(names).encode(), np.uint8)
+    lengths = np.fromiter(map(len, names), np.int64, len(names))
+    owner = np.repeat(np.arange(len(names)), lengths)
+    counts = np.bincount(owner * 256 + data, minlength=len(names) * 256).reshape(len(names), 256)
+    mine = np.bincount(np.frombuffer(name.encode(), np.uint8), minlength=256)
+    shared = np.minimum(counts, mine).sum(axis=1)
+    keep = 2.0 * shared / (lengths + len(name)) >= cutoff
+    return [n for n, k in zip(names, keep.tolist()) if k]
 
 
 def _check_target(cx: Context, res: Resolution) -> None:

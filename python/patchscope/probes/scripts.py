@@ -484,6 +484,9 @@ def _close(f: _Frame, m: re.Match[str], blank: list[tuple[int, int]], unknown: l
     blank.append((m.start(), m.end()))
 
 
+#: The SystemTap whose rules ``probes/stap.py`` transcribes: ``systemtap_v`` in a condition.
+SYSTEMTAP_VERSION = "4.8"
+
 _TERM = re.compile(r'\s*(?P<l>"[^"]*"|[\w$@#]+)\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<r>"[^"]*"|-?\w+)\s*\Z')
 
 
@@ -526,6 +529,8 @@ def _term(term: str, build: Build) -> tuple[bool | None, str]:
         return fnmatch.fnmatchcase(build.config.get(left, ""), right) == (op == "=="), ""
     if left in ("$#", "@#"):
         return _compare(len(build.args), op, int(right) if right.lstrip("-").isdigit() else 0), ""
+    if left == "systemtap_v":  # stap's --compatible version, by default its own
+        return _version_compare(SYSTEMTAP_VERSION, op, right), ""
     if left == "runtime":
         return fnmatch.fnmatchcase("kernel", right) == (op == "=="), ""
     return None, f"{left} unknown here"

@@ -469,12 +469,25 @@ def _stap_kprobe(text: str, rest: list[_Component], base: ProbePoint) -> ProbePo
         point = replace(base, mode=ADDRESS, address=what.arg)
     else:
         point = replace(base, mode=CALL, function=what.arg)
-    for p in rest:
-        if p.name == "return" and point.mode == CALL:
-            point = replace(point, mode=RETURN)
-        elif p.name not in ("maxactive", "absolute"):
-            raise ProbeSyntaxError(text, p.pos, f"unexpected .{p.name} here")
-    return point
+    # tapsets.cxx registers F[.call|.return[.maxactive(N)]] and statement(ADDR).absolute (only)
+    allowed = [("absolute",)] if point.mode == ADDRESS else [("call",), ("return",), ("return", "maxactive")]
+    if point.mode == ADDRESS and point.target != "kernel":
+        raise ProbeSyntaxError(text, what.pos, "kprobe.module(…) takes .function, not .statement")
+    names = tuple(p.name for p in rest)
+    if names and names not in allowed:
+        bad = next((p for p, a in zip(rest, max(allowed, key=lambda a: _common(a, names))) if p.name != a), rest[-1])
+        raise ProbeSyntaxError(text, bad.pos, f"unexpected .{bad.name} here")
+    if point.mode == ADDRESS and not names:
+        raise ProbeSyntaxError(text, len(text), "kprobe.statement(ADDRESS) needs .absolute")
+    return replace(point, mode=RETURN) if names[:1] == ("return",) else point
+
+
+def _common(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """How many leading names two suffix lists share."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def _stap_target(text: str, head: _Component) -> str:
@@ -1025,3 +1038,30 @@ def parse_kprobe_event(text: str) -> ProbePoint:
         at += len(module) + 1
     # 6.1's fetch-args are registers, stack slots, $argN and memory: none names a variable
     return _symbol_offset(text, at, spec, base)
+
+
+#: One component of a SystemTap point: its name and its argument (``function("f")``).
+Component = tuple[str, str | int | None]
+
+
+def stap_locations(text: str) -> list[tuple[tuple[Component, ...], bool, bool]]:
+    """The component lists a SystemTap point names, brace groups expanded, each with whether
+    it is optional (``?``) and sufficient (``!``) — what stap matches against its probe
+    families and tapset aliases (an ``if (COND)`` after it is not read)."""
+    _check_utf8(text)
+    sc = _Scanner(text)
+    seqs = sc.sequences()
+    sc.skip_space()
+    optional = sufficient = False
+    while sc.peek() in ("?", "!"):
+        optional, sufficient = True, sufficient or sc.peek() == "!"
+        sc.pos += 1
+        sc.skip_space()
+    if sc.peek() and not re.match(r"if\s*\(", text[sc.pos :]):
+        raise sc.error(f"unexpected {sc.peek()!r} after the probe point")
+    out = []
+    for seq in seqs:
+        marks = [c.name for c in seq if c.name in ("?", "!")]
+        parts = tuple((c.name, c.arg) for c in seq if c.name not in ("?", "!"))
+        out.append((parts, optional or bool(marks), sufficient or "!" in marks))
+    return out

@@ -100,6 +100,18 @@ def _linker_provided(name: str) -> bool:
     )
 
 
+def _kallsyms_ignored(names: pa.LargeStringArray) -> np.ndarray:
+    """:func:`_kallsyms_ignores` of many names at once (a kernel has 100,000 and more)."""
+    hit = pc.equal(names, pa.scalar("L0", names.type))
+    for prefix in _KALLSYMS_IGNORED_PREFIXES:
+        hit = pc.or_(hit, pc.starts_with(names, prefix))
+    for suffix in _KALLSYMS_IGNORED_SUFFIXES:
+        hit = pc.or_(hit, pc.ends_with(names, suffix))
+    for middle in _KALLSYMS_IGNORED_MATCHES:
+        hit = pc.or_(hit, pc.match_substring(names, middle))
+    return np.asarray(hit.to_numpy(zero_copy_only=False), bool)
+
+
 def _kallsyms_ignores(name: str) -> bool:
     return (
         name == "L0"
@@ -144,8 +156,7 @@ class Kallsyms:
         names = sy.column("name").to_numpy()
         keep = np.isin(kind, _KALLSYMS_KINDS) & (sy.column("section").to_numpy() != 0) & (names != 0)
         ids = np.unique(names[keep])
-        text = [cx.string(i) for i in ids.tolist()]
-        keep &= ~np.isin(names, ids[[_kallsyms_ignores(n) for n in text]])
+        keep &= ~np.isin(names, ids[_kallsyms_ignored(cx.pool.take(pa.array(ids)))])
         rows = np.flatnonzero(keep)
         addr = sy.column("address").to_numpy()[rows]
         weak = sy.column("binding").to_numpy()[rows] == STB_WEAK

@@ -137,13 +137,15 @@ class WriteVerdict:
         return {"verdict": self.verdict, "why": self.why, **({"evidence": self.evidence} if self.evidence else {})}
 
 
-def _instance_scopes(cx: Context) -> dict[int, list[int]]:
-    """The inline sites' DIEs of each concrete instance's DIE."""
-    out: dict[int, list[int]] = {}
-    functions = cast("list[int]", cx.sites.column("function").to_pylist())
-    for function, die in zip(functions, cast("list[int]", cx.sites.column("die").to_pylist())):
-        out.setdefault(function, []).append(die)
-    return out
+_NO_SITES = np.zeros(0, np.int64)
+
+
+def _instance_scopes(cx: Context) -> dict[int, np.ndarray]:
+    """The inline sites' DIEs of each concrete instance's DIE, in the sites' order."""
+    functions = cx.sites.column("function").to_numpy()
+    order = np.argsort(functions, kind="stable")
+    keys, starts = np.unique(functions[order], return_index=True)
+    return dict(zip(keys.tolist(), np.split(cx.sites.column("die").to_numpy()[order], starts[1:])))
 
 
 def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dict[str, WriteVerdict]]:
@@ -157,7 +159,7 @@ def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dic
         if scope == _core.NO_DIE:
             continue
         inst_die = int(cx.inst_die[row]) if row >= 0 else _core.NO_DIE
-        others = [] if inst_die == _core.NO_DIE else [inst_die, *sites.get(inst_die, [])]
+        others = [] if inst_die == _core.NO_DIE else [inst_die, *sites.get(inst_die, _NO_SITES).tolist()]
         for s in dict.fromkeys([scope, *others]):
             pairs.append((s, address))
             owner.append((k, s == scope))
@@ -176,6 +178,7 @@ def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dic
     reg = cast("list[int]", t.column("reg").to_pylist())
     locations = cast("list[list[str]]", t.column("locations").to_pylist())
     in_register = np.flatnonzero(t.column("kind").to_numpy() == _core.location_kind.REGISTER).tolist()
+    registered = set(in_register)  # asked of every row: a list would make the loop below quadratic
     asked = {r: reg[r] for r in in_register}
     if cx.arch == "x86_64":
         asked.update(_frame_slots(t, own))
@@ -187,7 +190,7 @@ def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dic
         k = place[r]
         if not own[r] or name[r] in out[k]:
             continue
-        sharing = {name[o] for o in by_reg.get((k, reg[r]), []) if die[o] != die[r]} if r in in_register else set()
+        sharing = {name[o] for o in by_reg.get((k, reg[r]), []) if die[o] != die[r]} if r in registered else set()
         out[k][name[r]] = judge(name[r], state[r], locations[r], live.get(r), sorted(sharing))
     return out
 
