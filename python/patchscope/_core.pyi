@@ -237,6 +237,8 @@ class spflag:
     NORETURN: Final[int]
     HAS_CODE: Final[int]
     PROTOTYPED: Final[int]
+    #: ``DW_AT_inline`` other than ``DW_INL_not_inlined`` (libdw's ``dwarf_func_inline`` != 0).
+    INLINE: Final[int]
 
 class lineflag:
     """Bits of ``lines.flags`` (core: ``dwarf::lineflag``)."""
