@@ -227,6 +227,8 @@ class location_flag:
     STATIC: Final[int]
     #: In pieces, one of which has no location.
     PIECE_MISSING: Final[int]
+    #: The first operation names a register or an address: what perf probe reads. Variables only.
+    LEADS_WITH_PLACE: Final[int]
 
 class spflag:
     """Bits of ``subprograms.flags`` (core: ``dwarf::spflag``)."""
