@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from patchscope.index.context import Context
+from patchscope.probes import perf
 from patchscope.probes import syntax as ps
 from patchscope.probes.resolve import Landing, resolve
 
@@ -120,3 +121,72 @@ def point_kind(point: str) -> str:
     if ":" in point and not point.endswith(":0"):
         return "line"
     return "function"
+
+
+# -- variables: perf probe -V ------------------------------------------------------------------
+
+_AT = re.compile(r"^\t@<(\S+)>$")
+_VAR = re.compile(r"^\t\t(?:.*)\t(\S+)$")
+
+
+def perf_variables(
+    target: list[str], function: str, symbols: dict[str, list[int]]
+) -> dict[int, tuple[str, ...]] | None:
+    """``perf probe -V FUNC``: the names listed at each address (``@<sym+off>``, a name several
+    symbols share read as its first), None when perf shows none."""
+    r = subprocess.run(["perf", "probe", *target, "-V", function], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        return None
+    out: dict[int, set[str]] = {}
+    at = None
+    seen: dict[str, int] = {}  # a name several symbols share: its n-th entry is the n-th symbol
+    for line in r.stdout.splitlines():
+        if m := _AT.match(line):
+            name, _, off = m.group(1).partition("+")
+            if name == "(null)":  # perf found no symbol to name the address by: no place
+                at = None
+                continue
+            nth = seen[name] = seen.get(name, -1) + (int(off or "0", 0) == 0)
+            at = _symbol(symbols, name, max(nth, 0)) + int(off or "0", 0)
+            out.setdefault(at, set())
+        elif (m := _VAR.match(line)) and at is not None:
+            out[at].add(m.group(1))
+    return {a: tuple(sorted(v)) for a, v in sorted(out.items())} or None
+
+
+def _symbol(symbols: dict[str, list[int]], name: str, nth: int) -> int:
+    """A symbol's address; perf names a clone by its name less the suffix (``buf_process``
+    for ``buf_process.part.0``; the shortest, so not its ``.cold`` part)."""
+    if name in symbols:
+        return symbols[name][min(nth, len(symbols[name]) - 1)]
+    return symbols[min((n for n in symbols if n.startswith(name + ".")), key=len)][0]
+
+
+def patchscope_variables(cx: Context, function: str) -> dict[int, tuple[str, ...]] | None:
+    """What ``check`` predicts ``perf probe -V FUNC`` lists: at each address of the point
+    (written where perf asks for it), every name :func:`perf.listed_variables` gives."""
+    res = resolve(cx, ps.parse(function))
+    landings = [lnd for lnd in res.landings if not lnd.how.startswith("symbol ")]
+    if res.errors or not landings:  # -V reads DWARF only: no symbol-table fallback
+        return None
+    found = perf.listed_variables(cx, [perf_scope(cx, lnd) for lnd in landings])
+    out: dict[int, set[str]] = {}
+    for lnd, names in zip(landings, found):
+        out.setdefault(_asked(cx, lnd), set()).update(names)
+    return {a: tuple(sorted(v)) for a, v in sorted(out.items())}
+
+
+def perf_scope(cx: Context, lnd: Landing) -> perf.PerfScope:
+    die = int(cx.sites.column("die")[lnd.site].as_py()) if lnd.site >= 0 else int(cx.inst_die[lnd.instance])
+    low, high = (int(v[lnd.instance]) for v in cx.inst_main_range)
+    # dwarf_highpc fails on a DIE with DW_AT_ranges: no later address is searched
+    end = high if cx.inst_range_count[lnd.instance] == 1 else low - 1
+    return perf.PerfScope(die, _asked(cx, lnd), low, end)
+
+
+def function_symbols(cx: Context) -> dict[str, list[int]]:
+    """Every symbol name with its addresses, as perf's ``@<sym+off>`` names them."""
+    out: dict[str, list[int]] = {}
+    for n, v in zip(cx.sym["name"].tolist(), cx.sym["address"].tolist()):
+        out.setdefault(cx.string(int(n)), []).append(int(v))
+    return out

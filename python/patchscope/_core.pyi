@@ -229,6 +229,8 @@ class location_flag:
     PIECE_MISSING: Final[int]
     #: The first operation names a register or an address: what perf probe reads. Variables only.
     LEADS_WITH_PLACE: Final[int]
+    #: The value is ``DW_AT_const_value``, not an expression's literal. Variables only.
+    CONST_VALUE: Final[int]
 
 class spflag:
     """Bits of ``subprograms.flags`` (core: ``dwarf::spflag``)."""

@@ -55,6 +55,10 @@ pub mod flag {
         /// (`convert_variable_location`), whatever follows it — so a value computed from a
         /// register is read as memory there. Variables table only.
         pub const LEADS_WITH_PLACE: u8 = 32;
+        /// The value is the variable's `DW_AT_const_value`, not a location expression's
+        /// literal (perf probe reads the one as an immediate, never the other). Variables
+        /// table only.
+        pub const CONST_VALUE: u8 = 64;
     }
 }
 

@@ -392,7 +392,7 @@ fn locations<'d>(cx: &Ctx<'d, '_>, a: &VarAttrs<'d>, out: &mut Vec<(u64, u64, Lo
     let (lo, hi) = EVERYWHERE;
     let enc = cx.unit.encoding();
     let expr = match a.location {
-        None => return out.push((lo, hi, a.constant.map_or(Loc::NONE, Loc::constant))),
+        None => return out.push((lo, hi, a.constant.map_or(Loc::NONE, |v| Loc::constant(v).with_flags(flag::CONST_VALUE)))),
         Some(AttributeValue::Exprloc(e)) => e,
         Some(AttributeValue::Block(b)) => Expression(b),
         Some(list) => return location_list(cx, list, out),

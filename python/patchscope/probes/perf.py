@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -279,3 +280,119 @@ def _suggest(cx: Context, fid: int, row: int, addr: int, file: str, line: int) -
         if cx.fn_name[scope] == name:
             return f"{name}:{line - int(cx.functions.column('decl_line')[scope].as_py() or 0)}"
     return f"{file}:{line}"
+
+
+# -- variables: what ``perf probe -V`` lists at a probe address ---------------------------------
+
+#: How perf probe 6.1 takes a variable at an address (``convert_variable_location`` with no
+#: target argument, as ``-V`` calls it): only the expression's *first* operation is read —
+#: ``DW_OP_reg*``/``regx`` a register, ``DW_OP_breg*``/``bregx``/``fbreg`` memory there, ``DW_OP_addr``
+#: a static — and ``DW_AT_const_value`` as an immediate (``\\imm``, when the kernel's tracefs
+#: README offers it).
+READS = "reads"
+#: A value computed from a register (``DW_OP_bregN off; …; DW_OP_stack_value``): perf reads
+#: memory at the register plus offset instead — a value the variable never had.
+READS_MEMORY = "reads-memory-instead"
+#: A value in pieces whose first piece is a register: perf reads that register alone.
+READS_PIECE = "reads-first-piece"
+#: A parameter with no location at its function's entry: perf takes its first location later in
+#: the function ("fuzzed by fentry mcount"), a value of another moment.
+READS_LATER = "reads-later"
+
+
+@dataclass(frozen=True)
+class PerfScope:
+    """One place perf lists variables at: the DIE it starts from (an instance or an inline
+    site), the address, and the entry and end of the real function holding it (``sp_die``)."""
+
+    die: int
+    address: int
+    entry: int
+    end: int
+
+
+def listed_variables(cx: Context, places: list[PerfScope]) -> list[dict[str, str]]:
+    """``add_available_vars`` at each place: every parameter and variable of the DIE, of its
+    lexical blocks *and of the inline sites* holding the address (``collect_variables_cb``
+    descends into any child that has the pc, so a callee inlined there lends its variables to
+    the function), each mapped to how perf reads it. Names perf would not list are absent."""
+    from patchscope.index.variables import variables_at_table
+
+    asked: list[tuple[int, int, int]] = []  # (place, die, address)
+    for i, p in enumerate(places):
+        asked += [(i, die, p.address) for die in [p.die, *_callee_dies(cx, p)]]
+    out: list[dict[str, str]] = [{} for _ in places]
+    if not asked:
+        return out
+    t = variables_at_table(cx.b, [(d, a) for _, d, a in asked])
+    later = _first_later(cx, t, asked, places)
+    names = ("pair", "name", "param", "state", "kind", "flags", "reg", "view_only")
+    cols = {n: t.column(n).to_pylist() for n in names}
+    for j, (pair, name, param, state, kind, flags, reg, view) in enumerate(zip(*cols.values())):
+        how = _reads(state, int(kind), int(flags), int(reg), bool(view))
+        if how is None and param and later[j] is not None:
+            how = later[j]
+        if how is not None:
+            out[asked[pair][0]].setdefault(name, how)
+    return out
+
+
+def _reads(state: str, kind: int, flags: int, reg: int, view_only: bool) -> str | None:
+    k, f = _core.location_kind, _core.location_flag
+    if state == "out-of-scope" or kind == k.NONE or view_only:
+        return None
+    if flags & f.CONST_VALUE:
+        return READS
+    if not flags & f.LEADS_WITH_PLACE:
+        return None  # a literal, an entry value, a parameter ref, an implicit pointer: -ENOTSUP
+    if kind == k.COMPUTED:
+        return READS_MEMORY
+    if kind == k.MEMORY and not flags & (f.FRAME_BASE | f.STATIC) and reg == _core.NO_REG:
+        return READS_MEMORY  # an address computed (breg; deref …): perf stops at the breg
+    if kind == k.COMPOSITE:
+        return READS_PIECE
+    return READS
+
+
+def _callee_dies(cx: Context, p: PerfScope) -> list[int]:
+    """The inline sites nested in ``p.die`` that hold ``p.address``."""
+    row = places(cx).instance_at(p.address)
+    if row < 0:
+        return []
+    chain = inline_sites_at(cx, row, p.address)  # innermost first
+    dies = [int(d) for d in cx.sites.column("die").to_numpy()[chain]] if chain else []
+    return dies[: dies.index(p.die)] if p.die in dies else dies
+
+
+def _first_later(
+    cx: Context, t: Any, asked: list[tuple[int, int, int]], places_: list[PerfScope]
+) -> list[str | None]:
+    """For each row of ``t`` with no location at the address: when the address is its real
+    function's entry, how perf reads the parameter at the first later address in the function
+    a location-list entry covers (``for (addr += 1; addr <= highpc; addr++)``), else None."""
+    from patchscope.index.variables import scope_variables
+
+    out: list[str | None] = [None] * t.num_rows
+    pairs = t.column("pair").to_numpy()
+    dies = t.column("die").to_numpy()
+    want = [
+        j
+        for j in range(t.num_rows)
+        if places_[asked[int(pairs[j])][0]].address == places_[asked[int(pairs[j])][0]].entry
+    ]
+    if not want:
+        return out
+    scopes = sorted({asked[int(pairs[j])][1] for j in want})
+    v, _ = scope_variables(cx.b, np.array(scopes, np.uint64))
+    cols = {n: v.column(n).to_numpy() for n in ("die", "low", "high", "kind", "flags", "reg")}
+    for j in want:
+        p = places_[asked[int(pairs[j])][0]]
+        mine = np.flatnonzero(cols["die"] == dies[j])
+        start = np.maximum(cols["low"][mine], p.address + 1)
+        hit = (start < cols["high"][mine]) & (start <= p.end) & (cols["low"][mine] < cols["high"][mine])
+        if not hit.any():
+            continue
+        first = mine[hit][np.argmin(start[hit])]  # the first of equal ones
+        how = _reads("", int(cols["kind"][first]), int(cols["flags"][first]), int(cols["reg"][first]), False)
+        out[j] = READS_LATER if how == READS else how
+    return out
