@@ -128,52 +128,46 @@ def point_kind(point: str) -> str:
 _AT = re.compile(r"^\t@<(\S+)>$")
 _VAR = re.compile(r"^\t\t(?:.*)\t(\S+)$")
 
+#: What ``perf probe -V`` answers: for each place, in order, its label — the name of the DWARF
+#: function holding it plus the offset from that function's entry (``a+8``; a ``.part`` clone
+#: is named as its function) — and the names listed there, sorted. None: no place.
+Listing = tuple[tuple[str, tuple[str, ...]], ...]
 
-def perf_variables(
-    target: list[str], function: str, symbols: dict[str, list[int]]
-) -> dict[int, tuple[str, ...]] | None:
-    """``perf probe -V FUNC``: the names listed at each address (``@<sym+off>``, a name several
-    symbols share read as its first), None when perf shows none."""
+
+def perf_variables(target: list[str], function: str) -> Listing | None:
+    """``perf probe -V FUNC`` as perf printed it ("(null)": a place perf found no name for, and
+    listed nothing at, is no place)."""
     r = subprocess.run(["perf", "probe", *target, "-V", function], capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         return None
-    out: dict[int, set[str]] = {}
-    at = None
-    seen: dict[str, int] = {}  # a name several symbols share: its n-th entry is the n-th symbol
+    out: list[tuple[str, set[str]]] = []
     for line in r.stdout.splitlines():
         if m := _AT.match(line):
-            name, _, off = m.group(1).partition("+")
-            if name == "(null)":  # perf found no symbol to name the address by: no place
-                at = None
-                continue
-            nth = seen[name] = seen.get(name, -1) + (int(off or "0", 0) == 0)
-            at = _symbol(symbols, name, max(nth, 0)) + int(off or "0", 0)
-            out.setdefault(at, set())
-        elif (m := _VAR.match(line)) and at is not None:
-            out[at].add(m.group(1))
-    return {a: tuple(sorted(v)) for a, v in sorted(out.items())} or None
+            out.append((m.group(1), set()))
+        elif (m := _VAR.match(line)) and out:
+            out[-1][1].add(m.group(1))
+    listing = tuple(sorted((label, tuple(sorted(v))) for label, v in out if not label.startswith("(null)")))
+    return listing or None
 
 
-def _symbol(symbols: dict[str, list[int]], name: str, nth: int) -> int:
-    """A symbol's address; perf names a clone by its name less the suffix (``buf_process``
-    for ``buf_process.part.0``; the shortest, so not its ``.cold`` part)."""
-    if name in symbols:
-        return symbols[name][min(nth, len(symbols[name]) - 1)]
-    return symbols[min((n for n in symbols if n.startswith(name + ".")), key=len)][0]
-
-
-def patchscope_variables(cx: Context, function: str) -> dict[int, tuple[str, ...]] | None:
-    """What ``check`` predicts ``perf probe -V FUNC`` lists: at each address of the point
-    (written where perf asks for it), every name :func:`perf.listed_variables` gives."""
+def patchscope_variables(cx: Context, function: str) -> Listing | None:
+    """What ``check`` predicts ``perf probe -V FUNC`` lists: each place of the point (written
+    where perf asks for it) with every name :func:`perf.listed_variables` gives there."""
     res = resolve(cx, ps.parse(function))
     landings = [lnd for lnd in res.landings if not lnd.how.startswith("symbol ")]
     if res.errors or not landings:  # -V reads DWARF only: no symbol-table fallback
         return None
     found = perf.listed_variables(cx, [perf_scope(cx, lnd) for lnd in landings])
-    out: dict[int, set[str]] = {}
+    seen: dict[int, tuple[str, tuple[str, ...]]] = {}
     for lnd, names in zip(landings, found):
-        out.setdefault(_asked(cx, lnd), set()).update(names)
-    return {a: tuple(sorted(v)) for a, v in sorted(out.items())}
+        at = _asked(cx, lnd)
+        if at not in seen:  # available_var_finder_overlap: an address once
+            seen[at] = (_label(cx, lnd.instance, at), tuple(sorted(names)))
+    return tuple(sorted(seen.values()))
+
+
+def _label(cx: Context, row: int, addr: int) -> str:
+    return f"{cx.fn_name[int(cx.inst_fid[row])]}+{addr - int(cx.inst_main_range[0][row])}"
 
 
 def perf_scope(cx: Context, lnd: Landing) -> perf.PerfScope:
@@ -182,11 +176,3 @@ def perf_scope(cx: Context, lnd: Landing) -> perf.PerfScope:
     # dwarf_highpc fails on a DIE with DW_AT_ranges: no later address is searched
     end = high if cx.inst_range_count[lnd.instance] == 1 else low - 1
     return perf.PerfScope(die, _asked(cx, lnd), low, end)
-
-
-def function_symbols(cx: Context) -> dict[str, list[int]]:
-    """Every symbol name with its addresses, as perf's ``@<sym+off>`` names them."""
-    out: dict[str, list[int]] = {}
-    for n, v in zip(cx.sym["name"].tolist(), cx.sym["address"].tolist()):
-        out.setdefault(cx.string(int(n)), []).append(int(v))
-    return out

@@ -355,13 +355,31 @@ def _reads(state: str, kind: int, flags: int, reg: int, view_only: bool) -> str 
 
 
 def _callee_dies(cx: Context, p: PerfScope) -> list[int]:
-    """The inline sites nested in ``p.die`` that hold ``p.address``."""
+    """The inline sites nested in ``p.die`` (at any depth) that hold ``p.address``."""
     row = places(cx).instance_at(p.address)
     if row < 0:
         return []
-    chain = inline_sites_at(cx, row, p.address)  # innermost first
-    dies = [int(d) for d in cx.sites.column("die").to_numpy()[chain]] if chain else []
-    return dies[: dies.index(p.die)] if p.die in dies else dies
+    chain = inline_sites_at(cx, row, p.address)
+    site_die = cx.sites.column("die").to_numpy()
+    if p.die == int(cx.inst_die[row]):
+        return [int(site_die[s]) for s in chain]
+    die, parent = cx.shared(_site_parents)
+    out = []
+    for site in chain:
+        d = int(site_die[site])
+        while d != p.die and d != _core.NO_DIE:
+            i = int(np.searchsorted(die, d))  # ``die`` is sorted: sites come in DIE order
+            d = int(parent[i]) if i < len(die) and die[i] == d else _core.NO_DIE
+        if d == p.die and int(site_die[site]) != p.die:
+            out.append(int(site_die[site]))
+    return out
+
+
+def _site_parents(cx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """Each inline site's DIE and the DIE of the scope it sits in, by DIE."""
+    die, parent = cx.sites.column("die").to_numpy(), cx.sites.column("parent").to_numpy()
+    order = np.argsort(die, kind="stable")
+    return die[order], parent[order]
 
 
 def _first_later(
