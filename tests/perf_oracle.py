@@ -80,11 +80,7 @@ def _quoted(error: str) -> str:
 
 
 def _asked(cx: Context, lnd: Landing) -> int:
-    """The address perf writes for a landing: an entry at the function's first byte (the
-    kernel, not perf, moves a kprobe there to the ftrace call site)."""
-    if lnd.kind in (ps.ENTRY, ps.RETURN) and lnd.instance >= 0 and lnd.how == "ftrace call site":
-        return int(cx.inst_main_range[0][lnd.instance])
-    return lnd.address
+    return perf.asked_address(cx, lnd.kind, lnd.instance, lnd.how, lnd.address)
 
 
 def function_points(cx: Context, names: list[str], lines: int) -> list[str]:
@@ -128,9 +124,9 @@ def point_kind(point: str) -> str:
 _AT = re.compile(r"^\t@<(\S+)>$")
 _VAR = re.compile(r"^\t\t(?:.*)\t(\S+)$")
 
-#: What ``perf probe -V`` answers: for each place, in order, its label — the name of the DWARF
-#: function holding it plus the offset from that function's entry (``a+8``; a ``.part`` clone
-#: is named as its function) — and the names listed there, sorted. None: no place.
+#: What ``perf probe -V`` answers: for each place its label — the ELF symbol holding it plus
+#: the offset (``a+8``), the symbol's clone suffix cut off (perf names a user-space ``.part``
+#: clone by its stem, a kernel one in full) — and the names listed there, sorted. None: no place.
 Listing = tuple[tuple[str, tuple[str, ...]], ...]
 
 
@@ -143,7 +139,7 @@ def perf_variables(target: list[str], function: str) -> Listing | None:
     out: list[tuple[str, set[str]]] = []
     for line in r.stdout.splitlines():
         if m := _AT.match(line):
-            out.append((m.group(1), set()))
+            out.append((_stem(m.group(1)), set()))
         elif (m := _VAR.match(line)) and out:
             out[-1][1].add(m.group(1))
     listing = tuple(sorted((label, tuple(sorted(v))) for label, v in out if not label.startswith("(null)")))
@@ -162,17 +158,19 @@ def patchscope_variables(cx: Context, function: str) -> Listing | None:
     for lnd, names in zip(landings, found):
         at = _asked(cx, lnd)
         if at not in seen:  # available_var_finder_overlap: an address once
-            seen[at] = (_label(cx, lnd.instance, at), tuple(sorted(names)))
+            seen[at] = (_label(cx, at), tuple(sorted(names)))
     return tuple(sorted(seen.values()))
 
 
-def _label(cx: Context, row: int, addr: int) -> str:
-    return f"{cx.fn_name[int(cx.inst_fid[row])]}+{addr - int(cx.inst_main_range[0][row])}"
+def _label(cx: Context, addr: int) -> str:
+    name, _, off = cx.name_at(addr).partition("+")
+    return _stem(f"{name}+{int(off or '0', 0)}")
+
+
+def _stem(label: str) -> str:
+    name, _, off = label.partition("+")
+    return f"{name.split('.')[0]}+{off}"
 
 
 def perf_scope(cx: Context, lnd: Landing) -> perf.PerfScope:
-    die = int(cx.sites.column("die")[lnd.site].as_py()) if lnd.site >= 0 else int(cx.inst_die[lnd.instance])
-    low, high = (int(v[lnd.instance]) for v in cx.inst_main_range)
-    # dwarf_highpc fails on a DIE with DW_AT_ranges: no later address is searched
-    end = high if cx.inst_range_count[lnd.instance] == 1 else low - 1
-    return perf.PerfScope(die, _asked(cx, lnd), low, end)
+    return perf.perf_scope(cx, lnd.instance, lnd.site, _asked(cx, lnd))

@@ -15,6 +15,7 @@ import numpy as np
 from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.context import Context
+from patchscope.probes import perf
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch
 from patchscope.probes.resolve import Landing, Resolution, resolve
@@ -308,6 +309,8 @@ class Judge:
         here: list[list[Reason]],
     ) -> PointVerdict:
         cx, point = self.cx, res.point
+        if point.tool == "perf":
+            res.notes += perf.annotate(cx, res.landings, variables)
         writes = _writes(cx, point, res, variables, writable)
         landings = [
             LandingVerdict(

@@ -35,7 +35,7 @@ from patchscope.index.context import Context
 from patchscope.index.tables import pool_indices
 from patchscope.probes.lines import LineMatch, line_match
 from patchscope.probes.places import places
-from patchscope.probes.syntax import LineSpec
+from patchscope.probes.syntax import ENTRY, RETURN, LineSpec
 from patchscope.rules.atomics import inline_sites_at
 
 #: ``probe_conf.max_probes`` (``MAX_PROBES``, util/probe-event.h): more places fail the point.
@@ -298,6 +298,10 @@ READS_PIECE = "reads-first-piece"
 #: A parameter with no location at its function's entry: perf takes its first location later in
 #: the function ("fuzzed by fentry mcount"), a value of another moment.
 READS_LATER = "reads-later"
+#: Not the scope's: a variable of a callee inlined at the address, which perf lists as its own.
+CALLEE = "a-callee's"
+#: In scope, and perf does not list it (no location there, or one it cannot express).
+NOT_LISTED = "not-listed"
 
 
 @dataclass(frozen=True)
@@ -311,6 +315,24 @@ class PerfScope:
     end: int
 
 
+def perf_scope(cx: Context, instance: int, site: int, address: int) -> PerfScope:
+    """The place perf lists variables at for a landing: its inline site's DIE, else its
+    instance's, at ``address`` (where perf asks: :func:`asked_address`)."""
+    die = int(cx.sites.column("die")[site].as_py()) if site >= 0 else int(cx.inst_die[instance])
+    low, high = (int(v[instance]) for v in cx.inst_main_range)
+    # dwarf_highpc fails on a DIE with DW_AT_ranges: no later address is searched
+    end = high if cx.inst_range_count[instance] == 1 else low - 1
+    return PerfScope(die, address, low, end)
+
+
+def asked_address(cx: Context, kind: str, instance: int, how: str, address: int) -> int:
+    """The address perf computes for a landing: an entry at the function's first byte (the
+    kernel, not perf, moves a kprobe there to the ftrace call site)."""
+    if kind in (ENTRY, RETURN) and instance >= 0 and how == "ftrace call site":
+        return int(cx.inst_main_range[0][instance])
+    return address
+
+
 def listed_variables(cx: Context, places: list[PerfScope]) -> list[dict[str, str]]:
     """``add_available_vars`` at each place: every parameter and variable of the DIE, of its
     lexical blocks *and of the inline sites* holding the address (``collect_variables_cb``
@@ -321,6 +343,7 @@ def listed_variables(cx: Context, places: list[PerfScope]) -> list[dict[str, str
     asked: list[tuple[int, int, int]] = []  # (place, die, address)
     for i, p in enumerate(places):
         asked += [(i, die, p.address) for die in [p.die, *_callee_dies(cx, p)]]
+    scope_of = [die == places[i].die for i, die, _ in asked]
     out: list[dict[str, str]] = [{} for _ in places]
     if not asked:
         return out
@@ -333,7 +356,7 @@ def listed_variables(cx: Context, places: list[PerfScope]) -> list[dict[str, str
         if how is None and param and later[j] is not None:
             how = later[j]
         if how is not None:
-            out[asked[pair][0]].setdefault(name, how)
+            out[asked[pair][0]].setdefault(name, how if scope_of[pair] else CALLEE)
     return out
 
 
@@ -382,9 +405,7 @@ def _site_parents(cx: Context) -> tuple[np.ndarray, np.ndarray]:
     return die[order], parent[order]
 
 
-def _first_later(
-    cx: Context, t: Any, asked: list[tuple[int, int, int]], places_: list[PerfScope]
-) -> list[str | None]:
+def _first_later(cx: Context, t: Any, asked: list[tuple[int, int, int]], places_: list[PerfScope]) -> list[str | None]:
     """For each row of ``t`` with no location at the address: when the address is its real
     function's entry, how perf reads the parameter at the first later address in the function
     a location-list entry covers (``for (addr += 1; addr <= highpc; addr++)``), else None."""
@@ -414,3 +435,28 @@ def _first_later(
         how = _reads("", int(cols["kind"][first]), int(cols["flags"][first]), int(cols["reg"][first]), False)
         out[j] = READS_LATER if how == READS else how
     return out
+
+
+def annotate(cx: Context, landings: list[Any], variables: list[list[dict[str, Any]]]) -> list[str]:
+    """What ``perf probe -V`` says at each landing of a perf point: each variable record gets
+    ``perf`` (how perf reads it, or :data:`NOT_LISTED`); returns a note per landing where perf
+    lists a callee's variables as the function's. A symbol-table landing has no DWARF pass."""
+    dwarf = [i for i, lnd in enumerate(landings) if lnd.instance >= 0 and not lnd.how.startswith("symbol ")]
+    where = [
+        perf_scope(cx, landings[i].instance, landings[i].site, asked_address(cx, **_fields(landings[i]))) for i in dwarf
+    ]
+    notes = []
+    for i, found in zip(dwarf, listed_variables(cx, where)):
+        for v in variables[i]:
+            v["perf"] = found.get(v["name"], NOT_LISTED)
+        lent = sorted(n for n, how in found.items() if how == CALLEE)
+        if lent:
+            notes.append(
+                f"perf -V at {landings[i].address:#x} also lists {', '.join(lent)}: variables of a function "
+                "inlined there, which perf reads as this function's (collect_variables_cb descends into it)"
+            )
+    return notes
+
+
+def _fields(lnd: Any) -> dict[str, Any]:
+    return {"kind": lnd.kind, "instance": lnd.instance, "how": lnd.how, "address": lnd.address}
