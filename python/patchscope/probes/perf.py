@@ -437,21 +437,21 @@ def _first_later(cx: Context, t: Any, asked: list[tuple[int, int, int]], places_
     return out
 
 
-def annotate(cx: Context, landings: list[Any], variables: list[list[dict[str, Any]]]) -> list[str]:
+def annotate(cx: Context, landings: list[Any], variables: list[list[dict[str, Any]]]) -> list[str | None]:
     """What ``perf probe -V`` says at each landing of a perf point: each variable record gets
-    ``perf`` (how perf reads it, or :data:`NOT_LISTED`); returns a note per landing where perf
-    lists a callee's variables as the function's. A symbol-table landing has no DWARF pass."""
+    ``perf`` (how perf reads it, or :data:`NOT_LISTED`); returns for each landing a note when
+    perf lists a callee's variables as the function's. A symbol-table landing has no DWARF pass."""
     dwarf = [i for i, lnd in enumerate(landings) if lnd.instance >= 0 and not lnd.how.startswith("symbol ")]
     where = [
         perf_scope(cx, landings[i].instance, landings[i].site, asked_address(cx, **_fields(landings[i]))) for i in dwarf
     ]
-    notes = []
+    notes: list[str | None] = [None] * len(landings)
     for i, found in zip(dwarf, listed_variables(cx, where)):
         for v in variables[i]:
             v["perf"] = found.get(v["name"], NOT_LISTED)
         lent = sorted(n for n, how in found.items() if how == CALLEE)
         if lent:
-            notes.append(
+            notes[i] = (
                 f"perf -V at {landings[i].address:#x} also lists {', '.join(lent)}: variables of a function "
                 "inlined there, which perf reads as this function's (collect_variables_cb descends into it)"
             )
