@@ -19,6 +19,9 @@ class Run:
     seconds: float
     max_rss_mb: float
     stdout: str
+    #: The child's CPU time (user + system): on a loaded shared machine, what wall time would
+    #: be on an idle one.
+    cpu_seconds: float = 0.0
 
 
 def run(label: str, argv: list[str], env: dict[str, str] | None = None, check: bool = True) -> Run:
@@ -32,7 +35,8 @@ def run(label: str, argv: list[str], env: dict[str, str] | None = None, check: b
     if check and status != 0:
         err = p.stderr.read().decode() if p.stderr else ""
         raise SystemExit(f"{label}: exit status {status}: {err.strip()[:500]}")
-    return Run(label, seconds, usage.ru_maxrss / 1024, out.decode(errors="replace"))
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(label, seconds, usage.ru_maxrss / 1024, out.decode(errors="replace"), cpu)
 
 
 def python(code: str, env: dict[str, str] | None = None, label: str = "") -> Run:

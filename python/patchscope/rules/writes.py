@@ -180,6 +180,7 @@ def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dic
     if cx.arch == "x86_64":
         asked.update(_frame_slots(t, own))
     live = dict(zip(asked, _liveness(cx, [(places[place[r]], q) for r, q in asked.items()])))
+    registered = set(in_register)  # asked once per row: a list's `in` made this quadratic
     by_reg: dict[tuple[int, int], list[int]] = {}
     for r in in_register:
         by_reg.setdefault((place[r], reg[r]), []).append(r)
@@ -187,7 +188,7 @@ def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dic
         k = place[r]
         if not own[r] or name[r] in out[k]:
             continue
-        sharing = {name[o] for o in by_reg.get((k, reg[r]), []) if die[o] != die[r]} if r in in_register else set()
+        sharing = {name[o] for o in by_reg.get((k, reg[r]), []) if die[o] != die[r]} if r in registered else set()
         out[k][name[r]] = judge(name[r], state[r], locations[r], live.get(r), sorted(sharing))
     return out
 
