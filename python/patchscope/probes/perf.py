@@ -443,7 +443,8 @@ def annotate(cx: Context, landings: list[Any], variables: list[list[dict[str, An
     perf lists a callee's variables as the function's. A symbol-table landing has no DWARF pass."""
     dwarf = [i for i, lnd in enumerate(landings) if lnd.instance >= 0 and not lnd.how.startswith("symbol ")]
     where = [
-        perf_scope(cx, landings[i].instance, landings[i].site, asked_address(cx, **_fields(landings[i]))) for i in dwarf
+        perf_scope(cx, lnd.instance, lnd.site, asked_address(cx, lnd.kind, lnd.instance, lnd.how, lnd.address))
+        for lnd in (landings[i] for i in dwarf)
     ]
     notes: list[str | None] = [None] * len(landings)
     for i, found in zip(dwarf, listed_variables(cx, where)):
@@ -456,7 +457,3 @@ def annotate(cx: Context, landings: list[Any], variables: list[list[dict[str, An
                 "inlined there, which perf reads as this function's (collect_variables_cb descends into it)"
             )
     return notes
-
-
-def _fields(lnd: Any) -> dict[str, Any]:
-    return {"kind": lnd.kind, "instance": lnd.instance, "how": lnd.how, "address": lnd.address}
