@@ -19,7 +19,9 @@ class Run:
     seconds: float
     max_rss_mb: float
     stdout: str
-    cpu_seconds: float = 0.0  # user + system of the child and its waited-for descendants
+    #: The child's CPU time (user + system): on a loaded shared machine, what wall time would
+    #: be on an idle one.
+    cpu_seconds: float = 0.0
 
 
 def run(label: str, argv: list[str], env: dict[str, str] | None = None, check: bool = True) -> Run:

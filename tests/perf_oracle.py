@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from patchscope.index.context import Context
+from patchscope.probes import perf
 from patchscope.probes import syntax as ps
 from patchscope.probes.resolve import Landing, resolve
 
@@ -79,11 +80,7 @@ def _quoted(error: str) -> str:
 
 
 def _asked(cx: Context, lnd: Landing) -> int:
-    """The address perf writes for a landing: an entry at the function's first byte (the
-    kernel, not perf, moves a kprobe there to the ftrace call site)."""
-    if lnd.kind in (ps.ENTRY, ps.RETURN) and lnd.instance >= 0 and lnd.how == "ftrace call site":
-        return int(cx.inst_main_range[0][lnd.instance])
-    return lnd.address
+    return perf.asked_address(cx, lnd.kind, lnd.instance, lnd.how, lnd.address)
 
 
 def function_points(cx: Context, names: list[str], lines: int) -> list[str]:
@@ -120,3 +117,60 @@ def point_kind(point: str) -> str:
     if ":" in point and not point.endswith(":0"):
         return "line"
     return "function"
+
+
+# -- variables: perf probe -V ------------------------------------------------------------------
+
+_AT = re.compile(r"^\t@<(\S+)>$")
+_VAR = re.compile(r"^\t\t(?:.*)\t(\S+)$")
+
+#: What ``perf probe -V`` answers: for each place its label — the ELF symbol holding it plus
+#: the offset (``a+8``), the symbol's clone suffix cut off (perf names a user-space ``.part``
+#: clone by its stem, a kernel one in full) — and the names listed there, sorted. None: no place.
+Listing = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def perf_variables(target: list[str], function: str) -> Listing | None:
+    """``perf probe -V FUNC`` as perf printed it ("(null)": a place perf found no name for, and
+    listed nothing at, is no place)."""
+    r = subprocess.run(["perf", "probe", *target, "-V", function], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        return None
+    out: list[tuple[str, set[str]]] = []
+    for line in r.stdout.splitlines():
+        if m := _AT.match(line):
+            out.append((_stem(m.group(1)), set()))
+        elif (m := _VAR.match(line)) and out:
+            out[-1][1].add(m.group(1))
+    listing = tuple(sorted((label, tuple(sorted(v))) for label, v in out if not label.startswith("(null)")))
+    return listing or None
+
+
+def patchscope_variables(cx: Context, function: str) -> Listing | None:
+    """What ``check`` predicts ``perf probe -V FUNC`` lists: each place of the point (written
+    where perf asks for it) with every name :func:`perf.listed_variables` gives there."""
+    res = resolve(cx, ps.parse(function))
+    landings = [lnd for lnd in res.landings if not lnd.how.startswith("symbol ")]
+    if res.errors or not landings:  # -V reads DWARF only: no symbol-table fallback
+        return None
+    found = perf.listed_variables(cx, [perf_scope(cx, lnd) for lnd in landings])
+    seen: dict[int, tuple[str, tuple[str, ...]]] = {}
+    for lnd, names in zip(landings, found):
+        at = _asked(cx, lnd)
+        if at not in seen:  # available_var_finder_overlap: an address once
+            seen[at] = (_label(cx, at), tuple(sorted(names)))
+    return tuple(sorted(seen.values()))
+
+
+def _label(cx: Context, addr: int) -> str:
+    name, _, off = cx.name_at(addr).partition("+")
+    return _stem(f"{name}+{int(off or '0', 0)}")
+
+
+def _stem(label: str) -> str:
+    name, _, off = label.partition("+")
+    return f"{name.split('.')[0]}+{off}"
+
+
+def perf_scope(cx: Context, lnd: Landing) -> perf.PerfScope:
+    return perf.perf_scope(cx, lnd.instance, lnd.site, _asked(cx, lnd))

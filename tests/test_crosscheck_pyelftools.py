@@ -72,7 +72,7 @@ NONE = 0xFFFF_FFFF_FFFF_FFFF  # "no DIE"
 NO_REG = 0xFFFF
 
 # subprograms.flags
-EXTERNAL, DECLARATION, ARTIFICIAL, NORETURN, HAS_CODE, PROTOTYPED = 1, 2, 4, 8, 16, 32
+EXTERNAL, DECLARATION, ARTIFICIAL, NORETURN, HAS_CODE, PROTOTYPED, SP_INLINE = 1, 2, 4, 8, 16, 32, 64
 # lines.flags
 IS_STMT, END_SEQUENCE, PROLOGUE_END, EPILOGUE_BEGIN, BASIC_BLOCK = 1, 2, 4, 8, 16
 # params.loc_kind (documented in core/src/dwarf/location.rs)
@@ -529,6 +529,8 @@ class UnitWalker:
                 flags |= bit
         if ranges:
             flags |= HAS_CODE
+        if udata(die, "DW_AT_inline") in (1, 2, 3):  # dwarf_func_inline != 0
+            flags |= SP_INLINE
         a = die.attributes
         linkage = a.get("DW_AT_linkage_name") or a.get("DW_AT_MIPS_linkage_name")
         self.out.subprograms.append(

@@ -26,6 +26,7 @@ from stap_oracle import (
 
 import patchscope
 from conftest import ROOT, fixture_path
+from patchscope import _core
 from patchscope.index.context import Context
 from patchscope.probes import syntax as ps
 from patchscope.probes.listing import READABLE
@@ -106,6 +107,34 @@ def test_blocklist_and_bare_symbols() -> None:
 def test_ppc64_probes_the_local_entry() -> None:
     """get_lep: tree_sum's global entry is 0x1f50, its local entry 8 bytes on."""
     assert _addresses(fixture_path("ppc64le"), 'process("x").function("tree_sum")') == [0x1F58]
+
+
+#: A symbol with code whose only DIE of its name is an inline definition (fixtures/src/extra/stapsym.c).
+STAPSYM = ROOT / "fixtures/bin/x86_64-stapsym/corpus"
+
+
+def test_an_inline_definition_is_never_a_symbols_die() -> None:
+    """twice: a symbol at 0x1139 and one abstract DIE with DW_AT_inline (the vmlinux's
+    blk_freeze_queue and rcu_test_sync_prims). update_symtab skips inline DIEs, so the symbol
+    keeps none and stap probes it for every kind; .function and .inline reach the inline site at
+    0x1040 too. A DIE without DW_AT_inline and without code would be given to the symbol, and
+    stap would probe nothing (dwarf_without_code)."""
+    cx = Context(patchscope.open(STAPSYM))
+    (die,) = [int(f) for f, n in zip(cx.sp["flags"], cx.sp["name"]) if cx.string(int(n)) == "twice"]
+    assert die & _core.spflag.INLINE and not die & _core.spflag.HAS_CODE
+    expected = {"": [0x1040, 0x1139], ".inline": [0x1040, 0x1139], ".return": [0x1139], ".call": [0x1139]}
+    for suffix, addresses in expected.items():
+        assert _addresses(STAPSYM, f'process("x").function("twice"){suffix}') == addresses, suffix
+
+
+@needs_stap
+def test_an_inline_definitions_symbol_as_stap_places_it() -> None:
+    path = STAPSYM.resolve()
+    binary = patchscope.open(path)
+    pts = points(f'process("{path}")', ["twice", "main"], {})
+    theirs = stap_answers(stub(), pts, {}, binary.arch)
+    _agree(theirs, patchscope_answers(binary, pts), pts)
+    assert theirs[f'process("{path}").function("twice").call'].addresses == (0x1139,)
 
 
 def test_stap_lists_a_clones_ghost_parameter() -> None:

@@ -227,6 +227,10 @@ class location_flag:
     STATIC: Final[int]
     #: In pieces, one of which has no location.
     PIECE_MISSING: Final[int]
+    #: The first operation names a register or an address: what perf probe reads. Variables only.
+    LEADS_WITH_PLACE: Final[int]
+    #: The value is ``DW_AT_const_value``, not an expression's literal. Variables only.
+    CONST_VALUE: Final[int]
 
 class spflag:
     """Bits of ``subprograms.flags`` (core: ``dwarf::spflag``)."""
@@ -237,6 +241,8 @@ class spflag:
     NORETURN: Final[int]
     HAS_CODE: Final[int]
     PROTOTYPED: Final[int]
+    #: ``DW_AT_inline`` other than ``DW_INL_not_inlined`` (libdw's ``dwarf_func_inline`` != 0).
+    INLINE: Final[int]
 
 class lineflag:
     """Bits of ``lines.flags`` (core: ``dwarf::lineflag``)."""

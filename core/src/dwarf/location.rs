@@ -50,6 +50,15 @@ pub mod flag {
         /// In pieces, one of which has no location (a `DW_OP_piece` with nothing before it):
         /// that part of the value is gone.
         pub const PIECE_MISSING: u8 = 16;
+        /// The expression's first operation names a register or an address (`DW_OP_reg*`,
+        /// `regx`, `breg*`, `bregx`, `fbreg`, `addr`): the one operation perf probe reads
+        /// (`convert_variable_location`), whatever follows it — so a value computed from a
+        /// register is read as memory there. Variables table only.
+        pub const LEADS_WITH_PLACE: u8 = 32;
+        /// The value is the variable's `DW_AT_const_value`, not a location expression's
+        /// literal (perf probe reads the one as an immediate, never the other). Variables
+        /// table only.
+        pub const CONST_VALUE: u8 = 64;
     }
 }
 
@@ -155,14 +164,25 @@ pub fn classify<R: Reader<Offset = usize>>(expr: Expression<R>, encoding: Encodi
 /// Where a [`kind::MEMORY`] location is, when one operation says it: `DW_OP_fbreg N`
 /// ([`flag::FRAME_BASE`], value N), `DW_OP_bregR N` (register R, value N), `DW_OP_addr A`
 /// ([`flag::STATIC`], value A). Any other address is computed, and `loc` is returned as it is.
+/// Any kind gets [`flag::LEADS_WITH_PLACE`] when its first operation names a place.
 ///
 /// Kept apart from [`classify`], whose `params` columns say only the kind of a memory location.
 pub fn with_address<R: Reader<Offset = usize>>(loc: Loc, expr: Expression<R>, encoding: Encoding) -> Loc {
+    let mut ops = expr.operations(encoding);
+    let first = ops.next();
+    let loc = match &first {
+        Ok(Some(
+            Operation::Register { .. }
+            | Operation::RegisterOffset { .. }
+            | Operation::FrameOffset { .. }
+            | Operation::Address { .. },
+        )) => loc.with_flags(flag::LEADS_WITH_PLACE),
+        _ => loc,
+    };
     if loc.kind != kind::MEMORY {
         return loc;
     }
-    let mut ops = expr.operations(encoding);
-    let (Ok(Some(op)), Ok(None)) = (ops.next(), ops.next()) else { return loc };
+    let (Ok(Some(op)), Ok(None)) = (first, ops.next()) else { return loc };
     match op {
         Operation::FrameOffset { offset } => Loc { value: offset, ..loc.with_flags(flag::FRAME_BASE) },
         Operation::RegisterOffset { register, offset, .. } => Loc { reg: register.0, value: offset, ..loc },
@@ -246,18 +266,34 @@ mod tests {
 
     #[test]
     fn memory_operands() {
+        let lead = flag::LEADS_WITH_PLACE;
         // DW_OP_fbreg -24
         let fb = addressed(&[0x91, 0x68]);
-        assert_eq!((fb.kind, fb.reg, fb.value, fb.flags), (kind::MEMORY, NO_REG, -24, flag::FRAME_BASE));
+        assert_eq!((fb.kind, fb.reg, fb.value, fb.flags), (kind::MEMORY, NO_REG, -24, flag::FRAME_BASE | lead));
         // DW_OP_breg7 8
         let b = addressed(&[0x77, 0x08]);
-        assert_eq!((b.kind, b.reg, b.value, b.flags), (kind::MEMORY, 7, 8, 0));
+        assert_eq!((b.kind, b.reg, b.value, b.flags), (kind::MEMORY, 7, 8, lead));
         // DW_OP_addr 0x1000
         let a = addressed(&[0x03, 0, 0x10, 0, 0, 0, 0, 0, 0]);
-        assert_eq!((a.value, a.flags), (0x1000, flag::STATIC));
+        assert_eq!((a.value, a.flags), (0x1000, flag::STATIC | lead));
         // DW_OP_breg7 8; DW_OP_deref: an address computed at run time
-        assert_eq!(addressed(&[0x77, 0x08, 0x06]), Loc::of(kind::MEMORY, NO_REG));
-        // not memory: untouched
-        assert_eq!(addressed(&[0x55]), Loc::of(kind::REGISTER, 5));
+        assert_eq!(addressed(&[0x77, 0x08, 0x06]), Loc::of(kind::MEMORY, NO_REG).with_flags(lead));
+        // not memory: only the lead flag
+        assert_eq!(addressed(&[0x55]), Loc::of(kind::REGISTER, 5).with_flags(lead));
+    }
+
+    #[test]
+    fn what_perf_reads_first() {
+        let lead = |bytes: &[u8]| addressed(bytes).flags & flag::LEADS_WITH_PLACE != 0;
+        // DW_OP_breg5 0; DW_OP_lit1; DW_OP_plus; DW_OP_stack_value: computed, led by a register
+        assert!(lead(&[0x75, 0x00, 0x31, 0x22, 0x9f]));
+        // DW_OP_reg0; DW_OP_piece 8; DW_OP_reg1; DW_OP_piece 8
+        assert!(lead(&[0x50, 0x93, 0x08, 0x51, 0x93, 0x08]));
+        // DW_OP_lit10; DW_OP_stack_value: a constant perf cannot express
+        assert!(!lead(&[0x3a, 0x9f]));
+        // DW_OP_entry_value(DW_OP_reg4); DW_OP_stack_value
+        assert!(!lead(&[0xa3, 0x01, 0x54, 0x9f]));
+        // DW_OP_piece 8; DW_OP_reg1; DW_OP_piece 8: the first piece is gone
+        assert!(!lead(&[0x93, 0x08, 0x51, 0x93, 0x08]));
     }
 }

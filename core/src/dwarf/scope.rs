@@ -392,12 +392,17 @@ fn locations<'d>(cx: &Ctx<'d, '_>, a: &VarAttrs<'d>, out: &mut Vec<(u64, u64, Lo
     let (lo, hi) = EVERYWHERE;
     let enc = cx.unit.encoding();
     let expr = match a.location {
-        None => return out.push((lo, hi, a.constant.map_or(Loc::NONE, Loc::constant))),
+        None => return out.push((lo, hi, a.constant.map_or(Loc::NONE, const_value))),
         Some(AttributeValue::Exprloc(e)) => e,
         Some(AttributeValue::Block(b)) => Expression(b),
         Some(list) => return location_list(cx, list, out),
     };
     out.push((lo, hi, described(expr, enc)));
+}
+
+/// A `DW_AT_const_value`, flagged as one (perf probe reads it, not an expression's literal).
+fn const_value(v: i64) -> Loc {
+    Loc::constant(v).with_flags(flag::CONST_VALUE)
 }
 
 fn described(expr: Expression<Slice>, enc: gimli::Encoding) -> Loc {

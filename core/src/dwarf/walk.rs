@@ -71,6 +71,11 @@ pub mod spflag {
         pub const NORETURN: u8 = 8;
         pub const HAS_CODE: u8 = 16;
         pub const PROTOTYPED: u8 = 32;
+        /// `DW_AT_inline` other than `DW_INL_not_inlined`: an abstract inline definition as
+        /// libdw's `dwarf_func_inline` says (non-zero for inlined, declared inlined and declared
+        /// not inlined). SystemTap asks it of each DIE: such a DIE is never given to a symbol
+        /// (`update_symtab`), and `.function` walks its inline instances instead of its entry.
+        pub const INLINE: u8 = 64;
     }
 }
 
@@ -381,6 +386,9 @@ fn subprogram<'d>(
     }
     if ext.emit(cx, &mut out.ranges, die) > 0 {
         flags |= spflag::HAS_CODE;
+    }
+    if matches!(inline, 1..=3) {
+        flags |= spflag::INLINE;
     }
     let sp = &mut out.sp;
     sp.die.push(die);

@@ -17,6 +17,7 @@ from patchscope.index.binary import Binary
 from patchscope.index.tree import Tree
 from patchscope.probes import judge, route, scripts
 from patchscope.probes import syntax as ps
+from patchscope.probes.listing import READABLE
 from patchscope.report import check as report
 from patchscope.rules import refused_arm64
 
@@ -184,4 +185,16 @@ def render(con: Any, r: dict[str, Any]) -> None:
 def _variable(v: dict[str, Any]) -> str:
     # bound only in a later location view: no probe by address reads it (as `list -v` hides it)
     where = "view only: unavailable" if v["view_only"] else ",".join(v["locations"]) or v["state"]
-    return f"${v['name']}:{v['type']} ({where})"
+    perf = v.get("perf", "")
+    if perf == "not-listed" and (v["view_only"] or v["state"] not in READABLE):
+        perf = ""  # no one reads it: nothing to add
+    return f"${v['name']}:{v['type']} ({where}{_PERF_SAYS.get(perf, '')})"
+
+
+#: What a perf point's variable adds to its location when perf probe does not read it as it is.
+_PERF_SAYS = {
+    "reads-memory-instead": "; perf reads memory there instead",
+    "reads-first-piece": "; perf reads the first piece only",
+    "reads-later": "; perf reads its first later location",
+    "not-listed": "; perf cannot read it",
+}

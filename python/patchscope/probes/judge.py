@@ -15,6 +15,7 @@ import numpy as np
 from patchscope import _core
 from patchscope.index.binary import Binary
 from patchscope.index.context import Context
+from patchscope.probes import perf
 from patchscope.probes import syntax as ps
 from patchscope.probes.lines import LineMatch
 from patchscope.probes.resolve import Landing, Resolution, resolve
@@ -298,7 +299,9 @@ class Judge:
         cx = self.cx
         resolutions = [resolve(cx, p) for p in points]
         flat = [lnd for r in resolutions for lnd in r.landings]
-        variables = iter(_variables(cx, flat))
+        found = _variables(cx, flat)
+        _perf_listing(cx, resolutions, found)
+        variables = iter(found)
         writable = iter(variable_writes(cx, [(lnd.instance, s, lnd.address) for lnd, s in zip(flat, scopes(cx, flat))]))
         here = iter(_address_reasons(cx, resolutions, self.cpu))
         return [
@@ -441,6 +444,24 @@ def _writes(
             if v["name"] in found:
                 v["write"] = found[v["name"]].record()
     return judge_writes(cx, point, landings, verdicts)
+
+
+def _perf_listing(cx: Context, resolutions: list[Resolution], variables: list[list[dict[str, Any]]]) -> None:
+    """What perf -V says at every landing of the perf points, in one query for all of them:
+    ``perf`` in each variable's record, a note where perf lists a callee's variables."""
+    owners: list[Resolution] = []
+    landings: list[Landing] = []
+    found: list[list[dict[str, Any]]] = []
+    at = 0
+    for res in resolutions:
+        if res.point.tool == "perf":
+            owners += [res] * len(res.landings)
+            landings += res.landings
+            found += variables[at : at + len(res.landings)]
+        at += len(res.landings)
+    for res, note in zip(owners, perf.annotate(cx, landings, found) if landings else []):
+        if note:
+            res.notes.append(note)
 
 
 def _variables(cx: Context, landings: list[Landing]) -> list[list[dict[str, Any]]]:

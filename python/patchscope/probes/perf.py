@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from patchscope.index.context import Context
 from patchscope.index.tables import pool_indices
 from patchscope.probes.lines import LineMatch, line_match
 from patchscope.probes.places import places
-from patchscope.probes.syntax import LineSpec
+from patchscope.probes.syntax import ENTRY, RETURN, LineSpec
 from patchscope.rules.atomics import inline_sites_at
 
 #: ``probe_conf.max_probes`` (``MAX_PROBES``, util/probe-event.h): more places fail the point.
@@ -279,3 +280,180 @@ def _suggest(cx: Context, fid: int, row: int, addr: int, file: str, line: int) -
         if cx.fn_name[scope] == name:
             return f"{name}:{line - int(cx.functions.column('decl_line')[scope].as_py() or 0)}"
     return f"{file}:{line}"
+
+
+# -- variables: what ``perf probe -V`` lists at a probe address ---------------------------------
+
+#: How perf probe 6.1 takes a variable at an address (``convert_variable_location`` with no
+#: target argument, as ``-V`` calls it): only the expression's *first* operation is read —
+#: ``DW_OP_reg*``/``regx`` a register, ``DW_OP_breg*``/``bregx``/``fbreg`` memory there, ``DW_OP_addr``
+#: a static — and ``DW_AT_const_value`` as an immediate (``\\imm``, when the kernel's tracefs
+#: README offers it).
+READS = "reads"
+#: A value computed from a register (``DW_OP_bregN off; …; DW_OP_stack_value``): perf reads
+#: memory at the register plus offset instead — a value the variable never had.
+READS_MEMORY = "reads-memory-instead"
+#: A value in pieces whose first piece is a register: perf reads that register alone.
+READS_PIECE = "reads-first-piece"
+#: A parameter with no location at its function's entry: perf takes its first location later in
+#: the function ("fuzzed by fentry mcount"), a value of another moment.
+READS_LATER = "reads-later"
+#: Not the scope's: a variable of a callee inlined at the address, which perf lists as its own.
+CALLEE = "a-callee's"
+#: In scope, and perf does not list it (no location there, or one it cannot express).
+NOT_LISTED = "not-listed"
+
+
+@dataclass(frozen=True)
+class PerfScope:
+    """One place perf lists variables at: the DIE it starts from (an instance or an inline
+    site), the address, and the entry and end of the real function holding it (``sp_die``)."""
+
+    die: int
+    address: int
+    entry: int
+    end: int
+
+
+def perf_scope(cx: Context, instance: int, site: int, address: int) -> PerfScope:
+    """The place perf lists variables at for a landing: its inline site's DIE, else its
+    instance's, at ``address`` (where perf asks: :func:`asked_address`)."""
+    die = int(cx.sites.column("die")[site].as_py()) if site >= 0 else int(cx.inst_die[instance])
+    low, high = (int(v[instance]) for v in cx.inst_main_range)
+    # dwarf_highpc fails on a DIE with DW_AT_ranges: no later address is searched
+    end = high if cx.inst_range_count[instance] == 1 else low - 1
+    return PerfScope(die, address, low, end)
+
+
+def asked_address(cx: Context, kind: str, instance: int, how: str, address: int) -> int:
+    """The address perf computes for a landing: an entry at the function's first byte (the
+    kernel, not perf, moves a kprobe there to the ftrace call site)."""
+    if kind in (ENTRY, RETURN) and instance >= 0 and how == "ftrace call site":
+        return int(cx.inst_main_range[0][instance])
+    return address
+
+
+def listed_variables(cx: Context, places: list[PerfScope]) -> list[dict[str, str]]:
+    """``add_available_vars`` at each place: every parameter and variable of the DIE, of its
+    lexical blocks *and of the inline sites* holding the address (``collect_variables_cb``
+    descends into any child that has the pc, so a callee inlined there lends its variables to
+    the function), each mapped to how perf reads it. Names perf would not list are absent."""
+    from patchscope.index.variables import variables_at_table
+
+    asked: list[tuple[int, int, int]] = []  # (place, die, address)
+    for i, p in enumerate(places):
+        asked += [(i, die, p.address) for die in [p.die, *_callee_dies(cx, p)]]
+    scope_of = [die == places[i].die for i, die, _ in asked]
+    out: list[dict[str, str]] = [{} for _ in places]
+    if not asked:
+        return out
+    t = variables_at_table(cx.b, [(d, a) for _, d, a in asked])
+    later = _first_later(cx, t, asked, places)
+    names = ("pair", "name", "param", "state", "kind", "flags", "reg", "view_only")
+    cols = {n: t.column(n).to_pylist() for n in names}
+    for j, (pair, name, param, state, kind, flags, reg, view) in enumerate(zip(*cols.values())):
+        how = _reads(state, int(kind), int(flags), int(reg), bool(view))
+        if how is None and param and later[j] is not None:
+            how = later[j]
+        if how is not None:
+            out[asked[pair][0]].setdefault(name, how if scope_of[pair] else CALLEE)
+    return out
+
+
+def _reads(state: str, kind: int, flags: int, reg: int, view_only: bool) -> str | None:
+    k, f = _core.location_kind, _core.location_flag
+    if state == "out-of-scope" or kind == k.NONE or view_only:
+        return None
+    if flags & f.CONST_VALUE:
+        return READS
+    if not flags & f.LEADS_WITH_PLACE:
+        return None  # a literal, an entry value, a parameter ref, an implicit pointer: -ENOTSUP
+    if kind == k.COMPUTED:
+        return READS_MEMORY
+    if kind == k.MEMORY and not flags & (f.FRAME_BASE | f.STATIC) and reg == _core.NO_REG:
+        return READS_MEMORY  # an address computed (breg; deref …): perf stops at the breg
+    if kind == k.COMPOSITE:
+        return READS_PIECE
+    return READS
+
+
+def _callee_dies(cx: Context, p: PerfScope) -> list[int]:
+    """The inline sites nested in ``p.die`` (at any depth) that hold ``p.address``."""
+    row = places(cx).instance_at(p.address)
+    if row < 0:
+        return []
+    chain = inline_sites_at(cx, row, p.address)
+    site_die = cx.sites.column("die").to_numpy()
+    if p.die == int(cx.inst_die[row]):
+        return [int(site_die[s]) for s in chain]
+    die, parent = cx.shared(_site_parents)
+    out = []
+    for site in chain:
+        d = int(site_die[site])
+        while d != p.die and d != _core.NO_DIE:
+            i = int(np.searchsorted(die, d))  # ``die`` is sorted: sites come in DIE order
+            d = int(parent[i]) if i < len(die) and die[i] == d else _core.NO_DIE
+        if d == p.die and int(site_die[site]) != p.die:
+            out.append(int(site_die[site]))
+    return out
+
+
+def _site_parents(cx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """Each inline site's DIE and the DIE of the scope it sits in, by DIE."""
+    die, parent = cx.sites.column("die").to_numpy(), cx.sites.column("parent").to_numpy()
+    order = np.argsort(die, kind="stable")
+    return die[order], parent[order]
+
+
+def _first_later(cx: Context, t: Any, asked: list[tuple[int, int, int]], places_: list[PerfScope]) -> list[str | None]:
+    """For each row of ``t`` with no location at the address: when the address is its real
+    function's entry, how perf reads the parameter at the first later address in the function
+    a location-list entry covers (``for (addr += 1; addr <= highpc; addr++)``), else None."""
+    from patchscope.index.variables import scope_variables
+
+    out: list[str | None] = [None] * t.num_rows
+    pairs = t.column("pair").to_numpy()
+    dies = t.column("die").to_numpy()
+    want = [
+        j
+        for j in range(t.num_rows)
+        if places_[asked[int(pairs[j])][0]].address == places_[asked[int(pairs[j])][0]].entry
+    ]
+    if not want:
+        return out
+    scopes = sorted({asked[int(pairs[j])][1] for j in want})
+    v, _ = scope_variables(cx.b, np.array(scopes, np.uint64))
+    cols = {n: v.column(n).to_numpy() for n in ("die", "low", "high", "kind", "flags", "reg")}
+    for j in want:
+        p = places_[asked[int(pairs[j])][0]]
+        mine = np.flatnonzero(cols["die"] == dies[j])
+        start = np.maximum(cols["low"][mine], p.address + 1)
+        hit = (start < cols["high"][mine]) & (start <= p.end) & (cols["low"][mine] < cols["high"][mine])
+        if not hit.any():
+            continue
+        first = mine[hit][np.argmin(start[hit])]  # the first of equal ones
+        how = _reads("", int(cols["kind"][first]), int(cols["flags"][first]), int(cols["reg"][first]), False)
+        out[j] = READS_LATER if how == READS else how
+    return out
+
+
+def annotate(cx: Context, landings: list[Any], variables: list[list[dict[str, Any]]]) -> list[str | None]:
+    """What ``perf probe -V`` says at each landing of a perf point: each variable record gets
+    ``perf`` (how perf reads it, or :data:`NOT_LISTED`); returns for each landing a note when
+    perf lists a callee's variables as the function's. A symbol-table landing has no DWARF pass."""
+    dwarf = [i for i, lnd in enumerate(landings) if lnd.instance >= 0 and not lnd.how.startswith("symbol ")]
+    where = [
+        perf_scope(cx, lnd.instance, lnd.site, asked_address(cx, lnd.kind, lnd.instance, lnd.how, lnd.address))
+        for lnd in (landings[i] for i in dwarf)
+    ]
+    notes: list[str | None] = [None] * len(landings)
+    for i, found in zip(dwarf, listed_variables(cx, where)):
+        for v in variables[i]:
+            v["perf"] = found.get(v["name"], NOT_LISTED)
+        lent = sorted(n for n, how in found.items() if how == CALLEE)
+        if lent:
+            notes[i] = (
+                f"perf -V at {landings[i].address:#x} also lists {', '.join(lent)}: variables of a function "
+                "inlined there, which perf reads as this function's (collect_variables_cb descends into it)"
+            )
+    return notes

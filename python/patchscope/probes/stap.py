@@ -184,11 +184,15 @@ def dwarf_without_code(cx: Context, fid: int) -> bool:
     """Whether a function patchscope knows by its symbol only has a subprogram DIE of its name
     with no code (a body GCC's ICF folded into another): stap matches that DIE, which has no
     entry pc, and ``update_symtab`` has given the symbol that DIE, so ``query_module_symtab``
-    skips it too — stap probes nothing."""
-    return cx.fn_status[fid] == "symbol-only" and cx.fn_name[fid] in cx.shared(_subprogram_names)
+    skips it too — stap probes nothing. An inline definition (``DW_AT_inline``: the vmlinux's
+    ``blk_freeze_queue``, whose out-of-line copy lost its DWARF) is never given to a symbol
+    ("inlines will never be in the symbol table"), so its symbol is probed."""
+    return cx.fn_status[fid] == "symbol-only" and cx.fn_name[fid] in cx.shared(_symbol_dies)
 
 
-def _subprogram_names(cx: Context) -> frozenset[str]:
-    """Names of the subprogram DIEs that define a function (a declaration is not one)."""
-    defined = (cx.sp["flags"] & _core.spflag.DECLARATION) == 0
-    return frozenset(cx.string(int(n)) for n in np.unique(cx.sp["name"][defined]).tolist())
+def _symbol_dies(cx: Context) -> frozenset[str]:
+    """Names of the subprogram DIEs ``update_symtab`` may give a symbol: definitions (a
+    declaration is not one) that ``dwarf_func_inline`` does not call inline."""
+    flags = cx.sp["flags"]
+    given = (flags & (_core.spflag.DECLARATION | _core.spflag.INLINE)) == 0
+    return frozenset(cx.string(int(n)) for n in np.unique(cx.sp["name"][given]).tolist())

@@ -183,6 +183,7 @@ def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dic
     if cx.arch == "x86_64":
         asked.update(_frame_slots(t, own))
     live = dict(zip(asked, _liveness(cx, [(places[place[r]], q) for r, q in asked.items()])))
+    registered = set(in_register)  # asked once per row: a list's `in` made this quadratic
     by_reg: dict[tuple[int, int], list[int]] = {}
     for r in in_register:
         by_reg.setdefault((place[r], reg[r]), []).append(r)
