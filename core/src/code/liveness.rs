@@ -18,13 +18,15 @@
 //! 0–30 `x0`–`x30`, 31 `sp`, 32–63 `v0`–`v31` (DWARF 0–31 and 64–95), from the operand
 //! fields of the A64 encoding groups (`aarch64::registers`). riscv64: bit `n` for DWARF
 //! register `n` (x1–x31, f0–f31 in 32–63), from the RV64GC encodings (`riscv::registers`),
-//! with the psABI's register convention at calls and returns. Other architectures answer
+//! with the psABI's register convention at calls and returns. ppc64 (ELFv2): bit `n` for DWARF
+//! register `n` (r0–r31, f0–f31 in 32–63), from the word's forms (`ppc_registers`). Other
+//! architectures answer
 //! [`live_status::UNSUPPORTED`].
 
 use iced_x86::{InstructionInfoFactory, OpAccess, Register};
 use rayon::prelude::*;
 
-use super::{aarch64, flag, kind, riscv, x86, Decoder, Image, Insn, Isa, Opened, NO_TARGET};
+use super::{aarch64, flag, kind, ppc_registers, riscv, x86, Decoder, Image, Insn, Isa, Opened, NO_TARGET};
 use crate::elf;
 use crate::error::{Error, Result};
 use crate::table::{Chunk, Scan, Strings, Table};
@@ -239,6 +241,43 @@ fn riscv_bit(r: u64) -> u64 {
     }
 }
 
+/// ELFv2 (64-bit Power), "Register Roles" (bits as [`ppc_registers::registers`] sets them:
+/// DWARF 0–63). LR, CTR and the CR fields hold no variable: not tracked.
+mod elfv2 {
+    use super::span;
+
+    /// f`n`'s bit.
+    const fn f(n: u32) -> u32 {
+        32 + n
+    }
+    /// r1 (the stack), r2 (the TOC) and r13 (the thread pointer).
+    const FIXED: u64 = span(1, 2) | span(13, 13);
+    /// Arguments in r3–r10 and f1–f13; the stack and the TOC.
+    pub const CALL_READS: u64 = span(3, 10) | span(f(1), f(13)) | FIXED;
+    /// The volatile registers: r0, r3–r12, f0–f13.
+    pub const CALL_CLOBBERS: u64 = span(0, 0) | span(3, 12) | span(f(0), f(13));
+    /// The result in r3–r4 (a 16-byte value) or f1–f8 (a homogeneous aggregate); r14–r31,
+    /// f14–f31, r1, r2 and r13 handed back.
+    pub const RETURN_READS: u64 = span(3, 4) | span(f(1), f(8)) | span(14, 31) | span(f(14), f(31)) | FIXED;
+}
+
+const PPC64: Abi = Abi {
+    all: ppc_registers::EVERY,
+    call_reads: elfv2::CALL_READS,
+    call_clobbers: elfv2::CALL_CLOBBERS,
+    return_reads: elfv2::RETURN_READS,
+    bit: ppc_bit,
+};
+
+/// DWARF r0–r31 (0–31) and f0–f31 (32–63).
+fn ppc_bit(r: u64) -> u64 {
+    if r < 64 {
+        1 << r
+    } else {
+        0
+    }
+}
+
 /// The DWARF register of an iced register (its full width), if tracked.
 fn dwarf(r: Register) -> Option<u32> {
     let full = r.full_register();
@@ -373,6 +412,29 @@ fn riscv_steps(dec: &Decoder, img: &Image, ranges: &[(u64, u64)]) -> Vec<Step> {
         ends.push(steps.len());
     }
     link(&RISCV, &mut steps, &ends, ranges);
+    steps
+}
+
+/// The same for 64-bit Power: each word (in the file's byte order) from its encoding; a
+/// prefixed (8-byte) instruction reads everything.
+fn ppc_steps(dec: &Decoder, img: &Image, ranges: &[(u64, u64)]) -> Vec<Step> {
+    let big_endian = matches!(dec.isa, Isa::Ppc { big_endian: true, .. });
+    let mut steps: Vec<Step> = Vec::new();
+    let mut ends = Vec::with_capacity(ranges.len());
+    for &(low, high) in ranges {
+        let code = img.code(low, high);
+        dec.walk(code.bytes, low, |i| {
+            let at = i.address.wrapping_sub(low) as usize;
+            let raw = code.bytes.get(at..at + 4).filter(|_| i.kind != kind::ERROR && i.size == 4);
+            let (uses, defs) = raw.map_or((PPC64.all, 0), |b| {
+                let b = [b[0], b[1], b[2], b[3]];
+                ppc_registers::registers(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+            });
+            steps.push(step(&PPC64, i, uses, defs, i.kind != kind::ERROR));
+        });
+        ends.push(steps.len());
+    }
+    link(&PPC64, &mut steps, &ends, ranges);
     steps
 }
 
@@ -782,6 +844,7 @@ pub fn liveness(
         Isa::X86 { bits: 64 } => Some((&X86_64, x86_steps)),
         Isa::Aarch64 => Some((&AARCH64, aarch64_steps)),
         Isa::Riscv { xlen: 64 } => Some((&RISCV, riscv_steps)),
+        Isa::Ppc { bits64: true, .. } => Some((&PPC64, ppc_steps)),
         _ => None,
     };
 
@@ -1045,6 +1108,69 @@ mod tests {
         assert_eq!(registers(&h(0x081c)), (x(2), x(15)), "c.addi4spn a5,sp,16");
         assert_eq!(registers(&h(0xe798)), (x(15) | x(14), 0), "c.sd a4,8(a5)");
         assert_eq!(registers(&h(0x952e)), (x(10) | x(11), 0), "c.add a0,a1: a0 read, so not counted as written");
+    }
+
+    /// ppc64le words at BASE.
+    fn ask_ppc(words: &[u32], queries: &[(u64, u64)]) -> Vec<Answer> {
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let dec = Decoder::new(Isa::Ppc { big_endian: false, bits64: true });
+        let img = Image::from_parts(vec![(BASE, &bytes)]);
+        answer(&PPC64, &ppc_steps(&dec, &img, &[(BASE, BASE + bytes.len() as u64)]), queries)
+    }
+
+    #[test]
+    fn ppc_read_then_dead() {
+        // 0: mulld r30,r3,r4   4: mr r31,r4   8: blr
+        let code = [0x7fc3_21d2, 0x7c9f_2378, 0x4e80_0020];
+        let got = ask_ppc(&code, &[(BASE, 3), (BASE + 4, 3), (BASE + 4, 4), (BASE + 8, 30), (BASE + 8, 5)]);
+        assert_eq!((got[0].live, got[0].reader), (true, BASE), "the mulld reads r3");
+        assert_eq!((got[1].live, got[1].reader), (true, BASE + 8), "r3 is the return value");
+        assert_eq!((got[2].live, got[2].reader), (true, BASE + 4), "mr reads r4");
+        assert!(got[3].live, "the caller reads its non-volatile r30");
+        assert!(!got[4].live, "a return does not read r5");
+    }
+
+    #[test]
+    fn ppc_calls() {
+        // 0: li r9,1   4: bl +0x100   8: add r3,r9,r10   c: blr
+        let code = [0x3920_0001, 0x4800_0101, 0x7c69_5214, 0x4e80_0020];
+        let (f1, f14, f9) = (32 + 1, 32 + 14, 32 + 9);
+        let got = ask_ppc(
+            &code,
+            &[
+                (BASE + 4, 9),
+                (BASE + 4, 10),
+                (BASE + 4, 11),
+                (BASE + 4, 0),
+                (BASE + 8, f14),
+                (BASE + 8, f1),
+                (BASE + 8, f9),
+            ],
+        );
+        assert_eq!((got[0].live, got[0].reader), (true, BASE + 4), "r9 is an argument register: the call reads it");
+        assert_eq!(got[1].reader, BASE + 4, "the call reads r10, an argument register");
+        assert_eq!((got[2].live, got[2].writer), (false, BASE + 4), "r11 is volatile");
+        assert!(!got[3].live, "so is r0");
+        assert!(got[4].live, "f14 is handed back to the caller");
+        assert!(got[5].live, "f1 may be the result: the return type is not known");
+        assert!(!got[6].live, "f9 is neither a result nor non-volatile");
+    }
+
+    #[test]
+    fn ppc_operands() {
+        use ppc_registers::registers;
+        let x = |r: u32| 1u64 << r;
+        let f = |r: u32| 1u64 << (32 + r);
+        assert_eq!(registers(0xebc1_fff0), (x(1), x(30)), "ld r30,-16(r1)");
+        assert_eq!(registers(0xf821_ffd1), (x(1), 0), "stdu r1,-48(r1): r1 read and written");
+        assert_eq!(registers(0xc9c1_0008), (x(1), f(14)), "lfd f14,8(r1)");
+        assert_eq!(registers(0x3860_0005), (0, x(3)), "li r3,5: RA 0 is the value 0");
+        assert_eq!(registers(0xfc20_1090), (f(2), f(1)), "fmr f1,f2");
+        assert_eq!(registers(0xff81_1000), (f(1) | f(2), 0), "fcmpu cr7,f1,f2 writes no FPR");
+        assert_eq!(registers(0x4e80_0421), (x(12), 0), "bctrl: the callee's global entry reads r12");
+        assert_eq!(registers(0x78c5_1800), (x(6), x(5)), "rotldi r5,r6,3");
+        assert_eq!(registers(0x7c64_289e), (x(4) | x(5), x(3)), "iseleq r3,r4,r5");
+        assert_eq!(registers(0x4400_0002).0, ppc_registers::EVERY, "sc: anything");
     }
 
     /// Frame-slot queries on x86_64 code at BASE.
