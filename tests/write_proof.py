@@ -163,7 +163,10 @@ def tools(binary: Path) -> list[str]:
     """What running the writes on ``binary`` needs and is missing."""
     qemu = emulator(binary)
     need = ["gdb"] if qemu is None else ["gdb-multiarch", qemu[0]]
-    return [t for t in need if not shutil.which(t)]
+    missing = [t for t in need if not shutil.which(t)]
+    if qemu is not None and not (Path(qemu[1]) / "lib").is_dir():
+        missing.append(f"the cross libc in {qemu[1]}")
+    return missing
 
 
 def _session(t: Path, binary: Path, qemu: tuple[str, str] | None, first: int, cases: list[Case], timeout: int) -> Any:
