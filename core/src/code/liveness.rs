@@ -6,23 +6,27 @@
 //! instructions over all its ranges (a `.cold` part included): direct jumps between them are
 //! edges, a jump out of them is a tail call. What leaves the function reads what the ABI says
 //! the next code reads (System V AMD64, "Function Calling Sequence", §3.2; AAPCS64, "The
-//! base procedure call standard", §6): a call reads the argument registers and clobbers the
-//! caller-saved ones; a return reads the return-value registers and hands the callee-saved
-//! ones back to the caller; a tail jump does both. Where
-//! the code cannot be followed (an indirect jump, bytes that do not decode, a jump into the
+//! base procedure call standard", §6; the RISC-V ELF psABI's register convention): a call
+//! reads the argument registers and clobbers the caller-saved ones; a return reads the
+//! return-value registers and hands the callee-saved ones back to the caller; a tail jump
+//! does both. Where the code cannot be followed (an indirect jump, bytes that do not decode, a jump into the
 //! middle of an instruction) every register counts as read: the answer errs towards "the
 //! write takes", never towards "it does nothing".
 //!
 //! Registers are bits of a `u64`. x86_64: bit `n` for DWARF register `n` (0–16 the general
 //! registers in DWARF order, 17–32 `xmm0`–`xmm15`), from iced's operand info. aarch64: bits
 //! 0–30 `x0`–`x30`, 31 `sp`, 32–63 `v0`–`v31` (DWARF 0–31 and 64–95), from the operand
-//! fields of the A64 encoding groups (`aarch64::registers`). Other architectures answer
+//! fields of the A64 encoding groups (`aarch64::registers`). riscv64: bit `n` for DWARF
+//! register `n` (x1–x31, f0–f31 in 32–63), from the RV64GC encodings (`riscv::registers`),
+//! with the psABI's register convention at calls and returns. ppc64 (ELFv2): bit `n` for DWARF
+//! register `n` (r0–r31, f0–f31 in 32–63), from the word's forms (`ppc_registers`). Other
+//! architectures answer
 //! [`live_status::UNSUPPORTED`].
 
 use iced_x86::{InstructionInfoFactory, OpAccess, Register};
 use rayon::prelude::*;
 
-use super::{aarch64, flag, kind, x86, Decoder, Image, Insn, Isa, Opened, NO_TARGET};
+use super::{aarch64, flag, kind, ppc_registers, riscv, x86, Decoder, Image, Insn, Isa, Opened, NO_TARGET};
 use crate::elf;
 use crate::error::{Error, Result};
 use crate::table::{Chunk, Scan, Strings, Table};
@@ -187,6 +191,93 @@ fn aarch64_bit(r: u64) -> u64 {
     }
 }
 
+/// RISC-V ELF psABI, "Integer/Floating-point Register Convention" (bits as
+/// [`riscv::registers`] sets them: DWARF 0–63).
+mod rv {
+    use super::span;
+
+    /// f`n`'s bit.
+    const fn f(n: u32) -> u32 {
+        32 + n
+    }
+    /// sp, gp and tp: the stack, and the two registers nothing allocates.
+    const FIXED: u64 = span(2, 4);
+    /// Arguments in a0–a7 and fa0–fa7; the stack.
+    pub const CALL_READS: u64 = span(10, 17) | span(f(10), f(17)) | FIXED;
+    /// The caller-saved registers: ra, t0–t2, a0–a7, t3–t6; ft0–ft7, fa0–fa7, ft8–ft11.
+    pub const CALL_CLOBBERS: u64 = span(1, 1)
+        | span(5, 7)
+        | span(10, 17)
+        | span(28, 31)
+        | span(f(0), f(7))
+        | span(f(10), f(17))
+        | span(f(28), f(31));
+    /// The result in a0–a1 (two words) or fa0–fa1; s0–s11, fs0–fs11, sp, gp, tp handed back;
+    /// ra, where the caller resumes.
+    pub const RETURN_READS: u64 = span(10, 11)
+        | span(f(10), f(11))
+        | span(8, 9)
+        | span(18, 27)
+        | span(f(8), f(9))
+        | span(f(18), f(27))
+        | FIXED
+        | span(1, 1);
+}
+
+const RISCV: Abi = Abi {
+    all: riscv::EVERY,
+    call_reads: rv::CALL_READS,
+    call_clobbers: rv::CALL_CLOBBERS,
+    return_reads: rv::RETURN_READS,
+    bit: riscv_bit,
+};
+
+/// DWARF x1–x31 (1–31) and f0–f31 (32–63); x0 is no variable's home.
+fn riscv_bit(r: u64) -> u64 {
+    if (1..64).contains(&r) {
+        1 << r
+    } else {
+        0
+    }
+}
+
+/// ELFv2 (64-bit Power), "Register Roles" (bits as [`ppc_registers::registers`] sets them:
+/// DWARF 0–63). LR, CTR and the CR fields hold no variable: not tracked.
+mod elfv2 {
+    use super::span;
+
+    /// f`n`'s bit.
+    const fn f(n: u32) -> u32 {
+        32 + n
+    }
+    /// r1 (the stack), r2 (the TOC) and r13 (the thread pointer).
+    const FIXED: u64 = span(1, 2) | span(13, 13);
+    /// Arguments in r3–r10 and f1–f13; the stack and the TOC.
+    pub const CALL_READS: u64 = span(3, 10) | span(f(1), f(13)) | FIXED;
+    /// The volatile registers: r0, r3–r12, f0–f13.
+    pub const CALL_CLOBBERS: u64 = span(0, 0) | span(3, 12) | span(f(0), f(13));
+    /// The result in r3–r4 (a 16-byte value) or f1–f8 (a homogeneous aggregate); r14–r31,
+    /// f14–f31, r1, r2 and r13 handed back.
+    pub const RETURN_READS: u64 = span(3, 4) | span(f(1), f(8)) | span(14, 31) | span(f(14), f(31)) | FIXED;
+}
+
+const PPC64: Abi = Abi {
+    all: ppc_registers::EVERY,
+    call_reads: elfv2::CALL_READS,
+    call_clobbers: elfv2::CALL_CLOBBERS,
+    return_reads: elfv2::RETURN_READS,
+    bit: ppc_bit,
+};
+
+/// DWARF r0–r31 (0–31) and f0–f31 (32–63).
+fn ppc_bit(r: u64) -> u64 {
+    if r < 64 {
+        1 << r
+    } else {
+        0
+    }
+}
+
 /// The DWARF register of an iced register (its full width), if tracked.
 fn dwarf(r: Register) -> Option<u32> {
     let full = r.full_register();
@@ -303,6 +394,47 @@ fn aarch64_steps(dec: &Decoder, img: &Image, ranges: &[(u64, u64)]) -> Vec<Step>
         ends.push(steps.len());
     }
     link(&AARCH64, &mut steps, &ends, ranges);
+    steps
+}
+
+/// The same for RISC-V: each instruction's registers from its encoding (2 or 4 bytes).
+fn riscv_steps(dec: &Decoder, img: &Image, ranges: &[(u64, u64)]) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut ends = Vec::with_capacity(ranges.len());
+    for &(low, high) in ranges {
+        let code = img.code(low, high);
+        dec.walk(code.bytes, low, |i| {
+            let at = i.address.wrapping_sub(low) as usize;
+            let raw = code.bytes.get(at..at + usize::from(i.size)).filter(|_| i.kind != kind::ERROR);
+            let (uses, defs) = raw.map_or((RISCV.all, 0), riscv::registers);
+            steps.push(step(&RISCV, i, uses, defs, raw.is_some()));
+        });
+        ends.push(steps.len());
+    }
+    link(&RISCV, &mut steps, &ends, ranges);
+    steps
+}
+
+/// The same for 64-bit Power: each word (in the file's byte order) from its encoding; a
+/// prefixed (8-byte) instruction reads everything.
+fn ppc_steps(dec: &Decoder, img: &Image, ranges: &[(u64, u64)]) -> Vec<Step> {
+    let big_endian = matches!(dec.isa, Isa::Ppc { big_endian: true, .. });
+    let mut steps: Vec<Step> = Vec::new();
+    let mut ends = Vec::with_capacity(ranges.len());
+    for &(low, high) in ranges {
+        let code = img.code(low, high);
+        dec.walk(code.bytes, low, |i| {
+            let at = i.address.wrapping_sub(low) as usize;
+            let raw = code.bytes.get(at..at + 4).filter(|_| i.kind != kind::ERROR && i.size == 4);
+            let (uses, defs) = raw.map_or((PPC64.all, 0), |b| {
+                let b = [b[0], b[1], b[2], b[3]];
+                ppc_registers::registers(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+            });
+            steps.push(step(&PPC64, i, uses, defs, i.kind != kind::ERROR));
+        });
+        ends.push(steps.len());
+    }
+    link(&PPC64, &mut steps, &ends, ranges);
     steps
 }
 
@@ -711,6 +843,8 @@ pub fn liveness(
     let analysed: Option<(&Abi, StepsOf)> = match dec.isa {
         Isa::X86 { bits: 64 } => Some((&X86_64, x86_steps)),
         Isa::Aarch64 => Some((&AARCH64, aarch64_steps)),
+        Isa::Riscv { xlen: 64 } => Some((&RISCV, riscv_steps)),
+        Isa::Ppc { bits64: true, .. } => Some((&PPC64, ppc_steps)),
         _ => None,
     };
 
@@ -921,6 +1055,122 @@ mod tests {
         assert_eq!(registers(0xeb02_013f), (x(9) | x(2), 0));
         // svc #0: anything
         assert_eq!(registers(0xd400_0001).0, aarch64::EVERY);
+    }
+
+    /// RISC-V code (RV64GC) at BASE.
+    fn ask_rv(code: &[u8], queries: &[(u64, u64)]) -> Vec<Answer> {
+        let dec = Decoder::new(Isa::Riscv { xlen: 64 });
+        let img = Image::from_parts(vec![(BASE, code)]);
+        answer(&RISCV, &riscv_steps(&dec, &img, &[(BASE, BASE + code.len() as u64)]), queries)
+    }
+
+    #[test]
+    fn riscv_read_then_dead() {
+        // 0: mul a0,a0,a1   4: c.mv a2,a0   6: c.ret
+        let code = [0x33, 0x05, 0xb5, 0x02, 0x2a, 0x86, 0x82, 0x80];
+        let got = ask_rv(&code, &[(BASE, 11), (BASE + 4, 11), (BASE + 4, 10), (BASE + 6, 12), (BASE + 6, 9)]);
+        assert_eq!((got[0].live, got[0].reader), (true, BASE), "the mul reads a1");
+        assert_eq!((got[1].live, got[1].reader), (true, BASE + 6), "a1 may be a two-word result's high half");
+        assert_eq!((got[2].live, got[2].reader), (true, BASE + 4), "the c.mv reads a0");
+        assert!(!got[3].live, "a return does not read a2");
+        assert!(got[4].live, "the caller reads its callee-saved s1");
+    }
+
+    #[test]
+    fn riscv_calls() {
+        // 0: li s1,1   4: jal ra,+0x100   8: add a0,s1,a6   c: c.ret
+        let code = [0x93, 0x04, 0x10, 0x00, 0xef, 0x00, 0x00, 0x10, 0x33, 0x85, 0x04, 0x01, 0x82, 0x80];
+        let (t0, s1, a6, a7, fs0, ft0) = (5, 9, 16, 17, 32 + 8, 32);
+        let got = ask_rv(&code, &[(BASE + 4, t0), (BASE + 4, a7), (BASE + 4, s1), (BASE + 4, a6), (BASE + 8, fs0)]);
+        assert_eq!((got[0].live, got[0].writer), (false, BASE + 4), "the call clobbers t0");
+        assert!(got[1].live, "a call reads a7, an argument register");
+        assert_eq!((got[2].live, got[2].reader), (true, BASE + 8), "s1 survives the call, read by the add");
+        assert_eq!(got[3].reader, BASE + 4, "the call reads a6 first");
+        assert!(got[4].live, "fs0 is handed back to the caller");
+        assert!(!ask_rv(&code, &[(BASE + 8, ft0)])[0].live, "ft0 is not");
+    }
+
+    #[test]
+    fn riscv_operands() {
+        use riscv::registers;
+        let x = |r: u32| 1u64 << r;
+        let f = |r: u32| 1u64 << (32 + r);
+        let w = |v: u32| v.to_le_bytes();
+        let h = |v: u16| v.to_le_bytes();
+        assert_eq!(registers(&w(0x0081_3407)), (x(2), f(8)), "fld fs0,8(sp)");
+        assert_eq!(registers(&w(0x0011_3423)), (x(1) | x(2), 0), "sd ra,8(sp)");
+        assert_eq!(registers(&w(0x0006_9463)), (x(13), 0), "bnez a3: x0 is not a register");
+        assert_eq!(registers(&w(0xe207_86d3)), (f(15), x(13)), "fmv.x.d a3,fa5");
+        assert_eq!(registers(&w(0xd226_7753)), (x(12), f(14)), "fcvt.d.l fa4,a2");
+        assert_eq!(registers(&w(0x00b6_352f)), (x(11) | x(12), x(10)), "amoadd.d a0,a1,(a2)");
+        assert_eq!(registers(&w(0xc000_2573)), (0, x(10)), "rdcycle a0");
+        assert_eq!(registers(&w(0x0000_0073)).0, riscv::EVERY, "ecall: anything");
+        assert_eq!(registers(&h(0x081c)), (x(2), x(15)), "c.addi4spn a5,sp,16");
+        assert_eq!(registers(&h(0xe798)), (x(15) | x(14), 0), "c.sd a4,8(a5)");
+        assert_eq!(registers(&h(0x952e)), (x(10) | x(11), 0), "c.add a0,a1: a0 read, so not counted as written");
+    }
+
+    /// ppc64le words at BASE.
+    fn ask_ppc(words: &[u32], queries: &[(u64, u64)]) -> Vec<Answer> {
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let dec = Decoder::new(Isa::Ppc { big_endian: false, bits64: true });
+        let img = Image::from_parts(vec![(BASE, &bytes)]);
+        answer(&PPC64, &ppc_steps(&dec, &img, &[(BASE, BASE + bytes.len() as u64)]), queries)
+    }
+
+    #[test]
+    fn ppc_read_then_dead() {
+        // 0: mulld r30,r3,r4   4: mr r31,r4   8: blr
+        let code = [0x7fc3_21d2, 0x7c9f_2378, 0x4e80_0020];
+        let got = ask_ppc(&code, &[(BASE, 3), (BASE + 4, 3), (BASE + 4, 4), (BASE + 8, 30), (BASE + 8, 5)]);
+        assert_eq!((got[0].live, got[0].reader), (true, BASE), "the mulld reads r3");
+        assert_eq!((got[1].live, got[1].reader), (true, BASE + 8), "r3 is the return value");
+        assert_eq!((got[2].live, got[2].reader), (true, BASE + 4), "mr reads r4");
+        assert!(got[3].live, "the caller reads its non-volatile r30");
+        assert!(!got[4].live, "a return does not read r5");
+    }
+
+    #[test]
+    fn ppc_calls() {
+        // 0: li r9,1   4: bl +0x100   8: add r3,r9,r10   c: blr
+        let code = [0x3920_0001, 0x4800_0101, 0x7c69_5214, 0x4e80_0020];
+        let (f1, f14, f9) = (32 + 1, 32 + 14, 32 + 9);
+        let got = ask_ppc(
+            &code,
+            &[
+                (BASE + 4, 9),
+                (BASE + 4, 10),
+                (BASE + 4, 11),
+                (BASE + 4, 0),
+                (BASE + 8, f14),
+                (BASE + 8, f1),
+                (BASE + 8, f9),
+            ],
+        );
+        assert_eq!((got[0].live, got[0].reader), (true, BASE + 4), "r9 is an argument register: the call reads it");
+        assert_eq!(got[1].reader, BASE + 4, "the call reads r10, an argument register");
+        assert_eq!((got[2].live, got[2].writer), (false, BASE + 4), "r11 is volatile");
+        assert!(!got[3].live, "so is r0");
+        assert!(got[4].live, "f14 is handed back to the caller");
+        assert!(got[5].live, "f1 may be the result: the return type is not known");
+        assert!(!got[6].live, "f9 is neither a result nor non-volatile");
+    }
+
+    #[test]
+    fn ppc_operands() {
+        use ppc_registers::registers;
+        let x = |r: u32| 1u64 << r;
+        let f = |r: u32| 1u64 << (32 + r);
+        assert_eq!(registers(0xebc1_fff0), (x(1), x(30)), "ld r30,-16(r1)");
+        assert_eq!(registers(0xf821_ffd1), (x(1), 0), "stdu r1,-48(r1): r1 read and written");
+        assert_eq!(registers(0xc9c1_0008), (x(1), f(14)), "lfd f14,8(r1)");
+        assert_eq!(registers(0x3860_0005), (0, x(3)), "li r3,5: RA 0 is the value 0");
+        assert_eq!(registers(0xfc20_1090), (f(2), f(1)), "fmr f1,f2");
+        assert_eq!(registers(0xff81_1000), (f(1) | f(2), 0), "fcmpu cr7,f1,f2 writes no FPR");
+        assert_eq!(registers(0x4e80_0421), (x(12), 0), "bctrl: the callee's global entry reads r12");
+        assert_eq!(registers(0x78c5_1800), (x(6), x(5)), "rotldi r5,r6,3");
+        assert_eq!(registers(0x7c64_289e), (x(4) | x(5), x(3)), "iseleq r3,r4,r5");
+        assert_eq!(registers(0x4400_0002).0, ppc_registers::EVERY, "sc: anything");
     }
 
     /// Frame-slot queries on x86_64 code at BASE.

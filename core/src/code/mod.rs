@@ -20,6 +20,7 @@ mod image;
 pub mod liveness;
 pub mod pointers;
 mod ppc;
+mod ppc_registers;
 mod riscv;
 mod text;
 mod x86;

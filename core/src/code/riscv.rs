@@ -311,3 +311,130 @@ pub(super) fn text(bytes: &[u8], i: &Insn) -> String {
         _ => format!(".insn {raw:#010x}"),
     }
 }
+
+// ---- the registers an instruction reads and writes, for the liveness (`liveness.rs`) ----
+//
+// A register set is a `u64` whose bit n is DWARF register n (RISC-V ELF psABI, "DWARF Register
+// Numbers"): x1–x31 in bits 1–31 (x0, always zero, is never set), f0–f31 in bits 32–63. What is
+// not decoded here (vector, 48- and 64-bit encodings, reserved ones) reads everything and
+// writes nothing: the liveness then errs towards "the register is read".
+
+/// Every register: the answer for an instruction not decoded.
+pub(super) const EVERY: u64 = !1;
+const SP: u32 = 2;
+
+/// xn; nothing for x0.
+fn x(r: u32) -> u64 {
+    (1u64 << r) & !1
+}
+
+fn f(r: u32) -> u64 {
+    1 << (32 + r)
+}
+
+fn rs2(w: u32) -> u32 {
+    (w >> 20) & 31
+}
+
+/// The registers the instruction `raw` (2 or 4 bytes) reads and those it writes whole.
+pub(super) fn registers(raw: &[u8]) -> (u64, u64) {
+    let (uses, defs) = match *raw {
+        [a, b] => compressed(u32::from(u16::from_le_bytes([a, b]))),
+        [a, b, c, d] => full(u32::from_le_bytes([a, b, c, d])),
+        _ => (EVERY, 0),
+    };
+    (uses, defs & !uses)
+}
+
+/// A 32-bit instruction, by its major opcode (unprivileged ISA, "RV32/64G Instruction Set
+/// Listings").
+fn full(w: u32) -> (u64, u64) {
+    let (d, s1, s2, funct3) = (rd(w), rs1(w), rs2(w), (w >> 12) & 7);
+    match w & 0x7F {
+        0x37 | 0x17 | 0x6F => (0, x(d)),                         // LUI, AUIPC, JAL
+        0x67 | 0x03 | 0x13 | 0x1B => (x(s1), x(d)),              // JALR, loads, OP-IMM(-32)
+        0x63 | 0x23 => (x(s1) | x(s2), 0),                       // branches, stores
+        0x33 | 0x3B => (x(s1) | x(s2), x(d)),                    // OP, OP-32 (M included)
+        0x07 if (1..=4).contains(&funct3) => (x(s1), f(d)),      // FLH/FLW/FLD/FLQ
+        0x27 if (1..=4).contains(&funct3) => (x(s1) | f(s2), 0), // FSH/FSW/FSD/FSQ
+        0x0F => (0, 0),                                          // FENCE, FENCE.I
+        0x2F => atomic(w),
+        0x43 | 0x47 | 0x4B | 0x4F => (f(s1) | f(s2) | f(w >> 27), f(d)), // FMADD … FNMADD
+        0x53 => op_fp(w),
+        0x73 => system(w),
+        _ => (EVERY, 0),
+    }
+}
+
+/// LR, SC and the AMOs: rs1 the address, rs2 the operand (LR has none), rd the old value;
+/// AMOCAS (funct5 00101) compares rd too.
+fn atomic(w: u32) -> (u64, u64) {
+    let (d, s1, s2) = (rd(w), rs1(w), rs2(w));
+    match w >> 27 {
+        0x02 => (x(s1), x(d)),
+        0x05 => (x(s1) | x(s2) | x(d), x(d)),
+        _ => (x(s1) | x(s2), x(d)),
+    }
+}
+
+/// OP-FP by funct5: which side of each operand is a general register.
+fn op_fp(w: u32) -> (u64, u64) {
+    let (d, s1, s2) = (rd(w), rs1(w), rs2(w));
+    match w >> 27 {
+        0x00..=0x05 => (f(s1) | f(s2), f(d)), // FADD, FSUB, FMUL, FDIV, FSGNJ*, FMIN/FMAX
+        0x08 | 0x0B => (f(s1), f(d)),         // FCVT between formats, FSQRT
+        0x14 => (f(s1) | f(s2), x(d)),        // FEQ, FLT, FLE
+        0x18 | 0x1C => (f(s1), x(d)),         // FCVT to an integer, FMV.X.*, FCLASS
+        0x1A | 0x1E => (x(s1), f(d)),         // FCVT from an integer, FMV.*.X
+        _ => (EVERY, 0),
+    }
+}
+
+/// SYSTEM: the CSR instructions read rs1 (not the immediate forms) and write rd; EBREAK reads
+/// nothing that changes the path (a BUG or WARN prints registers); ECALL, xRET, WFI … anything.
+fn system(w: u32) -> (u64, u64) {
+    match (w >> 12) & 7 {
+        1..=3 => (x(rs1(w)), x(rd(w))),
+        5..=7 => (0, x(rd(w))),
+        0 if w == 0x0010_0073 => (0, 0),
+        _ => (EVERY, 0),
+    }
+}
+
+/// A compressed instruction ("C" extension, RV64), by quadrant and funct3.
+fn compressed(h: u32) -> (u64, u64) {
+    let r = (h >> 7) & 31; // rd/rs1 (CR, CI)
+    let s2 = (h >> 2) & 31; // rs2 (CR, CSS)
+    let r1p = 8 + ((h >> 7) & 7); // rs1'/rd' (CL, CS, CB, CA)
+    let r2p = 8 + ((h >> 2) & 7); // rd'/rs2' (CL, CS, CA, CIW)
+    let sp = x(SP);
+    match (h & 3, h >> 13) {
+        (0, 0) if h == 0 => (0, 0),                                // c.unimp
+        (0, 0) => (sp, x(r2p)),                                    // C.ADDI4SPN
+        (0, 1) => (x(r1p), f(r2p)),                                // C.FLD
+        (0, 2 | 3) => (x(r1p), x(r2p)),                            // C.LW, C.LD
+        (0, 5) => (x(r1p) | f(r2p), 0),                            // C.FSD
+        (0, 6 | 7) => (x(r1p) | x(r2p), 0),                        // C.SW, C.SD
+        (1, 0 | 1) => (x(r), x(r)),                                // C.ADDI (C.NOP), C.ADDIW
+        (1, 2) => (0, x(r)),                                       // C.LI
+        (1, 3) if r == SP => (sp, sp),                             // C.ADDI16SP
+        (1, 3) => (0, x(r)),                                       // C.LUI
+        (1, 4) if (h >> 10) & 3 == 3 => (x(r1p) | x(r2p), x(r1p)), // C.SUB … C.ADDW
+        (1, 4) => (x(r1p), x(r1p)),                                // C.SRLI, C.SRAI, C.ANDI
+        (1, 5) => (0, 0),                                          // C.J
+        (1, 6 | 7) => (x(r1p), 0),                                 // C.BEQZ, C.BNEZ
+        (2, 0) => (x(r), x(r)),                                    // C.SLLI
+        (2, 1) => (sp, f(r)),                                      // C.FLDSP
+        (2, 2 | 3) => (sp, x(r)),                                  // C.LWSP, C.LDSP
+        (2, 4) => match ((h >> 12) & 1, r, s2) {
+            (0, _, 0) => (x(r), 0),     // C.JR
+            (0, ..) => (x(s2), x(r)),   // C.MV
+            (1, 0, 0) => (0, 0),        // C.EBREAK
+            (1, _, 0) => (x(r), x(RA)), // C.JALR
+            _ => (x(r) | x(s2), x(r)),  // C.ADD
+        },
+        (2, 5) => (sp | f(s2), 0),     // C.FSDSP
+        (2, 6 | 7) => (sp | x(s2), 0), // C.SWSP, C.SDSP
+        _ => (EVERY, 0),
+    }
+}
