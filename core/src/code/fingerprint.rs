@@ -329,7 +329,7 @@ impl Dynamic {
                     }
                 }
             }
-            Isa::Ppc { .. } => {}
+            Isa::Ppc { .. } | Isa::S390 => {}
         }
         d
     }
@@ -615,6 +615,8 @@ impl<'d> Normalizer<'d> {
                 let fields = riscv::fields(raw, i.address, xlen, &mut pairs);
                 f(i, raw, fields.as_slice(), false);
             }),
+            // No position-dependent fields are told apart yet: relative branches stay raw.
+            Isa::S390 => self.dec.walk(code.bytes, code.low, |i| f(i, bytes_of(i), &[], false)),
         }
     }
 
