@@ -264,7 +264,8 @@ const SITE_TABLES: &[SiteTable] = &[
         target: None,
         key: None,
         flags: &[(12, 10), (8, 4)],
-        arches: &["x86_64", "aarch64", "riscv64"],
+        // s390x: `mc 0,0` with the same relative 12-byte entry (arch/s390/include/asm/bug.h)
+        arches: &["x86_64", "aarch64", "riscv64", "s390x"],
     },
     SiteTable {
         kind: "extable",

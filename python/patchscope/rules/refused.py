@@ -51,6 +51,7 @@ from patchscope.rules.kprobe_target import (
     refusal,
 )
 from patchscope.rules.refused_arm64 import a64_arch_prepare
+from patchscope.rules.refused_s390 import s390_arch_prepare
 from patchscope.rules.refused_x86 import not_insn_boundary, x86_unprobeable
 
 REFUSED_ADDRESS = code(
@@ -351,6 +352,7 @@ RULES: list[Rule] = [
     not_insn_boundary,
     x86_unprobeable,
     a64_arch_prepare,
+    s390_arch_prepare,
     notrace_function,
     non_unique_symbol,
 ]
