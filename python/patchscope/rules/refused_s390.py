@@ -1,15 +1,15 @@
 """register_kprobe's s390 checks (arch/s390/kernel/kprobes.c and probes.c, Linux 6.1).
 
-``arch_prepare_kprobe`` refuses an odd address, then whatever ``probe_is_prohibited_opcode``
-refuses (all EINVAL): bytes the kernel's own disassembler does not know (``is_known_insn``,
-arch/s390/kernel/dis.c, the table of rules/s390_opcodes.py), then BASSM, BSM, DIAG, EX, STNSM,
-STOSM, EXRL, PR, BSA, BAKR, BSG, PC, PT, EPSW, TBEGIN, TBEGINC and TEND. That is all: the
-kernel reads the halfwords at the address whatever instruction holds it (no boundary check, so
-the middle of an instruction is probed if its bytes decode as an allowed one), looks at no
-window around it (neither the instructions of a transaction, nor TABORT, nor a compare-and-swap
-loop: CS/CSG are stepped out of line like any other instruction), and has KPROBES_ON_FTRACE, so
-the ftrace NOP (``brcl 0,0``, patched to ``brcl 0,<trampoline>`` at boot) is accepted as an
-ftrace-based kprobe.
+``arch_prepare_kprobe`` refuses (all EINVAL) what ``can_probe`` refuses — an odd address, and
+one that walking the instruction lengths (the top two bits of each first byte) from the kallsyms
+symbol's start does not land on — then what ``probe_is_prohibited_opcode`` refuses: bytes the
+kernel's own disassembler does not know (``is_known_insn``, arch/s390/kernel/dis.c, the table
+of rules/s390_opcodes.py), then BASSM, BSM, DIAG, EX, STNSM, STOSM, EXRL, PR, BSA, BAKR, BSG,
+PC, PT, EPSW, TBEGIN, TBEGINC and TEND. That is all: no window around the address is looked at
+(neither the instructions inside a transaction, nor TABORT, nor a compare-and-swap loop: CS/CSG
+are stepped out of line like any other instruction), and s390 has KPROBES_ON_FTRACE, so the
+ftrace NOP (``brcl 0,0``, patched to ``brcl 0,<trampoline>`` at boot) is accepted as an
+ftrace-based kprobe, and the halfwords inside it are no instruction boundary.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from patchscope.rules.finding import hexa
 from patchscope.rules.kprobe_target import KernelImage, Probes, Refusal, refusal
 from patchscope.rules.s390_opcodes import ONE_BYTE, OPCODE_OFFSET
 
@@ -35,8 +36,6 @@ S390_PROHIBITED_HALF = {
     0xE561: "tbeginc",
     0xB2F8: "tend",
 }
-#: The ftrace NOP's size (MCOUNT_INSN_SIZE, a 6-byte ``brcl``).
-S390_FTRACE_INSN_SIZE = 6
 
 
 def s390_known(raw: np.ndarray) -> np.ndarray:
@@ -63,46 +62,38 @@ def s390_prohibited(raw: np.ndarray) -> list[str | None]:
 
 
 def s390_arch_prepare(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
-    """s390 ``arch_prepare_kprobe`` (EINVAL): an odd address; else the bytes at the address as an
-    instruction, known to the kernel's disassembler and not prohibited. Inside the ftrace NOP
-    (past its first halfword) the kernel reads the displacement it patched in at boot, not the
-    file's zeros: such an answer is uncertain."""
+    """s390 ``arch_prepare_kprobe`` (EINVAL): ``can_probe`` (an even address on an instruction
+    boundary, walking from the kallsyms symbol), then ``probe_is_prohibited_opcode`` on the
+    instruction there."""
     if img.arch != "s390x":
         return
-    rows = np.flatnonzero(p.found)
-    odd = (p.at[rows] & 1) != 0
-    for row in rows[odd].tolist():
-        yield refusal(img, p, row, "misaligned", "EINVAL", "an odd address (arch_prepare_kprobe)")
-    rows = rows[~odd]
-    if not len(rows):
-        return
-    at = p.at[rows]
-    sites = img.cx.probe_sites(at, at)  # the kernel decodes from the address itself
-    raw = np.stack([sites.column("bytes0").to_numpy(), sites.column("bytes1").to_numpy()], axis=1)
-    raw = raw.astype("<u8").view(np.uint8).reshape(-1, 16)
-    known = s390_known(raw)
-    prohibited = s390_prohibited(raw)
-    in_nop = _inside_ftrace_nop(img, at)
-    for i, row in enumerate(rows.tolist()):
-        if known[i] and not prohibited[i]:
-            continue
-        size = (2, 4, 4, 6)[raw[i, 0] >> 6]
-        code = raw[i, :size].tobytes().hex()
-        boot = "the ftrace NOP's displacement, which ftrace_init_nop rewrites at boot: " if in_nop[i] else ""
-        if not known[i]:
-            why = f"{boot}bytes {code} are no instruction the kernel's disassembler knows (is_known_insn)"
+    odd = p.found & ((p.at & 1) != 0)
+    inside = p.found & ~odd & ((p.insn != p.at) | (p.status != 0))
+    rows = np.flatnonzero(p.found & ~odd & ~inside)
+    known = s390_known(p.raw[rows])
+    prohibited = s390_prohibited(p.raw[rows])
+    refused = dict(zip(rows.tolist(), zip(known.tolist(), prohibited)))
+    for row in np.flatnonzero(odd | inside | np.isin(np.arange(len(p.at)), rows)).tolist():
+        if odd[row]:
+            yield refusal(img, p, row, "misaligned", "EINVAL", "an odd address (can_probe)")
+        elif inside[row]:
+            held = f"inside the {int(p.size[row])}-byte instruction at {hexa(p.insn[row])}"
+            yield refusal(
+                img,
+                p,
+                row,
+                "not-insn-boundary",
+                "EINVAL",
+                f"{held}: walking the instruction lengths from the symbol does not land on it (can_probe)",
+                insn=hexa(p.insn[row]),
+            )
         else:
-            why = f"{boot}a {prohibited[i]} ({code}), which probe_is_prohibited_opcode refuses"
-        yield refusal(
-            img, p, row, "unprobeable-insn", "EINVAL", why, certain=not in_nop[i], insn=code, mnemonic=prohibited[i]
-        )
-
-
-def _inside_ftrace_nop(img: KernelImage, at: np.ndarray) -> np.ndarray:
-    """Whether each address lies in an ftrace record's ``brcl`` past its opcode halfword."""
-    recs = img.records
-    if not len(recs):
-        return np.zeros(len(at), bool)
-    i = np.searchsorted(recs, at, "right") - 1
-    rec = recs[np.maximum(i, 0)]
-    return (i >= 0) & (at > rec) & (at < rec + np.uint64(S390_FTRACE_INSN_SIZE))
+            is_known, mnemonic = refused[row]
+            if is_known and not mnemonic:
+                continue
+            code = p.bytes_hex(row).replace(" ", "")
+            if not is_known:
+                why = f"bytes {code} are no instruction the kernel's disassembler knows (is_known_insn)"
+            else:
+                why = f"a {mnemonic} ({code}), which probe_is_prohibited_opcode refuses"
+            yield refusal(img, p, row, "unprobeable-insn", "EINVAL", why, insn=code, mnemonic=mnemonic)
