@@ -18,13 +18,18 @@ pub fn length(first: u8) -> usize {
 
 pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bytes: &[u8], address: u64, f: &mut F) {
     let mut at = 0usize;
+    let mut epilogue = Epilogue::default();
     while at < bytes.len() {
         let pc = address.wrapping_add(at as u64);
         let size = length(bytes[at]);
         if at + size > bytes.len() {
             break;
         }
-        let mut c = classify(&bytes[at..at + size], pc);
+        let insn = &bytes[at..at + size];
+        let mut c = classify(insn, pc);
+        if epilogue.returns(insn, &c) {
+            c = Class::of(kind::RETURN);
+        }
         let end = pc.wrapping_add(size as u64);
         let name = if matches!(c.kind, kind::JUMP | kind::CALL_DIRECT) { dec.relocate(&mut c, pc, end) } else { 0 };
         f(&Insn { address: pc, size: size as u8, kind: c.kind, target: c.target, extra: c.extra, name });
@@ -37,6 +42,33 @@ pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bytes: &[u8], address: u64, f
 
 /// The return register of the ELF ABI: `br %r14` returns.
 const R14: u8 = 14;
+
+/// GCC's usual s390x epilogue loads the saved return address into another register and
+/// branches there after restoring the callee-saved ones: `lg %r4,272(%r15); lmg %r6,%r15,
+/// 208(%r15); br %r4` (most of the kernel's returns). A `br %rN` within a few instructions
+/// of an `lg %rN,d(%r15)` is such a return, not an indirect tail call.
+#[derive(Default)]
+struct Epilogue {
+    /// The register of the last `lg rN,d(%r15)` and how many instructions ago it was.
+    loaded: Option<(u8, u8)>,
+}
+
+impl Epilogue {
+    /// How far back the load may be: `lmg` and, at most, a stack adjustment in between.
+    const WINDOW: u8 = 3;
+
+    fn returns(&mut self, b: &[u8], c: &Class) -> bool {
+        let back = self.loaded.map(|(r, n)| (r, n + 1)).filter(|&(_, n)| n <= Self::WINDOW);
+        // LG R1,D2(X2,B2) = E3 R1|X2 B2|DL DL DH 04, with no index and B2 = %r15
+        self.loaded = if b.len() == 6 && b[0] == 0xE3 && b[5] == 0x04 && b[1] & 15 == 0 && b[2] >> 4 == 15 {
+            Some((b[1] >> 4, 0))
+        } else {
+            back
+        };
+        // BCR 15,rN
+        c.kind == kind::JUMP_INDIRECT && b[0] == 0x07 && b[1] >> 4 == 15 && back.is_some_and(|(r, _)| r == b[1] & 15)
+    }
+}
 
 /// `pc` plus twice the signed halfword count in `imm` of `bits` bits (the relative branches).
 fn rel(pc: u64, imm: u32, bits: u32) -> u64 {
@@ -126,10 +158,10 @@ pub fn classify(b: &[u8], pc: u64) -> Class {
 /// The 0xB2xx S-format instructions: transactions, TRAP4.
 fn b2(op2: u8) -> Class {
     match op2 {
-        0xF8 => Class::of(kind::TM_END),     // TEND
-        0xFC => Class::of(kind::TM_ABORT),   // TABORT D2(B2)
-        0xEC => Class::of(kind::TM_TEST),    // ETND R1: extract transaction nesting depth
-        0xE8 => Class::of(kind::TM_OTHER),   // PPA: perform processor assist (TX abort assist)
+        0xF8 => Class::of(kind::TM_END),                   // TEND
+        0xFC => Class::of(kind::TM_ABORT),                 // TABORT D2(B2)
+        0xEC => Class::of(kind::TM_TEST),                  // ETND R1: extract transaction nesting depth
+        0xE8 => Class::of(kind::TM_OTHER),                 // PPA: perform processor assist (TX abort assist)
         0xFF => Class::with(kind::TRAP, trap::BREAKPOINT), // TRAP4
         _ => Class::OTHER,
     }
@@ -138,8 +170,8 @@ fn b2(op2: u8) -> Class {
 /// The 0xEBxx…xx RSY instructions: compare and swap, interlocked load-and-update.
 fn eb(op2: u8) -> Class {
     match op2 {
-        0x14 => Class::with(kind::LSE_ATOMIC, 4),               // CSY
-        0x30 => Class::with(kind::LSE_ATOMIC, 8),               // CSG
+        0x14 => Class::with(kind::LSE_ATOMIC, 4),              // CSY
+        0x30 => Class::with(kind::LSE_ATOMIC, 8),              // CSG
         0x31 => Class::with(kind::LSE_ATOMIC, 4 | flag::PAIR), // CDSY
         0x3E => Class::with(kind::LSE_ATOMIC, 8 | flag::PAIR), // CDSG
         // LAN LAO LAX LAA LAAL (4 bytes), and their G forms (8)
@@ -157,7 +189,7 @@ fn ec(op2: u8, t: u64) -> Class {
             Class::to(kind::JUMP, t, flag::CONDITIONAL)
         }
         // CIT CGIT CLFIT CLGIT: compare immediate and trap
-        0x72 | 0x70 | 0x73 | 0x71 => Class::with(kind::TRAP, trap::CONDITIONAL),
+        0x70..=0x73 => Class::with(kind::TRAP, trap::CONDITIONAL),
         _ => Class::OTHER,
     }
 }
@@ -170,7 +202,8 @@ pub(super) fn text(bytes: &[u8], i: &Insn) -> String {
     match i.kind {
         kind::RETURN if cond => "bcr (cond),%r14".into(),
         kind::RETURN if i.extra & flag::THUNK != 0 => format!("jg {t:#x} (return thunk)"),
-        kind::RETURN => "br %r14".into(),
+        kind::RETURN if bytes.first() == Some(&0x07) => format!("br %r{}", bytes[1] & 15),
+        kind::RETURN => "(return)".into(),
         kind::JUMP if cond => format!("j (cond) {t:#x}"),
         kind::JUMP if i.size == 6 => format!("jg {t:#x}"),
         kind::JUMP => format!("j {t:#x}"),
@@ -205,10 +238,17 @@ mod tests {
         // 2 + 4 + 6 bytes, then a 4-byte opcode with only 2 bytes left
         let mut n = Vec::new();
         let code = [0x07, 0xFE, 0xA7, 0xF4, 0x00, 0x02, 0xC0, 0xE5, 0, 0, 0, 0, 0xA7, 0xF4];
-        super::walk(&Decoder::new(super::super::Isa::S390), &code, 0x1000, &mut |i| n.push((i.address, i.size, i.kind)));
+        super::walk(&Decoder::new(super::super::Isa::S390), &code, 0x1000, &mut |i| {
+            n.push((i.address, i.size, i.kind))
+        });
         assert_eq!(
             n,
-            [(0x1000, 2, kind::RETURN), (0x1002, 4, kind::JUMP), (0x1006, 6, kind::CALL_DIRECT), (0x100C, 2, kind::ERROR)]
+            [
+                (0x1000, 2, kind::RETURN),
+                (0x1002, 4, kind::JUMP),
+                (0x1006, 6, kind::CALL_DIRECT),
+                (0x100C, 2, kind::ERROR)
+            ]
         );
     }
 
@@ -228,6 +268,18 @@ mod tests {
         assert_eq!(one(&[0x07, 0x07], 0).kind, kind::NOP); // nopr %r7
         assert_eq!(one(&[0x07, 0xF0], 0).kind, kind::OTHER); // bcr 15,0: serialization
         assert_eq!(one(&[0xC0, 0x04, 0, 0, 0, 0], 0).kind, kind::NOP); // the ftrace NOP
+    }
+
+    #[test]
+    fn epilogue_through_another_register_returns() {
+        let mut n = Vec::new();
+        // lg %r4,272(%r15); lmg %r6,%r15,208(%r15); br %r4; then lg %r1,0(%r2); br %r1
+        let code = [
+            0xE3, 0x40, 0xF1, 0x10, 0x00, 0x04, 0xEB, 0x6F, 0xF0, 0xD0, 0x00, 0x04, 0x07, 0xF4, 0xE3, 0x10, 0x20, 0x00,
+            0x00, 0x04, 0x07, 0xF1,
+        ];
+        super::walk(&Decoder::new(super::super::Isa::S390), &code, 0, &mut |i| n.push(i.kind));
+        assert_eq!(n, [kind::OTHER, kind::OTHER, kind::RETURN, kind::OTHER, kind::JUMP_INDIRECT]);
     }
 
     #[test]
