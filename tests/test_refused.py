@@ -672,3 +672,31 @@ def test_vmlinux_s390x_lists_equal_the_booted_kernels() -> None:
     assert sum(ref.values()) == 120
     assert Counter((e.start, e.end, e.name) for e in cx.shared(refused.KernelImage).blacklist.entries) == ref
     assert [n for (_, _, n), k in ref.items() if k > 1] == ["kprobe_exceptions_notify", "__kretprobe_trampoline"]
+
+
+def test_vmlinux_s390x_kprobe_events_answers() -> None:
+    """The booted s390x kernel's answer to 1,085 kprobe_events definitions
+    (tests/data/debian-6.1.0-50-s390x/probes, scripts/choose-s390x-kprobes): entries (the ftrace
+    NOP, accepted as an ftrace-based kprobe), the halfwords inside the NOP, in the middle of 4-
+    and 6-byte instructions and of jump-label and BUG sites (can_probe's boundary walk), odd
+    addresses, every prohibited opcode the text holds (DIAG, EX, EXRL, STNSM, STOSM, EPSW),
+    compare-and-swap instructions and the instructions around them (accepted: s390 has no
+    atomic-window check), clones, notrace and blacklisted code: every prediction equals the
+    kernel's answer."""
+    cx, booted = booted_lists("s390x", "6.1.0-50", "s390x")
+    answers = []
+    for line in (booted / "kprobe_events").read_text().splitlines():
+        pid, target, answer = line.split(" ", 2)
+        by_name = not target.startswith("0x")
+        sym, _, off = target.partition("+")
+        address = at(cx, sym, int(off, 16)) if by_name else int(target, 16)
+        answers.append((pid, address, by_name, STRERROR[answer.split(" | ")[0]]))
+    assert len(answers) == 1085
+    found = refused.refusals(cx, [a for _, a, _, _ in answers])
+    assert [refused.answer(f, E, by_name) for (_, _, by_name, _), f in zip(answers, found)] == [
+        errno for _, _, _, errno in answers
+    ]
+    first = {pid.split("_")[0]: f[0].reason for (pid, _, _, _), f in zip(answers, found) if f}
+    assert first["mid6at2"] == first["ftrace2"] == "not-insn-boundary"
+    assert (first["odd"], first["nostosm"], first["noexrl"]) == ("misaligned", "unprobeable-insn", "unprobeable-insn")
+    assert not any(errno for pid, _, _, errno in answers if pid.startswith(("cs_", "csbefore_", "csafter_", "random_")))
