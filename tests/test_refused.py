@@ -675,7 +675,7 @@ def test_vmlinux_s390x_lists_equal_the_booted_kernels() -> None:
 
 
 def test_vmlinux_s390x_kprobe_events_answers() -> None:
-    """The booted s390x kernel's answer to 1,085 kprobe_events definitions
+    """The booted s390x kernel's answer to 1,094 kprobe_events definitions
     (tests/data/debian-6.1.0-50-s390x/probes, scripts/choose-s390x-kprobes): entries (the ftrace
     NOP, accepted as an ftrace-based kprobe), the halfwords inside the NOP, in the middle of 4-
     and 6-byte instructions and of jump-label and BUG sites (can_probe's boundary walk), odd
@@ -691,7 +691,7 @@ def test_vmlinux_s390x_kprobe_events_answers() -> None:
         sym, _, off = target.partition("+")
         address = at(cx, sym, int(off, 16)) if by_name else int(target, 16)
         answers.append((pid, address, by_name, STRERROR[answer.split(" | ")[0]]))
-    assert len(answers) == 1085
+    assert len(answers) == 1094
     found = refused.refusals(cx, [a for _, a, _, _ in answers])
     assert [refused.answer(f, E, by_name) for (_, _, by_name, _), f in zip(answers, found)] == [
         errno for _, _, _, errno in answers

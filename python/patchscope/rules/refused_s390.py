@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from patchscope import _core
 from patchscope.rules.finding import hexa
 from patchscope.rules.kprobe_target import KernelImage, Probes, Refusal, refusal
 from patchscope.rules.s390_opcodes import ONE_BYTE, OPCODE_OFFSET
@@ -69,13 +70,28 @@ def s390_arch_prepare(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusa
         return
     odd = p.found & ((p.at & 1) != 0)
     inside = p.found & ~odd & ((p.insn != p.at) | (p.status != 0))
-    rows = np.flatnonzero(p.found & ~odd & ~inside)
+    stop = np.full(len(p.at), _core.NO_TARGET, np.uint64)
+    walked = np.flatnonzero(p.found & ~odd & ~inside & (p.at > p.sym_start))
+    stop[walked] = zero_opcode_before(img, p.sym_start[walked], p.at[walked])
+    stopped = stop != _core.NO_TARGET
+    rows = np.flatnonzero(p.found & ~odd & ~inside & ~stopped)
     known = s390_known(p.raw[rows])
     prohibited = s390_prohibited(p.raw[rows])
     refused = dict(zip(rows.tolist(), zip(known.tolist(), prohibited)))
-    for row in np.flatnonzero(odd | inside | np.isin(np.arange(len(p.at)), rows)).tolist():
+    for row in np.flatnonzero(odd | inside | stopped | np.isin(np.arange(len(p.at)), rows)).tolist():
         if odd[row]:
             yield refusal(img, p, row, "misaligned", "EINVAL", "an odd address (can_probe)")
+        elif stopped[row]:
+            yield refusal(
+                img,
+                p,
+                row,
+                "undecodable",
+                "EINVAL",
+                f"walking from the symbol, can_probe meets a halfword with opcode 0x00 at {hexa(stop[row])} "
+                "(QEMU's breakpoint, or data): it stops there, not knowing the instruction's length",
+                stop=hexa(stop[row]),
+            )
         elif inside[row]:
             held = f"inside the {int(p.size[row])}-byte instruction at {hexa(p.insn[row])}"
             yield refusal(
@@ -97,3 +113,25 @@ def s390_arch_prepare(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusa
             else:
                 why = f"a {mnemonic} ({code}), which probe_is_prohibited_opcode refuses"
             yield refusal(img, p, row, "unprobeable-insn", "EINVAL", why, insn=code, mnemonic=mnemonic)
+
+
+def zero_opcode_before(img: KernelImage, starts: np.ndarray, ats: np.ndarray) -> np.ndarray:
+    """For each walk ``[start, at)``, the first instruction whose first byte is 0x00, or
+    NO_TARGET: ``can_probe`` gives up there (6.1.176 as Debian builds it: a 0x00xx halfword
+    that is no kprobe's breakpoint, which QEMU's own breakpoints would also look like). The core
+    classifies such halfwords as traps, so only those are read."""
+    out = np.full(len(starts), _core.NO_TARGET, np.uint64)
+    if not len(starts):
+        return out
+    insns, _ = img.cx.instructions_of(starts, ats)
+    trap = insns.column("kind").to_numpy() == _core.kind.TRAP
+    addrs = insns.column("address").to_numpy()[trap]
+    walk = insns.column("range").to_numpy()[trap]
+    if not len(addrs):
+        return out
+    first = img.cx.probe_sites(addrs, addrs).column("bytes0").to_numpy() & np.uint64(0xFF)
+    zero = first == 0
+    # the first per walk: instructions come in address order within a range
+    walks, at = np.unique(walk[zero], return_index=True)
+    out[walks] = addrs[zero][at]
+    return out
