@@ -6,8 +6,8 @@ end (kernel/trace/trace_kprobe.c: tracefs ``kprobe_events`` and the ``perf_kprob
 perf and bpftrace open) refuses more before it gets there: a function ftrace cannot trace, and
 a symbol name that is not unique.
 
-Each rule — below, and the arch checks in refused_x86.py and refused_arm64.py — is one check of
-the kernel, as written in Linux 6.1 (Debian's linux-source-6.1 6.1.192, the source of the
+Each rule — below, and the arch checks in refused_x86.py, refused_arm64.py and refused_s390.py —
+is one check of the kernel, as written in Linux 6.1 (Debian's linux-source-6.1 6.1.192, the source of the
 6.1.0-56 kernel the project was checked against; docs/findings/refused-address.md lists the
 checks), in the order the kernel makes them, so the first refusal of an address is the error it
 returns:
@@ -21,7 +21,8 @@ returns:
 * ``arch_prepare_kprobe``. x86: ``can_probe`` (an instruction boundary, decoding from the
   kallsyms symbol: ``EILSEQ``), ``__copy_instruction`` (``EINVAL``), ``prepare_emulation``
   (``EOPNOTSUPP``). arm64: alignment, ``search_exception_tables``, ``arm_kprobe_decode_insn``
-  with its backward scan for an open load-exclusive (all ``EINVAL``).
+  with its backward scan for an open load-exclusive (all ``EINVAL``). s390x (refused_s390.py):
+  ``can_probe`` (even, an instruction boundary), ``probe_is_prohibited_opcode`` (``EINVAL``).
 
 The running kernel rewrites some of its code at boot (alternatives, paravirt calls, retpolines,
 return thunks): inside those sites an answer that depends on the instruction bytes is read from
