@@ -16,7 +16,7 @@ import patchscope
 from conftest import BIN, ROOT
 from patchscope import rules
 from patchscope.index.context import Context
-from patchscope.rules import refused, refused_arm64
+from patchscope.rules import refused, refused_arm64, refused_s390
 
 
 def context(variant: str) -> Context:
@@ -700,3 +700,29 @@ def test_vmlinux_s390x_kprobe_events_answers() -> None:
     assert first["mid6at2"] == first["ftrace2"] == "not-insn-boundary"
     assert (first["odd"], first["nostosm"], first["noexrl"]) == ("misaligned", "unprobeable-insn", "unprobeable-insn")
     assert not any(errno for pid, _, _, errno in answers if pid.startswith(("cs_", "csbefore_", "csafter_", "random_")))
+
+
+def test_s390_prohibited_and_known_opcodes() -> None:
+    """probe_is_prohibited_opcode, row by row: the first byte or halfword decides; is_known_insn
+    by the kernel's disassembler table (a 0x00xx halfword is known only as 0x0000 or 0x0002)."""
+    rows = {
+        "ad0f1000": "stosm",
+        "c6000000": "exrl",
+        "c6020000": None,  # pfdrl: same first byte, another low nibble
+        "e5600000ff00": "tbegin",
+        "e5610000ff00": "tbeginc",
+        "b2f80000": "tend",
+        "b2fc0000": None,  # tabort: allowed
+        "ba123000": None,  # cs
+        "eb1230000030": None,  # csg
+        "b98d0010": "epsw",
+        "07fe": None,  # br %r14
+    }
+    raw = np.zeros((len(rows), 16), np.uint8)
+    for i, h in enumerate(rows):
+        raw[i, : len(h) // 2] = np.frombuffer(bytes.fromhex(h), np.uint8)
+    assert refused_s390.s390_prohibited(raw) == list(rows.values())
+    assert refused_s390.s390_known(raw).all()
+    odd = np.zeros((4, 16), np.uint8)
+    odd[:, :2] = [[0x00, 0x00], [0x00, 0x02], [0x00, 0x01], [0xB2, 0x03]]
+    assert refused_s390.s390_known(odd).tolist() == [True, True, False, False]
