@@ -5,6 +5,7 @@
 //! arch/s390/tools/opcodes.txt name them; the kernel's kprobe checks (probes.c
 //! `probe_is_prohibited_opcode`) read the same first halfwords.
 
+use super::fingerprint::{Field, Fields, Value};
 use super::{flag, kind, sext, trap, Class, Decoder, Insn};
 
 /// The instruction length from its first byte.
@@ -194,6 +195,36 @@ fn ec(op2: u8, t: u64) -> Class {
     }
 }
 
+/// The PC-relative fields of one instruction (`b` holds exactly its bytes) for the
+/// fingerprints, as byte masks (bit *n* = byte *n*, as on x86): the 16-bit halfword counts of
+/// the RI/RSI/RIE branches and the 32-bit ones of the RIL branches, `larl` and the
+/// relative-long loads, stores and compares (0xC4x, 0xC6x), all at bytes 2 on.
+pub(super) fn fields(b: &[u8], pc: u64) -> Fields {
+    const HALF: u32 = 0b1100;
+    const WORD: u32 = 0b11_1100;
+    let mut out = Fields::default();
+    let r2 = b[1] & 15;
+    let relative = match (b[0], b.len()) {
+        (0xA7, 4) if (4..=7).contains(&r2) => Some(HALF),
+        (0x84 | 0x85, 4) => Some(HALF),
+        (0xEC, 6) if matches!(b[5], 0x44 | 0x45 | 0x64 | 0x65 | 0x76 | 0x77 | 0x7C..=0x7F) => Some(HALF),
+        (0xC0, 6) if matches!(r2, 0 | 4 | 5) => Some(WORD),
+        (0xC4, 6) if r2 != 0 && r2 != 1 && r2 != 3 && r2 != 9 && r2 != 0xA => Some(WORD),
+        (0xC6, 6) if !matches!(r2, 1 | 3 | 9 | 0xB) => Some(WORD),
+        (0xCC, 6) if r2 == 6 => Some(WORD),
+        _ => None,
+    };
+    if let Some(mask) = relative {
+        let t = if mask == HALF {
+            rel(pc, u32::from(u16::from_be_bytes([b[2], b[3]])), 16)
+        } else {
+            rel(pc, u32::from_be_bytes([b[2], b[3], b[4], b[5]]), 32)
+        };
+        out.push(Field { mask, value: Value::Pc(t) });
+    }
+    out
+}
+
 /// Text for evidence without capstone: branch mnemonics with targets, the kinds by name, and
 /// `.insn` with the bytes for the rest.
 pub(super) fn text(bytes: &[u8], i: &Insn) -> String {
@@ -280,6 +311,17 @@ mod tests {
         ];
         super::walk(&Decoder::new(super::super::Isa::S390), &code, 0, &mut |i| n.push(i.kind));
         assert_eq!(n, [kind::OTHER, kind::OTHER, kind::RETURN, kind::OTHER, kind::JUMP_INDIRECT]);
+    }
+
+    #[test]
+    fn relative_fields() {
+        let f = fields(&[0xC0, 0xE5, 0, 0, 0, 0x10], 0x1000); // brasl %r14,.+32
+        assert_eq!(f.as_slice(), [Field { mask: 0b11_1100, value: Value::Pc(0x1020) }]);
+        let f = fields(&[0xA7, 0xF4, 0xFF, 0xFE], 0x1000); // j .-4
+        assert_eq!(f.as_slice(), [Field { mask: 0b1100, value: Value::Pc(0xFFC) }]);
+        assert_eq!(fields(&[0xC0, 0x1F, 0, 0, 0, 1], 0).as_slice(), []); // lgfi: an immediate
+        assert_eq!(fields(&[0xC4, 0x18, 0, 0, 0, 4], 0x100).as_slice().len(), 1);
+        // lgrl
     }
 
     #[test]
