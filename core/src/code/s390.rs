@@ -46,8 +46,10 @@ const R14: u8 = 14;
 
 /// GCC's usual s390x epilogue loads the saved return address into another register and
 /// branches there after restoring the callee-saved ones: `lg %r4,272(%r15); lmg %r6,%r15,
-/// 208(%r15); br %r4` (most of the kernel's returns). A `br %rN` within a few instructions
-/// of an `lg %rN,d(%r15)` is such a return, not an indirect tail call.
+/// 208(%r15); br %r4` (most of the kernel's returns), with the return value's computation
+/// often scheduled in between. A `br %rN` a few instructions after an `lg %rN,d(%r15)`, with
+/// no branch and no instruction naming %rN as its first register between, is such a return,
+/// not an indirect tail call.
 #[derive(Default)]
 struct Epilogue {
     /// The register of the last `lg rN,d(%r15)` and how many instructions ago it was.
@@ -55,19 +57,23 @@ struct Epilogue {
 }
 
 impl Epilogue {
-    /// How far back the load may be: `lmg` and, at most, a stack adjustment in between.
-    const WINDOW: u8 = 3;
+    /// How far back the load may be.
+    const WINDOW: u8 = 8;
 
     fn returns(&mut self, b: &[u8], c: &Class) -> bool {
-        let back = self.loaded.map(|(r, n)| (r, n + 1)).filter(|&(_, n)| n <= Self::WINDOW);
-        // LG R1,D2(X2,B2) = E3 R1|X2 B2|DL DL DH 04, with no index and B2 = %r15
-        self.loaded = if b.len() == 6 && b[0] == 0xE3 && b[5] == 0x04 && b[1] & 15 == 0 && b[2] >> 4 == 15 {
-            Some((b[1] >> 4, 0))
-        } else {
-            back
-        };
+        let back = self.loaded.take().map(|(r, n)| (r, n + 1)).filter(|&(_, n)| n <= Self::WINDOW);
         // BCR 15,rN
-        c.kind == kind::JUMP_INDIRECT && b[0] == 0x07 && b[1] >> 4 == 15 && back.is_some_and(|(r, _)| r == b[1] & 15)
+        if c.kind == kind::JUMP_INDIRECT && b[0] == 0x07 && b[1] >> 4 == 15 {
+            return back.is_some_and(|(r, _)| r == b[1] & 15);
+        }
+        // LG R1,D2(X2,B2) = E3 R1|X2 B2|DL DL DH 04, with no index and B2 = %r15
+        if b.len() == 6 && b[0] == 0xE3 && b[5] == 0x04 && b[1] & 15 == 0 && b[2] >> 4 == 15 {
+            self.loaded = Some((b[1] >> 4, 0));
+        } else if c.kind == kind::OTHER || c.kind == kind::NOP {
+            // most formats put the register they write first (R1); a branch ends the block
+            self.loaded = back.filter(|&(r, _)| b[1] >> 4 != r);
+        }
+        false
     }
 }
 
