@@ -415,8 +415,8 @@ def test_bad_input() -> None:
         _core.Binary(p).code_facts([1, 2], [0], [1])
     with pytest.raises(_core.CoreError, match="whole number"):
         _core.Binary(p).code_facts(b"\0" * 7, b"", b"")
-    with pytest.raises(_core.CoreError, match="s390x"):
-        _core.Binary(str(BIN / "elf-arches" / "s390x" / "corpus")).code_facts([0], [0], [4])
+    with pytest.raises(_core.CoreError, match="mips"):
+        _core.Binary(str(BIN / "elf-arches" / "mips" / "corpus")).code_facts([0], [0], [4])
     with pytest.raises(_core.CoreError, match="no section"):
         _core.Binary(p).instructions(0xDEAD0000, 0xDEAD0010)
     # Lists work as well as bytes; a range in no section is reported, not fatal.
@@ -490,3 +490,32 @@ def test_vmlinux_facts(kernel_facts) -> None:
         want = [int(m.group(1), 16) for m in map(LINE.match, out.splitlines()) if m]
         t = Columns.from_core(_core.Binary(str(path)).instructions(lo, hi)).table("insns")
         assert t.column("address").to_pylist() == want, hex(lo)
+
+
+def test_s390x_decodes_like_llvm_objdump() -> None:
+    """s390x: the fixture's .text walks to llvm-objdump's instruction boundaries (lengths from
+    the first byte); its calls are brasl/basr, its returns `br %r14` or GCC's epilogue
+    through another register (`lg %r4,…(%r15); lmg …; br %r4`)."""
+    tool = shutil.which("llvm-objdump")
+    if tool is None:
+        pytest.skip("llvm-objdump absent")
+    path = BIN / "elf-arches" / "s390x" / "corpus"
+    out = subprocess.run(
+        [tool, "-d", "-j", ".text", "--no-show-raw-insn", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    theirs = {}
+    for line in out.splitlines():
+        head, _, rest = line.partition(":")
+        if rest.startswith("\t") or rest.startswith(" "):
+            try:
+                theirs[int(head.strip(), 16)] = rest.split()[0] if rest.split() else ""
+            except ValueError:
+                continue
+    lo, hi = min(theirs), max(theirs) + 6
+    t = Columns.from_core(_core.Binary(str(path)).instructions(lo, hi)).table("insns")
+    ours = dict(zip(t.column("address").to_pylist(), t.column("kind").to_pylist()))
+    assert [a for a in ours if a < max(theirs) + 1] == sorted(theirs)
+    returns = {theirs[a] for a, k in ours.items() if k == RETURN}
+    assert "br" in returns and all(re.fullmatch(r"b[a-z]*r", m) for m in returns), returns  # ber, bler: conditional
+    assert {theirs[a] for a, k in ours.items() if k == CALL_DIRECT} == {"brasl"}
+    assert sum(k == RETURN for k in ours.values()) >= 20

@@ -140,7 +140,7 @@ def fingerprints(path: Path) -> dict[str, tuple[int, ...]]:
     return {names[syms[0]]: sums[i] for i, syms in enumerate(inv.instances.column("symbols").to_pylist()) if syms}
 
 
-@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "ppc64le", "riscv64"])
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "ppc64le", "riscv64", "s390x"])
 def test_unchanged_code_keeps_its_fingerprint(arch: str) -> None:
     """Same code, moved, calling moved functions and reading moved data (and, on ppc64, a
     moved TOC): the same fingerprints; the changed functions' differ."""

@@ -16,7 +16,7 @@ import patchscope
 from conftest import BIN, ROOT
 from patchscope import rules
 from patchscope.index.context import Context
-from patchscope.rules import refused, refused_arm64, refused_ppc
+from patchscope.rules import refused, refused_arm64, refused_ppc, refused_s390
 
 
 def context(variant: str) -> Context:
@@ -833,3 +833,57 @@ def test_vmlinux_s390x_lists_equal_the_booted_kernels() -> None:
     assert sum(ref.values()) == 120
     assert Counter((e.start, e.end, e.name) for e in cx.shared(refused.KernelImage).blacklist.entries) == ref
     assert [n for (_, _, n), k in ref.items() if k > 1] == ["kprobe_exceptions_notify", "__kretprobe_trampoline"]
+
+
+def test_vmlinux_s390x_kprobe_events_answers() -> None:
+    """The booted s390x kernel's answer to 1,094 kprobe_events definitions
+    (tests/data/debian-6.1.0-50-s390x/probes, scripts/choose-s390x-kprobes): entries (the ftrace
+    NOP, accepted as an ftrace-based kprobe), the halfwords inside the NOP, in the middle of 4-
+    and 6-byte instructions and of jump-label and BUG sites (can_probe's boundary walk), odd
+    addresses, every prohibited opcode the text holds (DIAG, EX, EXRL, STNSM, STOSM, EPSW),
+    compare-and-swap instructions and the instructions around them (accepted: s390 has no
+    atomic-window check), clones, notrace and blacklisted code: every prediction equals the
+    kernel's answer."""
+    cx, booted = booted_lists("s390x", "6.1.0-50", "s390x")
+    answers = []
+    for line in (booted / "kprobe_events").read_text().splitlines():
+        pid, target, answer = line.split(" ", 2)
+        by_name = not target.startswith("0x")
+        sym, _, off = target.partition("+")
+        address = at(cx, sym, int(off, 16)) if by_name else int(target, 16)
+        answers.append((pid, address, by_name, STRERROR[answer.split(" | ")[0]]))
+    assert len(answers) == 1094
+    found = refused.refusals(cx, [a for _, a, _, _ in answers])
+    assert [refused.answer(f, E, by_name) for (_, _, by_name, _), f in zip(answers, found)] == [
+        errno for _, _, _, errno in answers
+    ]
+    first = {pid.split("_")[0]: f[0].reason for (pid, _, _, _), f in zip(answers, found) if f}
+    assert first["mid6at2"] == first["ftrace2"] == "not-insn-boundary"
+    assert (first["odd"], first["nostosm"], first["noexrl"]) == ("misaligned", "unprobeable-insn", "unprobeable-insn")
+    assert not any(errno for pid, _, _, errno in answers if pid.startswith(("cs_", "csbefore_", "csafter_", "random_")))
+
+
+def test_s390_prohibited_and_known_opcodes() -> None:
+    """probe_is_prohibited_opcode, row by row: the first byte or halfword decides; is_known_insn
+    by the kernel's disassembler table (a 0x00xx halfword is known only as 0x0000 or 0x0002)."""
+    rows = {
+        "ad0f1000": "stosm",
+        "c6000000": "exrl",
+        "c6020000": None,  # pfdrl: same first byte, another low nibble
+        "e5600000ff00": "tbegin",
+        "e5610000ff00": "tbeginc",
+        "b2f80000": "tend",
+        "b2fc0000": None,  # tabort: allowed
+        "ba123000": None,  # cs
+        "eb1230000030": None,  # csg
+        "b98d0010": "epsw",
+        "07fe": None,  # br %r14
+    }
+    raw = np.zeros((len(rows), 16), np.uint8)
+    for i, h in enumerate(rows):
+        raw[i, : len(h) // 2] = np.frombuffer(bytes.fromhex(h), np.uint8)
+    assert refused_s390.s390_prohibited(raw) == list(rows.values())
+    assert refused_s390.s390_known(raw).all()
+    odd = np.zeros((4, 16), np.uint8)
+    odd[:, :2] = [[0x00, 0x00], [0x00, 0x02], [0x00, 0x01], [0xB2, 0x03]]
+    assert refused_s390.s390_known(odd).tolist() == [True, True, False, False]

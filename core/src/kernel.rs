@@ -264,8 +264,9 @@ const SITE_TABLES: &[SiteTable] = &[
         target: None,
         key: None,
         flags: &[(12, 10), (8, 4)],
-        // ppc64 6.1: GENERIC_BUG_RELATIVE_POINTERS, the same 12-byte entry with BUGVERBOSE
-        arches: &["x86_64", "aarch64", "riscv64", "ppc64le", "ppc64"],
+        // ppc64 6.1: GENERIC_BUG_RELATIVE_POINTERS, the same 12-byte entry with BUGVERBOSE;
+        // s390x: `mc 0,0` with the same relative 12-byte entry (arch/s390/include/asm/bug.h)
+        arches: &["x86_64", "aarch64", "riscv64", "ppc64le", "ppc64", "s390x"],
     },
     SiteTable {
         kind: "extable",

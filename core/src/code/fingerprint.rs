@@ -34,7 +34,7 @@ use object::{Object, ObjectSection, ObjectSymbol, RelocationKind, SymbolKind};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 
-use super::{aarch64, kind, ppc, riscv, word, x86, Code, Decoder, Image, Insn, Isa, Opened};
+use super::{aarch64, kind, ppc, riscv, s390, word, x86, Code, Decoder, Image, Insn, Isa, Opened};
 use crate::elf;
 use crate::error::{Error, Result};
 use crate::table::{Chunk, Scan, Strings, Table};
@@ -124,7 +124,7 @@ impl<T: Copy + Default, const N: usize> Few<T, N> {
         }
     }
 
-    fn as_slice(&self) -> &[T] {
+    pub(super) fn as_slice(&self) -> &[T] {
         &self.items[..self.len]
     }
 }
@@ -329,7 +329,7 @@ impl Dynamic {
                     }
                 }
             }
-            Isa::Ppc { .. } => {}
+            Isa::Ppc { .. } | Isa::S390 => {}
         }
         d
     }
@@ -615,6 +615,12 @@ impl<'d> Normalizer<'d> {
                 let fields = riscv::fields(raw, i.address, xlen, &mut pairs);
                 f(i, raw, fields.as_slice(), false);
             }),
+            Isa::S390 => self.dec.walk(code.bytes, code.low, |i| {
+                let raw = bytes_of(i);
+                let fields =
+                    if raw.len() == usize::from(i.size) { s390::fields(raw, i.address) } else { Few::default() };
+                f(i, raw, fields.as_slice(), false);
+            }),
         }
     }
 
@@ -666,7 +672,8 @@ impl<'d> Normalizer<'d> {
     fn emit(&self, i: &Insn, raw: &[u8], tokens: &[(u32, Token)], out: &mut Out) {
         let mask = tokens.iter().filter(|(_, t)| !matches!(t, Token::Raw)).fold(0, |m, (f, _)| m | f);
         match self.dec.isa {
-            Isa::X86 { .. } => {
+            // s390x fields are byte masks too: its instructions are 2, 4 or 6 bytes
+            Isa::X86 { .. } | Isa::S390 => {
                 out.buf.extend(raw.iter().enumerate().map(|(n, &b)| if mask >> n & 1 != 0 { 0 } else { b }));
             }
             _ => out.buf.extend_from_slice(&clear_word_bits(raw, mask, self.big_endian())),

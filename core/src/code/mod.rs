@@ -22,6 +22,7 @@ pub mod pointers;
 mod ppc;
 mod ppc_registers;
 mod riscv;
+mod s390;
 mod text;
 mod x86;
 
@@ -229,6 +230,7 @@ pub enum Isa {
     Aarch64,
     Ppc { big_endian: bool, bits64: bool },
     Riscv { xlen: u32 },
+    S390,
 }
 
 impl Isa {
@@ -243,10 +245,11 @@ impl Isa {
             "ppc" => Isa::Ppc { big_endian: true, bits64: false },
             "riscv64" => Isa::Riscv { xlen: 64 },
             "riscv32" => Isa::Riscv { xlen: 32 },
+            "s390x" => Isa::S390,
             other => {
                 return Err(Error::new(format!(
                     "machine code of architecture {other} cannot be decoded \
-                     (known: x86_64, i386, aarch64, ppc64le, ppc64, ppc, riscv64, riscv32)"
+                     (known: x86_64, i386, aarch64, ppc64le, ppc64, ppc, riscv64, riscv32, s390x)"
                 )))
             }
         })
@@ -341,6 +344,7 @@ impl Decoder {
             Isa::Aarch64 => aarch64::walk(self, bytes, address, &mut f),
             Isa::Ppc { big_endian, .. } => ppc::walk(self, big_endian, bytes, address, &mut f),
             Isa::Riscv { xlen } => riscv::walk(self, xlen, bytes, address, &mut f),
+            Isa::S390 => s390::walk(self, bytes, address, &mut f),
         }
     }
 
@@ -454,6 +458,8 @@ fn branch_relocs<'d>(file: &object::File<'d>, isa: Isa, strings: &mut Strings<'d
                     ),
                     false,
                 ),
+                // The field holds (S + A - P) / 2 with P the field, 2 bytes into the instruction.
+                Isa::S390 => (matches!(r_type, R_390_PC16DBL | R_390_PLT16DBL | R_390_PC32DBL | R_390_PLT32DBL), false),
                 Isa::Riscv { .. } => (
                     matches!(
                         r_type,
@@ -473,6 +479,8 @@ fn branch_relocs<'d>(file: &object::File<'d>, isa: Isa, strings: &mut Strings<'d
             let addend = r.addend(data, file.is_little_endian());
             let (value, name) =
                 if r.undefined { (0, strings.intern_str(r.name)) } else { (r.s.wrapping_add(addend as u64), 0) };
+            // s390: the branch goes to S + A - P relative to the instruction, 2 bytes before P.
+            let value = if isa == Isa::S390 && name == 0 { value.wrapping_sub(2) } else { value };
             // Only x86 has thunks; a section (no name) is none.
             let thunk = if matches!(isa, Isa::X86 { .. }) { thunk::of_name(r.name) } else { 0 };
             out.push(Reloc { at: base.wrapping_add(r.offset), value, pc_field, name, thunk });

@@ -45,6 +45,7 @@ impl Printer {
             Isa::Aarch64 => super::aarch64::text(bytes, i),
             Isa::Ppc { big_endian, .. } => super::ppc::text(bytes, big_endian, i),
             Isa::Riscv { .. } => super::riscv::text(bytes, i),
+            Isa::S390 => super::s390::text(bytes, i),
             _ => "(bad)".into(),
         }
     }
@@ -65,6 +66,7 @@ fn capstone_for(isa: Isa) -> Option<capstone::Capstone> {
             .mode(if xlen == 64 { arch::riscv::ArchMode::RiscV64 } else { arch::riscv::ArchMode::RiscV32 })
             .extra_mode([arch::riscv::ArchExtraMode::RiscVC].iter().copied())
             .build(),
+        Isa::S390 => Capstone::new().sysz().mode(arch::sysz::ArchMode::Default).build(),
         Isa::X86 { .. } => return None,
     }
     .ok()

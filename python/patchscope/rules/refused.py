@@ -6,8 +6,9 @@ end (kernel/trace/trace_kprobe.c: tracefs ``kprobe_events`` and the ``perf_kprob
 perf and bpftrace open) refuses more before it gets there: a function ftrace cannot trace, and
 a symbol name that is not unique.
 
-Each rule — below, and the arch checks in refused_x86.py, refused_arm64.py and refused_ppc.py — is one check of
-the kernel, as written in Linux 6.1 (Debian's linux-source-6.1 6.1.192, the source of the
+Each rule — below, and the arch checks in refused_x86.py, refused_arm64.py, refused_ppc.py and
+refused_s390.py — is one check of the kernel, as written in Linux 6.1 (Debian's linux-source-6.1
+6.1.192, the source of the
 6.1.0-56 kernel the project was checked against; docs/findings/refused-address.md lists the
 checks), in the order the kernel makes them, so the first refusal of an address is the error it
 returns:
@@ -24,7 +25,9 @@ returns:
   with its backward scan for an open load-exclusive (all ``EINVAL``). powerpc: alignment,
   ``can_single_step``, the suffix of a prefixed instruction (all ``EINVAL``); before them
   ``arch_within_kprobe_blacklist`` refuses the head text, and a probe given as ``SYM`` moves
-  to the ftrace call site or the local entry (``kprobe_lookup_name``, ``by_name``).
+  to the ftrace call site or the local entry (``kprobe_lookup_name``, ``by_name``). s390x
+  (refused_s390.py): ``can_probe`` (even, an instruction boundary),
+  ``probe_is_prohibited_opcode`` (``EINVAL``).
 
 The running kernel rewrites some of its code at boot (alternatives, paravirt calls, retpolines,
 return thunks): inside those sites an answer that depends on the instruction bytes is read from
@@ -55,6 +58,7 @@ from patchscope.rules.kprobe_target import (
 )
 from patchscope.rules.refused_arm64 import a64_arch_prepare
 from patchscope.rules.refused_ppc import is_elfv2, ppc_arch_prepare, ppc_head_text, ppc_lookup_name
+from patchscope.rules.refused_s390 import s390_arch_prepare
 from patchscope.rules.refused_x86 import not_insn_boundary, x86_unprobeable
 
 REFUSED_ADDRESS = code(
@@ -377,6 +381,7 @@ RULES: list[Rule] = [
     x86_unprobeable,
     a64_arch_prepare,
     ppc_arch_prepare,
+    s390_arch_prepare,
     notrace_function,
     non_unique_symbol,
 ]
