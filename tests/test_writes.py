@@ -21,7 +21,7 @@ from patchscope.probes import scripts
 from patchscope.probes import syntax as ps
 from patchscope.probes.judge import Judge
 from patchscope.probes.writes import LandingWrite, Write, partial, writes_in
-from patchscope.rules.writes import NO_EFFECT, TAKES, WriteVerdict, does_not_fit, has_members, indexable
+from patchscope.rules.writes import NO_EFFECT, TAKES, WriteVerdict, does_not_fit, has_members, indexable, is_aggregate
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "fixtures/bin/x86_64-writes/corpus"
@@ -440,6 +440,7 @@ def test_a_hex_literal_may_be_a_signed_types_bit_pattern() -> None:
 )
 def test_which_types_have_fields_and_indices(kind: str, members: bool | None, index: bool | None) -> None:
     assert has_members(kind) is members and indexable(kind) is index
+    assert is_aggregate(kind) is (kind.startswith(("struct ", "union ")) and not kind.endswith(("*", "* const")))
 
 
 def test_bad_writes_survive_the_merge_of_a_trees_binaries(tmp_path: Path) -> None:
@@ -458,3 +459,23 @@ def test_bad_writes_survive_the_merge_of_a_trees_binaries(tmp_path: Path) -> Non
     assert merged["errors"] == values["errors"] and merged["pointer"] == values["pointer"]
     good = report.merged(point, [("a", doc["points"][1])])
     assert "pointer" not in good and good["errors"] == []
+
+
+def test_a_whole_struct_is_not_written(vmlinux: Path, tmp_path: Path) -> None:
+    """tnum_sub(struct tnum a, struct tnum b): stap refuses ``$a = 0`` ("'struct tnum' is being
+    accessed instead of a member such as '->mask'") and writes ``$a->mask``."""
+    script = tmp_path / "tnum.stp"
+    script.write_text(
+        'probe kernel.function("tnum_sub") { $a = 0 }\nprobe kernel.function("tnum_sub") { $a->mask = 0 }\n'
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "patchscope.cli.main", "check", str(vmlinux), str(script), "--format=json"],
+        capture_output=True,
+        text=True,
+    )
+    whole, member = json.loads(r.stdout)["points"]
+    assert whole["verdict"] == "unresolved" and _caret_under(whole["pointer"]) == "$a"
+    assert whole["errors"] == [
+        "in the handler: $a is struct tnum: a whole struct cannot be written, only a member of it ($x->f)"
+    ]
+    assert not member["errors"]

@@ -30,6 +30,7 @@ from patchscope.rules.writes import (
     does_not_fit,
     has_members,
     indexable,
+    is_aggregate,
     is_scalar,
     return_write,
 )
@@ -186,6 +187,8 @@ def _value(site: _Site, handler: str, code: str) -> tuple[int, str | int, bool] 
 def _misfit(site: _Site, kind: str, value: tuple[int, str | int, bool] | None, arch: str) -> tuple[int, str] | None:
     """(offset in the handler, why) when the write does not fit the variable's type ``kind``."""
     name, path = site.write.name, site.write.path
+    if not path and is_aggregate(kind):
+        return site.name_at, f"${name} is {kind}: a whole struct cannot be written, only a member of it ($x->f)"
     if path.startswith(("->", ".")) and has_members(kind) is False:
         return site.path_at, f"${name} is {kind}, no struct nor a pointer to one: it has no field {path.lstrip('.->')}"
     if path.startswith("[") and indexable(kind) is False:

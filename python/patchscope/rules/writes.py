@@ -396,6 +396,13 @@ def has_members(type_name: str) -> bool | None:
     return False if is_scalar(name) else None
 
 
+def is_aggregate(type_name: str) -> bool:
+    """A struct or union held by value: stap writes only its scalar members ("is being accessed
+    instead of a member")."""
+    name = _unqualified(type_name)
+    return name.startswith(("struct ", "union ", "class ")) and not name.endswith(("*", "]"))
+
+
 def indexable(type_name: str) -> bool | None:
     """Whether ``$x[i]`` can index ``type_name``: a pointer or an array; not a number, a struct
     or a union; ``None`` when the spelling does not say."""
