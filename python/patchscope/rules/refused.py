@@ -21,7 +21,8 @@ returns:
 * ``arch_prepare_kprobe``. x86: ``can_probe`` (an instruction boundary, decoding from the
   kallsyms symbol: ``EILSEQ``), ``__copy_instruction`` (``EINVAL``), ``prepare_emulation``
   (``EOPNOTSUPP``). arm64: alignment, ``search_exception_tables``, ``arm_kprobe_decode_insn``
-  with its backward scan for an open load-exclusive (all ``EINVAL``).
+  with its backward scan for an open load-exclusive (all ``EINVAL``). 32-bit ARM
+  (refused_arm.py): alignment, ``arm_probes_decode_insn``, the stack check (all ``EINVAL``).
 
 The running kernel rewrites some of its code at boot (alternatives, paravirt calls, retpolines,
 return thunks): inside those sites an answer that depends on the instruction bytes is read from
@@ -50,6 +51,7 @@ from patchscope.rules.kprobe_target import (
     Rule,
     refusal,
 )
+from patchscope.rules.refused_arm import arm_arch_prepare
 from patchscope.rules.refused_arm64 import a64_arch_prepare
 from patchscope.rules.refused_x86 import not_insn_boundary, x86_unprobeable
 
@@ -169,7 +171,7 @@ def ftrace_record(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     kprobe where the kernel has KPROBES_ON_FTRACE (x86), and is refused where it does not
     (arm64 in 6.1). (Inside an x86 ``call __fentry__``, see :func:`not_insn_boundary`.)"""
     recs = img.records
-    if img.arch != "aarch64" or not len(recs):
+    if img.arch not in ("aarch64", "arm") or not len(recs):  # neither has KPROBES_ON_FTRACE in 6.1
         return
     i = np.minimum(np.searchsorted(recs, p.at, "left"), len(recs) - 1)
     for row in np.flatnonzero((recs[i] == p.at) & p.found).tolist():
@@ -179,8 +181,8 @@ def ftrace_record(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
             row,
             "ftrace-site",
             "EINVAL",
-            "the ftrace call site itself (the NOP ftrace patches into a call): arm64 6.1 has no "
-            "KPROBES_ON_FTRACE, so check_ftrace_location refuses it",
+            "the ftrace call site itself (the NOP ftrace patches into a call): "
+            f"{'arm' if img.arch == 'arm' else 'arm64'} 6.1 has no KPROBES_ON_FTRACE, so check_ftrace_location refuses it",
             ftrace_site=hexa(p.at[row]),
         )
 
@@ -351,6 +353,7 @@ RULES: list[Rule] = [
     not_insn_boundary,
     x86_unprobeable,
     a64_arch_prepare,
+    arm_arch_prepare,
     notrace_function,
     non_unique_symbol,
 ]
