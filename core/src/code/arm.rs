@@ -27,11 +27,24 @@ pub(super) fn walk<F: FnMut(&Insn)>(dec: &Decoder, bytes: &[u8], address: u64, f
         let rest = &bytes[(at - address) as usize..(limit - address) as usize];
         let i = match mode {
             MODE_THUMB => thumb_step(dec, rest, at),
-            MODE_DATA => Insn::new(at, rest.len().min(4) as u8, kind::OTHER),
+            MODE_DATA => data_word(rest, at),
             _ => arm_step(dec, rest, at),
         };
         f(&i);
         at += u64::from(i.size.max(1));
+    }
+}
+
+/// A word of a `$d` region: opaque, but for the `udf` of a BUG()/WARN(), which the kernel
+/// emits with `.word` (so the assembler marks it data).
+fn data_word(b: &[u8], at: u64) -> Insn {
+    let n = b.len().min(4) as u8;
+    match b.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])) {
+        Some(w) if w & 0x0FF0_00F0 == 0x07F0_00F0 && cond(w) == 0xE => {
+            let c = classify(w, at);
+            Insn { address: at, size: 4, kind: c.kind, target: c.target, extra: c.extra, name: 0 }
+        }
+        _ => Insn::new(at, n, kind::OTHER),
     }
 }
 
