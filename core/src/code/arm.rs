@@ -123,11 +123,19 @@ pub fn classify(w: u32, pc: u64) -> Class {
     }
     // LDR pc, [sp], #4 (pop {pc}); other loads of pc are jumps through a table or pointer
     if w & 0x0C10_F000 == 0x0410_F000 {
-        return if w & 0x0FFF_FFFF == 0x049D_F004 { Class::with(kind::RETURN, c) } else { Class::with(kind::JUMP_INDIRECT, c) };
+        return if w & 0x0FFF_FFFF == 0x049D_F004 {
+            Class::with(kind::RETURN, c)
+        } else {
+            Class::with(kind::JUMP_INDIRECT, c)
+        };
     }
     // MOV pc, lr; other data processing into pc (add pc, pc, rX: a switch)
     if writes_pc_dp(w) {
-        return if w & 0x0FFF_FFFF == 0x01A0_F00E { Class::with(kind::RETURN, c) } else { Class::with(kind::JUMP_INDIRECT, c) };
+        return if w & 0x0FFF_FFFF == 0x01A0_F00E {
+            Class::with(kind::RETURN, c)
+        } else {
+            Class::with(kind::JUMP_INDIRECT, c)
+        };
     }
     Class::OTHER
 }
@@ -249,8 +257,8 @@ pub fn classify_t32(w: u32, pc: u64) -> Class {
         let imm = s << 24 | i1 << 23 | i2 << 22 | ((w >> 16) & 0x3FF) << 12 | imm11 << 1;
         let target = pc4.wrapping_add(sext(imm, 25) as u64);
         return match op {
-            1 => Class::to(kind::JUMP, target, 0),           // B.W
-            5 => Class::to(kind::CALL_DIRECT, target, 0),    // BL
+            1 => Class::to(kind::JUMP, target, 0),             // B.W
+            5 => Class::to(kind::CALL_DIRECT, target, 0),      // BL
             _ => Class::to(kind::CALL_DIRECT, target & !3, 0), // BLX to ARM: Align(pc, 4)
         };
     }
@@ -288,7 +296,8 @@ pub fn classify_t32(w: u32, pc: u64) -> Class {
         return Class::of(kind::NOP); // nop.w
     }
     if w & 0xFFF0_F000 == 0xF7F0_A000 {
-        return Class::with(kind::TRAP, trap::UNDEFINED | (((w >> 4) & 0xF000) | (w & 0xFFF)) << 16); // udf.w
+        return Class::with(kind::TRAP, trap::UNDEFINED | (((w >> 4) & 0xF000) | (w & 0xFFF)) << 16);
+        // udf.w
     }
     Class::OTHER
 }
@@ -345,8 +354,7 @@ fn suffix(extra: u32) -> &'static str {
     }
 }
 
-const COND: [&str; 16] =
-    ["eq", "ne", "cs", "cc", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le", "", ""];
+const COND: [&str; 16] = ["eq", "ne", "cs", "cc", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le", "", ""];
 
 #[cfg(test)]
 mod tests {
@@ -367,7 +375,8 @@ mod tests {
         assert_eq!(classify(0xE12F_FF33, 0).kind, kind::CALL_INDIRECT); // blx r3
         assert_eq!(classify(0xE150_000F, 0).kind, kind::OTHER); // cmp r0, pc: no write
         assert_eq!(classify(0xE52D_E004, 0).kind, kind::OTHER); // push {lr}
-        assert_eq!(classify(0xFA00_0000, 0x100), Class::to(kind::CALL_DIRECT, 0x108, 0)); // blx imm
+        assert_eq!(classify(0xFA00_0000, 0x100), Class::to(kind::CALL_DIRECT, 0x108, 0));
+        // blx imm
     }
 
     #[test]

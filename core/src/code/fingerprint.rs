@@ -620,7 +620,11 @@ impl<'d> Normalizer<'d> {
             Isa::Arm => self.dec.walk(code.bytes, code.low, |i| {
                 let a32 = i.size == 4 && i.extra & super::flag::THUMB == 0;
                 let branch = a32 && matches!(i.kind, kind::JUMP | kind::CALL_DIRECT) && i.target != super::NO_TARGET;
-                let fields: super::fingerprint::Fields = if branch { Few::of(Field { mask: 0x00FF_FFFF, value: Value::Pc(i.target) }) } else { Few::default() };
+                let fields: super::fingerprint::Fields = if branch {
+                    Few::of(Field { mask: 0x00FF_FFFF, value: Value::Pc(i.target) })
+                } else {
+                    Few::default()
+                };
                 f(i, bytes_of(i), fields.as_slice(), false);
             }),
         }

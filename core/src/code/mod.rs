@@ -227,10 +227,17 @@ impl Class {
 /// The instruction sets the classifiers know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
-    X86 { bits: u32 },
+    X86 {
+        bits: u32,
+    },
     Aarch64,
-    Ppc { big_endian: bool, bits64: bool },
-    Riscv { xlen: u32 },
+    Ppc {
+        big_endian: bool,
+        bits64: bool,
+    },
+    Riscv {
+        xlen: u32,
+    },
     /// 32-bit ARM: A32, and Thumb-2 where the mapping symbols say so.
     Arm,
 }

@@ -182,7 +182,8 @@ def ftrace_record(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
             "ftrace-site",
             "EINVAL",
             "the ftrace call site itself (the NOP ftrace patches into a call): "
-            f"{'arm' if img.arch == 'arm' else 'arm64'} 6.1 has no KPROBES_ON_FTRACE, so check_ftrace_location refuses it",
+            f"{'arm' if img.arch == 'arm' else 'arm64'} 6.1 has no KPROBES_ON_FTRACE, "
+            "so check_ftrace_location refuses it",
             ftrace_site=hexa(p.at[row]),
         )
 

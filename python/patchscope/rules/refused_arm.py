@@ -35,20 +35,20 @@ class Entry:
     regs: tuple[str, str, str, str, str] = ("", "", "", "", "")
 
 
-def T(mask: int, value: int, sub: tuple[Entry, ...], why: str) -> Entry:  # noqa: N802
+def T(mask: int, value: int, sub: tuple[Entry, ...], why: str) -> Entry:
     """DECODE_TABLE; ``why`` names what reaching its DECODE_END means."""
     return Entry("table", mask, value, sub, why)
 
 
-def R(mask: int, value: int, why: str) -> Entry:  # noqa: N802
+def R(mask: int, value: int, why: str) -> Entry:
     return Entry("reject", mask, value, why=why)
 
 
-def OR(mask: int, value: int) -> Entry:  # noqa: N802
+def OR(mask: int, value: int) -> Entry:
     return Entry("or", mask, value)
 
 
-def L(mask: int, value: int, action: str, *regs: str) -> Entry:  # noqa: N802
+def L(mask: int, value: int, action: str, *regs: str) -> Entry:
     """DECODE_SIMULATE/EMULATE/CUSTOM(X), with REGS(r16, r12, r8, r4, r0) when given."""
     rs = tuple(regs) if regs else ("", "", "", "", "")
     return Entry("leaf", mask, value, action=action, regs=rs)  # type: ignore[arg-type]
@@ -151,8 +151,12 @@ BLOCK = (L(0x0E400000, 0x08000000, "LDMSTM"),)
 
 #: ``probes_decode_arm_table``.
 ARM_TABLE: tuple[Entry, ...] = (
-    T(0xF0000000, 0xF0000000, ARM_1111, "an unconditional instruction not simulated (cps, setend, srs, rfe, "
-      "clrex/dmb/dsb/isb, NEON, coprocessor)"),
+    T(
+        0xF0000000,
+        0xF0000000,
+        ARM_1111,
+        "an unconditional instruction not simulated (cps, setend, srs, rfe, clrex/dmb/dsb/isb, NEON, coprocessor)",
+    ),
     T(0x0F900080, 0x01000000, MISC, "a miscellaneous instruction not simulated (msr, mrs spsr, bxj, bkpt, smc)"),
     T(0x0F900090, 0x01000080, HALF_MUL, "an unallocated halfword multiply"),
     T(0x0F0000F0, 0x00000090, MUL, "an unallocated multiply"),
@@ -215,7 +219,9 @@ def _regs_ok(w: np.ndarray, regs: tuple[str, ...]) -> np.ndarray:
     return ok
 
 
-def _run(table: tuple[Entry, ...], end_why: str, w: np.ndarray, rows: np.ndarray, why: np.ndarray, act: np.ndarray) -> None:
+def _run(
+    table: tuple[Entry, ...], end_why: str, w: np.ndarray, rows: np.ndarray, why: np.ndarray, act: np.ndarray
+) -> None:
     """``probes_decode_insn`` over one table for the instructions ``rows``: sets ``why`` (0 for
     decoded) and ``act`` (the action's index) of each."""
     pending = rows
@@ -249,7 +255,9 @@ def stack_space(words: np.ndarray) -> np.ndarray:
         holds: np.ndarray = (w & np.uint32(mask)) == np.uint32(value)
         return holds
 
-    unknown = m(0x0E10000F, 0x0600000D) | m(0x0E1F0000, 0x060D0000) | m(0x0E5000BF, 0x000000BD) | m(0x0E5F00B0, 0x000D00B0)
+    unknown = (
+        m(0x0E10000F, 0x0600000D) | m(0x0E1F0000, 0x060D0000) | m(0x0E5000BF, 0x000000BD) | m(0x0E5F00B0, 0x000D00B0)
+    )
     stmdx = m(0x0EDF0000, 0x080D0000)
     xxx = m(0x0F9F0000, 0x050D0000)
     x0x = m(0x0FDF00B0, 0x014D00B0)
