@@ -263,18 +263,26 @@ def test_closed_pipe_keeps_the_verdict(form: str) -> None:
     assert p.stderr.read() == b""
 
 
-ARM = BIN / "elf-arches/arm/corpus"
+MIPS = BIN / "elf-arches/mips/corpus"
 
 
 @pytest.mark.parametrize("argv", [["scan"], ["function", "main"], ["check", 'process("x").function("main")']])
 def test_undecodable_machine_code_is_one_line(argv: list[str]) -> None:
-    r = run(argv[0], ARM, *argv[1:])
+    r = run(argv[0], MIPS, *argv[1:])
     assert r.returncode == 2
-    one_error_line(r, f"{argv[0]}: machine code of architecture arm cannot be decoded")
+    one_error_line(r, f"{argv[0]}: machine code of architecture mips cannot be decoded")
 
 
 def test_undecodable_machine_code_lists_from_dwarf() -> None:
-    assert run("functions", ARM).returncode == 0
+    assert run("functions", MIPS).returncode == 0
+
+
+def test_arm_thumb_code_is_decoded() -> None:
+    """elf-arches/arm: Debian armhf user space is Thumb-2 (`$t` mapping symbols); main's
+    `pop {…, pc}` is found as its return."""
+    r = run("function", BIN / "elf-arches/arm/corpus", "main")
+    assert r.returncode == 0
+    assert "returns: 0x6aa" in r.stdout
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)

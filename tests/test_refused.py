@@ -887,3 +887,47 @@ def test_s390_prohibited_and_known_opcodes() -> None:
     odd = np.zeros((4, 16), np.uint8)
     odd[:, :2] = [[0x00, 0x00], [0x00, 0x02], [0x00, 0x01], [0xB2, 0x03]]
     assert refused_s390.s390_known(odd).tolist() == [True, True, False, False]
+
+
+# -- Debian 6.1.0-56 armhf: kprobe answers ----------------------------------------------------------
+
+
+def test_vmlinux_armhf_kprobe_events_answers() -> None:
+    """tests/data/debian-6.1.0-56-armhf: the booted ARM-mode kernel's answer to 804 kprobe_events
+    definitions (entries, the `bl __gnu_mcount_nc` ftrace site and the `push {lr}` before it,
+    clones, notrace and blacklisted code, each class the decode tables or the stack check
+    reject, conditional instructions, literal-pool words, LDREX/STREX windows, jump-label and
+    BUG sites, misaligned and random addresses) equals patchscope's, every one."""
+    cx, booted = booted_lists("armhf", "6.1.0-56", "armmp")
+    answers = []
+    for line in (booted / "kprobe_events").read_text().splitlines():
+        pid, target, answer = line.split(" ", 2)
+        by_name = not target.startswith("0x")
+        sym, _, off = target.partition("+")
+        address = at(cx, sym, int(off, 16)) if by_name else int(target, 16)
+        answers.append((pid.split("_")[0], address, by_name, STRERROR[answer.split(" | ")[0]]))
+    assert len(answers) == 804
+    found = refused.refusals(cx, [a for _, a, _, _ in answers])
+    ours = [refused.answer(f, E, by_name) for (_, _, by_name, _), f in zip(answers, found)]
+    assert ours == [errno for *_, errno in answers]
+    refusing = {cat for cat, *_, errno in answers if errno}
+    assert {"ftrace", "rej3", "rej8", "rej21", "bug", "jumplabel", "notrace", "misaligned"} <= refusing
+    assert not any(errno for cat, *_, errno in answers if cat in ("window", "afterstrex", "pushlr", "cond"))
+    reasons = {r.reason for f in found for r in f}
+    assert {"ftrace-site", "unprobeable-insn", "bug-site", "jump-label", "misaligned"} <= reasons
+
+
+def test_armhf_decode_tables() -> None:
+    """refused_arm on words of the armmp kernel (objdump -d): what arm_probes_decode_insn and
+    the stack check do with them."""
+    from patchscope.rules.refused_arm import arm_rejected
+
+    accepted = [0xE52DE004, 0xEB000000, 0xE12FFF1E, 0xE8BD8010, 0x03A00001, 0xE92D4FF0, 0xE1A0C00D]
+    assert [arm_rejected(w) for w in accepted] == [None] * len(accepted)  # push {lr}, bl, bx lr, pop, moveq, push
+    assert "synchronization" in (arm_rejected(0xE1932F9F) or "")  # ldrex r2, [r3]
+    assert "coprocessor" in (arm_rejected(0xEE1D7F70) or "")  # mrc p15, 0, r7, c13, c0, 3
+    assert "undefined" in (arm_rejected(0xE7F001F2) or "")  # BUG()
+    assert "stack" in (arm_rejected(0xE50D0050) or "")  # str r0, [sp, #-80]
+    assert arm_rejected(0xE50D0040) is None  # str r0, [sp, #-64]
+    assert "stack" in (arm_rejected(0xE78D0001) or "")  # str r0, [sp, r1]
+    assert "register" in (arm_rejected(0xE5BF0004) or "")  # ldr r0, [pc, #4]! : writeback to pc

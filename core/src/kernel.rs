@@ -165,10 +165,10 @@ fn is_relative(arch: object::Architecture, r_type: object::elf::RelocationType) 
 /// (ET_REL) every field is a relocation: its value is the relocation's S + A.
 pub fn site_tables<'d>(file: &object::File<'d>, strings: &mut Strings<'d>) -> Table {
     let mut rows = Sites::default();
-    if file.is_64() {
-        let arch = crate::elf::arch_name(file);
+    let arch = crate::elf::arch_name(file);
+    if file.is_64() || arch == "arm" {
         let ctx = SiteContext::new(file);
-        for spec in SITE_TABLES.iter().filter(|s| s.arches.contains(&arch)) {
+        for spec in SITE_TABLES.iter().chain(ARM_SITE_TABLES).filter(|s| s.arches.contains(&arch)) {
             let id = strings.intern_str(spec.kind.as_bytes());
             for e in ctx.entries(file, spec) {
                 rows.push(id, e);
@@ -187,6 +187,8 @@ enum Field {
     Rel64(usize),
     /// An absolute pointer (`.quad sym`).
     Abs64(usize),
+    /// A 32-bit image's absolute pointer (`.long sym`).
+    Abs32(usize),
 }
 
 /// How many bytes of code an entry covers.
@@ -335,6 +337,38 @@ const SITE_TABLES: &[SiteTable] = &[
     },
 ];
 
+/// 32-bit ARM has neither relative jump labels nor relative bug entries: `struct jump_entry`
+/// is `u32 code, target, key` (arch/arm/include/asm/jump_label.h's `.word`s) and `struct
+/// bug_entry` starts with `unsigned long bug_addr` (arch/arm/include/asm/bug.h).
+const ARM_SITE_TABLES: &[SiteTable] = &[
+    SiteTable {
+        kind: "jump-label",
+        section: "__jump_table",
+        start: "__start___jump_table",
+        stop: "__stop___jump_table",
+        strides: &[12],
+        code: Field::Abs32(0),
+        size: Size::Fixed(4), // JUMP_LABEL_NOP_SIZE
+        target: Some(Field::Abs32(4)),
+        key: Some(Field::Abs32(8)),
+        flags: &[],
+        arches: &["arm"],
+    },
+    SiteTable {
+        kind: "bug",
+        section: "__bug_table",
+        start: "__start___bug_table",
+        stop: "__stop___bug_table",
+        strides: &[12, 8],
+        code: Field::Abs32(0),
+        size: Size::Decoded,
+        target: None,
+        key: None,
+        flags: &[(12, 10), (8, 4)],
+        arches: &["arm"],
+    },
+];
+
 /// One entry, resolved.
 struct Site {
     at: u64,
@@ -468,7 +502,7 @@ impl<'d> SiteContext<'d> {
     /// The address a field of the entry at offset `o` names.
     fn field(&self, raw: &Raw, o: usize, f: Field) -> u64 {
         let (at, width) = match f {
-            Field::Rel32(at) => (o + at, 4),
+            Field::Rel32(at) | Field::Abs32(at) => (o + at, 4),
             Field::Rel64(at) | Field::Abs64(at) => (o + at, 8),
         };
         let here = raw.base + at as u64;
@@ -481,7 +515,7 @@ impl<'d> SiteContext<'d> {
             Field::Rel32(_) => here.wrapping_add(crate::code::sext(v as u32, 32) as u64),
             Field::Rel64(_) => here.wrapping_add(v),
             Field::Abs64(_) if v == 0 => self.relative.get(&here).copied().unwrap_or(0),
-            Field::Abs64(_) => v,
+            Field::Abs64(_) | Field::Abs32(_) => v,
         }
     }
 

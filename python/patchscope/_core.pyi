@@ -144,6 +144,7 @@ class flag:
     EXTERNAL: Final[int]
     ALT_LINK: Final[int]
     FAR: Final[int]
+    THUMB: Final[int]
     SIZE_MASK: Final[int]
     ACQUIRE: Final[int]
     RELEASE: Final[int]

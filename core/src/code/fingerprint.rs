@@ -329,7 +329,8 @@ impl Dynamic {
                     }
                 }
             }
-            Isa::Ppc { .. } | Isa::S390 => {}
+            // 32-bit ARM PLT stubs (`add ip, pc …; ldr pc, …`) are not named yet
+            Isa::Ppc { .. } | Isa::S390 | Isa::Arm => {}
         }
         d
     }
@@ -620,6 +621,17 @@ impl<'d> Normalizer<'d> {
                 let fields =
                     if raw.len() == usize::from(i.size) { s390::fields(raw, i.address) } else { Few::default() };
                 f(i, raw, fields.as_slice(), false);
+            }),
+            // 32-bit ARM: the imm24 of an A32 B/BL/BLX; Thumb and literal loads not told apart yet
+            Isa::Arm => self.dec.walk(code.bytes, code.low, |i| {
+                let a32 = i.size == 4 && i.extra & super::flag::THUMB == 0;
+                let branch = a32 && matches!(i.kind, kind::JUMP | kind::CALL_DIRECT) && i.target != super::NO_TARGET;
+                let fields: super::fingerprint::Fields = if branch {
+                    Few::of(Field { mask: 0x00FF_FFFF, value: Value::Pc(i.target) })
+                } else {
+                    Few::default()
+                };
+                f(i, bytes_of(i), fields.as_slice(), false);
             }),
         }
     }

@@ -15,6 +15,7 @@
 //! module), else from a small printer that names only what the classifiers know.
 
 mod aarch64;
+mod arm;
 pub mod fingerprint;
 mod image;
 pub mod liveness;
@@ -132,6 +133,8 @@ pub mod flag {
         pub const ALT_LINK: u32 = 32;
         /// x86 far return or interrupt return (`retf`, `iret`, `sysret`, `sysexit`).
         pub const FAR: u32 = 64;
+        /// 32-bit ARM: a Thumb instruction (the mapping symbols say `$t`), any kind.
+        pub const THUMB: u32 = 0x8000;
 
         /// Atomics: `extra & SIZE_MASK` is the access size in bytes (both halves of a pair).
         pub const SIZE_MASK: u32 = 0xff;
@@ -226,11 +229,20 @@ impl Class {
 /// The instruction sets the classifiers know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
-    X86 { bits: u32 },
+    X86 {
+        bits: u32,
+    },
     Aarch64,
-    Ppc { big_endian: bool, bits64: bool },
-    Riscv { xlen: u32 },
+    Ppc {
+        big_endian: bool,
+        bits64: bool,
+    },
+    Riscv {
+        xlen: u32,
+    },
     S390,
+    /// 32-bit ARM: A32, and Thumb-2 where the mapping symbols say so.
+    Arm,
 }
 
 impl Isa {
@@ -246,10 +258,11 @@ impl Isa {
             "riscv64" => Isa::Riscv { xlen: 64 },
             "riscv32" => Isa::Riscv { xlen: 32 },
             "s390x" => Isa::S390,
+            "arm" => Isa::Arm,
             other => {
                 return Err(Error::new(format!(
                     "machine code of architecture {other} cannot be decoded \
-                     (known: x86_64, i386, aarch64, ppc64le, ppc64, ppc, riscv64, riscv32, s390x)"
+                     (known: x86_64, i386, aarch64, ppc64le, ppc64, ppc, riscv64, riscv32, s390x, arm)"
                 )))
             }
         })
@@ -298,11 +311,13 @@ pub struct Decoder {
     pub isa: Isa,
     thunks: FxHashMap<u64, u8>,
     relocs: Vec<Reloc>,
+    /// 32-bit ARM: the mapping symbols (`$a`, `$t`, `$d`) by address; empty means A32.
+    arm_map: Vec<(u64, u8)>,
 }
 
 impl Decoder {
     pub fn new(isa: Isa) -> Self {
-        Decoder { isa, thunks: FxHashMap::default(), relocs: Vec::new() }
+        Decoder { isa, thunks: FxHashMap::default(), relocs: Vec::new(), arm_map: Vec::new() }
     }
 
     /// Marks `address` as an x86 thunk ([`thunk::RETURN`] or [`thunk::INDIRECT`]).
@@ -330,6 +345,9 @@ impl Decoder {
                 }
             }
         }
+        if dec.isa == Isa::Arm {
+            dec.arm_map = arm_mapping(symbols, relocatable);
+        }
         if relocatable {
             dec.relocs = branch_relocs(file, dec.isa, strings);
         }
@@ -345,6 +363,7 @@ impl Decoder {
             Isa::Ppc { big_endian, .. } => ppc::walk(self, big_endian, bytes, address, &mut f),
             Isa::Riscv { xlen } => riscv::walk(self, xlen, bytes, address, &mut f),
             Isa::S390 => s390::walk(self, bytes, address, &mut f),
+            Isa::Arm => arm::walk(self, bytes, address, &mut f),
         }
     }
 
@@ -426,6 +445,42 @@ impl Decoder {
     }
 }
 
+/// 32-bit ARM: where A32, Thumb and literal data start, by the ELF mapping symbols (`$a`,
+/// `$t`, `$d`, perhaps with a `.suffix`), sorted by address. Without them, the function
+/// symbols stand in: an odd value is Thumb code at the even address below it.
+fn arm_mapping(symbols: &object::File, relocatable: bool) -> Vec<(u64, u8)> {
+    let bases = if relocatable { elf::section_bases(symbols) } else { Vec::new() };
+    let base = |s: &object::Symbol| s.section_index().and_then(|i| bases.get(i.0)).copied().unwrap_or(0);
+    let mut map: Vec<(u64, u8)> = symbols
+        .symbols()
+        .filter_map(|s| {
+            let n = s.name_bytes().ok()?;
+            let mode = match n {
+                [b'$', m @ (b'a' | b't' | b'd'), rest @ ..] if rest.is_empty() || rest[0] == b'.' => *m,
+                _ => return None,
+            };
+            Some((s.address().wrapping_add(base(&s)), mode))
+        })
+        .collect();
+    if map.is_empty() {
+        map = symbols
+            .symbols()
+            .filter(|s| s.kind() == object::SymbolKind::Text && !s.is_undefined())
+            .map(|s| {
+                let a = s.address().wrapping_add(base(&s));
+                if a & 1 == 1 {
+                    (a - 1, arm::MODE_THUMB)
+                } else {
+                    (a, arm::MODE_ARM)
+                }
+            })
+            .collect();
+    }
+    map.sort_unstable();
+    map.dedup_by_key(|m| m.0);
+    map
+}
+
 /// The branch relocations of a relocatable object, sorted by field address.
 fn branch_relocs<'d>(file: &object::File<'d>, isa: Isa, strings: &mut Strings<'d>) -> Vec<Reloc> {
     use object::elf::*;
@@ -460,6 +515,10 @@ fn branch_relocs<'d>(file: &object::File<'d>, isa: Isa, strings: &mut Strings<'d
                 ),
                 // The field holds (S + A - P) / 2 with P the field, 2 bytes into the instruction.
                 Isa::S390 => (matches!(r_type, R_390_PC16DBL | R_390_PLT16DBL | R_390_PC32DBL | R_390_PLT32DBL), false),
+                Isa::Arm => (
+                    matches!(r_type, R_ARM_CALL | R_ARM_JUMP24 | R_ARM_PC24 | R_ARM_THM_PC22 | R_ARM_THM_JUMP24),
+                    false,
+                ),
                 Isa::Riscv { .. } => (
                     matches!(
                         r_type,

@@ -8,6 +8,9 @@ pub(super) struct Printer {
     isa: Isa,
     #[cfg(feature = "capstone")]
     cs: Option<capstone::Capstone>,
+    /// 32-bit ARM's Thumb mode.
+    #[cfg(feature = "capstone")]
+    cs_thumb: Option<capstone::Capstone>,
 }
 
 impl Printer {
@@ -16,6 +19,8 @@ impl Printer {
             isa,
             #[cfg(feature = "capstone")]
             cs: capstone_for(isa),
+            #[cfg(feature = "capstone")]
+            cs_thumb: if isa == Isa::Arm { capstone_thumb() } else { None },
         }
     }
 
@@ -38,14 +43,19 @@ impl Printer {
             return super::x86::text(bits, bytes, i.address);
         }
         #[cfg(feature = "capstone")]
-        if let Some(s) = self.cs.as_ref().and_then(|cs| capstone_text(cs, bytes, i.address)) {
-            return s;
+        {
+            let thumb = self.isa == Isa::Arm && i.extra & super::flag::THUMB != 0;
+            let cs = if thumb { self.cs_thumb.as_ref() } else { self.cs.as_ref() };
+            if let Some(s) = cs.and_then(|cs| capstone_text(cs, bytes, i.address)) {
+                return s;
+            }
         }
         match self.isa {
             Isa::Aarch64 => super::aarch64::text(bytes, i),
             Isa::Ppc { big_endian, .. } => super::ppc::text(bytes, big_endian, i),
             Isa::Riscv { .. } => super::riscv::text(bytes, i),
             Isa::S390 => super::s390::text(bytes, i),
+            Isa::Arm => super::arm::text(bytes, i),
             _ => "(bad)".into(),
         }
     }
@@ -67,9 +77,16 @@ fn capstone_for(isa: Isa) -> Option<capstone::Capstone> {
             .extra_mode([arch::riscv::ArchExtraMode::RiscVC].iter().copied())
             .build(),
         Isa::S390 => Capstone::new().sysz().mode(arch::sysz::ArchMode::Default).build(),
+        Isa::Arm => Capstone::new().arm().mode(arch::arm::ArchMode::Arm).build(),
         Isa::X86 { .. } => return None,
     }
     .ok()
+}
+
+#[cfg(feature = "capstone")]
+fn capstone_thumb() -> Option<capstone::Capstone> {
+    use capstone::prelude::*;
+    Capstone::new().arm().mode(arch::arm::ArchMode::Thumb).build().ok()
 }
 
 #[cfg(feature = "capstone")]

@@ -109,6 +109,19 @@ def instructions(core: _core.Binary, low: int, high: int) -> list[Instruction]:
     return cast("list[Instruction]", Columns.from_core(core.instructions(low, high)).table("insns").to_pylist())
 
 
+def instructions_many(core: _core.Binary, lows: np.ndarray, highs: np.ndarray) -> list[list[Instruction]]:
+    """:func:`instructions` of many ranges in one core call (the decoder is built once: on 32-bit
+    ARM that reads every mapping symbol); a range no section holds gets no instruction."""
+    found = core.instructions_of(
+        np.ascontiguousarray(lows, np.uint64).tobytes(), np.ascontiguousarray(highs, np.uint64).tobytes()
+    )
+    out: list[list[Instruction]] = [[] for _ in range(len(lows))]
+    for r in Columns.from_core(found).table("insns").to_pylist():
+        # the rows have the table's columns, which the core fixes
+        out[int(r["range"])].append(cast("Instruction", r))
+    return out
+
+
 def range_columns(instances: pa.Table) -> tuple[bytes, bytes, bytes]:
     """Every range of every instance as the core takes them: ids, lows, highs."""
     return _range_columns(instances)

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from patchscope import _core
+from patchscope.index import machine
 from patchscope.index.context import Context
 from patchscope.index.machine import Instruction
 from patchscope.rules.finding import Band, Finding, code, hexa
@@ -201,7 +202,8 @@ def decode(cx: Context, rows: list[int]) -> dict[int, InstanceCode]:
             spans[-1][1] = max(spans[-1][1], hi)
         else:
             spans.append([lo, hi])
-    decoded = [(lo, cx.instructions(lo, hi)) for lo, hi in spans]
+    lows, highs = (np.array([s[i] for s in spans], np.uint64) for i in (0, 1))
+    decoded = list(zip(lows.tolist(), machine.instructions_many(cx.b.core, lows, highs)))
     starts = [lo for lo, _ in decoded]
     addrs = [np.array([x["address"] for x in insns], np.uint64) for _, insns in decoded]
 
@@ -235,8 +237,9 @@ class InlineSites:
     def covering(self, addr: int, floor: int) -> list[int]:
         """Rows of the inline sites covering ``addr``, innermost first. ``floor``: the start of the
         instance range holding ``addr`` (no site range of this instance starts before it)."""
-        a = np.searchsorted(self.low, floor, "left")
-        b = np.searchsorted(self.low, addr, "right")
+        # as uint64: a Python int makes NumPy convert the whole array on every call
+        a = np.searchsorted(self.low, np.uint64(floor), "left")
+        b = np.searchsorted(self.low, np.uint64(addr), "right")
         rows = np.unique(self.site[a:b][self.high[a:b] > addr])
         return sorted(rows.tolist(), key=lambda r: -int(self.depth[r]))
 

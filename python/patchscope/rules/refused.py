@@ -6,12 +6,11 @@ end (kernel/trace/trace_kprobe.c: tracefs ``kprobe_events`` and the ``perf_kprob
 perf and bpftrace open) refuses more before it gets there: a function ftrace cannot trace, and
 a symbol name that is not unique.
 
-Each rule — below, and the arch checks in refused_x86.py, refused_arm64.py, refused_ppc.py and
-refused_s390.py — is one check of the kernel, as written in Linux 6.1 (Debian's linux-source-6.1
-6.1.192, the source of the
-6.1.0-56 kernel the project was checked against; docs/findings/refused-address.md lists the
-checks), in the order the kernel makes them, so the first refusal of an address is the error it
-returns:
+Each rule — below, and the arch checks in refused_x86.py, refused_arm64.py, refused_arm.py,
+refused_ppc.py and refused_s390.py — is one check of the kernel, as written in Linux 6.1
+(Debian's linux-source-6.1 6.1.192, the source of the 6.1.0-56 kernel the project was checked
+against; docs/findings/refused-address.md lists the checks), in the order the kernel makes
+them, so the first refusal of an address is the error it returns:
 
 * ``_kprobe_addr``: kallsyms must hold the address (``ENOENT``); on x86 a probe on a symbol's
   ``ENDBR`` moves past it (``arch_adjust_kprobe_addr``).
@@ -27,7 +26,8 @@ returns:
   ``arch_within_kprobe_blacklist`` refuses the head text, and a probe given as ``SYM`` moves
   to the ftrace call site or the local entry (``kprobe_lookup_name``, ``by_name``). s390x
   (refused_s390.py): ``can_probe`` (even, an instruction boundary),
-  ``probe_is_prohibited_opcode`` (``EINVAL``).
+  ``probe_is_prohibited_opcode`` (``EINVAL``). 32-bit ARM (refused_arm.py): alignment,
+  ``arm_probes_decode_insn``, the stack check (all ``EINVAL``).
 
 The running kernel rewrites some of its code at boot (alternatives, paravirt calls, retpolines,
 return thunks): inside those sites an answer that depends on the instruction bytes is read from
@@ -56,6 +56,7 @@ from patchscope.rules.kprobe_target import (
     Rule,
     refusal,
 )
+from patchscope.rules.refused_arm import arm_arch_prepare
 from patchscope.rules.refused_arm64 import a64_arch_prepare
 from patchscope.rules.refused_ppc import is_elfv2, ppc_arch_prepare, ppc_head_text, ppc_lookup_name
 from patchscope.rules.refused_s390 import s390_arch_prepare
@@ -197,7 +198,7 @@ def ftrace_record(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
     kprobe where the kernel has KPROBES_ON_FTRACE (x86), and is refused where it does not
     (arm64 in 6.1). (Inside an x86 ``call __fentry__``, see :func:`not_insn_boundary`.)"""
     recs = img.records
-    if img.arch != "aarch64" or not len(recs):
+    if img.arch not in ("aarch64", "arm") or not len(recs):  # neither has KPROBES_ON_FTRACE in 6.1
         return
     i = np.minimum(np.searchsorted(recs, p.at, "left"), len(recs) - 1)
     for row in np.flatnonzero((recs[i] == p.at) & p.found).tolist():
@@ -207,8 +208,9 @@ def ftrace_record(img: KernelImage, p: Probes) -> Iterator[tuple[int, Refusal]]:
             row,
             "ftrace-site",
             "EINVAL",
-            "the ftrace call site itself (the NOP ftrace patches into a call): arm64 6.1 has no "
-            "KPROBES_ON_FTRACE, so check_ftrace_location refuses it",
+            "the ftrace call site itself (the NOP ftrace patches into a call): "
+            f"{'arm' if img.arch == 'arm' else 'arm64'} 6.1 has no KPROBES_ON_FTRACE, "
+            "so check_ftrace_location refuses it",
             ftrace_site=hexa(p.at[row]),
         )
 
@@ -382,6 +384,7 @@ RULES: list[Rule] = [
     a64_arch_prepare,
     ppc_arch_prepare,
     s390_arch_prepare,
+    arm_arch_prepare,
     notrace_function,
     non_unique_symbol,
 ]
