@@ -445,7 +445,7 @@ def _abort_branch(code_: InstanceCode, begin: int) -> int | None:
     """The s390 ``brc 7`` right after TBEGIN: its target is the abort handler, run outside the
     transaction (TBEGIN sets condition code 0 when the transaction started)."""
     nxt = code_.next_of(begin)
-    if nxt is None or not S390_ABORTED.match(code_.insns[nxt]["text"]):
+    if code_.mnemonic(begin) != "tbegin" or nxt is None or not S390_ABORTED.match(code_.insns[nxt]["text"]):
         return None
     return nxt
 
