@@ -92,7 +92,7 @@ HLE_WHY = (
 UNCONDITIONAL_ABORTS = ("xabort", "tabort.", "tcancel", "tabort")
 #: s390 branches taken when TBEGIN did not start the transaction (condition code 1-3: BRC/BRCL
 #: mask 7, capstone's ``jne``/``jgne``): right after TBEGIN, the target is the abort handler.
-S390_ABORTED = re.compile(r"(?:jg?ne|jg?nz|brcl? 7,)\s")
+S390_ABORTED = re.compile(r"jg?n[ez]\s")
 
 #: Call targets that do an atomic operation at run time: libgcc's arm64 outline atomics and
 #: libatomic (also behind a ppc64 ``xxxxxxxx.plt_call.`` stub). RE2 syntax (Arrow runs it).
