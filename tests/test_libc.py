@@ -1,5 +1,5 @@
 """The atomic rules on real code: Debian bookworm's glibc (libc6 with its libc6-dbg debug file) for
-arm64, ppc64el and amd64, when ``scripts/fetch-libc-dbg`` has put them in the cache.
+arm64, ppc64el, amd64 and s390x, when ``scripts/fetch-libc-dbg`` has put them in the cache.
 
 Two kinds of test:
 
@@ -9,6 +9,9 @@ Two kinds of test:
 * the ``objdump`` cross-check itself, on whatever build is in the cache, when the architecture's
   objdump and ``eu-unstrip`` are installed: every LL/SC pair, transaction begin and commit and
   ``bl __aarch64_*`` site objdump shows is found, and nothing else.
+
+s390x's glibc has lock elision too (sysdeps/unix/sysv/linux/s390/elision-*.c: TBEGIN … TEND,
+TABORT when nested) and no LL/SC (compare-and-swap is one instruction).
 """
 
 from __future__ import annotations
@@ -31,8 +34,13 @@ from patchscope import rules
 from patchscope.index.context import Context
 
 CODES = ("llsc-window", "tm-region", "atomic-helper-call")
-ARCHES = ["arm64", "ppc64el", "amd64"]
-OBJDUMP = {"arm64": "aarch64-linux-gnu-objdump", "ppc64el": "powerpc64le-linux-gnu-objdump", "amd64": "objdump"}
+ARCHES = ["arm64", "ppc64el", "amd64", "s390x"]
+OBJDUMP = {
+    "arm64": "aarch64-linux-gnu-objdump",
+    "ppc64el": "powerpc64le-linux-gnu-objdump",
+    "amd64": "objdump",
+    "s390x": "s390x-linux-gnu-objdump",
+}
 
 
 def cache_dir() -> Path:
@@ -119,6 +127,7 @@ BUILDS = {
     "amd64": "93ac61ec5a8eb1396f9fbd350e3169a558528a40",
     "arm64": "6f268ff546c56d7f14e9501a55698cc2d0ab4732",
     "ppc64el": "9cdb6a80330b3cf74bdb410dd24e32d13f79e8a4",
+    "s390x": "a5e38d4f60f750c18831322644ca72e13797abde",
 }
 
 #: Per architecture, per code: (findings, instances, source functions); for atomic-helper-call
@@ -143,6 +152,12 @@ COUNTS = {
         "llsc-window": (0, 0, 0),
         # xbegin in three __lll_*_elision, the xend of __lll_unlock_elision; the 30 *_avx2_rtm
         # string functions only xtest (vzeroall or vzeroupper before returning): no region
+        "tm-region": (4, 4, 4),
+        "atomic-helper-call": (0, 0, 0, 0),
+    },
+    "s390x": {
+        "llsc-window": (0, 0, 0),
+        # tbegin in __lll_{lock,clocklock,trylock}_elision; the tend of __lll_unlock_elision
         "tm-region": (4, 4, 4),
         "atomic-helper-call": (0, 0, 0, 0),
     },
@@ -257,6 +272,42 @@ def test_amd64_rtm() -> None:
     assert regions["__lll_clocklock_elision"]["evidence"]["begin"] == "0x85cc2"
 
 
+def test_s390x_elision() -> None:
+    libc = opened("s390x")
+    verified(libc)
+    regions = {r["function"]: r["evidence"] for r in libc.found["tm-region"]}
+    assert {f: (e["begin"], e["fallback"], e["ends"], e["ranges"]) for f, e in regions.items()} == {
+        # tbegin; jne (the abort handler: ipm, restore the FPRs, ppa, retry) left out; the
+        # started path tests the lock and returns in the transaction, else etnd: tend or tabort
+        "__lll_lock_elision": (
+            "0x92c8e",
+            "0x92ca0",
+            ["0x92cfe: tend", "0x92d60: tabort 0x101"],
+            [["0x92c8e", "0x92ca0"], ["0x92ce2", "0x92d02"], ["0x92d60", "0x92d64"]],
+        ),
+        "__lll_clocklock_elision": (
+            "0x92e16",
+            "0x92e28",
+            ["0x92e86: tend", "0x92f24: tabort 0x101"],
+            [["0x92e16", "0x92e28"], ["0x92e6a", "0x92e8a"], ["0x92f24", "0x92f28"]],
+        ),
+        "__lll_trylock_elision": (
+            "0x92fde",
+            "0x92ff0",
+            ["0x9302e: tend"],
+            [["0x92fde", "0x92ff0"], ["0x9301c", "0x93032"]],
+        ),
+        # the commit of the transaction __lll_lock_elision began: lt; jne; tend from the entry
+        "__lll_unlock_elision": (None, None, ["0x93082: tend"], [["0x93078", "0x93086"]]),
+    }
+    assert all(e["kind"] == "TX" and e["terminated"] for e in regions.values())
+    assert regions["__lll_unlock_elision"]["opened_elsewhere"]
+    lock = regions["__lll_lock_elision"]
+    assert mnemonics(lock["instructions"])[:4] == ["tbegin", "jne", "lhi", "j"]
+    assert lock["tests"] == ["0x92cf2: etnd %r1"] and lock["other_tm"] == []  # the ppa is the abort path's
+    assert lock["exits_without_end"] == ["0x92c4c: br %r14"]  # the elided lock returns in the transaction
+
+
 # -- the objdump cross-check ----------------------------------------------------------------------
 
 #: Mnemonics objdump prints, per architecture: load-linked, store-conditional, transaction begin,
@@ -277,6 +328,7 @@ PATTERNS = {
         "tm": r"tabort\S*\.|tcheck|tsr\.|treclaim\.|trechkpt\.|tsuspend\.|tresume\.",
     },
     "amd64": {"ll": r"(?!)", "sc": r"(?!)", "begin": r"xbegin", "end": r"xend", "tm": r"xabort|xtest"},
+    "s390x": {"ll": r"(?!)", "sc": r"(?!)", "begin": r"tbeginc?", "end": r"tend", "tm": r"tabort|etnd|ntstg|ppa"},
 }
 HEADER = re.compile(r"^([0-9a-f]+) <(.+)>:$")
 INSN = re.compile(r"^\s*([0-9a-f]+):\t(\S+)\s*(.*)$")
@@ -365,7 +417,7 @@ def test_objdump_crosscheck(libc: Libc, tmp_path: Path) -> None:
     if libc.arch == "amd64":
         assert all(n.endswith("_rtm") for n in only_tests)
         assert {mn for fn, evs in tm.items() if od.names[fn] in only_tests for _, _, mn in evs} == {"xtest"}
-    if libc.arch == "ppc64el":
+    if libc.arch in ("ppc64el", "s390x"):
         assert only_tests == set()
 
     # outline-atomic helpers: every bl/b __aarch64_* site, in the instance objdump puts it in

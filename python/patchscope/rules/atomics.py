@@ -71,6 +71,7 @@ TM_NAMES = {
     "ppc64le": ("HTM", "tbegin.", "tend."),
     "ppc64": ("HTM", "tbegin.", "tend."),
     "aarch64": ("TME", "TSTART", "TCOMMIT"),
+    "s390x": ("TX", "TBEGIN", "TEND"),
 }
 #: What a probe inside a transaction does, per flavour.
 TM_WHY = {
@@ -80,13 +81,19 @@ TM_WHY = {
     "and takes the failure path (code without a non-transactional fallback livelocks)",
     "TME": "a breakpoint inside a TME transaction fails it (cause DBG) without taking the debug exception: "
     "the probe never fires",
+    "TX": "a program interruption inside a transaction (the probe's breakpoint) aborts it (z/Architecture "
+    "Principles of Operation, Transactional Execution): the interruption is reported at the abort, with "
+    "the transaction's stores discarded, and the abort path after TBEGIN runs instead",
 }
 HLE_WHY = (
     "a trap inside the elided critical section aborts elision and the lock is really taken: "
     "correct, but the probe turns lock elision off"
 )
 #: Aborts that never fall through inside a transaction; ppc's conditional ``tabort?c[i].`` do.
-UNCONDITIONAL_ABORTS = ("xabort", "tabort.", "tcancel")
+UNCONDITIONAL_ABORTS = ("xabort", "tabort.", "tcancel", "tabort")
+#: s390 branches taken when TBEGIN did not start the transaction (condition code 1-3: BRC/BRCL
+#: mask 7, capstone's ``jne``/``jgne``): right after TBEGIN, the target is the abort handler.
+S390_ABORTED = re.compile(r"jg?n[ez]\s")
 
 #: Call targets that do an atomic operation at run time: libgcc's arm64 outline atomics and
 #: libatomic (also behind a ppc64 ``xxxxxxxx.plt_call.`` stub). RE2 syntax (Arrow runs it).
@@ -405,6 +412,7 @@ def _transaction(code_: InstanceCode, begin: int) -> tuple[list[int], list[int],
     reach: set[int] = set()
     ends: list[int] = []
     open_exits: list[int] = []
+    aborted = _abort_branch(code_, begin)
     stack = list(code_.successors(begin))
     while stack:
         i = stack.pop()
@@ -414,6 +422,9 @@ def _transaction(code_: InstanceCode, begin: int) -> tuple[list[int], list[int],
         if x["kind"] == _core.kind.TM_BEGIN:
             continue
         reach.add(i)
+        if i == aborted:  # only the started path stays in the transaction
+            stack.extend(j for j in [code_.next_of(i)] if j is not None)
+            continue
         if x["kind"] == _core.kind.TM_END or (
             x["kind"] == _core.kind.TM_ABORT and code_.mnemonic(i) in UNCONDITIONAL_ABORTS
         ):
@@ -431,6 +442,15 @@ def _transaction(code_: InstanceCode, begin: int) -> tuple[list[int], list[int],
     if not ends:
         return sorted(reach | {begin}), [], False, sorted(open_exits)
     return sorted(_leading_to(code_, reach, ends, begin) | {begin}), sorted(ends), True, sorted(open_exits)
+
+
+def _abort_branch(code_: InstanceCode, begin: int) -> int | None:
+    """The s390 ``brc 7`` right after TBEGIN: its target is the abort handler, run outside the
+    transaction (TBEGIN sets condition code 0 when the transaction started)."""
+    nxt = code_.next_of(begin)
+    if code_.mnemonic(begin) != "tbegin" or nxt is None or not S390_ABORTED.match(code_.insns[nxt]["text"]):
+        return None
+    return nxt
 
 
 def _leading_to(code_: InstanceCode, reach: set[int], ends: list[int], start: int | None = None) -> set[int]:
@@ -530,6 +550,8 @@ def tm_region(cx: Context) -> Iterator[Finding]:
                 if x["kind"] in (_core.kind.JUMP, _core.kind.JUMP_TO_ENTRY) and code_.at(x["target"]) in inside
             ]
             fallback = code_.insns[i]["target"]
+            if (aborted := _abort_branch(code_, i)) is not None:
+                fallback = code_.insns[aborted]["target"]
             ranges = code_.runs(members)
             evidence = {
                 "instance": symbol,
