@@ -807,14 +807,7 @@ fn entries(ids: &[u64]) -> Vec<bool> {
 /// with the CRC-32 of its normalized instructions. The first range given of each id is the
 /// function's entry (where NOPs and the ftrace call are left out).
 pub fn fingerprints(o: &Opened, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
-    if ids.len() != lows.len() || ids.len() != highs.len() {
-        return Err(Error::new(format!(
-            "function_ids, lows and highs differ in length ({}, {}, {})",
-            ids.len(),
-            lows.len(),
-            highs.len()
-        )));
-    }
+    super::check_ranges(ids, lows, highs)?;
     let norm = Normalizer::new(&o.file, o.symbols())?;
     let entry = entries(ids);
     let sums: Vec<u32> = (0..ids.len())

@@ -715,6 +715,19 @@ impl<'d> Opened<'d> {
     }
 }
 
+/// The function-range columns every code query takes must be of one length.
+pub(crate) fn check_ranges(ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<()> {
+    if ids.len() == lows.len() && ids.len() == highs.len() {
+        return Ok(());
+    }
+    Err(Error::new(format!(
+        "function_ids, lows and highs differ in length ({}, {}, {})",
+        ids.len(),
+        lows.len(),
+        highs.len()
+    )))
+}
+
 /// `code_ranges` and `code_events` for the function ranges `(ids[i], lows[i], highs[i])`
 /// of a binary.
 ///
@@ -723,14 +736,7 @@ impl<'d> Opened<'d> {
 /// them. `code_ranges` has one row per range, in the order given; `code_events` is ordered
 /// by function id, then by the ranges' order, then by address.
 pub fn facts(o: &Opened, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
-    if ids.len() != lows.len() || ids.len() != highs.len() {
-        return Err(Error::new(format!(
-            "function_ids, lows and highs differ in length ({}, {}, {})",
-            ids.len(),
-            lows.len(),
-            highs.len()
-        )));
-    }
+    check_ranges(ids, lows, highs)?;
     let mut strings = Strings::default();
     let dec = Decoder::for_file(&o.file, o.symbols(), &mut strings)?;
     let img = Image::new(&o.file);

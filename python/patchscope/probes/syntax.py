@@ -360,18 +360,7 @@ def stap_points(text: str) -> list[ProbePoint]:
     plain = _plain_components(text)
     if plain is not None:
         return [_stap_point(text, plain, False)]
-    sc = _Scanner(text)
-    seqs = sc.sequences()
-    end = sc.pos
-    optional = sufficient = False
-    sc.skip_space()
-    while sc.peek() in ("?", "!"):
-        optional = True
-        sufficient |= sc.peek() == "!"
-        sc.pos += 1
-    sc.skip_space()
-    if sc.peek() and not re.match(r"if\s*\(", text[sc.pos :]):
-        raise sc.error(f"unexpected {sc.peek()!r} after the probe point")
+    seqs, end, optional, sufficient = _marked_sequences(text)
     out = []
     for seq in seqs:
         marks = [c.name for c in seq if c.name in ("?", "!")]
@@ -382,6 +371,23 @@ def stap_points(text: str) -> list[ProbePoint]:
         tail = "".join(marks) + text[end:].strip()
         out.append(replace(point, text=_spelled(parts, tail)) if len(seqs) > 1 else point)
     return out
+
+
+def _marked_sequences(text: str) -> tuple[list[list[_Component]], int, bool, bool]:
+    """The component sequences of a point, where they end, and whether the whole point is
+    marked optional (``?``) and sufficient (``!``); an ``if (COND)`` may follow."""
+    sc = _Scanner(text)
+    seqs = sc.sequences()
+    end = sc.pos
+    sc.skip_space()
+    optional = sufficient = False
+    while sc.peek() in ("?", "!"):
+        optional, sufficient = True, sufficient or sc.peek() == "!"
+        sc.pos += 1
+        sc.skip_space()
+    if sc.peek() and not re.match(r"if\s*\(", text[sc.pos :]):
+        raise sc.error(f"unexpected {sc.peek()!r} after the probe point")
+    return seqs, end, optional, sufficient
 
 
 #: A point written plainly: ``name`` and ``name("…")`` components joined by dots, with no
@@ -1049,16 +1055,7 @@ def stap_locations(text: str) -> list[tuple[tuple[Component, ...], bool, bool]]:
     it is optional (``?``) and sufficient (``!``) — what stap matches against its probe
     families and tapset aliases (an ``if (COND)`` after it is not read)."""
     _check_utf8(text)
-    sc = _Scanner(text)
-    seqs = sc.sequences()
-    sc.skip_space()
-    optional = sufficient = False
-    while sc.peek() in ("?", "!"):
-        optional, sufficient = True, sufficient or sc.peek() == "!"
-        sc.pos += 1
-        sc.skip_space()
-    if sc.peek() and not re.match(r"if\s*\(", text[sc.pos :]):
-        raise sc.error(f"unexpected {sc.peek()!r} after the probe point")
+    seqs, _, optional, sufficient = _marked_sequences(text)
     out = []
     for seq in seqs:
         marks = [c.name for c in seq if c.name in ("?", "!")]
