@@ -75,6 +75,16 @@ WINDOWS = {
         "spin_trylock": ["lr.w", "c.bnez", "sc.w.aq"],
         "atomic_max": ["lr.d", "bne", "sc.d.aq"],
     },
+    "elf-arches/arm": {
+        # ARMv7 Thumb-2 (Debian armhf's default): ldrex/strex with dmb around; long is 4 bytes
+        "cas_increment": ["ldrex", "cmp", "bne", "strex"],
+        "fetch_add": ["ldrex", "adds", "strex"],
+        "exchange": ["ldrex", "strex"],
+        "cas_byte": ["ldrexb", "cmp", "bne", "strexb"],
+        "spin_trylock": ["ldrex", "cmp", "bne", "strex"],
+        "atomic_max": ["ldrex", "cmp", "bne", "strex"],
+        "tm_increment": ["ldrex", "adds", "strex"],
+    },
 }
 
 #: Per variant, the helper each function calls (a single call each).
@@ -92,6 +102,7 @@ HELPER_CALLS = {
     },
     "ppc64le": {},
     "riscv64": {"cas_byte": "__atomic_compare_exchange_1"},
+    "elf-arches/arm": {},
 }
 
 
@@ -113,21 +124,21 @@ def test_llsc_windows(variant: str) -> None:
         assert ev["inline"].startswith("no DWARF" if no_dwarf else "not inside any inlined function")
 
 
-@pytest.mark.parametrize("variant", ["aarch64", "ppc64le", "riscv64"])
+@pytest.mark.parametrize("variant", ["aarch64", "ppc64le", "riscv64", "elf-arches/arm"])
 def test_llsc_branch_targets_and_exits(variant: str) -> None:
     windows = {r["function"]: r["evidence"] for r in found(BIN / variant / "corpus")["llsc-window"]}
     for name, ev in windows.items():
         targets = {t["target"] for t in ev["branch_targets"]}
-        # every loop retries at the load, except atomic_max on arm64/ppc, which re-reads and
+        # every loop retries at the load, except atomic_max on arm64/ppc/arm, which re-reads and
         # compares first (its back edge lands before the window)
-        retry = not (name == "atomic_max" and variant in ("aarch64", "ppc64le"))
+        retry = not (name == "atomic_max" and variant in ("aarch64", "ppc64le", "elf-arches/arm"))
         assert targets == ({ev["low"]} if retry else set()), name
         # a compare-and-swap leaves the window when the compare fails; fetch_add/exchange never do
         cas = name in ("cas_increment", "cas_byte", "spin_trylock", "atomic_max")
         assert bool(ev["exits"]) == cas, name
     if "cas_byte" in windows:
         assert windows["cas_byte"]["access_size"] == 1
-    assert windows["atomic_max"]["access_size"] == 8
+    assert windows["atomic_max"]["access_size"] == (4 if variant == "elf-arches/arm" else 8)
 
 
 def test_aarch64_window_flags() -> None:
@@ -330,3 +341,21 @@ def test_libatomic_call_forms(tmp_path: Path, gcc: str, flags: list[str], via: s
     assert (c["helper"], c["via"], c["family"]) == ("__atomic_store", via, "libatomic")
     cx = Context(patchscope.open(tmp_path / "big"))
     assert cx.section_at(int(c["target"], 16))[0] == target_section
+
+
+WIDE_COUNTER = r"""
+struct wide { unsigned lo, hi; };
+__attribute__((noinline)) unsigned long long __atomic_wide_counter_load_relaxed(struct wide *c)
+{ return c->lo | (unsigned long long)c->hi << 32; }
+__attribute__((noinline)) unsigned long long reader(struct wide *c) { return __atomic_wide_counter_load_relaxed(c) + 1; }
+int main(void) { static struct wide c; return (int)reader(&c); }
+"""
+
+
+def test_only_libatomic_names_are_helpers(tmp_path: Path) -> None:
+    # glibc's own __atomic_wide_counter_* (32-bit targets) share libatomic's prefix: plain calls
+    (tmp_path / "wide.c").write_text(WIDE_COUNTER)
+    subprocess.run(["gcc", "-O2", "-g", "wide.c", "-o", "wide"], cwd=tmp_path, check=True)
+    assert found(tmp_path / "wide")["atomic-helper-call"] == []
+    named = {n: atomics._helper(n) for n in ("__atomic_is_lock_free", "__atomic_fetch_nand_2@LIBATOMIC_1.0")}
+    assert named == {"__atomic_is_lock_free": None, "__atomic_fetch_nand_2@LIBATOMIC_1.0": "__atomic_fetch_nand_2"}

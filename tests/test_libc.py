@@ -1,5 +1,5 @@
 """The atomic rules on real code: Debian bookworm's glibc (libc6 with its libc6-dbg debug file) for
-arm64, ppc64el, amd64 and s390x, when ``scripts/fetch-libc-dbg`` has put them in the cache.
+arm64, ppc64el, amd64, s390x and armhf, when ``scripts/fetch-libc-dbg`` has put them in the cache.
 
 Two kinds of test:
 
@@ -34,12 +34,13 @@ from patchscope import rules
 from patchscope.index.context import Context
 
 CODES = ("llsc-window", "tm-region", "atomic-helper-call")
-ARCHES = ["arm64", "ppc64el", "amd64", "s390x"]
+ARCHES = ["arm64", "ppc64el", "amd64", "s390x", "armhf"]
 OBJDUMP = {
     "arm64": "aarch64-linux-gnu-objdump",
     "ppc64el": "powerpc64le-linux-gnu-objdump",
     "amd64": "objdump",
     "s390x": "s390x-linux-gnu-objdump",
+    "armhf": "arm-linux-gnueabihf-objdump",
 }
 
 
@@ -128,6 +129,7 @@ BUILDS = {
     "arm64": "6f268ff546c56d7f14e9501a55698cc2d0ab4732",
     "ppc64el": "9cdb6a80330b3cf74bdb410dd24e32d13f79e8a4",
     "s390x": "a5e38d4f60f750c18831322644ca72e13797abde",
+    "armhf": "23afff97f2f88057df89abc0852df440e8d6f325",
 }
 
 #: Per architecture, per code: (findings, instances, source functions); for atomic-helper-call
@@ -159,6 +161,13 @@ COUNTS = {
         "llsc-window": (0, 0, 0),
         # tbegin in __lll_{lock,clocklock,trylock}_elision; the tend of __lll_unlock_elision
         "tm-region": (4, 4, 4),
+        "atomic-helper-call": (0, 0, 0, 0),
+    },
+    "armhf": {
+        # ARMv7 Thumb-2: every atomic inline, 985 ldrex/strex; the calls to glibc's own
+        # __atomic_wide_counter_* (plain loads and adds) are not libatomic's
+        "llsc-window": (985, 359, 354),
+        "tm-region": (0, 0, 0),
         "atomic-helper-call": (0, 0, 0, 0),
     },
 }
@@ -308,8 +317,27 @@ def test_s390x_elision() -> None:
     assert lock["exits_without_end"] == ["0x92c4c: br %r14"]  # the elided lock returns in the transaction
 
 
+def test_armhf_windows() -> None:
+    libc = opened("armhf")
+    verified(libc)
+    windows = libc.found["llsc-window"]
+    assert Counter(len(w["evidence"]["instructions"]) for w in windows) == {4: 500, 2: 424, 3: 60, 5: 1}
+    # a compare-and-swap in an IT block: itt eq; strexeq; cmpeq; bne retry, outside the window
+    (barrier,) = [w["evidence"] for w in windows if w["evidence"]["low"] == "0x5b650"]
+    assert barrier["instance"] == "__GI___pthread_barrier_wait" and barrier["high"] == "0x5b65c"
+    assert mnemonics(barrier["instructions"]) == ["ldrex", "cmp", "itt", "strex"]
+    assert (barrier["branch_targets"], barrier["exits"]) == ([], [])
+    start = [w["evidence"] for w in windows if w["evidence"]["instance"] == "__libc_start_call_main"]
+    assert [(e["low"], e["high"]) for e in start][:1] == [("0x1e32a", "0x1e336")]
+    assert start[0]["exits"] == [{"from": "0x1e330", "to": "0x1e33e"}]  # the compare failed
+    # most windows are inside an inlined lock: _IO_acquire_lock_fct's at 102 places
+    inlined = Counter(w["evidence"]["inline_context"][0]["function"] for w in windows if w["evidence"]["inline_context"])
+    assert inlined.total() == 307 and inlined["_IO_acquire_lock_fct"] == 102
+
+
 # -- the objdump cross-check ----------------------------------------------------------------------
 
+ARM_COND = r"(?:eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?"
 #: Mnemonics objdump prints, per architecture: load-linked, store-conditional, transaction begin,
 #: commit, and any other TM instruction.
 PATTERNS = {
@@ -329,6 +357,8 @@ PATTERNS = {
     },
     "amd64": {"ll": r"(?!)", "sc": r"(?!)", "begin": r"xbegin", "end": r"xend", "tm": r"xabort|xtest"},
     "s390x": {"ll": r"(?!)", "sc": r"(?!)", "begin": r"tbeginc?", "end": r"tend", "tm": r"tabort|etnd|ntstg|ppa"},
+    # in Thumb-2 IT blocks, a conditional strex (itt eq; strexeq …)
+    "armhf": {"ll": rf"ldrex[bhd]?{ARM_COND}", "sc": rf"strex[bhd]?{ARM_COND}", "begin": r"(?!)", "end": r"(?!)", "tm": r"(?!)"},
 }
 HEADER = re.compile(r"^([0-9a-f]+) <(.+)>:$")
 INSN = re.compile(r"^\s*([0-9a-f]+):\t(\S+)\s*(.*)$")

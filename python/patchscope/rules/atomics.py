@@ -96,15 +96,19 @@ UNCONDITIONAL_ABORTS = ("xabort", "tabort.", "tcancel", "tabort")
 S390_ABORTED = re.compile(r"jg?n[ez]\s")
 
 #: Call targets that do an atomic operation at run time: libgcc's arm64 outline atomics and
-#: libatomic (also behind a ppc64 ``xxxxxxxx.plt_call.`` stub). RE2 syntax (Arrow runs it).
+#: libatomic's operations (its libatomic.map: the generic and sized load, store, exchange,
+#: compare-exchange, fetch-op and op-fetch, test-and-set), also behind a ppc64
+#: ``xxxxxxxx.plt_call.`` stub. Spelled out, not ``__atomic_*``: a program's own function may
+#: share the prefix (glibc's ``__atomic_wide_counter_load_relaxed`` is two plain loads), and
+#: ``__atomic_is_lock_free`` is a query. RE2 syntax (Arrow runs it).
 HELPER = (
     r"^(?:[0-9a-f]{8}\.plt_call\.)?"
     r"(__aarch64_(?:cas|swp|ldadd|ldclr|ldeor|ldset)(?:1|2|4|8|16)_(?:relax|acq|rel|acq_rel|sync)"
-    r"|__atomic_[A-Za-z0-9_]+)(?:@.*)?$"
+    r"|__atomic_(?:(?:load|store|exchange|compare_exchange|test_and_set)(?:_(?:1|2|4|8|16))?"
+    r"|(?:fetch_(?:add|sub|and|or|xor|nand)|(?:add|sub|and|or|xor|nand)_fetch)_(?:1|2|4|8|16)))"
+    r"(?:@.*)?$"
 )
 _HELPER_RE = re.compile(HELPER)
-#: libatomic entry points that are queries, not atomic operations.
-NOT_AN_OPERATION = {"__atomic_is_lock_free", "__atomic_always_lock_free"}
 HELPER_WHY = {
     "outline": "libgcc's outline-atomic helper picks at run time (by __aarch64_have_lse_atomics) between one "
     "LSE instruction and an LDAXR/STLXR loop: the LL/SC window, if any, is inside the helper",
@@ -674,9 +678,7 @@ def _helper(name: str | None) -> str | None:
     if not name:
         return None
     m = _HELPER_RE.match(name)
-    if not m or m.group(1) in NOT_AN_OPERATION:
-        return None
-    return m.group(1)
+    return m.group(1) if m else None
 
 
 class HelperCall(TypedDict):
