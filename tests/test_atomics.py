@@ -347,7 +347,8 @@ WIDE_COUNTER = r"""
 struct wide { unsigned lo, hi; };
 __attribute__((noinline)) unsigned long long __atomic_wide_counter_load_relaxed(struct wide *c)
 { return c->lo | (unsigned long long)c->hi << 32; }
-__attribute__((noinline)) unsigned long long reader(struct wide *c) { return __atomic_wide_counter_load_relaxed(c) + 1; }
+__attribute__((noinline)) unsigned long long reader(struct wide *c)
+{ return __atomic_wide_counter_load_relaxed(c) + 1; }
 int main(void) { static struct wide c; return (int)reader(&c); }
 """
 
