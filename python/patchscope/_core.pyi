@@ -183,6 +183,7 @@ class live_status:
     NOT_INSN: Final[int]
     UNSUPPORTED: Final[int]
     UNFOLLOWED: Final[int]
+    CALLERS: Final[int]
 
 class live_query:
     """A ``liveness`` query's ``regs`` value for a frame slot: ``SLOT`` | the offset from the

@@ -9,7 +9,11 @@
 //! base procedure call standard", §6; the RISC-V ELF psABI's register convention): a call
 //! reads the argument registers and clobbers the caller-saved ones; a return reads the
 //! return-value registers and hands the callee-saved ones back to the caller; a tail jump
-//! does both. Where the code cannot be followed (an indirect jump, bytes that do not decode, a jump into the
+//! does both. A direct call to a function of the binary reads only the argument registers the
+//! callee may read and clobbers only what the callee writes itself, followed two calls deep
+//! (GCC's `-fipa-ra` lets the caller rely on that); where a function leaves, the caller-saved
+//! registers it never writes are marked [`live_status::CALLERS`]: a caller may keep its own
+//! value there. Where the code cannot be followed (an indirect jump, bytes that do not decode, a jump into the
 //! middle of an instruction) every register counts as read: the answer errs towards "the
 //! write takes", never towards "it does nothing".
 //!
@@ -23,8 +27,12 @@
 //! architectures answer
 //! [`live_status::UNSUPPORTED`].
 
+use std::sync::Mutex;
+
 use iced_x86::{InstructionInfoFactory, OpAccess, Register};
+use object::{Object, ObjectKind, ObjectSymbol, SymbolKind};
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 use super::{aarch64, flag, kind, ppc_registers, riscv, x86, Decoder, Image, Insn, Isa, Opened, NO_TARGET};
 use crate::elf;
@@ -41,6 +49,11 @@ pub mod live_status {
         /// Some path from the address reaches code that cannot be followed (an indirect jump,
         /// undecodable bytes), where every register was taken as read.
         pub const UNFOLLOWED: u8 = 4;
+        /// Live only because the function leaves with it: the register is caller-saved and the
+        /// function never writes it, so a caller in the same unit compiled with GCC's
+        /// `-fipa-ra` (on at -O2, off with -pg) may keep its own value there across the call.
+        /// `reader` is where the function leaves.
+        pub const CALLERS: u8 = 8;
     }
 }
 
@@ -62,6 +75,12 @@ struct Step {
     unfollowed: bool,
     /// How the instruction leaves the function, if it does ([`exit`]).
     exit: u8,
+    /// A direct call's target (`NO_TARGET`: none).
+    callee: u64,
+    /// Where the function leaves: the caller-saved registers it never writes, which a caller
+    /// compiled with GCC's `-fipa-ra` may keep its own values in across the call (see
+    /// [`live_status::CALLERS`]).
+    callers_read: u64,
 }
 
 /// Values of [`Step::exit`].
@@ -325,6 +344,8 @@ fn step(abi: &Abi, i: &Insn, uses: u64, defs: u64, decoded: bool) -> Step {
         succ: [NONE; 2],
         unfollowed: !decoded,
         exit: exit::NONE,
+        callee: NO_TARGET,
+        callers_read: 0,
     };
     match i.kind {
         kind::RETURN => {
@@ -334,6 +355,9 @@ fn step(abi: &Abi, i: &Insn, uses: u64, defs: u64, decoded: bool) -> Step {
         }
         kind::CALL_DIRECT | kind::CALL_INDIRECT => {
             s.exit = exit::CALL;
+            if i.kind == kind::CALL_DIRECT && i.extra & (flag::EXTERNAL | flag::THUNK) == 0 {
+                s.callee = i.target;
+            }
             // a retpoline thunk's register is in its name, not in the instruction: any
             s.uses |= if i.extra & flag::THUNK != 0 { abi.all } else { abi.call_reads };
             s.defs = abi.call_clobbers & !s.uses;
@@ -475,8 +499,62 @@ fn link(abi: &Abi, steps: &mut [Step], ends: &[usize], ranges: &[(u64, u64)]) {
     }
 }
 
+/// What one function, entered by a direct call, does to the registers: what it may read of
+/// them at its entry, and what its own instructions overwrite.
+#[derive(Clone, Copy, Debug)]
+struct Callee {
+    reads: u64,
+    writes: u64,
+}
+
+/// A direct call reads only the argument registers its callee may read, and clobbers only what
+/// the callee writes itself, where the binary says where the callee is (`callee`). The ABI's
+/// sets are what a caller may assume of any callee; GCC knows more of one in the same unit
+/// (`-fipa-ra`, on at -O2): code that reads a caller-saved register after a call without
+/// setting it again shows the compiler knew the callee keeps it. A callee's entry reads are a
+/// superset of what it reads, its own writes a part of what it clobbers, so a value before the
+/// call is taken as dead only where it is. Returns the registers the function's calls are known
+/// to clobber: all of an indirect or external call's, a known callee's own writes, none of an
+/// unknown callee's.
+fn refine_calls(abi: &Abi, steps: &mut [Step], callee: impl Fn(u64) -> Option<Callee>) -> u64 {
+    let mut clobbered = 0;
+    for s in steps.iter_mut().filter(|s| s.exit == exit::CALL) {
+        if s.callee == NO_TARGET {
+            clobbered |= s.defs;
+        } else if let Some(c) = callee(s.callee) {
+            s.uses = (s.uses & !abi.call_reads) | (abi.call_reads & c.reads);
+            s.defs = abi.call_clobbers & !s.uses & c.writes;
+            clobbered |= s.defs;
+        }
+    }
+    clobbered
+}
+
+/// The registers a function's own instructions overwrite (calls left out).
+fn own_writes(steps: &[Step]) -> u64 {
+    steps.iter().filter(|s| s.exit != exit::CALL).fold(0, |w, s| w | s.defs)
+}
+
+/// Where the function leaves, the caller-saved registers it never writes, nor its calls
+/// clobber (`clobbered`), may be read by a caller compiled with `-fipa-ra`.
+fn leave_to_callers(abi: &Abi, steps: &mut [Step], clobbered: u64) {
+    let kept = abi.call_clobbers & !own_writes(steps) & !clobbered;
+    for s in steps.iter_mut().filter(|s| matches!(s.exit, exit::RETURN | exit::TAIL)) {
+        s.callers_read = kept & !s.uses;
+    }
+}
+
+/// What a step reads, with what callers may read where it leaves (`callers`) or without.
+fn reads(s: &Step, callers: bool) -> u64 {
+    if callers {
+        s.uses | s.callers_read
+    } else {
+        s.uses
+    }
+}
+
 /// Live-in registers of every step: a backward fixpoint, swept in reverse order.
-fn live_in(steps: &[Step]) -> Vec<u64> {
+fn live_in(steps: &[Step], callers: bool) -> Vec<u64> {
     let mut live = vec![0u64; steps.len()];
     let mut changed = true;
     while changed {
@@ -484,7 +562,7 @@ fn live_in(steps: &[Step]) -> Vec<u64> {
         for k in (0..steps.len()).rev() {
             let s = &steps[k];
             let out = s.succ.iter().filter(|&&n| n != NONE).fold(0, |acc, &n| acc | live[n as usize]);
-            let new = s.uses | (out & !s.defs);
+            let new = reads(s, callers) | (out & !s.defs);
             if new != live[k] {
                 live[k] = new;
                 changed = true;
@@ -494,15 +572,17 @@ fn live_in(steps: &[Step]) -> Vec<u64> {
     live
 }
 
-/// The first step, breadth first from `from`, that reads `b` (`reads`) or overwrites it
-/// (`!reads`) before the other does; a path that overwrites (reads) it first stops there.
-fn first(steps: &[Step], from: usize, b: u64, reads: bool, seen: &mut [bool]) -> Option<usize> {
+/// The first step, breadth first from `from`, that reads `b` (`read`) or overwrites it
+/// (`!read`) before the other does; a path that overwrites (reads) it first stops there.
+/// `callers`: as [`reads`].
+fn first(steps: &[Step], from: usize, b: u64, read: bool, callers: bool, seen: &mut [bool]) -> Option<usize> {
     seen.iter_mut().for_each(|s| *s = false);
     let mut queue = std::collections::VecDeque::from([from]);
     seen[from] = true;
     while let Some(k) = queue.pop_front() {
         let s = &steps[k];
-        let (hit, stop) = if reads { (s.uses & b, s.defs & b) } else { (s.defs & b, s.uses & b) };
+        let used = reads(s, callers) & b;
+        let (hit, stop) = if read { (used, s.defs & b) } else { (s.defs & b, used) };
         if hit != 0 {
             return Some(k);
         }
@@ -531,7 +611,8 @@ const UNKNOWN: Answer = Answer { live: true, reader: NO_TARGET, writer: NO_TARGE
 
 /// The answers for the queries `(address, reg)` of one function.
 fn answer(abi: &Abi, steps: &[Step], queries: &[(u64, u64)]) -> Vec<Answer> {
-    let live = live_in(steps);
+    let live = live_in(steps, false);
+    let kept = if steps.iter().any(|s| s.callers_read != 0) { live_in(steps, true) } else { live.clone() };
     let mut by_address: Vec<(u64, usize)> = steps.iter().enumerate().map(|(k, s)| (s.address, k)).collect();
     by_address.sort_unstable();
     let mut seen = vec![false; steps.len()];
@@ -545,12 +626,15 @@ fn answer(abi: &Abi, steps: &[Step], queries: &[(u64, u64)]) -> Vec<Answer> {
                 return Answer { live: true, reader: NO_TARGET, writer: NO_TARGET, status: live_status::UNSUPPORTED };
             }
             if live[k] & b != 0 {
-                let reader = first(steps, k, b, true, &mut seen);
+                let reader = first(steps, k, b, true, false, &mut seen);
                 let status = if reader.is_some_and(|j| steps[j].unfollowed) { live_status::UNFOLLOWED } else { 0 };
                 let reader = reader.map_or(NO_TARGET, |j| steps[j].address);
                 Answer { live: true, reader, writer: NO_TARGET, status }
+            } else if kept[k] & b != 0 {
+                let reader = first(steps, k, b, true, true, &mut seen).map_or(NO_TARGET, |j| steps[j].address);
+                Answer { live: true, reader, writer: NO_TARGET, status: live_status::CALLERS }
             } else {
-                let writer = first(steps, k, b, false, &mut seen).map_or(NO_TARGET, |j| steps[j].address);
+                let writer = first(steps, k, b, false, false, &mut seen).map_or(NO_TARGET, |j| steps[j].address);
                 Answer { live: false, reader: NO_TARGET, writer, status: 0 }
             }
         })
@@ -783,7 +867,7 @@ fn slot_steps(
                 exit::TAIL => offset >= 0 || *escapes,
                 _ => false,
             };
-            Step { uses: u64::from(used), defs: u64::from(defined && !used), ..*s }
+            Step { uses: u64::from(used), defs: u64::from(defined && !used), callers_read: 0, ..*s }
         })
         .collect()
 }
@@ -815,6 +899,67 @@ fn slot_answers(
 
 /// The linked steps of an instance's ranges, for one architecture.
 type StepsOf = fn(&Decoder, &Image, &[(u64, u64)]) -> Vec<Step>;
+
+/// How deep [`Callees::of`] follows calls into callees: past it a call is the ABI's.
+const CALLEE_DEPTH: u32 = 2;
+
+/// The functions a direct call may enter, by the extents of the binary's function symbols, and
+/// what each does to the registers ([`Callee`]), decoded once. A relocatable file's calls go
+/// through relocations: none is known there.
+struct Callees<'a, 'd> {
+    extents: Vec<(u64, u64)>,
+    /// By entry and depth: the answer does not depend on which caller asked first.
+    known: Mutex<FxHashMap<(u64, u32), Callee>>,
+    abi: &'static Abi,
+    dec: &'a Decoder,
+    img: &'a Image<'d>,
+    steps_of: StepsOf,
+}
+
+impl<'a, 'd> Callees<'a, 'd> {
+    fn new(o: &Opened<'d>, abi: &'static Abi, dec: &'a Decoder, img: &'a Image<'d>, steps_of: StepsOf) -> Self {
+        let extents: Vec<(u64, u64)> = if o.file.kind() == ObjectKind::Relocatable {
+            Vec::new()
+        } else {
+            o.symbols()
+                .symbols()
+                .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0 && s.is_definition())
+                .map(|s| (s.address(), s.address() + s.size()))
+                .collect()
+        };
+        Callees::of_extents(extents, abi, dec, img, steps_of)
+    }
+
+    /// The same from the functions' extents `[low, high)`.
+    fn of_extents(
+        mut extents: Vec<(u64, u64)>,
+        abi: &'static Abi,
+        dec: &'a Decoder,
+        img: &'a Image<'d>,
+        steps_of: StepsOf,
+    ) -> Self {
+        extents.sort_unstable();
+        extents.dedup_by_key(|e| e.0);
+        Callees { extents, known: Mutex::new(FxHashMap::default()), abi, dec, img, steps_of }
+    }
+
+    /// The function entered at `entry`, its own calls followed `depth` more levels; None when
+    /// no function symbol starts there.
+    fn of(&self, entry: u64, depth: u32) -> Option<Callee> {
+        if let Some(&c) = self.known.lock().ok()?.get(&(entry, depth)) {
+            return Some(c);
+        }
+        let at = self.extents.binary_search_by_key(&entry, |e| e.0).ok()?;
+        let mut steps = (self.steps_of)(self.dec, self.img, &[self.extents[at]]);
+        if depth > 0 {
+            refine_calls(self.abi, &mut steps, |g| self.of(g, depth - 1));
+        }
+        let reads = live_in(&steps, false).first().copied().unwrap_or(self.abi.all);
+        let c = Callee { reads, writes: own_writes(&steps) };
+        self.known.lock().ok()?.insert((entry, depth), c);
+        Some(c)
+    }
+}
 
 /// For each query `(ids[q], addresses[q], regs[q])`: whether DWARF register `regs[q]` is live
 /// at `addresses[q]` in the function whose ranges are the rows `(fids, lows, highs)` with id
@@ -848,6 +993,8 @@ pub fn liveness(
         _ => None,
     };
 
+    let callees = analysed.map(|(abi, steps_of)| Callees::new(o, abi, &dec, &img, steps_of));
+
     let mut ranges: Vec<(u64, usize)> = fids.iter().copied().zip(0..).collect();
     ranges.sort_by_key(|&(id, row)| (id, row));
     let mut order: Vec<usize> = (0..ids.len()).collect();
@@ -861,9 +1008,11 @@ pub fn liveness(
             let rows: Vec<(u64, u64)> =
                 ranges[from..].iter().take_while(|&&(f, _)| f == id).map(|&(_, r)| (lows[r], highs[r])).collect();
             let queries: Vec<(u64, u64)> = qs.iter().map(|&q| (addresses[q], regs[q])).collect();
-            let got = if let Some((abi, steps_of)) = analysed {
+            let got = if let (Some((abi, steps_of)), Some(callees)) = (analysed, &callees) {
                 let run = || {
-                    let steps = steps_of(&dec, &img, &rows);
+                    let mut steps = steps_of(&dec, &img, &rows);
+                    let clobbered = refine_calls(abi, &mut steps, |g| callees.of(g, CALLEE_DEPTH));
+                    leave_to_callers(abi, &mut steps, clobbered);
                     let (slots, regs): (Vec<usize>, Vec<usize>) =
                         (0..queries.len()).partition(|&q| queries[q].1 & query::SLOT != 0);
                     let mut got = vec![UNKNOWN; queries.len()];
@@ -933,6 +1082,35 @@ mod tests {
         assert!(got[5].live, "the caller reads its callee-saved %rbx");
         assert_eq!(got[1].status, 0);
         assert_eq!(ask(&code, &[(BASE + 1, rdi)])[0].status, live_status::NOT_INSN);
+    }
+
+    #[test]
+    fn a_known_callee_keeps_what_it_does_not_write() {
+        // caller: 0: mov $1,%r10d   6: call callee   b: add %r10,%rax   e: ret
+        // callee at +0x100: lea (%rdi,%rdi,2),%rax; ret
+        let caller = [0x41, 0xba, 0x01, 0x00, 0x00, 0x00, 0xe8, 0xf5, 0x00, 0x00, 0x00, 0x4c, 0x01, 0xd0, 0xc3];
+        let callee = [0x48, 0x8d, 0x04, 0x7f, 0xc3];
+        let (at, end) = (BASE + 0x100, BASE + 0x105);
+        let dec = Decoder::new(Isa::X86 { bits: 64 });
+        let img = Image::from_parts(vec![(BASE, &caller[..]), (at, &callee[..])]);
+        let callees = Callees::of_extents(vec![(BASE, BASE + 15), (at, end)], &X86_64, &dec, &img, x86_steps);
+        let steps_of = |low, high| {
+            let mut steps = x86_steps(&dec, &img, &[(low, high)]);
+            let clobbered = refine_calls(&X86_64, &mut steps, |g| callees.of(g, CALLEE_DEPTH));
+            leave_to_callers(&X86_64, &mut steps, clobbered);
+            steps
+        };
+        let (rdi, rsi, r10, rax) = (u64::from(reg::RDI), u64::from(reg::RSI), 10, u64::from(reg::RAX));
+        // the callee never writes %r10: the value set before the call is read after it
+        let got = answer(&X86_64, &steps_of(BASE, BASE + 15), &[(BASE + 6, r10), (BASE + 6, rsi), (BASE + 6, rdi)]);
+        assert_eq!((got[0].live, got[0].reader, got[0].status), (true, BASE + 11, 0));
+        // the callee reads %rdi, not %rsi; it writes neither: left to the caller's callers
+        assert_eq!((got[1].live, got[1].status), (true, live_status::CALLERS), "%rsi is not an argument here");
+        assert_eq!((got[2].live, got[2].reader, got[2].status), (true, BASE + 6, 0));
+        // in the callee: %rdi is dead after the lea, but the caller may keep its own value there
+        let got = answer(&X86_64, &steps_of(at, end), &[(at + 4, rdi), (at + 4, rax)]);
+        assert_eq!((got[0].live, got[0].reader, got[0].status), (true, at + 4, live_status::CALLERS));
+        assert_eq!((got[1].live, got[1].status), (true, 0), "%rax is the return value");
     }
 
     #[test]

@@ -16,7 +16,8 @@ module decides:
   is put there;
 - *spills over*: other variables, or parameters of inlined callees, are in the same register
   at that address (one value, several names — common subexpressions, copies): the store
-  changes them all;
+  changes them all; or the function never writes the register and a direct caller, compiled
+  with GCC's ``-fipa-ra``, keeps its own value there across the call and reads it after;
 - *takes*: some path reads the register before it changes.
 
 A variable in its frame slot (``DW_OP_fbreg``, on x86_64: GCC's frame base is the CFA) is
@@ -27,7 +28,7 @@ static, a slot addressed from another register) is not followed: a store there i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
@@ -183,7 +184,7 @@ def variable_writes(cx: Context, places: list[tuple[int, int, int]]) -> list[dic
     if cx.arch == "x86_64":
         asked.update(_frame_slots(t, own))
     live = dict(zip(asked, _liveness(cx, [(places[place[r]], q) for r, q in asked.items()])))
-    registered = set(in_register)  # asked once per row: a list's `in` made this quadratic
+    _ask_callers(cx, live, {r: (places[place[r]][0], asked[r]) for r, lv in live.items() if lv.callers})
     by_reg: dict[tuple[int, int], list[int]] = {}
     for r in in_register:
         by_reg.setdefault((place[r], reg[r]), []).append(r)
@@ -220,6 +221,10 @@ class Liveness:
     unfollowed: bool
     #: the architecture is not analysed
     unsupported: bool
+    #: live only because the function leaves with the register unwritten (``CALLERS``)
+    callers: bool = False
+    #: the direct callers that read it after their call (``symbol (address)``)
+    caller_reads: tuple[str, ...] = ()
 
 
 def _liveness(cx: Context, queries: list[tuple[tuple[int, int, int], int]]) -> list[Liveness]:
@@ -241,6 +246,7 @@ def _liveness(cx: Context, queries: list[tuple[tuple[int, int, int], int]]) -> l
             writer if writer != none else None,
             bool(status & _core.live_status.UNFOLLOWED),
             bool(status & (_core.live_status.UNSUPPORTED | _core.live_status.NOT_INSN)) or not good,
+            bool(status & _core.live_status.CALLERS),
         )
         for live, reader, writer, status, good in zip(
             column["live"],
@@ -250,6 +256,45 @@ def _liveness(cx: Context, queries: list[tuple[tuple[int, int, int], int]]) -> l
             ok.tolist(),
         )
     ]
+
+
+def _ask_callers(cx: Context, live: dict[int, Liveness], asked: dict[int, tuple[int, int]]) -> None:
+    """Settles the answers live only because the function leaves with the register unwritten
+    (``asked``: row -> (instance, register)). GCC's ``-fipa-ra`` lets a caller in the same unit
+    keep its own value in a caller-saved register across a direct call to a function that never
+    writes it; the callers' code shows whether one does: it reads the register after the call
+    without setting it. Such a caller sees the write; when none does, the write changes nothing.
+    A caller that itself leaves with the register unwritten is taken to read it, and so is a
+    function that tail-jumps here (its callers' code is not followed)."""
+    if not asked:
+        return
+    ev = cx.machine.events
+    kinds = ev.column("kind").to_numpy()
+    direct = ev.filter(pa.array(kinds == _core.kind.CALL_DIRECT))
+    targets = direct.column("target").to_numpy()
+    tails = ev.filter(pa.array(kinds == _core.kind.TAIL_JUMP_DIRECT))
+    tail_targets = tails.column("target").to_numpy()
+    queries: list[tuple[tuple[int, int, int], int]] = []
+    owner: list[tuple[int, str]] = []
+    reads: dict[int, list[str]] = {}
+    for r, (instance, reg) in asked.items():
+        entry = cx.inst_low(instance)
+        for t in np.flatnonzero(tail_targets == entry).tolist():
+            jumper = int(tails.column("function_id")[t].as_py())
+            at = hexa(int(tails.column("address")[t].as_py()))
+            via = f"the callers of {cx.instance_symbol(jumper)} (it tail-jumps here at {at})"
+            reads.setdefault(r, []).append(via)
+        for c in np.flatnonzero(targets == entry).tolist():
+            caller = int(direct.column("function_id")[c].as_py())
+            after = int(direct.column("address")[c].as_py()) + int(direct.column("size")[c].as_py())
+            queries.append(((caller, 0, after), reg))
+            owner.append((r, f"{cx.instance_symbol(caller)} ({hexa(after)})"))
+    for (r, where), lv in zip(owner, _liveness(cx, queries)):
+        if lv.live:
+            reads.setdefault(r, []).append(where)
+    for r in asked:
+        lv = live[r]
+        live[r] = replace(lv, live=r in reads, caller_reads=tuple(reads.get(r, ())), writer=None)
 
 
 def judge(name: str, state: str, locations: list[str], live: Liveness | None, sharing: list[str]) -> WriteVerdict:
@@ -267,6 +312,7 @@ def judge(name: str, state: str, locations: list[str], live: Liveness | None, sh
             f"overwritten at {hexa(live.writer)}"
             if live.writer is not None
             else "never read again before the function leaves"
+            + (", nor by a direct caller after its call" if live.callers else "")
         )
         return WriteVerdict(
             NO_EFFECT,
@@ -282,6 +328,14 @@ def judge(name: str, state: str, locations: list[str], live: Liveness | None, sh
                 "shared_with": sharing,
                 "read_at": hexa(live.reader) if live.reader is not None else None,
             },
+        )
+    if live.caller_reads:
+        return WriteVerdict(
+            SPILLS_OVER,
+            f"{name} is in {where}, which this function never writes and leaves unread at "
+            f"{_hex(live.reader)}, and a caller keeps its own value there across the call (GCC's -fipa-ra): "
+            f"{', '.join(live.caller_reads[:4])} — the write changes the caller's",
+            {"register": where, "left_at": _hex(live.reader), "callers_reading": list(live.caller_reads)},
         )
     read = f"read at {hexa(live.reader)}" if live.reader is not None else "read later"
     if live.unfollowed:
