@@ -47,6 +47,7 @@ def main() -> None:
     path = args.vmlinux or vmlinux()
 
     import patchscope
+    from patchscope.index import machine
     from patchscope.index.tables import Columns
 
     t = time.perf_counter()
@@ -58,8 +59,9 @@ def main() -> None:
     times = []
     for _ in range(args.repeat):
         t = time.perf_counter()
+        results = machine.result_classes(b.core, b.inventory.instances)  # the return types, counted
         out = b.core.liveness(
-            ids.tobytes(), lows.tobytes(), highs.tobytes(), rows.tobytes(), at.tobytes(), regs.tobytes()
+            ids.tobytes(), lows.tobytes(), highs.tobytes(), results, rows.tobytes(), at.tobytes(), regs.tobytes()
         )
         times.append(time.perf_counter() - t)
     live = Columns.from_core(out).raw["liveness"]

@@ -47,6 +47,7 @@ import pytest
 
 elftools = pytest.importorskip("elftools")
 
+import numpy as np  # noqa: E402
 from elftools.common.exceptions import ELFCompressionError  # noqa: E402
 from elftools.dwarf.constants import DW_LNS_negate_stmt  # noqa: E402
 from elftools.dwarf.dwarf_expr import DWARFExprParser  # noqa: E402
@@ -63,7 +64,9 @@ from elftools.dwarf.ranges import RangeEntry  # noqa: E402
 from elftools.elf.elffile import ELFFile  # noqa: E402
 
 import patchscope  # noqa: E402
+from patchscope import _core  # noqa: E402
 from patchscope.index.binary import TABLES  # noqa: E402
+from patchscope.index.tables import Columns  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "fixtures" / "bin"
@@ -1411,3 +1414,77 @@ def test_param_location_kinds_rewritten(fid: str, tmp_path: Path) -> None:
         theirs.params,
         ["die", "owner", "position", "loc_kind", "loc_reg", "const_value"],
     )
+
+
+# --------------------------------------------------------------------------------------
+# What a function returns (the liveness of a return reads only its result registers)
+# --------------------------------------------------------------------------------------
+
+QUALIFIERS = {
+    "DW_TAG_typedef",
+    "DW_TAG_const_type",
+    "DW_TAG_volatile_type",
+    "DW_TAG_restrict_type",
+    "DW_TAG_atomic_type",
+}
+POINTERS = {"DW_TAG_pointer_type", "DW_TAG_reference_type", "DW_TAG_rvalue_reference_type"}
+INTEGER_ENCODINGS = {
+    "DW_ATE_signed",
+    "DW_ATE_unsigned",
+    "DW_ATE_signed_char",
+    "DW_ATE_unsigned_char",
+    "DW_ATE_boolean",
+    "DW_ATE_UTF",
+}
+
+
+def result_class(die) -> int:
+    """``_core.result`` of a subprogram DIE, read with pyelftools."""
+    from elftools.dwarf.enums import ENUM_DW_ATE
+
+    encodings = {v: k for k, v in ENUM_DW_ATE.items()}
+    while "DW_AT_type" not in die.attributes and "DW_AT_abstract_origin" in die.attributes:
+        die = die.get_DIE_from_attribute("DW_AT_abstract_origin")
+    if "DW_AT_type" not in die.attributes:
+        return _core.result.VOID
+    t = die.get_DIE_from_attribute("DW_AT_type")
+    while t.tag in QUALIFIERS and "DW_AT_type" in t.attributes:
+        t = t.get_DIE_from_attribute("DW_AT_type")
+    size = udata(t, "DW_AT_byte_size")
+    if t.tag in POINTERS or (t.tag == "DW_TAG_enumeration_type" and 1 <= size <= 8):
+        return _core.result.INTEGER
+    if t.tag == "DW_TAG_base_type" and 1 <= size <= 8:
+        encoding = encodings.get(udata(t, "DW_AT_encoding"))
+        if encoding in INTEGER_ENCODINGS:
+            return _core.result.INTEGER
+        if encoding == "DW_ATE_float":
+            return _core.result.FLOAT
+    return _core.result.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "x86_64/corpus",
+        "x86_64-O3/corpus",
+        "aarch64/corpus",
+        "ppc64le/corpus",
+        "riscv64/corpus",
+        "elf-arches/arm/corpus",
+        "x86_64-writes/corpus",
+    ],
+)
+def test_result_classes(path: str) -> None:
+    with open(BIN / path, "rb") as f:
+        dwarf = ELFFile(f).get_dwarf_info()
+        want = {
+            die.offset: result_class(die)
+            for cu in dwarf.iter_CUs()
+            for die in cu.iter_DIEs()
+            if die.tag == "DW_TAG_subprogram"
+        }
+    b = patchscope.open(BIN / path, use_cache=False)
+    dies = np.array(sorted(want), np.uint64)
+    got = Columns.from_core(b.core.result_classes(dies.tobytes())).table("results").column("class").to_pylist()
+    assert dict(zip(dies.tolist(), got)) == want
+    assert set(want.values()) >= {_core.result.VOID, _core.result.INTEGER}

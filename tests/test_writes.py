@@ -210,26 +210,18 @@ PPC64LE = ROOT / "fixtures/bin/ppc64le-writes/corpus"
 
 @pytest.mark.parametrize("binary", [BIN, A64, RV64, PPC64LE], ids=["x86_64", "aarch64", "riscv64", "ppc64le"])
 def test_verdicts_agree_with_gdb(binary: Path) -> None:
-    """Every write gdb performs agrees with the verdict, but the disagreements
-    docs/write-proof.md explains (a call taken to read every argument register; the second
-    return register read by every return, whatever the return type). aarch64, riscv64 and
-    ppc64le run under qemu-user with gdb-multiarch."""
+    """Every write gdb performs agrees with the verdict (docs/write-proof.md). aarch64, riscv64
+    and ppc64le run under qemu-user with gdb-multiarch."""
     import write_proof
 
     missing = write_proof.tools(binary)
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)}")
-    cx = Context(patchscope.open(binary))
     found = write_proof.cases(binary)
     write_proof.run_gdb(binary, found)
     counted = write_proof.agreement(found)
     assert counted["counted"] >= 90
-    for c in found:
-        if c.observed in write_proof.UNCOUNTED or c.agrees:
-            continue
-        assert (c.predicted, c.observed) == ("takes", "no-effect"), c
-        reader = int(c.why.rsplit("read at ", 1)[1].split()[0], 16)
-        assert cx.instructions(reader, reader + 16)[0]["text"].startswith(("call", "ret", "bl ", "jal", "blr")), c
+    assert [c for c in found if c.observed not in write_proof.UNCOUNTED and not c.agrees] == []
 
 
 INJECT = ROOT / "fixtures/bin/x86_64-inject/corpus"

@@ -195,6 +195,17 @@ impl Binary {
         Ok(Scan { info, tables: answer.tables, string_offsets, string_data })
     }
 
+    /// What each function of `functions` (subprogram DIEs) returns: table `results` (see
+    /// [`dwarf::result_classes`]).
+    pub fn result_classes(&self, functions: &[u64]) -> Result<Scan> {
+        let loaded = self.dwarf_sections()?;
+        let main = loaded.main();
+        let table = dwarf::result_classes(main.as_ref().unwrap_or(&gimli::Dwarf::default()), functions);
+        let (string_offsets, string_data) = Strings::default().to_arrow();
+        let info = vec![("path", self.path.display().to_string())];
+        Ok(Scan { info, tables: vec![("results", table)], string_offsets, string_data })
+    }
+
     /// `code_ranges` and `code_events` of function ranges (see [`code::facts`]).
     pub fn code_facts(&self, ids: &[u64], lows: &[u64], highs: &[u64]) -> Result<Scan> {
         code::facts(&self.opened()?, ids, lows, highs)
@@ -216,9 +227,16 @@ impl Binary {
     }
 
     /// The `liveness` table (see [`code::liveness::liveness`]).
-    pub fn liveness(&self, ranges: [&[u64]; 3], ids: &[u64], addresses: &[u64], regs: &[u64]) -> Result<Scan> {
+    pub fn liveness(
+        &self,
+        ranges: [&[u64]; 3],
+        returns: &[u64],
+        ids: &[u64],
+        addresses: &[u64],
+        regs: &[u64],
+    ) -> Result<Scan> {
         let [fids, lows, highs] = ranges;
-        code::liveness::liveness(&self.opened()?, fids, lows, highs, ids, addresses, regs)
+        code::liveness::liveness(&self.opened()?, fids, lows, highs, returns, ids, addresses, regs)
     }
 
     /// The `code_fingerprints` table (see [`fingerprint::fingerprints`]).

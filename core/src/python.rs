@@ -129,6 +129,13 @@ impl Binary {
         to_python(py, found)
     }
 
+    /// What each function returns, by subprogram DIE: table `results` (class:
+    /// patchscope_core::dwarf::result), in the order given.
+    fn result_classes(&self, py: Python<'_>, functions: U64s) -> PyResult<Py<PyDict>> {
+        let found = guarded(py, &self.0.path, || self.0.result_classes(&functions.values()?))?;
+        to_python(py, found)
+    }
+
     /// Machine-code facts of function ranges: tables `code_ranges` and `code_events`
     /// (kinds and flags: patchscope_core::code).
     fn code_facts(&self, py: Python<'_>, function_ids: U64s, lows: U64s, highs: U64s) -> PyResult<Py<PyDict>> {
@@ -161,8 +168,9 @@ impl Binary {
 
     /// For each query `(ids[q], addresses[q], regs[q])`: whether DWARF register `regs[q]` is
     /// read at `addresses[q]` before it is overwritten, in the function whose ranges are the
-    /// rows of `(function_ids, lows, highs)` with that id: table `liveness` (live, reader,
-    /// writer, status; patchscope_core::code::liveness).
+    /// rows of `(function_ids, lows, highs)` with that id, which returns `returns[id]` (a
+    /// `_core.result`; an empty list: not known): table `liveness` (live, reader, writer,
+    /// status; patchscope_core::code::liveness).
     #[allow(clippy::too_many_arguments)]
     fn liveness(
         &self,
@@ -170,13 +178,14 @@ impl Binary {
         function_ids: U64s,
         lows: U64s,
         highs: U64s,
+        returns: U64s,
         ids: U64s,
         addresses: U64s,
         regs: U64s,
     ) -> PyResult<Py<PyDict>> {
         let found = guarded(py, &self.0.path, || {
             let (f, l, h) = (function_ids.values()?, lows.values()?, highs.values()?);
-            self.0.liveness([&f, &l, &h], &ids.values()?, &addresses.values()?, &regs.values()?)
+            self.0.liveness([&f, &l, &h], &returns.values()?, &ids.values()?, &addresses.values()?, &regs.values()?)
         })?;
         to_python(py, found)
     }
@@ -274,6 +283,7 @@ const CONSTANTS: &[(&str, &[(&str, u64)])] = &[
     ("location_kind", crate::dwarf::location::kind::ALL),
     ("location_flag", crate::dwarf::location::flag::ALL),
     ("spflag", crate::dwarf::spflag::ALL),
+    ("result", crate::dwarf::result::ALL),
     ("lineflag", crate::dwarf::lineflag::ALL),
     ("symkind", crate::elf::symkind::ALL),
     ("suffix", crate::elf::suffix::ALL),

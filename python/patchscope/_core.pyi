@@ -73,9 +73,19 @@ class Binary:
     def probe_sites(self, starts: _U64s, addresses: _U64s) -> _Answer:
         """Table ``probe_sites``: the instruction holding each address, decoding from its start."""
     def liveness(
-        self, function_ids: _U64s, lows: _U64s, highs: _U64s, ids: _U64s, addresses: _U64s, regs: _U64s
+        self,
+        function_ids: _U64s,
+        lows: _U64s,
+        highs: _U64s,
+        returns: _U64s,
+        ids: _U64s,
+        addresses: _U64s,
+        regs: _U64s,
     ) -> _Answer:
-        """Table ``liveness``: whether each query's register is read before it is overwritten."""
+        """Table ``liveness``: whether each query's register is read before it is overwritten;
+        ``returns[id]``: what function ``id`` returns (``result``)."""
+    def result_classes(self, functions: _U64s) -> _Answer:
+        """Table ``results`` (class: ``result``): what each subprogram DIE's function returns."""
     def fingerprints(self, function_ids: _U64s, lows: _U64s, highs: _U64s) -> _Answer:
         """Table ``code_fingerprints``: one CRC-32 per range, the first range of an id its entry."""
     def normal_form(self, low: int, high: int, entry: bool = True) -> _Answer:
@@ -184,6 +194,15 @@ class live_status:
     UNSUPPORTED: Final[int]
     UNFOLLOWED: Final[int]
     CALLERS: Final[int]
+
+class result:
+    """What a function returns, as the calling conventions place it (core:
+    ``dwarf::types::result``)."""
+
+    UNKNOWN: Final[int]
+    VOID: Final[int]
+    INTEGER: Final[int]
+    FLOAT: Final[int]
 
 class live_query:
     """A ``liveness`` query's ``regs`` value for a frame slot: ``SLOT`` | the offset from the

@@ -9,7 +9,9 @@
 //! base procedure call standard", §6; the RISC-V ELF psABI's register convention): a call
 //! reads the argument registers and clobbers the caller-saved ones; a return reads the
 //! return-value registers and hands the callee-saved ones back to the caller; a tail jump
-//! does both. A direct call to a function of the binary reads only the argument registers the
+//! does both. A return reads only the result registers of the function's DWARF return type
+//! (`returns`: none for `void`, the first integer or floating-point one for a scalar, all of
+//! them when not known). A direct call to a function of the binary reads only the argument registers the
 //! callee may read and clobbers only what the callee writes itself, followed two calls deep
 //! (GCC's `-fipa-ra` lets the caller rely on that); where a function leaves, the caller-saved
 //! registers it never writes are marked [`live_status::CALLERS`]: a caller may keep its own
@@ -35,6 +37,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::{aarch64, flag, kind, ppc_registers, riscv, x86, Decoder, Image, Insn, Isa, Opened, NO_TARGET};
+use crate::dwarf::result;
 use crate::elf;
 use crate::error::{Error, Result};
 use crate::table::{Chunk, Scan, Strings, Table};
@@ -129,13 +132,25 @@ struct Abi {
     call_clobbers: u64,
     /// What the caller reads after a return: the return value and its callee-saved registers.
     return_reads: u64,
+    /// The result registers among those, and the first integer and floating-point one.
+    results: u64,
+    int_result: u64,
+    float_result: u64,
     /// The bit of a DWARF register, 0 if not tracked.
     bit: fn(u64) -> u64,
 }
 
 /// System V AMD64.
-const X86_64: Abi =
-    Abi { all: ALL, call_reads: CALL_READS, call_clobbers: CALL_CLOBBERS, return_reads: RETURN_READS, bit: x86_bit };
+const X86_64: Abi = Abi {
+    all: ALL,
+    call_reads: CALL_READS,
+    call_clobbers: CALL_CLOBBERS,
+    return_reads: RETURN_READS,
+    results: bit(reg::RAX) | bit(reg::RDX) | span(reg::XMM0, reg::XMM0 + 1),
+    int_result: bit(reg::RAX),
+    float_result: bit(reg::XMM0),
+    bit: x86_bit,
+};
 
 fn x86_bit(r: u64) -> u64 {
     if r < 64 {
@@ -191,6 +206,8 @@ mod a64 {
     /// The result in x0–x1 (a 16-byte value) or v0–v3 (a homogeneous aggregate); x19–x29,
     /// sp and v8–v15 handed back; x30, where the caller resumes.
     pub const RETURN_READS: u64 = span(0, 1) | span(19, 30) | SP | span(v(0), v(3)) | span(v(8), v(15));
+    pub const RESULTS: u64 = span(0, 1) | span(v(0), v(3));
+    pub const FLOAT_RESULT: u64 = 1 << v(0);
 }
 
 const AARCH64: Abi = Abi {
@@ -198,6 +215,9 @@ const AARCH64: Abi = Abi {
     call_reads: a64::CALL_READS,
     call_clobbers: a64::CALL_CLOBBERS,
     return_reads: a64::RETURN_READS,
+    results: a64::RESULTS,
+    int_result: 1,
+    float_result: a64::FLOAT_RESULT,
     bit: aarch64_bit,
 };
 
@@ -241,6 +261,9 @@ mod rv {
         | span(f(18), f(27))
         | FIXED
         | span(1, 1);
+    pub const RESULTS: u64 = span(10, 11) | span(f(10), f(11));
+    pub const INT_RESULT: u64 = 1 << 10;
+    pub const FLOAT_RESULT: u64 = 1 << f(10);
 }
 
 const RISCV: Abi = Abi {
@@ -248,6 +271,9 @@ const RISCV: Abi = Abi {
     call_reads: rv::CALL_READS,
     call_clobbers: rv::CALL_CLOBBERS,
     return_reads: rv::RETURN_READS,
+    results: rv::RESULTS,
+    int_result: rv::INT_RESULT,
+    float_result: rv::FLOAT_RESULT,
     bit: riscv_bit,
 };
 
@@ -278,6 +304,9 @@ mod elfv2 {
     /// The result in r3–r4 (a 16-byte value) or f1–f8 (a homogeneous aggregate); r14–r31,
     /// f14–f31, r1, r2 and r13 handed back.
     pub const RETURN_READS: u64 = span(3, 4) | span(f(1), f(8)) | span(14, 31) | span(f(14), f(31)) | FIXED;
+    pub const RESULTS: u64 = span(3, 4) | span(f(1), f(8));
+    pub const INT_RESULT: u64 = 1 << 3;
+    pub const FLOAT_RESULT: u64 = 1 << f(1);
 }
 
 const PPC64: Abi = Abi {
@@ -285,6 +314,9 @@ const PPC64: Abi = Abi {
     call_reads: elfv2::CALL_READS,
     call_clobbers: elfv2::CALL_CLOBBERS,
     return_reads: elfv2::RETURN_READS,
+    results: elfv2::RESULTS,
+    int_result: elfv2::INT_RESULT,
+    float_result: elfv2::FLOAT_RESULT,
     bit: ppc_bit,
 };
 
@@ -528,6 +560,26 @@ fn refine_calls(abi: &Abi, steps: &mut [Step], callee: impl Fn(u64) -> Option<Ca
         }
     }
     clobbered
+}
+
+/// Where the function leaves, the caller reads only the result registers of what it returns
+/// (`class`, [`result`] from its DWARF type): a `long` is in the first integer one, a `void`
+/// in none. A tail jump still hands the callee its arguments.
+fn narrow_results(abi: &Abi, steps: &mut [Step], class: u8) {
+    let kept = match class {
+        result::VOID => 0,
+        result::INTEGER => abi.int_result,
+        result::FLOAT => abi.float_result,
+        _ => abi.results,
+    };
+    let dropped = abi.results & !kept;
+    for s in steps.iter_mut() {
+        match s.exit {
+            exit::RETURN => s.uses &= !dropped,
+            exit::TAIL => s.uses &= !(dropped & !abi.call_reads),
+            _ => {}
+        }
+    }
 }
 
 /// The registers a function's own instructions overwrite (calls left out).
@@ -873,7 +925,16 @@ fn slot_steps(
 }
 
 /// Every register is the one bit of a slot's steps.
-const SLOT: Abi = Abi { all: 1, call_reads: 0, call_clobbers: 0, return_reads: 0, bit: |_| 1 };
+const SLOT: Abi = Abi {
+    all: 1,
+    call_reads: 0,
+    call_clobbers: 0,
+    return_reads: 0,
+    results: 0,
+    int_result: 0,
+    float_result: 0,
+    bit: |_| 1,
+};
 
 /// The answers for slot queries `(address, regs value)` of one x86_64 function.
 fn slot_answers(
@@ -910,6 +971,8 @@ struct Callees<'a, 'd> {
     extents: Vec<(u64, u64)>,
     /// By entry and depth: the answer does not depend on which caller asked first.
     known: Mutex<FxHashMap<(u64, u32), Callee>>,
+    /// What each function returns ([`result`]), by entry address, where known.
+    results: FxHashMap<u64, u8>,
     abi: &'static Abi,
     dec: &'a Decoder,
     img: &'a Image<'d>,
@@ -930,6 +993,12 @@ impl<'a, 'd> Callees<'a, 'd> {
         Callees::of_extents(extents, abi, dec, img, steps_of)
     }
 
+    /// What the functions entered at these addresses return ([`result`]).
+    fn returning(mut self, results: FxHashMap<u64, u8>) -> Self {
+        self.results = results;
+        self
+    }
+
     /// The same from the functions' extents `[low, high)`.
     fn of_extents(
         mut extents: Vec<(u64, u64)>,
@@ -940,7 +1009,15 @@ impl<'a, 'd> Callees<'a, 'd> {
     ) -> Self {
         extents.sort_unstable();
         extents.dedup_by_key(|e| e.0);
-        Callees { extents, known: Mutex::new(FxHashMap::default()), abi, dec, img, steps_of }
+        Callees {
+            extents,
+            known: Mutex::new(FxHashMap::default()),
+            results: FxHashMap::default(),
+            abi,
+            dec,
+            img,
+            steps_of,
+        }
     }
 
     /// The function entered at `entry`, its own calls followed `depth` more levels; None when
@@ -951,6 +1028,7 @@ impl<'a, 'd> Callees<'a, 'd> {
         }
         let at = self.extents.binary_search_by_key(&entry, |e| e.0).ok()?;
         let mut steps = (self.steps_of)(self.dec, self.img, &[self.extents[at]]);
+        narrow_results(self.abi, &mut steps, self.results.get(&entry).copied().unwrap_or(result::UNKNOWN));
         if depth > 0 {
             refine_calls(self.abi, &mut steps, |g| self.of(g, depth - 1));
         }
@@ -963,17 +1041,20 @@ impl<'a, 'd> Callees<'a, 'd> {
 
 /// For each query `(ids[q], addresses[q], regs[q])`: whether DWARF register `regs[q]` is live
 /// at `addresses[q]` in the function whose ranges are the rows `(fids, lows, highs)` with id
-/// `ids[q]` (its entry range first, as for [`super::facts`]).
+/// `ids[q]` (its entry range first, as for [`super::facts`]). `returns[id]` is what function
+/// `id` returns ([`result`]; past the end, or [`result::UNKNOWN`]: every result register).
 ///
 /// Table `liveness`, one row per query in the order given: `live` (1: some path reads the
 /// register before overwriting it — or the code cannot tell), `reader` (an instruction that
 /// reads it first, when live), `writer` (one that overwrites it first, when not; `NO_TARGET`
 /// when every path leaves without reading it), `status` ([`live_status`]).
+#[allow(clippy::too_many_arguments)]
 pub fn liveness(
     o: &Opened,
     fids: &[u64],
     lows: &[u64],
     highs: &[u64],
+    returns: &[u64],
     ids: &[u64],
     addresses: &[u64],
     regs: &[u64],
@@ -993,10 +1074,14 @@ pub fn liveness(
         _ => None,
     };
 
-    let callees = analysed.map(|(abi, steps_of)| Callees::new(o, abi, &dec, &img, steps_of));
-
     let mut ranges: Vec<(u64, usize)> = fids.iter().copied().zip(0..).collect();
     ranges.sort_by_key(|&(id, row)| (id, row));
+    // each function's entry (its first range) with what it returns, for the callees' facts
+    let entries: FxHashMap<u64, u8> = ranges
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter_map(|rows| Some((lows[rows[0].1], *returns.get(usize::try_from(rows[0].0).ok()?)? as u8)))
+        .collect();
+    let callees = analysed.map(|(abi, steps_of)| Callees::new(o, abi, &dec, &img, steps_of).returning(entries));
     let mut order: Vec<usize> = (0..ids.len()).collect();
     order.sort_by_key(|&q| ids[q]);
     let groups: Vec<&[usize]> = order.chunk_by(|&a, &b| ids[a] == ids[b]).collect();
@@ -1011,6 +1096,8 @@ pub fn liveness(
             let got = if let (Some((abi, steps_of)), Some(callees)) = (analysed, &callees) {
                 let run = || {
                     let mut steps = steps_of(&dec, &img, &rows);
+                    let class = returns.get(id as usize).map_or(result::UNKNOWN, |&c| c as u8);
+                    narrow_results(abi, &mut steps, class);
                     let clobbered = refine_calls(abi, &mut steps, |g| callees.of(g, CALLEE_DEPTH));
                     leave_to_callers(abi, &mut steps, clobbered);
                     let (slots, regs): (Vec<usize>, Vec<usize>) =
@@ -1082,6 +1169,26 @@ mod tests {
         assert!(got[5].live, "the caller reads its callee-saved %rbx");
         assert_eq!(got[1].status, 0);
         assert_eq!(ask(&code, &[(BASE + 1, rdi)])[0].status, live_status::NOT_INSN);
+    }
+
+    #[test]
+    fn a_return_reads_the_result_registers_of_its_type() {
+        let dec = Decoder::new(Isa::X86 { bits: 64 });
+        let code = [0xc3]; // ret
+        let img = Image::from_parts(vec![(BASE, &code[..])]);
+        let (rax, rdx, xmm0) = (u64::from(reg::RAX), u64::from(reg::RDX), u64::from(reg::XMM0));
+        let live = |class| {
+            let mut steps = x86_steps(&dec, &img, &[(BASE, BASE + 1)]);
+            narrow_results(&X86_64, &mut steps, class);
+            answer(&X86_64, &steps, &[(BASE, rax), (BASE, rdx), (BASE, xmm0)])
+                .iter()
+                .map(|a| a.live)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(live(result::UNKNOWN), [true, true, true], "a 16-byte value, or two doubles");
+        assert_eq!(live(result::INTEGER), [true, false, false]);
+        assert_eq!(live(result::FLOAT), [false, false, true]);
+        assert_eq!(live(result::VOID), [false, false, false]);
     }
 
     #[test]

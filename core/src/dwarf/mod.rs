@@ -22,6 +22,7 @@ use crate::error::Result;
 use crate::table::{Chunk, Strings, Table};
 use files::FileTable;
 pub use lines::lineflag;
+pub use types::result;
 pub use walk::spflag;
 
 pub type Slice<'d> = EndianSlice<'d, RunTimeEndian>;
@@ -370,4 +371,13 @@ impl UnitColumns {
 /// The empty tables, for a file without DWARF: same schema, no rows.
 pub fn empty(strings: &mut Strings<'_>) -> Tables {
     finish(Acc::default(), None, strings)
+}
+
+/// What each function of `functions` (subprogram DIEs, concrete or abstract) returns, as the
+/// calling conventions place it: table `results`, column `class` ([`result`]), in the order
+/// given.
+pub fn result_classes(dwarf: &gimli::Dwarf<Slice<'_>>, functions: &[u64]) -> Table {
+    let units = units::Units::new(dwarf);
+    let classes = functions.iter().map(|&die| types::result_class(&units, die)).collect();
+    Table::new(vec![("class", Chunk::U8(classes))])
 }

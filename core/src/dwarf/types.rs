@@ -35,6 +35,72 @@ pub fn spell(units: &Units, die: u64) -> String {
     }
 }
 
+/// What a function returns, as the calling conventions place it: `result_class` of
+/// [`result_classes`].
+pub mod result {
+    consts! {
+        /// Not known (the DIE cannot be read, or the type is an aggregate, wider than a
+        /// register, complex, …): every result register counts.
+        pub const UNKNOWN: u8 = 0;
+        /// Nothing: no `DW_AT_type`.
+        pub const VOID: u8 = 1;
+        /// An integer, a pointer, an enum or a bool of at most 8 bytes: the first integer
+        /// result register.
+        pub const INTEGER: u8 = 2;
+        /// A `float` or `double`: the first floating-point result register.
+        pub const FLOAT: u8 = 3;
+    }
+}
+
+/// How far [`result_class`] follows `DW_AT_abstract_origin` and typedefs and qualifiers.
+const RESULT_HOPS: usize = 16;
+
+/// The [`result`] class of the function whose (concrete or abstract) subprogram DIE is `die`.
+pub fn result_class(units: &Units, die: u64) -> u8 {
+    let mut at = die;
+    let mut function = true;
+    for _ in 0..RESULT_HOPS {
+        let Some(d) = units.die(at) else { return result::UNKNOWN };
+        if function {
+            match (d.ty, d.origin) {
+                (NONE, NONE) => return result::VOID,
+                (NONE, origin) => at = origin,
+                (ty, _) => (at, function) = (ty, false),
+            }
+            continue;
+        }
+        match d.tag {
+            dw::DW_TAG_typedef
+            | dw::DW_TAG_const_type
+            | dw::DW_TAG_volatile_type
+            | dw::DW_TAG_restrict_type
+            | dw::DW_TAG_atomic_type
+                if d.ty != NONE =>
+            {
+                at = d.ty
+            }
+            dw::DW_TAG_pointer_type | dw::DW_TAG_reference_type | dw::DW_TAG_rvalue_reference_type => {
+                return result::INTEGER
+            }
+            dw::DW_TAG_enumeration_type if (1..=8).contains(&d.byte_size) => return result::INTEGER,
+            dw::DW_TAG_base_type if (1..=8).contains(&d.byte_size) => {
+                return match dw::DwAte(d.encoding) {
+                    dw::DW_ATE_float => result::FLOAT,
+                    dw::DW_ATE_signed
+                    | dw::DW_ATE_unsigned
+                    | dw::DW_ATE_signed_char
+                    | dw::DW_ATE_unsigned_char
+                    | dw::DW_ATE_boolean
+                    | dw::DW_ATE_UTF => result::INTEGER,
+                    _ => result::UNKNOWN,
+                }
+            }
+            _ => return result::UNKNOWN,
+        }
+    }
+    result::UNKNOWN
+}
+
 struct Speller<'u, 'a, 'd> {
     units: &'u Units<'a, 'd>,
     budget: usize,

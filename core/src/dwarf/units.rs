@@ -36,6 +36,9 @@ pub struct Die<'d> {
     /// `DW_AT_abstract_origin` ([`NONE`] if absent).
     pub origin: u64,
     pub has_children: bool,
+    /// `DW_AT_byte_size` (0 if absent) and `DW_AT_encoding` (0 if absent): a type's.
+    pub byte_size: u64,
+    pub encoding: u8,
 }
 
 impl<'a, 'd> Units<'a, 'd> {
@@ -142,13 +145,23 @@ fn read_attributes<'d>(
     raw: &mut gimli::EntriesRaw<'_, Slice<'d>>,
     abbrev: &gimli::Abbreviation,
 ) -> Option<Die<'d>> {
-    let mut d = Die { tag: abbrev.tag(), name: None, ty: NONE, origin: NONE, has_children: abbrev.has_children() };
+    let mut d = Die {
+        tag: abbrev.tag(),
+        name: None,
+        ty: NONE,
+        origin: NONE,
+        has_children: abbrev.has_children(),
+        byte_size: 0,
+        encoding: 0,
+    };
     for spec in abbrev.attributes() {
         let attr = raw.read_attribute(*spec).ok()?;
         match attr.name() {
             dw::DW_AT_name => d.name = cx.dwarf.attr_string(cx.unit, attr.value()).ok().map(|s| s.slice()),
             dw::DW_AT_type => d.ty = cx.reference(attr.value()),
             dw::DW_AT_abstract_origin => d.origin = cx.reference(attr.value()),
+            dw::DW_AT_byte_size => d.byte_size = attr.udata_value().unwrap_or(0),
+            dw::DW_AT_encoding => d.encoding = attr.u8_value().unwrap_or(0),
             _ => {}
         }
     }

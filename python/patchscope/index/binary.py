@@ -112,9 +112,13 @@ class Binary:
     def _ranges(self) -> tuple[bytes, bytes, bytes]:
         return machine.range_columns(self.inventory.instances)
 
+    @cached_property
+    def _results(self) -> bytes:
+        return machine.result_classes(self.core, self.inventory.instances)
+
     def liveness(self, rows: np.ndarray, addresses: np.ndarray, regs: np.ndarray) -> pa.Table:
         """Whether each register is read at each address of each instance (``index.machine.liveness``)."""
-        return machine.liveness(self.core, self._ranges, rows, addresses, regs)
+        return machine.liveness(self.core, self._ranges, self._results, rows, addresses, regs)
 
     def plt_names(self) -> pa.Table:
         """PLT stubs (``got`` 0) and GOT slots (``got`` 1) by the symbol their dynamic

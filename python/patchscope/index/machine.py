@@ -127,18 +127,32 @@ def range_columns(instances: pa.Table) -> tuple[bytes, bytes, bytes]:
     return _range_columns(instances)
 
 
+def result_classes(core: _core.Binary, instances: pa.Table) -> bytes:
+    """What each instance returns (``_core.result``, from its DWARF type), by instance row, as
+    :func:`liveness` takes it."""
+    dies = np.ascontiguousarray(instances.column("die").to_numpy(), np.uint64)
+    found = Columns.from_core(core.result_classes(dies.tobytes())).table("results")
+    return np.ascontiguousarray(found.column("class").to_numpy(), np.uint64).tobytes()
+
+
 def liveness(
-    core: _core.Binary, ranges: tuple[bytes, bytes, bytes], rows: np.ndarray, addresses: np.ndarray, regs: np.ndarray
+    core: _core.Binary,
+    ranges: tuple[bytes, bytes, bytes],
+    results: bytes,
+    rows: np.ndarray,
+    addresses: np.ndarray,
+    regs: np.ndarray,
 ) -> pa.Table:
     """For each (instance row, address, DWARF register): whether the register is read at the
     address before it is overwritten, over the instance's control-flow graph (every range):
     ``live``, ``reader``/``writer`` (the instruction that reads / overwrites it first,
     ``_core.NO_TARGET`` when none), ``status`` (``_core.live_status``). ``ranges``: every
-    instance's, from :func:`range_columns`."""
+    instance's, from :func:`range_columns`; ``results``: what each returns, from
+    :func:`result_classes` (a return reads only its result registers)."""
     ids = np.ascontiguousarray(rows, np.uint64).tobytes()
     at = np.ascontiguousarray(addresses, np.uint64).tobytes()
     reg = np.ascontiguousarray(regs, np.uint64).tobytes()
-    found = core.liveness(*ranges, ids, at, reg)
+    found = core.liveness(*ranges, results, ids, at, reg)
     return Columns.from_core(found).table("liveness")
 
 
