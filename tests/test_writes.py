@@ -491,3 +491,39 @@ def test_a_caller_keeping_its_value_across_the_call_sees_the_write(judge: Judge,
     assert ret[0]["text"] == "ret"
     got = _a64_writes(a64, tmp_path, 'statement("kept_by_caller@src/extra/writes.c:87")', "{ $x = 1 }")
     assert [v for _, v, _ in got] == ["not-writable"]  # x0 now holds t: x is only an entry value
+
+
+KEPT_BY_CALLER = r"""
+__attribute__((noinline, noclone)) long kept_by_caller(long x)
+{
+	long t = x * 3;
+	t = t * t + 1;
+	return t;
+}
+
+long reuses_argument(long y)
+{
+	return kept_by_caller(y) * 5 + y;
+}
+"""
+
+
+def test_a_relocatable_file_knows_its_callees(tmp_path: Path) -> None:
+    """In a .o (a kernel module before loading) the functions sit at section offsets: the
+    callees are found there all the same, and so is the caller that keeps %rdi (-fipa-ra)."""
+    from patchscope.rules.writes import variable_writes
+
+    (tmp_path / "k.c").write_text(KEPT_BY_CALLER)
+    subprocess.run(["gcc", "-O2", "-g", "-c", "k.c", "-o", "k.o"], cwd=tmp_path, check=True)
+    cx = Context(patchscope.open(tmp_path / "k.o"))
+    row = [cx.instance_symbol(i) for i in range(len(cx.inst_die))].index("kept_by_caller")
+    low = cx.inst_low(row)
+    after_lea = low + cx.instructions(low, low + 16)[0]["size"]
+    (got,) = variable_writes(cx, [(row, int(cx.inst_die[row]), after_lea)])
+    assert got["x"].verdict == "spills-over"
+    assert got["x"].evidence["callers_reading"][0].startswith("reuses_argument (")
+    # the call reads only what kept_by_caller reads: %rsi, no argument of it, is not read there
+    caller = [cx.instance_symbol(i) for i in range(len(cx.inst_die))].index("reuses_argument")
+    (call,) = [i for i in cx.instructions(*cx.inst_ranges(caller)[0]) if i["text"].startswith("call")]
+    t = cx.liveness(np.array([caller], np.uint64), np.array([call["address"]], np.uint64), np.array([4], np.uint64))
+    assert t.column("status").to_pylist() == [_core.live_status.CALLERS]

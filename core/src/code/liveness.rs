@@ -965,8 +965,7 @@ type StepsOf = fn(&Decoder, &Image, &[(u64, u64)]) -> Vec<Step>;
 const CALLEE_DEPTH: u32 = 2;
 
 /// The functions a direct call may enter, by the extents of the binary's function symbols, and
-/// what each does to the registers ([`Callee`]), decoded once. A relocatable file's calls go
-/// through relocations: none is known there.
+/// what each does to the registers ([`Callee`]), decoded once.
 struct Callees<'a, 'd> {
     extents: Vec<(u64, u64)>,
     /// By entry and depth: the answer does not depend on which caller asked first.
@@ -981,15 +980,19 @@ struct Callees<'a, 'd> {
 
 impl<'a, 'd> Callees<'a, 'd> {
     fn new(o: &Opened<'d>, abi: &'static Abi, dec: &'a Decoder, img: &'a Image<'d>, steps_of: StepsOf) -> Self {
-        let extents: Vec<(u64, u64)> = if o.file.kind() == ObjectKind::Relocatable {
-            Vec::new()
-        } else {
-            o.symbols()
-                .symbols()
-                .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0 && s.is_definition())
-                .map(|s| (s.address(), s.address() + s.size()))
-                .collect()
-        };
+        // a relocatable file's symbols are section offsets: laid out as the image lays them
+        let relocatable = o.file.kind() == ObjectKind::Relocatable;
+        let bases = if relocatable { elf::section_bases(o.symbols()) } else { Vec::new() };
+        let extents: Vec<(u64, u64)> = o
+            .symbols()
+            .symbols()
+            .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0 && s.is_definition())
+            .map(|s| {
+                let base = s.section_index().and_then(|i| bases.get(i.0)).copied().unwrap_or(0);
+                let low = s.address().wrapping_add(base);
+                (low, low.wrapping_add(s.size()))
+            })
+            .collect();
         Callees::of_extents(extents, abi, dec, img, steps_of)
     }
 
