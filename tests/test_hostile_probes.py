@@ -267,7 +267,9 @@ def test_the_write_reader_is_linear(handler: str) -> None:
     start = time.process_time()
     writes.writes_in(handler)
     landing = Landing(0x1000, -1, ps.ENTRY, instance=0)
-    writes.write_errors(point, ["0x1000"], [landing], [[{"name": "x", "type": "char", "state": "register"}]], "x86_64")
+    writes.write_errors(
+        point, ["0x1000"], [landing], [[{"name": "x", "type": "char", "state": "register"}]], [None], "x86_64"
+    )
     assert time.process_time() - start < 5
 
 

@@ -527,3 +527,22 @@ def test_a_relocatable_file_knows_its_callees(tmp_path: Path) -> None:
     (call,) = [i for i in cx.instructions(*cx.inst_ranges(caller)[0]) if i["text"].startswith("call")]
     t = cx.liveness(np.array([caller], np.uint64), np.array([call["address"]], np.uint64), np.array([4], np.uint64))
     assert t.column("status").to_pylist() == [_core.live_status.CALLERS]
+
+
+def test_return_is_checked_against_the_return_type(tmp_path: Path) -> None:
+    """``$return`` in a ``.return`` probe is checked against what the function returns (its
+    DWARF type, spelt as stap spells it): nothing for ``void``, a ``long`` for ``work``."""
+    judge = Judge(patchscope.open(BIN))
+    assert (
+        judge.cx.return_type([judge.cx.instance_symbol(i) for i in range(len(judge.cx.inst_die))].index("sink"))
+        == "void"
+    )
+    errors = {
+        body: [e.message for e in judge(_point(tmp_path, f'function("{fn}").return', body)).write_errors]
+        for fn, body in (("sink", "{ $return = 1 }"), ("work", '{ $return = "no" }'), ("work", "{ $return = 5 }"))
+    }
+    assert errors == {
+        "{ $return = 1 }": ["$return: the function returns void: there is no value to write"],
+        '{ $return = "no" }': ["$return is long int: a string cannot be stored in it"],
+        "{ $return = 5 }": [],
+    }

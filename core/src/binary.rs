@@ -200,8 +200,9 @@ impl Binary {
     pub fn result_classes(&self, functions: &[u64]) -> Result<Scan> {
         let loaded = self.dwarf_sections()?;
         let main = loaded.main();
-        let table = dwarf::result_classes(main.as_ref().unwrap_or(&gimli::Dwarf::default()), functions);
-        let (string_offsets, string_data) = Strings::default().to_arrow();
+        let mut strings = Strings::default();
+        let table = dwarf::result_classes(main.as_ref().unwrap_or(&gimli::Dwarf::default()), functions, &mut strings);
+        let (string_offsets, string_data) = strings.to_arrow();
         let info = vec![("path", self.path.display().to_string())];
         Ok(Scan { info, tables: vec![("results", table)], string_offsets, string_data })
     }

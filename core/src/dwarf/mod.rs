@@ -373,11 +373,16 @@ pub fn empty(strings: &mut Strings<'_>) -> Tables {
     finish(Acc::default(), None, strings)
 }
 
-/// What each function of `functions` (subprogram DIEs, concrete or abstract) returns, as the
-/// calling conventions place it: table `results`, column `class` ([`result`]), in the order
-/// given.
-pub fn result_classes(dwarf: &gimli::Dwarf<Slice<'_>>, functions: &[u64]) -> Table {
+/// What each function of `functions` (subprogram DIEs, concrete or abstract) returns: table
+/// `results`, in the order given, with `class` (as the calling conventions place it:
+/// [`result`]) and `type` (spelt as `stap -L` spells it, `void` for none).
+pub fn result_classes<'d>(dwarf: &gimli::Dwarf<Slice<'d>>, functions: &[u64], strings: &mut Strings<'d>) -> Table {
     let units = units::Units::new(dwarf);
-    let classes = functions.iter().map(|&die| types::result_class(&units, die)).collect();
-    Table::new(vec![("class", Chunk::U8(classes))])
+    let (mut classes, mut names) = (Vec::with_capacity(functions.len()), Vec::with_capacity(functions.len()));
+    for &die in functions {
+        let (class, name) = types::result_of(&units, die);
+        classes.push(class);
+        names.push(strings.intern_owned(name.into_bytes()));
+    }
+    Table::new(vec![("class", Chunk::U8(classes)), ("type", Chunk::Str(names))])
 }

@@ -52,23 +52,29 @@ pub mod result {
     }
 }
 
-/// How far [`result_class`] follows `DW_AT_abstract_origin` and typedefs and qualifiers.
+/// How far [`result_of`] follows `DW_AT_abstract_origin`, and typedefs and qualifiers.
 const RESULT_HOPS: usize = 16;
 
-/// The [`result`] class of the function whose (concrete or abstract) subprogram DIE is `die`.
-pub fn result_class(units: &Units, die: u64) -> u8 {
+/// What the function whose (concrete or abstract) subprogram DIE is `die` returns: its
+/// [`result`] class and its type spelt as [`spell`] spells it (`void` for none).
+pub fn result_of(units: &Units, die: u64) -> (u8, String) {
     let mut at = die;
-    let mut function = true;
+    for _ in 0..RESULT_HOPS {
+        let Some(d) = units.die(at) else { break };
+        match (d.ty, d.origin) {
+            (NONE, NONE) => return (result::VOID, "void".to_string()),
+            (NONE, origin) => at = origin,
+            (ty, _) => return (result_class(units, ty), spell(units, ty)),
+        }
+    }
+    (result::UNKNOWN, UNKNOWN.to_string())
+}
+
+/// The [`result`] class of a value of type DIE `ty`.
+fn result_class(units: &Units, ty: u64) -> u8 {
+    let mut at = ty;
     for _ in 0..RESULT_HOPS {
         let Some(d) = units.die(at) else { return result::UNKNOWN };
-        if function {
-            match (d.ty, d.origin) {
-                (NONE, NONE) => return result::VOID,
-                (NONE, origin) => at = origin,
-                (ty, _) => (at, function) = (ty, false),
-            }
-            continue;
-        }
         match d.tag {
             dw::DW_TAG_typedef
             | dw::DW_TAG_const_type

@@ -113,12 +113,17 @@ class Binary:
         return machine.range_columns(self.inventory.instances)
 
     @cached_property
-    def _results(self) -> bytes:
-        return machine.result_classes(self.core, self.inventory.instances)
+    def results(self) -> pa.Table:
+        """What each instance returns, by row: ``class`` and ``type`` (``index.machine.results``)."""
+        return machine.results(self.core, self.inventory.instances)
+
+    @cached_property
+    def _result_classes(self) -> bytes:
+        return machine.result_classes(self.results)
 
     def liveness(self, rows: np.ndarray, addresses: np.ndarray, regs: np.ndarray) -> pa.Table:
         """Whether each register is read at each address of each instance (``index.machine.liveness``)."""
-        return machine.liveness(self.core, self._ranges, self._results, rows, addresses, regs)
+        return machine.liveness(self.core, self._ranges, self._result_classes, rows, addresses, regs)
 
     def plt_names(self) -> pa.Table:
         """PLT stubs (``got`` 0) and GOT slots (``got`` 1) by the symbol their dynamic

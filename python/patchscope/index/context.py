@@ -119,6 +119,10 @@ class Context:
         ``rows[i]`` before it is overwritten (``index.machine.liveness``)."""
         return self.b.liveness(rows, addresses, regs)
 
+    def return_type(self, instance: int) -> str:
+        """The type instance ``instance`` returns, spelt as ``stap -L`` spells it (``void``)."""
+        return str(self.b.results.column("type")[instance].as_py())
+
     def plt_names(self) -> pa.Table:
         """PLT stubs and GOT slots by the symbol their dynamic relocation names."""
         return self.b.plt_names()

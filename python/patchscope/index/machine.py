@@ -127,12 +127,17 @@ def range_columns(instances: pa.Table) -> tuple[bytes, bytes, bytes]:
     return _range_columns(instances)
 
 
-def result_classes(core: _core.Binary, instances: pa.Table) -> bytes:
-    """What each instance returns (``_core.result``, from its DWARF type), by instance row, as
-    :func:`liveness` takes it."""
+def results(core: _core.Binary, instances: pa.Table) -> pa.Table:
+    """What each instance returns, by instance row, from its DWARF type: ``class``
+    (``_core.result``, as the calling conventions place it) and ``type`` (spelt as ``stap -L``
+    spells it, ``void`` for none)."""
     dies = np.ascontiguousarray(instances.column("die").to_numpy(), np.uint64)
-    found = Columns.from_core(core.result_classes(dies.tobytes())).table("results")
-    return np.ascontiguousarray(found.column("class").to_numpy(), np.uint64).tobytes()
+    return Columns.from_core(core.result_classes(dies.tobytes())).table("results")
+
+
+def result_classes(results: pa.Table) -> bytes:
+    """The ``class`` column of :func:`results` as :func:`liveness` takes it."""
+    return np.ascontiguousarray(results.column("class").to_numpy(), np.uint64).tobytes()
 
 
 def liveness(

@@ -345,7 +345,10 @@ class Judge:
             f"{hexa(lnd.address)} ({cx.fn_name[lnd.fid]})" if lnd.fid >= 0 else hexa(lnd.address)
             for lnd in res.landings
         ]
-        bad = write_errors(point, places, res.landings, variables, cx.arch)
+        returns = [
+            cx.return_type(lnd.instance) if lnd.kind == "return" and lnd.instance >= 0 else None for lnd in res.landings
+        ]
+        bad = write_errors(point, places, res.landings, variables, returns, cx.arch)
         return PointVerdict(point, res, landings, own, UNRESOLVED if bad else verdict, bad)
 
     def _findings_at(self, lnd: Landing, tool: str) -> list[Reason]:

@@ -121,12 +121,19 @@ _GUARDED = re.compile(r"@(?:defined|choose_defined)\s*\(([^;{}]{0,500}?)\)")
 
 
 def write_errors(
-    point: ps.ProbePoint, places: list[str], landings: list[Landing], variables: list[list[dict[str, Any]]], arch: str
+    point: ps.ProbePoint,
+    places: list[str],
+    landings: list[Landing],
+    variables: list[list[dict[str, Any]]],
+    returns: list[str | None],
+    arch: str,
 ) -> list[ps.ProbeSyntaxError]:
     """The handler's writes that cannot be what its author meant, each an error with a caret
     under the offending text: a variable that does not exist where the probe fires, a field
-    or an index of a number, a value the variable's type cannot hold. stap refuses the first
-    two ("unable to find local", "invalid access"), and stores the low bytes of the third.
+    or an index of a number, a value the variable's type cannot hold — ``$return`` too, by
+    the type each return landing's function returns (``returns``: None elsewhere), and none
+    when it returns ``void``. stap refuses the first two ("unable to find local", "invalid
+    access"), and stores the low bytes of the third.
     Only SystemTap's ``$x`` are target variables (bpftrace's are its own scratch ones), and
     only at landings whose variables the DWARF gives (``kprobe.function`` has none).
     ``places`` names each landing for the messages."""
@@ -143,12 +150,16 @@ def write_errors(
     found: dict[tuple[int, str], None] = {}
     for site in _sites(code):
         name = site.write.name
+        value = _value(site, handler, code)
         if name == "return":
+            for kind in dict.fromkeys(t for t in returns if t is not None):
+                bad = _misfit(site, kind, value, arch)
+                if bad:
+                    found[bad] = None
             continue
         absent = [(place, vs) for place, vs in known if name not in vs]
         if absent and name not in guarded:
             found[site.name_at, _absent(name, absent, len(known))] = None
-        value = _value(site, handler, code)
         for kind in dict.fromkeys(vs[name]["type"] for _, vs in known if name in vs):
             bad = _misfit(site, kind, value, arch)
             if bad:
@@ -187,6 +198,8 @@ def _value(site: _Site, handler: str, code: str) -> tuple[int, str | int, bool] 
 def _misfit(site: _Site, kind: str, value: tuple[int, str | int, bool] | None, arch: str) -> tuple[int, str] | None:
     """(offset in the handler, why) when the write does not fit the variable's type ``kind``."""
     name, path = site.write.name, site.write.path
+    if kind == "void":
+        return site.name_at, f"${name}: the function returns void: there is no value to write"
     if not path and is_aggregate(kind):
         return site.name_at, f"${name} is {kind}: a whole struct cannot be written, only a member of it ($x->f)"
     if path.startswith(("->", ".")) and has_members(kind) is False:
