@@ -59,7 +59,7 @@ def main() -> None:
     times = []
     for _ in range(args.repeat):
         t = time.perf_counter()
-        results = machine.result_classes(machine.results(b.core, b.inventory.instances))  # counted
+        results = machine.result_classes(machine.results(b.core, b.inventory.instances).table)  # counted
         out = b.core.liveness(
             ids.tobytes(), lows.tobytes(), highs.tobytes(), results, rows.tobytes(), at.tobytes(), regs.tobytes()
         )

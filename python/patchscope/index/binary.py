@@ -114,8 +114,8 @@ class Binary:
 
     @cached_property
     def results(self) -> pa.Table:
-        """What each instance returns, by row: ``class`` and ``type`` (``index.machine.results``)."""
-        return machine.results(self.core, self.inventory.instances)
+        """What each instance returns, by row: ``class`` and ``type`` (``index.machine.Results``)."""
+        return self.derived("results", lambda: machine.results(self.core, self.inventory.instances)).table
 
     @cached_property
     def _result_classes(self) -> bytes:

@@ -31,6 +31,16 @@ class MachineFacts:
 
 @derived_product
 @dataclass
+class Results:
+    """What each instance returns, by row, from its DWARF type: ``class`` (``_core.result``,
+    as the calling conventions place it) and ``type`` (spelt as ``stap -L`` spells it, ``void``
+    for none). Cached: reading them touches every unit of the DWARF."""
+
+    table: pa.Table
+
+
+@derived_product
+@dataclass
 class CodeFingerprints:
     """``ranges``: one row per range of every instance (``function_id`` = its row in the
     inventory's instances, the entry range first), with ``fingerprint``: the CRC-32 of its
@@ -127,12 +137,10 @@ def range_columns(instances: pa.Table) -> tuple[bytes, bytes, bytes]:
     return _range_columns(instances)
 
 
-def results(core: _core.Binary, instances: pa.Table) -> pa.Table:
-    """What each instance returns, by instance row, from its DWARF type: ``class``
-    (``_core.result``, as the calling conventions place it) and ``type`` (spelt as ``stap -L``
-    spells it, ``void`` for none)."""
+def results(core: _core.Binary, instances: pa.Table) -> Results:
+    """What each instance returns, by instance row (:class:`Results`)."""
     dies = np.ascontiguousarray(instances.column("die").to_numpy(), np.uint64)
-    return Columns.from_core(core.result_classes(dies.tobytes())).table("results")
+    return Results(Columns.from_core(core.result_classes(dies.tobytes())).table("results"))
 
 
 def result_classes(results: pa.Table) -> bytes:
