@@ -961,8 +961,9 @@ fn slot_answers(
 /// The linked steps of an instance's ranges, for one architecture.
 type StepsOf = fn(&Decoder, &Image, &[(u64, u64)]) -> Vec<Step>;
 
-/// How deep [`Callees::of`] follows calls into callees: past it a call is the ABI's.
-const CALLEE_DEPTH: u32 = 2;
+/// How many calls deep an analysed function's calls are followed (its callees, theirs, …):
+/// past that a call is the ABI's.
+const CALL_DEPTH: u32 = 3;
 
 /// The functions a direct call may enter, by the extents of the binary's function symbols, and
 /// what each does to the registers ([`Callee`]), decoded once.
@@ -979,7 +980,14 @@ struct Callees<'a, 'd> {
 }
 
 impl<'a, 'd> Callees<'a, 'd> {
-    fn new(o: &Opened<'d>, abi: &'static Abi, dec: &'a Decoder, img: &'a Image<'d>, steps_of: StepsOf) -> Self {
+    fn new(
+        o: &Opened<'d>,
+        results: FxHashMap<u64, u8>,
+        abi: &'static Abi,
+        dec: &'a Decoder,
+        img: &'a Image<'d>,
+        steps_of: StepsOf,
+    ) -> Self {
         // a relocatable file's symbols are section offsets: laid out as the image lays them
         let relocatable = o.file.kind() == ObjectKind::Relocatable;
         let bases = if relocatable { elf::section_bases(o.symbols()) } else { Vec::new() };
@@ -993,18 +1001,14 @@ impl<'a, 'd> Callees<'a, 'd> {
                 (low, low.wrapping_add(s.size()))
             })
             .collect();
-        Callees::of_extents(extents, abi, dec, img, steps_of)
+        Callees::of_extents(extents, results, abi, dec, img, steps_of)
     }
 
-    /// What the functions entered at these addresses return ([`result`]).
-    fn returning(mut self, results: FxHashMap<u64, u8>) -> Self {
-        self.results = results;
-        self
-    }
-
-    /// The same from the functions' extents `[low, high)`.
+    /// The same from the functions' extents `[low, high)` and what the functions entered at
+    /// these addresses return ([`result`]).
     fn of_extents(
         mut extents: Vec<(u64, u64)>,
+        results: FxHashMap<u64, u8>,
         abi: &'static Abi,
         dec: &'a Decoder,
         img: &'a Image<'d>,
@@ -1012,15 +1016,20 @@ impl<'a, 'd> Callees<'a, 'd> {
     ) -> Self {
         extents.sort_unstable();
         extents.dedup_by_key(|e| e.0);
-        Callees {
-            extents,
-            known: Mutex::new(FxHashMap::default()),
-            results: FxHashMap::default(),
-            abi,
-            dec,
-            img,
-            steps_of,
-        }
+        Callees { extents, known: Mutex::new(FxHashMap::default()), results, abi, dec, img, steps_of }
+    }
+
+    /// The linked steps of a function's ranges, its return narrowed to what it returns
+    /// (`class`), its calls followed `depth` calls deep; and what those calls are known to
+    /// clobber ([`refine_calls`]).
+    fn steps(&self, ranges: &[(u64, u64)], class: u8, depth: u32) -> (Vec<Step>, u64) {
+        let mut steps = (self.steps_of)(self.dec, self.img, ranges);
+        narrow_results(self.abi, &mut steps, class);
+        let clobbered = match depth {
+            0 => 0,
+            _ => refine_calls(self.abi, &mut steps, |g| self.of(g, depth - 1)),
+        };
+        (steps, clobbered)
     }
 
     /// The function entered at `entry`, its own calls followed `depth` more levels; None when
@@ -1030,11 +1039,8 @@ impl<'a, 'd> Callees<'a, 'd> {
             return Some(c);
         }
         let at = self.extents.binary_search_by_key(&entry, |e| e.0).ok()?;
-        let mut steps = (self.steps_of)(self.dec, self.img, &[self.extents[at]]);
-        narrow_results(self.abi, &mut steps, self.results.get(&entry).copied().unwrap_or(result::UNKNOWN));
-        if depth > 0 {
-            refine_calls(self.abi, &mut steps, |g| self.of(g, depth - 1));
-        }
+        let class = self.results.get(&entry).copied().unwrap_or(result::UNKNOWN);
+        let (steps, _) = self.steps(&[self.extents[at]], class, depth);
         let reads = live_in(&steps, false).first().copied().unwrap_or(self.abi.all);
         let c = Callee { reads, writes: own_writes(&steps) };
         self.known.lock().ok()?.insert((entry, depth), c);
@@ -1084,7 +1090,7 @@ pub fn liveness(
         .chunk_by(|a, b| a.0 == b.0)
         .filter_map(|rows| Some((lows[rows[0].1], *returns.get(usize::try_from(rows[0].0).ok()?)? as u8)))
         .collect();
-    let callees = analysed.map(|(abi, steps_of)| Callees::new(o, abi, &dec, &img, steps_of).returning(entries));
+    let callees = analysed.map(|(abi, steps_of)| Callees::new(o, entries, abi, &dec, &img, steps_of));
     let mut order: Vec<usize> = (0..ids.len()).collect();
     order.sort_by_key(|&q| ids[q]);
     let groups: Vec<&[usize]> = order.chunk_by(|&a, &b| ids[a] == ids[b]).collect();
@@ -1096,12 +1102,11 @@ pub fn liveness(
             let rows: Vec<(u64, u64)> =
                 ranges[from..].iter().take_while(|&&(f, _)| f == id).map(|&(_, r)| (lows[r], highs[r])).collect();
             let queries: Vec<(u64, u64)> = qs.iter().map(|&q| (addresses[q], regs[q])).collect();
-            let got = if let (Some((abi, steps_of)), Some(callees)) = (analysed, &callees) {
+            let got = if let Some(callees) = &callees {
+                let abi = callees.abi;
                 let run = || {
-                    let mut steps = steps_of(&dec, &img, &rows);
                     let class = returns.get(id as usize).map_or(result::UNKNOWN, |&c| c as u8);
-                    narrow_results(abi, &mut steps, class);
-                    let clobbered = refine_calls(abi, &mut steps, |g| callees.of(g, CALLEE_DEPTH));
+                    let (mut steps, clobbered) = callees.steps(&rows, class, CALL_DEPTH);
                     leave_to_callers(abi, &mut steps, clobbered);
                     let (slots, regs): (Vec<usize>, Vec<usize>) =
                         (0..queries.len()).partition(|&q| queries[q].1 & query::SLOT != 0);
@@ -1203,10 +1208,10 @@ mod tests {
         let (at, end) = (BASE + 0x100, BASE + 0x105);
         let dec = Decoder::new(Isa::X86 { bits: 64 });
         let img = Image::from_parts(vec![(BASE, &caller[..]), (at, &callee[..])]);
-        let callees = Callees::of_extents(vec![(BASE, BASE + 15), (at, end)], &X86_64, &dec, &img, x86_steps);
+        let extents = vec![(BASE, BASE + 15), (at, end)];
+        let callees = Callees::of_extents(extents, FxHashMap::default(), &X86_64, &dec, &img, x86_steps);
         let steps_of = |low, high| {
-            let mut steps = x86_steps(&dec, &img, &[(low, high)]);
-            let clobbered = refine_calls(&X86_64, &mut steps, |g| callees.of(g, CALLEE_DEPTH));
+            let (mut steps, clobbered) = callees.steps(&[(low, high)], result::UNKNOWN, CALL_DEPTH);
             leave_to_callers(&X86_64, &mut steps, clobbered);
             steps
         };

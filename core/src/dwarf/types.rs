@@ -35,8 +35,8 @@ pub fn spell(units: &Units, die: u64) -> String {
     }
 }
 
-/// What a function returns, as the calling conventions place it: `result_class` of
-/// [`result_classes`].
+/// What a function returns, as the calling conventions place it: the `class` column of
+/// [`result_classes`](super::result_classes).
 pub mod result {
     consts! {
         /// Not known (the DIE cannot be read, or the type is an aggregate, wider than a

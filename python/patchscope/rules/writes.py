@@ -266,35 +266,32 @@ def _ask_callers(cx: Context, live: dict[int, Liveness], asked: dict[int, tuple[
     without setting it. Such a caller sees the write; when none does, the write changes nothing.
     A caller that itself leaves with the register unwritten is taken to read it, and so is a
     function that tail-jumps here (its callers' code is not followed)."""
-    if not asked:
-        return
-    ev = cx.machine.events
-    kinds = ev.column("kind").to_numpy()
-    direct = ev.filter(pa.array(kinds == _core.kind.CALL_DIRECT))
-    targets = direct.column("target").to_numpy()
-    tails = ev.filter(pa.array(kinds == _core.kind.TAIL_JUMP_DIRECT))
-    tail_targets = tails.column("target").to_numpy()
     queries: list[tuple[tuple[int, int, int], int]] = []
     owner: list[tuple[int, str]] = []
     reads: dict[int, list[str]] = {}
     for r, (instance, reg) in asked.items():
         entry = cx.inst_low(instance)
-        for t in np.flatnonzero(tail_targets == entry).tolist():
-            jumper = int(tails.column("function_id")[t].as_py())
-            at = hexa(int(tails.column("address")[t].as_py()))
-            via = f"the callers of {cx.instance_symbol(jumper)} (it tail-jumps here at {at})"
+        for jumper, at, _ in _jumps_to(cx, entry, _core.kind.TAIL_JUMP_DIRECT):
+            via = f"the callers of {cx.instance_symbol(jumper)} (it tail-jumps here at {hexa(at)})"
             reads.setdefault(r, []).append(via)
-        for c in np.flatnonzero(targets == entry).tolist():
-            caller = int(direct.column("function_id")[c].as_py())
-            after = int(direct.column("address")[c].as_py()) + int(direct.column("size")[c].as_py())
-            queries.append(((caller, 0, after), reg))
-            owner.append((r, f"{cx.instance_symbol(caller)} ({hexa(after)})"))
+        for caller, at, size in _jumps_to(cx, entry, _core.kind.CALL_DIRECT):
+            queries.append(((caller, 0, at + size), reg))
+            owner.append((r, f"{cx.instance_symbol(caller)} ({hexa(at + size)})"))
     for (r, where), lv in zip(owner, _liveness(cx, queries)):
         if lv.live:
             reads.setdefault(r, []).append(where)
     for r in asked:
         lv = live[r]
         live[r] = replace(lv, live=r in reads, caller_reads=tuple(reads.get(r, ())), writer=None)
+
+
+def _jumps_to(cx: Context, entry: int, kind: int) -> list[tuple[int, int, int]]:
+    """(instance, address, size) of every branch of ``kind`` (a direct call or tail jump)
+    whose target is ``entry``."""
+    ev = cx.machine.events
+    at = np.flatnonzero((ev.column("kind").to_numpy() == kind) & (ev.column("target").to_numpy() == entry))
+    columns = [ev.column(n).to_numpy()[at].tolist() for n in ("function_id", "address", "size")]
+    return list(zip(*columns))
 
 
 def judge(name: str, state: str, locations: list[str], live: Liveness | None, sharing: list[str]) -> WriteVerdict:
@@ -358,19 +355,13 @@ def return_write(cx: Context, instance: int) -> WriteVerdict:
     read it, so there "every direct caller ignores it" is partial, not no effect."""
     reg = RETURN_REG.get(cx.arch)
     entry = cx.inst_low(instance)
-    ev = cx.machine.events
-    kinds, targets = ev.column("kind").to_numpy(), ev.column("target").to_numpy()
-    calls = np.flatnonzero((kinds == _core.kind.CALL_DIRECT) & (targets == entry))
-    if reg is None or len(calls) == 0:
+    calls = [(caller, at + size) for caller, at, size in _jumps_to(cx, entry, _core.kind.CALL_DIRECT)]
+    if reg is None or not calls:
         return WriteVerdict(UNCHECKED, "no direct call to it in this binary: who reads the return value is not known")
-    callers = ev.column("function_id").to_numpy()[calls].astype(np.int64)
-    after = ev.column("address").to_numpy()[calls] + ev.column("size").to_numpy()[calls]
-    found = _liveness(cx, [((int(c), 0, int(a)), reg) for c, a in zip(callers, after)])
-    ignore = [
-        f"{cx.instance_symbol(int(c))} ({hexa(int(a))})" for c, a, lv in zip(callers, after, found) if not lv.live
-    ]
+    found = _liveness(cx, [((c, 0, after), reg) for c, after in calls])
+    ignore = [f"{cx.instance_symbol(c)} ({hexa(after)})" for (c, after), lv in zip(calls, found) if not lv.live]
     name = reg_name(cx.arch, reg)
-    tails = int(np.sum((kinds == _core.kind.TAIL_JUMP_DIRECT) & (targets == entry)))
+    tails = len(_jumps_to(cx, entry, _core.kind.TAIL_JUMP_DIRECT))
     all_known = bool(cx.inst_suffix_kinds[instance] & _CLONES) and tails == 0
     if len(ignore) == len(found) and all_known:
         return WriteVerdict(
