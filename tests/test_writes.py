@@ -83,6 +83,11 @@ def test_dead_register_is_no_effect_and_live_one_takes(judge: Judge, tmp_path: P
     assert int(r.evidence["overwritten_at"], 16) == pop
 
 
+def _row(cx: Context, symbol: str) -> int:
+    """The row of the instance named ``symbol``."""
+    return [cx.instance_symbol(i) for i in range(len(cx.inst_die))].index(symbol)
+
+
 def _epilogue(judge: Judge, text: str) -> int:
     """The address of dead_after_use's instruction spelled `text`."""
     low = judge.cx.symbol_addresses(["dead_after_use"])["dead_after_use"]
@@ -130,7 +135,7 @@ def test_partial_names_the_places_it_misses() -> None:
 def test_liveness_against_the_instructions() -> None:
     """At each instruction of loop_sum: %rdi (n) is read until the loop's last compare."""
     cx = Context(patchscope.open(BIN))
-    row = [cx.instance_symbol(i) for i in range(len(cx.inst_die))].index("loop_sum")
+    row = _row(cx, "loop_sum")
     low, high = cx.inst_ranges(row)[0]
     insns = cx.instructions(low, high)
     t = cx.liveness(
@@ -516,14 +521,14 @@ def test_a_relocatable_file_knows_its_callees(tmp_path: Path) -> None:
     (tmp_path / "k.c").write_text(KEPT_BY_CALLER)
     subprocess.run(["gcc", "-O2", "-g", "-c", "k.c", "-o", "k.o"], cwd=tmp_path, check=True)
     cx = Context(patchscope.open(tmp_path / "k.o"))
-    row = [cx.instance_symbol(i) for i in range(len(cx.inst_die))].index("kept_by_caller")
+    row = _row(cx, "kept_by_caller")
     low = cx.inst_low(row)
     after_lea = low + cx.instructions(low, low + 16)[0]["size"]
     (got,) = variable_writes(cx, [(row, int(cx.inst_die[row]), after_lea)])
     assert got["x"].verdict == "spills-over"
     assert got["x"].evidence["callers_reading"][0].startswith("reuses_argument (")
     # the call reads only what kept_by_caller reads: %rsi, no argument of it, is not read there
-    caller = [cx.instance_symbol(i) for i in range(len(cx.inst_die))].index("reuses_argument")
+    caller = _row(cx, "reuses_argument")
     (call,) = [i for i in cx.instructions(*cx.inst_ranges(caller)[0]) if i["text"].startswith("call")]
     t = cx.liveness(np.array([caller], np.uint64), np.array([call["address"]], np.uint64), np.array([4], np.uint64))
     assert t.column("status").to_pylist() == [_core.live_status.CALLERS]
@@ -533,10 +538,7 @@ def test_return_is_checked_against_the_return_type(tmp_path: Path) -> None:
     """``$return`` in a ``.return`` probe is checked against what the function returns (its
     DWARF type, spelt as stap spells it): nothing for ``void``, a ``long`` for ``work``."""
     judge = Judge(patchscope.open(BIN))
-    assert (
-        judge.cx.return_type([judge.cx.instance_symbol(i) for i in range(len(judge.cx.inst_die))].index("sink"))
-        == "void"
-    )
+    assert judge.cx.return_type(_row(judge.cx, "sink")) == "void"
     errors = {
         body: [e.message for e in judge(_point(tmp_path, f'function("{fn}").return', body)).write_errors]
         for fn, body in (("sink", "{ $return = 1 }"), ("work", '{ $return = "no" }'), ("work", "{ $return = 5 }"))
